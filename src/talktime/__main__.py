@@ -1,0 +1,5 @@
+"""`python -m talktime` runs the CLI."""
+
+from talktime.cli import main
+
+main()

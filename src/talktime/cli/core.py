@@ -1,0 +1,87 @@
+"""Core commands: version, config, serve, and the `db` group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import talktime
+from talktime.cli.app import app, console, db_app, print_json
+from talktime.config import get_settings, hide_password
+
+
+@app.command()
+def version() -> None:
+    """Print the talktime version."""
+    console.print(talktime.__version__)
+
+
+@app.command("config")
+def show_config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the effective settings (environment, talktime.toml, defaults); secrets masked."""
+    data = get_settings().public_dict()
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        console.print(f"[bold]{key}[/] = {value!r}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default from settings).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from settings).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Run the HTTP service (uvicorn) on the configured database."""
+    import uvicorn
+
+    from talktime import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    uvicorn.run(
+        "talktime.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        workers=workers or settings.workers,
+        log_config=None,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or upgrade the database schema to the newest revision."""
+    from talktime.store import current_revision, make_engine, upgrade
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    upgrade(engine, revision)
+    console.print(
+        f"database {hide_password(settings.database_url)} at revision "
+        f"[bold]{current_revision(engine)}[/]",
+        highlight=False,
+    )
+    engine.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision and the newest one shipped."""
+    from talktime.store import current_revision, head_revision, make_engine
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    current = current_revision(engine)
+    head = head_revision()
+    state = "up to date" if current == head else "needs `talktime db upgrade`"
+    console.print(f"current: {current}  head: {head}  ({state})", highlight=False)
+    engine.dispose()

@@ -1,0 +1,90 @@
+"""Settings: one object read from `TALKTIME_*` environment variables and `talktime.toml`.
+
+Environment variables win over the file; the file (path in `TALKTIME_CONFIG`, default
+`./talktime.toml`) wins over the defaults. `talktime config` prints the result.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///./talktime.db"
+
+
+def config_path() -> Path:
+    """Where the optional TOML settings file is read from."""
+    return Path(os.environ.get("TALKTIME_CONFIG", "talktime.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field `x` is `TALKTIME_X` or `x = ...` in the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="TALKTIME_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host:port/db",
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
+        "FULL", description="SQLite synchronous pragma; FULL makes an acknowledged write durable"
+    )
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="how long SQLite waits on a lock")
+    pg_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process")
+    pg_max_overflow: int = Field(10, ge=0, description="extra PostgreSQL connections under load")
+    host: str = Field("127.0.0.1", description="address `talktime serve` listens on")
+    port: int = Field(8000, ge=0, le=65535, description="port `talktime serve` listens on")
+    workers: int = Field(1, ge=1, description="HTTP worker processes for `talktime serve`")
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console: readable lines; json: one JSON object per line"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    admin_key: SecretStr | None = Field(None, description="API key with admin rights")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml)
+
+    def public_dict(self) -> dict[str, object]:
+        """The settings as plain data with secrets masked and URL passwords hidden."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            out[name] = value
+        out["database_url"] = hide_password(self.database_url)
+        return out
+
+
+def hide_password(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,76 @@
+"""Engine factory: SQLite pragmas for durability and PostgreSQL pool settings in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from talktime.config import Settings, get_settings
+
+
+def backend_name(url: str | URL) -> str:
+    """`sqlite` or `postgresql` (the SQLAlchemy dialect name) for a database URL."""
+    return make_url(url).get_backend_name()
+
+
+def make_engine(url: str | URL | None = None, settings: Settings | None = None) -> sa.Engine:
+    """An engine for ``url`` (default: the configured database) with talktime's settings.
+
+    SQLite: WAL journal, ``synchronous`` from settings (FULL by default, so a committed write
+    survives a crash), foreign keys on, a busy timeout, and transactions that take the write lock
+    at BEGIN (``BEGIN IMMEDIATE``, or the connection's ``sqlite_begin`` execution option) so
+    read-then-write never fails half-way with SQLITE_BUSY.
+    PostgreSQL: a bounded pool with pre-ping and recycling.
+    """
+    settings = settings or get_settings()
+    url = make_url(url or settings.database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, settings)
+    if backend == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return sa.create_engine(
+            url,
+            pool_size=settings.pg_pool_size,
+            max_overflow=settings.pg_max_overflow,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+    raise ValueError(f"unsupported database {backend!r}: use a sqlite:// or postgresql:// URL")
+
+
+def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
+    memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "isolation_level": None}}
+    if memory:
+        kwargs["poolclass"] = sa.StaticPool
+    elif url.query.get("pool") == "null":
+        kwargs["poolclass"] = NullPool
+    engine = sa.create_engine(url.difference_update_query(["pool"]), **kwargs)
+    synchronous = settings.sqlite_synchronous
+    busy = settings.sqlite_busy_timeout_ms
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy)}")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # A read-only unit of work may ask for a deferred BEGIN:
+        # conn.execution_options(sqlite_begin="DEFERRED").
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode not in ("IMMEDIATE", "DEFERRED", "EXCLUSIVE"):
+            raise ValueError(f"sqlite_begin must be IMMEDIATE, DEFERRED or EXCLUSIVE, not {mode!r}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

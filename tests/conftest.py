@@ -1,0 +1,116 @@
+"""Test fixtures: a fresh, migrated database per test on SQLite and on a real PostgreSQL server.
+
+A test that takes `db_url` (or `engine`) runs twice: `[sqlite]` and `[postgresql]`. The PostgreSQL
+server is a throwaway cluster started once per session (see tests/pgserver.py), or the server in
+`TALKTIME_TEST_PG_URL` when set. If it cannot be started the PostgreSQL tests fail when `CI=true`
+and are skipped with a loud warning otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from talktime.store import make_engine, upgrade
+
+import pgserver
+
+_counter = itertools.count()
+TEMPLATE = "talktime_template"
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """URL of the maintenance database of the session's PostgreSQL server."""
+    given = os.environ.get("TALKTIME_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    try:
+        server = pgserver.start(install=True)
+    except pgserver.PostgresUnavailableError as exc:
+        if _ci():
+            pytest.fail(f"PostgreSQL is required on CI and could not be started: {exc}")
+        warnings.warn(f"SKIPPING PostgreSQL tests: {exc}", stacklevel=1)
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+def _autocommit(url: str) -> sa.Engine:
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> str:
+    """Name of a migrated template database that each test's database is copied from."""
+    admin = _autocommit(pg_admin_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.exec_driver_sql(f"CREATE DATABASE {TEMPLATE}")
+    engine = make_engine(make_url(pg_admin_url).set(database=TEMPLATE))
+    upgrade(engine)
+    engine.dispose()
+    admin.dispose()
+    return TEMPLATE
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test's database is copied from."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    assert not path.with_name("template.db-wal").exists()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh database at the newest migration, on each backend."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "talktime.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    admin_url: str = request.getfixturevalue("pg_admin_url")
+    template_name: str = request.getfixturevalue("pg_template")
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    admin = _autocommit(admin_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {template_name}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """An engine on the test's fresh database, disposed afterwards."""
+    eng = make_engine(db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()

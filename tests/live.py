@@ -1,0 +1,69 @@
+"""A real `talktime serve` process on a free loopback port, for end-to-end tests over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serve(database_url: str, **env: str) -> Iterator[LiveServer]:
+    """Upgrade the database, start `talktime serve` on it and wait until /healthz answers."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "TALKTIME_DATABASE_URL": database_url,
+        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        **env,
+    }
+    cli = [sys.executable, "-m", "talktime"]
+    subprocess.run([*cli, "db", "upgrade"], env=environ, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"talktime serve exited with {proc.returncode}:\n{err}")
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield LiveServer(base_url=base, process=proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,56 @@
+"""Settings: environment over talktime.toml over defaults; `talktime config` masks secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from talktime.cli import app
+from talktime.config import Settings, get_settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
+    for var in ("TALKTIME_DATABASE_URL", "TALKTIME_PORT", "TALKTIME_ADMIN_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+
+
+def test_defaults_use_a_local_sqlite_file() -> None:
+    settings = Settings()
+    assert settings.database_url == "sqlite:///./talktime.db"
+    assert settings.sqlite_synchronous == "FULL"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_toml_file_overrides_defaults_and_environment_overrides_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "talktime.toml").write_text('port = 9000\nlog_format = "json"\n')
+    assert Settings().port == 9000
+    monkeypatch.setenv("TALKTIME_PORT", "9100")
+    settings = Settings()
+    assert settings.port == 9100
+    assert settings.log_format == "json"
+
+
+def test_unknown_or_invalid_setting_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "talktime.toml").write_text("prot = 9000\n")
+    with pytest.raises(ValidationError, match="prot"):
+        Settings()
+
+
+def test_config_command_masks_secrets_and_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALKTIME_ADMIN_KEY", "tt_admin_secret")
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", "postgresql+psycopg://u:hunter2@db/talktime")
+    result = CliRunner().invoke(app, ["config", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["admin_key"] == "********"
+    assert "hunter2" not in result.stdout
+    assert data["database_url"] == "postgresql+psycopg://u:***@db/talktime"

@@ -1,0 +1,32 @@
+"""Logging: JSON lines in production mode, readable lines in dev."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from talktime import logs
+
+
+def test_json_mode_writes_one_object_per_line_with_extra_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("json", "INFO")
+    logging.getLogger("talktime.test").info("charged", extra={"account_id": "acc_1", "amount": 5})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["message"] == "charged"
+    assert record["level"] == "info"
+    assert record["account_id"] == "acc_1"
+    assert record["amount"] == 5
+
+
+def test_console_mode_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("console", "INFO")
+    logging.getLogger("talktime.test").warning("low balance", extra={"account_id": "acc_1"})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "WARNING" in line
+    assert "low balance" in line
+    assert "account_id=acc_1" in line
