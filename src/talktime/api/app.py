@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import talktime
+from talktime.api import errors
 from talktime.api.routes import health
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
@@ -31,5 +32,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    errors.install(app)
     app.include_router(health.router)
     return app

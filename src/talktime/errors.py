@@ -1,0 +1,37 @@
+"""Refusals: every error a user can act on has a stable code, an HTTP status and a sentence.
+
+Packages define their own subclasses next to the rule they guard (`sms.InvalidTextError`,
+`wallet.InsufficientCreditError`, ...); the API turns any `TalktimeError` into an RFC 9457
+problem, and the CLI prints `error[code]: sentence`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TalktimeError(Exception):
+    """A refusal. Subclasses set `code`, `status` and `title`; each instance carries a sentence.
+
+    `extra` holds machine-readable facts a client may act on (e.g. `needed` and `available` for
+    insufficient credit); they appear as extension members of the problem document.
+    """
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request refused"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: code, title, status, detail and the extra members."""
+        return {
+            "code": self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
