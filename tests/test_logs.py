@@ -30,3 +30,12 @@ def test_console_mode_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert "WARNING" in line
     assert "low balance" in line
     assert "account_id=acc_1" in line
+
+
+def test_uvicorn_color_copy_of_the_message_is_not_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("json", "INFO")
+    logging.getLogger("uvicorn.error").info("up", extra={"color_message": "\x1b[1mup\x1b[0m"})
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert "color_message" not in record

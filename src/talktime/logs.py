@@ -12,7 +12,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI copy of the message
+}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -60,3 +64,5 @@ def configure(fmt: Literal["console", "json"] = "console", level: str = "INFO") 
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Alembic announces its context on every revision check (e.g. each /healthz).
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
