@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_key: SecretStr | None = Field(None, description="API key with admin rights")
+    rate_cards_dir: str = Field(
+        "./rate_cards",
+        description="where `talktime rates import` stores rate card versions (<name>/<version>/)",
+    )
+    rate_card: str = Field("default", description="rate card used when a request names none")
 
     @classmethod
     def settings_customise_sources(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from talktime.cli import core  # noqa: F401 - registers commands
+from talktime.cli import (
+    core,  # noqa: F401 - registers commands
+    quote,  # noqa: F401 - registers commands
+    rates,  # noqa: F401 - registers commands
+)
 from talktime.cli.app import app
 
 
