@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -31,8 +30,8 @@ from wallet_helpers import FREE, PLAN, T0, make_wallet
 
 
 @pytest.fixture
-def wallet(engine: sa.Engine) -> Iterator[Wallet]:
-    yield make_wallet(engine)
+def wallet(engine: sa.Engine) -> Wallet:
+    return make_wallet(engine)
 
 
 def new_account(wallet: Wallet, paid: int = 0, **kw: object) -> int:
@@ -114,7 +113,8 @@ def test_replay_returns_the_stored_result_byte_for_byte(wallet: Wallet, engine: 
     account = new_account(wallet, paid=5_000_000)
     first = wallet.charge(account, 700, "same", reference="m")
     again = wallet.charge(account, 700, "same", reference="m", now=T0 + timedelta(days=3))
-    assert again.replayed and not first.replayed
+    assert again.replayed
+    assert not first.replayed
     assert to_json(again) == to_json(first)
     with engine.connect() as conn:
         stored = conn.execute(sa.select(idempotency.c.response)).all()
@@ -167,8 +167,10 @@ def test_batch_charges_each_item_on_its_own_in_one_transaction(wallet: Wallet) -
     assert isinstance(results[1], InsufficientCreditError)
     assert isinstance(results[2], ChargeResult)
     assert isinstance(results[3], AccountNotFoundError)
-    assert isinstance(results[4], ChargeResult) and results[4].balance.available == 0
-    assert isinstance(results[5], ChargeResult) and results[5].replayed
+    assert isinstance(results[4], ChargeResult)
+    assert results[4].balance.available == 0
+    assert isinstance(results[5], ChargeResult)
+    assert results[5].replayed
     assert to_json(results[5]) == to_json(results[0])
     assert_clean(wallet)
 
@@ -199,7 +201,8 @@ def test_settle_beyond_the_credit_records_the_shortfall_as_uncollected(wallet: W
     assert (settled.charged, settled.uncollected) == (FREE, 500)
     assert settled.balance.available == 0
     (entry,) = wallet.ledger(account, kind="uncollected").entries
-    assert entry.amount == -500 and entry.grant_id is None
+    assert entry.amount == -500
+    assert entry.grant_id is None
     (event,) = wallet.events(account, "charge.uncollected")
     assert event["payload"]["uncollected"] == 500
     assert wallet.events(account, "credit.depleted")
@@ -241,7 +244,8 @@ def test_verify_names_free_credit_left_past_its_period(wallet: Wallet) -> None:
     account = new_account(wallet)
     end = wallet.account(account).period_end
     (breach,) = wallet.verify(now=end)
-    assert breach.account_id == account and breach.rule == "free_credit_not_expired"
+    assert breach.account_id == account
+    assert breach.rule == "free_credit_not_expired"
 
 
 def test_refund_takes_back_only_unspent_purchased_credit(wallet: Wallet) -> None:
