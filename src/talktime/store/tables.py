@@ -17,4 +17,7 @@ NAMING = {
 
 metadata = sa.MetaData(naming_convention=NAMING)
 
-from talktime.store import wallet_tables  # noqa: E402,F401 - registers the wallet tables
+from talktime.store import (
+    recharge_tables,  # noqa: F401 - registers the recharge tables
+    wallet_tables,  # noqa: F401 - registers the wallet tables
+)
