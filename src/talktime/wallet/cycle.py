@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import accounts
-from talktime.wallet import charges, grants, recharge, rentals
+from talktime.wallet import charges, grants, rentals
 from talktime.wallet.book import Book
 from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros, utcnow
 
@@ -135,8 +135,6 @@ def advance(engine: sa.Engine, account_id: int, now: int) -> CycleRun | None:
                 ran_at=now,
             )
         )
-        if charged:
-            recharge.queue_if_needed(book, state)
         book.flush()
     return CycleRun(
         account_id=account_id,

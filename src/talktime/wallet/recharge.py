@@ -34,7 +34,7 @@ RECHARGE_SUCCEEDED: Final = "recharge.succeeded"
 RECHARGE_FAILED: Final = "recharge.failed"
 PURCHASE: Final = "purchase"
 LEASE_MICROS: Final = 5 * 60 * 1_000_000
-"""A claimed recharge not finished within this time is claimed again (same key: no double charge)."""
+"""A claimed recharge unfinished this long is claimed again (same key: never charged twice)."""
 MAX_BACKOFF_MICROS: Final = 24 * 3600 * 1_000_000
 
 
@@ -98,7 +98,7 @@ def purchase_payment_key(account_id: int, key: str) -> str:
 
 def backoff(declines: int, base_seconds: int) -> int:
     """Microseconds to wait after the ``declines``-th consecutive failure: base * 2^(n-1)."""
-    return min(base_seconds * 1_000_000 * 2 ** max(declines - 1, 0), MAX_BACKOFF_MICROS)
+    return int(min(base_seconds * 1_000_000 * 2 ** max(declines - 1, 0), MAX_BACKOFF_MICROS))
 
 
 # ---- settings ----------------------------------------------------------------------------------
@@ -297,9 +297,7 @@ class RechargeOutcome:
     reason: str | None = None
 
 
-def _claim(
-    engine: sa.Engine, now: int, batch: int
-) -> tuple[list[Recharge], list[RechargeOutcome]]:
+def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], list[RechargeOutcome]]:
     """Claim due recharges (pending, or processing with an expired lease) in one transaction.
 
     Those that must not be paid now are settled here: canceled when auto-recharge was turned
@@ -454,9 +452,7 @@ def _record(
                     next_attempt_at=now + backoff(row.attempts, settings.recharge_backoff_seconds),
                 )
             )
-            return RechargeOutcome(
-                item.id, item.account_id, item.sequence, "error", result.reason
-            )
+            return RechargeOutcome(item.id, item.account_id, item.sequence, "error", result.reason)
         # declined: this recharge is over; the next one (new sequence, new key) waits longer
         conn.execute(
             sa.update(recharges)
@@ -501,9 +497,7 @@ def _record(
             .values(values)
         )
         book.flush()
-        return RechargeOutcome(
-            item.id, item.account_id, item.sequence, "declined", result.reason
-        )
+        return RechargeOutcome(item.id, item.account_id, item.sequence, "declined", result.reason)
 
 
 def process_recharges(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.wallet_tables import accounts
+from talktime.wallet.errors import AccountNotFoundError
 from talktime.wallet.periods import from_micros
 
 NUMBER_SUSPENDED: Final = "number.suspended"
@@ -111,8 +112,6 @@ def add_number(
     if not rate_ref:
         raise InvalidNumberError("a rented number must name the rate that priced it (rate_ref)")
     if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
-        from talktime.wallet.errors import AccountNotFoundError
-
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
     held = conn.execute(
         sa.select(phone_numbers.c.account_id).where(
@@ -135,8 +134,9 @@ def add_number(
         "rate_ref": rate_ref,
         "created_at": now,
     }
-    number_id = conn.execute(sa.insert(phone_numbers).values(values)).inserted_primary_key[0]
-    return get_number(conn, account_id, number_id)
+    key = conn.execute(sa.insert(phone_numbers).values(values)).inserted_primary_key
+    assert key is not None
+    return get_number(conn, account_id, int(key[0]))
 
 
 def get_number(conn: sa.Connection, account_id: int, number_id: int) -> PhoneNumber:
