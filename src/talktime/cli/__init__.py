@@ -6,6 +6,7 @@ from talktime.cli import (
     core,  # noqa: F401 - registers commands
     quote,  # noqa: F401 - registers commands
     rates,  # noqa: F401 - registers commands
+    cycle,  # noqa: F401 - registers `cycle run`
     wallet,  # noqa: F401 - registers `verify`
 )
 from talktime.cli.app import app

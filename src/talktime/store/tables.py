@@ -17,4 +17,7 @@ NAMING = {
 
 metadata = sa.MetaData(naming_convention=NAMING)
 
-from talktime.store import wallet_tables  # noqa: E402,F401 - registers the wallet tables
+from talktime.store import (  # noqa: E402 - registers the feature tables
+    recharge_tables,  # noqa: F401
+    wallet_tables,  # noqa: F401
+)
