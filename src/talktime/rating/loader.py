@@ -47,6 +47,7 @@ VOICE: Final = "voice.csv"
 NUMBERS: Final = "numbers.csv"
 FILES: Final = (HEADER, SMS, VOICE, NUMBERS)
 NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
+PLAN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 COUNTRIES: Final = frozenset(phonenumbers.SUPPORTED_REGIONS)
 MAX_ROWS: Final = 200_000
 """Bound on the rows of one table, so a runaway file is refused instead of eaten."""
@@ -121,13 +122,11 @@ def read_card(path: Path | str) -> RateCard:
     for name in FILES:
         digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
     header = _Header.parse(texts[HEADER], problems)
-    if not problems.items:
-        assert header is not None
-        card = _build(header, texts, problems, digest.hexdigest(), str(path))
-        problems.raise_if_any(str(path))
-        return card
+    problems.raise_if_any(str(path))  # the tables need a valid header (name, version, fees)
+    assert header is not None
+    card = _build(header, texts, problems, digest.hexdigest(), str(path))
     problems.raise_if_any(str(path))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return card
 
 
 @dataclass(frozen=True)
@@ -184,10 +183,11 @@ class _Header:
         plans_raw = reader.table("plans", None)
         plans: dict[str, int] = {}
         for plan in plans_raw:
-            if NAME.match(plan) is None:
+            if PLAN.match(plan) is None:
                 reader.problem(
-                    f"plans.{plan}", f"plan name {plan!r} must be lower-case letters/digits/._-"
+                    f"plans.{plan}", f"plan name {plan!r} must be lower-case letters, digits, _ -"
                 )
+                continue
             plans[plan] = reader.money(plans_raw, f"plans.{plan}", None)
         overrides = reader.table("overrides", {"regions", "prefix_types"})
         regions_raw = reader.table("overrides.regions", None, overrides.get("regions", {}))
