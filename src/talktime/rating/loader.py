@@ -520,7 +520,13 @@ def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
     if directory is not None:
         base = Path(directory) / name
         if base.is_dir():
-            found.extend(sorted(p for p in base.iterdir() if (p / HEADER).is_file()))
+            found.extend(
+                sorted(
+                    p
+                    for p in base.iterdir()
+                    if not p.name.startswith(".") and (p / HEADER).is_file()  # not a staging dir
+                )
+            )
     return found
 
 
@@ -565,7 +571,7 @@ def list_cards(directory: Path | str | None = None) -> list[RateCard]:
     """Every valid card version, shipped and imported, by name then effective date."""
     names: set[str] = {p.name for p in shipped_cards_dir().iterdir() if p.is_dir()}
     if directory is not None and Path(directory).is_dir():
-        names |= {p.name for p in Path(directory).iterdir() if p.is_dir()}
+        names |= {p.name for p in Path(directory).iterdir() if NAME.match(p.name) and p.is_dir()}
     cards = [
         _read_cached(str(path)) for name in sorted(names) for path in card_dirs(name, directory)
     ]
