@@ -81,6 +81,18 @@ class Segmentation:
         outside = SENDABLE_RUNS[self.language].sub("", text) or SENDABLE_RUNS[None].sub("", text)
         return tuple(dict.fromkeys(outside))
 
+    @cached_property
+    def part_units(self) -> tuple[int, ...]:
+        """Units of each part (computed on first access)."""
+        if self.encoding == "UCS-2":
+            return tuple(len(part.encode("utf-16-le")) >> 1 for part in self.parts)
+        charset = next(
+            c
+            for c in CHOICES[self.language]
+            if (c.locking, c.single) == (self.locking_shift, self.single_shift)
+        )
+        return tuple(len(part) + charset.escapes(part) for part in self.parts)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data with every field."""
         return {
@@ -88,6 +100,7 @@ class Segmentation:
             "segments": self.segments,
             "units": self.units,
             "parts": list(self.parts),
+            "part_units": list(self.part_units),
             "non_gsm": list(self.non_gsm),
             "text": self.text,
             "replacements": [list(pair) for pair in self.replacements],
