@@ -202,7 +202,10 @@ def segment(
             return _make("GSM-7", size, (text,), None, text, (), _SINGLE - size, _SINGLE)
         return _gsm(text, size, DEFAULT, None, grapheme, ())
     if text[first] in _SHIFTED and _sendable(text, first) is not None:
-        return _gsm(text, size + DEFAULT.escapes(text, first), DEFAULT, None, grapheme, ())
+        units = size + DEFAULT.escapes(text, first)
+        if units <= _SINGLE:
+            return _make("GSM-7", units, (text,), None, text, (), _SINGLE - units, _SINGLE)
+        return _gsm(text, units, DEFAULT, None, grapheme, ())
     return _ucs2(text, None, grapheme, ())
 
 
@@ -319,6 +322,13 @@ def _ucs2(
     return _make("UCS-2", units, tuple(parts), language, text, replacements, room - last, room)
 
 
+def _plain_pair(pair: str) -> bool:
+    """True when a cut between the two characters of ``pair`` is a grapheme cluster boundary."""
+    if pair.isascii():
+        return pair[0] != "\r"
+    return (_plain(pair[0]) and _plain(pair[1])) or _JOINER.search(pair) is None
+
+
 def _plain(char: str) -> bool:
     """A quick sure test that ``char`` is no joiner (Latin, kana, CJK, Hangul, most emoji)."""
     if char < "\u0300":
@@ -346,7 +356,7 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
     bmp = total == len(text)  # no surrogate pairs: code points are code units
     if bmp and (
         not grapheme
-        or all(_plain(text[i - 1]) and _plain(text[i]) for i in range(capacity, total, capacity))
+        or all(_plain_pair(text[i - 1 : i + 1]) for i in range(capacity, total, capacity))
     ):
         # Every cut every `capacity` units falls between two characters that never join.
         starts = range(0, total, capacity)
@@ -363,11 +373,7 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
                 end -= 1
             chunk = _decode(data[2 * start : 2 * end])[0]
         after = first + len(chunk)
-        if (
-            grapheme
-            and not (_plain(text[after - 1]) and _plain(text[after]))
-            and _JOINER.search(text, after - 1, after + 1) is not None
-        ):
+        if grapheme and not _plain_pair(text[after - 1 : after + 1]):
             cut = _cluster_cut(text, after, capacity)
             if cut != after:
                 chunk = text[first:cut]
