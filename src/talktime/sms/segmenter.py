@@ -364,6 +364,8 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
     parts: list[str] = []
     start = 0  # in UTF-16 units
     first = 0  # in code points
+    floor = 0  # a code point index known to be a cluster boundary
+    inside = 0  # end of a cluster longer than a part that the last cut fell inside
     while total - start > capacity:
         end = start + capacity
         if bmp:
@@ -373,29 +375,40 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
                 end -= 1
             chunk = _decode(data[2 * start : 2 * end])[0]
         after = first + len(chunk)
-        if grapheme and not _plain_pair(text[after - 1 : after + 1]):
-            cut = _cluster_cut(text, after, capacity)
-            if cut != after:
-                chunk = text[first:cut]
-                end = start + (len(chunk.encode("utf-16-le")) >> 1)
-                after = cut
+        if grapheme and after >= inside and not _plain_pair(text[after - 1 : after + 1]):
+            cut, longer = _cluster_cut(text, after, capacity, max(floor, inside))
+            if longer:
+                inside = longer  # cut by code point until this cluster ends
+            else:
+                floor = cut
+                if cut != after:
+                    chunk = text[first:cut]
+                    end = start + (len(chunk.encode("utf-16-le")) >> 1)
+                    after = cut
+        elif after >= inside:
+            floor = after
         parts.append(chunk)
         start, first = end, after
     parts.append(text[first:])
     return parts, total - start
 
 
-def _cluster_cut(text: str, cut: int, capacity: int) -> int:
-    """Where a part that would end at code point ``cut`` ends so that no cluster is split."""
+def _cluster_cut(text: str, cut: int, capacity: int, floor: int) -> tuple[int, int]:
+    """Where a part that would end at code point ``cut`` ends so that no cluster is split.
+
+    ``floor`` is a known cluster boundary before ``cut``, so the work is bounded by one part.
+    Returns the cut and, when the cluster across it is longer than a part (cut by code point),
+    where that cluster ends (else 0).
+    """
     # Step back to a position that is surely a cluster boundary (no joiner on either side).
     safe = cut - 1
-    while safe > 0 and _JOINER.search(text, safe - 1, safe + 1) is not None:
+    while safe > floor and _JOINER.search(text, safe - 1, safe + 1) is not None:
         safe -= 1
     for cluster in _CLUSTER.finditer(text, safe):
         if cluster.end() > cut:
             if cluster.start() >= cut:
-                return cut  # already a boundary
+                return cut, 0  # already a boundary
             if len(cluster.group().encode("utf-16-le")) >> 1 > capacity:
-                return cut  # longer than a part: code point boundaries
-            return cluster.start()
-    return cut
+                return cut, cluster.end()  # longer than a part: code point boundaries
+            return cluster.start(), 0
+    return cut, 0
