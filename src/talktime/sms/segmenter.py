@@ -179,17 +179,14 @@ def segment(
         grapheme = False
     else:
         raise SegmentOptionError(f"split must be one of {', '.join(SPLITS)}, not {split!r}.")
-    if language is None:
-        choices = CHOICES[None]
-    elif language in LANGUAGES:
+    if language is not None or smart_encoding:
+        if language is not None and language not in LANGUAGES:
+            raise SegmentOptionError(
+                f"language must be one of {', '.join(LANGUAGES)} or omitted, not {language!r}."
+            )
         choices = CHOICES[language]
-    else:
-        raise SegmentOptionError(
-            f"language must be one of {', '.join(LANGUAGES)} or omitted, not {language!r}."
-        )
-    if smart_encoding:
-        return _smart(text, choices, language, grapheme)
-    if language is not None:
+        if smart_encoding:
+            return _smart(text, choices, language, grapheme)
         return _segment(text, choices, language, grapheme, ())
     # The hot path, inlined: the default alphabet or UCS-2.
     size = len(text)
