@@ -113,6 +113,8 @@ class Segmentation:
 
 
 _new = object.__new__
+_decode: Final = codecs.utf_16_le_decode  # direct codec functions skip the codec lookup
+_encode: Final = codecs.utf_16_le_encode
 _set = object.__setattr__
 _basic_prefix = DEFAULT.all_basic.match
 _sendable = DEFAULT.all_sendable.fullmatch
@@ -302,7 +304,7 @@ def _ucs2(
     text: str, language: Language | None, grapheme: bool, replacements: Replacements
 ) -> Segmentation:
     try:
-        data = text.encode("utf-16-le")
+        data = _encode(text)[0]
     except UnicodeEncodeError as exc:
         raise InvalidTextError(
             f"The text holds a lone surrogate (U+{ord(text[exc.start]):04X} at character "
@@ -337,9 +339,6 @@ def _plain(char: str) -> bool:
         or "\U0001f300" <= char <= "\U0001f3fa"
         or "\U0001f400" <= char <= "\U0001faff"
     )
-
-
-_decode: Final = codecs.utf_16_le_decode
 
 
 def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[list[str], int]:
