@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors
-from talktime.api.routes import health, quotes
+from talktime.api.routes import health, quotes, segments
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
 
@@ -35,4 +35,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(quotes.router)
+    app.include_router(segments.router)
     return app
