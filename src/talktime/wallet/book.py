@@ -9,6 +9,7 @@ entries, idempotency records, usage counters and events in a few batched stateme
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
+from talktime.wallet.rawsql import RawStatement
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -49,11 +51,11 @@ _GRANT_COLUMNS = (
 )
 # PostgreSQL locks the account row first, in its own statement: a joined SELECT ... FOR UPDATE
 # that waited for the lock would re-read only the locked row and keep stale grant rows.
-_LOCK_ONE = (
+_LOCK_ONE = RawStatement(
     sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("account_id")).with_for_update()
 )
 # The hot path's read: the account, its live grants and the request's key record in one query.
-_LOAD_ONE = (
+_LOAD_ONE = RawStatement(
     sa.select(
         *_ACCOUNT_COLUMNS,
         *_GRANT_COLUMNS,
@@ -93,8 +95,23 @@ _KEYS_MANY = sa.select(
     idempotency.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
     idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
 )
-_INSERT_LEDGER = sa.insert(ledger)
-_INSERT_RECORDS = sa.insert(idempotency)
+_ENTRY_COLUMNS = (
+    "transaction_id",
+    "account_id",
+    "grant_id",
+    "hold_id",
+    "amount",
+    "kind",
+    "reference",
+    "idempotency_key",
+    "lines",
+    "created_at",
+)
+_INSERT_LEDGER = RawStatement(sa.insert(ledger), _ENTRY_COLUMNS)
+_INSERT_RECORDS = RawStatement(
+    sa.insert(idempotency),
+    ("account_id", "key", "operation", "fingerprint", "response", "created_at"),
+)
 LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
     grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0
 )
@@ -102,14 +119,16 @@ LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
     grants.c.id == sa.bindparam("grant_id")
 )
-_UPDATE_GRANT = (
+_UPDATE_GRANT = RawStatement(
     sa.update(grants)
     .where(grants.c.id == sa.bindparam("gid"))
     .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"))
 )
-_USAGE = sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
-    usage_periods.c.account_id == sa.bindparam("account_id"),
-    usage_periods.c.period_start == sa.bindparam("period_start"),
+_USAGE = RawStatement(
+    sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
+        usage_periods.c.account_id == sa.bindparam("account_id"),
+        usage_periods.c.period_start == sa.bindparam("period_start"),
+    )
 )
 
 
@@ -252,8 +271,8 @@ class Book:
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
         if self.conn.dialect.name == "postgresql":
-            self.conn.execute(_LOCK_ONE, {"account_id": account_id})
-        rows = self.conn.execute(_LOAD_ONE, {"account_id": account_id, "key": key or ""}).all()
+            _LOCK_ONE.rows(self.conn, {"account_id": account_id})
+        rows = _LOAD_ONE.rows(self.conn, {"account_id": account_id, "key": key or ""})
         if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
         state = _state(rows[0])
@@ -379,9 +398,8 @@ class Book:
         """Paid-credit usage of the current period (loaded once)."""
         period = state.period_at(self.now)
         if period not in state.usage:
-            row = self.conn.execute(
-                _USAGE, {"account_id": state.id, "period_start": period}
-            ).first()
+            found = _USAGE.rows(self.conn, {"account_id": state.id, "period_start": period})
+            row = found[0] if found else None
             state.usage[period] = row.paid_used if row else 0
             state.limit_flagged[period] = bool(row.limit_reached) if row else False
         return state.usage[period]
@@ -471,15 +489,18 @@ class Book:
             if g.remaining != g.saved_remaining or g.held != g.saved_held
         ]
         if dirty:
-            conn.execute(_UPDATE_GRANT, dirty)
+            _UPDATE_GRANT.executemany(conn, dirty)
             for s in self.states.values():
                 for g in s.grants.values():
                     g.saved_remaining, g.saved_held = g.remaining, g.held
         if self.entries:
-            conn.execute(_INSERT_LEDGER, self.entries)
+            for e in self.entries:
+                if e["lines"] is not None:
+                    e["lines"] = json.dumps(e["lines"], separators=(",", ":"))
+            _INSERT_LEDGER.executemany(conn, self.entries)
             self.entries = []
         if self.records:
-            conn.execute(_INSERT_RECORDS, self.records)
+            _INSERT_RECORDS.executemany(conn, self.records)
             self.records = []
         usage = [
             {
@@ -492,7 +513,7 @@ class Book:
             for period, delta in s.usage_delta.items()
         ]
         if usage:
-            conn.execute(_upsert_usage(conn.dialect.name), usage)
+            _upsert_usage(conn.dialect.name).executemany(conn, usage)
             for s in self.states.values():
                 s.usage_delta = {}
         if self.events:
@@ -540,13 +561,16 @@ def _is_id(value: object) -> bool:
 
 
 @functools.cache
-def _upsert_usage(dialect: str) -> sa.Executable:
+def _upsert_usage(dialect: str) -> RawStatement:
     """Add to a period's usage counter (built once per dialect; run with executemany)."""
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage_periods)
-    return insert.on_conflict_do_update(
-        index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
-        set_={
-            "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
-            "limit_reached": insert.excluded.limit_reached,
-        },
+    return RawStatement(
+        insert.on_conflict_do_update(
+            index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
+            set_={
+                "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
+                "limit_reached": insert.excluded.limit_reached,
+            },
+        ),
+        ("account_id", "period_start", "paid_used", "limit_reached"),
     )
