@@ -65,7 +65,10 @@ _LOAD_ONE = RawStatement(
     )
     .select_from(
         accounts.outerjoin(
-            grants, sa.and_(grants.c.account_id == accounts.c.id, grants.c.remaining > 0)
+            grants,
+            sa.and_(
+                grants.c.account_id == accounts.c.id, grants.c.remaining > sa.literal_column("0")
+            ),
         ).outerjoin(
             idempotency,
             sa.and_(
@@ -83,7 +86,8 @@ _LOCK_MANY = (
     .with_for_update()
 )
 _LIVE_MANY = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
-    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)), grants.c.remaining > 0
+    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
+    grants.c.remaining > sa.literal_column("0"),
 )
 _KEYS_MANY = sa.select(
     idempotency.c.account_id,
@@ -113,7 +117,7 @@ _INSERT_RECORDS = RawStatement(
     ("account_id", "key", "operation", "fingerprint", "response", "created_at"),
 )
 LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
-    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0
+    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > sa.literal_column("0")
 )
 """The live grants of one account, as rows for `live_grant`."""
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
@@ -289,27 +293,32 @@ class Book:
         self.states[account_id] = state
         return state
 
-    def load(self, account_ids: Sequence[int], keys: Sequence[str] = ()) -> None:
-        """Lock and load many accounts at once, in id order (so concurrent batches never
-        deadlock), with the records of ``keys`` on them; missing accounts are skipped."""
-        wanted = sorted({a for a in account_ids if a not in self.states and _is_id(a)})
+    def load(self, requests: Sequence[tuple[int, str]]) -> None:
+        """Lock and load the accounts of many ``(account_id, key)`` requests at once, in id
+        order (so concurrent batches never deadlock), with the records of those keys; missing
+        accounts are skipped (each request reports its own)."""
+        wanted = sorted({a for a, _ in requests if _is_id(a) and a not in self.states})
         if not wanted:
             return
         for row in self.conn.execute(_LOCK_MANY, {"account_ids": wanted}):
             self.states[row.id] = _state(row)
         for row in self.conn.execute(_LIVE_MANY, {"account_ids": wanted}):
             self.states[row.account_id].grants[row.g_id] = live_grant(row)
-        loaded = [a for a in wanted if a in self.states]
-        key_list = sorted({k for k in keys if isinstance(k, str)})
-        if not loaded or not key_list:
+        pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
+        if not pairs:
             return
         found = {
             (r.account_id, r.key): (r.operation, r.fingerprint, r.response)
-            for r in self.conn.execute(_KEYS_MANY, {"account_ids": loaded, "keys": key_list})
+            for r in self.conn.execute(
+                _KEYS_MANY,
+                {
+                    "account_ids": sorted({a for a, _ in pairs}),
+                    "keys": sorted({k for _, k in pairs}),
+                },
+            )
         }
-        for a in loaded:
-            for k in key_list:
-                self.keys[(a, k)] = found.get((a, k))
+        for pair in pairs:
+            self.keys.setdefault(pair, found.get(pair))
 
     def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
         """A grant of the account by id, loaded if it has no credit left (None if not there)."""
