@@ -28,7 +28,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
-from talktime.wallet.rawsql import RawStatement
+from talktime.wallet.rawsql import RawStatement, pipeline
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -274,9 +274,12 @@ class Book:
             return state
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
+        params = {"account_id": account_id, "key": key or ""}
         if self.conn.dialect.name == "postgresql":
-            _LOCK_ONE.rows(self.conn, {"account_id": account_id})
-        rows = _LOAD_ONE.rows(self.conn, {"account_id": account_id, "key": key or ""})
+            # Lock, then read in a later statement (a fresh snapshot), in one round trip.
+            rows = _LOAD_ONE.rows_after(self.conn, _LOCK_ONE, params)
+        else:
+            rows = _LOAD_ONE.rows(self.conn, params)
         if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
         state = _state(rows[0])
@@ -491,6 +494,13 @@ class Book:
     def flush(self) -> None:
         """Write every queued change; call once before the transaction commits."""
         conn = self.conn
+        with pipeline(conn):  # PostgreSQL: the writes go out in one round trip
+            self._write_changes(conn)
+        if self.events:
+            outbox.write_events(conn, self.events)
+            self.events = []
+
+    def _write_changes(self, conn: sa.Connection) -> None:
         dirty = [
             {"gid": g.id, "new_remaining": g.remaining, "new_held": g.held}
             for s in self.states.values()
@@ -525,9 +535,6 @@ class Book:
             _upsert_usage(conn.dialect.name).executemany(conn, usage)
             for s in self.states.values():
                 s.usage_delta = {}
-        if self.events:
-            outbox.write_events(conn, self.events)
-            self.events = []
 
 
 def insert_id(conn: sa.Connection, statement: sa.Insert) -> int:
