@@ -160,17 +160,19 @@ class AccountState:
         return sum(g.available for g in self.grants.values() if g.usable(now))
 
     def balances(self, now: int) -> Balances:
-        """Free, paid, held and available credit at ``now``."""
+        """Free, paid, held and available credit at ``now``.
+
+        A grant that expired while reserved by a hold still counts its reserved part (not the
+        rest), so available = free + paid - held always.
+        """
         free = paid = held = 0
         for g in self.grants.values():
-            if not g.usable(now):
-                held += g.held  # reserved before it expired; still held until released
-                continue
+            amount = g.remaining if g.usable(now) else g.held
             held += g.held
             if g.paid:
-                paid += g.remaining
+                paid += amount
             else:
-                free += g.remaining
+                free += amount
         return Balances(free=free, paid=paid, held=held, available=free + paid - held)
 
     def period_at(self, now: int) -> int:
