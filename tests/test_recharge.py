@@ -315,3 +315,14 @@ def test_recharge_without_a_card_counts_as_a_decline(engine: sa.Engine) -> None:
 def test_backoff_doubles_and_is_bounded() -> None:
     assert [rc.backoff(n, 60) // 1_000_000 for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
     assert rc.backoff(60, 60) == rc.MAX_BACKOFF_MICROS
+
+
+def test_settling_a_call_on_paid_credit_can_queue_a_recharge(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
+    enable(wallet, account)
+    hold = wallet.authorize(account, 8 * D, "auth", timedelta(minutes=5)).hold
+    assert recharges_of(wallet, account) == []  # reserved, not yet used
+    wallet.settle(hold.id, 7 * D, "settle")
+    [queued] = recharges_of(wallet, account)
+    assert queued.state == "pending"
