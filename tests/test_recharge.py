@@ -3,13 +3,16 @@ flight, a key derived from the recharge sequence, backoff, disable after N decli
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from fakestripe import fake_stripe
-from talktime.config import Settings
+from talktime.cli import app
+from talktime.config import Settings, get_settings
 from talktime.store.wallet_tables import ledger
 from talktime.wallet import IdempotencyConflictError, Wallet
 from talktime.wallet import recharge as rc
@@ -326,3 +329,23 @@ def test_settling_a_call_on_paid_credit_can_queue_a_recharge(engine: sa.Engine) 
     wallet.settle(hold.id, 7 * D, "settle")
     [queued] = recharges_of(wallet, account)
     assert queued.state == "pending"
+
+
+def test_recharge_run_command_pays_due_recharges(
+    db_url: str, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
+    enable(wallet, account)
+    wallet.charge(account, 6 * D, "c1")
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
+    monkeypatch.setenv("TALKTIME_PAYMENT_PROVIDER", "test")
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["recharge", "run", "--now", T0.isoformat(), "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    [outcome] = json.loads(out.output)
+    assert (outcome["account_id"], outcome["outcome"]) == (account, "succeeded")
+    assert wallet.balance(account).paid == 24 * D

@@ -5,6 +5,7 @@ from __future__ import annotations
 from talktime.cli import (
     core,  # noqa: F401 - registers commands
     cycle,  # noqa: F401 - registers `cycle run`
+    recharge,  # noqa: F401 - registers `recharge run`
     wallet,  # noqa: F401 - registers `verify`
 )
 from talktime.cli.app import app
