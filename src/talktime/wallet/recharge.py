@@ -104,10 +104,17 @@ def backoff(declines: int, base_seconds: int) -> int:
 # ---- settings ----------------------------------------------------------------------------------
 
 
+_SETTINGS = sa.select(recharge_settings).where(
+    recharge_settings.c.account_id == sa.bindparam("account_id")
+)
+_IN_FLIGHT = sa.select(recharges).where(
+    recharges.c.account_id == sa.bindparam("account_id"),
+    recharges.c.state.in_(("pending", "processing")),
+)
+
+
 def _settings_row(conn: sa.Connection, account_id: int) -> Any:
-    return conn.execute(
-        sa.select(recharge_settings).where(recharge_settings.c.account_id == account_id)
-    ).first()
+    return conn.execute(_SETTINGS, {"account_id": account_id}).first()
 
 
 def _settings(row: Any) -> RechargeSettings:
@@ -198,12 +205,7 @@ def set_payment_method(
 
 def in_flight(conn: sa.Connection, account_id: int) -> Recharge | None:
     """The account's pending or processing recharge, if any."""
-    row = conn.execute(
-        sa.select(recharges).where(
-            recharges.c.account_id == account_id,
-            recharges.c.state.in_(("pending", "processing")),
-        )
-    ).first()
+    row = conn.execute(_IN_FLIGHT, {"account_id": account_id}).first()
     return None if row is None else _recharge(row)
 
 
