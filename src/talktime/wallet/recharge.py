@@ -518,7 +518,13 @@ def process_recharges(
     claimed, outcomes = _claim(engine, at, batch)
     for item in claimed:
         result = _pay(engine, provider, item)
-        outcomes.append(_record(engine, item, result, at, settings))
+        try:
+            outcomes.append(_record(engine, item, result, at, settings))
+        except TalktimeError as refusal:  # stays claimed: retried, same key, when the lease ends
+            log.error("recharge %s not recorded: %s", item.idempotency_key, refusal.detail)
+            outcomes.append(
+                RechargeOutcome(item.id, item.account_id, item.sequence, "error", refusal.detail)
+            )
     return outcomes
 
 
