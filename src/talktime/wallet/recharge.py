@@ -27,6 +27,7 @@ from talktime.wallet.errors import AccountNotFoundError
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
 from talktime.wallet.payments import PaymentProvider, PaymentRequest, PaymentResult
 from talktime.wallet.periods import from_micros, to_micros, utcnow
+from talktime.wallet.rawsql import RawStatement
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,10 @@ def backoff(declines: int, base_seconds: int) -> int:
 # ---- settings ----------------------------------------------------------------------------------
 
 
-_SETTINGS = sa.select(recharge_settings).where(
-    recharge_settings.c.account_id == sa.bindparam("account_id")
+_SETTINGS = RawStatement(
+    sa.select(recharge_settings).where(recharge_settings.c.account_id == sa.bindparam("account_id"))
 )
+"""Read on every debit that used paid credit: run on the raw cursor, like the wallet hot path."""
 _IN_FLIGHT = sa.select(recharges).where(
     recharges.c.account_id == sa.bindparam("account_id"),
     recharges.c.state.in_(("pending", "processing")),
@@ -114,7 +116,8 @@ _IN_FLIGHT = sa.select(recharges).where(
 
 
 def _settings_row(conn: sa.Connection, account_id: int) -> Any:
-    return conn.execute(_SETTINGS, {"account_id": account_id}).first()
+    found = _SETTINGS.rows(conn, {"account_id": account_id})
+    return found[0] if found else None
 
 
 def _settings(row: Any) -> RechargeSettings:
