@@ -28,7 +28,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
-from talktime.wallet.rawsql import RawStatement
+from talktime.wallet.rawsql import RawStatement, pipeline
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -65,7 +65,10 @@ _LOAD_ONE = RawStatement(
     )
     .select_from(
         accounts.outerjoin(
-            grants, sa.and_(grants.c.account_id == accounts.c.id, grants.c.remaining > 0)
+            grants,
+            sa.and_(
+                grants.c.account_id == accounts.c.id, grants.c.remaining > sa.literal_column("0")
+            ),
         ).outerjoin(
             idempotency,
             sa.and_(
@@ -83,7 +86,8 @@ _LOCK_MANY = (
     .with_for_update()
 )
 _LIVE_MANY = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
-    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)), grants.c.remaining > 0
+    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
+    grants.c.remaining > sa.literal_column("0"),
 )
 _KEYS_MANY = sa.select(
     idempotency.c.account_id,
@@ -113,7 +117,7 @@ _INSERT_RECORDS = RawStatement(
     ("account_id", "key", "operation", "fingerprint", "response", "created_at"),
 )
 LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
-    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0
+    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > sa.literal_column("0")
 )
 """The live grants of one account, as rows for `live_grant`."""
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
@@ -270,9 +274,12 @@ class Book:
             return state
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
+        params = {"account_id": account_id, "key": key or ""}
         if self.conn.dialect.name == "postgresql":
-            _LOCK_ONE.rows(self.conn, {"account_id": account_id})
-        rows = _LOAD_ONE.rows(self.conn, {"account_id": account_id, "key": key or ""})
+            # Lock, then read in a later statement (a fresh snapshot), in one round trip.
+            rows = _LOAD_ONE.rows_after(self.conn, _LOCK_ONE, params)
+        else:
+            rows = _LOAD_ONE.rows(self.conn, params)
         if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
         state = _state(rows[0])
@@ -289,27 +296,32 @@ class Book:
         self.states[account_id] = state
         return state
 
-    def load(self, account_ids: Sequence[int], keys: Sequence[str] = ()) -> None:
-        """Lock and load many accounts at once, in id order (so concurrent batches never
-        deadlock), with the records of ``keys`` on them; missing accounts are skipped."""
-        wanted = sorted({a for a in account_ids if a not in self.states and _is_id(a)})
+    def load(self, requests: Sequence[tuple[int, str]]) -> None:
+        """Lock and load the accounts of many ``(account_id, key)`` requests at once, in id
+        order (so concurrent batches never deadlock), with the records of those keys; missing
+        accounts are skipped (each request reports its own)."""
+        wanted = sorted({a for a, _ in requests if _is_id(a) and a not in self.states})
         if not wanted:
             return
         for row in self.conn.execute(_LOCK_MANY, {"account_ids": wanted}):
             self.states[row.id] = _state(row)
         for row in self.conn.execute(_LIVE_MANY, {"account_ids": wanted}):
             self.states[row.account_id].grants[row.g_id] = live_grant(row)
-        loaded = [a for a in wanted if a in self.states]
-        key_list = sorted({k for k in keys if isinstance(k, str)})
-        if not loaded or not key_list:
+        pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
+        if not pairs:
             return
         found = {
             (r.account_id, r.key): (r.operation, r.fingerprint, r.response)
-            for r in self.conn.execute(_KEYS_MANY, {"account_ids": loaded, "keys": key_list})
+            for r in self.conn.execute(
+                _KEYS_MANY,
+                {
+                    "account_ids": sorted({a for a, _ in pairs}),
+                    "keys": sorted({k for _, k in pairs}),
+                },
+            )
         }
-        for a in loaded:
-            for k in key_list:
-                self.keys[(a, k)] = found.get((a, k))
+        for pair in pairs:
+            self.keys.setdefault(pair, found.get(pair))
 
     def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
         """A grant of the account by id, loaded if it has no credit left (None if not there)."""
@@ -487,6 +499,13 @@ class Book:
             if any(s.usage_delta.values()):  # paid credit was used: maybe queue a recharge
                 recharge.queue_if_needed(self, s)
         conn = self.conn
+        with pipeline(conn):  # PostgreSQL: the writes go out in one round trip
+            self._write_changes(conn)
+        if self.events:
+            outbox.write_events(conn, self.events)
+            self.events = []
+
+    def _write_changes(self, conn: sa.Connection) -> None:
         dirty = [
             {"gid": g.id, "new_remaining": g.remaining, "new_held": g.held}
             for s in self.states.values()
@@ -521,9 +540,6 @@ class Book:
             _upsert_usage(conn.dialect.name).executemany(conn, usage)
             for s in self.states.values():
                 s.usage_delta = {}
-        if self.events:
-            outbox.write_events(conn, self.events)
-            self.events = []
 
 
 def insert_id(conn: sa.Connection, statement: sa.Insert) -> int:

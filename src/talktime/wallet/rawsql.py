@@ -8,6 +8,7 @@ Statements are still written with SQLAlchemy Core, so they stay dialect-correct.
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -60,6 +61,26 @@ class RawStatement:
         finally:
             cursor.close()
 
+    def rows_after(
+        self, conn: sa.Connection, first: RawStatement, params: Mapping[str, Any]
+    ) -> list[Any]:
+        """Run ``first`` (e.g. a row lock), then this SELECT as a separate statement, pipelined
+        into one round trip on PostgreSQL; returns this SELECT's rows."""
+        prepared = self._prepare(conn)
+        make_row = prepared[3]
+        assert make_row is not None, "rows_after() is for SELECT statements"
+        before = first._prepare(conn)
+        lock_cursor = conn.connection.cursor()
+        cursor = conn.connection.cursor()
+        try:
+            with pipeline(conn):
+                lock_cursor.execute(before[0], first._params(before, params))
+                cursor.execute(prepared[0], self._params(prepared, params))
+            return [make_row(*r) for r in cursor.fetchall()]
+        finally:
+            lock_cursor.close()
+            cursor.close()
+
     def execute(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
         """Run one write; returns the row count."""
         prepared = self._prepare(conn)
@@ -78,6 +99,14 @@ class RawStatement:
             cursor.executemany(prepared[0], [self._params(prepared, r) for r in rows])
         finally:
             cursor.close()
+
+
+def pipeline(conn: sa.Connection) -> contextlib.AbstractContextManager[Any]:
+    """psycopg's pipeline mode on PostgreSQL (statements sent without waiting for each
+    result; errors still raise at the end of the block); a no-op elsewhere."""
+    if conn.dialect.name == "postgresql":
+        return conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr,no-any-return]
+    return contextlib.nullcontext()
 
 
 def _row_type(names: list[str]) -> Callable[..., Any]:
