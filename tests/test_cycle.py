@@ -4,7 +4,7 @@ suspension, idempotency, catch-up in order, month-end anchors, and `talktime cyc
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from talktime.cli import app
 from talktime.config import get_settings
 from talktime.store.wallet_tables import ledger
-from talktime.wallet import Wallet, rentals
+from talktime.wallet import AccountState, Book, InvalidRequestError, Wallet, grants, rentals
 from talktime.wallet import recharge as rc
-from talktime.wallet.cycle import run_cycle
+from talktime.wallet.cycle import CycleFailure, run_cycle
 from talktime.wallet.periods import to_micros
 from wallet_helpers import FREE, PLAN, T0, make_wallet
 
@@ -223,3 +223,42 @@ def test_cycle_run_command_reports_each_opened_period(
         assert "not an ISO 8601 time" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_free_credit_held_by_a_call_across_the_month_end_expires_when_released(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "create").account.id
+    late = utc(2026, 3, 31, 23, 58)
+    hold = wallet.authorize(account, 4 * D, "auth", timedelta(minutes=10), now=late).hold
+    [run] = run_cycle(engine, APR1)
+    assert run.expired == FREE - 4 * D  # the reserved part waits for the call to end
+    assert wallet.verify(APR1) == []
+    wallet.settle(hold.id, 1 * D, "settle", now=utc(2026, 4, 1, 0, 1))
+    after = utc(2026, 4, 1, 0, 2)
+    assert wallet.balance(account, after).free == FREE  # only the new month's credit is left
+    assert wallet.verify(after) == []
+
+
+def test_an_account_the_cycle_cannot_advance_does_not_stop_the_others(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet = make_wallet(engine)
+    broken = wallet.create_account("broken", PLAN, "a").account.id
+    fine = wallet.create_account("fine", PLAN, "b").account.id
+    real = grants.issue_free_credit
+
+    def refuse_one(book: Book, state: AccountState, start: int, end: int) -> object:
+        if state.id == broken:
+            raise InvalidRequestError("simulated refusal")
+        return real(book, state, start, end)
+
+    monkeypatch.setattr(grants, "issue_free_credit", refuse_one)
+    failures: list[CycleFailure] = []
+    runs = run_cycle(engine, utc(2026, 5, 1), failures)
+    assert [r.account_id for r in runs] == [fine, fine]
+    assert [(f.account_id, f.code) for f in failures] == [(broken, "invalid_request")]
+    assert wallet.account(broken).period_end == APR1  # left as it was
+    # verify names the account left behind: its old free credit is still unexpired
+    assert {b.account_id for b in wallet.verify(utc(2026, 5, 1))} == {broken}
