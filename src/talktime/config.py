@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_key: SecretStr | None = Field(None, description="API key with admin rights")
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="largest request body the API accepts, in bytes"
+    )
+    sms_max_text_chars: int = Field(
+        1600, ge=1, description="longest SMS text the API accepts, in characters"
+    )
 
     @classmethod
     def settings_customise_sources(
