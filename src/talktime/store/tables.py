@@ -16,3 +16,5 @@ NAMING = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING)
+
+from talktime.store import wallet_tables  # noqa: E402,F401 - registers the wallet tables
