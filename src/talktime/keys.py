@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,7 +40,7 @@ class Principal:
     """Who a request acts as: one account, or the admin (account_id None)."""
 
     key_id: str
-    account_id: str | None
+    account_id: int | None
     admin: bool
 
 
@@ -50,11 +50,11 @@ class ApiKey:
 
     id: str
     prefix: str
-    account_id: str | None
+    account_id: int | None
     admin: bool
     name: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: int
+    revoked_at: int | None
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class NewKey:
 
     key: ApiKey
     token: str
+
+
+def now_micros() -> int:
+    """The current time in epoch microseconds (UTC)."""
+    return time.time_ns() // 1000
 
 
 def hash_secret(secret: str) -> str:
@@ -79,7 +84,7 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def create_key(
-    conn: sa.Connection, account_id: str | None, *, admin: bool = False, name: str = ""
+    conn: sa.Connection, account_id: int | None, *, admin: bool = False, name: str = ""
 ) -> NewKey:
     """Create a key for ``account_id`` (or an admin key) and return its token once."""
     if not admin and account_id is None:
@@ -92,7 +97,7 @@ def create_key(
         account_id=None if admin else account_id,
         admin=admin,
         name=name,
-        created_at=datetime.now(UTC),
+        created_at=now_micros(),
         revoked_at=None,
     )
     conn.execute(
@@ -157,7 +162,7 @@ _COLUMNS = (
 )
 
 
-def list_keys(conn: sa.Connection, account_id: str | None = None) -> list[ApiKey]:
+def list_keys(conn: sa.Connection, account_id: int | None = None) -> list[ApiKey]:
     """Keys (never their secrets), of one account or all, oldest first."""
     query = sa.select(*_COLUMNS).order_by(api_keys.c.created_at, api_keys.c.id)
     if account_id is not None:
@@ -165,7 +170,7 @@ def list_keys(conn: sa.Connection, account_id: str | None = None) -> list[ApiKey
     return [_key(row) for row in conn.execute(query)]
 
 
-def revoke_key(conn: sa.Connection, key_id: str, account_id: str | None = None) -> ApiKey:
+def revoke_key(conn: sa.Connection, key_id: str, account_id: int | None = None) -> ApiKey:
     """Revoke a key (idempotent); with ``account_id``, only a key of that account."""
     query = sa.select(*_COLUMNS).where(api_keys.c.id == key_id)
     if account_id is not None:
@@ -175,7 +180,7 @@ def revoke_key(conn: sa.Connection, key_id: str, account_id: str | None = None) 
         raise KeyNotFoundError(f"No API key {key_id}.")
     if row.revoked_at is None:
         conn.execute(
-            api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=datetime.now(UTC))
+            api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now_micros())
         )
         row = conn.execute(sa.select(*_COLUMNS).where(api_keys.c.id == key_id)).one()
     return _key(row)

@@ -46,7 +46,7 @@ def principal(
         )
 
 
-def account_id(who: Annotated[Principal, Depends(principal)]) -> str:
+def account_id(who: Annotated[Principal, Depends(principal)]) -> int:
     """The account an account key acts for (admin keys use the admin endpoints)."""
     if who.account_id is None:
         raise AccountKeyRequiredError(
@@ -62,5 +62,5 @@ def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-AccountId = Annotated[str, Depends(account_id)]
+AccountId = Annotated[int, Depends(account_id)]
 Admin = Annotated[Principal, Depends(admin)]

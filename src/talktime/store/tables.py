@@ -17,4 +17,4 @@ NAMING = {
 
 metadata = sa.MetaData(naming_convention=NAMING)
 
-from talktime.store import wallet_tables  # noqa: E402,F401 - registers the wallet tables
+from talktime.store import api_tables, wallet_tables  # noqa: E402,F401 - registers tables
