@@ -37,7 +37,7 @@ def test_a_restricted_user_is_refused_even_if_the_role_allows_it() -> None:
 
 def test_unknown_restrictions_are_refused() -> None:
     assert policy.check_restrictions(["sms.send"]) == frozenset({"sms.send"})
-    with pytest.raises(policy.PermissionDeniedError):
+    with pytest.raises(policy.UnknownPermissionError):
         policy.check_restrictions(["fly"])
 
 

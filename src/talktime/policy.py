@@ -48,6 +48,12 @@ class PermissionDeniedError(TalktimeError):
     title = "Permission denied"
 
 
+class UnknownPermissionError(TalktimeError):
+    code = "unknown_permission"
+    status = 422
+    title = "Unknown permission"
+
+
 class MmsNotSupportedError(TalktimeError):
     code = "mms_not_supported"
     status = 422
@@ -121,7 +127,7 @@ def check_restrictions(restrictions: Iterable[str]) -> frozenset[str]:
     given = frozenset(restrictions)
     unknown = sorted(given - PERMISSIONS)
     if unknown:
-        raise PermissionDeniedError(
+        raise UnknownPermissionError(
             f"Unknown permission(s) {', '.join(unknown)}; use {', '.join(sorted(PERMISSIONS))}."
         )
     return given

@@ -84,3 +84,17 @@ calls = sa.Table(
     sa.Index("ix_calls_account_id_authorized_at", "account_id", "authorized_at"),
 )
 """`state`: authorized, completed, voided. `legs`: the priced legs as JSON once completed."""
+
+api_requests = sa.Table(
+    "api_requests",
+    metadata,
+    sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Index("ix_api_requests_created_at", "created_at"),
+)
+"""The response of every successful money-moving request, by `Idempotency-Key`, for replays."""

@@ -21,7 +21,7 @@ TIME = sa.BigInteger  # epoch microseconds, UTC, as in the wallet
 
 
 def upgrade() -> None:
-    """Create users, api_keys, messages and calls."""
+    """Create users, api_keys, messages, calls and api_requests."""
     op.create_table(
         "users",
         sa.Column("id", KEY, primary_key=True),
@@ -85,9 +85,21 @@ def upgrade() -> None:
         sa.Column("completed_at", TIME, nullable=True),
     )
     op.create_index("ix_calls_account_id_authorized_at", "calls", ["account_id", "authorized_at"])
+    op.create_table(
+        "api_requests",
+        sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("operation", sa.String(40), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("response", sa.Text, nullable=False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "key", name="pk_api_requests"),
+    )
+    op.create_index("ix_api_requests_created_at", "api_requests", ["created_at"])
 
 
 def downgrade() -> None:
     """Drop the billing API's tables."""
-    for table in ("calls", "messages", "api_keys", "users"):
+    for table in ("api_requests", "calls", "messages", "api_keys", "users"):
         op.drop_table(table)
