@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     sms_max_text_chars: int = Field(
         1600, ge=1, description="longest SMS text the API accepts, in characters"
     )
+    rate_card: str = Field("default", description="rate card of accounts not given another")
+    rate_cards_dir: str = Field(
+        "./ratecards", description="where imported rate card versions are kept"
+    )
+    call_hold_seconds: int = Field(
+        300, ge=1, description="call time reserved per authorize or extend (whole increments)"
+    )
     payment_provider: Literal["manual", "test", "stripe"] = Field(
         "manual",
         description="who takes card payments: manual (operator top-ups only), test, or stripe",

@@ -21,7 +21,7 @@ TIME = sa.BigInteger  # epoch microseconds, UTC, as in the wallet
 
 
 def upgrade() -> None:
-    """Create users, api_keys, messages, calls and api_requests."""
+    """Create users, api_keys, messages, calls, api_requests, account_cards."""
     op.create_table(
         "users",
         sa.Column("id", KEY, primary_key=True),
@@ -73,11 +73,11 @@ def upgrade() -> None:
         sa.Column("to_number", sa.String(20), nullable=False),
         sa.Column("state", sa.String(20), nullable=False),
         sa.Column("hold_id", ACCOUNT, nullable=True),
-        sa.Column("rate_per_increment", sa.BigInteger, nullable=False),
-        sa.Column("increment_seconds", sa.Integer, nullable=False),
+        sa.Column("card", sa.String(120), nullable=False),
         sa.Column("authorized_amount", sa.BigInteger, nullable=False),
         sa.Column("max_duration_seconds", sa.Integer, nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=True),
+        sa.Column("uncollected", sa.BigInteger, nullable=True),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("legs", sa.Text, nullable=True),
         sa.Column("authorized_at", TIME, nullable=False),
@@ -97,9 +97,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "key", name="pk_api_requests"),
     )
     op.create_index("ix_api_requests_created_at", "api_requests", ["created_at"])
+    op.create_table(
+        "account_cards",
+        sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), nullable=False),
+        sa.Column("card", sa.String(64), nullable=False),
+        sa.Column("updated_at", TIME, nullable=False),
+        sa.PrimaryKeyConstraint("account_id", name="pk_account_cards"),
+    )
 
 
 def downgrade() -> None:
     """Drop the billing API's tables."""
-    for table in ("api_requests", "calls", "messages", "api_keys", "users"):
+    for table in ("account_cards", "api_requests", "calls", "messages", "api_keys", "users"):
         op.drop_table(table)
