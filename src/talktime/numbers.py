@@ -79,7 +79,7 @@ def _classify(e164: str) -> NumberInfo:
         )
     try:
         parsed = phonenumbers.parse(e164, None)
-    except NumberParseException as exc:  # pragma: no cover - the regex rejects these first
+    except NumberParseException as exc:  # an unknown country code
         raise InvalidNumberError(f"{e164} cannot be parsed: {exc}", number=e164) from exc
     if not phonenumbers.is_valid_number(parsed):
         reason = _invalid_reason(parsed)

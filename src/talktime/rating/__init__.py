@@ -38,6 +38,7 @@ from talktime.rating.loader import (
     read_card,
     shipped_cards_dir,
 )
+from talktime.rating.messages import price_sms
 from talktime.rating.pricing import price_call, price_number_rental
 from talktime.rating.quote import LineKind, Quote, QuoteLine, Unit
 
@@ -71,6 +72,7 @@ __all__ = [
     "load_card",
     "price_call",
     "price_number_rental",
+    "price_sms",
     "read_card",
     "shipped_cards_dir",
 ]

@@ -185,16 +185,24 @@ class _Header:
         plans: dict[str, int] = {}
         for plan in plans_raw:
             if NAME.match(plan) is None:
-                reader.problem(plan, f"plan name {plan!r} must be lower-case letters/digits/._-")
+                reader.problem(
+                    f"plans.{plan}", f"plan name {plan!r} must be lower-case letters/digits/._-"
+                )
             plans[plan] = reader.money(plans_raw, f"plans.{plan}", None)
         overrides = reader.table("overrides", {"regions", "prefix_types"})
         regions_raw = reader.table("overrides.regions", None, overrides.get("regions", {}))
         regions: dict[str, str] = {}
         for region, target in regions_raw.items():
             if region not in COUNTRIES:
-                reader.problem(region, f"overrides.regions: {region!r} is not a known region")
+                reader.problem(
+                    f"overrides.regions.{region}",
+                    f"overrides.regions: {region!r} is not a known region",
+                )
             if not isinstance(target, str) or target not in COUNTRIES:
-                reader.problem(region, f"overrides.regions.{region}: {target!r} is not a region")
+                reader.problem(
+                    f"overrides.regions.{region}",
+                    f"overrides.regions.{region}: {target!r} is not a region",
+                )
             else:
                 regions[region] = target
         types_raw = reader.table("overrides.prefix_types", None, overrides.get("prefix_types", {}))
@@ -206,7 +214,8 @@ class _Header:
                 )
             if kind not in NUMBER_TYPES:
                 reader.problem(
-                    prefix, f"overrides.prefix_types.{prefix}: type must be one of {NUMBER_TYPES}"
+                    f"overrides.prefix_types.{prefix}",
+                    f"overrides.prefix_types.{prefix}: type must be one of {NUMBER_TYPES}",
                 )
             else:
                 prefix_types[prefix] = cast(NumberType, kind)
@@ -237,10 +246,17 @@ class _TomlReader:
         self.problems = problems
 
     def line_of(self, key: str) -> tuple[int, int]:
-        leaf = key.rsplit(".", 1)[-1]
-        pattern = re.compile(rf'^\s*"?{re.escape(leaf)}"?\s*=|^\s*\[{re.escape(key)}\]')
+        """Line and column of dotted `key` (`voice.rounding`) or table `[key]`; 0, 0 if absent."""
+        table, _, leaf = key.rpartition(".")
+        assignment = re.compile(rf'^\s*"?{re.escape(leaf)}"?\s*=')
+        section = ""
         for number, line in enumerate(self.lines, 1):
-            if pattern.search(line):
+            header = re.match(r"^\s*\[+\s*([^\]]*?)\s*\]", line)
+            if header:
+                section = header[1].replace('"', "")
+                if section == key:
+                    return number, len(line) - len(line.lstrip()) + 1
+            elif section == table and assignment.search(line):
                 return number, len(line) - len(line.lstrip()) + 1
         return 0, 0
 
@@ -265,7 +281,8 @@ class _TomlReader:
             for sub in value:
                 if sub not in allowed:
                     self.problem(
-                        sub, f"unknown key {key}.{sub}; known: {', '.join(sorted(allowed))}"
+                        f"{key}.{sub}",
+                        f"unknown key {key}.{sub}; known: {', '.join(sorted(allowed))}",
                     )
         return value
 
