@@ -91,7 +91,7 @@ class SendingNumber:
     """A number the account holds, as policy needs to see it."""
 
     e164: str
-    account_id: str
+    account_id: int
     country: str
     status: str  # active, suspended, released
     sms_enabled: bool
@@ -146,7 +146,7 @@ def sms_capable(country: str) -> bool:
     return country in SMS_COUNTRIES
 
 
-def require_sending_number(number: SendingNumber | None, e164: str, account_id: str) -> None:
+def require_sending_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
     """The from-number must be the account's, active and SMS-enabled."""
     if number is None or number.account_id != account_id:
         raise NumberNotSmsEnabledError(

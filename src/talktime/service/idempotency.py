@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +76,39 @@ def remember(
             created_at=time.time_ns() // 1000,
         )
     )
+
+
+def run_once(
+    engine: sa.Engine,
+    account_id: int,
+    key: str,
+    operation: str,
+    request: Any,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+) -> StoredResponse:
+    """Run ``work`` in one transaction unless ``key`` already answered; return the response.
+
+    ``work`` returns (status, JSON-able body); the body's text is stored with the key in the
+    same transaction. A refusal raised by ``work`` rolls everything back and stores nothing.
+    Two concurrent requests with one key: the second's record collides, it rolls back and
+    replays the first's response.
+    """
+    digest = fingerprint(operation, request)
+    for attempt in range(2):
+        try:
+            with engine.begin() as conn:
+                stored = replay(conn, account_id, key, operation, digest)
+                if stored is not None:
+                    return stored
+                status, body = work(conn)
+                response = StoredResponse(status=status, body=_canonical(body))
+                remember(conn, account_id, key, operation, digest, response)
+                return response
+        except sa.exc.IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _canonical(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
