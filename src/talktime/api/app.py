@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import talktime
 from talktime.api import errors
 from talktime.api.middleware import RequestContextMiddleware
-from talktime.api.routes import health, keys, users
+from talktime.api.routes import admin, balance, calls, health, keys, messages, users
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
 
@@ -36,6 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(messages.router)
+    app.include_router(calls.router)
+    app.include_router(balance.router)
     app.include_router(users.router)
     app.include_router(keys.router)
+    app.include_router(admin.router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime import money
@@ -88,3 +89,33 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in wanted
     }
+
+
+class Line(BaseModel):
+    """One priced line: what was priced, how much of it, at which rate, for how much."""
+
+    kind: str = Field(examples=["sms"])
+    description: str
+    quantity: str = Field(examples=["2"])
+    unit: str = Field(examples=["segments"])
+    unit_price: str = Field(examples=["0.0100"])
+    unrounded: str
+    amount: str = Field(examples=["0.0200"])
+    rounding: str
+    rate: str = Field(description="Rate card version, file and line that priced it.")
+    seconds: int | None = None
+
+
+class BalanceSnapshot(BaseModel):
+    """The account's credit right after the operation."""
+
+    currency: str = Field(examples=["USD"])
+    free: str
+    paid: str
+    held: str
+    available: str
+
+
+def stored(status: int, body: str) -> Response:
+    """A stored JSON response (idempotent replays send these exact bytes)."""
+    return Response(content=body, status_code=status, media_type="application/json")

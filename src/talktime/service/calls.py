@@ -20,7 +20,15 @@ from talktime.config import Settings
 from talktime.errors import TalktimeError
 from talktime.rating import Call, RateCard, VoiceRate, load_card, price_call
 from talktime.service import cards, users
-from talktime.service.common import balance_dict, fmt, iso, new_id, now_micros, with_money_facts
+from talktime.service.common import (
+    balance_dict,
+    charge_or_refuse,
+    fmt,
+    iso,
+    new_id,
+    now_micros,
+    with_money_facts,
+)
 from talktime.service.errors import CallStateError, NotFoundError
 from talktime.service.idempotency import StoredResponse, run_once
 from talktime.store.api_tables import calls
@@ -270,12 +278,9 @@ def complete_call(
             settled = holds.settle(book, row.hold_id, quote.total, f"call-end:{key}", lines)
             uncollected, balance = settled.uncollected, settled.balance
         elif quote.total > 0:
-            from talktime.wallet.charges import charge
-
-            try:
-                charged = charge(book, account_id, quote.total, f"call-end:{key}", call_id, lines)
-            except TalktimeError as refusal:
-                raise with_money_facts(refusal, card.currency) from None
+            charged = charge_or_refuse(
+                book, account_id, quote.total, f"call-end:{key}", call_id, lines, card.currency
+            )
             balance = charged.balance
         book.flush()
         conn.execute(

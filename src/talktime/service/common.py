@@ -9,6 +9,11 @@ from typing import Any
 
 from talktime import money
 from talktime.errors import TalktimeError
+from talktime.service.idempotency import KeepWritesError
+from talktime.wallet import charges
+from talktime.wallet.book import Book
+from talktime.wallet.errors import MonthlyLimitReachedError
+from talktime.wallet.model import ChargeResult
 
 MONEY_FACTS = ("needed", "available", "limit", "used", "amount", "monthly_limit", "period_usage")
 """Refusal facts that are amounts of money: shown to clients as decimal strings."""
@@ -63,3 +68,23 @@ def iso(micros: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat(timespec="milliseconds")
+
+
+def charge_or_refuse(
+    book: Book,
+    account_id: int,
+    amount: int,
+    key: str,
+    reference: str,
+    lines: Any,
+    currency: str,
+) -> ChargeResult:
+    """The wallet charge, its refusal told in decimal strings; a monthly-limit refusal keeps
+    the wallet's `monthly_limit.reached` event (the only thing it writes)."""
+    try:
+        return charges.charge(book, account_id, amount, key, reference, lines)
+    except MonthlyLimitReachedError as refusal:
+        book.flush()
+        raise KeepWritesError(with_money_facts(refusal, currency)) from None
+    except TalktimeError as refusal:
+        raise with_money_facts(refusal, currency) from None

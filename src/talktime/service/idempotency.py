@@ -19,6 +19,15 @@ from talktime.service.errors import RequestConflictError
 from talktime.store.api_tables import api_requests
 
 
+class KeepWritesError(Exception):
+    """Raised by a unit of work to commit what it wrote and then refuse with ``refusal``
+    (the wallet's `monthly_limit.reached` event must survive the refused charge)."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
 @dataclass(frozen=True)
 class StoredResponse:
     """A response kept for replays: HTTP status and the exact JSON text."""
@@ -95,18 +104,26 @@ def run_once(
     """
     digest = fingerprint(operation, request)
     for attempt in range(2):
+        kept: KeepWritesError | None = None
         try:
             with engine.begin() as conn:
                 stored = replay(conn, account_id, key, operation, digest)
                 if stored is not None:
                     return stored
-                status, body = work(conn)
-                response = StoredResponse(status=status, body=_canonical(body))
-                remember(conn, account_id, key, operation, digest, response)
-                return response
+                try:
+                    status, body = work(conn)
+                except KeepWritesError as exc:
+                    kept = exc
+                else:
+                    response = StoredResponse(status=status, body=_canonical(body))
+                    remember(conn, account_id, key, operation, digest, response)
+                    return response
         except sa.exc.IntegrityError:
             if attempt:
                 raise
+            continue
+        assert kept is not None
+        raise kept.refusal
     raise AssertionError("unreachable")
 
 

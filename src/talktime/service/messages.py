@@ -20,18 +20,17 @@ from talktime.rating import Quote, RateCard, price_sms
 from talktime.service import cards, users
 from talktime.service.common import (
     balance_dict,
+    charge_or_refuse,
     fmt,
     iso,
     new_id,
     now_micros,
-    with_money_facts,
 )
 from talktime.service.errors import InvalidRequestError
 from talktime.service.idempotency import StoredResponse, run_once
 from talktime.store.api_tables import messages
 from talktime.store.recharge_tables import phone_numbers
 from talktime.wallet.book import Book
-from talktime.wallet.charges import charge
 
 
 class TextTooLongError(TalktimeError):
@@ -194,17 +193,10 @@ def send_sms(
         message_id = new_id("msg")
         result = None
         if quote.total > 0:
-            try:
-                result = charge(
-                    book,
-                    account_id,
-                    quote.total,
-                    f"sms:{key}",
-                    reference=message_id,
-                    lines=[line.to_dict() for line in quote.lines],
-                )
-            except TalktimeError as refusal:
-                raise with_money_facts(refusal, quote.currency) from None
+            lines = [line.to_dict() for line in quote.lines]
+            result = charge_or_refuse(
+                book, account_id, quote.total, f"sms:{key}", message_id, lines, quote.currency
+            )
         book.flush()
         _record(conn, message_id, account_id, req.user, "outbound", req, segmentation, quote, now)
         balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
@@ -237,17 +229,10 @@ def record_inbound(
         message_id = new_id("msg")
         result = None
         if quote.total > 0:
-            try:
-                result = charge(
-                    book,
-                    account_id,
-                    quote.total,
-                    f"sms-in:{key}",
-                    reference=message_id,
-                    lines=[line.to_dict() for line in quote.lines],
-                )
-            except TalktimeError as refusal:
-                raise with_money_facts(refusal, quote.currency) from None
+            lines = [line.to_dict() for line in quote.lines]
+            result = charge_or_refuse(
+                book, account_id, quote.total, f"sms-in:{key}", message_id, lines, quote.currency
+            )
         book.flush()
         _record(conn, message_id, account_id, None, "inbound", req, segmentation, quote, now)
         balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
