@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from talktime.cli import core  # noqa: F401 - registers commands
+from talktime.cli import (
+    core,  # noqa: F401 - registers commands
+    cycle,  # noqa: F401 - registers `cycle run`
+    wallet,  # noqa: F401 - registers `verify`
+)
 from talktime.cli.app import app
 
 

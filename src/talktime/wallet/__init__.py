@@ -113,15 +113,17 @@ class Wallet:
     def _write(self, work: Callable[[Book], T], now: datetime | None) -> T:
         for attempt in range(_RETRIES):
             try:
+                refusal: MonthlyLimitReachedError | None = None
                 with self.engine.begin() as conn:
                     book = Book(conn, self._micros(now))
                     try:
                         result = work(book)
-                    except MonthlyLimitReachedError:
-                        book.flush()  # only the monthly_limit.reached event, nothing else
-                        raise
+                    except MonthlyLimitReachedError as exc:
+                        refusal = exc  # commit only the monthly_limit.reached event
                     book.flush()
-                    return result
+                if refusal is not None:
+                    raise refusal
+                return result
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
                 # A concurrent writer won a race (same new key, deadlock, serialization):
                 # retry from scratch; the replay path then answers.

@@ -399,6 +399,11 @@ class Book:
 
     def flush(self) -> None:
         """Write every queued change; call once before the transaction commits."""
+        from talktime.wallet import recharge  # imports book: resolved at call time
+
+        for s in self.states.values():
+            if any(s.usage_delta.values()):  # paid credit was used: maybe queue a recharge
+                recharge.queue_if_needed(self, s)
         conn = self.conn
         dirty = [
             {"gid": g.id, "new_remaining": g.remaining, "new_held": g.held}
