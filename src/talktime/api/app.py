@@ -10,7 +10,17 @@ from fastapi import FastAPI
 import talktime
 from talktime.api import errors
 from talktime.api.middleware import RequestContextMiddleware
-from talktime.api.routes import admin, balance, calls, health, keys, messages, users
+from talktime.api.routes import (
+    admin,
+    balance,
+    calls,
+    credits,
+    health,
+    keys,
+    messages,
+    numbers,
+    users,
+)
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
 
@@ -39,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(calls.router)
     app.include_router(balance.router)
+    app.include_router(credits.router)
+    app.include_router(numbers.router)
     app.include_router(users.router)
     app.include_router(keys.router)
     app.include_router(admin.router)

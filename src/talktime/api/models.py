@@ -75,6 +75,7 @@ _DESCRIPTIONS = {
     409: "Conflict: idempotency key reused for another request, or wrong state",
     413: "Request body too large",
     422: "Invalid input; the problem names the field",
+    503: "The payment provider is unavailable; retry with the same Idempotency-Key",
 }
 
 
