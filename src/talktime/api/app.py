@@ -19,6 +19,7 @@ from talktime.api.routes import (
     keys,
     messages,
     numbers,
+    segments,
     users,
 )
 from talktime.config import Settings, get_settings
@@ -54,4 +55,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(keys.router)
     app.include_router(admin.router)
+    app.include_router(segments.router)
     return app

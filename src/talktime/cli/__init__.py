@@ -6,6 +6,7 @@ from talktime.cli import (
     accounts,  # noqa: F401 - registers `accounts create` and `keys create`
     core,  # noqa: F401 - registers commands
     cycle,  # noqa: F401 - registers `cycle run`
+    segments,  # noqa: F401 - registers commands
     wallet,  # noqa: F401 - registers `verify`
 )
 from talktime.cli.app import app
