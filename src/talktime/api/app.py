@@ -19,6 +19,7 @@ from talktime.api.routes import (
     keys,
     messages,
     numbers,
+    quotes,
     segments,
     users,
 )
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(admin.router)
     app.include_router(segments.router)
+    app.include_router(quotes.router)
     return app

@@ -6,6 +6,8 @@ from talktime.cli import (
     accounts,  # noqa: F401 - registers `accounts create` and `keys create`
     core,  # noqa: F401 - registers commands
     cycle,  # noqa: F401 - registers `cycle run`
+    quote,  # noqa: F401 - registers commands
+    rates,  # noqa: F401 - registers commands
     segments,  # noqa: F401 - registers commands
     wallet,  # noqa: F401 - registers `verify`
 )
