@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     webhooks_timeout_seconds: float = Field(
         5.0, gt=0, le=60, description="how long one webhook delivery attempt may take"
     )
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="largest request body the API accepts, in bytes"
+    )
+    sms_max_text_chars: int = Field(
+        1600, ge=1, description="longest SMS text the API accepts, in characters"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors
+from talktime.api.middleware import RequestContextMiddleware
 from talktime.api.routes import health
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
@@ -33,5 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     return app

@@ -70,7 +70,7 @@ class Endpoint:
     """A place an account receives its events."""
 
     id: str
-    account_id: str
+    account_id: int
     url: str
     secret: str
     event_types: tuple[str, ...]
@@ -122,7 +122,7 @@ def _event_types(types: Sequence[str]) -> list[str]:
 def create_endpoint(
     engine: sa.Engine,
     settings: Settings,
-    account_id: str,
+    account_id: int,
     url: str,
     event_types: Sequence[str] = (ALL_EVENTS,),
     description: str = "",
@@ -159,7 +159,7 @@ def create_endpoint(
     return get_endpoint(engine, account_id, endpoint_id)
 
 
-def get_endpoint(engine: sa.Engine, account_id: str, endpoint_id: str) -> Endpoint:
+def get_endpoint(engine: sa.Engine, account_id: int, endpoint_id: str) -> Endpoint:
     """One endpoint of the account (another account's id answers not found)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         row = conn.execute(
@@ -173,7 +173,7 @@ def get_endpoint(engine: sa.Engine, account_id: str, endpoint_id: str) -> Endpoi
     return _endpoint(row)
 
 
-def list_endpoints(engine: sa.Engine, account_id: str) -> list[Endpoint]:
+def list_endpoints(engine: sa.Engine, account_id: int) -> list[Endpoint]:
     """The account's endpoints, oldest first."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         rows = conn.execute(
@@ -187,7 +187,7 @@ def list_endpoints(engine: sa.Engine, account_id: str) -> list[Endpoint]:
 def update_endpoint(
     engine: sa.Engine,
     settings: Settings,
-    account_id: str,
+    account_id: int,
     endpoint_id: str,
     *,
     url: str | None = None,
@@ -224,7 +224,7 @@ def update_endpoint(
     return get_endpoint(engine, account_id, endpoint_id)
 
 
-def rotate_secret(engine: sa.Engine, account_id: str, endpoint_id: str) -> Endpoint:
+def rotate_secret(engine: sa.Engine, account_id: int, endpoint_id: str) -> Endpoint:
     """Give the endpoint a new secret (shown once in the answer)."""
     get_endpoint(engine, account_id, endpoint_id)
     with engine.begin() as conn:
@@ -236,7 +236,7 @@ def rotate_secret(engine: sa.Engine, account_id: str, endpoint_id: str) -> Endpo
     return get_endpoint(engine, account_id, endpoint_id)
 
 
-def delete_endpoint(engine: sa.Engine, account_id: str, endpoint_id: str) -> None:
+def delete_endpoint(engine: sa.Engine, account_id: int, endpoint_id: str) -> None:
     """Remove an endpoint with its deliveries and their attempt log."""
     get_endpoint(engine, account_id, endpoint_id)
     with engine.begin() as conn:
@@ -256,7 +256,7 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 
 def record_event(
     conn: sa.Connection,
-    account_id: str,
+    account_id: int,
     event_type: str,
     data: Mapping[str, Any],
     *,
@@ -504,7 +504,7 @@ def _disable(conn: sa.Connection, row: Any, attempts: int, now: int) -> None:
 
 
 def redeliver(
-    engine: sa.Engine, account_id: str, delivery_id: int, *, now: int | None = None
+    engine: sa.Engine, account_id: int, delivery_id: int, *, now: int | None = None
 ) -> None:
     """Send a delivery again now (failed or delivered), with a fresh 24-hour retry window."""
     now = now_us() if now is None else now
@@ -532,7 +532,7 @@ def redeliver(
 
 
 def list_deliveries(
-    engine: sa.Engine, account_id: str, endpoint_id: str, limit: int = 100
+    engine: sa.Engine, account_id: int, endpoint_id: str, limit: int = 100
 ) -> list[dict[str, Any]]:
     """The endpoint's deliveries, newest first, each with its attempt log."""
     get_endpoint(engine, account_id, endpoint_id)

@@ -38,7 +38,9 @@ webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("account_id", sa.String(64), nullable=False, index=True),
+    sa.Column(
+        "account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False, index=True
+    ),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("secret", sa.String(200), nullable=False),
     sa.Column("event_types", sa.JSON, nullable=False),
@@ -56,7 +58,7 @@ webhook_events = sa.Table(
     "webhook_events",
     metadata,
     sa.Column("id", sa.String(80), primary_key=True),
-    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
     sa.Column("type", sa.String(100), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("source", sa.String(40), nullable=False),
@@ -70,7 +72,7 @@ webhook_deliveries = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(80), sa.ForeignKey("webhook_events.id"), nullable=False),
     sa.Column("endpoint_id", sa.String(40), sa.ForeignKey("webhook_endpoints.id"), nullable=False),
-    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("window_start", sa.BigInteger, nullable=False),

@@ -16,3 +16,5 @@ NAMING = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING)
+
+from talktime.store import api_tables, wallet_tables  # noqa: E402,F401 - registers tables

@@ -1,7 +1,7 @@
 """Operations: job queue, webhook endpoints, events, deliveries and attempts.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -45,7 +45,12 @@ def upgrade() -> None:
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("account_id", sa.String(64), nullable=False),
+        sa.Column(
+            "account_id",
+            sa.BigInteger,
+            sa.ForeignKey("accounts.id", name="fk_webhook_endpoints_account_id_accounts"),
+            nullable=False,
+        ),
         sa.Column("url", sa.Text, nullable=False),
         sa.Column("secret", sa.String(200), nullable=False),
         sa.Column("event_types", sa.JSON, nullable=False),
@@ -60,7 +65,7 @@ def upgrade() -> None:
     op.create_table(
         "webhook_events",
         sa.Column("id", sa.String(80), primary_key=True),
-        sa.Column("account_id", sa.String(64), nullable=False),
+        sa.Column("account_id", sa.BigInteger, nullable=False),
         sa.Column("type", sa.String(100), nullable=False),
         sa.Column("payload", sa.JSON, nullable=False),
         sa.Column("source", sa.String(40), nullable=False),
@@ -89,7 +94,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("account_id", sa.String(64), nullable=False),
+        sa.Column("account_id", sa.BigInteger, nullable=False),
         sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("window_start", sa.BigInteger, nullable=False),
