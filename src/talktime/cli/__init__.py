@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from talktime.cli import core  # noqa: F401 - registers commands
+from talktime.cli import (
+    core,  # noqa: F401 - registers commands
+    ops,  # noqa: F401 - registers commands
+)
 from talktime.cli.app import app
 
 

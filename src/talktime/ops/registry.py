@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,8 +27,7 @@ class JobContext:
     now: Callable[[], int]
 
 
-class Handler(Protocol):
-    def __call__(self, ctx: JobContext, job: Job) -> None: ...
+Handler = Callable[[JobContext, Job], None]
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,31 @@ class Periodic:
     description: str
 
 
+@dataclass(frozen=True)
+class Tick:
+    """Work done on every pass of the worker loop, outside the queue (must be safe to run
+    concurrently in many workers): `fn(engine, worker_name, now_us) -> items handled`."""
+
+    name: str
+    fn: Callable[[sa.Engine, str, int], int]
+    description: str
+
+
 HANDLERS: dict[str, Handler] = {}
+TICKS: dict[str, Tick] = {}
 PERIODIC: dict[str, Periodic] = {}
 UNAVAILABLE: dict[str, str] = {}
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def handler(kind: str, description: str = "") -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of jobs of `kind`."""
 
     def register(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
+        DESCRIPTIONS[kind] = description or (fn.__doc__ or "").strip().split("\n")[0]
         UNAVAILABLE.pop(kind, None)
         return fn
 
@@ -61,6 +75,11 @@ def periodic(kind: str, interval_us: int, description: str) -> None:
     PERIODIC[kind] = Periodic(kind, interval_us, description)
 
 
+def tick(name: str, fn: Callable[[sa.Engine, str, int], int], description: str) -> None:
+    """Run `fn` on every pass of every worker's loop."""
+    TICKS[name] = Tick(name, fn, description)
+
+
 def unavailable(kind: str, reason: str) -> None:
     """Record that `kind` cannot run in this build, and why (shown by `talktime worker --list`)."""
     if kind not in HANDLERS:
@@ -70,7 +89,16 @@ def unavailable(kind: str, reason: str) -> None:
 def describe() -> list[dict[str, Any]]:
     """Every known kind: registered, periodic interval, or why it is unavailable."""
     kinds = sorted(set(HANDLERS) | set(PERIODIC) | set(UNAVAILABLE))
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = [
+        {
+            "kind": t.name,
+            "available": True,
+            "every_seconds": "each pass",
+            "description": t.description,
+            "missing": None,
+        }
+        for t in TICKS.values()
+    ]
     for kind in kinds:
         task = PERIODIC.get(kind)
         out.append(
@@ -78,7 +106,7 @@ def describe() -> list[dict[str, Any]]:
                 "kind": kind,
                 "available": kind in HANDLERS,
                 "every_seconds": None if task is None else task.interval_us / 1_000_000,
-                "description": task.description if task else "",
+                "description": task.description if task else DESCRIPTIONS.get(kind, ""),
                 "missing": UNAVAILABLE.get(kind),
             }
         )

@@ -263,6 +263,7 @@ def record_event(
     event_id: str | None = None,
     source: str = "ops",
     now: int | None = None,
+    created_at: int | None = None,
 ) -> str | None:
     """Store an event and queue one delivery per matching enabled endpoint, in the caller's
     transaction. Returns the event id, or None if an event with that id was recorded before."""
@@ -276,7 +277,7 @@ def record_event(
             type=event_type,
             payload=dict(data),
             source=source,
-            created_at=now,
+            created_at=now if created_at is None else created_at,
         )
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(webhook_events.c.id)

@@ -95,6 +95,13 @@ class Worker:
 
         Returns how many jobs ran."""
         self.schedule_periodic()
+        for tick in registry.TICKS.values():
+            try:
+                tick.fn(self.engine, self.name, now_us())
+            except sa.exc.OperationalError:
+                raise
+            except Exception:
+                log.exception("%s failed", tick.name)
         ran = 0
         while not self.stop.is_set():
             claimed = jobs.claim(self.engine, self.name, limit=1, lease_us=self.lease_us)
