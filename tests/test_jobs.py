@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from talktime.ops.clock import SECOND
 from talktime.ops.worker import Worker
 from talktime.store.ops_tables import jobs as jobs_table
 
-TESTS = Path(__file__).parent
+from ops_helpers import start_worker, wait_for
 
 
 def test_enqueue_with_the_same_dedupe_key_makes_one_job(engine: sa.Engine) -> None:
@@ -109,33 +106,14 @@ def test_periodic_tasks_are_queued_once_per_slot_across_workers(engine: sa.Engin
         registry.HANDLERS.pop("test.tick")
 
 
-def _worker(db_url: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "TALKTIME_DATABASE_URL": db_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
-        "PYTHONPATH": str(TESTS),
-    }
-    cmd = [sys.executable, "-m", "talktime", "worker", "--plugin", "ops_plugin", *args]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait(predicate: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_two_workers_never_run_a_job_twice(db_url: str, engine: sa.Engine, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     with engine.begin() as conn:
         ids = [jobs.enqueue(conn, "test.record", {"path": str(log)}) for _ in range(150)]
-    workers = [_worker(db_url, "--poll-seconds", "0.05") for _ in range(2)]
+    workers = [start_worker(db_url, "--poll-seconds", "0.05") for _ in range(2)]
     try:
-        _wait(lambda: len(jobs.list_jobs(engine, ("pending", "running"))) == 0, timeout=120)
+        wait_for(lambda: len(jobs.list_jobs(engine, ("pending", "running"))) == 0, timeout=120)
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
@@ -164,18 +142,18 @@ def test_a_job_of_a_sigkilled_worker_is_finished_once_by_another(
     release = tmp_path / "release"
     with engine.begin() as conn:
         job_id = jobs.enqueue(conn, "test.slow", {"path": str(log), "release": str(release)})
-    first = _worker(db_url, "--lease-seconds", "1", "--poll-seconds", "0.05")
+    first = start_worker(db_url, "--lease-seconds", "1", "--poll-seconds", "0.05")
     try:
-        _wait(lambda: log.exists() and "start" in log.read_text())
+        wait_for(lambda: log.exists() and "start" in log.read_text())
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
     [row] = jobs.list_jobs(engine, ("running",))
     assert row.id == job_id
     release.touch()
-    second = _worker(db_url, "--lease-seconds", "1", "--poll-seconds", "0.05")
+    second = start_worker(db_url, "--lease-seconds", "1", "--poll-seconds", "0.05")
     try:
-        _wait(lambda: not jobs.list_jobs(engine, ("pending", "running")))
+        wait_for(lambda: not jobs.list_jobs(engine, ("pending", "running")))
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0
@@ -195,8 +173,8 @@ def test_sigterm_lets_the_running_job_finish(
     release = tmp_path / "release"
     with engine.begin() as conn:
         jobs.enqueue(conn, "test.slow", {"path": str(log), "release": str(release)})
-    proc = _worker(db_url, "--poll-seconds", "0.05")
-    _wait(lambda: log.exists() and "start" in log.read_text())
+    proc = start_worker(db_url, "--poll-seconds", "0.05")
+    wait_for(lambda: log.exists() and "start" in log.read_text())
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     assert proc.poll() is None, "the worker waits for the running job"
