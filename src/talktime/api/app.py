@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import talktime
 from talktime.api import errors
 from talktime.api.middleware import RequestContextMiddleware
-from talktime.api.routes import health
+from talktime.api.routes import health, webhooks
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
 
@@ -36,4 +36,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(webhooks.router)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,12 @@ class WebhookEndpointLimitError(TalktimeError):
     code = "webhook_endpoint_limit"
     status = 409
     title = "Too many webhook endpoints"
+
+
+class InvalidEventTypesError(TalktimeError):
+    code = "invalid_event_types"
+    status = 422
+    title = "Invalid event types"
 
 
 class WebhookEndpointDisabledError(TalktimeError):
@@ -115,7 +122,7 @@ def _endpoint(row: Any) -> Endpoint:
 def _event_types(types: Sequence[str]) -> list[str]:
     cleaned = sorted({t.strip() for t in types if t.strip()})
     if not cleaned:
-        raise TalktimeError('list at least one event type, or "*" for every event')
+        raise InvalidEventTypesError('list at least one event type, or "*" for every event')
     return cleaned
 
 
@@ -344,22 +351,28 @@ class AttemptResult:
     error: str | None
 
 
+_clients: dict[float, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(timeout: float) -> httpx.Client:
+    """One pooled client per timeout for the process (building one loads the CA bundle)."""
+    with _clients_lock:
+        client = _clients.get(timeout)
+        if client is None:
+            client = _clients[timeout] = httpx.Client(timeout=timeout, follow_redirects=False)
+        return client
+
+
 def _post(url: str, payload: bytes, head: dict[str, str], settings: Settings) -> AttemptResult:
     started = time.perf_counter_ns()
     try:
         check_url(url, allow_private=settings.webhooks_allow_private)
-        with httpx.Client(
-            timeout=settings.webhooks_timeout_seconds, follow_redirects=False
-        ) as client:
-            response = client.post(
-                url,
-                content=payload,
-                headers={
-                    **head,
-                    "content-type": "application/json",
-                    "user-agent": "talktime-webhooks",
-                },
-            )
+        response = _client(settings.webhooks_timeout_seconds).post(
+            url,
+            content=payload,
+            headers={**head, "content-type": "application/json", "user-agent": "talktime-webhooks"},
+        )
         latency = (time.perf_counter_ns() - started) // 1000
         ok = 200 <= response.status_code < 300
         return AttemptResult(
