@@ -9,9 +9,12 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors
+from talktime.api.metrics import MetricsMiddleware
+from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
 from talktime.api.routes import health, webhooks
 from talktime.config import Settings, get_settings
+from talktime.ops.metrics import Metrics
 from talktime.store import make_engine
 
 
@@ -37,4 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.state.metrics = Metrics(engine)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(metrics_router)
     return app
