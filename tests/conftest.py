@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -114,3 +115,22 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """An in-process client of the app on the test's database, with an admin key."""
+    from fastapi.testclient import TestClient
+
+    import apikit
+    from talktime.api import create_app
+    from talktime.config import Settings
+
+    settings = Settings(
+        database_url=db_url,
+        admin_key=apikit.ADMIN_KEY,
+        rate_cards_dir=str(tmp_path / "cards"),
+    )
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client

@@ -11,25 +11,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from talktime.store.wallet_tables import accounts, plans
+from talktime.wallet import Wallet
 
 TESTS = Path(__file__).parent
 
 
 def make_account(engine: sa.Engine, name: str = "acme") -> int:
-    """Insert a plan (if missing) and an account row; returns the account id."""
-    with engine.begin() as conn:
-        if conn.execute(sa.select(plans.c.name).where(plans.c.name == "test")).first() is None:
-            conn.execute(plans.insert().values(name="test", monthly_free_credit=0, updated_at=0))
-        return int(
-            conn.execute(
-                accounts.insert()
-                .values(
-                    name=name, plan="test", anchor_at=0, period_start=0, period_end=1, created_at=0
-                )
-                .returning(accounts.c.id)
-            ).scalar_one()
-        )
+    """A real account (through the wallet) on a plan without free credit; returns its id."""
+    wallet = Wallet(engine)
+    if "ops-test" not in wallet.plans():
+        wallet.upsert_plan("ops-test", 0)
+    return wallet.create_account(name, "ops-test", f"create-{name}").account.id
 
 
 def start_worker(db_url: str, *args: str, **env: str) -> subprocess.Popen[bytes]:

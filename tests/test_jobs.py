@@ -79,8 +79,8 @@ def test_a_job_without_a_handler_fails_with_a_clear_reason(engine: sa.Engine) ->
     with engine.begin() as conn:
         jobs.enqueue(conn, "no.such.kind", max_attempts=1)
     worker = Worker(engine, Settings(database_url=str(engine.url)), name="w")
-    assert worker.run_once() == 1
-    [row] = jobs.list_jobs(engine, ("failed",))
+    assert worker.run_once() >= 1
+    [row] = [j for j in jobs.list_jobs(engine, ("failed",)) if j.kind == "no.such.kind"]
     assert row.last_error is not None
     assert "no handler for job kind 'no.such.kind'" in row.last_error
 
@@ -92,15 +92,21 @@ def test_periodic_tasks_are_queued_once_per_slot_across_workers(engine: sa.Engin
         settings = Settings(database_url=str(engine.url))
         a = Worker(engine, settings, name="a")
         b = Worker(engine, settings, name="b")
-        new = a.schedule_periodic(now=120 * SECOND) + b.schedule_periodic(now=150 * SECOND)
-        assert new >= 1
-        assert b.schedule_periodic(now=170 * SECOND) == 0
-        with engine.connect() as conn:
-            ticks = conn.execute(
-                sa.select(sa.func.count()).where(jobs_table.c.kind == "test.tick")
-            ).scalar()
-        assert ticks == 1
-        assert a.schedule_periodic(now=180 * SECOND) >= 1
+
+        def ticks() -> int:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        sa.select(sa.func.count()).where(jobs_table.c.kind == "test.tick")
+                    ).scalar_one()
+                )
+
+        a.schedule_periodic(now=120 * SECOND)
+        b.schedule_periodic(now=150 * SECOND)
+        b.schedule_periodic(now=170 * SECOND)
+        assert ticks() == 1
+        a.schedule_periodic(now=180 * SECOND)
+        assert ticks() == 2
     finally:
         registry.PERIODIC.pop("test.tick")
         registry.HANDLERS.pop("test.tick")

@@ -37,7 +37,7 @@ def test_a_restricted_user_is_refused_even_if_the_role_allows_it() -> None:
 
 def test_unknown_restrictions_are_refused() -> None:
     assert policy.check_restrictions(["sms.send"]) == frozenset({"sms.send"})
-    with pytest.raises(policy.PermissionDeniedError):
+    with pytest.raises(policy.UnknownPermissionError):
         policy.check_restrictions(["fly"])
 
 
@@ -49,22 +49,22 @@ def test_media_is_refused_as_mms() -> None:
     assert (info.value.code, info.value.status) == ("mms_not_supported", 422)
 
 
-_OWN = SendingNumber("+14155550100", "acc1", "US", "active", True)
+_OWN = SendingNumber("+14155550100", 1, "US", "active", True)
 
 
 def test_the_sending_number_must_be_owned_active_and_sms_enabled() -> None:
-    policy.require_sending_number(_OWN, _OWN.e164, "acc1")
+    policy.require_sending_number(_OWN, _OWN.e164, 1)
     cases = [
         None,
-        _OWN.__class__(_OWN.e164, "acc2", "US", "active", True),
-        _OWN.__class__(_OWN.e164, "acc1", "US", "suspended", True),
-        _OWN.__class__(_OWN.e164, "acc1", "US", "released", True),
-        _OWN.__class__(_OWN.e164, "acc1", "US", "active", False),
-        _OWN.__class__("+4930123456", "acc1", "DE", "active", True),
+        _OWN.__class__(_OWN.e164, 2, "US", "active", True),
+        _OWN.__class__(_OWN.e164, 1, "US", "suspended", True),
+        _OWN.__class__(_OWN.e164, 1, "US", "released", True),
+        _OWN.__class__(_OWN.e164, 1, "US", "active", False),
+        _OWN.__class__("+4930123456", 1, "DE", "active", True),
     ]
     for number in cases:
         with pytest.raises(policy.NumberNotSmsEnabledError) as info:
-            policy.require_sending_number(number, _OWN.e164, "acc1")
+            policy.require_sending_number(number, _OWN.e164, 1)
         assert (info.value.code, info.value.status) == ("number_not_sms_enabled", 422)
 
 

@@ -204,7 +204,7 @@ def test_a_receiver_deduping_on_webhook_id_handles_each_event_once(engine: sa.En
     settings = settings_for(engine)
     t0 = now_us()
     with receiver([200]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
+        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url, ["balance.low"])
         for n in range(3):
             emit(engine, account, "balance.low", {"n": n})
         tasks.dispatch_outbox(engine, "w", now=t0)
@@ -313,7 +313,7 @@ def test_two_workers_deliver_every_event_exactly_once(db_url: str, engine: sa.En
     account = make_account(engine)
     settings = settings_for(engine)
     with receiver([200]) as hook:
-        webhooks.create_endpoint(engine, settings, account, hook.url)
+        webhooks.create_endpoint(engine, settings, account, hook.url, ["balance.low"])
         for n in range(60):
             emit(engine, account, "balance.low", {"n": n})
         env = {"TALKTIME_WEBHOOKS_ALLOW_PRIVATE": "true"}
@@ -329,7 +329,8 @@ def test_two_workers_deliver_every_event_exactly_once(db_url: str, engine: sa.En
     assert len(ids) == 60
     assert len(set(ids)) == 60
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(webhook_events)).scalar() == 60
+        events = sa.select(sa.func.count()).where(webhook_events.c.type == "balance.low")
+        assert conn.execute(events).scalar() == 60
         assert conn.execute(sa.select(sa.func.count()).select_from(webhook_attempts)).scalar() == 60
 
 
@@ -340,7 +341,7 @@ def test_a_worker_sigkilled_mid_delivery_loses_nothing(db_url: str, engine: sa.E
     env = {"TALKTIME_WEBHOOKS_ALLOW_PRIVATE": "true"}
     hook: Receiver
     with receiver([200], hold=True) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
+        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url, ["balance.low"])
         emit(engine, account, "balance.low", {"n": 1})
         first = start_worker(db_url, "--lease-seconds", "1", "--poll-seconds", "0.05", **env)
         try:

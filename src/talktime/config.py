@@ -63,6 +63,27 @@ class Settings(BaseSettings):
     sms_max_text_chars: int = Field(
         1600, ge=1, description="longest SMS text the API accepts, in characters"
     )
+    rate_card: str = Field("default", description="rate card of accounts not given another")
+    rate_cards_dir: str = Field(
+        "./ratecards", description="where imported rate card versions are kept"
+    )
+    call_hold_seconds: int = Field(
+        300, ge=1, description="call time reserved per authorize or extend (whole increments)"
+    )
+    payment_provider: Literal["manual", "test", "stripe"] = Field(
+        "manual",
+        description="who takes card payments: manual (operator top-ups only), test, or stripe",
+    )
+    stripe_api_key: SecretStr | None = Field(None, description="Stripe secret key (sk_...)")
+    stripe_api_base: str | None = Field(
+        None, description="Stripe API base URL; leave unset for https://api.stripe.com"
+    )
+    recharge_max_declines: int = Field(
+        3, ge=1, description="consecutive declines after which auto-recharge is turned off"
+    )
+    recharge_backoff_seconds: int = Field(
+        60, ge=0, description="wait before retrying a declined recharge; doubles per decline"
+    )
 
     @classmethod
     def settings_customise_sources(

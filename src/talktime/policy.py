@@ -48,6 +48,12 @@ class PermissionDeniedError(TalktimeError):
     title = "Permission denied"
 
 
+class UnknownPermissionError(TalktimeError):
+    code = "unknown_permission"
+    status = 422
+    title = "Unknown permission"
+
+
 class MmsNotSupportedError(TalktimeError):
     code = "mms_not_supported"
     status = 422
@@ -85,7 +91,7 @@ class SendingNumber:
     """A number the account holds, as policy needs to see it."""
 
     e164: str
-    account_id: str
+    account_id: int
     country: str
     status: str  # active, suspended, released
     sms_enabled: bool
@@ -121,7 +127,7 @@ def check_restrictions(restrictions: Iterable[str]) -> frozenset[str]:
     given = frozenset(restrictions)
     unknown = sorted(given - PERMISSIONS)
     if unknown:
-        raise PermissionDeniedError(
+        raise UnknownPermissionError(
             f"Unknown permission(s) {', '.join(unknown)}; use {', '.join(sorted(PERMISSIONS))}."
         )
     return given
@@ -140,7 +146,7 @@ def sms_capable(country: str) -> bool:
     return country in SMS_COUNTRIES
 
 
-def require_sending_number(number: SendingNumber | None, e164: str, account_id: str) -> None:
+def require_sending_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
     """The from-number must be the account's, active and SMS-enabled."""
     if number is None or number.account_id != account_id:
         raise NumberNotSmsEnabledError(

@@ -12,7 +12,18 @@ from talktime.api import errors
 from talktime.api.metrics import MetricsMiddleware
 from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
-from talktime.api.routes import health, webhooks
+from talktime.api.routes import (
+    admin,
+    balance,
+    calls,
+    credits,
+    health,
+    keys,
+    messages,
+    numbers,
+    users,
+    webhooks,
+)
 from talktime.config import Settings, get_settings
 from talktime.ops.metrics import Metrics
 from talktime.store import make_engine
@@ -39,6 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(messages.router)
+    app.include_router(calls.router)
+    app.include_router(balance.router)
+    app.include_router(credits.router)
+    app.include_router(numbers.router)
+    app.include_router(users.router)
+    app.include_router(keys.router)
+    app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.state.metrics = Metrics(engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

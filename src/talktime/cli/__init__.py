@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from talktime.cli import (
+    accounts,  # noqa: F401 - registers `accounts create` and `keys create`
     core,  # noqa: F401 - registers commands
-    ops,  # noqa: F401 - registers commands
+    cycle,  # noqa: F401 - registers `cycle run`
+    ops,  # noqa: F401 - registers `worker`, `jobs`, `run`
+    wallet,  # noqa: F401 - registers `verify`
 )
 from talktime.cli.app import app
 

@@ -1,15 +1,11 @@
 """The work the worker knows: outbox dispatch, webhook attempts, job pruning, and the wallet's
-periodic functions (hold expiry, monthly cycle, auto-recharges) when this build has them.
+periodic functions (hold and grant expiry, the monthly cycle, auto-recharges).
 
-Importing this module registers everything; a wallet function that is missing is recorded as
-unavailable with the reason, so `talktime worker --list` shows what will not run.
+Importing this module registers everything; `talktime worker --list` shows it. A queued job whose
+kind no handler claims fails with that reason (see `talktime jobs`).
 """
 
 from __future__ import annotations
-
-import importlib
-from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,6 +13,10 @@ from talktime.ops import jobs, registry, webhooks
 from talktime.ops.clock import HOUR, MINUTE, SECOND, now_us, to_datetime
 from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.wallet_tables import outbox
+from talktime.wallet import Wallet
+from talktime.wallet.cycle import run_cycle
+from talktime.wallet.payments import provider_from_settings
+from talktime.wallet.recharge import process_recharges
 
 OUTBOX_BATCH = 500
 KEEP_DONE_JOBS_US = 24 * HOUR
@@ -85,23 +85,28 @@ registry.periodic("jobs.prune", HOUR, "delete finished jobs older than a day")
 registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to webhook deliveries")
 
 
-def _wallet_task(kind: str, module: str, name: str, every: int, description: str) -> None:
-    """Register `module.name(engine, now)` as periodic job `kind`, or record why it is missing."""
-    registry.periodic(kind, every, description)
-    try:
-        fn: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        registry.unavailable(kind, f"{module}.{name} is not part of this build")
-        return
-
-    def run(ctx: registry.JobContext, _job: jobs.Job) -> None:
-        fn(ctx.engine, to_datetime(ctx.now()))
-
-    registry.handler(kind)(run)
+@registry.handler("wallet.expire")
+def expire(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Release expired holds and write expiry entries for lapsed grants."""
+    wallet = Wallet(ctx.engine)
+    now = to_datetime(ctx.now())
+    wallet.expire_holds(now)
+    wallet.expire_grants(now)
 
 
-_wallet_task("wallet.expire_holds", "talktime.wallet", "expire_holds", MINUTE, "expire holds")
-_wallet_task("wallet.run_cycle", "talktime.wallet", "run_cycle", 5 * MINUTE, "monthly cycle")
-_wallet_task(
-    "recharge.process", "talktime.wallet", "process_recharges", 10 * SECOND, "auto-recharges"
-)
+@registry.handler("wallet.run_cycle")
+def cycle(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Close ended periods: expire free credit, grant the new, charge rentals."""
+    run_cycle(ctx.engine, to_datetime(ctx.now()))
+
+
+@registry.handler("recharge.process")
+def recharge(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Pay the due auto-recharges through the configured payment provider."""
+    provider = provider_from_settings(ctx.settings)
+    process_recharges(ctx.engine, provider, to_datetime(ctx.now()), settings=ctx.settings)
+
+
+registry.periodic("wallet.expire", MINUTE, "release expired holds, expire lapsed grants")
+registry.periodic("wallet.run_cycle", 5 * MINUTE, "monthly cycle (free credit, rentals)")
+registry.periodic("recharge.process", 5 * SECOND, "pay due auto-recharges")

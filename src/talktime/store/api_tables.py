@@ -71,11 +71,11 @@ calls = sa.Table(
     sa.Column("to_number", sa.String(20), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("hold_id", ACCOUNT, nullable=True),
-    sa.Column("rate_per_increment", sa.BigInteger, nullable=False),
-    sa.Column("increment_seconds", sa.Integer, nullable=False),
+    sa.Column("card", sa.String(120), nullable=False),
     sa.Column("authorized_amount", sa.BigInteger, nullable=False),
     sa.Column("max_duration_seconds", sa.Integer, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=True),
+    sa.Column("uncollected", sa.BigInteger, nullable=True),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("legs", sa.Text, nullable=True),
     sa.Column("authorized_at", TIME, nullable=False),
@@ -84,3 +84,26 @@ calls = sa.Table(
     sa.Index("ix_calls_account_id_authorized_at", "account_id", "authorized_at"),
 )
 """`state`: authorized, completed, voided. `legs`: the priced legs as JSON once completed."""
+
+api_requests = sa.Table(
+    "api_requests",
+    metadata,
+    sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Index("ix_api_requests_created_at", "created_at"),
+)
+"""The response of every successful money-moving request, by `Idempotency-Key`, for replays."""
+
+account_cards = sa.Table(
+    "account_cards",
+    metadata,
+    sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("card", sa.String(64), nullable=False),
+    sa.Column("updated_at", TIME, nullable=False),
+)
+"""The rate card an account is priced with (accounts without a row use the configured default)."""

@@ -17,4 +17,8 @@ NAMING = {
 
 metadata = sa.MetaData(naming_convention=NAMING)
 
-from talktime.store import api_tables, wallet_tables  # noqa: E402,F401 - registers tables
+from talktime.store import (  # noqa: E402 - registers the feature tables
+    api_tables,  # noqa: F401
+    recharge_tables,  # noqa: F401
+    wallet_tables,  # noqa: F401
+)

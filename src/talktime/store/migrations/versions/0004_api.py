@@ -1,7 +1,7 @@
 """Billing API: users and roles, API keys, messages and calls.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -21,7 +21,7 @@ TIME = sa.BigInteger  # epoch microseconds, UTC, as in the wallet
 
 
 def upgrade() -> None:
-    """Create users, api_keys, messages and calls."""
+    """Create users, api_keys, messages, calls, api_requests, account_cards."""
     op.create_table(
         "users",
         sa.Column("id", KEY, primary_key=True),
@@ -73,11 +73,11 @@ def upgrade() -> None:
         sa.Column("to_number", sa.String(20), nullable=False),
         sa.Column("state", sa.String(20), nullable=False),
         sa.Column("hold_id", ACCOUNT, nullable=True),
-        sa.Column("rate_per_increment", sa.BigInteger, nullable=False),
-        sa.Column("increment_seconds", sa.Integer, nullable=False),
+        sa.Column("card", sa.String(120), nullable=False),
         sa.Column("authorized_amount", sa.BigInteger, nullable=False),
         sa.Column("max_duration_seconds", sa.Integer, nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=True),
+        sa.Column("uncollected", sa.BigInteger, nullable=True),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("legs", sa.Text, nullable=True),
         sa.Column("authorized_at", TIME, nullable=False),
@@ -85,9 +85,28 @@ def upgrade() -> None:
         sa.Column("completed_at", TIME, nullable=True),
     )
     op.create_index("ix_calls_account_id_authorized_at", "calls", ["account_id", "authorized_at"])
+    op.create_table(
+        "api_requests",
+        sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("operation", sa.String(40), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("response", sa.Text, nullable=False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "key", name="pk_api_requests"),
+    )
+    op.create_index("ix_api_requests_created_at", "api_requests", ["created_at"])
+    op.create_table(
+        "account_cards",
+        sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), nullable=False),
+        sa.Column("card", sa.String(64), nullable=False),
+        sa.Column("updated_at", TIME, nullable=False),
+        sa.PrimaryKeyConstraint("account_id", name="pk_account_cards"),
+    )
 
 
 def downgrade() -> None:
     """Drop the billing API's tables."""
-    for table in ("calls", "messages", "api_keys", "users"):
+    for table in ("account_cards", "api_requests", "calls", "messages", "api_keys", "users"):
         op.drop_table(table)
