@@ -21,6 +21,7 @@ from talktime.api.routes import (
     keys,
     messages,
     numbers,
+    reports,
     users,
     webhooks,
 )
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    app.include_router(reports.router)
     app.state.metrics = Metrics(engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(metrics_router)
