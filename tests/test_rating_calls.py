@@ -282,3 +282,21 @@ def test_a_longer_call_never_costs_less_on_the_shipped_card(a: int, b: int) -> N
     per_minute = card.voice_rate("outbound", "US", AU_MOBILE).per_minute
     expected = ceil(Fraction(ceil(long / 60) * per_minute, CENT)) * CENT
     assert price_call(card, Call("outbound", US_BIZ, AU_MOBILE, long)).total == expected
+
+
+@given(rates, st.integers(0, 10 * money.DOLLAR))
+def test_max_seconds_is_the_longest_leg_the_budget_covers(rate: VoiceRate, budget: int) -> None:
+    seconds = rate.max_seconds(budget, limit=20_000)
+    assert 0 <= seconds <= 20_000
+    assert rate.cost(seconds) <= budget
+    if 0 < seconds < 20_000 - rate.next_increment_s:
+        assert rate.cost(seconds + 1) > budget  # one second more starts an unaffordable increment
+    if seconds == 0:
+        assert rate.cost(1) > budget
+
+
+def test_max_seconds_for_a_us_call_holds_whole_minutes() -> None:
+    rate = load_card("default").voice_rate("outbound", "US", US_OTHER)
+    assert rate.max_seconds(cents("0.03")) == 120  # 2 min = 0.026 -> 0.03; 3 min = 0.039 -> 0.04
+    assert rate.max_seconds(cents("0.01")) == 0  # 1 min = 0.013 -> 0.02 does not fit
+    assert rate.max_seconds(cents("0.02")) == 60

@@ -21,7 +21,9 @@ from talktime.api.routes import (
     keys,
     messages,
     numbers,
+    quotes,
     reports,
+    segments,
     users,
     webhooks,
 )
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(keys.router)
     app.include_router(admin.router)
+    app.include_router(segments.router)
+    app.include_router(quotes.router)
     app.include_router(webhooks.router)
     app.include_router(reports.router)
     app.state.metrics = Metrics(engine)

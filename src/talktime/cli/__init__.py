@@ -7,6 +7,10 @@ from talktime.cli import (
     core,  # noqa: F401 - registers commands
     cycle,  # noqa: F401 - registers `cycle run`
     ops,  # noqa: F401 - registers `worker`, `jobs`, `run`
+    quote,  # noqa: F401 - registers commands
+    rates,  # noqa: F401 - registers commands
+    recharge,  # noqa: F401 - registers `recharge run`
+    segments,  # noqa: F401 - registers commands
     wallet,  # noqa: F401 - registers `verify`
 )
 from talktime.cli.app import app

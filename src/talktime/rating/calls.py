@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from talktime.rating.card import Direction
+from talktime.rating.card import MAX_LEG_SECONDS, Direction
 from talktime.rating.errors import InvalidCallError
 
 TransferKind = Literal["user", "external"]
-MAX_DURATION_S: Final = 7 * 24 * 3600
+MAX_DURATION_S: Final = MAX_LEG_SECONDS
 """Bound on one leg's duration (a week), so a typo cannot price a century."""
 MAX_TRANSFERS: Final = 100
 

@@ -20,6 +20,8 @@ Rounding = Literal["none", "up_to_cent"]
 DIRECTIONS: Final = ("outbound", "inbound")
 ROUNDINGS: Final = ("none", "up_to_cent")
 ANY_COUNTRY: Final = "*"
+MAX_LEG_SECONDS: Final = 7 * 24 * 3600
+"""Bound on one leg's duration (a week)."""
 
 
 def apply_rounding(amount: int, rounding: Rounding) -> int:
@@ -83,6 +85,23 @@ class VoiceRate:
     def cost(self, duration_s: int) -> int:
         """Cost of a leg of `duration_s` seconds in micro-units, rounded per the card."""
         return apply_rounding(self.unrounded_cost(duration_s), self.rounding)
+
+    def max_seconds(self, budget: int, limit: int = MAX_LEG_SECONDS) -> int:
+        """The longest leg, in whole billed increments and at most `limit` seconds, whose
+        `cost` fits in `budget` micro-units (0 when not even the first increment fits).
+
+        What a call authorization can allow for a hold or a credit balance.
+        """
+        if budget < 0 or self.cost(1) > budget:
+            return 0
+        low, high = 0, max(0, -(-(limit - self.first_increment_s) // self.next_increment_s))
+        while low < high:  # the most next-increments that still fit; cost grows with them
+            mid = (low + high + 1) // 2
+            if self.cost(self.first_increment_s + mid * self.next_increment_s) <= budget:
+                low = mid
+            else:
+                high = mid - 1
+        return min(limit, self.first_increment_s + low * self.next_increment_s)
 
 
 @dataclass(frozen=True, slots=True)
