@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors, openapi
+from talktime.api.metrics import MetricsMiddleware
+from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
 from talktime.api.routes import (
     admin,
@@ -20,10 +22,13 @@ from talktime.api.routes import (
     messages,
     numbers,
     quotes,
+    reports,
     segments,
     users,
+    webhooks,
 )
 from talktime.config import Settings, get_settings
+from talktime.ops.metrics import Metrics
 from talktime.store import make_engine
 
 
@@ -59,4 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(segments.router)
     app.include_router(quotes.router)
+    app.include_router(webhooks.router)
+    app.include_router(reports.router)
+    app.state.metrics = Metrics(engine)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(metrics_router)
     return app

@@ -1,0 +1,322 @@
+"""Operations commands: `talktime worker`, `talktime jobs`, and `talktime run` (API + worker)."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import subprocess
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from talktime.cli.app import app, console, err_console, fail, print_json
+from talktime.config import get_settings
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Run what is due now, then exit.")] = False,
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Exit as soon as a pass finds nothing due.")
+    ] = False,
+    lease_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Lease of a claimed job; renewed while it runs.")
+    ] = 60.0,
+    poll_seconds: Annotated[float, typer.Option(min=0.01, help="Sleep when idle.")] = 1.0,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(help="Import this module first (it may register more job handlers)."),
+    ] = None,
+    list_kinds: Annotated[
+        bool, typer.Option("--list", help="List the job kinds this worker runs, then exit.")
+    ] = False,
+) -> None:
+    """Run queued and periodic jobs (hold expiry, monthly cycle, auto-recharges, webhooks).
+
+    Run as many workers as you like, on any hosts: a job is claimed by one of them. SIGTERM or
+    Ctrl-C lets the running job finish, then exits."""
+    from talktime import logs
+    from talktime.ops import registry, tasks  # noqa: F401 - registers the built-in tasks
+    from talktime.ops.clock import SECOND
+    from talktime.ops.worker import Worker
+    from talktime.store import make_engine
+
+    for module in plugin or []:
+        importlib.import_module(module)
+    if list_kinds:
+        table = Table("kind", "runs", "every", "what / why not")
+        for item in registry.describe():
+            every = item["every_seconds"]
+            table.add_row(
+                item["kind"],
+                "yes" if item["available"] else "[red]no[/]",
+                "" if every is None else f"{every}" if isinstance(every, str) else f"{every:g} s",
+                item["description"] if item["available"] else str(item["missing"]),
+            )
+        console.print(table)
+        return
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    engine = make_engine(settings.database_url, settings)
+    runner = Worker(
+        engine, settings, lease_us=int(lease_seconds * SECOND), poll_us=int(poll_seconds * SECOND)
+    )
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
+        runner.stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    for kind, reason in registry.UNAVAILABLE.items():
+        err_console.print(f"worker: [yellow]{kind} will not run[/]: {reason}", highlight=False)
+    try:
+        if once:
+            runner.run_once()
+        else:
+            runner.run(exit_when_idle=exit_when_idle)
+    finally:
+        engine.dispose()
+
+
+@app.command("jobs")
+def list_jobs(
+    state: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these states (pending, running, done, failed)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    retry: Annotated[
+        int | None, typer.Option(help="Put this failed job back in the queue.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List pending, running and failed jobs (oldest due first)."""
+    from talktime.ops import jobs
+    from talktime.ops.clock import iso
+    from talktime.store import make_engine
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    try:
+        if retry is not None:
+            if not jobs.retry(engine, retry):
+                fail("job_not_failed", f"job {retry} does not exist or has not failed")
+            console.print(f"job {retry} queued again")
+            return
+        states = tuple(state or ("pending", "running", "failed"))
+        bad = [s for s in states if s not in jobs.STATES]
+        if bad:
+            fail("invalid_state", f"unknown job state {bad[0]!r}; use {', '.join(jobs.STATES)}")
+        rows = jobs.list_jobs(engine, states, limit)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(
+            [
+                {**r.__dict__, "run_at": iso(r.run_at), "locked_until": iso(r.locked_until)}
+                for r in rows
+            ]
+        )
+        return
+    table = Table("id", "kind", "state", "attempts", "run at", "worker", "last error")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.kind,
+            r.state,
+            f"{r.attempts}/{r.max_attempts}",
+            iso(r.run_at) or "",
+            r.locked_by or "",
+            (r.last_error or "")[:80],
+        )
+    console.print(table)
+    if not rows:
+        console.print("no jobs in states " + ", ".join(states))
+
+
+@app.command("run")
+def run(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: settings).")] = None,
+) -> None:
+    """Serve the API and run one worker beside it; Ctrl-C (or SIGTERM) stops both."""
+    import uvicorn
+
+    from talktime import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    child = subprocess.Popen([sys.executable, "-m", "talktime", "worker"])
+
+    def _forward(signum: int, _frame: FrameType | None) -> None:
+        # uvicorn restores these handlers after its graceful shutdown and re-raises the signal
+        # it caught: pass it on to the worker instead of dying before the worker has stopped.
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    try:
+        uvicorn.run(
+            "talktime.api.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port if port is not None else settings.port,
+            log_config=None,
+        )
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _when(text: str | None) -> int | None:
+    """An ISO date or date-time (UTC when no offset is given) as epoch microseconds."""
+    from datetime import UTC, datetime
+
+    from talktime.ops.clock import from_datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail("invalid_time", f"{text!r} is not an ISO date or date-time such as 2026-10-01")
+    return from_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@app.command("usage")
+def usage_report(
+    account: Annotated[int, typer.Argument(help="Account id.")],
+    since: Annotated[str | None, typer.Option(help="Start (ISO), default: month start.")] = None,
+    until: Annotated[str | None, typer.Option(help="End (ISO, exclusive), default: now.")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group-by",
+            help="day, channel, direction, country, number_type, user, phone_number (repeat).",
+        ),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Usage counts and totals of an account over a time range, grouped as asked."""
+    from datetime import UTC, datetime
+
+    from talktime.errors import TalktimeError
+    from talktime.ops import usage
+    from talktime.ops.clock import from_datetime, now_us
+    from talktime.store import make_engine
+
+    now = now_us()
+    today = datetime.now(UTC)
+    start = _when(since) or from_datetime(datetime(today.year, today.month, 1, tzinfo=UTC))
+    end = _when(until) or now + 1
+    dims = [d for part in group_by or [] for d in part.split(",") if d]
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    try:
+        groups = usage.usage(engine, account, start, end, dims)
+    except TalktimeError as refusal:
+        fail(refusal.code, refusal.detail)
+    finally:
+        engine.dispose()
+    if as_csv:
+        sys.stdout.write(usage.to_csv(groups, dims))
+        return
+    rows = usage.to_dicts(groups, dims)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(*dims, "count", "quantity", "amount")
+    for row in rows:
+        table.add_row(
+            *(str(row[d] or "") for d in dims),
+            str(row["count"]),
+            str(row["quantity"]),
+            row["amount"],
+        )
+    console.print(table)
+
+
+@app.command("statement")
+def statement_command(
+    account: Annotated[int, typer.Argument(help="Account id.")],
+    period: Annotated[str, typer.Argument(help="Month, YYYY-MM (UTC).")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, json, csv or pdf.")
+    ] = "text",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (default for pdf: statement-ACCOUNT-PERIOD.pdf).",
+        ),
+    ] = None,
+) -> None:
+    """An account's monthly statement: opening, credit, usage, expiries, refunds, closing."""
+    from pathlib import Path
+
+    from talktime import money
+    from talktime.errors import TalktimeError
+    from talktime.ops import pdf, statements
+    from talktime.store import make_engine
+
+    if output_format not in ("text", "json", "csv", "pdf"):
+        fail("invalid_format", f"--format must be text, json, csv or pdf, not {output_format!r}")
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    try:
+        stmt = statements.statement(engine, account, period)
+    except TalktimeError as refusal:
+        fail(refusal.code, refusal.detail)
+    finally:
+        engine.dispose()
+    if output_format == "pdf":
+        path = Path(output or f"statement-{account}-{period}.pdf")
+        path.write_bytes(pdf.render(stmt))
+        console.print(f"wrote {path}", highlight=False)
+        return
+    if output_format == "text":
+        f = money.format
+        table = Table("", "free", "paid", "total", title=f"{stmt.account_name} {stmt.period}")
+        table.add_row(
+            "Opening balance",
+            f(stmt.opening_free),
+            f(stmt.opening_paid),
+            f(stmt.opening_free + stmt.opening_paid),
+        )
+        for line in stmt.lines:
+            table.add_row(
+                f"  {line.label} ({line.entries})", f(line.free), f(line.paid), f(line.total)
+            )
+        table.add_row(
+            "Closing balance",
+            f(stmt.closing_free),
+            f(stmt.closing_paid),
+            f(stmt.closing_free + stmt.closing_paid),
+        )
+        text = None
+        console.print(table)
+    else:
+        import json
+
+        text = (
+            stmt.to_csv() if output_format == "csv" else json.dumps(stmt.to_dict(), indent=2) + "\n"
+        )
+    if text is None:
+        return
+    if output:
+        Path(output).write_text(text)
+        console.print(f"wrote {output}", highlight=False)
+    else:
+        sys.stdout.write(text)
