@@ -11,9 +11,11 @@ import sqlalchemy as sa
 
 from talktime.ops import jobs, registry, webhooks
 from talktime.ops.clock import HOUR, MINUTE, SECOND, now_us, to_datetime
+from talktime.service import idempotency as request_keys
 from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.wallet_tables import outbox
 from talktime.wallet import Wallet
+from talktime.wallet import idempotency as wallet_keys
 from talktime.wallet.cycle import run_cycle
 from talktime.wallet.payments import provider_from_settings
 from talktime.wallet.recharge import process_recharges
@@ -107,6 +109,16 @@ def recharge(ctx: registry.JobContext, _job: jobs.Job) -> None:
     process_recharges(ctx.engine, provider, to_datetime(ctx.now()), settings=ctx.settings)
 
 
+@registry.handler("idempotency.purge")
+def purge_keys(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Forget idempotency keys older than 30 days: the wallet's and the API's stored responses."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        wallet_keys.purge(conn, now)
+        request_keys.purge(conn, now)
+
+
+registry.periodic("idempotency.purge", HOUR, "forget idempotency keys older than 30 days")
 registry.periodic("wallet.expire", MINUTE, "release expired holds, expire lapsed grants")
 registry.periodic("wallet.run_cycle", 5 * MINUTE, "monthly cycle (free credit, rentals)")
 registry.periodic("recharge.process", 5 * SECOND, "pay due auto-recharges")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from talktime.service.errors import RequestConflictError
 from talktime.store.api_tables import api_requests
+from talktime.wallet.idempotency import RETENTION_MICROS
 
 
 class KeepWritesError(Exception):
@@ -149,3 +150,10 @@ def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
 
 def _canonical(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def purge(conn: sa.Connection, now: int, retention: int = RETENTION_MICROS) -> int:
+    """Delete stored responses older than ``retention`` (never less than 30 days); how many."""
+    retention = max(retention, RETENTION_MICROS)
+    done = conn.execute(sa.delete(api_requests).where(api_requests.c.created_at < now - retention))
+    return done.rowcount

@@ -1,0 +1,49 @@
+"""Idempotency keys are kept 30 days, then the worker's `idempotency.purge` task forgets them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from talktime.config import Settings
+from talktime.ops import registry, tasks
+from talktime.store.api_tables import api_requests
+from talktime.store.wallet_tables import idempotency
+from talktime.wallet import Wallet
+from talktime.wallet.periods import to_micros
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def test_purge_forgets_keys_older_than_thirty_days_and_keeps_the_rest(engine: sa.Engine) -> None:
+    wallet = Wallet(engine)
+    wallet.upsert_plan("startup", 2_000_000, now=NOW - timedelta(days=60))
+    account = wallet.create_account("Acme", "startup", "acct-1", now=NOW - timedelta(days=60))
+    account_id = account.account.id
+    wallet.grant(account_id, "purchased", 1_000_000, "topup", now=NOW - timedelta(days=40))
+    wallet.charge(account_id, 10_000, "old", now=NOW - timedelta(days=31))
+    wallet.charge(account_id, 10_000, "recent", now=NOW - timedelta(days=29))
+    with engine.begin() as conn:
+        for key, age in (("old-request", 31), ("recent-request", 29)):
+            conn.execute(
+                api_requests.insert().values(
+                    account_id=account_id,
+                    key=key,
+                    operation="message.send",
+                    fingerprint="f" * 64,
+                    status=201,
+                    response="{}",
+                    created_at=to_micros(NOW - timedelta(days=age)),
+                )
+            )
+    assert "idempotency.purge" in registry.PERIODIC
+
+    ctx = registry.JobContext(engine, Settings(), "test-worker", lambda: to_micros(NOW))
+    tasks.purge_keys(ctx, None)  # type: ignore[arg-type]
+
+    with engine.connect() as conn:
+        kept = set(conn.execute(sa.select(idempotency.c.key)).scalars())
+        kept_requests = set(conn.execute(sa.select(api_requests.c.key)).scalars())
+    assert {"old", "recent"} & kept == {"recent"}
+    assert kept_requests == {"recent-request"}
