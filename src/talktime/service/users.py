@@ -140,3 +140,17 @@ def update_user(
             .values(**values)
         )
     return get_user(conn, account_id, user_id)
+
+
+def require_permission_of(
+    engine: sa.Engine, account_id: int, user_id: str | None, permission: policy.Permission
+) -> None:
+    """When a request names the user it is made for, refuse unless that user has ``permission``.
+
+    An API key acts for its whole account; naming a user narrows the request to what that user
+    may do (403 `permission_denied`, 422 for a user the account does not have).
+    """
+    if user_id is None:
+        return
+    with engine.connect() as conn:
+        policy.require_permission(actor(conn, account_id, user_id), permission)

@@ -13,6 +13,7 @@ from talktime.api.auth import AccountId
 from talktime.api.deps import Engine
 from talktime.api.models import Amount, problems
 from talktime.service import balance as service
+from talktime.service import users
 
 router = APIRouter(tags=["credit"])
 
@@ -60,6 +61,11 @@ class MonthlyLimitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     monthly_limit: Amount | None = Field(description="Cap on paid credit per period; null: none.")
+    user: str | None = Field(
+        None,
+        description="The user this request is made for; when given, that user needs "
+        "`billing.manage`.",
+    )
 
 
 @router.get("/v1/balance", response_model=BalanceOut, responses=problems(403))
@@ -100,10 +106,11 @@ def get_ledger(
     )
 
 
-@router.put("/v1/settings/monthly-limit", response_model=BalanceOut, responses=problems(403))
+@router.put("/v1/settings/monthly-limit", response_model=BalanceOut, responses=problems(403, 422))
 def put_monthly_limit(
     body: MonthlyLimitIn, account_id: AccountId, engine: Engine
 ) -> dict[str, Any]:
     """Set or remove the cap on paid credit used per billing period."""
+    users.require_permission_of(engine, account_id, body.user, "billing.manage")
     limit = None if body.monthly_limit is None else money.parse(body.monthly_limit)
     return service.set_monthly_limit(engine, account_id, limit)

@@ -12,7 +12,7 @@ from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
 from talktime.api.models import Amount, PositiveAmount, problems
 from talktime.api.routes.balance import BalanceOut
-from talktime.service import credits
+from talktime.service import credits, users
 
 router = APIRouter(tags=["credit"])
 
@@ -21,6 +21,11 @@ class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: PositiveAmount = Field(description='Credit to buy, e.g. "25.00".')
+    user: str | None = Field(
+        None,
+        description="The user this request is made for; when given, that user needs "
+        "`billing.manage`.",
+    )
 
 
 class PurchaseOut(BaseModel):
@@ -38,29 +43,36 @@ class AutoRechargeIn(BaseModel):
     enabled: bool
     threshold: Amount = Field(description="Recharge when paid credit falls under this.")
     amount: PositiveAmount = Field(description="How much each recharge buys.")
+    user: str | None = Field(
+        None,
+        description="The user this request is made for; when given, that user needs "
+        "`billing.manage`.",
+    )
 
 
 @router.post(
     "/v1/credits",
     status_code=201,
     response_model=PurchaseOut,
-    responses=problems(402, 403, 409, 503),
+    responses=problems(402, 403, 409, 422, 503),
 )
 def purchase(
     body: PurchaseIn, request: Request, account_id: AccountId, engine: Engine, key: IdempotencyKey
 ) -> dict[str, Any]:
     """Buy credit through the account's payment provider; the credit is granted only after
     the payment succeeded, and a replayed key never pays twice."""
+    users.require_permission_of(engine, account_id, body.user, "billing.manage")
     return credits.purchase(
         engine, request.app.state.settings, account_id, money.parse(body.amount), key
     )
 
 
-@router.put("/v1/settings/auto-recharge", response_model=BalanceOut, responses=problems(403))
+@router.put("/v1/settings/auto-recharge", response_model=BalanceOut, responses=problems(403, 422))
 def put_auto_recharge(
     body: AutoRechargeIn, account_id: AccountId, engine: Engine
 ) -> dict[str, Any]:
     """Turn auto-recharge on or off and set its threshold and amount."""
+    users.require_permission_of(engine, account_id, body.user, "billing.manage")
     return credits.set_auto_recharge(
         engine,
         account_id,
