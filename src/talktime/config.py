@@ -50,6 +50,25 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_key: SecretStr | None = Field(None, description="API key with admin rights")
+    rate_cards_dir: str = Field(
+        "./rate_cards",
+        description="where `talktime rates import` stores rate card versions (<name>/<version>/)",
+    )
+    rate_card: str = Field("default", description="rate card used when a request names none")
+    payment_provider: Literal["manual", "test", "stripe"] = Field(
+        "manual",
+        description="who takes card payments: manual (operator top-ups only), test, or stripe",
+    )
+    stripe_api_key: SecretStr | None = Field(None, description="Stripe secret key (sk_...)")
+    stripe_api_base: str | None = Field(
+        None, description="Stripe API base URL; leave unset for https://api.stripe.com"
+    )
+    recharge_max_declines: int = Field(
+        3, ge=1, description="consecutive declines after which auto-recharge is turned off"
+    )
+    recharge_backoff_seconds: int = Field(
+        60, ge=0, description="wait before retrying a declined recharge; doubles per decline"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors
-from talktime.api.routes import health
+from talktime.api.routes import health, quotes
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
 
@@ -34,4 +34,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(quotes.router)
     return app

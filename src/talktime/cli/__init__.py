@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from talktime.cli import core  # noqa: F401 - registers commands
+from talktime.cli import (
+    core,  # noqa: F401 - registers commands
+    cycle,  # noqa: F401 - registers `cycle run`
+    quote,  # noqa: F401 - registers commands
+    rates,  # noqa: F401 - registers commands
+    wallet,  # noqa: F401 - registers `verify`
+)
 from talktime.cli.app import app
 
 

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="talktime",
@@ -30,5 +31,8 @@ def print_json(data: Any) -> None:
 
 def fail(code: str, message: str, exit_code: int = 1) -> NoReturn:
     """Print a refusal as `error[code]: sentence` on stderr and exit non-zero (no traceback)."""
-    err_console.print(f"[bold red]error[{code}][/]: {message}", highlight=False, markup=True)
+    # escape: rich would otherwise eat "[code]" as a markup tag and drop it from the output
+    err_console.print(
+        f"[bold red]{escape(f'error[{code}]')}[/]: {escape(message)}", highlight=False, markup=True
+    )
     raise typer.Exit(exit_code)

@@ -16,3 +16,8 @@ NAMING = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING)
+
+from talktime.store import (  # noqa: E402 - registers the feature tables
+    recharge_tables,  # noqa: F401
+    wallet_tables,  # noqa: F401
+)

@@ -1,0 +1,114 @@
+"""`POST /v1/quotes/sms` and `POST /v1/quotes/calls`: price without charging.
+
+Thin routes over `talktime.rating`; numbers must be E.164, money comes back as decimal strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from talktime.rating import Call, RateCard, load_card, price_call, price_sms
+
+router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
+
+E164_HELP = "E.164: '+', country code and number, digits only (+14155550123)"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SmsQuoteRequest(_Body):
+    """An SMS to price."""
+
+    from_: str = Field(alias="from", description=E164_HELP, max_length=16)
+    to: str = Field(description=E164_HELP, max_length=16)
+    text: str = Field(description="The message text.", max_length=100_000)
+    direction: Literal["outbound", "inbound"] = "outbound"
+    smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
+    card: str | None = Field(None, description="Rate card name (default: setting rate_card).")
+
+
+class ForwardBody(_Body):
+    """The call was forwarded to `to` for `duration` seconds (inbound calls only)."""
+
+    to: str = Field(description=E164_HELP, max_length=16)
+    duration: int = Field(ge=0, description="Seconds of the forwarding leg.")
+
+
+class TransferBody(_Body):
+    """One transfer: to a user (two legs) or to an external number (one outbound leg)."""
+
+    kind: Literal["user", "external"]
+    to: str = Field(description=E164_HELP, max_length=16)
+    outbound_duration: int = Field(ge=0, description="Seconds of the transferring outbound leg.")
+    inbound_duration: int = Field(0, ge=0, description="Seconds the receiving user talked.")
+    caller_id: str | None = Field(None, description="Caller ID of the outbound leg.")
+
+
+class CallQuoteRequest(_Body):
+    """A call to price: what happened on it."""
+
+    direction: Literal["outbound", "inbound"]
+    from_: str = Field(
+        alias="from", description="Caller ID (outbound) or caller (inbound), E.164.", max_length=16
+    )
+    to: str = Field(description="Called (outbound) or receiving (inbound) number.", max_length=16)
+    duration: int = Field(ge=0, description="Seconds of the original leg (0: not answered).")
+    forward: ForwardBody | None = None
+    transfers: list[TransferBody] = Field(default_factory=list, max_length=100)
+    card: str | None = Field(None, description="Rate card name (default: setting rate_card).")
+
+
+class QuoteLineBody(BaseModel):
+    """One priced line; money as decimal strings."""
+
+    kind: Literal["sms", "call_leg", "number_rental"]
+    description: str
+    quantity: str
+    unit: Literal["segments", "minutes", "months"]
+    unit_price: str
+    unrounded: str
+    amount: str
+    rounding: str
+    rate: str = Field(description="card@version:file:line of the rate used")
+    seconds: int | None = None
+
+
+class QuoteBody(BaseModel):
+    """A quote: the total and its lines, priced with one rate card version."""
+
+    card: str
+    version: str
+    currency: str
+    total: str = Field(description="Decimal string, such as 0.0300")
+    lines: list[QuoteLineBody]
+
+
+def _card(request: Request, name: str | None) -> RateCard:
+    settings = request.app.state.settings
+    return load_card(name or settings.rate_card, directory=settings.rate_cards_dir)
+
+
+@router.post("/sms", response_model=QuoteBody, response_model_exclude_none=True)
+def quote_sms(body: SmsQuoteRequest, request: Request) -> dict[str, Any]:
+    """Price one SMS: segments x the rate of the other party's country, rounded per the card."""
+    quote = price_sms(
+        _card(request, body.card),
+        body.from_,
+        body.to,
+        body.text,
+        body.direction,
+        smart_encoding=body.smart_encoding,
+    )
+    return quote.to_dict()
+
+
+@router.post("/calls", response_model=QuoteBody, response_model_exclude_none=True)
+def quote_call(body: CallQuoteRequest, request: Request) -> dict[str, Any]:
+    """Price a call: every leg (original, forwarding, transfers) priced and rounded on its own."""
+    data = body.model_dump(by_alias=True, exclude={"card"}, exclude_none=True)
+    return price_call(_card(request, body.card), Call.from_dict(data)).to_dict()

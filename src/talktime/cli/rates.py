@@ -1,0 +1,222 @@
+"""`talktime rates list|show|import|validate`: the rate cards shipped and imported.
+
+Imported versions live under the `rate_cards_dir` setting as `<name>/<version>/` and never
+change once imported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from talktime import money
+from talktime.cli.app import app, console, err_console, fail, print_json
+from talktime.config import get_settings
+from talktime.errors import TalktimeError
+from talktime.rating import (
+    InvalidRateCardError,
+    RateCard,
+    import_card,
+    list_cards,
+    load_card,
+    read_card,
+    shipped_cards_dir,
+)
+
+rates_app = typer.Typer(
+    help="Rate cards: list, show, import and validate versions.", no_args_is_help=True
+)
+app.add_typer(rates_app, name="rates")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _origin(card: RateCard) -> str:
+    return "shipped" if Path(card.source).parent == shipped_cards_dir() else "imported"
+
+
+@rates_app.command("list")
+def rates_list(as_json: JsonOption = False) -> None:
+    """Every card version, shipped and imported; `*` marks the version in force today."""
+    settings = get_settings()
+    try:
+        cards = list_cards(settings.rate_cards_dir)
+        in_force = {c.name: load_card(c.name, directory=settings.rate_cards_dir) for c in cards}
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    rows = [
+        {
+            "name": c.name,
+            "version": c.version,
+            "effective_from": c.effective_from.isoformat(),
+            "currency": c.currency,
+            "in_force": in_force[c.name] is c,
+            "origin": _origin(c),
+            "path": c.source,
+        }
+        for c in cards
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"rate cards (imported ones in {settings.rate_cards_dir})")
+    for column in ("", "name", "version", "effective from", "currency", "origin"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            "*" if row["in_force"] else "",
+            str(row["name"]),
+            str(row["version"]),
+            str(row["effective_from"]),
+            str(row["currency"]),
+            str(row["origin"]),
+        )
+    console.print(table)
+
+
+def card_rows(card: RateCard) -> dict[str, list[dict[str, Any]]]:
+    """Every rate of `card` as plain rows, money as decimal strings, with their references."""
+    sms = [
+        {
+            "direction": d,
+            "country": c,
+            "per_segment": money.format(r.per_segment),
+            "rate": str(r.ref),
+        }
+        for (d, c), r in card.sms_rates.items()
+    ]
+    voice = [
+        {
+            "direction": d,
+            "origin": o,
+            "country": c,
+            "type": t,
+            "prefix": "",
+            "per_minute": money.format(r.per_minute),
+            "rate": str(r.ref),
+        }
+        for (d, o, c, t), r in card.voice_rates.items()
+    ]
+    voice += [
+        {
+            "direction": d,
+            "origin": o,
+            "country": "",
+            "type": "",
+            "prefix": prefix,
+            "per_minute": money.format(r.per_minute),
+            "rate": str(r.ref),
+        }
+        for (d, o), rows in card.voice_prefixes.items()
+        for prefix, r in rows.items()
+    ]
+    numbers = [
+        {"country": c, "type": t, "monthly": money.format(r.monthly), "rate": str(r.ref)}
+        for (c, t), r in card.number_rates.items()
+    ]
+    return {"sms": sms, "voice": voice, "numbers": numbers}
+
+
+@rates_app.command("show")
+def rates_show(
+    name: Annotated[str, typer.Argument(help="Card name.")] = "default",
+    version: Annotated[str | None, typer.Option(help="Version (default: in force).")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="The version in force on this date (YYYY-MM-DD).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A card's header, plans and every rate with its file and line."""
+    settings = get_settings()
+    try:
+        when = dt.date.fromisoformat(at) if at else None
+    except ValueError:
+        fail("invalid_date", f"--at {at!r} is not a date such as 2026-11-01")
+    try:
+        card = load_card(name, version, at=when, directory=settings.rate_cards_dir)
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    data = {**card.summary(), **card_rows(card)}
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]{card.ref}[/] effective from {card.effective_from} ({card.currency}), "
+        f"{_origin(card)}: {card.source}",
+        highlight=False,
+    )
+    console.print(card.description, highlight=False)
+    plans = ", ".join(f"{p} {money.format(c, 2)}" for p, c in card.plans.items())
+    console.print(f"plans (monthly free credit): {plans}", highlight=False)
+    for table_name, rows in card_rows(card).items():
+        table = Table(title=table_name)
+        if not rows:
+            continue
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+
+
+@rates_app.command("validate")
+def rates_validate(
+    path: Annotated[Path, typer.Argument(help="A rate card directory.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check a card directory; print every problem as file:line:column: message."""
+    try:
+        card = read_card(path)
+    except InvalidRateCardError as exc:
+        problems = exc.extra.get("errors", [])
+        if as_json:
+            print_json({"valid": False, "errors": problems})
+        else:
+            for p in problems:
+                err_console.print(
+                    f"{path / p['file']}:{p['line']}:{p['column']}: {p['message']}",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
+        fail(exc.code, f"{len(problems)} problem(s) in {path}")
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    if as_json:
+        print_json({"valid": True, **card.summary()})
+        return
+    console.print(
+        f"ok: {card.ref} effective from {card.effective_from}: {len(card.sms_rates)} SMS, "
+        f"{len(card.voice_rates)} voice, "
+        f"{sum(len(v) for v in card.voice_prefixes.values())} prefix, "
+        f"{len(card.number_rates)} number rates, {len(card.plans)} plans",
+        highlight=False,
+    )
+
+
+@rates_app.command("import")
+def rates_import(
+    path: Annotated[Path, typer.Argument(help="A rate card directory to import.")],
+) -> None:
+    """Validate a card and store it as a new immutable version under `rate_cards_dir`."""
+    settings = get_settings()
+    try:
+        card, created = import_card(path, settings.rate_cards_dir)
+    except TalktimeError as exc:
+        for p in exc.extra.get("errors", []):
+            err_console.print(
+                f"{path / p['file']}:{p['line']}:{p['column']}: {p['message']}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+        fail(exc.code, exc.detail)
+    state = "imported" if created else "already imported (same content)"
+    console.print(
+        f"{state}: {card.ref} effective from {card.effective_from} in {card.source}",
+        highlight=False,
+    )

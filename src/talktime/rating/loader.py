@@ -1,0 +1,601 @@
+"""Rate card files: read and validate a card directory, find versions, import new ones.
+
+A card is a directory holding `card.toml` (header: name, version, effective_from, currency, SMS
+and voice rules, plans, overrides) and `sms.csv`, `voice.csv`, `numbers.csv`. Validation
+collects every problem with file, line and column before refusing the card.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import re
+import shutil
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, cast
+
+import phonenumbers
+
+from talktime import money
+from talktime.numbers import E164, NUMBER_TYPES, NumberType, Overrides
+from talktime.rating.card import (
+    ANY_COUNTRY,
+    DIRECTIONS,
+    ROUNDINGS,
+    NumberRate,
+    RateCard,
+    RateRef,
+    Rounding,
+    SmsRate,
+    VoiceRate,
+)
+from talktime.rating.errors import (
+    InvalidRateCardError,
+    RateCardNotFoundError,
+    RateCardVersionExistsError,
+)
+
+HEADER: Final = "card.toml"
+SMS: Final = "sms.csv"
+VOICE: Final = "voice.csv"
+NUMBERS: Final = "numbers.csv"
+FILES: Final = (HEADER, SMS, VOICE, NUMBERS)
+NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
+COUNTRIES: Final = frozenset(phonenumbers.SUPPORTED_REGIONS)
+MAX_ROWS: Final = 200_000
+"""Bound on the rows of one table, so a runaway file is refused instead of eaten."""
+
+SMS_COLUMNS: Final = ("direction", "country", "per_segment")
+VOICE_COLUMNS: Final = ("direction", "origin", "country", "type", "prefix", "per_minute")
+NUMBER_COLUMNS: Final = ("country", "type", "monthly")
+
+
+@dataclass(frozen=True, slots=True)
+class CardProblem:
+    """One validation problem: where (file, line, column; 0 when unknown) and what."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where += f":{self.line}"
+            if self.column:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[CardProblem] = []
+
+    def add(self, file: str, line: int, column: int, message: str) -> None:
+        self.items.append(CardProblem(file, line, column, message))
+
+    def raise_if_any(self, where: str) -> None:
+        if not self.items:
+            return
+        shown = "; ".join(str(p) for p in self.items[:5])
+        more = f" (and {len(self.items) - 5} more)" if len(self.items) > 5 else ""
+        raise InvalidRateCardError(
+            f"rate card {where} is invalid: {shown}{more}",
+            errors=[
+                {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
+                for p in self.items
+            ],
+        )
+
+
+def shipped_cards_dir() -> Path:
+    """The directory of the cards shipped inside the package (`default`, `passthrough`)."""
+    return Path(str(resources.files("talktime.rating") / "cards"))
+
+
+def read_card(path: Path | str) -> RateCard:
+    """Read and validate the card in directory `path`; raise `InvalidRateCardError` listing
+    every problem with file, line and column."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RateCardNotFoundError(f"{path} is not a rate card directory", path=str(path))
+    problems = _Problems()
+    texts: dict[str, str] = {}
+    for name in FILES:
+        file = path / name
+        try:
+            texts[name] = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.add(name, 0, 0, f"missing: a rate card needs {', '.join(FILES)}")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.add(name, 0, 0, f"cannot be read as UTF-8 text: {exc}")
+    problems.raise_if_any(str(path))
+    digest = hashlib.sha256()
+    for name in FILES:
+        digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
+    header = _Header.parse(texts[HEADER], problems)
+    if not problems.items:
+        assert header is not None
+        card = _build(header, texts, problems, digest.hexdigest(), str(path))
+        problems.raise_if_any(str(path))
+        return card
+    problems.raise_if_any(str(path))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Header:
+    name: str
+    version: str
+    effective_from: dt.date
+    currency: str
+    description: str
+    sms_rounding: Rounding
+    sms_base_fee: Mapping[str, int]
+    first_increment: int
+    next_increment: int
+    connect_fee: int
+    voice_rounding: Rounding
+    plans: Mapping[str, int]
+    regions: Mapping[str, str]
+    prefix_types: Mapping[str, NumberType]
+
+    @staticmethod
+    def parse(text: str, problems: _Problems) -> _Header | None:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            match = re.search(r"at line (\d+), column (\d+)", str(exc))
+            line, col = (int(match[1]), int(match[2])) if match else (0, 0)
+            problems.add(HEADER, line, col, f"not valid TOML: {exc}")
+            return None
+        reader = _TomlReader(text, data, problems)
+        known = {"name", "version", "effective_from", "currency", "description"}
+        known |= {"sms", "voice", "plans", "overrides"}
+        for key in data:
+            if key not in known:
+                reader.problem(key, f"unknown key {key!r}; known: {', '.join(sorted(known))}")
+        name = reader.text("name", pattern=NAME, hint="lower-case letters, digits, . _ -")
+        version = reader.text("version", pattern=NAME, hint="letters, digits, . _ -")
+        effective = data.get("effective_from")
+        if not isinstance(effective, dt.date) or isinstance(effective, dt.datetime):
+            reader.problem("effective_from", "effective_from must be a TOML date (2026-11-01)")
+            effective = dt.date.min
+        currency = reader.text("currency", pattern=re.compile(r"[A-Z]{3}\Z"), hint="ISO 4217")
+        description = data.get("description", "")
+        sms = reader.table("sms", {"rounding", "base_fee"})
+        voice = reader.table(
+            "voice", {"first_increment", "next_increment", "connect_fee", "rounding"}
+        )
+        sms_rounding = reader.rounding(sms, "sms.rounding")
+        base = reader.table("sms.base_fee", set(DIRECTIONS), sms.get("base_fee", {}))
+        base_fee = {d: reader.money(base, f"sms.base_fee.{d}", "0") for d in DIRECTIONS}
+        first = reader.seconds(voice, "voice.first_increment")
+        nxt = reader.seconds(voice, "voice.next_increment")
+        connect_fee = reader.money(voice, "voice.connect_fee", "0")
+        voice_rounding = reader.rounding(voice, "voice.rounding")
+        plans_raw = reader.table("plans", None)
+        plans: dict[str, int] = {}
+        for plan in plans_raw:
+            if NAME.match(plan) is None:
+                reader.problem(
+                    f"plans.{plan}", f"plan name {plan!r} must be lower-case letters/digits/._-"
+                )
+            plans[plan] = reader.money(plans_raw, f"plans.{plan}", None)
+        overrides = reader.table("overrides", {"regions", "prefix_types"})
+        regions_raw = reader.table("overrides.regions", None, overrides.get("regions", {}))
+        regions: dict[str, str] = {}
+        for region, target in regions_raw.items():
+            if region not in COUNTRIES:
+                reader.problem(
+                    f"overrides.regions.{region}",
+                    f"overrides.regions: {region!r} is not a known region",
+                )
+            if not isinstance(target, str) or target not in COUNTRIES:
+                reader.problem(
+                    f"overrides.regions.{region}",
+                    f"overrides.regions.{region}: {target!r} is not a region",
+                )
+            else:
+                regions[region] = target
+        types_raw = reader.table("overrides.prefix_types", None, overrides.get("prefix_types", {}))
+        prefix_types: dict[str, NumberType] = {}
+        for prefix, kind in types_raw.items():
+            if not _is_prefix(prefix):
+                reader.problem(
+                    prefix, f"overrides.prefix_types: {prefix!r} is not a +digits prefix"
+                )
+            if kind not in NUMBER_TYPES:
+                reader.problem(
+                    f"overrides.prefix_types.{prefix}",
+                    f"overrides.prefix_types.{prefix}: type must be one of {NUMBER_TYPES}",
+                )
+            else:
+                prefix_types[prefix] = cast(NumberType, kind)
+        return _Header(
+            name,
+            version,
+            effective,
+            currency,
+            str(description),
+            sms_rounding,
+            base_fee,
+            first,
+            nxt,
+            connect_fee,
+            voice_rounding,
+            plans,
+            regions,
+            prefix_types,
+        )
+
+
+class _TomlReader:
+    """Reads typed values out of parsed TOML; problems name the line where the key appears."""
+
+    def __init__(self, text: str, data: dict[str, Any], problems: _Problems) -> None:
+        self.lines = text.splitlines()
+        self.data = data
+        self.problems = problems
+
+    def line_of(self, key: str) -> tuple[int, int]:
+        """Line and column of dotted `key` (`voice.rounding`) or table `[key]`; 0, 0 if absent."""
+        table, _, leaf = key.rpartition(".")
+        assignment = re.compile(rf'^\s*"?{re.escape(leaf)}"?\s*=')
+        section = ""
+        for number, line in enumerate(self.lines, 1):
+            header = re.match(r"^\s*\[+\s*([^\]]*?)\s*\]", line)
+            if header:
+                section = header[1].replace('"', "")
+                if section == key:
+                    return number, len(line) - len(line.lstrip()) + 1
+            elif section == table and assignment.search(line):
+                return number, len(line) - len(line.lstrip()) + 1
+        return 0, 0
+
+    def problem(self, key: str, message: str) -> None:
+        line, col = self.line_of(key)
+        self.problems.add(HEADER, line, col, message)
+
+    def text(self, key: str, *, pattern: re.Pattern[str], hint: str) -> str:
+        value = self.data.get(key)
+        if not isinstance(value, str) or pattern.match(value) is None:
+            self.problem(key, f"{key} must be a string ({hint}), not {value!r}")
+            return ""
+        return value
+
+    def table(self, key: str, allowed: set[str] | None, value: object = None) -> dict[str, Any]:
+        if value is None:
+            value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(key, f"[{key}] must be a table")
+            return {}
+        if allowed is not None:
+            for sub in value:
+                if sub not in allowed:
+                    self.problem(
+                        f"{key}.{sub}",
+                        f"unknown key {key}.{sub}; known: {', '.join(sorted(allowed))}",
+                    )
+        return value
+
+    def money(self, table: dict[str, Any], key: str, default: str | None) -> int:
+        leaf = key.rsplit(".", 1)[-1]
+        value = table.get(leaf, default)
+        if value is None:
+            self.problem(key, f"{key} is required")
+            return 0
+        try:
+            return money.parse(value)
+        except money.MoneyError as exc:
+            self.problem(key, f"{key}: {exc}")
+            return 0
+
+    def seconds(self, table: dict[str, Any], key: str) -> int:
+        value = table.get(key.rsplit(".", 1)[-1], 60)
+        if type(value) is not int or not 1 <= value <= 3600:
+            self.problem(key, f"{key} must be whole seconds between 1 and 3600, not {value!r}")
+            return 60
+        return value
+
+    def rounding(self, table: dict[str, Any], key: str) -> Rounding:
+        value = table.get(key.rsplit(".", 1)[-1], "none")
+        if value not in ROUNDINGS:
+            self.problem(key, f"{key} must be one of {ROUNDINGS}, not {value!r}")
+            return "none"
+        return cast(Rounding, value)
+
+
+def _is_prefix(value: object) -> bool:
+    return isinstance(value, str) and 2 <= len(value) <= 16 and E164.match(value + "0") is not None
+
+
+class _Table:
+    """A CSV table: `#` comment lines and blank lines skipped, header checked, cells located."""
+
+    def __init__(self, file: str, text: str, required: tuple[str, ...], problems: _Problems):
+        self.file = file
+        self.problems = problems
+        self.required = required
+        self.columns: dict[str, int] = {}
+        self.rows: list[tuple[int, list[str]]] = []
+        header_seen = False
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            cells = next(csv.reader([line]))
+            if not header_seen:
+                header_seen = True
+                self._header(number, cells)
+                continue
+            if len(self.rows) >= MAX_ROWS:
+                problems.add(file, number, 1, f"more than {MAX_ROWS} rows")
+                break
+            self.rows.append((number, cells))
+        if not header_seen:
+            problems.add(file, 1, 1, f"empty: the first line must name the columns {required}")
+
+    def _header(self, number: int, cells: list[str]) -> None:
+        for index, name in enumerate(cells):
+            name = name.strip()
+            if name in self.columns:
+                self.problems.add(self.file, number, index + 1, f"column {name!r} repeated")
+            self.columns[name] = index
+        for name in self.required:
+            if name not in self.columns:
+                self.problems.add(self.file, number, 1, f"missing column {name!r}")
+        allowed = {*self.required, "note"}
+        for name, index in self.columns.items():
+            if name not in allowed:
+                self.problems.add(
+                    self.file, number, index + 1, f"unknown column {name!r}; known: {allowed}"
+                )
+
+    def __iter__(self) -> Iterator[tuple[int, _Row]]:
+        if any(name not in self.columns for name in self.required):
+            return
+        for number, cells in self.rows:
+            if len(cells) > len(self.columns):
+                self.problems.add(
+                    self.file,
+                    number,
+                    len(self.columns) + 1,
+                    f"{len(cells)} cells but {len(self.columns)} columns",
+                )
+                continue
+            yield number, _Row(self, number, cells)
+
+
+class _Row:
+    def __init__(self, table: _Table, number: int, cells: list[str]) -> None:
+        self.table = table
+        self.number = number
+        self.cells = cells
+        self.ok = True
+
+    def cell(self, name: str) -> str:
+        index = self.table.columns[name]
+        return self.cells[index].strip() if index < len(self.cells) else ""
+
+    def bad(self, name: str, message: str) -> None:
+        self.ok = False
+        column = self.table.columns[name] + 1
+        self.table.problems.add(self.table.file, self.number, column, f"{name}: {message}")
+
+    def choice(self, name: str, allowed: tuple[str, ...], *, empty: bool = False) -> str:
+        value = self.cell(name)
+        if value == "" and empty:
+            return value
+        if value not in allowed:
+            self.bad(name, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def country(self, name: str, *, empty: bool = False, wildcard: bool = False) -> str:
+        value = self.cell(name)
+        if (value == "" and empty) or (value == ANY_COUNTRY and wildcard):
+            return value
+        if value not in COUNTRIES:
+            self.bad(name, f"{value!r} is not an ISO region code that phone numbers use")
+        return value
+
+    def money(self, name: str) -> int:
+        try:
+            return money.parse(self.cell(name))
+        except money.MoneyError as exc:
+            self.bad(name, str(exc))
+            return 0
+
+
+def _build(
+    header: _Header, texts: dict[str, str], problems: _Problems, digest: str, source: str
+) -> RateCard:
+    def ref(file: str, line: int) -> RateRef:
+        return RateRef(header.name, header.version, file, line)
+
+    sms_rates: dict[tuple[str, str], SmsRate] = {}
+    seen: dict[tuple[str, ...], int] = {}
+
+    def unique(row: _Row, key: tuple[str, ...], file: str) -> bool:
+        if key in seen:
+            problems.add(file, row.number, 1, f"duplicate of the row on line {seen[key]}")
+            return False
+        seen[key] = row.number
+        return True
+
+    for number, row in _Table(SMS, texts[SMS], SMS_COLUMNS, problems):
+        direction = row.choice("direction", DIRECTIONS)
+        country = row.country("country", wildcard=True)
+        price = row.money("per_segment")
+        if row.ok and unique(row, (SMS, direction, country), SMS):
+            base = header.sms_base_fee[direction]
+            sms_rates[(direction, country)] = SmsRate(base + price, base, price, ref(SMS, number))
+
+    voice_rates: dict[tuple[str, str, str, str], VoiceRate] = {}
+    voice_prefixes: dict[tuple[str, str], dict[str, VoiceRate]] = {}
+    for number, row in _Table(VOICE, texts[VOICE], VOICE_COLUMNS, problems):
+        direction = row.choice("direction", DIRECTIONS)
+        origin = row.country("origin", empty=True)
+        prefix = row.cell("prefix")
+        if direction == "outbound" and not origin:
+            row.bad("origin", "an outbound row needs the caller ID's country")
+        if direction == "inbound" and origin:
+            row.bad("origin", "an inbound row is priced by the receiving number: leave it empty")
+        if prefix:
+            if not _is_prefix(prefix):
+                row.bad("prefix", f"{prefix!r} is not an E.164 prefix such as +4470")
+            for name in ("country", "type"):
+                if row.cell(name):
+                    row.bad(name, "a prefix row leaves country and type empty")
+        else:
+            row.country("country")
+            row.choice("type", NUMBER_TYPES)
+        per_minute = row.money("per_minute")
+        if not row.ok:
+            continue
+        rate = VoiceRate(
+            per_minute,
+            header.first_increment,
+            header.next_increment,
+            header.connect_fee,
+            header.voice_rounding,
+            ref(VOICE, number),
+        )
+        if prefix:
+            if unique(row, (VOICE, direction, origin, prefix), VOICE):
+                voice_prefixes.setdefault((direction, origin), {})[prefix] = rate
+        else:
+            key = (direction, origin, row.cell("country"), row.cell("type"))
+            if unique(row, (VOICE, *key), VOICE):
+                voice_rates[key] = rate
+
+    number_rates: dict[tuple[str, str], NumberRate] = {}
+    for number, row in _Table(NUMBERS, texts[NUMBERS], NUMBER_COLUMNS, problems):
+        country = row.country("country")
+        kind = row.choice("type", NUMBER_TYPES)
+        monthly = row.money("monthly")
+        if row.ok and unique(row, (NUMBERS, country, kind), NUMBERS):
+            number_rates[(country, kind)] = NumberRate(monthly, ref(NUMBERS, number))
+
+    return RateCard(
+        name=header.name,
+        version=header.version,
+        effective_from=header.effective_from,
+        currency=header.currency,
+        description=header.description,
+        plans=header.plans,
+        overrides=Overrides(header.regions, header.prefix_types),
+        sms_rounding=header.sms_rounding,
+        sms_base_fee=header.sms_base_fee,
+        sms_rates=sms_rates,
+        voice_first_increment_s=header.first_increment,
+        voice_next_increment_s=header.next_increment,
+        voice_connect_fee=header.connect_fee,
+        voice_rounding=header.voice_rounding,
+        voice_rates=voice_rates,
+        voice_prefixes=voice_prefixes,
+        number_rates=number_rates,
+        digest=digest,
+        source=source,
+    )
+
+
+@lru_cache(maxsize=64)
+def _read_cached(path: str) -> RateCard:
+    return read_card(path)
+
+
+def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
+    """Every version directory of card `name`: the shipped one, then `directory/name/*/`."""
+    found: list[Path] = []
+    shipped = shipped_cards_dir() / name
+    if (shipped / HEADER).is_file():
+        found.append(shipped)
+    if directory is not None:
+        base = Path(directory) / name
+        if base.is_dir():
+            found.extend(sorted(p for p in base.iterdir() if (p / HEADER).is_file()))
+    return found
+
+
+def load_card(
+    name: str = "default",
+    version: str | None = None,
+    *,
+    at: dt.date | None = None,
+    directory: Path | str | None = None,
+) -> RateCard:
+    """The version of card `name` to price with.
+
+    Looks at the card shipped in the package and the imported versions under
+    `directory/<name>/<version>/`. With `version`, exactly that version; otherwise the version
+    with the latest `effective_from` on or before `at` (default: today, UTC). Versions are
+    immutable, so a loaded card is cached by path.
+    """
+    if NAME.match(name) is None:
+        raise RateCardNotFoundError(f"{name!r} is not a rate card name", card=name)
+    candidates = [_read_cached(str(path)) for path in card_dirs(name, directory)]
+    if not candidates:
+        raise RateCardNotFoundError(
+            f"no rate card named {name!r}; `talktime rates list` shows the cards", card=name
+        )
+    if version is not None:
+        for card in candidates:
+            if card.version == version:
+                return card
+        raise RateCardNotFoundError(
+            f"rate card {name!r} has no version {version!r}", card=name, version=version
+        )
+    when = at or dt.datetime.now(dt.UTC).date()
+    in_force = [c for c in candidates if c.effective_from <= when]
+    if not in_force:
+        raise RateCardNotFoundError(
+            f"no version of rate card {name!r} is in force on {when.isoformat()}", card=name
+        )
+    return max(in_force, key=lambda c: (c.effective_from, c.version))
+
+
+def list_cards(directory: Path | str | None = None) -> list[RateCard]:
+    """Every valid card version, shipped and imported, by name then effective date."""
+    names: set[str] = {p.name for p in shipped_cards_dir().iterdir() if p.is_dir()}
+    if directory is not None and Path(directory).is_dir():
+        names |= {p.name for p in Path(directory).iterdir() if p.is_dir()}
+    cards = [
+        _read_cached(str(path)) for name in sorted(names) for path in card_dirs(name, directory)
+    ]
+    return sorted(cards, key=lambda c: (c.name, c.effective_from, c.version))
+
+
+def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bool]:
+    """Validate the card in `source` and copy it to `directory/<name>/<version>/`.
+
+    Returns the card and whether it was new. Importing the same version again with the same
+    content does nothing; with different content it is refused: a version, once imported, never
+    changes, so every charge that names it keeps meaning the same rate.
+    """
+    card = read_card(source)
+    for existing in card_dirs(card.name, directory):
+        old = read_card(existing)
+        if old.version == card.version:
+            if old.digest == card.digest:
+                return old, False
+            raise RateCardVersionExistsError(
+                f"rate card {card.ref} already exists with different content; give the new "
+                "rates a new version",
+                card=card.name,
+                version=card.version,
+            )
+    target = Path(directory) / card.name / card.version
+    staging = target.with_name(f".{card.version}.importing")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for file in FILES:
+        shutil.copyfile(Path(source) / file, staging / file)
+    staging.rename(target)
+    return read_card(target), True

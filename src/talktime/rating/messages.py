@@ -1,0 +1,50 @@
+"""Pricing of one SMS against a rate card version: segments from `talktime.sms`, the rate of
+the other party's country, the card's per-message rounding. Pure; the output is a `Quote`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from talktime import sms
+from talktime.rating.card import Direction, RateCard, apply_rounding
+from talktime.rating.errors import InvalidUsageError
+from talktime.rating.quote import Quote, QuoteLine
+
+
+def price_sms(
+    card: RateCard,
+    from_: str,
+    to: str,
+    text: str,
+    direction: Direction = "outbound",
+    smart_encoding: bool = False,
+) -> Quote:
+    """Price one SMS: segments (`talktime.sms.segment`) x (base fee + the other party's country
+    rate), the message's cost rounded per the card. The other party is `to` for an outbound
+    message and `from_` for an inbound one; both numbers must be valid E.164."""
+    if direction == "outbound":
+        card.classify(from_)
+        party = card.classify(to)
+    elif direction == "inbound":
+        party = card.classify(from_)
+        card.classify(to)
+    else:
+        raise InvalidUsageError(f"direction must be 'outbound' or 'inbound', not {direction!r}")
+    rate = card.sms_rate(direction, party.country)
+    count = sms.segment(text, smart_encoding=smart_encoding).segments
+    unrounded = count * rate.per_segment
+    amount = apply_rounding(unrounded, card.sms_rounding)
+    line = QuoteLine(
+        "sms",
+        f"{direction} SMS {'to' if direction == 'outbound' else 'from'} {party.e164} "
+        f"({party.country})",
+        Decimal(count),
+        "segments",
+        rate.per_segment,
+        unrounded,
+        amount,
+        card.sms_rounding,
+        rate.ref,
+    )
+    return Quote(card.name, card.version, card.currency, (line,), amount)

@@ -1,0 +1,487 @@
+"""The credit wallet: the only code that moves money.
+
+`Wallet` is the embedded API: one method per operation, each in its own transaction, each write
+idempotent by key. The building blocks (`Book` and the functions of `charges`, `grants`, `holds`,
+`accounts`) let other packages compose money movements inside one transaction of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from talktime.config import Settings, get_settings
+from talktime.errors import TalktimeError
+from talktime.store import make_engine, upgrade
+from talktime.store.wallet_tables import grants as grants_table
+from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
+from talktime.wallet.book import AccountState, Book, LiveGrant, new_transaction_id
+from talktime.wallet.charges import ChargeItem
+from talktime.wallet.errors import (
+    AccountNotFoundError,
+    GrantNotFoundError,
+    HoldNotFoundError,
+    HoldNotPendingError,
+    IdempotencyConflictError,
+    InsufficientCreditError,
+    InvalidAmountError,
+    InvalidRequestError,
+    MonthlyLimitReachedError,
+    PlanNotFoundError,
+    RefundNotAllowedError,
+    WalletError,
+)
+from talktime.wallet.model import (
+    Account,
+    AccountResult,
+    Balance,
+    Balances,
+    ChargeResult,
+    Grant,
+    GrantResult,
+    Hold,
+    HoldResult,
+    LedgerEntry,
+    LedgerPage,
+    RefundResult,
+    SettleResult,
+    to_json,
+)
+from talktime.wallet.periods import from_micros, period_bounds, to_micros, utcnow
+from talktime.wallet.verify import Breach, verify
+
+T = TypeVar("T")
+
+_RETRIES = 5
+
+
+class Wallet:
+    """The credit wallet on one database. Amounts are int micro-units; times are aware UTC
+    datetimes; every method that writes takes an idempotency key and an optional ``now``
+    (default: the wallet's clock), so tests can move time explicitly.
+    """
+
+    def __init__(self, engine: sa.Engine, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        migrate: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Wallet:
+        """A wallet on ``url`` (default: the configured database); ``migrate=True`` first
+        brings the schema to the newest revision."""
+        engine = make_engine(url, settings or get_settings())
+        if migrate:
+            upgrade(engine)
+        return cls(engine, clock)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Wallet:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- transactions ----------------------------------------------------------------------
+
+    def _micros(self, now: datetime | None) -> int:
+        return to_micros(now if now is not None else self.clock())
+
+    @contextmanager
+    def book(self, now: datetime | None = None) -> Iterator[Book]:
+        """A `Book` on a new transaction, flushed and committed when the block ends (rolled
+        back if it raises). Use it to compose several operations atomically."""
+        with self.engine.begin() as conn:
+            book = Book(conn, self._micros(now))
+            yield book
+            book.flush()
+
+    def _write(self, work: Callable[[Book], T], now: datetime | None) -> T:
+        for attempt in range(_RETRIES):
+            try:
+                refusal: MonthlyLimitReachedError | None = None
+                with self.engine.begin() as conn:
+                    book = Book(conn, self._micros(now))
+                    try:
+                        result = work(book)
+                    except MonthlyLimitReachedError as exc:
+                        refusal = exc  # commit only the monthly_limit.reached event
+                    book.flush()
+                if refusal is not None:
+                    raise refusal
+                return result
+            except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+                # A concurrent writer won a race (same new key, deadlock, serialization):
+                # retry from scratch; the replay path then answers.
+                if attempt == _RETRIES - 1 or not _retryable(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read(self) -> sa.Connection:
+        return self.engine.connect().execution_options(sqlite_begin="DEFERRED")
+
+    # ---- plans and accounts ------------------------------------------------------------------
+
+    def upsert_plan(self, name: str, monthly_free_credit: int, now: datetime | None = None) -> None:
+        """Create or update a plan's monthly free credit (the service syncs the rate card)."""
+        with self.engine.begin() as conn:
+            accounts.upsert_plan(conn, name, monthly_free_credit, self._micros(now))
+
+    def plans(self) -> dict[str, int]:
+        """Every plan and its monthly free credit."""
+        with self._read() as conn:
+            return accounts.list_plans(conn)
+
+    def create_account(
+        self,
+        name: str,
+        plan: str,
+        key: str,
+        *,
+        currency: str = "USD",
+        anchor: datetime | None = None,
+        monthly_limit: int | None = None,
+        low_balance_threshold: int | None = None,
+        now: datetime | None = None,
+    ) -> AccountResult:
+        """Create an account and issue the first period's free credit of its plan."""
+        return self._write(
+            lambda b: accounts.create(
+                b,
+                name,
+                plan,
+                key,
+                currency=currency,
+                anchor=anchor,
+                monthly_limit=monthly_limit,
+                low_balance_threshold=low_balance_threshold,
+            ),
+            now,
+        )
+
+    def account(self, account_id: int) -> Account:
+        """The stored account."""
+        with self._read() as conn:
+            return accounts.get_account(conn, account_id)
+
+    def set_plan(
+        self, account_id: int, plan: str, key: str, now: datetime | None = None
+    ) -> AccountResult:
+        """Change the plan; its free credit applies from the next period."""
+        return self._write(
+            lambda b: accounts.update(b, account_id, "set_plan", {"plan": plan}, key), now
+        )
+
+    def set_status(
+        self, account_id: int, status: str, key: str, now: datetime | None = None
+    ) -> AccountResult:
+        """Set the subscription status: `active`, `past_due` or `canceled`."""
+        return self._write(
+            lambda b: accounts.update(b, account_id, "set_status", {"status": status}, key), now
+        )
+
+    def set_monthly_limit(
+        self, account_id: int, limit: int | None, key: str, now: datetime | None = None
+    ) -> AccountResult:
+        """Set (or with None remove) the cap on paid credit used per period."""
+        return self._write(
+            lambda b: accounts.update(
+                b, account_id, "set_monthly_limit", {"monthly_limit": limit}, key
+            ),
+            now,
+        )
+
+    def set_low_balance_threshold(
+        self, account_id: int, threshold: int | None, key: str, now: datetime | None = None
+    ) -> AccountResult:
+        """Set (or remove) the available credit under which `balance.low` is queued."""
+        return self._write(
+            lambda b: accounts.update(
+                b,
+                account_id,
+                "set_low_balance_threshold",
+                {"low_balance_threshold": threshold},
+                key,
+            ),
+            now,
+        )
+
+    # ---- money -----------------------------------------------------------------------------
+
+    def grant(
+        self,
+        account_id: int,
+        kind: str,
+        amount: int,
+        key: str,
+        *,
+        expires_at: datetime | None = None,
+        effective_at: datetime | None = None,
+        priority: int | None = None,
+        source: str | None = None,
+        now: datetime | None = None,
+    ) -> GrantResult:
+        """Grant credit (`purchased`, `promotional`, `refund`, `free_monthly`)."""
+        return self._write(
+            lambda b: grants.issue(
+                b,
+                account_id,
+                kind,
+                amount,
+                key,
+                expires_at=expires_at,
+                effective_at=effective_at,
+                priority=priority,
+                source=source,
+            ),
+            now,
+        )
+
+    def charge(
+        self,
+        account_id: int,
+        amount: int,
+        key: str,
+        *,
+        reference: str | None = None,
+        lines: Any = None,
+        now: datetime | None = None,
+    ) -> ChargeResult:
+        """Debit the whole amount or refuse (`insufficient_credit`, `monthly_limit_reached`)."""
+        return self._write(
+            lambda b: charges.charge(b, account_id, amount, key, reference, lines), now
+        )
+
+    def charge_batch(
+        self, items: list[ChargeItem], now: datetime | None = None
+    ) -> list[ChargeResult | TalktimeError]:
+        """Many charges in one transaction: a result or a refusal per item, in order."""
+        return self._write(lambda b: charges.charge_many(b, items), now)
+
+    def authorize(
+        self,
+        account_id: int,
+        amount: int,
+        key: str,
+        ttl: timedelta,
+        *,
+        reference: str | None = None,
+        now: datetime | None = None,
+    ) -> HoldResult:
+        """Reserve the whole amount until now + ttl, or refuse."""
+        ttl_micros = _micros_of(ttl)
+        return self._write(
+            lambda b: holds.authorize(b, account_id, amount, key, ttl_micros, reference), now
+        )
+
+    def extend(
+        self,
+        hold_id: int,
+        amount: int,
+        key: str,
+        *,
+        ttl: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> HoldResult:
+        """Reserve ``amount`` more on a pending hold; ``ttl`` moves its deadline to now + ttl."""
+        ttl_micros = None if ttl is None else _micros_of(ttl)
+        return self._write(lambda b: holds.extend(b, hold_id, amount, key, ttl_micros), now)
+
+    def settle(
+        self,
+        hold_id: int,
+        actual: int,
+        key: str,
+        *,
+        lines: Any = None,
+        now: datetime | None = None,
+    ) -> SettleResult:
+        """Charge the actual amount, release the rest; a shortfall is recorded `uncollected`."""
+        return self._write(lambda b: holds.settle(b, hold_id, actual, key, lines), now)
+
+    def void(self, hold_id: int, key: str, now: datetime | None = None) -> HoldResult:
+        """Release a pending hold without charging."""
+        return self._write(lambda b: holds.void(b, hold_id, key), now)
+
+    def expire_holds(self, now: datetime | None = None) -> int:
+        """Release every pending hold past its deadline; returns how many (periodic job)."""
+        at = self._micros(now)
+        count = 0
+        while True:
+            with self._read() as conn:
+                due = holds.due_holds(conn, at)
+            for hold_id in due:
+                count += self._write(functools.partial(_expire_hold, hold_id), from_micros(at))
+            if len(due) < 1000:
+                return count
+
+    def expire_grants(self, now: datetime | None = None) -> int:
+        """Write `expiry` entries for the credit left on expired grants; returns the amount."""
+        at = self._micros(now)
+        with self._read() as conn:
+            due = (
+                conn.execute(
+                    sa.select(grants_table.c.account_id)
+                    .where(
+                        grants_table.c.remaining > 0,
+                        grants_table.c.remaining > grants_table.c.held,
+                        grants_table.c.expires_at <= at,
+                    )
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
+        total = 0
+        for account_id in sorted(due):
+            total += self._write(functools.partial(_expire_grants, account_id), from_micros(at))
+        return total
+
+    def refund(
+        self, account_id: int, grant_id: int, amount: int, key: str, now: datetime | None = None
+    ) -> RefundResult:
+        """Take back unspent purchased credit from a grant."""
+        return self._write(lambda b: grants.refund(b, account_id, grant_id, amount, key), now)
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def balance(self, account_id: int, now: datetime | None = None) -> Balance:
+        """Free credit left and when it expires, paid, held, available, limit and usage."""
+        with self._read() as conn:
+            return accounts.read_balance(conn, account_id, self._micros(now))
+
+    def grants(self, account_id: int) -> list[Grant]:
+        """Every grant of the account, in consumption order."""
+        with self._read() as conn:
+            return [
+                Grant(
+                    id=g.id,
+                    account_id=g.account_id,
+                    kind=g.kind,
+                    original=g.original,
+                    remaining=g.remaining,
+                    held=g.held,
+                    priority=g.priority,
+                    effective_at=from_micros(g.effective_at),
+                    expires_at=None if g.expires_at is None else from_micros(g.expires_at),
+                    period_start=None if g.period_start is None else from_micros(g.period_start),
+                    source=g.source,
+                )
+                for g in accounts.list_grants(conn, account_id)
+            ]
+
+    def ledger(
+        self,
+        account_id: int,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+        kind: str | None = None,
+        reference: str | None = None,
+        transaction_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> LedgerPage:
+        """A page of the account's ledger, newest first (pass `next_cursor` for the next)."""
+        with self._read() as conn:
+            return ledger.list_entries(
+                conn,
+                account_id,
+                cursor=cursor,
+                limit=limit,
+                kind=kind,
+                reference=reference,
+                transaction_id=transaction_id,
+                since=since,
+                until=until,
+            )
+
+    def events(
+        self, account_id: int | None = None, type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Outbox events, oldest first."""
+        with self._read() as conn:
+            return outbox.list_events(conn, account_id, type)
+
+    def verify(self, now: datetime | None = None) -> list[Breach]:
+        """Every broken invariant in the database (empty when all is well)."""
+        with self._read() as conn:
+            return verify(conn, self._micros(now))
+
+    def purge_idempotency(self, now: datetime | None = None) -> int:
+        """Delete idempotency records older than 30 days; returns how many."""
+        with self.engine.begin() as conn:
+            return idempotency.purge(conn, self._micros(now))
+
+
+def _expire_hold(hold_id: int, book: Book) -> int:
+    return int(holds.expire_hold(book, hold_id))
+
+
+def _expire_grants(account_id: int, book: Book) -> int:
+    return grants.expire(book, book.account(account_id))
+
+
+def _micros_of(ttl: timedelta) -> int:
+    if not isinstance(ttl, timedelta):
+        raise InvalidRequestError("a hold's ttl is a datetime.timedelta")
+    return (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40001", "40P01")
+
+
+__all__ = [
+    "Account",
+    "AccountNotFoundError",
+    "AccountResult",
+    "AccountState",
+    "Balance",
+    "Balances",
+    "Book",
+    "Breach",
+    "ChargeItem",
+    "ChargeResult",
+    "Grant",
+    "GrantNotFoundError",
+    "GrantResult",
+    "Hold",
+    "HoldNotFoundError",
+    "HoldNotPendingError",
+    "HoldResult",
+    "IdempotencyConflictError",
+    "InsufficientCreditError",
+    "InvalidAmountError",
+    "InvalidRequestError",
+    "LedgerEntry",
+    "LedgerPage",
+    "LiveGrant",
+    "MonthlyLimitReachedError",
+    "PlanNotFoundError",
+    "RefundNotAllowedError",
+    "RefundResult",
+    "SettleResult",
+    "Wallet",
+    "WalletError",
+    "new_transaction_id",
+    "period_bounds",
+    "to_json",
+]

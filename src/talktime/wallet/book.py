@@ -1,0 +1,470 @@
+"""The unit of work every money movement goes through, inside one open transaction.
+
+A `Book` locks the accounts it touches (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN
+IMMEDIATE already serialises writers), loads their live grants once, applies operations in
+memory (each checked completely before it changes anything) and writes the grant updates, ledger
+entries, idempotency records, usage counters and events in a few batched statements at `flush`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from talktime.store.wallet_tables import accounts, grants, idempotency, ledger, usage_periods
+from talktime.wallet import idempotency as idem
+from talktime.wallet import outbox
+from talktime.wallet.errors import (
+    AccountNotFoundError,
+    InvalidAmountError,
+    MonthlyLimitReachedError,
+)
+from talktime.wallet.model import PAID_KINDS, Balances
+from talktime.wallet.periods import from_micros, period_bounds_micros
+
+_LOCK_ACCOUNT = (
+    sa.select(
+        accounts.c.id,
+        accounts.c.status,
+        accounts.c.plan,
+        accounts.c.anchor_at,
+        accounts.c.period_start,
+        accounts.c.period_end,
+        accounts.c.monthly_limit,
+        accounts.c.low_balance_threshold,
+    )
+    .where(accounts.c.id == sa.bindparam("account_id"))
+    .with_for_update()
+)
+LIVE_GRANTS = sa.select(
+    grants.c.id,
+    grants.c.kind,
+    grants.c.remaining,
+    grants.c.held,
+    grants.c.priority,
+    grants.c.effective_at,
+    grants.c.expires_at,
+).where(grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0)
+_GRANT_BY_ID = sa.select(
+    grants.c.id,
+    grants.c.account_id,
+    grants.c.kind,
+    grants.c.remaining,
+    grants.c.held,
+    grants.c.priority,
+    grants.c.effective_at,
+    grants.c.expires_at,
+).where(grants.c.id == sa.bindparam("grant_id"))
+_UPDATE_GRANT = (
+    sa.update(grants)
+    .where(grants.c.id == sa.bindparam("gid"))
+    .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"))
+)
+_USAGE = sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
+    usage_periods.c.account_id == sa.bindparam("account_id"),
+    usage_periods.c.period_start == sa.bindparam("period_start"),
+)
+
+
+def new_transaction_id() -> str:
+    """A fresh ledger transaction id (also the id of a charge)."""
+    return uuid.uuid4().hex
+
+
+def check_amount(amount: int, *, allow_zero: bool = False, what: str = "amount") -> None:
+    """Refuse anything but a positive (or zero, when allowed) int of micro-units."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidAmountError(
+            f"the {what} must be an int of micro-units, not {type(amount).__name__}"
+        )
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise InvalidAmountError(
+            f"the {what} must be {'zero or more' if allow_zero else 'more than zero'}, "
+            f"not {amount}",
+            amount=amount,
+        )
+    if amount > 2**62:
+        raise InvalidAmountError(f"the {what} {amount} is too large", amount=amount)
+
+
+@dataclass
+class LiveGrant:
+    """A grant's working copy inside a book; `saved_*` are the values in the database."""
+
+    id: int
+    kind: str
+    remaining: int
+    held: int
+    priority: int
+    effective_at: int
+    expires_at: int | None
+    saved_remaining: int = 0
+    saved_held: int = 0
+
+    @property
+    def available(self) -> int:
+        """Credit that may still be used or reserved."""
+        return self.remaining - self.held
+
+    @property
+    def paid(self) -> bool:
+        """Purchased or refunded credit (counts towards the monthly limit)."""
+        return self.kind in PAID_KINDS
+
+    def usable(self, now: int) -> bool:
+        """Effective and not expired at ``now``."""
+        return self.effective_at <= now and (self.expires_at is None or self.expires_at > now)
+
+    def order_key(self) -> tuple[int, bool, int, int, int]:
+        """Consumption order: (priority, expires_at with none last, effective_at, id)."""
+        return (
+            self.priority,
+            self.expires_at is None,
+            self.expires_at or 0,
+            self.effective_at,
+            self.id,
+        )
+
+
+@dataclass
+class AccountState:
+    """A locked account and its grants with credit left, as loaded into a book."""
+
+    id: int
+    status: str
+    plan: str
+    anchor_at: int
+    period_start: int
+    period_end: int
+    monthly_limit: int | None
+    low_balance_threshold: int | None
+    grants: dict[int, LiveGrant] = field(default_factory=dict)
+    usage: dict[int, int] = field(default_factory=dict)
+    """Paid usage per period start, as loaded plus what this book added."""
+    usage_delta: dict[int, int] = field(default_factory=dict)
+    limit_flagged: dict[int, bool] = field(default_factory=dict)
+
+    def live(self, now: int) -> list[LiveGrant]:
+        """Usable grants with credit left, in consumption order."""
+        return sorted(
+            (g for g in self.grants.values() if g.remaining > 0 and g.usable(now)),
+            key=LiveGrant.order_key,
+        )
+
+    def available(self, now: int) -> int:
+        """Usable credit not reserved by holds."""
+        return sum(g.available for g in self.grants.values() if g.usable(now))
+
+    def balances(self, now: int) -> Balances:
+        """Free, paid, held and available credit at ``now``."""
+        free = paid = held = 0
+        for g in self.grants.values():
+            if not g.usable(now):
+                held += g.held  # reserved before it expired; still held until released
+                continue
+            held += g.held
+            if g.paid:
+                paid += g.remaining
+            else:
+                free += g.remaining
+        return Balances(free=free, paid=paid, held=held, available=free + paid - held)
+
+    def period_at(self, now: int) -> int:
+        """Start of the billing period holding ``now`` (for the usage counter)."""
+        if self.period_start <= now < self.period_end:
+            return self.period_start
+        return period_bounds_micros(self.anchor_at, now)[0]
+
+
+class Book:
+    """One unit of work on an open connection inside a transaction (see module docstring).
+
+    Use `Book(conn, now)`, call operations (`wallet.charges.charge(book, ...)`, ...), then
+    `flush()` before the transaction commits. `now` is epoch microseconds.
+    """
+
+    def __init__(self, conn: sa.Connection, now: int) -> None:
+        self.conn = conn
+        self.now = now
+        self.states: dict[int, AccountState] = {}
+        self.entries: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
+        self.keys: dict[tuple[int, str], tuple[str, str, str] | None] = {}
+
+    # ---- accounts and grants -------------------------------------------------------------
+
+    def account(self, account_id: int) -> AccountState:
+        """The locked state of an account (loaded and locked on first use)."""
+        state = self.states.get(account_id)
+        if state is not None:
+            return state
+        if isinstance(account_id, bool) or not isinstance(account_id, int):
+            raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
+        row = self.conn.execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
+        if row is None:
+            raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
+        state = AccountState(
+            id=row.id,
+            status=row.status,
+            plan=row.plan,
+            anchor_at=row.anchor_at,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            monthly_limit=row.monthly_limit,
+            low_balance_threshold=row.low_balance_threshold,
+        )
+        for g in self.conn.execute(LIVE_GRANTS, {"account_id": account_id}):
+            state.grants[g.id] = live_grant(g)
+        self.states[account_id] = state
+        return state
+
+    def lock(self, account_ids: list[int]) -> None:
+        """Lock several accounts in id order (so concurrent batches never deadlock)."""
+        for account_id in sorted(set(account_ids)):
+            self.account(account_id)
+
+    def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
+        """A grant of the account by id, loaded if it has no credit left (None if not there)."""
+        found = state.grants.get(grant_id)
+        if found is not None:
+            return found
+        row = self.conn.execute(_GRANT_BY_ID, {"grant_id": grant_id}).first()
+        if row is None or row.account_id != state.id:
+            return None
+        state.grants[row.id] = live_grant(row)
+        return state.grants[row.id]
+
+    def add_grant(self, state: AccountState, grant: LiveGrant) -> None:
+        """Track a grant just inserted (its row already holds these values)."""
+        grant.saved_remaining, grant.saved_held = grant.remaining, grant.held
+        state.grants[grant.id] = grant
+
+    # ---- idempotency ---------------------------------------------------------------------
+
+    def prefetch_keys(self, account_id: int, keys: list[str]) -> None:
+        """Load the stored records of many keys of one account in one query."""
+        wanted = [k for k in keys if (account_id, k) not in self.keys]
+        found = idem.lookup(self.conn, account_id, wanted)
+        for k in wanted:
+            self.keys[(account_id, k)] = found.get(k)
+
+    def replay(self, account_id: int, key: str, operation: str, fingerprint: str) -> str | None:
+        """The stored response of this request's key, None if new; raises on a conflict."""
+        idem.check_key(key)
+        if (account_id, key) not in self.keys:
+            self.prefetch_keys(account_id, [key])
+        return idem.replay(self.keys[(account_id, key)], key, operation, fingerprint)
+
+    def remember(
+        self, account_id: int, key: str, operation: str, fingerprint: str, response: str
+    ) -> None:
+        """Store a successful response under its key (written at flush)."""
+        self.keys[(account_id, key)] = (operation, fingerprint, response)
+        self.records.append(
+            {
+                "account_id": account_id,
+                "key": key,
+                "operation": operation,
+                "fingerprint": fingerprint,
+                "response": response,
+                "created_at": self.now,
+            }
+        )
+
+    # ---- ledger, usage and events --------------------------------------------------------
+
+    def entry(
+        self,
+        transaction_id: str,
+        account_id: int,
+        grant_id: int | None,
+        amount: int,
+        kind: str,
+        *,
+        hold_id: int | None = None,
+        reference: str | None = None,
+        key: str | None = None,
+        lines: Any = None,
+    ) -> None:
+        """Queue one ledger entry (written at flush)."""
+        self.entries.append(
+            {
+                "transaction_id": transaction_id,
+                "account_id": account_id,
+                "grant_id": grant_id,
+                "hold_id": hold_id,
+                "amount": amount,
+                "kind": kind,
+                "reference": reference,
+                "idempotency_key": key,
+                "lines": lines,
+                "created_at": self.now,
+            }
+        )
+
+    def event(self, account_id: int, type_: str, payload: dict[str, Any]) -> None:
+        """Queue an outbox event (written at flush, in this transaction)."""
+        self.events.append(outbox.event_row(account_id, type_, payload, self.now))
+
+    def period_usage(self, state: AccountState) -> int:
+        """Paid-credit usage of the current period (loaded once)."""
+        period = state.period_at(self.now)
+        if period not in state.usage:
+            row = self.conn.execute(
+                _USAGE, {"account_id": state.id, "period_start": period}
+            ).first()
+            state.usage[period] = row.paid_used if row else 0
+            state.limit_flagged[period] = bool(row.limit_reached) if row else False
+        return state.usage[period]
+
+    def check_limit(self, state: AccountState, paid: int) -> None:
+        """Refuse when ``paid`` more paid credit would pass the monthly limit."""
+        if state.monthly_limit is None or paid == 0:
+            return
+        used = self.period_usage(state)
+        if used + paid > state.monthly_limit:
+            self.flag_limit(state)
+            raise MonthlyLimitReachedError(
+                f"this would use {paid} micro-units of paid credit, but only "
+                f"{max(state.monthly_limit - used, 0)} of the monthly limit of "
+                f"{state.monthly_limit} is left this period; raise the limit or wait for the "
+                "next period",
+                limit=state.monthly_limit,
+                used=used,
+                needed=paid,
+            )
+
+    def flag_limit(self, state: AccountState) -> None:
+        """Queue `monthly_limit.reached` once per account and period."""
+        period = state.period_at(self.now)
+        self.period_usage(state)
+        if state.limit_flagged.get(period):
+            return
+        state.limit_flagged[period] = True
+        state.usage_delta.setdefault(period, 0)
+        self.event(
+            state.id,
+            outbox.MONTHLY_LIMIT_REACHED,
+            {
+                "limit": state.monthly_limit,
+                "used": state.usage[period],
+                "period_start": from_micros(period).isoformat(),
+            },
+        )
+
+    def add_usage(self, state: AccountState, paid: int) -> None:
+        """Count paid credit used this period (never refused here: checks come first)."""
+        if paid == 0:
+            return
+        period = state.period_at(self.now)
+        if state.monthly_limit is not None:
+            self.period_usage(state)
+        state.usage[period] = state.usage.get(period, 0) + paid
+        state.usage_delta[period] = state.usage_delta.get(period, 0) + paid
+        if state.monthly_limit is not None and state.usage[period] >= state.monthly_limit:
+            self.flag_limit(state)
+
+    def debit_events(self, state: AccountState, before: int) -> None:
+        """`credit.depleted` / `balance.low` when available credit crossed zero / the threshold."""
+        after = state.available(self.now)
+        if before > 0 and after == 0:
+            self.event(state.id, outbox.CREDIT_DEPLETED, {"available": 0})
+        threshold = state.low_balance_threshold
+        if threshold is not None and before >= threshold > after:
+            self.event(state.id, outbox.BALANCE_LOW, {"available": after, "threshold": threshold})
+
+    # ---- consumption ---------------------------------------------------------------------
+
+    @staticmethod
+    def plan(grants_in_order: list[LiveGrant], amount: int) -> list[tuple[LiveGrant, int]]:
+        """How much to take from each grant, in order, for ``amount`` (caller checked it fits)."""
+        takes: list[tuple[LiveGrant, int]] = []
+        rest = amount
+        for g in grants_in_order:
+            if rest == 0:
+                break
+            take = min(g.available, rest)
+            if take > 0:
+                takes.append((g, take))
+                rest -= take
+        assert rest == 0, "plan called for more than the grants hold"
+        return takes
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every queued change; call once before the transaction commits."""
+        from talktime.wallet import recharge  # imports book: resolved at call time
+
+        for s in self.states.values():
+            if any(s.usage_delta.values()):  # paid credit was used: maybe queue a recharge
+                recharge.queue_if_needed(self, s)
+        conn = self.conn
+        dirty = [
+            {"gid": g.id, "new_remaining": g.remaining, "new_held": g.held}
+            for s in self.states.values()
+            for g in s.grants.values()
+            if g.remaining != g.saved_remaining or g.held != g.saved_held
+        ]
+        if dirty:
+            conn.execute(_UPDATE_GRANT, dirty)
+            for s in self.states.values():
+                for g in s.grants.values():
+                    g.saved_remaining, g.saved_held = g.remaining, g.held
+        if self.entries:
+            conn.execute(sa.insert(ledger), self.entries)
+            self.entries = []
+        if self.records:
+            conn.execute(sa.insert(idempotency), self.records)
+            self.records = []
+        for s in self.states.values():
+            for period, delta in s.usage_delta.items():
+                _upsert_usage(conn, s.id, period, delta, s.limit_flagged.get(period, False))
+            s.usage_delta = {}
+        if self.events:
+            outbox.write_events(conn, self.events)
+            self.events = []
+
+
+def insert_id(conn: sa.Connection, statement: sa.Insert) -> int:
+    """Execute an INSERT of one row and return its new autoincrement id."""
+    key = conn.execute(statement).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def live_grant(row: Any) -> LiveGrant:
+    return LiveGrant(
+        id=row.id,
+        kind=row.kind,
+        remaining=row.remaining,
+        held=row.held,
+        priority=row.priority,
+        effective_at=row.effective_at,
+        expires_at=row.expires_at,
+        saved_remaining=row.remaining,
+        saved_held=row.held,
+    )
+
+
+def _upsert_usage(
+    conn: sa.Connection, account_id: int, period: int, delta: int, flagged: bool
+) -> None:
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        usage_periods
+    )
+    stmt = insert.values(
+        account_id=account_id, period_start=period, paid_used=delta, limit_reached=flagged
+    ).on_conflict_do_update(
+        index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
+        set_={
+            "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
+            "limit_reached": insert.excluded.limit_reached,
+        },
+    )
+    conn.execute(stmt)

@@ -1,0 +1,115 @@
+"""Charges: take an amount from an account's grants in consumption order, all or nothing.
+
+`charge` works inside a `Book` (an open transaction), so a caller can charge as part of a larger
+unit of work; `charge_many` applies a batch with a result (or refusal) per item.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from talktime.errors import TalktimeError
+from talktime.wallet.book import Book, check_amount, new_transaction_id
+from talktime.wallet.errors import InsufficientCreditError
+from talktime.wallet.idempotency import fingerprint
+from talktime.wallet.model import USAGE, ChargeResult, from_json, to_json
+from talktime.wallet.periods import from_micros
+
+OPERATION = "charge"
+
+
+@dataclass(frozen=True)
+class ChargeItem:
+    """One charge of a batch."""
+
+    account_id: int
+    amount: int
+    key: str
+    reference: str | None = None
+    lines: Any = None
+
+
+def charge(
+    book: Book,
+    account_id: int,
+    amount: int,
+    key: str,
+    reference: str | None = None,
+    lines: Any = None,
+) -> ChargeResult:
+    """Debit ``amount`` from the account inside ``book``; refuse the whole of it if the
+    available credit or the monthly limit does not allow it (nothing changes then).
+
+    A key already used for the same request returns the stored result (`replayed=True`).
+    """
+    check_amount(amount)
+    state = book.account(account_id)
+    fp = fingerprint(OPERATION, {"amount": amount, "reference": reference, "lines": lines})
+    stored = book.replay(state.id, key, OPERATION, fp)
+    if stored is not None:
+        return from_json(ChargeResult, stored, replayed=True)
+    now = book.now
+    live = state.live(now)
+    available = sum(g.available for g in live)
+    if amount > available:
+        raise InsufficientCreditError(
+            f"this needs {amount} micro-units but only {available} are available; "
+            "add credit and try again (nothing was charged)",
+            needed=amount,
+            available=available,
+        )
+    takes = book.plan(live, amount)
+    paid = sum(take for g, take in takes if g.paid)
+    book.check_limit(state, paid)
+    transaction_id = new_transaction_id()
+    for g, take in takes:
+        g.remaining -= take
+        book.entry(
+            transaction_id, state.id, g.id, -take, USAGE, reference=reference, key=key, lines=lines
+        )
+    book.add_usage(state, paid)
+    book.debit_events(state, available)
+    result = ChargeResult(
+        transaction_id=transaction_id,
+        account_id=state.id,
+        amount=amount,
+        from_free=amount - paid,
+        from_paid=paid,
+        balance=state.balances(now),
+        reference=reference,
+        created_at=from_micros(now),
+    )
+    book.remember(state.id, key, OPERATION, fp, to_json(result))
+    return result
+
+
+def charge_many(book: Book, items: list[ChargeItem]) -> list[ChargeResult | TalktimeError]:
+    """Apply a batch inside ``book``: each item succeeds or is refused on its own; a refused
+    item changes nothing. Accounts are locked in id order first."""
+    for account_id in sorted({i.account_id for i in items if _is_id(i.account_id)}):
+        # Lock in id order so concurrent batches never deadlock; a missing account is
+        # reported by its own item.
+        with contextlib.suppress(TalktimeError):
+            book.account(account_id)
+    by_account: dict[int, list[str]] = {}
+    for item in items:
+        if _is_id(item.account_id) and isinstance(item.key, str):
+            by_account.setdefault(item.account_id, []).append(item.key)
+    for account_id, keys in by_account.items():
+        if account_id in book.states:
+            book.prefetch_keys(account_id, keys)
+    results: list[ChargeResult | TalktimeError] = []
+    for item in items:
+        try:
+            results.append(
+                charge(book, item.account_id, item.amount, item.key, item.reference, item.lines)
+            )
+        except TalktimeError as refusal:
+            results.append(refusal)
+    return results
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

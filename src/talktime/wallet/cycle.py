@@ -1,0 +1,169 @@
+"""The monthly cycle: close each account's ended billing period and open the next one.
+
+Per account and period, in one transaction: expire what is left of the free monthly credit (no
+rollover), issue the new period's free credit, charge each active number's rental (suspending a
+number the credit does not cover) and move the account to the new period. Idempotent per
+account and period; after downtime it catches up period by period, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from talktime.errors import TalktimeError
+from talktime.store.recharge_tables import cycle_runs
+from talktime.store.wallet_tables import accounts
+from talktime.wallet import charges, grants, rentals
+from talktime.wallet.book import Book
+from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros, utcnow
+
+MAX_PERIODS_PER_RUN = 240
+"""Bound on catch-up per account in one run (20 years of months)."""
+
+
+@dataclass(frozen=True)
+class CycleRun:
+    """One account moved into a new period, and what that took."""
+
+    account_id: int
+    period_start: datetime
+    period_end: datetime
+    expired: int
+    granted: int
+    rentals_charged: int
+    numbers_suspended: tuple[str, ...]
+
+
+def rental_key(number_id: int, period_start: int) -> str:
+    """Idempotency key of a number's rental charge for one period."""
+    return f"rental:{number_id}:{period_start}"
+
+
+def due_accounts(conn: sa.Connection, now: int, limit: int = 1000) -> list[int]:
+    """Accounts whose current period ended at or before ``now``, the longest-ended first."""
+    query = (
+        sa.select(accounts.c.id)
+        .where(accounts.c.period_end <= now)
+        .order_by(accounts.c.period_end, accounts.c.id)
+        .limit(limit)
+    )
+    return [r.id for r in conn.execute(query)]
+
+
+def advance(engine: sa.Engine, account_id: int, now: int) -> CycleRun | None:
+    """Move one account into its next period if its current one ended by ``now``.
+
+    One transaction. A period caught up after downtime is closed as of its end (the time of
+    its entries: credit bought later cannot pay an earlier month's rent); the period holding
+    ``now`` is opened as of ``now``. Returns None when the account's period has not ended (or
+    another worker advanced it first).
+    """
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(accounts.c.period_end, accounts.c.anchor_at).where(
+                accounts.c.id == account_id
+            )
+        ).first()
+        if row is None or row.period_end > now:
+            return None
+        boundary = row.period_end
+        start, end = period_bounds_micros(row.anchor_at, boundary)
+        book = Book(conn, boundary if end <= now else now)
+        state = book.account(account_id)  # locked: re-check under the lock
+        if state.period_end != boundary:
+            return None
+        expired = grants.expire(book, state)
+        granted = 0
+        if state.status == "active":
+            free = grants.issue_free_credit(book, state, start, end)
+            granted = free.original if free is not None else 0
+        charged = 0
+        suspended: list[str] = []
+        for number in rentals.rentals_due(conn, account_id, start):
+            if number.monthly_price == 0:
+                continue
+            try:
+                charges.charge(
+                    book,
+                    account_id,
+                    number.monthly_price,
+                    rental_key(number.id, start),
+                    reference=f"number:{number.e164}",
+                    lines=[
+                        {
+                            "kind": "number_rental",
+                            "number": number.e164,
+                            "rate": number.rate_ref,
+                            "amount": number.monthly_price,
+                            "period_start": from_micros(start).isoformat(),
+                        }
+                    ],
+                )
+                charged += number.monthly_price
+            except TalktimeError as refusal:
+                rentals.suspend_number(conn, account_id, number.id, now=book.now)
+                suspended.append(number.e164)
+                book.event(
+                    account_id,
+                    rentals.NUMBER_SUSPENDED,
+                    {
+                        "number_id": number.id,
+                        "number": number.e164,
+                        "monthly_price": number.monthly_price,
+                        "reason": refusal.code,
+                        "period_start": from_micros(start).isoformat(),
+                    },
+                )
+        conn.execute(
+            sa.update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(period_start=start, period_end=end)
+        )
+        state.period_start, state.period_end = start, end
+        conn.execute(
+            sa.insert(cycle_runs).values(
+                account_id=account_id,
+                period_start=start,
+                period_end=end,
+                expired=expired,
+                granted=granted,
+                rentals_charged=charged,
+                numbers_suspended=len(suspended),
+                ran_at=now,
+            )
+        )
+        book.flush()
+    return CycleRun(
+        account_id=account_id,
+        period_start=from_micros(start),
+        period_end=from_micros(end),
+        expired=expired,
+        granted=granted,
+        rentals_charged=charged,
+        numbers_suspended=tuple(suspended),
+    )
+
+
+def run_cycle(engine: sa.Engine, now: datetime | None = None) -> list[CycleRun]:
+    """Advance every account whose period ended by ``now`` (default: the current time), one
+    period at a time and in order, until each is in the period holding ``now``."""
+    at = to_micros(now or utcnow())
+    runs: list[CycleRun] = []
+    while True:
+        with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            due = due_accounts(conn, at)
+        if not due:
+            return runs
+        progressed = False
+        for account_id in due:
+            for _ in range(MAX_PERIODS_PER_RUN):
+                run = advance(engine, account_id, at)
+                if run is None:
+                    break
+                runs.append(run)
+                progressed = True
+        if not progressed:
+            return runs

@@ -1,0 +1,264 @@
+"""Grants: issuing credit (purchased, promotional, refund, the monthly free credit), expiring
+what is left of expired grants, and refunding unspent purchased credit.
+
+Every function works inside a `Book`, so the recharge and cycle code can compose them in one
+transaction with other work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from talktime.store.wallet_tables import grants, plans
+from talktime.wallet import outbox
+from talktime.wallet.book import (
+    AccountState,
+    Book,
+    LiveGrant,
+    check_amount,
+    insert_id,
+    new_transaction_id,
+)
+from talktime.wallet.errors import (
+    GrantNotFoundError,
+    InvalidRequestError,
+    PlanNotFoundError,
+    RefundNotAllowedError,
+)
+from talktime.wallet.idempotency import fingerprint
+from talktime.wallet.model import (
+    DEFAULT_PRIORITY,
+    EXPIRY,
+    GRANT,
+    GRANT_KINDS,
+    REFUND,
+    Grant,
+    GrantResult,
+    RefundResult,
+    from_json,
+    to_json,
+)
+from talktime.wallet.periods import from_micros, to_micros
+
+
+def plan_free_credit(conn: sa.Connection, plan: str) -> int:
+    """The monthly free credit of ``plan`` from the plans table (`PlanNotFoundError` if none)."""
+    amount = conn.execute(
+        sa.select(plans.c.monthly_free_credit).where(plans.c.name == plan)
+    ).scalar()
+    if amount is None:
+        raise PlanNotFoundError(
+            f"there is no plan {plan!r}; add it with its monthly free credit first", plan=plan
+        )
+    return int(amount)
+
+
+def insert_grant(
+    book: Book,
+    state: AccountState,
+    kind: str,
+    amount: int,
+    *,
+    transaction_id: str,
+    expires_at: int | None = None,
+    effective_at: int | None = None,
+    priority: int | None = None,
+    period_start: int | None = None,
+    source: str | None = None,
+    key: str | None = None,
+    entry_kind: str = GRANT,
+) -> Grant:
+    """Insert a grant and its issuing ledger entry (``entry_kind``: `grant` or `recharge`).
+
+    No idempotency here: callers guard with a key (`issue`) or a unique period (free credit).
+    """
+    if kind not in GRANT_KINDS:
+        raise InvalidRequestError(
+            f"grant kind {kind!r} is not one of {', '.join(GRANT_KINDS)}", kind=kind
+        )
+    check_amount(amount, allow_zero=kind == "free_monthly")
+    effective = book.now if effective_at is None else effective_at
+    if expires_at is not None and expires_at <= effective:
+        raise InvalidRequestError(
+            "a grant must expire after it becomes effective", expires_at=from_micros(expires_at)
+        )
+    prio = DEFAULT_PRIORITY[kind] if priority is None else priority
+    values = {
+        "account_id": state.id,
+        "kind": kind,
+        "original": amount,
+        "remaining": amount,
+        "held": 0,
+        "priority": prio,
+        "effective_at": effective,
+        "expires_at": expires_at,
+        "period_start": period_start,
+        "source": source,
+        "created_at": book.now,
+    }
+    grant_id = insert_id(book.conn, sa.insert(grants).values(values))
+    live = LiveGrant(grant_id, kind, amount, 0, prio, effective, expires_at)
+    book.add_grant(state, live)
+    book.entry(transaction_id, state.id, grant_id, amount, entry_kind, reference=source, key=key)
+    return Grant(
+        id=grant_id,
+        account_id=state.id,
+        kind=kind,
+        original=amount,
+        remaining=amount,
+        held=0,
+        priority=prio,
+        effective_at=from_micros(effective),
+        expires_at=None if expires_at is None else from_micros(expires_at),
+        period_start=None if period_start is None else from_micros(period_start),
+        source=source,
+    )
+
+
+def issue(
+    book: Book,
+    account_id: int,
+    kind: str,
+    amount: int,
+    key: str,
+    *,
+    expires_at: datetime | None = None,
+    effective_at: datetime | None = None,
+    priority: int | None = None,
+    source: str | None = None,
+    entry_kind: str = GRANT,
+) -> GrantResult:
+    """Idempotently grant credit to an account (purchased, promotional, refund...)."""
+    state = book.account(account_id)
+    params = {
+        "kind": kind,
+        "amount": amount,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        "effective_at": effective_at.isoformat() if effective_at else None,
+        "priority": priority,
+        "source": source,
+    }
+    fp = fingerprint("grant", params)
+    stored = book.replay(state.id, key, "grant", fp)
+    if stored is not None:
+        return from_json(GrantResult, stored, replayed=True)
+    transaction_id = new_transaction_id()
+    grant = insert_grant(
+        book,
+        state,
+        kind,
+        amount,
+        transaction_id=transaction_id,
+        expires_at=None if expires_at is None else to_micros(expires_at),
+        effective_at=None if effective_at is None else to_micros(effective_at),
+        priority=priority,
+        source=source,
+        key=key,
+        entry_kind=entry_kind,
+    )
+    result = GrantResult(transaction_id, grant, state.balances(book.now))
+    book.remember(state.id, key, "grant", fp, to_json(result))
+    return result
+
+
+def issue_free_credit(
+    book: Book, state: AccountState, period_start: int, period_end: int
+) -> Grant | None:
+    """Issue the plan's free monthly credit for the period ``[period_start, period_end)``,
+    effective at its start and expiring at its end, with a `free_credit.granted` event.
+
+    Returns None (and changes nothing) if that period's free credit was already issued.
+    """
+    exists = book.conn.execute(
+        sa.select(grants.c.id).where(
+            grants.c.account_id == state.id,
+            grants.c.kind == "free_monthly",
+            grants.c.period_start == period_start,
+        )
+    ).first()
+    if exists is not None:
+        return None
+    amount = plan_free_credit(book.conn, state.plan)
+    grant = insert_grant(
+        book,
+        state,
+        "free_monthly",
+        amount,
+        transaction_id=new_transaction_id(),
+        expires_at=period_end,
+        effective_at=period_start,
+        period_start=period_start,
+        source=f"plan:{state.plan}",
+    )
+    book.event(
+        state.id,
+        outbox.FREE_CREDIT_GRANTED,
+        {
+            "grant_id": grant.id,
+            "amount": amount,
+            "plan": state.plan,
+            "period_start": from_micros(period_start).isoformat(),
+            "expires_at": from_micros(period_end).isoformat(),
+        },
+    )
+    return grant
+
+
+def expire(book: Book, state: AccountState) -> int:
+    """Write an `expiry` entry for the unreserved credit left on each expired grant of the
+    account (free monthly credit also queues `free_credit.expired`); returns the amount."""
+    return sum(
+        expire_grant(book, state, g) for g in sorted(state.grants.values(), key=LiveGrant.order_key)
+    )
+
+
+def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
+    """Expire the unreserved credit left on ``g`` if it has expired; returns the amount."""
+    if g.expires_at is None or g.expires_at > book.now or g.available <= 0:
+        return 0
+    amount = g.available
+    g.remaining -= amount
+    book.entry(new_transaction_id(), state.id, g.id, -amount, EXPIRY)
+    if g.kind == "free_monthly":
+        book.event(state.id, outbox.FREE_CREDIT_EXPIRED, {"grant_id": g.id, "amount": amount})
+    return amount
+
+
+def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) -> RefundResult:
+    """Take back ``amount`` of unspent, unexpired, unreserved purchased credit from a grant
+    (the caller pays it back through the payment provider)."""
+    check_amount(amount)
+    state = book.account(account_id)
+    fp = fingerprint("refund", {"grant_id": grant_id, "amount": amount})
+    stored = book.replay(state.id, key, "refund", fp)
+    if stored is not None:
+        return from_json(RefundResult, stored, replayed=True)
+    g = book.grant(state, grant_id)
+    if g is None:
+        raise GrantNotFoundError(
+            f"account {state.id} has no grant {grant_id}", account_id=state.id, grant_id=grant_id
+        )
+    if g.kind != "purchased":
+        raise RefundNotAllowedError(
+            f"grant {grant_id} is {g.kind} credit; only purchased credit can be refunded",
+            grant_id=grant_id,
+        )
+    unspent = g.available if g.usable(book.now) else 0
+    if amount > unspent:
+        raise RefundNotAllowedError(
+            f"grant {grant_id} has {unspent} micro-units of unspent credit that can be "
+            f"refunded, less than the {amount} asked",
+            grant_id=grant_id,
+            refundable=unspent,
+            needed=amount,
+        )
+    transaction_id = new_transaction_id()
+    before = state.available(book.now)
+    g.remaining -= amount
+    book.entry(transaction_id, state.id, g.id, -amount, REFUND, key=key)
+    book.debit_events(state, before)
+    result = RefundResult(transaction_id, state.id, grant_id, amount, state.balances(book.now))
+    book.remember(state.id, key, "refund", fp, to_json(result))
+    return result

@@ -1,0 +1,78 @@
+"""Idempotency keys: request fingerprints, stored responses, conflicts and the 30-day purge.
+
+A key belongs to an account. Only successful requests are stored, with the exact JSON text of
+their result, so a replay returns it byte for byte; a refused request leaves its key free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from talktime.store.wallet_tables import idempotency
+from talktime.wallet.errors import IdempotencyConflictError, InvalidRequestError
+
+RETENTION_MICROS: Final = 30 * 86_400 * 1_000_000
+"""Keys are kept at least this long (30 days)."""
+MAX_KEY_LENGTH: Final = 200
+NO_ACCOUNT: Final = 0
+"""Scope of keys of operations that have no account yet (account creation, plan changes)."""
+
+_LOOKUP = sa.select(
+    idempotency.c.key, idempotency.c.operation, idempotency.c.fingerprint, idempotency.c.response
+).where(
+    idempotency.c.account_id == sa.bindparam("account_id"),
+    idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+
+
+def check_key(key: str) -> None:
+    """Refuse an empty or oversized idempotency key."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidRequestError(
+            f"an idempotency key is a non-empty string of at most {MAX_KEY_LENGTH} characters",
+            key=key if isinstance(key, str) else None,
+        )
+
+
+def fingerprint(operation: str, params: dict[str, Any]) -> str:
+    """A stable hash of what a request asks for; the same key must always ask the same."""
+    text = json.dumps([operation, params], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def lookup(
+    conn: sa.Connection, account_id: int, keys: list[str]
+) -> dict[str, tuple[str, str, str]]:
+    """Stored records for ``keys`` of one account: key -> (operation, fingerprint, response)."""
+    if not keys:
+        return {}
+    rows = conn.execute(_LOOKUP, {"account_id": account_id, "keys": keys})
+    return {r.key: (r.operation, r.fingerprint, r.response) for r in rows}
+
+
+def replay(
+    record: tuple[str, str, str] | None, key: str, operation: str, fingerprint_: str
+) -> str | None:
+    """The stored response when ``record`` matches this request, None when there is no record;
+    raises `IdempotencyConflictError` when the key was used for a different request."""
+    if record is None:
+        return None
+    stored_operation, stored_fingerprint, response = record
+    if stored_operation != operation or stored_fingerprint != fingerprint_:
+        raise IdempotencyConflictError(
+            f"idempotency key {key!r} was already used for a different {stored_operation} "
+            "request; use a new key for a new request",
+            key=key,
+        )
+    return response
+
+
+def purge(conn: sa.Connection, now: int, retention: int = RETENTION_MICROS) -> int:
+    """Delete records older than ``retention`` (never less than 30 days); returns how many."""
+    retention = max(retention, RETENTION_MICROS)
+    done = conn.execute(sa.delete(idempotency).where(idempotency.c.created_at < now - retention))
+    return done.rowcount

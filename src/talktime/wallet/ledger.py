@@ -1,0 +1,69 @@
+"""Reading the ledger: entries of one account, newest first, with cursor pagination and filters.
+
+Entries are written only through a `Book` and never updated or deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from talktime.store.wallet_tables import ledger
+from talktime.wallet.errors import InvalidRequestError
+from talktime.wallet.model import LedgerEntry, LedgerPage
+from talktime.wallet.periods import from_micros, to_micros
+
+MAX_PAGE = 500
+
+
+def list_entries(
+    conn: sa.Connection,
+    account_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    kind: str | None = None,
+    reference: str | None = None,
+    transaction_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> LedgerPage:
+    """One page of an account's entries, newest first. ``cursor`` is the `next_cursor` of the
+    previous page; ``since`` is inclusive, ``until`` exclusive."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequestError(f"a page holds 1 to {MAX_PAGE} entries, not {limit}")
+    query = sa.select(ledger).where(ledger.c.account_id == account_id)
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise InvalidRequestError(f"cursor {cursor!r} is not one this API returned")
+        query = query.where(ledger.c.id < int(cursor))
+    if kind is not None:
+        query = query.where(ledger.c.kind == kind)
+    if reference is not None:
+        query = query.where(ledger.c.reference == reference)
+    if transaction_id is not None:
+        query = query.where(ledger.c.transaction_id == transaction_id)
+    if since is not None:
+        query = query.where(ledger.c.created_at >= to_micros(since))
+    if until is not None:
+        query = query.where(ledger.c.created_at < to_micros(until))
+    rows = list(conn.execute(query.order_by(ledger.c.id.desc()).limit(limit + 1)))
+    entries = tuple(
+        LedgerEntry(
+            id=r.id,
+            transaction_id=r.transaction_id,
+            account_id=r.account_id,
+            grant_id=r.grant_id,
+            hold_id=r.hold_id,
+            amount=r.amount,
+            kind=r.kind,
+            reference=r.reference,
+            idempotency_key=r.idempotency_key,
+            lines=r.lines,
+            created_at=from_micros(r.created_at),
+        )
+        for r in rows[:limit]
+    )
+    next_cursor = str(entries[-1].id) if len(rows) > limit else None
+    return LedgerPage(entries=entries, next_cursor=next_cursor)

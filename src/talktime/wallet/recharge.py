@@ -1,0 +1,600 @@
+"""Purchases and auto-recharge: credit is granted only after the payment provider took the money.
+
+`queue_if_needed` runs inside a debit's transaction and queues at most one recharge per account;
+`process_recharges` (called by the operations worker) claims due recharges, charges the saved
+payment method under a key derived from (account, recharge sequence) and records the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from talktime import money
+from talktime.config import Settings, get_settings
+from talktime.errors import TalktimeError
+from talktime.store.recharge_tables import recharge_settings, recharges
+from talktime.store.wallet_tables import accounts
+from talktime.wallet import grants, idempotency
+from talktime.wallet.book import AccountState, Book, check_amount
+from talktime.wallet.errors import AccountNotFoundError
+from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
+from talktime.wallet.payments import PaymentProvider, PaymentRequest, PaymentResult
+from talktime.wallet.periods import from_micros, to_micros, utcnow
+
+log = logging.getLogger(__name__)
+
+RECHARGE_SUCCEEDED: Final = "recharge.succeeded"
+RECHARGE_FAILED: Final = "recharge.failed"
+PURCHASE: Final = "purchase"
+LEASE_MICROS: Final = 5 * 60 * 1_000_000
+"""A claimed recharge unfinished this long is claimed again (same key: never charged twice)."""
+MAX_BACKOFF_MICROS: Final = 24 * 3600 * 1_000_000
+
+
+class PaymentDeclinedError(TalktimeError):
+    """The payment provider declined the payment; no credit was granted."""
+
+    code = "payment_declined"
+    status = 402
+    title = "Payment declined"
+
+
+class PaymentUnavailableError(TalktimeError):
+    """The payment provider could not be reached or failed; retry with the same key."""
+
+    code = "payment_unavailable"
+    status = 503
+    title = "Payment provider unavailable"
+
+
+@dataclass(frozen=True)
+class RechargeSettings:
+    """An account's auto-recharge settings and its saved payment method."""
+
+    account_id: int
+    enabled: bool
+    threshold: int
+    amount: int
+    customer: str | None
+    payment_method: str | None
+    consecutive_declines: int
+    disabled_reason: str | None
+
+
+@dataclass(frozen=True)
+class Recharge:
+    """One recharge: its sequence, the key sent to the provider and where it stands."""
+
+    id: int
+    account_id: int
+    sequence: int
+    amount: int
+    state: str
+    idempotency_key: str
+    attempts: int
+    next_attempt_at: datetime
+    provider_reference: str | None
+    last_error: str | None
+    grant_id: int | None
+
+
+def recharge_key(account_id: int, sequence: int) -> str:
+    """The idempotency key of a recharge: the same for every retry of it, never for another."""
+    return f"recharge:{account_id}:{sequence}"
+
+
+def purchase_payment_key(account_id: int, key: str) -> str:
+    """The provider (and grant) idempotency key of a purchase made under the caller's ``key``:
+    derived, so a retry pays under the same key; hashed, so it stays short."""
+    return f"purchase:{account_id}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def backoff(declines: int, base_seconds: int) -> int:
+    """Microseconds to wait after the ``declines``-th consecutive failure: base * 2^(n-1)."""
+    return int(min(base_seconds * 1_000_000 * 2 ** max(declines - 1, 0), MAX_BACKOFF_MICROS))
+
+
+# ---- settings ----------------------------------------------------------------------------------
+
+
+def _settings_row(conn: sa.Connection, account_id: int) -> Any:
+    return conn.execute(
+        sa.select(recharge_settings).where(recharge_settings.c.account_id == account_id)
+    ).first()
+
+
+def _settings(row: Any) -> RechargeSettings:
+    return RechargeSettings(
+        account_id=row.account_id,
+        enabled=bool(row.enabled),
+        threshold=row.threshold,
+        amount=row.amount,
+        customer=row.customer,
+        payment_method=row.payment_method,
+        consecutive_declines=row.consecutive_declines,
+        disabled_reason=row.disabled_reason,
+    )
+
+
+def get_settings_of(conn: sa.Connection, account_id: int) -> RechargeSettings | None:
+    """The account's auto-recharge settings, or None if it never set any."""
+    row = _settings_row(conn, account_id)
+    return None if row is None else _settings(row)
+
+
+def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> None:
+    if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+        raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
+    if _settings_row(conn, account_id) is None:
+        base = {"enabled": False, "threshold": 0, "amount": 1, "consecutive_declines": 0}
+        conn.execute(
+            sa.insert(recharge_settings).values({**base, **values, "account_id": account_id})
+        )
+    else:
+        conn.execute(
+            sa.update(recharge_settings)
+            .where(recharge_settings.c.account_id == account_id)
+            .values(values)
+        )
+
+
+def configure(
+    conn: sa.Connection,
+    account_id: int,
+    *,
+    enabled: bool,
+    threshold: int,
+    amount: int,
+    now: int,
+) -> RechargeSettings:
+    """Set auto-recharge: when paid credit falls under ``threshold``, buy ``amount`` more.
+
+    Enabling again clears the decline count left by an earlier automatic disable.
+    """
+    check_amount(threshold, allow_zero=True, what="recharge threshold")
+    check_amount(amount, what="recharge amount")
+    values: dict[str, Any] = {
+        "enabled": enabled,
+        "threshold": threshold,
+        "amount": amount,
+        "updated_at": now,
+    }
+    if enabled:
+        values.update(consecutive_declines=0, disabled_reason=None)
+    _upsert(conn, account_id, values)
+    found = get_settings_of(conn, account_id)
+    assert found is not None
+    return found
+
+
+def set_payment_method(
+    conn: sa.Connection,
+    account_id: int,
+    *,
+    customer: str | None,
+    payment_method: str | None,
+    now: int,
+) -> RechargeSettings:
+    """Save the provider's customer and payment-method references used for every payment."""
+    _upsert(
+        conn,
+        account_id,
+        {"customer": customer, "payment_method": payment_method, "updated_at": now},
+    )
+    found = get_settings_of(conn, account_id)
+    assert found is not None
+    return found
+
+
+# ---- queuing (inside a debit's transaction) ----------------------------------------------------
+
+
+def in_flight(conn: sa.Connection, account_id: int) -> Recharge | None:
+    """The account's pending or processing recharge, if any."""
+    row = conn.execute(
+        sa.select(recharges).where(
+            recharges.c.account_id == account_id,
+            recharges.c.state.in_(("pending", "processing")),
+        )
+    ).first()
+    return None if row is None else _recharge(row)
+
+
+def limit_reached(book: Book, state: AccountState) -> bool:
+    """True when this period's paid usage has reached the account's monthly limit."""
+    if state.monthly_limit is None:
+        return False
+    used = book.period_usage(state)
+    return used >= state.monthly_limit or bool(state.limit_flagged.get(state.period_at(book.now)))
+
+
+def paid_available(state: AccountState, now: int) -> int:
+    """Paid credit (purchased and refunded) usable at ``now`` and not reserved by holds."""
+    return sum(g.available for g in state.grants.values() if g.paid and g.usable(now))
+
+
+def queue_if_needed(book: Book, state: AccountState) -> int | None:
+    """Queue a recharge when auto-recharge is on, paid credit is under the threshold, the
+    monthly limit is not reached and none is in flight. Returns the new recharge's sequence.
+
+    Runs inside the caller's transaction (the account is locked), so it commits or rolls back
+    with the debit that caused it.
+    """
+    conn = book.conn
+    row = _settings_row(conn, state.id)
+    if row is None or not row.enabled:
+        return None
+    if paid_available(state, book.now) >= row.threshold or limit_reached(book, state):
+        return None
+    if in_flight(conn, state.id) is not None:
+        return None
+    return _insert_recharge(conn, state.id, row.amount, book.now)
+
+
+def _insert_recharge(conn: sa.Connection, account_id: int, amount: int, due: int) -> int | None:
+    last = conn.execute(
+        sa.select(sa.func.max(recharges.c.sequence)).where(recharges.c.account_id == account_id)
+    ).scalar()
+    sequence = (last or 0) + 1
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(recharges)
+    done = conn.execute(
+        insert.values(
+            account_id=account_id,
+            sequence=sequence,
+            amount=amount,
+            state="pending",
+            idempotency_key=recharge_key(account_id, sequence),
+            attempts=0,
+            next_attempt_at=due,
+            created_at=due,
+        ).on_conflict_do_nothing()
+    )
+    return sequence if done.rowcount == 1 else None
+
+
+# ---- processing (the worker) -------------------------------------------------------------------
+
+
+def _recharge(row: Any) -> Recharge:
+    return Recharge(
+        id=row.id,
+        account_id=row.account_id,
+        sequence=row.sequence,
+        amount=row.amount,
+        state=row.state,
+        idempotency_key=row.idempotency_key,
+        attempts=row.attempts,
+        next_attempt_at=from_micros(row.next_attempt_at),
+        provider_reference=row.provider_reference,
+        last_error=row.last_error,
+        grant_id=row.grant_id,
+    )
+
+
+def list_recharges(conn: sa.Connection, account_id: int) -> list[Recharge]:
+    """Every recharge of the account, oldest first."""
+    query = (
+        sa.select(recharges).where(recharges.c.account_id == account_id).order_by(recharges.c.id)
+    )
+    return [_recharge(r) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class RechargeOutcome:
+    """What one processed recharge came to: succeeded, declined, error, postponed, canceled."""
+
+    recharge_id: int
+    account_id: int
+    sequence: int
+    outcome: str
+    reason: str | None = None
+
+
+def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], list[RechargeOutcome]]:
+    """Claim due recharges (pending, or processing with an expired lease) in one transaction.
+
+    Those that must not be paid now are settled here: canceled when auto-recharge was turned
+    off or credit is no longer low (only if never sent to the provider), postponed to the next
+    period while the monthly limit is reached.
+    """
+    claimed: list[Recharge] = []
+    settled: list[RechargeOutcome] = []
+    with engine.begin() as conn:
+        query = (
+            sa.select(recharges)
+            .where(
+                recharges.c.state.in_(("pending", "processing")),
+                recharges.c.next_attempt_at <= now,
+            )
+            .order_by(recharges.c.next_attempt_at, recharges.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        for row in conn.execute(query).all():
+            book = Book(conn, now)
+            state = book.account(row.account_id)
+            cfg = _settings_row(conn, row.account_id)
+            untouched = row.attempts == 0
+            reason = None
+            if untouched and (cfg is None or not cfg.enabled):
+                reason = "auto-recharge is turned off"
+            elif untouched and paid_available(state, now) >= (cfg.threshold if cfg else 0):
+                reason = "paid credit is no longer under the threshold"
+            if reason is not None:
+                conn.execute(
+                    sa.update(recharges)
+                    .where(recharges.c.id == row.id)
+                    .values(state="canceled", last_error=reason, finished_at=now)
+                )
+                settled.append(
+                    RechargeOutcome(row.id, row.account_id, row.sequence, "canceled", reason)
+                )
+                continue
+            if limit_reached(book, state):
+                reason = "the monthly limit is reached; retried when the next period starts"
+                conn.execute(
+                    sa.update(recharges)
+                    .where(recharges.c.id == row.id)
+                    .values(state="pending", next_attempt_at=state.period_end, last_error=reason)
+                )
+                settled.append(
+                    RechargeOutcome(row.id, row.account_id, row.sequence, "postponed", reason)
+                )
+                continue
+            conn.execute(
+                sa.update(recharges)
+                .where(recharges.c.id == row.id)
+                .values(
+                    state="processing",
+                    claimed_at=now,
+                    attempts=row.attempts + 1,
+                    next_attempt_at=now + LEASE_MICROS,
+                )
+            )
+            claimed.append(_recharge(row))
+    return claimed, settled
+
+
+def _account_currency(conn: sa.Connection, account_id: int) -> str:
+    return str(
+        conn.execute(sa.select(accounts.c.currency).where(accounts.c.id == account_id)).scalar()
+    )
+
+
+def _pay(engine: sa.Engine, provider: PaymentProvider, item: Recharge) -> PaymentResult:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        cfg = get_settings_of(conn, item.account_id)
+        currency = _account_currency(conn, item.account_id)
+    request = PaymentRequest(
+        account_id=str(item.account_id),
+        amount=item.amount,
+        currency=currency,
+        idempotency_key=item.idempotency_key,
+        customer=cfg.customer if cfg else None,
+        payment_method=cfg.payment_method if cfg else None,
+        description=f"talktime auto-recharge #{item.sequence}",
+    )
+    try:
+        return provider.charge(request)
+    except TalktimeError as refusal:  # manual provider, no saved card: a decline that lasts
+        return PaymentResult("declined", None, f"{refusal.code}: {refusal.detail}")
+    except Exception as exc:  # a provider bug or outage must not stop the other recharges
+        log.exception("recharge %s: payment provider failed", item.idempotency_key)
+        return PaymentResult("error", None, f"{type(exc).__name__}: {exc}")
+
+
+def _record(
+    engine: sa.Engine, item: Recharge, result: PaymentResult, now: int, settings: Settings
+) -> RechargeOutcome:
+    """Write the payment's outcome: grant on success, back off or give up on a decline."""
+    with engine.begin() as conn:
+        book = Book(conn, now)
+        state = book.account(item.account_id)  # lock the account first, then the recharge
+        row = conn.execute(sa.select(recharges).where(recharges.c.id == item.id)).first()
+        assert row is not None
+        if row.state not in ("pending", "processing"):
+            return RechargeOutcome(item.id, item.account_id, item.sequence, row.state)
+        where = recharges.c.id == item.id
+        if result.outcome == "succeeded":
+            granted = grants.issue(
+                book,
+                item.account_id,
+                "purchased",
+                item.amount,
+                item.idempotency_key,
+                source=f"recharge:{item.sequence}",
+                entry_kind=RECHARGE,
+            )
+            conn.execute(
+                sa.update(recharges)
+                .where(where)
+                .values(
+                    state="succeeded",
+                    provider_reference=result.reference,
+                    grant_id=granted.grant.id,
+                    finished_at=now,
+                    last_error=None,
+                )
+            )
+            conn.execute(
+                sa.update(recharge_settings)
+                .where(recharge_settings.c.account_id == item.account_id)
+                .values(consecutive_declines=0)
+            )
+            book.event(
+                item.account_id,
+                RECHARGE_SUCCEEDED,
+                {
+                    "recharge_id": item.id,
+                    "sequence": item.sequence,
+                    "amount": item.amount,
+                    "grant_id": granted.grant.id,
+                    "payment_reference": result.reference,
+                    "paid_balance": paid_available(state, now),
+                },
+            )
+            book.flush()
+            return RechargeOutcome(item.id, item.account_id, item.sequence, "succeeded")
+        if result.outcome == "error":
+            conn.execute(
+                sa.update(recharges)
+                .where(where)
+                .values(
+                    state="pending",
+                    last_error=result.reason,
+                    next_attempt_at=now + backoff(row.attempts, settings.recharge_backoff_seconds),
+                )
+            )
+            return RechargeOutcome(item.id, item.account_id, item.sequence, "error", result.reason)
+        # declined: this recharge is over; the next one (new sequence, new key) waits longer
+        conn.execute(
+            sa.update(recharges)
+            .where(where)
+            .values(
+                state="declined",
+                provider_reference=result.reference,
+                last_error=result.reason,
+                finished_at=now,
+            )
+        )
+        cfg = _settings_row(conn, item.account_id)
+        declines = (cfg.consecutive_declines if cfg else 0) + 1
+        values: dict[str, Any] = {"consecutive_declines": declines}
+        if declines >= settings.recharge_max_declines:
+            values.update(
+                enabled=False,
+                disabled_reason=f"{declines} consecutive declines; last: {result.reason}",
+            )
+            book.event(
+                item.account_id,
+                RECHARGE_FAILED,
+                {
+                    "recharge_id": item.id,
+                    "sequence": item.sequence,
+                    "amount": item.amount,
+                    "reason": result.reason,
+                    "consecutive_declines": declines,
+                    "auto_recharge": "disabled",
+                },
+            )
+        else:
+            _insert_recharge(
+                conn,
+                item.account_id,
+                cfg.amount if cfg else item.amount,
+                now + backoff(declines, settings.recharge_backoff_seconds),
+            )
+        conn.execute(
+            sa.update(recharge_settings)
+            .where(recharge_settings.c.account_id == item.account_id)
+            .values(values)
+        )
+        book.flush()
+        return RechargeOutcome(item.id, item.account_id, item.sequence, "declined", result.reason)
+
+
+def process_recharges(
+    engine: sa.Engine,
+    provider: PaymentProvider,
+    now: datetime | None = None,
+    *,
+    batch: int = 100,
+    settings: Settings | None = None,
+) -> list[RechargeOutcome]:
+    """Claim the recharges due at ``now`` (default: the current time), pay them and record the
+    results; returns one outcome per recharge looked at. Safe to run from many workers at once:
+    claims skip rows another worker holds, and a retry reuses the recharge's key."""
+    settings = settings or get_settings()
+    at = to_micros(now or utcnow())
+    claimed, outcomes = _claim(engine, at, batch)
+    for item in claimed:
+        result = _pay(engine, provider, item)
+        outcomes.append(_record(engine, item, result, at, settings))
+    return outcomes
+
+
+# ---- purchases ---------------------------------------------------------------------------------
+
+
+def _purchase_replay(book: Book, account_id: int, key: str, fp: str) -> GrantResult | None:
+    stored = idempotency.replay(
+        idempotency.lookup(book.conn, account_id, [key]).get(key), key, PURCHASE, fp
+    )
+    return None if stored is None else from_json(GrantResult, stored, replayed=True)
+
+
+def purchase(
+    engine: sa.Engine,
+    account_id: int,
+    amount: int,
+    key: str,
+    provider: PaymentProvider,
+    *,
+    now: datetime | None = None,
+) -> GrantResult:
+    """Buy ``amount`` micro-units of credit with the account's saved payment method.
+
+    The credit is granted only after the provider took the money. Idempotent: a key that
+    succeeded returns the original grant without paying again (a different amount under it is
+    an `idempotency_conflict`); a retry after a provider error reuses the same payment key, so
+    the card is never charged twice. A decline raises `PaymentDeclinedError` and grants nothing.
+    """
+    check_amount(amount, what="purchase amount")
+    idempotency.check_key(key)
+    at = to_micros(now or utcnow())
+    fp = idempotency.fingerprint(PURCHASE, {"amount": amount})
+    with engine.begin() as conn:
+        book = Book(conn, at)
+        state = book.account(account_id)
+        replayed = _purchase_replay(book, state.id, key, fp)
+        if replayed is not None:
+            return replayed
+        cfg = get_settings_of(conn, state.id)
+        currency = _account_currency(conn, state.id)
+    request = PaymentRequest(
+        account_id=str(account_id),
+        amount=amount,
+        currency=currency,
+        idempotency_key=purchase_payment_key(account_id, key),
+        customer=cfg.customer if cfg else None,
+        payment_method=cfg.payment_method if cfg else None,
+        description="talktime credit purchase",
+    )
+    result = provider.charge(request)
+    if result.outcome == "declined":
+        raise PaymentDeclinedError(
+            f"the payment of {money.format(amount)} {currency} was declined ({result.reason}); "
+            "no credit was added: use another payment method and try again",
+            reason=result.reason,
+            payment_reference=result.reference,
+        )
+    if result.outcome != "succeeded":
+        raise PaymentUnavailableError(
+            f"the payment could not be completed ({result.reason}); no credit was added: retry "
+            "with the same idempotency key, which never charges twice",
+            reason=result.reason,
+        )
+    with engine.begin() as conn:
+        book = Book(conn, at)
+        book.account(account_id)
+        replayed = _purchase_replay(book, account_id, key, fp)  # a concurrent twin won
+        if replayed is not None:
+            return replayed
+        granted = grants.issue(
+            book,
+            account_id,
+            "purchased",
+            amount,
+            purchase_payment_key(account_id, key),
+            source=f"purchase:{result.reference}",
+        )
+        book.remember(account_id, key, PURCHASE, fp, to_json(granted))
+        book.flush()
+    return granted

@@ -1,0 +1,224 @@
+"""Phone-number rentals: the numbers an account holds, their monthly price and status.
+
+The caller prices a number (rating) and passes the price in; the monthly cycle charges it and
+suspends a number whose rental the credit does not cover. Works on an open connection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+
+from talktime.errors import TalktimeError
+from talktime.store.recharge_tables import phone_numbers
+from talktime.store.wallet_tables import accounts
+from talktime.wallet.errors import AccountNotFoundError
+from talktime.wallet.periods import from_micros
+
+NUMBER_SUSPENDED: Final = "number.suspended"
+NumberStatus = Literal["active", "suspended", "released"]
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}\Z")
+
+
+class NumberNotFoundError(TalktimeError):
+    """No phone number with that id on that account."""
+
+    code = "number_not_found"
+    status = 404
+    title = "Phone number not found"
+
+
+class NumberInUseError(TalktimeError):
+    """The number already belongs to an account and has not been released."""
+
+    code = "number_in_use"
+    status = 409
+    title = "Phone number in use"
+
+
+class InvalidNumberError(TalktimeError):
+    """A number or rental that cannot be stored as written."""
+
+    code = "invalid_number"
+    status = 400
+    title = "Invalid phone number"
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    """A rented number: its monthly price and the rate that priced it when it was added."""
+
+    id: int
+    account_id: int
+    e164: str
+    country: str
+    number_type: str
+    sms_enabled: bool
+    voice_enabled: bool
+    status: str
+    monthly_price: int
+    rate_ref: str
+    created_at: datetime
+    suspended_at: datetime | None
+    released_at: datetime | None
+
+
+def _number(row: Any) -> PhoneNumber:
+    return PhoneNumber(
+        id=row.id,
+        account_id=row.account_id,
+        e164=row.e164,
+        country=row.country,
+        number_type=row.number_type,
+        sms_enabled=bool(row.sms_enabled),
+        voice_enabled=bool(row.voice_enabled),
+        status=row.status,
+        monthly_price=row.monthly_price,
+        rate_ref=row.rate_ref,
+        created_at=from_micros(row.created_at),
+        suspended_at=None if row.suspended_at is None else from_micros(row.suspended_at),
+        released_at=None if row.released_at is None else from_micros(row.released_at),
+    )
+
+
+def add_number(
+    conn: sa.Connection,
+    account_id: int,
+    e164: str,
+    *,
+    country: str,
+    number_type: str,
+    monthly_price: int,
+    rate_ref: str,
+    now: int,
+    sms_enabled: bool = False,
+    voice_enabled: bool = True,
+) -> PhoneNumber:
+    """Record a number rented by ``account_id`` at ``monthly_price`` micro-units a month.
+
+    The caller charges the first month (in the same transaction, if it wants both or neither);
+    the monthly cycle charges each later month.
+    """
+    if not _E164.match(e164):
+        raise InvalidNumberError(f"{e164!r} is not an E.164 number such as +14155550100")
+    if isinstance(monthly_price, bool) or not isinstance(monthly_price, int) or monthly_price < 0:
+        raise InvalidNumberError(
+            f"the monthly price must be an int of micro-units, zero or more, not {monthly_price!r}"
+        )
+    if not rate_ref:
+        raise InvalidNumberError("a rented number must name the rate that priced it (rate_ref)")
+    if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+        raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
+    held = conn.execute(
+        sa.select(phone_numbers.c.account_id).where(
+            phone_numbers.c.e164 == e164, phone_numbers.c.status != "released"
+        )
+    ).first()
+    if held is not None:
+        raise NumberInUseError(
+            f"{e164} is already rented by an account; release it first", e164=e164
+        )
+    values = {
+        "account_id": account_id,
+        "e164": e164,
+        "country": country.upper(),
+        "number_type": number_type,
+        "sms_enabled": sms_enabled,
+        "voice_enabled": voice_enabled,
+        "status": "active",
+        "monthly_price": monthly_price,
+        "rate_ref": rate_ref,
+        "created_at": now,
+    }
+    key = conn.execute(sa.insert(phone_numbers).values(values)).inserted_primary_key
+    assert key is not None
+    return get_number(conn, account_id, int(key[0]))
+
+
+def get_number(conn: sa.Connection, account_id: int, number_id: int) -> PhoneNumber:
+    """The number ``number_id`` of ``account_id`` (`NumberNotFoundError` if not there)."""
+    row = conn.execute(
+        sa.select(phone_numbers).where(
+            phone_numbers.c.id == number_id, phone_numbers.c.account_id == account_id
+        )
+    ).first()
+    if row is None:
+        raise NumberNotFoundError(
+            f"account {account_id} has no phone number {number_id}",
+            account_id=account_id,
+            number_id=number_id,
+        )
+    return _number(row)
+
+
+def list_numbers(
+    conn: sa.Connection, account_id: int, status: NumberStatus | None = None
+) -> list[PhoneNumber]:
+    """The account's numbers (optionally only those in ``status``), oldest first."""
+    query = sa.select(phone_numbers).where(phone_numbers.c.account_id == account_id)
+    if status is not None:
+        query = query.where(phone_numbers.c.status == status)
+    return [_number(r) for r in conn.execute(query.order_by(phone_numbers.c.id))]
+
+
+def release_number(
+    conn: sa.Connection, account_id: int, number_id: int, *, now: int
+) -> PhoneNumber:
+    """Give the number up: no more rentals from the next period on. Releasing twice is a no-op."""
+    number = get_number(conn, account_id, number_id)
+    if number.status == "released":
+        return number
+    conn.execute(
+        sa.update(phone_numbers)
+        .where(phone_numbers.c.id == number_id)
+        .values(status="released", released_at=now)
+    )
+    return get_number(conn, account_id, number_id)
+
+
+def suspend_number(conn: sa.Connection, account_id: int, number_id: int, *, now: int) -> bool:
+    """Mark an active number suspended; True if it was active (the caller queues the event)."""
+    done = conn.execute(
+        sa.update(phone_numbers)
+        .where(
+            phone_numbers.c.id == number_id,
+            phone_numbers.c.account_id == account_id,
+            phone_numbers.c.status == "active",
+        )
+        .values(status="suspended", suspended_at=now)
+    )
+    return done.rowcount == 1
+
+
+def reactivate_number(conn: sa.Connection, account_id: int, number_id: int) -> PhoneNumber:
+    """Make a suspended number active again (the caller charges the month it owes first)."""
+    number = get_number(conn, account_id, number_id)
+    if number.status == "released":
+        raise InvalidNumberError(
+            f"{number.e164} was released and cannot be reactivated; rent it again",
+            number_id=number_id,
+        )
+    conn.execute(
+        sa.update(phone_numbers)
+        .where(phone_numbers.c.id == number_id)
+        .values(status="active", suspended_at=None)
+    )
+    return get_number(conn, account_id, number_id)
+
+
+def rentals_due(conn: sa.Connection, account_id: int, period_start: int) -> list[PhoneNumber]:
+    """Active numbers of the account added before ``period_start``: they owe that period's rent."""
+    query = (
+        sa.select(phone_numbers)
+        .where(
+            phone_numbers.c.account_id == account_id,
+            phone_numbers.c.status == "active",
+            phone_numbers.c.created_at < period_start,
+        )
+        .order_by(phone_numbers.c.id)
+    )
+    return [_number(r) for r in conn.execute(query)]

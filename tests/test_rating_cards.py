@@ -1,0 +1,256 @@
+"""Rate cards: the shipped cards carry the seeds' figures; loading validates everything and names
+file, line and column; versions are immutable and chosen by effective date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from talktime import money
+from talktime.rating import (
+    DestinationNotPricedError,
+    InvalidRateCardError,
+    RateCardNotFoundError,
+    RateCardVersionExistsError,
+    import_card,
+    list_cards,
+    load_card,
+    read_card,
+)
+
+from ratecards import copy_card
+
+CARDS = ["default", "passthrough"]
+
+# The second seed's table: country/type -> (monthly, outbound domestic, inbound), per minute.
+SEED_TABLE = [
+    ("+14155550123", "US", "1", "0.013", "0.0085"),
+    ("+16135550123", "CA", "1", "0.013", "0.0085"),
+    ("+442071234567", "GB", "1", "0.015", "0.01"),
+    ("+447400123456", "GB", "1", "0.029", "0.01"),
+    ("+4915123456789", "DE", "5", "0.055", "0.01"),
+    ("+61212345678", "AU", "2.50", "0.024", "0.01"),
+    ("+61412345678", "AU", "6", "0.075", "0.01"),
+]
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_shipped_cards_load_with_header_and_plans(name: str) -> None:
+    card = load_card(name)
+    assert card.name == name
+    assert card.currency == "USD"
+    assert card.effective_from == dt.date(2026, 11, 1)
+    assert dict(card.plans) == {
+        "startup": money.parse("2"),
+        "professional": money.parse("5"),
+        "business": money.parse("10"),
+    }
+    assert max(card.plans.values()) == 10 * money.DOLLAR  # "up to $10 free credit every month"
+    assert (card.voice_first_increment_s, card.voice_next_increment_s) == (60, 60)
+    assert card.voice_rounding == "up_to_cent"
+
+
+@pytest.mark.parametrize("name", CARDS)
+@pytest.mark.parametrize(("number", "country", "monthly", "outbound", "inbound"), SEED_TABLE)
+def test_shipped_cards_hold_the_second_seeds_voice_and_number_table(
+    name: str, number: str, country: str, monthly: str, outbound: str, inbound: str
+) -> None:
+    card = load_card(name)
+    assert card.number_rate(number).monthly == money.parse(monthly)
+    assert card.voice_rate("outbound", country, number).per_minute == money.parse(outbound)
+    assert card.voice_rate("inbound", None, number).per_minute == money.parse(inbound)
+
+
+def test_us_and_canada_are_one_domestic_zone() -> None:
+    card = load_card("default")
+    us_to_ca = card.voice_rate("outbound", "US", "+16135550123")
+    ca_to_us = card.voice_rate("outbound", "CA", "+14155550123")
+    assert us_to_ca.per_minute == ca_to_us.per_minute == money.parse("0.013")
+
+
+def test_the_rate_reference_names_card_version_file_and_line() -> None:
+    card = load_card("default")
+    rate = card.voice_rate("outbound", "US", "+14155550123")
+    line = (card_dir("default") / "voice.csv").read_text().splitlines()[rate.ref.line - 1]
+    assert line.startswith("outbound,US,US,local,,0.013,")
+    assert str(rate.ref) == f"default@2026.11.1:voice.csv:{rate.ref.line}"
+
+
+def card_dir(name: str) -> Path:
+    from talktime.rating import shipped_cards_dir
+
+    return shipped_cards_dir() / name
+
+
+def test_a_plus_one_region_outside_us_ca_is_not_priced_as_us() -> None:
+    card = load_card("default")
+    with pytest.raises(DestinationNotPricedError) as caught:
+        card.voice_rate("outbound", "US", "+17875550123")
+    assert caught.value.code == "destination_not_priced"
+    assert caught.value.status == 422
+    assert caught.value.extra["country"] == "PR"
+
+
+def test_a_crown_dependency_is_refused_unless_the_card_maps_it(tmp_path: Path) -> None:
+    with pytest.raises(DestinationNotPricedError, match="GG"):
+        load_card("default").voice_rate("outbound", "US", "+447781123456")
+    path = copy_card(
+        tmp_path / "c",
+        replace={"card.toml": ("[overrides.regions]\n", '[overrides.regions]\nGG = "GB"\n')},
+    )
+    card = read_card(path)
+    assert card.voice_rate("outbound", "US", "+447781123456").per_minute == money.parse("0.035")
+
+
+def test_a_prefix_override_changes_the_type_priced(tmp_path: Path) -> None:
+    path = copy_card(
+        tmp_path / "c",
+        replace={
+            "card.toml": (
+                "[overrides.prefix_types]\n",
+                '[overrides.prefix_types]\n"+4474" = "local"\n',
+            )
+        },
+    )
+    card = read_card(path)
+    assert card.voice_rate("outbound", "GB", "+447400123456").per_minute == money.parse("0.015")
+
+
+def test_the_longest_prefix_row_wins(tmp_path: Path) -> None:
+    path = copy_card(
+        tmp_path / "c",
+        append={"voice.csv": "outbound,GB,,,+44,0.5,\noutbound,GB,,,+44740,0.7,\n"},
+    )
+    card = read_card(path)
+    assert card.voice_rate("outbound", "GB", "+447400123456").per_minute == money.parse("0.7")
+    assert card.voice_rate("outbound", "GB", "+442071234567").per_minute == money.parse("0.5")
+    assert card.voice_rate("outbound", "GB", "+447012345678").per_minute == money.parse("0.25")
+    # Prefix rows are keyed by origin: a US caller ID still gets the country/type row.
+    assert card.voice_rate("outbound", "US", "+442071234567").per_minute == money.parse("0.02")
+
+
+def test_a_bad_cell_is_reported_with_file_line_and_column(tmp_path: Path) -> None:
+    path = copy_card(tmp_path / "c", append={"voice.csv": "outbound,US,US,mobile,,1.5e3,\n"})
+    lines = (path / "voice.csv").read_text().splitlines()
+    with pytest.raises(InvalidRateCardError) as caught:
+        read_card(path)
+    errors = caught.value.extra["errors"]
+    assert errors == [
+        {"file": "voice.csv", "line": len(lines), "column": 6, "message": errors[0]["message"]}
+    ]
+    assert errors[0]["message"].startswith("per_minute:")
+    assert f"voice.csv:{len(lines)}:6" in caught.value.detail
+    assert caught.value.code == "invalid_rate_card"
+
+
+def test_every_problem_is_collected_before_refusing(tmp_path: Path) -> None:
+    path = copy_card(
+        tmp_path / "c",
+        append={
+            "sms.csv": "sideways,US,0.01,\noutbound,XX,0.01,\noutbound,US,0.02,dup\n",
+            "numbers.csv": "US,landline,1.00,\n",
+            "voice.csv": "inbound,US,GB,local,,0.01,\noutbound,,GB,local,,0.01,\n",
+        },
+    )
+    with pytest.raises(InvalidRateCardError) as caught:
+        read_card(path)
+    found = {
+        (e["file"], e["column"], e["message"].split(":")[0]) for e in caught.value.extra["errors"]
+    }
+    assert ("sms.csv", 1, "direction") in found
+    assert ("sms.csv", 2, "country") in found
+    assert any(f == "sms.csv" and m.startswith("duplicate") for f, _, m in found)
+    assert ("numbers.csv", 2, "type") in found
+    assert ("voice.csv", 2, "origin") in found
+    assert len(caught.value.extra["errors"]) == 6
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "needle"),
+    [
+        ({"header": {"effective_from": '"soon"'}}, 5, "effective_from"),
+        ({"header": {"currency": '"dollars"'}}, 6, "currency"),
+        ({"header": {"first_increment": "0"}}, 21, "first_increment"),
+        ({"header": {"connect_fee": '"-1"'}}, 24, "connect_fee"),
+        ({"header": {"startup": "2.00"}}, 31, "startup"),
+        ({"header": {"outbound": '"0.0000001"'}}, 15, "decimals"),
+        (
+            {"replace": {"card.toml": ('"up_to_cent"\n\n[plans]', '"nearest"\n\n[plans]')}},
+            27,
+            "voice",
+        ),
+        ({"replace": {"card.toml": ("name = ", "colour = 'blue'\nname = ")}}, 3, "unknown key"),
+        ({"append": {"card.toml": "[[[\n"}}, 41, "TOML"),
+    ],
+)
+def test_header_problems_name_the_line(
+    tmp_path: Path, edit: dict[str, dict[str, object]], line: int, needle: str
+) -> None:
+    path = copy_card(tmp_path / "c", **edit)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRateCardError, match=needle) as caught:
+        read_card(path)
+    problem = caught.value.extra["errors"][0]
+    assert problem["file"] == "card.toml"
+    if line:
+        assert problem["line"] == line
+
+
+def test_missing_files_and_columns_are_reported(tmp_path: Path) -> None:
+    path = copy_card(tmp_path / "c", replace={"sms.csv": ("per_segment,note", "price,note")})
+    (path / "numbers.csv").unlink()
+    with pytest.raises(InvalidRateCardError) as caught:
+        read_card(path)
+    assert caught.value.extra["errors"][0]["file"] == "numbers.csv"
+    (path / "numbers.csv").write_text("country,type,monthly\n")
+    with pytest.raises(InvalidRateCardError, match="missing column 'per_segment'"):
+        read_card(path)
+
+
+def test_an_unknown_card_or_version_is_refused() -> None:
+    with pytest.raises(RateCardNotFoundError):
+        load_card("nope")
+    with pytest.raises(RateCardNotFoundError):
+        load_card("default", "1999.1")
+    with pytest.raises(RateCardNotFoundError, match="in force"):
+        load_card("default", at=dt.date(2020, 1, 1))
+
+
+def test_import_keeps_versions_immutable_and_picks_by_effective_date(tmp_path: Path) -> None:
+    store = tmp_path / "cards"
+    new = copy_card(
+        tmp_path / "new",
+        header={"version": '"2027.1"', "effective_from": "2027-01-01"},
+        replace={"voice.csv": ("outbound,US,US,local,,0.013,", "outbound,US,US,local,,0.014,")},
+    )
+    card, created = import_card(new, store)
+    assert created
+    assert (store / "default" / "2027.1" / "voice.csv").is_file()
+    assert import_card(new, store) == (card, False)  # same content again: nothing happens
+
+    def us_rate(at: dt.date) -> int:
+        chosen = load_card("default", at=at, directory=store)
+        return chosen.voice_rate("outbound", "US", "+14155550123").per_minute
+
+    assert us_rate(dt.date(2026, 12, 31)) == money.parse("0.013")
+    assert us_rate(dt.date(2027, 1, 1)) == money.parse("0.014")
+    old = load_card("default", "2026.11.1", directory=store)
+    assert old.voice_rate("outbound", "US", "+14155550123").per_minute == money.parse("0.013")
+
+    changed = copy_card(
+        tmp_path / "changed",
+        header={"version": '"2027.1"', "effective_from": "2027-01-01"},
+    )
+    with pytest.raises(RateCardVersionExistsError):
+        import_card(changed, store)
+    assert load_card("default", "2027.1", directory=store).digest == card.digest
+    names = [(c.name, c.version) for c in list_cards(store)]
+    assert names == [("default", "2026.11.1"), ("default", "2027.1"), ("passthrough", "2026.11.1")]
+
+
+def test_an_invalid_card_is_never_imported(tmp_path: Path) -> None:
+    bad = copy_card(tmp_path / "bad", append={"numbers.csv": "US,mobile,one,\n"})
+    with pytest.raises(InvalidRateCardError):
+        import_card(bad, tmp_path / "store")
+    assert not (tmp_path / "store").exists()
