@@ -14,6 +14,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,23 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """An in-process client of the app on the test's database, with an admin key."""
+    from fastapi.testclient import TestClient
+
+    from talktime.api import create_app
+    from talktime.config import Settings
+
+    import apikit
+
+    settings = Settings(
+        database_url=db_url,
+        admin_key=apikit.ADMIN_KEY,
+        rate_cards_dir=str(tmp_path / "cards"),
+    )
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client

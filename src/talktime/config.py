@@ -50,11 +50,20 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_key: SecretStr | None = Field(None, description="API key with admin rights")
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="largest request body the API accepts, in bytes"
+    )
+    sms_max_text_chars: int = Field(
+        1600, ge=1, description="longest SMS text the API accepts, in characters"
+    )
+    rate_card: str = Field("default", description="rate card of accounts not given another")
     rate_cards_dir: str = Field(
         "./rate_cards",
         description="where `talktime rates import` stores rate card versions (<name>/<version>/)",
     )
-    rate_card: str = Field("default", description="rate card used when a request names none")
+    call_hold_seconds: int = Field(
+        300, ge=1, description="call time reserved per authorize or extend (whole increments)"
+    )
     payment_provider: Literal["manual", "test", "stripe"] = Field(
         "manual",
         description="who takes card payments: manual (operator top-ups only), test, or stripe",

@@ -9,7 +9,19 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors
-from talktime.api.routes import health, quotes
+from talktime.api.middleware import RequestContextMiddleware
+from talktime.api.routes import (
+    admin,
+    balance,
+    calls,
+    credits,
+    health,
+    keys,
+    messages,
+    numbers,
+    quotes,
+    users,
+)
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
 
@@ -33,6 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(quotes.router)
+    app.include_router(messages.router)
+    app.include_router(calls.router)
+    app.include_router(balance.router)
+    app.include_router(credits.router)
+    app.include_router(numbers.router)
+    app.include_router(users.router)
+    app.include_router(keys.router)
+    app.include_router(admin.router)
     return app

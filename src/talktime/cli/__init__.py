@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from talktime.cli import (
+    accounts,  # noqa: F401 - registers `accounts create` and `keys create`
     core,  # noqa: F401 - registers commands
     cycle,  # noqa: F401 - registers `cycle run`
     quote,  # noqa: F401 - registers commands

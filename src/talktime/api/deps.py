@@ -1,0 +1,40 @@
+"""Request dependencies shared by the routes: the database engine and the idempotency key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Header, Request
+
+from talktime.service.errors import InvalidRequestError
+
+
+def engine(request: Request) -> sa.Engine:
+    """The app's database engine."""
+    eng: sa.Engine = request.app.state.engine
+    return eng
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required on money-moving requests: a replay returns the original "
+            "response; the same key with another request is refused (409).",
+            max_length=200,
+        ),
+    ] = None,
+) -> str:
+    """The request's Idempotency-Key header (required)."""
+    if not key or not key.strip():
+        raise InvalidRequestError(
+            "Send an Idempotency-Key header (any unique string, e.g. a UUID) with this request.",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+Engine = Annotated[sa.Engine, Depends(engine)]
+IdempotencyKey = Annotated[str, Depends(idempotency_key)]

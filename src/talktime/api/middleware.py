@@ -1,0 +1,145 @@
+"""Request plumbing as one ASGI middleware: request id, body size limit, last-resort 500.
+
+Every request gets an `X-Request-ID` (the client's if it sent a sane one, else a new one); it is
+echoed on the response, carried in a context variable for problem documents and logs, and an
+unexpected exception becomes a logged 500 problem with that id and never a stack trace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("talktime.api")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z")
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+def current_request_id() -> str:
+    """The id of the request being served ('' outside a request)."""
+    return request_id_var.get()
+
+
+class BodyTooLargeError(Exception):
+    """The request body exceeds the configured limit."""
+
+
+def _problem_bytes(status: int, code: str, title: str, detail: str, request_id: str) -> bytes:
+    body = {
+        "type": f"urn:talktime:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class RequestContextMiddleware:
+    """Request id in and out, a body size limit, and the handler of last resort."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = 64 * 1024) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = ""
+        length: int | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+            elif name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = None
+        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        started = False
+        too_large = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if too_large:
+                return  # the app's answer to a truncated body is replaced by a 413
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            await send(message)
+
+        async def problem(status: int, code: str, title: str, detail: str) -> None:
+            body = _problem_bytes(status, code, title, detail, request_id)
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"application/problem+json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_with_id({"type": "http.response.body", "body": body})
+
+        limit = self.max_body_bytes
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not started:
+                    too_large = True
+                    raise BodyTooLargeError
+            return message
+
+        try:
+            if length is not None and length > limit:
+                await problem(
+                    413,
+                    "body_too_large",
+                    "Request body too large",
+                    f"The request body is {length} bytes; the limit is {limit}.",
+                )
+                return
+            await self.app(scope, limited_receive, send_with_id)
+            if too_large:
+                raise BodyTooLargeError
+        except BodyTooLargeError:
+            too_large = False
+            if not started:
+                await problem(
+                    413,
+                    "body_too_large",
+                    "Request body too large",
+                    f"The request body exceeds the limit of {limit} bytes.",
+                )
+        except Exception:
+            log.exception(
+                "unexpected error",
+                extra={"request_id": request_id, "path": scope.get("path", "")},
+            )
+            if not started:
+                await problem(
+                    500,
+                    "internal_error",
+                    "Internal error",
+                    f"Something went wrong on our side; quote request id {request_id} to support.",
+                )
+        finally:
+            request_id_var.reset(token)

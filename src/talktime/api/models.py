@@ -1,0 +1,122 @@
+"""Shared API models: the problem document, money and phone-number fields, error responses."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi.responses import Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from talktime import money
+
+PROBLEM_JSON = "application/problem+json"
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every refusal and error has this shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:talktime:problem:insufficient_credit"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable refusal code.")
+    request_id: str = Field(description="The X-Request-ID of the request; quote it to support.")
+
+
+def _e164(value: str) -> str:
+    if not _E164.match(value):
+        raise ValueError("must be an E.164 number: '+', country code and digits (+14155550100)")
+    return value
+
+
+def _amount(value: str) -> str:
+    try:
+        money.parse(value)
+    except money.MoneyError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+E164 = Annotated[
+    str,
+    Field(min_length=8, max_length=16, examples=["+14155550100"], pattern=r"^\+[1-9][0-9]{6,14}$"),
+    AfterValidator(_e164),
+]
+"""A phone number in E.164 form."""
+
+Amount = Annotated[
+    str,
+    Field(
+        examples=["25.00"],
+        pattern=r"^[0-9]+(\.[0-9]{1,6})?$",
+        max_length=24,
+        description="A decimal amount of money (at most 6 decimals), never a float.",
+    ),
+    AfterValidator(_amount),
+]
+"""A non-negative decimal money string."""
+
+
+def fmt(amount: int) -> str:
+    """Micro-units as the API's decimal string."""
+    return money.format(amount, 4)
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, malformed, unknown or revoked API key",
+    402: "Not enough credit, or the monthly limit is reached; nothing was charged",
+    403: "Forbidden: inactive subscription, missing permission or wrong kind of key",
+    404: "Not found (another account's resources answer the same)",
+    409: "Conflict: idempotency key reused for another request, or wrong state",
+    413: "Request body too large",
+    422: "Invalid input; the problem names the field",
+    503: "The payment provider is unavailable; retry with the same Idempotency-Key",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given error statuses (plus 401, 413 and 422 always)."""
+    wanted = sorted({401, 413, 422, *statuses})
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in wanted
+    }
+
+
+class Line(BaseModel):
+    """One priced line: what was priced, how much of it, at which rate, for how much."""
+
+    kind: str = Field(examples=["sms"])
+    description: str
+    quantity: str = Field(examples=["2"])
+    unit: str = Field(examples=["segments"])
+    unit_price: str = Field(examples=["0.0100"])
+    unrounded: str
+    amount: str = Field(examples=["0.0200"])
+    rounding: str
+    rate: str = Field(description="Rate card version, file and line that priced it.")
+    seconds: int | None = None
+
+
+class BalanceSnapshot(BaseModel):
+    """The account's credit right after the operation."""
+
+    currency: str = Field(examples=["USD"])
+    free: str
+    paid: str
+    held: str
+    available: str
+
+
+def stored(status: int, body: str) -> Response:
+    """A stored JSON response (idempotent replays send these exact bytes)."""
+    return Response(content=body, status_code=status, media_type="application/json")

@@ -1,0 +1,242 @@
+"""Admin endpoints (admin key): accounts, subscription status and plans, manual grants, and
+rate cards (list, import, assign to an account)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from talktime import money
+from talktime.api.auth import Admin
+from talktime.api.deps import Engine, IdempotencyKey
+from talktime.api.models import Amount, BalanceSnapshot, problems
+from talktime.rating import import_card, list_cards
+from talktime.service import admin as service
+from talktime.service.accounts import require_account
+
+router = APIRouter(tags=["admin"])
+
+AccountPath = Annotated[int, Path(ge=1, le=2**62)]
+CardName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", examples=["default"])]
+PlanName = Annotated[str, Field(min_length=1, max_length=64, examples=["business"])]
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    plan: PlanName
+    credit: Amount = Field("0", description="Purchased credit to start with.")
+    rate_card: CardName | None = None
+    monthly_limit: Amount | None = None
+
+
+class AccountPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: PlanName | None = None
+    status: Literal["active", "past_due", "canceled"] | None = None
+    rate_card: CardName | None = Field(None, description="Price the account with this card.")
+
+
+class AccountOut(BaseModel):
+    id: int
+    name: str
+    plan: str
+    status: Literal["active", "past_due", "canceled"]
+    currency: str
+    rate_card: str
+    monthly_limit: str | None
+    period_start: str
+    period_end: str
+    created_at: str
+    balance: BalanceSnapshot
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["promotional", "purchased", "refund"]
+    amount: Amount
+    expires_at: datetime | None = None
+    source: str | None = Field(None, max_length=200)
+
+
+class GrantOut(BaseModel):
+    class Grant(BaseModel):
+        id: int
+        kind: str
+        amount: str
+        remaining: str
+        expires_at: str | None
+        source: str | None
+
+    class Balance(BaseModel):
+        free: str
+        paid: str
+        held: str
+        available: str
+
+    grant: Grant
+    transaction_id: str
+    balance: Balance
+    created_at: str
+
+
+class CardOut(BaseModel):
+    name: str
+    version: str
+    effective_from: str
+    currency: str
+    description: str
+    plans: dict[str, str]
+
+
+class CardList(BaseModel):
+    cards: list[CardOut]
+
+
+class CardIn(BaseModel):
+    """A rate card version's files, as text."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    card_toml: str = Field(alias="card.toml", max_length=100_000)
+    sms_csv: str = Field(alias="sms.csv", max_length=1_000_000)
+    voice_csv: str = Field(alias="voice.csv", max_length=1_000_000)
+    numbers_csv: str = Field(alias="numbers.csv", max_length=1_000_000)
+
+
+class CardImported(CardOut):
+    new: bool = Field(description="False when this exact version was already imported.")
+
+
+@router.post(
+    "/v1/admin/accounts", status_code=201, response_model=AccountOut, responses=problems(403, 404)
+)
+def create_account(
+    body: AccountIn, request: Request, _admin: Admin, engine: Engine, key: IdempotencyKey
+) -> dict[str, Any]:
+    """Create an account on a plan (its free monthly credit issued at once), with optional
+    starting credit and rate card."""
+    return service.create_account(
+        engine,
+        request.app.state.settings,
+        body.name,
+        body.plan,
+        key,
+        credit=money.parse(body.credit),
+        rate_card=body.rate_card,
+        monthly_limit=None if body.monthly_limit is None else money.parse(body.monthly_limit),
+    )
+
+
+@router.get(
+    "/v1/admin/accounts/{account_id}", response_model=AccountOut, responses=problems(403, 404)
+)
+def get_account(
+    account_id: AccountPath, request: Request, _admin: Admin, engine: Engine
+) -> dict[str, Any]:
+    """An account with its balances."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        require_account(conn, account_id)
+    return service.get_account(engine, request.app.state.settings, account_id)
+
+
+@router.patch(
+    "/v1/admin/accounts/{account_id}",
+    response_model=AccountOut,
+    responses=problems(403, 404, 409),
+)
+def update_account(
+    account_id: AccountPath,
+    body: AccountPatch,
+    request: Request,
+    _admin: Admin,
+    engine: Engine,
+    key: IdempotencyKey,
+) -> dict[str, Any]:
+    """Change the plan (free credit from the next period), the subscription status, or the
+    rate card."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        require_account(conn, account_id)
+    return service.update_account(
+        engine,
+        request.app.state.settings,
+        account_id,
+        key,
+        plan=body.plan,
+        status=body.status,
+        rate_card=body.rate_card,
+    )
+
+
+@router.post(
+    "/v1/admin/accounts/{account_id}/grants",
+    status_code=201,
+    response_model=GrantOut,
+    responses=problems(403, 404, 409),
+)
+def grant_credit(
+    account_id: AccountPath, body: GrantIn, _admin: Admin, engine: Engine, key: IdempotencyKey
+) -> dict[str, Any]:
+    """Grant credit by hand (promotional, purchased or refund)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        require_account(conn, account_id)
+    expires = body.expires_at
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return service.grant_credit(
+        engine,
+        account_id,
+        body.kind,
+        money.parse(body.amount),
+        key,
+        expires_at=expires,
+        source=body.source,
+    )
+
+
+def _card(card: Any) -> dict[str, Any]:
+    return {
+        "name": card.name,
+        "version": card.version,
+        "effective_from": card.effective_from.isoformat(),
+        "currency": card.currency,
+        "description": card.description,
+        "plans": {plan: money.format(free, 2) for plan, free in card.plans.items()},
+    }
+
+
+@router.get("/v1/admin/rate-cards", response_model=CardList, responses=problems(403))
+def rate_cards(request: Request, _admin: Admin) -> dict[str, Any]:
+    """Every rate card version, shipped and imported."""
+    return {"cards": [_card(c) for c in list_cards(request.app.state.settings.rate_cards_dir)]}
+
+
+@router.post(
+    "/v1/admin/rate-cards",
+    status_code=201,
+    response_model=CardImported,
+    responses=problems(400, 403, 409),
+)
+def import_rate_card(body: CardIn, request: Request, _admin: Admin) -> dict[str, Any]:
+    """Validate and import a rate card version (refused with file, line and column on any
+    error). A version never changes once imported; it applies from its `effective_from` date
+    to the accounts priced with that card (`PATCH /v1/admin/accounts/{id}` assigns a card)."""
+    files = {
+        "card.toml": body.card_toml,
+        "sms.csv": body.sms_csv,
+        "voice.csv": body.voice_csv,
+        "numbers.csv": body.numbers_csv,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            (FilePath(tmp) / name).write_text(text, encoding="utf-8")
+        card, new = import_card(tmp, request.app.state.settings.rate_cards_dir)
+    return {**_card(card), "new": new}

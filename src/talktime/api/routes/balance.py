@@ -1,0 +1,109 @@
+"""Credit: `GET /v1/balance`, `GET /v1/ledger`, `PUT /v1/settings/monthly-limit`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from talktime import money
+from talktime.api.auth import AccountId
+from talktime.api.deps import Engine
+from talktime.api.models import Amount, problems
+from talktime.service import balance as service
+
+router = APIRouter(tags=["credit"])
+
+
+class AutoRecharge(BaseModel):
+    enabled: bool
+    threshold: str | None
+    amount: str | None
+    disabled_reason: str | None
+
+
+class BalanceOut(BaseModel):
+    currency: str = Field(examples=["USD"])
+    free: str = Field(description="Free monthly credit left this period.")
+    free_expires_at: str | None = Field(description="When the free credit left expires.")
+    paid: str
+    held: str = Field(description="Reserved by calls in progress.")
+    available: str = Field(description="free + paid - held: what the next charge can use.")
+    monthly_limit: str | None
+    period_usage: str = Field(description="Paid credit used this period (against the limit).")
+    period_start: str
+    period_end: str
+    auto_recharge: AutoRecharge
+
+
+class EntryOut(BaseModel):
+    id: int
+    transaction_id: str
+    kind: str
+    amount: str = Field(description="Signed: negative takes credit away.")
+    grant_id: int | None
+    hold_id: int | None
+    reference: str | None
+    lines: Any = Field(description="The priced lines that justify the entry.")
+    created_at: str
+
+
+class LedgerOut(BaseModel):
+    currency: str
+    entries: list[EntryOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+class MonthlyLimitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    monthly_limit: Amount | None = Field(description="Cap on paid credit per period; null: none.")
+
+
+@router.get("/v1/balance", response_model=BalanceOut, responses=problems(403))
+def get_balance(account_id: AccountId, engine: Engine) -> dict[str, Any]:
+    """Free credit left and when it expires, paid, held, available, the monthly limit and the
+    usage against it, and auto-recharge."""
+    return service.balance(engine, account_id)
+
+
+LedgerKind = Annotated[
+    str | None, Query(pattern=r"^[a-z_]{1,20}$", description="e.g. usage, grant, hold")
+]
+
+
+@router.get("/v1/ledger", response_model=LedgerOut, responses=problems(400, 403))
+def get_ledger(
+    account_id: AccountId,
+    engine: Engine,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    kind: LedgerKind = None,
+    reference: Annotated[str | None, Query(max_length=200)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """The account's ledger entries, newest first, with filters and a cursor (times without a
+    zone are UTC)."""
+    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    return service.ledger(
+        engine,
+        account_id,
+        cursor=cursor,
+        limit=limit,
+        kind=kind,
+        reference=reference,
+        since=since,
+        until=until,
+    )
+
+
+@router.put("/v1/settings/monthly-limit", response_model=BalanceOut, responses=problems(403))
+def put_monthly_limit(
+    body: MonthlyLimitIn, account_id: AccountId, engine: Engine
+) -> dict[str, Any]:
+    """Set or remove the cap on paid credit used per billing period."""
+    limit = None if body.monthly_limit is None else money.parse(body.monthly_limit)
+    return service.set_monthly_limit(engine, account_id, limit)

@@ -1,0 +1,70 @@
+"""`POST /v1/credits` (buy credit) and `PUT /v1/settings/auto-recharge`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from talktime import money
+from talktime.api.auth import AccountId
+from talktime.api.deps import Engine, IdempotencyKey
+from talktime.api.models import Amount, problems
+from talktime.api.routes.balance import BalanceOut
+from talktime.service import credits
+
+router = APIRouter(tags=["credit"])
+
+
+class PurchaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount = Field(description='Credit to buy, e.g. "25.00".')
+
+
+class PurchaseOut(BaseModel):
+    grant_id: int
+    amount: str
+    source: str | None
+    transaction_id: str
+    balance: BalanceOut
+    created_at: str
+
+
+class AutoRechargeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    threshold: Amount = Field(description="Recharge when paid credit falls under this.")
+    amount: Amount = Field(description="How much each recharge buys.")
+
+
+@router.post(
+    "/v1/credits",
+    status_code=201,
+    response_model=PurchaseOut,
+    responses=problems(402, 403, 409, 503),
+)
+def purchase(
+    body: PurchaseIn, request: Request, account_id: AccountId, engine: Engine, key: IdempotencyKey
+) -> dict[str, Any]:
+    """Buy credit through the account's payment provider; the credit is granted only after
+    the payment succeeded, and a replayed key never pays twice."""
+    return credits.purchase(
+        engine, request.app.state.settings, account_id, money.parse(body.amount), key
+    )
+
+
+@router.put("/v1/settings/auto-recharge", response_model=BalanceOut, responses=problems(403))
+def put_auto_recharge(
+    body: AutoRechargeIn, account_id: AccountId, engine: Engine
+) -> dict[str, Any]:
+    """Turn auto-recharge on or off and set its threshold and amount."""
+    return credits.set_auto_recharge(
+        engine,
+        account_id,
+        enabled=body.enabled,
+        threshold=money.parse(body.threshold),
+        amount=money.parse(body.amount),
+    )

@@ -1,0 +1,128 @@
+"""API keys: an account manages its own keys; an admin creates, lists and revokes any key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from talktime import keys
+from talktime.api.auth import AccountId, Admin
+from talktime.api.deps import Engine
+from talktime.api.models import problems
+from talktime.service.accounts import require_account
+
+router = APIRouter(tags=["keys"])
+
+
+class KeyIn(BaseModel):
+    name: str = Field("", max_length=200, description="A label to recognise the key by.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str = Field(description="The public part of the key, shown in lists.")
+    account_id: int | None
+    admin: bool
+    name: str
+    created_at: int = Field(description="Epoch microseconds (UTC).")
+    revoked_at: int | None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The API key. Shown only in this response: store it now.")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+def _out(key: keys.ApiKey) -> KeyOut:
+    return KeyOut(
+        id=key.id,
+        prefix=key.prefix,
+        account_id=key.account_id,
+        admin=key.admin,
+        name=key.name,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+def _new(new: keys.NewKey) -> NewKeyOut:
+    return NewKeyOut(**_out(new.key).model_dump(), key=new.token)
+
+
+KeyId = Annotated[str, Path(max_length=40)]
+AccountPath = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.post("/v1/keys", status_code=201, response_model=NewKeyOut, responses=problems(403))
+def create_key(body: KeyIn, account_id: AccountId, engine: Engine) -> NewKeyOut:
+    """Create another API key for the key's account (shown once)."""
+    with engine.begin() as conn:
+        return _new(keys.create_key(conn, account_id, name=body.name))
+
+
+@router.get("/v1/keys", response_model=KeyList, responses=problems(403))
+def list_keys(account_id: AccountId, engine: Engine) -> KeyList:
+    """The account's keys (prefixes only, never secrets)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return KeyList(keys=[_out(k) for k in keys.list_keys(conn, account_id)])
+
+
+@router.delete("/v1/keys/{key_id}", response_model=KeyOut, responses=problems(403, 404))
+def revoke_key(key_id: KeyId, account_id: AccountId, engine: Engine) -> KeyOut:
+    """Revoke one of the account's keys; it stops working at once."""
+    with engine.begin() as conn:
+        return _out(keys.revoke_key(conn, key_id, account_id=account_id))
+
+
+@router.post(
+    "/v1/admin/accounts/{account_id}/keys",
+    status_code=201,
+    response_model=NewKeyOut,
+    responses=problems(403, 404),
+    tags=["admin"],
+)
+def admin_create_key(
+    account_id: AccountPath, body: KeyIn, _admin: Admin, engine: Engine
+) -> NewKeyOut:
+    """Create an API key for any account (shown once)."""
+    with engine.begin() as conn:
+        require_account(conn, account_id)
+        return _new(keys.create_key(conn, account_id, name=body.name))
+
+
+@router.post(
+    "/v1/admin/keys",
+    status_code=201,
+    response_model=NewKeyOut,
+    responses=problems(403),
+    tags=["admin"],
+)
+def admin_create_admin_key(body: KeyIn, _admin: Admin, engine: Engine) -> NewKeyOut:
+    """Create another admin key (shown once)."""
+    with engine.begin() as conn:
+        return _new(keys.create_key(conn, None, admin=True, name=body.name))
+
+
+@router.get("/v1/admin/keys", response_model=KeyList, responses=problems(403), tags=["admin"])
+def admin_list_keys(
+    _admin: Admin,
+    engine: Engine,
+    account_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> KeyList:
+    """Every key, or one account's keys."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return KeyList(keys=[_out(k) for k in keys.list_keys(conn, account_id)])
+
+
+@router.delete(
+    "/v1/admin/keys/{key_id}", response_model=KeyOut, responses=problems(403, 404), tags=["admin"]
+)
+def admin_revoke_key(key_id: KeyId, _admin: Admin, engine: Engine) -> KeyOut:
+    """Revoke any key."""
+    with engine.begin() as conn:
+        return _out(keys.revoke_key(conn, key_id))

@@ -1,0 +1,114 @@
+"""`POST /v1/messages` (send-SMS authorization) and `POST /v1/messages/inbound`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from talktime.api.auth import AccountId
+from talktime.api.deps import Engine, IdempotencyKey
+from talktime.api.models import E164, BalanceSnapshot, Line, problems, stored
+from talktime.service import messages
+
+router = APIRouter(tags=["messages"])
+
+MediaUrl = Annotated[str, Field(max_length=2000)]
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: E164 = Field(alias="from", description="The account's SMS-enabled sending number.")
+    to: E164
+    text: str = Field(max_length=20_000, description="Limited to `sms_max_text_chars` (1,600).")
+    user: str = Field(min_length=1, max_length=40, description="The user sending it.")
+    media: list[MediaUrl] | None = Field(None, max_length=10, description="Refused: no MMS.")
+    smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
+
+
+class InboundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: E164 = Field(alias="from", description="Who sent it.")
+    to: E164 = Field(description="The account's number that received it.")
+    text: str = Field(max_length=20_000)
+    media: list[MediaUrl] | None = Field(None, max_length=10)
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    direction: Literal["outbound", "inbound"]
+    from_: str = Field(alias="from")
+    to: str
+    user: str | None
+    status: Literal["accepted", "received"]
+    encoding: str = Field(examples=["GSM-7"])
+    segments: int
+    amount: str = Field(examples=["0.0200"])
+    currency: str
+    from_free: str
+    from_paid: str
+    lines: list[Line]
+    rate_card: str
+    balance: BalanceSnapshot | None
+    created_at: str
+
+
+@router.post(
+    "/v1/messages",
+    status_code=201,
+    response_model=MessageOut,
+    responses=problems(402, 403, 409),
+)
+def send_message(
+    body: MessageIn,
+    request: Request,
+    account_id: AccountId,
+    engine: Engine,
+    key: IdempotencyKey,
+) -> Response:
+    """Authorize an outgoing SMS: price it and charge it all or nothing.
+
+    Refusals: 402 `insufficient_credit` (with `needed` and `available`) or
+    `monthly_limit_reached`; 403 `subscription_inactive` or `permission_denied`; 409
+    `idempotency_conflict`; 422 `mms_not_supported`, `number_not_sms_enabled`,
+    `sms_cross_country`, `text_too_long`, `unknown_user`. A replay of the same key returns the
+    original response.
+    """
+    req = messages.SendSms(
+        from_=body.from_,
+        to=body.to,
+        text=body.text,
+        user=body.user,
+        media=tuple(body.media or ()),
+        smart_encoding=body.smart_encoding,
+    )
+    result = messages.send_sms(engine, request.app.state.settings, account_id, req, key)
+    return stored(result.status, result.body)
+
+
+@router.post(
+    "/v1/messages/inbound",
+    status_code=201,
+    response_model=MessageOut,
+    responses=problems(402, 403, 409),
+)
+def record_inbound(
+    body: InboundIn,
+    request: Request,
+    account_id: AccountId,
+    engine: Engine,
+    key: IdempotencyKey,
+) -> Response:
+    """Record a message received on one of the account's numbers (charged only if the
+    account's rate card prices inbound messages)."""
+    req = messages.InboundSms(
+        from_=body.from_, to=body.to, text=body.text, media=tuple(body.media or ())
+    )
+    result = messages.record_inbound(engine, request.app.state.settings, account_id, req, key)
+    return stored(result.status, result.body)

@@ -1,0 +1,87 @@
+"""Bootstrap without the API: `talktime accounts create` and `talktime keys create`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import typer
+
+from talktime.cli.app import app, console, fail, print_json
+from talktime.config import get_settings
+from talktime.errors import TalktimeError
+
+accounts_app = typer.Typer(help="Accounts: create one on a plan.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create one (shown once).", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+
+@accounts_app.command("create")
+def create_account(
+    name: Annotated[str, typer.Argument(help="The account's name.")],
+    plan: Annotated[str, typer.Option(help="Plan (sets the monthly free credit).")],
+    credit: Annotated[str, typer.Option(help="Purchased credit to start with, e.g. 25.00.")] = "0",
+    rate_card: Annotated[
+        str | None, typer.Option("--rate-card", help="Rate card (default: the configured one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the account as JSON.")] = False,
+) -> None:
+    """Create an account and print its id."""
+    from talktime import money
+    from talktime.service import admin
+    from talktime.store import make_engine
+
+    settings = get_settings()
+    try:
+        amount = money.parse(credit)
+    except money.MoneyError as exc:
+        fail("invalid_amount", f"--credit: {exc}")
+    engine = make_engine(settings.database_url, settings)
+    try:
+        account = admin.create_account(
+            engine,
+            settings,
+            name,
+            plan,
+            f"cli:{uuid.uuid4().hex}",
+            credit=amount,
+            rate_card=rate_card,
+        )
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(account)
+    else:
+        console.print(str(account["id"]), highlight=False)
+
+
+@keys_app.command("create")
+def create_key(
+    account: Annotated[
+        int | None, typer.Argument(help="Account id (omit with --admin).", min=1)
+    ] = None,
+    admin_key: Annotated[bool, typer.Option("--admin", help="Create an admin key.")] = False,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+) -> None:
+    """Create an API key and print it once (it is stored only as a hash)."""
+    from talktime import keys
+    from talktime.service.accounts import require_account
+    from talktime.store import make_engine
+
+    if admin_key == (account is not None):
+        fail("invalid_request", "give an ACCOUNT id, or --admin for an admin key (not both)")
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    try:
+        with engine.begin() as conn:
+            if account is not None:
+                require_account(conn, account)
+            new = keys.create_key(conn, account, admin=admin_key, name=name)
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    finally:
+        engine.dispose()
+    console.print(new.token, highlight=False, soft_wrap=True)

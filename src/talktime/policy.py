@@ -1,0 +1,179 @@
+"""Policy: who may do what, before anything is priced or charged.
+
+Pure rules over plain data: an active subscription, role permissions and per-user restrictions,
+MMS refused, the sending number's ownership and SMS capability, and the SMS country rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, Literal, get_args
+
+from talktime.errors import TalktimeError
+
+Permission = Literal["sms.send", "calls.make", "billing.manage", "admin"]
+PERMISSIONS: Final[frozenset[str]] = frozenset(get_args(Permission))
+
+Role = Literal["owner", "admin", "member", "billing", "viewer"]
+ROLES: Final[tuple[str, ...]] = get_args(Role)
+
+ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
+    "owner": PERMISSIONS,
+    "admin": PERMISSIONS,
+    "member": frozenset({"sms.send", "calls.make"}),
+    "billing": frozenset({"billing.manage"}),
+    "viewer": frozenset(),
+}
+"""What each role may do. Calling and SMS are open to every member, as in the seeds."""
+
+SMS_COUNTRIES: Final[frozenset[str]] = frozenset({"US", "CA", "GB", "AU"})
+"""Countries where numbers can be SMS-enabled (second seed)."""
+
+SMS_ZONES: Final[dict[str, str]] = {"US": "NANP", "CA": "NANP"}
+"""Countries that may text each other although they differ (US <-> Canada)."""
+
+ACTIVE_SUBSCRIPTION = "active"
+
+
+class SubscriptionInactiveError(TalktimeError):
+    code = "subscription_inactive"
+    status = 403
+    title = "Subscription inactive"
+
+
+class PermissionDeniedError(TalktimeError):
+    code = "permission_denied"
+    status = 403
+    title = "Permission denied"
+
+
+class UnknownPermissionError(TalktimeError):
+    code = "unknown_permission"
+    status = 422
+    title = "Unknown permission"
+
+
+class MmsNotSupportedError(TalktimeError):
+    code = "mms_not_supported"
+    status = 422
+    title = "MMS not supported"
+
+
+class NumberNotSmsEnabledError(TalktimeError):
+    code = "number_not_sms_enabled"
+    status = 422
+    title = "Number not SMS-enabled"
+
+
+class SmsCrossCountryError(TalktimeError):
+    code = "sms_cross_country"
+    status = 422
+    title = "SMS between countries"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user a request is made for: role plus the permissions an admin took away."""
+
+    user_id: str
+    role: str
+    restrictions: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """What this user may do: the role's permissions minus the restrictions."""
+        return ROLE_PERMISSIONS.get(self.role, frozenset()) - self.restrictions
+
+
+@dataclass(frozen=True)
+class SendingNumber:
+    """A number the account holds, as policy needs to see it."""
+
+    e164: str
+    account_id: int
+    country: str
+    status: str  # active, suspended, released
+    sms_enabled: bool
+
+
+def require_active_subscription(status: str) -> None:
+    """Refuse every billable request unless the account's subscription is active."""
+    if status != ACTIVE_SUBSCRIPTION:
+        raise SubscriptionInactiveError(
+            f"The account's subscription is {status}; reactivate it to use the API.",
+            subscription_status=status,
+        )
+
+
+def require_permission(actor: Actor, permission: Permission) -> None:
+    """Refuse unless the user's role grants ``permission`` and no admin restricted it."""
+    if permission in actor.permissions:
+        return
+    why = (
+        "an admin restricted it"
+        if permission in actor.restrictions
+        else f"role {actor.role!r} does not include it"
+    )
+    raise PermissionDeniedError(
+        f"User {actor.user_id} may not use {permission}: {why}. Ask an account admin.",
+        permission=permission,
+        user=actor.user_id,
+    )
+
+
+def check_restrictions(restrictions: Iterable[str]) -> frozenset[str]:
+    """Validate a set of restrictions (permission names) an admin sets on a user."""
+    given = frozenset(restrictions)
+    unknown = sorted(given - PERMISSIONS)
+    if unknown:
+        raise UnknownPermissionError(
+            f"Unknown permission(s) {', '.join(unknown)}; use {', '.join(sorted(PERMISSIONS))}."
+        )
+    return given
+
+
+def refuse_media(media: Iterable[object] | None) -> None:
+    """MMS is not supported: a message with any media attached is refused."""
+    if media and list(media):
+        raise MmsNotSupportedError(
+            "MMS is not supported: send the message without media (text only)."
+        )
+
+
+def sms_capable(country: str) -> bool:
+    """Whether numbers of ``country`` can be SMS-enabled."""
+    return country in SMS_COUNTRIES
+
+
+def require_sending_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
+    """The from-number must be the account's, active and SMS-enabled."""
+    if number is None or number.account_id != account_id:
+        raise NumberNotSmsEnabledError(
+            f"{e164} is not a number of this account; send from one of your SMS-enabled numbers.",
+            number=e164,
+        )
+    if number.status != "active":
+        raise NumberNotSmsEnabledError(
+            f"{e164} is {number.status}; send from an active number.", number=e164
+        )
+    if not number.sms_enabled or not sms_capable(number.country):
+        raise NumberNotSmsEnabledError(
+            f"{e164} is not SMS-enabled (SMS is available on US, CA, GB and AU numbers).",
+            number=e164,
+        )
+
+
+def require_sms_route(from_country: str, to_country: str) -> None:
+    """SMS only between numbers of one country, except between the US and Canada."""
+    if from_country == to_country:
+        return
+    zone_from = SMS_ZONES.get(from_country)
+    if zone_from is not None and zone_from == SMS_ZONES.get(to_country):
+        return
+    raise SmsCrossCountryError(
+        f"SMS cannot be sent from a {from_country} number to a {to_country} number; "
+        "send from a number of the recipient's country (US and CA may text each other).",
+        from_country=from_country,
+        to_country=to_country,
+    )

@@ -1,0 +1,32 @@
+"""Account lookups the API needs before it acts: existence and subscription state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from talktime.service.errors import NotFoundError
+from talktime.store.wallet_tables import accounts
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What policy needs to know about an account."""
+
+    id: int
+    status: str
+    currency: str
+    plan: str
+
+
+def require_account(conn: sa.Connection, account_id: int) -> AccountState:
+    """The account, or 404."""
+    row = conn.execute(
+        sa.select(accounts.c.id, accounts.c.status, accounts.c.currency, accounts.c.plan).where(
+            accounts.c.id == account_id
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"No account {account_id}.")
+    return AccountState(id=int(row.id), status=row.status, currency=row.currency, plan=row.plan)

@@ -1,0 +1,154 @@
+"""Operator use cases: create accounts (plans synced from the rate card), change plan and
+subscription status, grant credit by hand, assign rate cards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime.config import Settings
+from talktime.rating import load_card
+from talktime.service import cards
+from talktime.service.common import fmt, iso, now_micros
+from talktime.wallet import Wallet, accounts, grants
+from talktime.wallet.book import Book
+from talktime.wallet.model import Account, Balances
+from talktime.wallet.periods import to_micros
+
+
+def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> None:
+    """Copy the plans (monthly free credit) of the card in force into the plans table."""
+    card = load_card(card_name, directory=settings.rate_cards_dir)
+    now = now_micros()
+    for plan, free in card.plans.items():
+        accounts.upsert_plan(conn, plan, free, now)
+
+
+def account_dict(
+    conn: sa.Connection, account: Account, balance: Balances, settings: Settings
+) -> dict[str, Any]:
+    """An account as API data."""
+    return {
+        "id": account.id,
+        "name": account.name,
+        "plan": account.plan,
+        "status": account.status,
+        "currency": account.currency,
+        "rate_card": cards.card_name(conn, account.id, settings),
+        "monthly_limit": None if account.monthly_limit is None else fmt(account.monthly_limit),
+        "period_start": account.period_start.isoformat(),
+        "period_end": account.period_end.isoformat(),
+        "created_at": account.created_at.isoformat(),
+        "balance": {
+            "currency": account.currency,
+            "free": fmt(balance.free),
+            "paid": fmt(balance.paid),
+            "held": fmt(balance.held),
+            "available": fmt(balance.available),
+        },
+    }
+
+
+def create_account(
+    engine: sa.Engine,
+    settings: Settings,
+    name: str,
+    plan: str,
+    key: str,
+    *,
+    credit: int = 0,
+    rate_card: str | None = None,
+    monthly_limit: int | None = None,
+) -> dict[str, Any]:
+    """Create an account on ``plan`` (its first free credit issued) with optional purchased
+    ``credit``, priced with ``rate_card`` (default: the configured card); one transaction."""
+    card_name = rate_card or settings.rate_card
+    with engine.begin() as conn:
+        sync_plans(conn, card_name, settings)
+    with engine.begin() as conn:
+        book = Book(conn, now_micros())
+        created = accounts.create(book, name, plan, key, monthly_limit=monthly_limit)
+        account_id = created.account.id
+        balance = created.balance
+        if credit > 0:
+            granted = grants.issue(
+                book, account_id, "purchased", credit, f"{key}:credit", source="bootstrap"
+            )
+            balance = granted.balance
+        book.flush()
+        if rate_card and not created.replayed:
+            cards.assign(conn, account_id, rate_card, settings)
+        return account_dict(conn, created.account, balance, settings)
+
+
+def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[str, Any]:
+    """An account with its balances now."""
+    wallet = Wallet(engine)
+    account = wallet.account(account_id)
+    b = wallet.balance(account_id)
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings)
+
+
+def update_account(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    key: str,
+    *,
+    plan: str | None = None,
+    status: str | None = None,
+    rate_card: str | None = None,
+) -> dict[str, Any]:
+    """Change an account's plan, subscription status or rate card, in one transaction."""
+    with engine.begin() as conn:
+        if plan is not None:
+            sync_plans(conn, rate_card or cards.card_name(conn, account_id, settings), settings)
+        book = Book(conn, now_micros())
+        book.account(account_id)
+        if plan is not None:
+            accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
+        if status is not None:
+            accounts.update(book, account_id, "set_status", {"status": status}, f"{key}:status")
+        book.flush()
+        if rate_card is not None:
+            cards.assign(conn, account_id, rate_card, settings)
+    return get_account(engine, settings, account_id)
+
+
+def grant_credit(
+    engine: sa.Engine,
+    account_id: int,
+    kind: str,
+    amount: int,
+    key: str,
+    *,
+    expires_at: datetime | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Grant credit by hand (promotional, purchased, refund), idempotent by key."""
+    wallet = Wallet(engine)
+    result = wallet.grant(
+        account_id, kind, amount, f"admin-grant:{key}", expires_at=expires_at, source=source
+    )
+    g = result.grant
+    return {
+        "grant": {
+            "id": g.id,
+            "kind": g.kind,
+            "amount": fmt(g.original),
+            "remaining": fmt(g.remaining),
+            "expires_at": None if g.expires_at is None else g.expires_at.isoformat(),
+            "source": g.source,
+        },
+        "transaction_id": result.transaction_id,
+        "balance": {
+            "free": fmt(result.balance.free),
+            "paid": fmt(result.balance.paid),
+            "held": fmt(result.balance.held),
+            "available": fmt(result.balance.available),
+        },
+        "created_at": iso(to_micros(g.effective_at)),
+    }

@@ -1,0 +1,108 @@
+"""Reading credit: the balance with its monthly limit and auto-recharge state, the ledger,
+and the monthly-limit setting."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime.service.common import fmt
+from talktime.store.recharge_tables import recharge_settings
+from talktime.wallet import Wallet
+from talktime.wallet.model import LedgerEntry
+
+
+def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
+    row = conn.execute(
+        sa.select(
+            recharge_settings.c.enabled,
+            recharge_settings.c.threshold,
+            recharge_settings.c.amount,
+            recharge_settings.c.disabled_reason,
+        ).where(recharge_settings.c.account_id == account_id)
+    ).first()
+    if row is None:
+        return {"enabled": False, "threshold": None, "amount": None, "disabled_reason": None}
+    return {
+        "enabled": bool(row.enabled),
+        "threshold": fmt(row.threshold),
+        "amount": fmt(row.amount),
+        "disabled_reason": row.disabled_reason,
+    }
+
+
+def balance(engine: sa.Engine, account_id: int) -> dict[str, Any]:
+    """Free credit left this period and when it expires, paid, held, available, the monthly
+    limit with this period's paid usage, and the auto-recharge state."""
+    wallet = Wallet(engine)
+    account = wallet.account(account_id)
+    b = wallet.balance(account_id)
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        auto = _auto_recharge(conn, account_id)
+    return {
+        "currency": account.currency,
+        "free": fmt(b.free),
+        "free_expires_at": None if b.free_expires_at is None else b.free_expires_at.isoformat(),
+        "paid": fmt(b.paid),
+        "held": fmt(b.held),
+        "available": fmt(b.available),
+        "monthly_limit": None if b.monthly_limit is None else fmt(b.monthly_limit),
+        "period_usage": fmt(b.period_usage),
+        "period_start": b.period_start.isoformat(),
+        "period_end": b.period_end.isoformat(),
+        "auto_recharge": auto,
+    }
+
+
+def entry_dict(entry: LedgerEntry) -> dict[str, Any]:
+    """A ledger entry as API data."""
+    return {
+        "id": entry.id,
+        "transaction_id": entry.transaction_id,
+        "kind": entry.kind,
+        "amount": fmt(entry.amount),
+        "grant_id": entry.grant_id,
+        "hold_id": entry.hold_id,
+        "reference": entry.reference,
+        "lines": entry.lines,
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
+def ledger(
+    engine: sa.Engine,
+    account_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    kind: str | None = None,
+    reference: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """A page of the account's ledger, newest first."""
+    wallet = Wallet(engine)
+    currency = wallet.account(account_id).currency
+    page = wallet.ledger(
+        account_id,
+        cursor=cursor,
+        limit=limit,
+        kind=kind,
+        reference=reference,
+        since=since,
+        until=until,
+    )
+    return {
+        "currency": currency,
+        "entries": [entry_dict(e) for e in page.entries],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def set_monthly_limit(engine: sa.Engine, account_id: int, limit: int | None) -> dict[str, Any]:
+    """Cap the paid credit used per period (None removes the cap); returns the balance."""
+    Wallet(engine).set_monthly_limit(account_id, limit, f"monthly-limit:{uuid.uuid4().hex}")
+    return balance(engine, account_id)

@@ -1,0 +1,307 @@
+"""Call use cases: authorize (hold the first increments), extend, complete (price every leg,
+settle the hold, release the rest) and read a call.
+
+The hold covers the original leg only, in whole billing increments, up to `call_hold_seconds`
+per step or what the available credit covers; `max_duration_seconds` is the time held so far.
+Legs added on completion (forwarding, transfers) are charged from the hold and the remaining
+credit; any shortfall is the wallet's explicit `uncollected` entry, never a negative balance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime import policy
+from talktime.config import Settings
+from talktime.errors import TalktimeError
+from talktime.rating import Call, RateCard, VoiceRate, load_card, price_call
+from talktime.service import cards, users
+from talktime.service.common import (
+    balance_dict,
+    charge_or_refuse,
+    fmt,
+    iso,
+    new_id,
+    now_micros,
+    with_money_facts,
+)
+from talktime.service.errors import CallStateError, NotFoundError
+from talktime.service.idempotency import StoredResponse, run_once
+from talktime.store.api_tables import calls
+from talktime.wallet import holds
+from talktime.wallet.book import Book
+from talktime.wallet.errors import InsufficientCreditError
+
+SECOND = 1_000_000
+MIN_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """A call about to start: `from_` is the caller ID (outbound) or the caller (inbound);
+    `to` is the called number (outbound) or the account's receiving number (inbound)."""
+
+    direction: str
+    from_: str
+    to: str
+    user: str
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        return {"direction": self.direction, "from": self.from_, "to": self.to, "user": self.user}
+
+
+def leg_rate(card: RateCard, direction: str, from_: str, to: str) -> VoiceRate:
+    """The rate of a call's original leg."""
+    if direction == "outbound":
+        return card.voice_rate("outbound", card.classify(from_).country, to)
+    return card.voice_rate("inbound", None, to)
+
+
+def _steps(rate: VoiceRate, start: int, window: int) -> list[int]:
+    """Billed durations after ``start`` seconds, one more increment each, up to ``window`` more."""
+    out: list[int] = []
+    step = rate.first_increment_s if start == 0 else rate.next_increment_s
+    total = start + step
+    while not out or total <= start + window:
+        out.append(total)
+        total += rate.next_increment_s
+    return out
+
+
+def reserve(rate: VoiceRate, held_s: int, window: int, available: int) -> tuple[int, int]:
+    """(new covered seconds, extra amount) for the most increments of ``window`` that
+    ``available`` credit pays for beyond ``held_s``; (held_s, 0) if not even one."""
+    already = rate.cost(held_s)
+    best = (held_s, 0)
+    for seconds in _steps(rate, held_s, window):
+        extra = rate.cost(seconds) - already
+        if extra > available:
+            break
+        best = (seconds, extra)
+    return best
+
+
+def _ttl(covered_s: int) -> int:
+    return max(2 * covered_s, MIN_TTL_S) * SECOND
+
+
+def _row(conn: sa.Connection, account_id: int, call_id: str) -> Any:
+    row = conn.execute(
+        sa.select(calls).where(calls.c.id == call_id, calls.c.account_id == account_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"No call {call_id} in this account.")
+    return row
+
+
+def call_dict(row: Any, balance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A stored call as API data."""
+    return {
+        "id": row.id,
+        "direction": row.direction,
+        "from": row.from_number,
+        "to": row.to_number,
+        "user": row.user_id,
+        "state": row.state,
+        "max_duration_seconds": row.max_duration_seconds,
+        "held": fmt(row.authorized_amount),
+        "amount": None if row.amount is None else fmt(row.amount),
+        "uncollected": None if row.uncollected is None else fmt(row.uncollected),
+        "currency": row.currency,
+        "rate_card": row.card,
+        "lines": json.loads(row.legs) if row.legs else [],
+        "authorized_at": iso(row.authorized_at),
+        "extended_at": None if row.extended_at is None else iso(row.extended_at),
+        "completed_at": None if row.completed_at is None else iso(row.completed_at),
+        "balance": balance,
+    }
+
+
+def _not_covered(rate: VoiceRate, available: int, currency: str) -> TalktimeError:
+    needed = rate.cost(rate.first_increment_s)
+    return with_money_facts(
+        InsufficientCreditError(
+            "The credit does not cover the first billing increment of this call; add credit "
+            "and try again (nothing was held).",
+            needed=needed,
+            available=available,
+            max_duration_seconds=0,
+        ),
+        currency,
+    )
+
+
+def authorize_call(
+    engine: sa.Engine, settings: Settings, account_id: int, req: CallRequest, key: str
+) -> StoredResponse:
+    """Hold the first increments of a call and say how long the credit lets it run."""
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        now = now_micros()
+        book = Book(conn, now)
+        state = book.account(account_id)
+        policy.require_active_subscription(state.status)
+        policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
+        card = cards.card_for(conn, account_id, settings)
+        rate = leg_rate(card, req.direction, req.from_, req.to)
+        available = state.available(now)
+        covered, amount = reserve(rate, 0, settings.call_hold_seconds, available)
+        if covered == 0:
+            raise _not_covered(rate, available, card.currency)
+        call_id = new_id("call")
+        hold_id = None
+        balance = state.balances(now)
+        if amount > 0:
+            held = holds.authorize(
+                book, account_id, amount, f"call:{key}", _ttl(covered), reference=call_id
+            )
+            hold_id, balance = held.hold.id, held.balance
+        book.flush()
+        conn.execute(
+            calls.insert().values(
+                id=call_id,
+                account_id=account_id,
+                user_id=req.user,
+                direction=req.direction,
+                from_number=req.from_,
+                to_number=req.to,
+                state="authorized",
+                hold_id=hold_id,
+                card=card.ref,
+                authorized_amount=amount,
+                max_duration_seconds=covered,
+                currency=card.currency,
+                authorized_at=now,
+            )
+        )
+        row = _row(conn, account_id, call_id)
+        return 201, call_dict(row, balance_dict(balance, card.currency))
+
+    return run_once(engine, account_id, key, "call.authorize", req.fingerprint_data(), work)
+
+
+def _card_of(row: Any, settings: Settings) -> RateCard:
+    name, _, version = str(row.card).partition("@")
+    return load_card(name, version or None, directory=settings.rate_cards_dir)
+
+
+def extend_call(
+    engine: sa.Engine, settings: Settings, account_id: int, call_id: str, key: str
+) -> StoredResponse:
+    """Hold the next increments of a long call; returns the new maximum duration."""
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        now = now_micros()
+        row = _row(conn, account_id, call_id)
+        book = Book(conn, now)
+        state = book.account(account_id)
+        row = _row(conn, account_id, call_id)  # again, now that the account is locked
+        if row.state != "authorized":
+            raise CallStateError(f"Call {call_id} is {row.state}; only a live call can extend.")
+        card = _card_of(row, settings)
+        rate = leg_rate(card, row.direction, row.from_number, row.to_number)
+        available = state.available(now)
+        covered, extra = reserve(
+            rate, row.max_duration_seconds, settings.call_hold_seconds, available
+        )
+        if covered == row.max_duration_seconds:
+            needed = rate.cost(covered + rate.next_increment_s) - rate.cost(covered)
+            raise with_money_facts(
+                InsufficientCreditError(
+                    "The credit does not cover another billing increment of this call; "
+                    "add credit to let it run longer.",
+                    needed=needed,
+                    available=available,
+                    max_duration_seconds=covered,
+                ),
+                card.currency,
+            )
+        balance = state.balances(now)
+        if row.hold_id is not None:
+            held = holds.extend(book, row.hold_id, extra, f"call-extend:{key}", _ttl(covered))
+            balance = held.balance
+        book.flush()
+        conn.execute(
+            calls.update()
+            .where(calls.c.id == call_id)
+            .values(
+                max_duration_seconds=covered,
+                authorized_amount=row.authorized_amount + extra,
+                extended_at=now,
+            )
+        )
+        return 200, call_dict(_row(conn, account_id, call_id), balance_dict(balance, card.currency))
+
+    return run_once(engine, account_id, key, "call.extend", {"call": call_id}, work)
+
+
+def complete_call(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    call_id: str,
+    description: dict[str, Any],
+    key: str,
+) -> StoredResponse:
+    """Price every leg of what happened, settle the hold with it and release the rest.
+
+    ``description`` holds `duration` and optional `forward` and `transfers` (the rating JSON
+    shape without direction and numbers, which the call already has).
+    """
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        now = now_micros()
+        _row(conn, account_id, call_id)
+        book = Book(conn, now)
+        state = book.account(account_id)
+        row = _row(conn, account_id, call_id)
+        if row.state != "authorized":
+            raise CallStateError(f"Call {call_id} is already {row.state}.")
+        card = _card_of(row, settings)
+        call = Call.from_dict(
+            {
+                **description,
+                "direction": row.direction,
+                "from": row.from_number,
+                "to": row.to_number,
+            }
+        )
+        quote = price_call(card, call)
+        lines = [line.to_dict() for line in quote.lines]
+        uncollected = 0
+        balance = state.balances(now)
+        if row.hold_id is not None:
+            settled = holds.settle(book, row.hold_id, quote.total, f"call-end:{key}", lines)
+            uncollected, balance = settled.uncollected, settled.balance
+        elif quote.total > 0:
+            charged = charge_or_refuse(
+                book, account_id, quote.total, f"call-end:{key}", call_id, lines, card.currency
+            )
+            balance = charged.balance
+        book.flush()
+        conn.execute(
+            calls.update()
+            .where(calls.c.id == call_id)
+            .values(
+                state="completed",
+                amount=quote.total,
+                uncollected=uncollected,
+                legs=json.dumps(lines),
+                completed_at=now,
+            )
+        )
+        return 200, call_dict(_row(conn, account_id, call_id), balance_dict(balance, card.currency))
+
+    return run_once(
+        engine, account_id, key, "call.complete", {"call": call_id, **description}, work
+    )
+
+
+def get_call(engine: sa.Engine, account_id: int, call_id: str) -> dict[str, Any]:
+    """A call of the account (404 for another account's call)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return call_dict(_row(conn, account_id, call_id))

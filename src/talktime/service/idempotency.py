@@ -1,0 +1,131 @@
+"""Request-level idempotency: the response of each successful money-moving request by key.
+
+Stored in the same transaction as the work, so a replay returns the original response byte for
+byte; the same key with another request is refused; a refused request leaves no record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime.service.errors import RequestConflictError
+from talktime.store.api_tables import api_requests
+
+
+class KeepWritesError(Exception):
+    """Raised by a unit of work to commit what it wrote and then refuse with ``refusal``
+    (the wallet's `monthly_limit.reached` event must survive the refused charge)."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A response kept for replays: HTTP status and the exact JSON text."""
+
+    status: int
+    body: str
+
+
+def fingerprint(operation: str, request: Any) -> str:
+    """A stable digest of an operation and its request data."""
+    text = json.dumps([operation, request], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def replay(
+    conn: sa.Connection, account_id: int, key: str, operation: str, digest: str
+) -> StoredResponse | None:
+    """The stored response for ``key``, None if unused; refuse a key used for another request."""
+    row = conn.execute(
+        sa.select(
+            api_requests.c.operation,
+            api_requests.c.fingerprint,
+            api_requests.c.status,
+            api_requests.c.response,
+        ).where(api_requests.c.account_id == account_id, api_requests.c.key == key)
+    ).first()
+    if row is None:
+        return None
+    if row.operation != operation or row.fingerprint != digest:
+        raise RequestConflictError(
+            f"Idempotency-Key {key!r} was already used for a different request; "
+            "use a new key for a new request.",
+            idempotency_key=key,
+        )
+    return StoredResponse(status=int(row.status), body=str(row.response))
+
+
+def remember(
+    conn: sa.Connection,
+    account_id: int,
+    key: str,
+    operation: str,
+    digest: str,
+    response: StoredResponse,
+) -> None:
+    """Record the response of a request that succeeded (inside its transaction)."""
+    conn.execute(
+        api_requests.insert().values(
+            account_id=account_id,
+            key=key,
+            operation=operation,
+            fingerprint=digest,
+            status=response.status,
+            response=response.body,
+            created_at=time.time_ns() // 1000,
+        )
+    )
+
+
+def run_once(
+    engine: sa.Engine,
+    account_id: int,
+    key: str,
+    operation: str,
+    request: Any,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+) -> StoredResponse:
+    """Run ``work`` in one transaction unless ``key`` already answered; return the response.
+
+    ``work`` returns (status, JSON-able body); the body's text is stored with the key in the
+    same transaction. A refusal raised by ``work`` rolls everything back and stores nothing.
+    Two concurrent requests with one key: the second's record collides, it rolls back and
+    replays the first's response.
+    """
+    digest = fingerprint(operation, request)
+    for attempt in range(2):
+        kept: KeepWritesError | None = None
+        try:
+            with engine.begin() as conn:
+                stored = replay(conn, account_id, key, operation, digest)
+                if stored is not None:
+                    return stored
+                try:
+                    status, body = work(conn)
+                except KeepWritesError as exc:
+                    kept = exc
+                else:
+                    response = StoredResponse(status=status, body=_canonical(body))
+                    remember(conn, account_id, key, operation, digest, response)
+                    return response
+        except sa.exc.IntegrityError:
+            if attempt:
+                raise
+            continue
+        assert kept is not None
+        raise kept.refusal
+    raise AssertionError("unreachable")
+
+
+def _canonical(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

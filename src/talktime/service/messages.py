@@ -1,0 +1,244 @@
+"""SMS use cases: authorize-and-charge an outgoing message, record an incoming one.
+
+One transaction each: policy (subscription, user permission, MMS, sending number, countries),
+then rating (segments and priced lines), then the wallet charge, the message row and the stored
+response for the Idempotency-Key. A refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime import policy, sms
+from talktime.config import Settings
+from talktime.errors import TalktimeError
+from talktime.rating import Quote, RateCard, price_sms
+from talktime.service import cards, users
+from talktime.service.common import (
+    balance_dict,
+    charge_or_refuse,
+    fmt,
+    iso,
+    new_id,
+    now_micros,
+)
+from talktime.service.errors import InvalidRequestError
+from talktime.service.idempotency import StoredResponse, run_once
+from talktime.store.api_tables import messages
+from talktime.store.recharge_tables import phone_numbers
+from talktime.wallet.book import Book
+
+
+class TextTooLongError(TalktimeError):
+    code = "text_too_long"
+    status = 422
+    title = "Text too long"
+
+
+@dataclass(frozen=True)
+class SendSms:
+    """An outgoing message to authorize: who sends it, from which number, to whom, what."""
+
+    from_: str
+    to: str
+    text: str
+    user: str
+    media: tuple[str, ...] = ()
+    smart_encoding: bool = False
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        return {
+            "from": self.from_,
+            "to": self.to,
+            "text": self.text,
+            "user": self.user,
+            "media": list(self.media),
+            "smart_encoding": self.smart_encoding,
+        }
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """A message received on one of the account's numbers."""
+
+    from_: str
+    to: str
+    text: str
+    media: tuple[str, ...] = field(default=())
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        return {"from": self.from_, "to": self.to, "text": self.text, "media": list(self.media)}
+
+
+def account_number(conn: sa.Connection, e164: str) -> policy.SendingNumber | None:
+    """The held (not released) number ``e164`` of any account, as policy sees it."""
+    row = conn.execute(
+        sa.select(
+            phone_numbers.c.account_id,
+            phone_numbers.c.country,
+            phone_numbers.c.status,
+            phone_numbers.c.sms_enabled,
+        )
+        .where(phone_numbers.c.e164 == e164, phone_numbers.c.status != "released")
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return policy.SendingNumber(
+        e164=e164,
+        account_id=int(row.account_id),
+        country=row.country,
+        status=row.status,
+        sms_enabled=bool(row.sms_enabled),
+    )
+
+
+def _check_text(text: str, settings: Settings) -> None:
+    if len(text) > settings.sms_max_text_chars:
+        raise TextTooLongError(
+            f"The text has {len(text)} characters; the limit is {settings.sms_max_text_chars}.",
+            field="text",
+            limit=settings.sms_max_text_chars,
+        )
+    if not text:
+        raise InvalidRequestError("The text is empty; send at least one character.", field="text")
+
+
+def _body(
+    message_id: str,
+    direction: str,
+    req: SendSms | InboundSms,
+    segmentation: sms.Segmentation,
+    quote: Quote,
+    card: RateCard,
+    result: Any,
+    now: int,
+    user: str | None,
+    balance: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "direction": direction,
+        "from": req.from_,
+        "to": req.to,
+        "user": user,
+        "status": "accepted" if direction == "outbound" else "received",
+        "encoding": segmentation.encoding,
+        "segments": segmentation.segments,
+        "amount": fmt(quote.total),
+        "currency": quote.currency,
+        "from_free": fmt(result.from_free if result else 0),
+        "from_paid": fmt(result.from_paid if result else 0),
+        "lines": [line.to_dict() for line in quote.lines],
+        "rate_card": card.ref,
+        "balance": balance,
+        "created_at": iso(now),
+    }
+
+
+def _record(
+    conn: sa.Connection,
+    message_id: str,
+    account_id: int,
+    user: str | None,
+    direction: str,
+    req: SendSms | InboundSms,
+    segmentation: sms.Segmentation,
+    quote: Quote,
+    now: int,
+) -> None:
+    conn.execute(
+        messages.insert().values(
+            id=message_id,
+            account_id=account_id,
+            user_id=user,
+            from_number=req.from_,
+            to_number=req.to,
+            direction=direction,
+            encoding=segmentation.encoding,
+            segments=segmentation.segments,
+            amount=quote.total,
+            currency=quote.currency,
+            lines=json.dumps([line.to_dict() for line in quote.lines]),
+            status="accepted" if direction == "outbound" else "received",
+            created_at=now,
+        )
+    )
+
+
+def send_sms(
+    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
+) -> StoredResponse:
+    """Authorize an outgoing SMS: refuse it, or price and charge it all or nothing."""
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        now = now_micros()
+        book = Book(conn, now)
+        state = book.account(account_id)  # locks the account for this transaction
+        policy.require_active_subscription(state.status)
+        policy.require_permission(users.actor(conn, account_id, req.user), "sms.send")
+        policy.refuse_media(req.media)
+        _check_text(req.text, settings)
+        number = account_number(conn, req.from_)
+        policy.require_sending_number(number, req.from_, account_id)
+        assert number is not None
+        card = cards.card_for(conn, account_id, settings)
+        policy.require_sms_route(number.country, card.classify(req.to).country)
+        segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
+        quote = price_sms(card, req.from_, req.to, req.text, "outbound", req.smart_encoding)
+        message_id = new_id("msg")
+        result = None
+        if quote.total > 0:
+            lines = [line.to_dict() for line in quote.lines]
+            result = charge_or_refuse(
+                book, account_id, quote.total, f"sms:{key}", message_id, lines, quote.currency
+            )
+        book.flush()
+        _record(conn, message_id, account_id, req.user, "outbound", req, segmentation, quote, now)
+        balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
+        body = _body(
+            message_id, "outbound", req, segmentation, quote, card, result, now, req.user, balance
+        )
+        return 201, body
+
+    return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work)
+
+
+def record_inbound(
+    engine: sa.Engine, settings: Settings, account_id: int, req: InboundSms, key: str
+) -> StoredResponse:
+    """Record a message received on one of the account's numbers; charge it if the card
+    prices inbound messages (the default card does not)."""
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        now = now_micros()
+        book = Book(conn, now)
+        state = book.account(account_id)
+        policy.require_active_subscription(state.status)
+        policy.refuse_media(req.media)
+        _check_text(req.text, settings)
+        number = account_number(conn, req.to)
+        policy.require_sending_number(number, req.to, account_id)
+        card = cards.card_for(conn, account_id, settings)
+        segmentation = sms.segment(req.text)
+        quote = price_sms(card, req.from_, req.to, req.text, "inbound")
+        message_id = new_id("msg")
+        result = None
+        if quote.total > 0:
+            lines = [line.to_dict() for line in quote.lines]
+            result = charge_or_refuse(
+                book, account_id, quote.total, f"sms-in:{key}", message_id, lines, quote.currency
+            )
+        book.flush()
+        _record(conn, message_id, account_id, None, "inbound", req, segmentation, quote, now)
+        balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
+        body = _body(
+            message_id, "inbound", req, segmentation, quote, card, result, now, None, balance
+        )
+        return 201, body
+
+    return run_once(engine, account_id, key, "sms.inbound", req.fingerprint_data(), work)

@@ -1,0 +1,104 @@
+"""Phone numbers: add one (classified and priced by the account's rate card, its first month
+charged in the same transaction), release one, list them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime import policy
+from talktime.config import Settings
+from talktime.rating import price_number_rental
+from talktime.service import cards
+from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
+from talktime.service.idempotency import StoredResponse, run_once
+from talktime.wallet import rentals
+from talktime.wallet.book import Book
+
+SMS_TYPES = frozenset({"local", "mobile"})
+"""Number types that can be SMS-enabled (in the SMS countries); toll-free and other cannot."""
+
+
+def number_dict(number: rentals.PhoneNumber, currency: str) -> dict[str, Any]:
+    """A number as API data."""
+    return {
+        "id": number.id,
+        "e164": number.e164,
+        "country": number.country,
+        "type": number.number_type,
+        "sms_enabled": number.sms_enabled,
+        "voice_enabled": number.voice_enabled,
+        "status": number.status,
+        "monthly_price": fmt(number.monthly_price),
+        "currency": currency,
+        "rate": number.rate_ref,
+        "created_at": number.created_at.isoformat(),
+        "released_at": None if number.released_at is None else number.released_at.isoformat(),
+    }
+
+
+def add_number(
+    engine: sa.Engine, settings: Settings, account_id: int, e164: str, key: str
+) -> StoredResponse:
+    """Rent ``e164``: its type and capabilities from classification, its price from the rate
+    card, the first month charged at once (402 and nothing kept if not covered)."""
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        now = now_micros()
+        book = Book(conn, now)
+        state = book.account(account_id)
+        policy.require_active_subscription(state.status)
+        card = cards.card_for(conn, account_id, settings)
+        info = card.classify(e164)
+        quote = price_number_rental(card, e164)
+        number = rentals.add_number(
+            conn,
+            account_id,
+            info.e164,
+            country=info.country,
+            number_type=info.type,
+            monthly_price=quote.total,
+            rate_ref=str(quote.lines[0].rate),
+            now=now,
+            sms_enabled=policy.sms_capable(info.country) and info.type in SMS_TYPES,
+        )
+        balance = state.balances(now)
+        if quote.total > 0:
+            lines = [line.to_dict() for line in quote.lines]
+            charged = charge_or_refuse(
+                book,
+                account_id,
+                quote.total,
+                f"number:{key}",
+                f"number:{number.id}",
+                lines,
+                quote.currency,
+            )
+            balance = charged.balance
+        book.flush()
+        return 201, {
+            **number_dict(number, quote.currency),
+            "charged": fmt(quote.total),
+            "lines": [line.to_dict() for line in quote.lines],
+            "balance": balance_dict(balance, quote.currency),
+        }
+
+    return run_once(engine, account_id, key, "number.add", {"e164": e164}, work)
+
+
+def release_number(
+    engine: sa.Engine, settings: Settings, account_id: int, number_id: int
+) -> dict[str, Any]:
+    """Give a number up (no rental from the next period on); 404 for another account's."""
+    with engine.begin() as conn:
+        number = rentals.release_number(conn, account_id, number_id, now=now_micros())
+        currency = cards.card_for(conn, account_id, settings).currency
+        return number_dict(number, currency)
+
+
+def list_numbers(engine: sa.Engine, settings: Settings, account_id: int) -> list[dict[str, Any]]:
+    """The account's numbers, oldest first."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        currency = cards.card_for(conn, account_id, settings).currency
+        return [number_dict(n, currency) for n in rentals.list_numbers(conn, account_id)]

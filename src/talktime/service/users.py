@@ -1,0 +1,142 @@
+"""Users of an account: name, role and the permissions an admin took away from them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from talktime import policy
+from talktime.service.errors import InvalidRequestError, NotFoundError, UnknownUserError
+from talktime.store.api_tables import users
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as stored."""
+
+    id: str
+    account_id: int
+    name: str
+    role: str
+    restrictions: frozenset[str]
+    created_at: int
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """What the user may do now."""
+        return self.actor.permissions
+
+    @property
+    def actor(self) -> policy.Actor:
+        """The user as policy sees it."""
+        return policy.Actor(self.id, self.role, self.restrictions)
+
+
+def _role(role: str) -> str:
+    if role not in policy.ROLES:
+        raise InvalidRequestError(
+            f"Unknown role {role!r}; use one of {', '.join(policy.ROLES)}.", field="role"
+        )
+    return role
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        account_id=int(row.account_id),
+        name=row.name,
+        role=row.role,
+        restrictions=frozenset(row.restrictions.split()),
+        created_at=int(row.created_at),
+    )
+
+
+def create_user(
+    conn: sa.Connection,
+    account_id: int,
+    name: str,
+    role: str = "member",
+    restrictions: Iterable[str] = (),
+) -> User:
+    """Add a user to an account."""
+    user = User(
+        id=f"usr_{uuid.uuid4().hex}",
+        account_id=account_id,
+        name=name,
+        role=_role(role),
+        restrictions=policy.check_restrictions(restrictions),
+        created_at=time.time_ns() // 1000,
+    )
+    conn.execute(
+        users.insert().values(
+            id=user.id,
+            account_id=account_id,
+            name=name,
+            role=user.role,
+            restrictions=" ".join(sorted(user.restrictions)),
+            created_at=user.created_at,
+        )
+    )
+    return user
+
+
+def get_user(conn: sa.Connection, account_id: int, user_id: str) -> User:
+    """A user of the account (404 for another account's user)."""
+    row = conn.execute(
+        sa.select(users).where(users.c.id == user_id, users.c.account_id == account_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"No user {user_id} in this account.")
+    return _user(row)
+
+
+def actor(conn: sa.Connection, account_id: int, user_id: str) -> policy.Actor:
+    """The user a request is made for, as policy sees it (422 if unknown to the account)."""
+    try:
+        return get_user(conn, account_id, user_id).actor
+    except NotFoundError:
+        raise UnknownUserError(
+            f"User {user_id} is not a user of this account; create it first.", user=user_id
+        ) from None
+
+
+def list_users(conn: sa.Connection, account_id: int) -> list[User]:
+    """The account's users, oldest first."""
+    rows = conn.execute(
+        sa.select(users)
+        .where(users.c.account_id == account_id)
+        .order_by(users.c.created_at, users.c.id)
+    )
+    return [_user(row) for row in rows]
+
+
+def update_user(
+    conn: sa.Connection,
+    account_id: int,
+    user_id: str,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    restrictions: Iterable[str] | None = None,
+) -> User:
+    """Change a user's name, role or restrictions."""
+    get_user(conn, account_id, user_id)
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name
+    if role is not None:
+        values["role"] = _role(role)
+    if restrictions is not None:
+        values["restrictions"] = " ".join(sorted(policy.check_restrictions(restrictions)))
+    if values:
+        conn.execute(
+            users.update()
+            .where(users.c.id == user_id, users.c.account_id == account_id)
+            .values(**values)
+        )
+    return get_user(conn, account_id, user_id)

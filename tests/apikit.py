@@ -1,0 +1,124 @@
+"""Helpers for API tests: bootstrap accounts, keys, users and numbers over HTTP.
+
+Works with any client that speaks httpx's interface (a `TestClient` or an `httpx.Client` on a
+live server), so the same steps drive in-process and end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+ADMIN_KEY = "test-admin-key"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def idem() -> dict[str, str]:
+    """A fresh Idempotency-Key header."""
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+@dataclass
+class Tenant:
+    """One account with its key, a member user and (optionally) a number."""
+
+    client: httpx.Client
+    account_id: int
+    key: str
+    user: str
+    number: str | None = None
+    number_id: int | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def post(self, path: str, body: Any, key: str | None = None) -> httpx.Response:
+        headers = {**self.auth, "Idempotency-Key": key or uuid.uuid4().hex}
+        return self.client.post(path, json=body, headers=headers)
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.client.get(path, headers=self.auth, params=params)
+
+    def sms(self, to: str, text: str = "hello", **extra: Any) -> httpx.Response:
+        body = {"from": self.number, "to": to, "text": text, "user": self.user, **extra}
+        return self.post("/v1/messages", body)
+
+    def balance(self) -> dict[str, Any]:
+        response = self.get("/v1/balance")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def ledger(self, **params: Any) -> list[dict[str, Any]]:
+        response = self.get("/v1/ledger", limit=500, **params)
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()["entries"]
+        return entries
+
+
+def tenant(
+    client: httpx.Client,
+    *,
+    plan: str = "startup",
+    credit: str = "0",
+    number: str | None = "+14155550100",
+    rate_card: str | None = None,
+) -> Tenant:
+    """Create an account (admin API), an API key, a member user and a number."""
+    body: dict[str, Any] = {"name": f"acct-{uuid.uuid4().hex[:6]}", "plan": plan}
+    if rate_card:
+        body["rate_card"] = rate_card
+    response = client.post("/v1/admin/accounts", json=body, headers={**ADMIN, **idem()})
+    assert response.status_code == 201, response.text
+    account_id = response.json()["id"]
+    response = client.post(f"/v1/admin/accounts/{account_id}/keys", json={}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    t = Tenant(client, account_id, response.json()["key"], "")
+    response = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth)
+    assert response.status_code == 201, response.text
+    t.user = response.json()["id"]
+    if credit != "0":
+        grant(client, account_id, credit)
+    if number is not None:
+        response = t.post("/v1/numbers", {"e164": number})
+        assert response.status_code == 201, response.text
+        t.number, t.number_id = number, response.json()["id"]
+    return t
+
+
+def grant(client: httpx.Client, account_id: int, amount: str, kind: str = "purchased") -> None:
+    """Add credit by hand (admin)."""
+    response = client.post(
+        f"/v1/admin/accounts/{account_id}/grants",
+        json={"kind": kind, "amount": amount},
+        headers={**ADMIN, **idem()},
+    )
+    assert response.status_code == 201, response.text
+
+
+def set_status(client: httpx.Client, account_id: int, status: str) -> None:
+    """Change the subscription status (admin)."""
+    response = client.patch(
+        f"/v1/admin/accounts/{account_id}", json={"status": status}, headers={**ADMIN, **idem()}
+    )
+    assert response.status_code == 200, response.text
+
+
+def import_tiny_card(client: httpx.Client) -> None:
+    """Import `tiny`: the shipped default card with plans of no free credit (`trial`) and a
+    little (`pocket`, $0.05), so tests can run an account down to its last cent."""
+    from talktime.rating import shipped_cards_dir
+
+    source = shipped_cards_dir() / "default"
+    files = {name: (source / name).read_text() for name in ("sms.csv", "voice.csv", "numbers.csv")}
+    header = (source / "card.toml").read_text().replace('name = "default"', 'name = "tiny"')
+    start = header.index("[plans]")
+    end = header.index("\n\n", start)
+    header = header[:start] + '[plans]\ntrial = "0"\npocket = "0.05"' + header[end:]
+    files["card.toml"] = header
+    response = client.post("/v1/admin/rate-cards", json=files, headers=ADMIN)
+    assert response.status_code == 201, response.text

@@ -1,0 +1,84 @@
+"""API plumbing: request ids, the 500 of last resort, body size limit, unknown routes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from talktime.api import create_app
+from talktime.config import Settings
+
+
+def _client(tmp_path: Path) -> TestClient:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    @app.post("/echo")
+    def echo(body: dict[str, str]) -> dict[str, str]:
+        return body
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_a_request_id_is_made_up_and_returned(tmp_path: Path) -> None:
+    response = _client(tmp_path).get("/nowhere")
+    assert len(response.headers["x-request-id"]) == 32
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+def test_the_clients_request_id_is_kept_and_put_in_the_problem(tmp_path: Path) -> None:
+    response = _client(tmp_path).get("/nowhere", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json()["request_id"] == "abc-123"
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_hostile_request_id_is_replaced(tmp_path: Path) -> None:
+    response = _client(tmp_path).get("/nowhere", headers={"X-Request-ID": "x" * 500})
+    assert response.headers["x-request-id"] != "x" * 500
+
+
+def test_an_unexpected_error_is_a_logged_500_without_a_stack_trace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="talktime.api"):
+        response = _client(tmp_path).get("/boom", headers={"X-Request-ID": "r-500"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "r-500"
+    body = response.json()
+    assert body["code"] == "internal_error"
+    assert body["request_id"] == "r-500"
+    assert "secret internals" not in response.text
+    assert "Traceback" not in response.text
+    assert any(getattr(r, "request_id", None) == "r-500" for r in caplog.records)
+    assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
+    client = _client(tmp_path)
+    assert client.post("/echo", json={"a": "b"}).json() == {"a": "b"}
+    response = client.post("/echo", json={"a": "x" * 70_000})
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+
+
+def test_a_streamed_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"a": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = _client(tmp_path).post(
+        "/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
