@@ -191,6 +191,8 @@ def test_a_prefix_never_has_more_segments(
 @example("a" * 152 + "€" + "b", None, "grapheme")
 @example("ş" * 150 + "è", "tr", "grapheme")
 @example("x" * 10 + "e" + "\u0301" * 80, None, "grapheme")
+@example("a" * 30 + "e" + "\u0301" * 150 + "👍🏽" * 20 + "🇫🇷" * 20, None, "grapheme")
+@example("\u0915\u094d" * 40 + "\u0915" + "x" * 30, None, "grapheme")
 def test_agrees_with_the_reference(text: str, language: Language | None, split: str) -> None:
     s = segment(text, language=language, split=split)  # type: ignore[arg-type]
     encoding, units, parts = reference(text, language, split)

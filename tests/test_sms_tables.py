@@ -83,6 +83,6 @@ def test_udh_capacities() -> None:
 
 
 def test_every_look_alike_is_outside_every_gsm_table() -> None:
-    sendable = set().union(*(c.basic | c.shifted for cs in CHOICES.values() for c in cs))
+    sendable = set().union(*(c.basic | set(c.shifted) for cs in CHOICES.values() for c in cs))
     assert not set(LOOK_ALIKES) & sendable
     assert all(set(v) <= sendable for v in LOOK_ALIKES.values())

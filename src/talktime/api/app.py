@@ -20,6 +20,7 @@ from talktime.api.routes import (
     messages,
     numbers,
     quotes,
+    segments,
     users,
 )
 from talktime.config import Settings, get_settings
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(keys.router)
     app.include_router(admin.router)
+    app.include_router(segments.router)
     return app

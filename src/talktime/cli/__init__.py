@@ -8,6 +8,7 @@ from talktime.cli import (
     cycle,  # noqa: F401 - registers `cycle run`
     quote,  # noqa: F401 - registers commands
     rates,  # noqa: F401 - registers commands
+    segments,  # noqa: F401 - registers commands
     wallet,  # noqa: F401 - registers `verify`
 )
 from talktime.cli.app import app

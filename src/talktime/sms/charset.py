@@ -35,9 +35,8 @@ def septet_capacity(udh_octets: int) -> int:
     return (USER_DATA_OCTETS - udh_octets) * 8 // 7
 
 
-def _class(chars: set[str], negate: bool) -> re.Pattern[str]:
-    body = "".join(re.escape(c) for c in sorted(chars))
-    return re.compile(f"[{'^' if negate else ''}{body}]")
+def _class(chars: set[str], suffix: str) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]" + suffix)
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,20 +46,31 @@ class Charset:
     locking: Language | None
     single: Language | None
     basic: frozenset[str]
-    shifted: frozenset[str]
+    """Characters of the locking shift table: 1 septet each."""
+    shifted: tuple[str, ...]
+    """Characters of the single shift table that are not basic: ESC + septet, 2 septets each."""
     single_capacity: int
     multi_capacity: int
-    outside: re.Pattern[str]
-    """Matches a character this charset cannot send."""
-    not_basic: re.Pattern[str]
-    """Matches a character that is not a 1-septet basic character."""
-    escapes: dict[int, str]
-    """`str.translate` table writing each shifted character as ESC + character."""
+    all_basic: re.Pattern[str]
+    """`fullmatch` succeeds when every character is basic."""
+    all_sendable: re.Pattern[str]
+    """`fullmatch` succeeds when every character is basic or shifted."""
 
     @property
     def shift_ies(self) -> int:
         """How many national language shift IEs the header carries (0, 1 or 2)."""
         return (self.locking is not None) + (self.single is not None)
+
+    def escapes(self, text: str) -> int:
+        """How many characters of ``text`` are shifted (cost an extra ESC septet)."""
+        return sum(text.count(char) for char in self.shifted if char in text)
+
+    def septets(self, text: str) -> str:
+        """``text`` with each shifted character written as ESC + character: one char a septet."""
+        for char in self.shifted:
+            if char in text:
+                text = text.replace(char, ESC + char)
+        return text
 
     @classmethod
     def build(cls, locking: Language | None, single: Language | None) -> Charset:
@@ -77,12 +87,11 @@ class Charset:
             locking=locking,
             single=single,
             basic=frozenset(basic),
-            shifted=frozenset(shifted),
+            shifted=tuple(sorted(shifted)),
             single_capacity=septet_capacity(single_udh),
             multi_capacity=septet_capacity(multi_udh),
-            outside=_class(basic | shifted, negate=True),
-            not_basic=_class(basic, negate=True),
-            escapes={ord(c): ESC + c for c in shifted},
+            all_basic=_class(basic, "*"),
+            all_sendable=_class(basic | shifted, "*"),
         )
 
 
@@ -106,8 +115,8 @@ CHOICES: Final[dict[Language | None, tuple[Charset, ...]]] = {
 }
 """For each language option, the charsets a message may use, cheapest header first."""
 
-OUTSIDE_ALL: Final[dict[Language | None, re.Pattern[str]]] = {
-    language: _class(set().union(*(c.basic | c.shifted for c in choices)), negate=True)
+SENDABLE_RUNS: Final[dict[Language | None, re.Pattern[str]]] = {
+    language: _class(set().union(*(c.basic | set(c.shifted) for c in choices)), "+")
     for language, choices in CHOICES.items()
 }
-"""Matches a character that no charset of the language option can send."""
+"""Matches a run of characters that some charset of the language option can send."""

@@ -7,8 +7,9 @@ default) a user-perceived character. Pure: no I/O, nothing cached that grows.
 
 from __future__ import annotations
 
-import re
+import codecs
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import regex
@@ -17,7 +18,7 @@ from talktime.sms import smart
 from talktime.sms.charset import (
     CHOICES,
     DEFAULT,
-    OUTSIDE_ALL,
+    SENDABLE_RUNS,
     UCS2_MULTI_UNITS,
     UCS2_SINGLE_UNITS,
     Charset,
@@ -31,13 +32,12 @@ Split = Literal["grapheme", "code_point"]
 SPLITS: Final[tuple[Split, ...]] = ("grapheme", "code_point")
 
 _CLUSTER: Final = regex.compile(r"\X")
-# Every extended grapheme cluster of two or more code points holds one of these (UAX #29 rules
-# GB3-GB9c, GB11-GB13), so text without them splits the same by cluster and by code point.
+# A boundary between two code points neither of which is one of these is always a grapheme
+# cluster boundary (UAX #29: only rules GB3, GB6-GB9c and GB11-GB13 join, and each involves one).
 _JOINER: Final = regex.compile(
     r"[\r\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}"
     r"\p{GCB=Regional_Indicator}\p{GCB=L}\p{GCB=V}\p{GCB=T}]"
 )
-_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,6 @@ class Segmentation:
     """Septets (GSM-7; an escaped character counts 2) or UTF-16 code units (UCS-2)."""
     parts: tuple[str, ...]
     """The text of each part exactly as sent; they join to `text`."""
-    non_gsm: tuple[str, ...]
-    """Distinct characters that forced UCS-2, in order of first appearance."""
     text: str
     """The text that is sent (differs from the input only with smart encoding)."""
     replacements: Replacements
@@ -66,6 +64,34 @@ class Segmentation:
     """National language locking shift table in use, if any."""
     single_shift: Language | None = None
     """National language single shift table in use, if any."""
+    language: Language | None = None
+    """The national language whose shift tables were allowed (the `language` option)."""
+
+    @cached_property
+    def non_gsm(self) -> tuple[str, ...]:
+        """Distinct characters that forced UCS-2, in order of first appearance.
+
+        Computed on first access (billing never needs it). When every character is in some
+        table but no table combination holds them all, the characters outside the default
+        alphabet.
+        """
+        if self.encoding == "GSM-7":
+            return ()
+        text = self.text
+        outside = SENDABLE_RUNS[self.language].sub("", text) or SENDABLE_RUNS[None].sub("", text)
+        return tuple(dict.fromkeys(outside))
+
+    @cached_property
+    def part_units(self) -> tuple[int, ...]:
+        """Units of each part (computed on first access)."""
+        if self.encoding == "UCS-2":
+            return tuple(len(part.encode("utf-16-le")) >> 1 for part in self.parts)
+        charset = next(
+            c
+            for c in CHOICES[self.language]
+            if (c.locking, c.single) == (self.locking_shift, self.single_shift)
+        )
+        return tuple(len(part) + charset.escapes(part) for part in self.parts)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data with every field."""
@@ -74,6 +100,7 @@ class Segmentation:
             "segments": self.segments,
             "units": self.units,
             "parts": list(self.parts),
+            "part_units": list(self.part_units),
             "non_gsm": list(self.non_gsm),
             "text": self.text,
             "replacements": [list(pair) for pair in self.replacements],
@@ -81,17 +108,21 @@ class Segmentation:
             "part_capacity": self.part_capacity,
             "locking_shift": self.locking_shift,
             "single_shift": self.single_shift,
+            "language": self.language,
         }
 
 
 _new = object.__new__
+_set = object.__setattr__
+_all_basic = DEFAULT.all_basic.fullmatch
+_SINGLE = DEFAULT.single_capacity
 
 
 def _make(
     encoding: Encoding,
     units: int,
     parts: tuple[str, ...],
-    non_gsm: tuple[str, ...],
+    language: Language | None,
     text: str,
     replacements: Replacements,
     remaining: int,
@@ -99,20 +130,24 @@ def _make(
     locking_shift: Language | None = None,
     single_shift: Language | None = None,
 ) -> Segmentation:
-    # The hot path: fills the frozen instance's __dict__ directly (a third of __init__'s cost).
+    # The hot path: gives the frozen instance its __dict__ at once (a quarter of __init__'s cost).
     result: Segmentation = _new(Segmentation)
-    result.__dict__.update(
-        encoding=encoding,
-        segments=len(parts),
-        units=units,
-        parts=parts,
-        non_gsm=non_gsm,
-        text=text,
-        replacements=replacements,
-        remaining=remaining,
-        part_capacity=part_capacity,
-        locking_shift=locking_shift,
-        single_shift=single_shift,
+    _set(
+        result,
+        "__dict__",
+        {
+            "encoding": encoding,
+            "segments": len(parts),
+            "units": units,
+            "parts": parts,
+            "text": text,
+            "replacements": replacements,
+            "remaining": remaining,
+            "part_capacity": part_capacity,
+            "locking_shift": locking_shift,
+            "single_shift": single_shift,
+            "language": language,
+        },
     )
     return result
 
@@ -151,6 +186,9 @@ def segment(
         )
     if smart_encoding:
         return _smart(text, choices, language, grapheme)
+    if len(text) <= _SINGLE and _all_basic(text) is not None:
+        # The common case: one part, every character one septet of the default alphabet.
+        return _make("GSM-7", len(text), (text,), language, text, (), _SINGLE - len(text), _SINGLE)
     return _segment(text, choices, language, grapheme, ())
 
 
@@ -176,23 +214,20 @@ def _segment(
     grapheme: bool,
     replacements: Replacements,
 ) -> Segmentation:
-    if DEFAULT.not_basic.search(text) is None:
-        # The common case: every character is one septet of the default alphabet.
-        units = len(text)
-        if units <= DEFAULT.single_capacity:
-            room = DEFAULT.single_capacity
-            return _make("GSM-7", units, (text,), (), text, replacements, room - units, room)
-        return _gsm(text, text, DEFAULT, grapheme, replacements)
+    if _all_basic(text) is not None:
+        # Every character is one septet of the default alphabet.
+        return _gsm(text, len(text), DEFAULT, language, grapheme, replacements)
     best: Segmentation | None = None
     best_cost = (0, 0, 0)
     for charset in choices:
-        if charset.outside.search(text) is None:
-            found = _gsm(text, text.translate(charset.escapes), charset, grapheme, replacements)
+        if charset.all_sendable.fullmatch(text) is not None:
+            units = len(text) + charset.escapes(text)
+            found = _gsm(text, units, charset, language, grapheme, replacements)
             if best is None or _cost(found, charset) < best_cost:
                 best, best_cost = found, _cost(found, charset)
     if best is not None:
         return best
-    return _ucs2(text, choices, language, grapheme, replacements)
+    return _ucs2(text, language, grapheme, replacements)
 
 
 def _cost(found: Segmentation, charset: Charset) -> tuple[int, int, int]:
@@ -201,17 +236,24 @@ def _cost(found: Segmentation, charset: Charset) -> tuple[int, int, int]:
 
 
 def _gsm(
-    text: str, septets: str, charset: Charset, grapheme: bool, replacements: Replacements
+    text: str,
+    units: int,
+    charset: Charset,
+    language: Language | None,
+    grapheme: bool,
+    replacements: Replacements,
 ) -> Segmentation:
-    """GSM-7 parts; ``septets`` is ``text`` with each escaped character written ESC + char."""
-    units = len(septets)
+    """GSM-7 parts of ``text``, which costs ``units`` septets in ``charset``."""
     lock, single = charset.locking, charset.single
     if units <= charset.single_capacity:
         room = charset.single_capacity
         left = room - units
-        return _make("GSM-7", units, (text,), (), text, replacements, left, room, lock, single)
+        whole = (text,)
+        return _make("GSM-7", units, whole, language, text, replacements, left, room, lock, single)
     capacity = charset.multi_capacity
     escaped = units != len(text)
+    # One character per septet: each shifted character is written ESC + character.
+    septets = charset.septets(text) if escaped else text
     parts: list[str] = []
     start = 0
     while units - start > capacity:
@@ -226,18 +268,13 @@ def _gsm(
         start = end
     chunk = septets[start:]
     parts.append(chunk.replace(ESC, "") if escaped else chunk)
-    remaining = capacity - (units - start)
-    return _make(
-        "GSM-7", units, tuple(parts), (), text, replacements, remaining, capacity, lock, single
-    )
+    left = capacity - (units - start)
+    cut = tuple(parts)
+    return _make("GSM-7", units, cut, language, text, replacements, left, capacity, lock, single)
 
 
 def _ucs2(
-    text: str,
-    choices: tuple[Charset, ...],
-    language: Language | None,
-    grapheme: bool,
-    replacements: Replacements,
+    text: str, language: Language | None, grapheme: bool, replacements: Replacements
 ) -> Segmentation:
     try:
         data = text.encode("utf-16-le")
@@ -249,61 +286,78 @@ def _ucs2(
             position=exc.start,
         ) from None
     units = len(data) >> 1
-    found = OUTSIDE_ALL[language].findall(text) or choices[0].outside.findall(text)
-    non_gsm = tuple(dict.fromkeys(found))
     if units <= UCS2_SINGLE_UNITS:
-        remaining = UCS2_SINGLE_UNITS - units
-        return _make(
-            "UCS-2", units, (text,), non_gsm, text, replacements, remaining, UCS2_SINGLE_UNITS
-        )
-    if grapheme and _JOINER.search(text) is not None:
-        parts, last = _by_cluster(text, UCS2_MULTI_UNITS)
-    else:
-        parts, last = _by_code_unit(data, UCS2_MULTI_UNITS)
-    remaining = UCS2_MULTI_UNITS - last
-    return _make(
-        "UCS-2", units, tuple(parts), non_gsm, text, replacements, remaining, UCS2_MULTI_UNITS
+        room = UCS2_SINGLE_UNITS
+        return _make("UCS-2", units, (text,), language, text, replacements, room - units, room)
+    parts, last = _ucs2_parts(text, data, UCS2_MULTI_UNITS, grapheme)
+    room = UCS2_MULTI_UNITS
+    return _make("UCS-2", units, tuple(parts), language, text, replacements, room - last, room)
+
+
+def _plain(char: str) -> bool:
+    """A quick sure test that ``char`` is no joiner (Latin, kana, CJK, Hangul, most emoji)."""
+    if char < "\u0300":
+        return char != "\r"
+    return (
+        "\u3040" <= char <= "\u3098"
+        or "\u309b" <= char <= "\u9fff"
+        or "\uac00" <= char <= "\ud7a3"
+        or "\U0001f300" <= char <= "\U0001f3fa"
+        or "\U0001f400" <= char <= "\U0001faff"
     )
 
 
-def _by_code_unit(data: bytes, capacity: int) -> tuple[list[str], int]:
-    """Greedy UTF-16 parts of ``capacity`` code units, never ending on a high surrogate."""
-    size = capacity * 2
-    parts: list[str] = []
-    start = 0
-    while len(data) - start > size:
-        end = start + size
-        if 0xD8 <= data[end - 1] <= 0xDB:  # high byte of a little-endian high surrogate
-            end -= 2
-        parts.append(data[start:end].decode("utf-16-le"))
-        start = end
-    parts.append(data[start:].decode("utf-16-le"))
-    return parts, (len(data) - start) >> 1
+_decode: Final = codecs.utf_16_le_decode
 
 
-def _by_cluster(text: str, capacity: int) -> tuple[list[str], int]:
-    """Greedy parts that keep grapheme clusters whole; an over-long cluster splits by code point."""
-    astral = _ASTRAL.search(text) is not None
+def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[list[str], int]:
+    """Greedy parts of ``capacity`` UTF-16 units (``data`` is ``text`` in UTF-16-LE).
+
+    A part never ends on a high surrogate; in grapheme mode it ends at the last cluster boundary
+    that fits, unless the cluster across the cut is longer than a part (then by code point).
+    Returns the parts and the units of the last one.
+    """
     parts: list[str] = []
-    current: list[str] = []
-    used = 0
-    for cluster in _CLUSTER.findall(text):
-        size = len(cluster.encode("utf-16-le")) >> 1 if astral else len(cluster)
-        if used + size <= capacity:
-            current.append(cluster)
-            used += size
-        elif size <= capacity:
-            parts.append("".join(current))
-            current = [cluster]
-            used = size
+    total = len(data) >> 1
+    bmp = total == len(text)  # no surrogate pairs: code points are code units
+    start = 0  # in UTF-16 units
+    first = 0  # in code points
+    while total - start > capacity:
+        end = start + capacity
+        if bmp:
+            chunk = text[start:end]
         else:
-            for char in cluster:
-                width = 2 if char > "\uffff" else 1
-                if used + width > capacity:
-                    parts.append("".join(current))
-                    current = []
-                    used = 0
-                current.append(char)
-                used += width
-    parts.append("".join(current))
-    return parts, used
+            if 0xD8 <= data[2 * end - 1] <= 0xDB:  # high byte of a little-endian high surrogate
+                end -= 1
+            chunk = _decode(data[2 * start : 2 * end])[0]
+        after = first + len(chunk)
+        if (
+            grapheme
+            and not (_plain(text[after - 1]) and _plain(text[after]))
+            and _JOINER.search(text, after - 1, after + 1) is not None
+        ):
+            cut = _cluster_cut(text, after, capacity)
+            if cut != after:
+                chunk = text[first:cut]
+                end = start + (len(chunk.encode("utf-16-le")) >> 1)
+                after = cut
+        parts.append(chunk)
+        start, first = end, after
+    parts.append(text[first:])
+    return parts, total - start
+
+
+def _cluster_cut(text: str, cut: int, capacity: int) -> int:
+    """Where a part that would end at code point ``cut`` ends so that no cluster is split."""
+    # Step back to a position that is surely a cluster boundary (no joiner on either side).
+    safe = cut - 1
+    while safe > 0 and _JOINER.search(text, safe - 1, safe + 1) is not None:
+        safe -= 1
+    for cluster in _CLUSTER.finditer(text, safe):
+        if cluster.end() > cut:
+            if cluster.start() >= cut:
+                return cut  # already a boundary
+            if len(cluster.group().encode("utf-16-le")) >> 1 > capacity:
+                return cut  # longer than a part: code point boundaries
+            return cluster.start()
+    return cut
