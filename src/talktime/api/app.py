@@ -25,6 +25,7 @@ from talktime.api.routes import (
 )
 from talktime.config import Settings, get_settings
 from talktime.store import make_engine
+from talktime.web import install as install_web_pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(admin.router)
     app.include_router(segments.router)
+    install_web_pages(app)
     return app
