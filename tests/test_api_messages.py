@@ -84,9 +84,7 @@ def test_short_credit_refuses_the_whole_message_and_debits_nothing(api: Any) -> 
 def test_the_monthly_limit_refuses_paid_usage_over_it(api: Any) -> None:
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="2.00")
-    response = api.put(
-        "/v1/settings/monthly-limit", json={"monthly_limit": "1.01"}, headers=t.auth
-    )
+    response = api.put("/v1/settings/monthly-limit", json={"monthly_limit": "1.01"}, headers=t.auth)
     assert response.status_code == 200, response.text
     assert t.sms("+14155550111").status_code == 201  # $1 number + $0.01 = the limit
     refused = t.sms("+14155550111")
@@ -126,9 +124,7 @@ def test_a_number_not_of_the_account_or_not_sms_enabled_is_refused(api: Any) -> 
 
 def test_a_restricted_user_is_refused(api: Any) -> None:
     t = tenant(api)
-    response = api.patch(
-        f"/v1/users/{t.user}", json={"restrictions": ["sms.send"]}, headers=t.auth
-    )
+    response = api.patch(f"/v1/users/{t.user}", json={"restrictions": ["sms.send"]}, headers=t.auth)
     assert response.status_code == 200, response.text
     refused = t.sms("+14155550111")
     assert refused.status_code == 403
@@ -183,9 +179,7 @@ def test_inbound_messages_are_charged_when_the_card_prices_them(api: Any) -> Non
 
 def test_admin_endpoints_need_an_admin_key(api: Any) -> None:
     t = tenant(api)
-    response = api.post(
-        "/v1/admin/accounts", json={"name": "x", "plan": "startup"}, headers=t.auth
-    )
+    response = api.post("/v1/admin/accounts", json={"name": "x", "plan": "startup"}, headers=t.auth)
     assert (response.status_code, response.json()["code"]) == (403, "admin_required")
     assert api.get("/v1/balance").status_code == 401
     assert api.get("/v1/balance", headers={"Authorization": "Bearer tt_x_y"}).status_code == 401

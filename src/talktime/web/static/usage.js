@@ -1,9 +1,17 @@
-// Usage page: signs in with an API key (kept in sessionStorage) and drives the JSON API with it.
+// Usage page: signs in with the account's API key (kept in sessionStorage, this tab only) and
+// drives the JSON API with it: /v1/balance, /v1/settings/*, /v1/credits, /v1/ledger,
+// /v1/statements/{month}, and /usage/spend for the chart. Refusals show the API's sentence.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
   const KEY = "talktime.api_key";
-  const COLORS = { sms: "var(--sms)", call: "var(--call)", number: "var(--number)" };
+  const SERIES = [
+    { channel: "sms", label: "SMS", color: "#0b5cad" },
+    { channel: "call", label: "Calls", color: "#b3541e" },
+    { channel: "number", label: "Numbers", color: "#2f7d32" },
+    { channel: "other", label: "Other", color: "#6b4c9a" },
+  ];
+  let currency = "USD";
 
   function key() { return sessionStorage.getItem(KEY); }
 
@@ -15,7 +23,7 @@
       method, headers, body: payload === undefined ? undefined : JSON.stringify(payload),
     });
     if (!r.ok) {
-      let detail = "HTTP " + r.status;
+      let detail = "The server answered " + r.status + ".";
       try { const p = await r.json(); detail = p.detail || p.title || detail; } catch (e) { /* not JSON */ }
       const err = new Error(detail);
       err.status = r.status;
@@ -25,8 +33,11 @@
     return r.status === 204 ? null : r.json();
   }
 
-  const usd = (v) => (v === null || v === undefined) ? "none" : "$" + v;
-  const when = (iso) => iso ? new Date(iso).toLocaleString() : "–";
+  const money = (v) => (v === null || v === undefined) ? "–" : v + " " + currency;
+  const when = (iso) => iso ? new Date(iso).toLocaleString(undefined,
+    { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" }) + " UTC" : "–";
+  // Decimal strings to numbers for drawing only (never for amounts shown).
+  const num = (v) => Number(v) || 0;
 
   function status(id, text, ok) {
     const el = $(id);
@@ -35,94 +46,133 @@
   }
 
   function showBalance(b) {
-    $("free").textContent = usd(b.free.remaining);
-    $("free-resets").textContent = when(b.free.expires_at);
-    $("paid").textContent = usd(b.paid);
-    $("held").textContent = usd(b.held);
-    $("available").textContent = usd(b.available);
-    $("limit").textContent = b.monthly_limit.limit === null ? "No limit" : usd(b.monthly_limit.limit);
-    $("limit-usage").textContent = "Paid credit used this period: " + usd(b.monthly_limit.used) + ".";
+    currency = b.currency;
+    $("free").textContent = money(b.free);
+    $("free-resets").textContent = when(b.free_expires_at || b.period_end);
+    $("paid").textContent = money(b.paid);
+    $("held").textContent = money(b.held);
+    $("available").textContent = money(b.available);
+    $("limit").textContent = b.monthly_limit === null ? "No limit" : money(b.monthly_limit);
+    const meter = $("limit-meter");
+    if (b.monthly_limit === null) {
+      $("limit-usage").textContent = "Paid credit used this period: " + money(b.period_usage) +
+        " (no monthly limit).";
+      meter.hidden = true;
+    } else {
+      const used = num(b.period_usage), cap = num(b.monthly_limit);
+      $("limit-usage").textContent = "Paid credit used this period: " + money(b.period_usage) +
+        " of " + money(b.monthly_limit) + ".";
+      meter.max = cap > 0 ? cap : 1;
+      meter.value = Math.min(used, meter.max);
+      meter.hidden = false;
+    }
+    $("period").textContent = "Billing period " + when(b.period_start) + " to " + when(b.period_end) + ".";
     const ar = b.auto_recharge;
     $("recharge-enabled").checked = !!ar.enabled;
     $("recharge-threshold").value = ar.threshold || "";
     $("recharge-amount").value = ar.amount || "";
-    $("limit-amount").value = b.monthly_limit.limit === null ? "" : b.monthly_limit.limit;
+    $("recharge-note").textContent = ar.disabled_reason
+      ? "Auto-recharge was turned off: " + ar.disabled_reason : "";
+    $("limit-amount").value = b.monthly_limit === null ? "" : b.monthly_limit;
   }
 
-  function drawChart(days) {
-    // days: [{day: "2026-11-01", sms: micro-dollars as number, call: ..., number: ...}]
+  function svgEl(name, attrs, text) {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", name);
+    Object.entries(attrs).forEach(([k, v]) => el.setAttribute(k, String(v)));
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  function drawChart(spend) {
     const box = $("chart");
-    const W = 640, H = 220, pad = 30;
-    const max = Math.max(1, ...days.map((d) => d.sms + d.call + d.number));
-    const bw = days.length ? (W - pad) / days.length : W;
-    const ns = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(ns, "svg");
-    svg.setAttribute("viewBox", `0 0 ${W} ${H + 20}`);
-    const axis = document.createElementNS(ns, "line");
-    Object.entries({ x1: pad, y1: H, x2: W, y2: H, stroke: "#4a5360" }).forEach(([k, v]) => axis.setAttribute(k, v));
-    svg.appendChild(axis);
+    const days = spend.days;
+    const W = 720, H = 220, left = 56, bottom = 24, top = 10;
+    const plotH = H - bottom - top;
+    const totals = days.map((d) => SERIES.reduce((s, x) => s + num(d[x.channel]), 0));
+    const max = Math.max(...totals, 0);
+    const scale = max > 0 ? max : 1;
+    const bw = (W - left) / Math.max(days.length, 1);
+    const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-labelledby": "chart-title chart-desc" });
+    svg.appendChild(svgEl("title", { id: "chart-title" }, "Daily spend by channel"));
+    const spent = SERIES.filter((s) => num(spend.totals[s.channel]) > 0)
+      .map((s) => s.label + " " + spend.totals[s.channel] + " " + spend.currency);
+    svg.appendChild(svgEl("desc", { id: "chart-desc" },
+      days.length + " days; " + (spent.length ? "spent: " + spent.join(", ") : "nothing spent yet") + "."));
+    [0, 0.5, 1].forEach((f) => {
+      const y = top + plotH - f * plotH;
+      svg.appendChild(svgEl("line", { x1: left, y1: y, x2: W, y2: y, stroke: "#c9d1da" }));
+      svg.appendChild(svgEl("text", { x: left - 6, y: y + 4, "font-size": 11, fill: "#4a5360",
+        "text-anchor": "end" }, (scale * f).toFixed(2)));
+    });
     days.forEach((d, i) => {
-      let y = H;
-      ["sms", "call", "number"].forEach((ch) => {
-        const h = (d[ch] / max) * (H - 10);
-        if (h <= 0) return;
+      let y = top + plotH;
+      SERIES.forEach((s) => {
+        const v = num(d[s.channel]);
+        if (v <= 0) return;
+        const h = Math.max(1, (v / scale) * plotH);
         y -= h;
-        const r = document.createElementNS(ns, "rect");
-        Object.entries({ x: pad + i * bw + 1, y, width: Math.max(1, bw - 2), height: h, fill: COLORS[ch] })
-          .forEach(([k, v]) => r.setAttribute(k, v));
-        r.setAttribute("class", "bar bar-" + ch);
-        const t = document.createElementNS(ns, "title");
-        t.textContent = `${d.day} ${ch}: $${(d[ch] / 1e6).toFixed(4)}`;
-        r.appendChild(t);
+        const r = svgEl("rect", { x: left + i * bw + 1, y, width: Math.max(1, bw - 2), height: h,
+          fill: s.color, class: "bar bar-" + s.channel, "data-day": d.day });
+        r.appendChild(svgEl("title", {}, `${d.day} ${s.label}: ${d[s.channel]} ${spend.currency}`));
         svg.appendChild(r);
       });
-      if (days.length <= 31 && (i % 5 === 0 || i === days.length - 1)) {
-        const lbl = document.createElementNS(ns, "text");
-        Object.entries({ x: pad + i * bw, y: H + 15, "font-size": 10, fill: "#4a5360" })
-          .forEach(([k, v]) => lbl.setAttribute(k, v));
-        lbl.textContent = d.day.slice(5);
-        svg.appendChild(lbl);
+      if (i % 5 === 0 || i === days.length - 1) {
+        svg.appendChild(svgEl("text", { x: left + i * bw + bw / 2, y: H - 6, "font-size": 11,
+          fill: "#4a5360", "text-anchor": "middle" }, d.day.slice(5)));
       }
     });
-    const top = document.createElementNS(ns, "text");
-    Object.entries({ x: 0, y: 12, "font-size": 10, fill: "#4a5360" }).forEach(([k, v]) => top.setAttribute(k, v));
-    top.textContent = "$" + (max / 1e6).toFixed(2);
-    svg.appendChild(top);
     box.textContent = "";
     box.appendChild(svg);
-    box.setAttribute("aria-label", "Daily spend by channel over " + days.length + " days");
+    $("chart-total").textContent = spent.length
+      ? "This period: " + spent.join(", ") + "." : "Nothing spent this period yet.";
+  }
+
+  function lineText(l) {
+    if (l.description) {
+      return `${l.description}: ${l.quantity} ${l.unit} × ${l.unit_price} = ${l.amount}`;
+    }
+    const what = [l.kind, l.number].filter(Boolean).join(" ");
+    const amount = typeof l.amount === "number" ? (l.amount / 1e6).toFixed(4) : l.amount;
+    return `${what}: ${amount}`;
   }
 
   function showRecent(entries) {
+    // One charge can take credit from several grants (free first, then paid): one ledger entry
+    // each, sharing the transaction id and the priced lines. Show one row per charge.
+    const charges = [];
+    const byTx = new Map();
+    entries.forEach((e) => {
+      let c = byTx.get(e.transaction_id);
+      if (!c) {
+        c = { created_at: e.created_at, reference: e.reference, lines: e.lines, micros: 0 };
+        byTx.set(e.transaction_id, c);
+        charges.push(c);
+      }
+      c.micros += Math.round(-num(e.amount) * 1e6);
+    });
     const body = $("recent");
     body.textContent = "";
-    entries.forEach((e) => {
+    charges.slice(0, 20).forEach((c) => {
       const tr = document.createElement("tr");
-      const cells = [when(e.created_at), e.kind + (e.reference ? " · " + e.reference : ""), "", usd(e.amount)];
-      cells.forEach((c, i) => {
-        const td = document.createElement("td");
-        if (i === 3) td.className = "num";
-        if (i === 2) {
-          const ul = document.createElement("ul");
-          ul.className = "lines";
-          (e.lines || []).forEach((l) => {
-            const li = document.createElement("li");
-            li.textContent = `${l.description}: ${l.quantity} ${l.unit} × $${l.unit_price} = $${l.amount}`;
-            ul.appendChild(li);
-          });
-          td.appendChild(ul);
-        } else {
-          td.textContent = c;
-        }
-        tr.appendChild(td);
+      const t = document.createElement("td"); t.textContent = when(c.created_at);
+      const what = document.createElement("td"); what.textContent = c.reference || "charge";
+      const lines = document.createElement("td");
+      const ul = document.createElement("ul"); ul.className = "lines";
+      (Array.isArray(c.lines) ? c.lines : []).forEach((l) => {
+        const li = document.createElement("li"); li.textContent = lineText(l); ul.appendChild(li);
       });
+      lines.appendChild(ul);
+      const amount = document.createElement("td"); amount.className = "num";
+      amount.textContent = (c.micros / 1e6).toFixed(4) + " " + currency;
+      [t, what, lines, amount].forEach((td) => tr.appendChild(td));
       body.appendChild(tr);
     });
-    if (!entries.length) {
+    if (!charges.length) {
       const tr = document.createElement("tr");
       const td = document.createElement("td");
       td.colSpan = 4;
-      td.textContent = "No charges yet this period.";
+      td.textContent = "No charges yet.";
       tr.appendChild(td);
       body.appendChild(tr);
     }
@@ -131,10 +181,11 @@
   async function load() {
     const b = await api("GET", "/v1/balance");
     showBalance(b);
-    $("account-name").textContent = "Account " + (b.account_name || b.account_id);
-    const usage = await api("GET", "/v1/usage/daily");
-    drawChart(usage.days);
-    const ledger = await api("GET", "/v1/ledger?limit=20&kind=usage");
+    const [spend, ledger] = await Promise.all([
+      api("GET", "/usage/spend"),
+      api("GET", "/v1/ledger?limit=100&kind=usage"),
+    ]);
+    drawChart(spend);
     showRecent(ledger.entries);
   }
 
@@ -144,12 +195,14 @@
       await load();
       $("signin").hidden = true;
       $("account").hidden = false;
+      $("key-prefix").textContent = k.slice(0, 10) + "…";
     } catch (err) {
       sessionStorage.removeItem(KEY);
       $("signin").hidden = false;
       $("account").hidden = true;
-      $("signin-error").textContent = err.status === 401 ? "That API key was not accepted." : err.message;
+      $("signin-error").textContent = err.message;
       $("signin-error").hidden = false;
+      $("api-key").focus();
     }
   }
 
@@ -162,6 +215,10 @@
     location.reload();
   });
 
+  async function refresh(id) {
+    try { await load(); } catch (err) { status(id, err.message, false); }
+  }
+
   $("recharge-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
@@ -170,8 +227,8 @@
         threshold: $("recharge-threshold").value.trim(),
         amount: $("recharge-amount").value.trim(),
       });
+      await refresh("recharge-status");
       status("recharge-status", "Auto-recharge saved.", true);
-      await load();
     } catch (err) { status("recharge-status", err.message, false); }
   });
 
@@ -179,18 +236,18 @@
     ev.preventDefault();
     const v = $("limit-amount").value.trim();
     try {
-      await api("PUT", "/v1/settings/monthly-limit", { limit: v === "" ? null : v });
-      status("limit-status", "Monthly limit saved.", true);
-      await load();
+      await api("PUT", "/v1/settings/monthly-limit", { monthly_limit: v === "" ? null : v });
+      await refresh("limit-status");
+      status("limit-status", v === "" ? "Monthly limit removed." : "Monthly limit saved.", true);
     } catch (err) { status("limit-status", err.message, false); }
   });
 
   $("buy-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      await api("POST", "/v1/credits", { amount: $("buy-amount").value.trim() });
-      status("buy-status", "Credit added.", true);
-      await load();
+      const p = await api("POST", "/v1/credits", { amount: $("buy-amount").value.trim() });
+      await refresh("buy-status");
+      status("buy-status", p.amount + " " + currency + " of credit added.", true);
     } catch (err) { status("buy-status", err.message, false); }
   });
 
@@ -205,13 +262,13 @@
       document.body.appendChild(a);
       a.click();
       a.remove();
-      status("statement-status", "Statement for " + month + " downloaded.", true);
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      status("statement-status", "Statement for " + month + " downloaded (" + fmt.toUpperCase() + ").", true);
     } catch (err) { status("statement-status", err.message, false); }
   }
   $("statement-csv").addEventListener("click", () => download("csv"));
   $("statement-pdf").addEventListener("click", () => download("pdf"));
 
-  const now = new Date();
-  $("statement-month").value = now.toISOString().slice(0, 7);
+  $("statement-month").value = new Date().toISOString().slice(0, 7);
   if (key()) signIn(key()); else $("signin").hidden = false;
 })();
