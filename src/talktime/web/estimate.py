@@ -22,7 +22,7 @@ from talktime.sms.gsm import Language
 
 
 class CountryNotPricedError(TalktimeError):
-    """The calculator was asked about a country the active rate card has no outbound SMS rate for."""
+    """A country the active rate card has no outbound SMS rate for."""
 
     code = "country_not_priced"
     status = 422

@@ -104,8 +104,8 @@ def period_spend(engine: sa.Engine, account_id: int) -> dict[str, Any]:
         .order_by(ledger.c.id)
     )
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        rows = [tuple(r) for r in conn.execute(query)]
-    by_day = daily(rows, start, end)  # type: ignore[arg-type]
+        rows = [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
+    by_day = daily(rows, start, end)
     totals = dict.fromkeys(CHANNELS, 0)
     for spent in by_day.values():
         for channel, amount in spent.items():
