@@ -12,6 +12,7 @@ from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers.geocoder import country_name_for_number
 
 from talktime import money, sms
 from talktime.errors import TalktimeError
@@ -38,11 +39,8 @@ class Country:
 
 
 def _name(code: str) -> str:
-    from phonenumbers.geocoder import description_for_number
-
     example = phonenumbers.example_number(code)
-    name = description_for_number(example, "en", region=None) if example else ""
-    return name or code
+    return (country_name_for_number(example, "en") if example else "") or code
 
 
 def countries(card: RateCard) -> list[Country]:

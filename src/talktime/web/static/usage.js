@@ -36,6 +36,8 @@
   const money = (v) => (v === null || v === undefined) ? "–" : v + " " + currency;
   const when = (iso) => iso ? new Date(iso).toLocaleString(undefined,
     { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" }) + " UTC" : "–";
+  const day = (iso) => iso ? new Date(iso).toLocaleDateString(undefined,
+    { dateStyle: "medium", timeZone: "UTC" }) : "–";
   // Decimal strings to numbers for drawing only (never for amounts shown).
   const num = (v) => Number(v) || 0;
 
@@ -48,7 +50,7 @@
   function showBalance(b) {
     currency = b.currency;
     $("free").textContent = money(b.free);
-    $("free-resets").textContent = when(b.free_expires_at || b.period_end);
+    $("free-resets").textContent = day(b.free_expires_at || b.period_end);
     $("paid").textContent = money(b.paid);
     $("held").textContent = money(b.held);
     $("available").textContent = money(b.available);
@@ -86,12 +88,12 @@
   function drawChart(spend) {
     const box = $("chart");
     const days = spend.days;
-    const W = 720, H = 220, left = 56, bottom = 24, top = 10;
+    const W = 720, H = 220, left = 56, right = 24, bottom = 24, top = 10;
     const plotH = H - bottom - top;
     const totals = days.map((d) => SERIES.reduce((s, x) => s + num(d[x.channel]), 0));
     const max = Math.max(...totals, 0);
     const scale = max > 0 ? max : 1;
-    const bw = (W - left) / Math.max(days.length, 1);
+    const bw = (W - left - right) / Math.max(days.length, 1);
     const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-labelledby": "chart-title chart-desc" });
     svg.appendChild(svgEl("title", { id: "chart-title" }, "Daily spend by channel"));
@@ -101,7 +103,7 @@
       days.length + " days; " + (spent.length ? "spent: " + spent.join(", ") : "nothing spent yet") + "."));
     [0, 0.5, 1].forEach((f) => {
       const y = top + plotH - f * plotH;
-      svg.appendChild(svgEl("line", { x1: left, y1: y, x2: W, y2: y, stroke: "#c9d1da" }));
+      svg.appendChild(svgEl("line", { x1: left, y1: y, x2: W - right, y2: y, stroke: "#c9d1da" }));
       svg.appendChild(svgEl("text", { x: left - 6, y: y + 4, "font-size": 11, fill: "#4a5360",
         "text-anchor": "end" }, (scale * f).toFixed(2)));
     });
