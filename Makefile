@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	$(BIN)/talktime db upgrade
-	$(BIN)/talktime serve
+	$(BIN)/talktime run
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import apikit
 from talktime import money
 from talktime.web.spend import CHANNELS, split_by_channel
+
+import apikit
 
 
 class _Assets(HTMLParser):

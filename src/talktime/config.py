@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_key: SecretStr | None = Field(None, description="API key with admin rights")
+    webhooks_allow_private: bool = Field(
+        False,
+        description="let webhook URLs point at loopback and private addresses (development, tests)",
+    )
+    webhooks_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="how long one webhook delivery attempt may take"
+    )
     max_body_bytes: int = Field(
         65536, ge=1024, description="largest request body the API accepts, in bytes"
     )

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors
+from talktime.api.metrics import MetricsMiddleware
+from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
 from talktime.api.routes import (
     admin,
@@ -22,8 +24,10 @@ from talktime.api.routes import (
     quotes,
     segments,
     users,
+    webhooks,
 )
 from talktime.config import Settings, get_settings
+from talktime.ops.metrics import Metrics
 from talktime.store import make_engine
 from talktime.web import install as install_web_pages
 
@@ -58,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(keys.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
+    app.state.metrics = Metrics(engine)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(metrics_router)
     app.include_router(segments.router)
     install_web_pages(app)
     return app

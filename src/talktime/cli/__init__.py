@@ -6,6 +6,7 @@ from talktime.cli import (
     accounts,  # noqa: F401 - registers `accounts create` and `keys create`
     core,  # noqa: F401 - registers commands
     cycle,  # noqa: F401 - registers `cycle run`
+    ops,  # noqa: F401 - registers `worker`, `jobs`, `run`
     quote,  # noqa: F401 - registers commands
     rates,  # noqa: F401 - registers commands
     segments,  # noqa: F401 - registers commands

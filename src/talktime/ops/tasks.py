@@ -1,0 +1,112 @@
+"""The work the worker knows: outbox dispatch, webhook attempts, job pruning, and the wallet's
+periodic functions (hold and grant expiry, the monthly cycle, auto-recharges).
+
+Importing this module registers everything; `talktime worker --list` shows it. A queued job whose
+kind no handler claims fails with that reason (see `talktime jobs`).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from talktime.ops import jobs, registry, webhooks
+from talktime.ops.clock import HOUR, MINUTE, SECOND, now_us, to_datetime
+from talktime.store.ops_tables import jobs as jobs_table
+from talktime.store.wallet_tables import outbox
+from talktime.wallet import Wallet
+from talktime.wallet.cycle import run_cycle
+from talktime.wallet.payments import provider_from_settings
+from talktime.wallet.recharge import process_recharges
+
+OUTBOX_BATCH = 500
+KEEP_DONE_JOBS_US = 24 * HOUR
+
+
+def dispatch_outbox(engine: sa.Engine, worker: str, now: int | None = None) -> int:
+    """Turn undelivered wallet outbox events into webhook events and deliveries, once each.
+
+    Rows are claimed with SKIP LOCKED (PostgreSQL) or under the write lock (SQLite) and marked
+    delivered in the same transaction, so two workers never dispatch the same event; the event id
+    (`evt_<outbox id>`) makes a replay harmless anyway."""
+    now = now_us() if now is None else now
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.id, outbox.c.account_id, outbox.c.type, outbox.c.payload)
+            .add_columns(outbox.c.created_at)
+            .where(outbox.c.delivered_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(OUTBOX_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            webhooks.record_event(
+                conn,
+                int(row.account_id),
+                row.type,
+                row.payload,
+                event_id=f"evt_{row.id}",
+                source="outbox",
+                now=now,
+                created_at=int(row.created_at),
+            )
+        if rows:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_([r.id for r in rows]))
+                .values(
+                    delivered_at=now,
+                    claimed_at=now,
+                    claimed_by=worker[:100],
+                    attempts=outbox.c.attempts + 1,
+                )
+            )
+    return len(rows)
+
+
+@registry.handler(webhooks.DELIVER)
+def deliver_webhook(ctx: registry.JobContext, job: jobs.Job) -> None:
+    """One attempt at one webhook delivery."""
+    webhooks.deliver(ctx.engine, ctx.settings, int(job.payload["delivery_id"]), worker=ctx.worker)
+
+
+@registry.handler("jobs.prune")
+def prune_jobs(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Delete finished jobs older than a day (failed ones stay until retried or deleted)."""
+    cutoff = ctx.now() - KEEP_DONE_JOBS_US
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            jobs_table.delete().where(
+                jobs_table.c.state == "done", jobs_table.c.finished_at < cutoff
+            )
+        )
+
+
+registry.periodic("jobs.prune", HOUR, "delete finished jobs older than a day")
+registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to webhook deliveries")
+
+
+@registry.handler("wallet.expire")
+def expire(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Release expired holds and write expiry entries for lapsed grants."""
+    wallet = Wallet(ctx.engine)
+    now = to_datetime(ctx.now())
+    wallet.expire_holds(now)
+    wallet.expire_grants(now)
+
+
+@registry.handler("wallet.run_cycle")
+def cycle(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Close ended periods: expire free credit, grant the new, charge rentals."""
+    run_cycle(ctx.engine, to_datetime(ctx.now()))
+
+
+@registry.handler("recharge.process")
+def recharge(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Pay the due auto-recharges through the configured payment provider."""
+    provider = provider_from_settings(ctx.settings)
+    process_recharges(ctx.engine, provider, to_datetime(ctx.now()), settings=ctx.settings)
+
+
+registry.periodic("wallet.expire", MINUTE, "release expired holds, expire lapsed grants")
+registry.periodic("wallet.run_cycle", 5 * MINUTE, "monthly cycle (free credit, rentals)")
+registry.periodic("recharge.process", 5 * SECOND, "pay due auto-recharges")

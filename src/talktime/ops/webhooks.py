@@ -1,0 +1,617 @@
+"""Webhook endpoints, events and their at-least-once delivery with retries and a log per attempt.
+
+An event (from the wallet's outbox, or raised here) becomes one delivery per matching enabled
+endpoint of its account, and each delivery attempt is a job (`webhooks.deliver`). A failed attempt
+queues the next one with exponential back-off for up to 24 hours; an endpoint that fails a delivery
+for that long is disabled and a `webhook_endpoint.disabled` event goes to the account. The
+`webhook-id` is the event id, stable across retries, so receivers dedupe on it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from talktime.config import Settings
+from talktime.errors import TalktimeError
+from talktime.ops import jobs, signing
+from talktime.ops.clock import HOUR, SECOND, iso, now_us
+from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url
+from talktime.store.ops_tables import (
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
+)
+
+DELIVER = "webhooks.deliver"
+RETRY_WINDOW_US = 24 * HOUR
+RETRY_BASE_US = 30 * SECOND
+RETRY_CAP_US = 4 * HOUR
+ALL_EVENTS = "*"
+ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+MAX_ENDPOINTS_PER_ACCOUNT = 20
+
+
+class WebhookEndpointNotFoundError(TalktimeError):
+    code = "webhook_endpoint_not_found"
+    status = 404
+    title = "Webhook endpoint not found"
+
+
+class WebhookDeliveryNotFoundError(TalktimeError):
+    code = "webhook_delivery_not_found"
+    status = 404
+    title = "Webhook delivery not found"
+
+
+class WebhookEndpointLimitError(TalktimeError):
+    code = "webhook_endpoint_limit"
+    status = 409
+    title = "Too many webhook endpoints"
+
+
+class InvalidEventTypesError(TalktimeError):
+    code = "invalid_event_types"
+    status = 422
+    title = "Invalid event types"
+
+
+class WebhookEndpointDisabledError(TalktimeError):
+    code = "webhook_endpoint_disabled"
+    status = 409
+    title = "Webhook endpoint disabled"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A place an account receives its events."""
+
+    id: str
+    account_id: int
+    url: str
+    secret: str
+    event_types: tuple[str, ...]
+    description: str
+    enabled: bool
+    failure_count: int
+    disabled_reason: str | None
+    created_at: int
+
+    def to_dict(self, *, with_secret: bool = False) -> dict[str, Any]:
+        """Plain data for the API; the secret only when asked (creation, rotation)."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "url": self.url,
+            "event_types": list(self.event_types),
+            "description": self.description,
+            "enabled": self.enabled,
+            "failure_count": self.failure_count,
+            "disabled_reason": self.disabled_reason,
+            "created_at": iso(self.created_at),
+        }
+        if with_secret:
+            out["secret"] = self.secret
+        return out
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        account_id=row.account_id,
+        url=row.url,
+        secret=row.secret,
+        event_types=tuple(row.event_types),
+        description=row.description,
+        enabled=bool(row.enabled),
+        failure_count=int(row.failure_count),
+        disabled_reason=row.disabled_reason,
+        created_at=int(row.created_at),
+    )
+
+
+def _event_types(types: Sequence[str]) -> list[str]:
+    cleaned = sorted({t.strip() for t in types if t.strip()})
+    if not cleaned:
+        raise InvalidEventTypesError('list at least one event type, or "*" for every event')
+    return cleaned
+
+
+def create_endpoint(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    url: str,
+    event_types: Sequence[str] = (ALL_EVENTS,),
+    description: str = "",
+    *,
+    now: int | None = None,
+) -> Endpoint:
+    """Register an endpoint with a fresh `whsec_` secret, after checking the URL policy."""
+    check_url(url, allow_private=settings.webhooks_allow_private)
+    now = now_us() if now is None else now
+    endpoint_id = "we_" + secrets.token_hex(12)
+    with engine.begin() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).where(webhook_endpoints.c.account_id == account_id)
+        ).scalar_one()
+        if count >= MAX_ENDPOINTS_PER_ACCOUNT:
+            raise WebhookEndpointLimitError(
+                f"an account has at most {MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints; "
+                "delete one first"
+            )
+        conn.execute(
+            webhook_endpoints.insert().values(
+                id=endpoint_id,
+                account_id=account_id,
+                url=url,
+                secret=signing.generate_secret(),
+                event_types=_event_types(event_types),
+                description=description,
+                enabled=True,
+                failure_count=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return get_endpoint(engine, account_id, endpoint_id)
+
+
+def get_endpoint(engine: sa.Engine, account_id: int, endpoint_id: str) -> Endpoint:
+    """One endpoint of the account (another account's id answers not found)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        row = conn.execute(
+            sa.select(webhook_endpoints).where(
+                webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.account_id == account_id,
+            )
+        ).first()
+    if row is None:
+        raise WebhookEndpointNotFoundError(f"no webhook endpoint {endpoint_id} in this account")
+    return _endpoint(row)
+
+
+def list_endpoints(engine: sa.Engine, account_id: int) -> list[Endpoint]:
+    """The account's endpoints, oldest first."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        rows = conn.execute(
+            sa.select(webhook_endpoints)
+            .where(webhook_endpoints.c.account_id == account_id)
+            .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
+        )
+        return [_endpoint(r) for r in rows]
+
+
+def update_endpoint(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    endpoint_id: str,
+    *,
+    url: str | None = None,
+    event_types: Sequence[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+    now: int | None = None,
+) -> Endpoint:
+    """Change an endpoint; enabling it again resets its failure count."""
+    get_endpoint(engine, account_id, endpoint_id)
+    now = now_us() if now is None else now
+    values: dict[str, Any] = {"updated_at": now}
+    if url is not None:
+        values["url"] = check_url(url, allow_private=settings.webhooks_allow_private)
+    if event_types is not None:
+        values["event_types"] = _event_types(event_types)
+    if description is not None:
+        values["description"] = description
+    if enabled is not None:
+        values["enabled"] = enabled
+        if enabled:
+            values.update(failure_count=0, disabled_reason=None)
+        else:
+            values["disabled_reason"] = "disabled by the account"
+    with engine.begin() as conn:
+        conn.execute(
+            webhook_endpoints.update()
+            .where(
+                webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.account_id == account_id,
+            )
+            .values(**values)
+        )
+    return get_endpoint(engine, account_id, endpoint_id)
+
+
+def rotate_secret(engine: sa.Engine, account_id: int, endpoint_id: str) -> Endpoint:
+    """Give the endpoint a new secret (shown once in the answer)."""
+    get_endpoint(engine, account_id, endpoint_id)
+    with engine.begin() as conn:
+        conn.execute(
+            webhook_endpoints.update()
+            .where(webhook_endpoints.c.id == endpoint_id)
+            .values(secret=signing.generate_secret(), updated_at=now_us())
+        )
+    return get_endpoint(engine, account_id, endpoint_id)
+
+
+def delete_endpoint(engine: sa.Engine, account_id: int, endpoint_id: str) -> None:
+    """Remove an endpoint with its deliveries and their attempt log."""
+    get_endpoint(engine, account_id, endpoint_id)
+    with engine.begin() as conn:
+        ids = sa.select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.endpoint_id == endpoint_id
+        )
+        conn.execute(webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(ids)))
+        conn.execute(
+            webhook_deliveries.delete().where(webhook_deliveries.c.endpoint_id == endpoint_id)
+        )
+        conn.execute(webhook_endpoints.delete().where(webhook_endpoints.c.id == endpoint_id))
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def record_event(
+    conn: sa.Connection,
+    account_id: int,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    source: str = "ops",
+    now: int | None = None,
+    created_at: int | None = None,
+) -> str | None:
+    """Store an event and queue one delivery per matching enabled endpoint, in the caller's
+    transaction. Returns the event id, or None if an event with that id was recorded before."""
+    now = now_us() if now is None else now
+    event_id = event_id or "msg_" + secrets.token_hex(12)
+    inserted = conn.execute(
+        _insert(conn, webhook_events)
+        .values(
+            id=event_id,
+            account_id=account_id,
+            type=event_type,
+            payload=dict(data),
+            source=source,
+            created_at=now if created_at is None else created_at,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(webhook_events.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return None
+    endpoints = conn.execute(
+        sa.select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+            webhook_endpoints.c.account_id == account_id,
+            webhook_endpoints.c.enabled == sa.true(),
+        )
+    ).all()
+    for endpoint_id, types in endpoints:
+        if ALL_EVENTS not in types and event_type not in types:
+            continue
+        delivery_id = conn.execute(
+            webhook_deliveries.insert()
+            .values(
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                account_id=account_id,
+                state="pending",
+                attempts=0,
+                window_start=now,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            .returning(webhook_deliveries.c.id)
+        ).scalar_one()
+        _queue_attempt(conn, int(delivery_id), 1, now)
+    return event_id
+
+
+def _queue_attempt(conn: sa.Connection, delivery_id: int, attempt: int, at: int) -> None:
+    jobs.enqueue(
+        conn,
+        DELIVER,
+        {"delivery_id": delivery_id},
+        run_at=at,
+        dedupe_key=f"webhook:{delivery_id}:{attempt}",
+        max_attempts=5,
+        now=at,
+    )
+
+
+def body(event_id: str, event_type: str, created_at: int, data: Mapping[str, Any]) -> bytes:
+    """The JSON body sent for an event (the same bytes on every attempt)."""
+    doc = {"id": event_id, "type": event_type, "timestamp": iso(created_at), "data": data}
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def retry_delay_us(attempts: int) -> int:
+    """Delay after failed attempt number `attempts`: 30 s doubling, at most 4 hours."""
+    return jobs.backoff_us(attempts, RETRY_BASE_US, RETRY_CAP_US)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one HTTP attempt gave."""
+
+    outcome: str  # ok | http_error | timeout | network_error | blocked
+    response_code: int | None
+    latency_us: int
+    error: str | None
+
+
+_clients: dict[float, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(timeout: float) -> httpx.Client:
+    """One pooled client per timeout for the process (building one loads the CA bundle)."""
+    with _clients_lock:
+        client = _clients.get(timeout)
+        if client is None:
+            client = _clients[timeout] = httpx.Client(timeout=timeout, follow_redirects=False)
+        return client
+
+
+def _post(url: str, payload: bytes, head: dict[str, str], settings: Settings) -> AttemptResult:
+    started = time.perf_counter_ns()
+    try:
+        check_url(url, allow_private=settings.webhooks_allow_private)
+        response = _client(settings.webhooks_timeout_seconds).post(
+            url,
+            content=payload,
+            headers={**head, "content-type": "application/json", "user-agent": "talktime-webhooks"},
+        )
+        latency = (time.perf_counter_ns() - started) // 1000
+        ok = 200 <= response.status_code < 300
+        return AttemptResult(
+            "ok" if ok else "http_error",
+            response.status_code,
+            latency,
+            None if ok else f"HTTP {response.status_code}",
+        )
+    except WebhookUrlNotAllowedError as exc:
+        return AttemptResult("blocked", None, 0, exc.detail)
+    except httpx.TimeoutException as exc:
+        latency = (time.perf_counter_ns() - started) // 1000
+        return AttemptResult("timeout", None, latency, f"timed out: {exc}")
+    except httpx.HTTPError as exc:
+        latency = (time.perf_counter_ns() - started) // 1000
+        return AttemptResult("network_error", None, latency, f"{type(exc).__name__}: {exc}")
+
+
+def deliver(
+    engine: sa.Engine,
+    settings: Settings,
+    delivery_id: int,
+    *,
+    now: int | None = None,
+    worker: str | None = None,
+) -> str:
+    """Make one attempt at a pending delivery; returns the delivery's state afterwards.
+
+    Idempotent: a delivery that is no longer pending is left alone. The attempt is recorded, and
+    the delivery updated, only if no other worker recorded this attempt first.
+    """
+    now = now_us() if now is None else now
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        row = conn.execute(
+            sa.select(
+                webhook_deliveries,
+                webhook_endpoints.c.url,
+                webhook_endpoints.c.secret,
+                webhook_endpoints.c.enabled,
+                webhook_events.c.type,
+                webhook_events.c.payload,
+                webhook_events.c.created_at.label("event_created_at"),
+            )
+            .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+            .join(webhook_events, webhook_events.c.id == webhook_deliveries.c.event_id)
+            .where(webhook_deliveries.c.id == delivery_id)
+        ).first()
+    if row is None or row.state != "pending":
+        return "missing" if row is None else str(row.state)
+    if not row.enabled:
+        with engine.begin() as conn:
+            conn.execute(
+                webhook_deliveries.update()
+                .where(
+                    webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.state == "pending"
+                )
+                .values(state="failed", next_attempt_at=None)
+            )
+        return "failed"
+    payload = body(row.event_id, row.type, row.event_created_at, row.payload)
+    head = signing.headers(row.secret, row.event_id, now // SECOND, payload)
+    result = _post(row.url, payload, head, settings)
+    attempt = int(row.attempts) + 1
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.id == delivery_id,
+                webhook_deliveries.c.state == "pending",
+                webhook_deliveries.c.attempts == row.attempts,
+            )
+            .values(attempts=attempt, last_response_code=result.response_code)
+        ).rowcount
+        if claimed != 1:
+            return "pending"  # another worker recorded this attempt first
+        conn.execute(
+            webhook_attempts.insert().values(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                at=now,
+                outcome=result.outcome,
+                response_code=result.response_code,
+                latency_us=result.latency_us,
+                error=result.error,
+                worker=worker,
+            )
+        )
+        return _settle(conn, row, attempt, result, now)
+
+
+def _settle(conn: sa.Connection, row: Any, attempt: int, result: AttemptResult, now: int) -> str:
+    delivery = webhook_deliveries.c
+    endpoint = webhook_endpoints.c
+    if result.outcome == "ok":
+        conn.execute(
+            webhook_deliveries.update()
+            .where(delivery.id == row.id)
+            .values(state="delivered", delivered_at=now, next_attempt_at=None)
+        )
+        conn.execute(
+            webhook_endpoints.update().where(endpoint.id == row.endpoint_id).values(failure_count=0)
+        )
+        return "delivered"
+    conn.execute(
+        webhook_endpoints.update()
+        .where(endpoint.id == row.endpoint_id)
+        .values(failure_count=endpoint.failure_count + 1)
+    )
+    next_at = now + retry_delay_us(attempt)
+    if next_at <= row.window_start + RETRY_WINDOW_US:
+        conn.execute(
+            webhook_deliveries.update().where(delivery.id == row.id).values(next_attempt_at=next_at)
+        )
+        _queue_attempt(conn, row.id, attempt + 1, next_at)
+        return "pending"
+    conn.execute(
+        webhook_deliveries.update()
+        .where(delivery.id == row.id)
+        .values(state="failed", next_attempt_at=None)
+    )
+    _disable(conn, row, attempt, now)
+    return "failed"
+
+
+def _disable(conn: sa.Connection, row: Any, attempts: int, now: int) -> None:
+    reason = (
+        f"every attempt to deliver event {row.event_id} failed for 24 hours "
+        f"({attempts} attempts, last: {row.last_response_code or 'no response'})"
+    )
+    disabled = conn.execute(
+        webhook_endpoints.update()
+        .where(webhook_endpoints.c.id == row.endpoint_id, webhook_endpoints.c.enabled == sa.true())
+        .values(enabled=False, disabled_reason=reason, updated_at=now)
+    ).rowcount
+    if disabled:
+        record_event(
+            conn,
+            row.account_id,
+            ENDPOINT_DISABLED,
+            {"endpoint_id": row.endpoint_id, "url": row.url, "reason": reason},
+            now=now,
+        )
+
+
+def redeliver(
+    engine: sa.Engine, account_id: int, delivery_id: int, *, now: int | None = None
+) -> None:
+    """Send a delivery again now (failed or delivered), with a fresh 24-hour retry window."""
+    now = now_us() if now is None else now
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(webhook_deliveries.c.attempts, webhook_endpoints.c.enabled)
+            .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+            .where(
+                webhook_deliveries.c.id == delivery_id,
+                webhook_deliveries.c.account_id == account_id,
+            )
+        ).first()
+        if row is None:
+            raise WebhookDeliveryNotFoundError(f"no webhook delivery {delivery_id} in this account")
+        if not row.enabled:
+            raise WebhookEndpointDisabledError(
+                "the endpoint is disabled; enable it before redelivering"
+            )
+        conn.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.id == delivery_id)
+            .values(state="pending", window_start=now, next_attempt_at=now, delivered_at=None)
+        )
+        _queue_attempt(conn, delivery_id, int(row.attempts) + 1, now)
+
+
+def list_deliveries(
+    engine: sa.Engine, account_id: int, endpoint_id: str, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The endpoint's deliveries, newest first, each with its attempt log."""
+    get_endpoint(engine, account_id, endpoint_id)
+    d = webhook_deliveries.c
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        rows = conn.execute(
+            sa.select(webhook_deliveries, webhook_events.c.type)
+            .join(webhook_events, webhook_events.c.id == d.event_id)
+            .where(d.endpoint_id == endpoint_id)
+            .order_by(d.id.desc())
+            .limit(limit)
+        ).all()
+        ids = [r.id for r in rows]
+        attempts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        if ids:
+            for a in conn.execute(
+                sa.select(webhook_attempts)
+                .where(webhook_attempts.c.delivery_id.in_(ids))
+                .order_by(webhook_attempts.c.delivery_id, webhook_attempts.c.attempt)
+            ):
+                attempts[a.delivery_id].append(
+                    {
+                        "attempt": a.attempt,
+                        "at": iso(a.at),
+                        "outcome": a.outcome,
+                        "response_code": a.response_code,
+                        "latency_ms": round(a.latency_us / 1000, 3),
+                        "error": a.error,
+                    }
+                )
+    return [
+        {
+            "id": r.id,
+            "event_id": r.event_id,
+            "event_type": r.type,
+            "state": r.state,
+            "attempts": r.attempts,
+            "next_attempt_at": iso(r.next_attempt_at),
+            "delivered_at": iso(r.delivered_at),
+            "created_at": iso(r.created_at),
+            "attempt_log": attempts[r.id],
+        }
+        for r in rows
+    ]
+
+
+def failure_counts(engine: sa.Engine) -> dict[str, int]:
+    """Failed attempts by outcome, failed deliveries and disabled endpoints (for metrics)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        out = {
+            str(outcome): int(n)
+            for outcome, n in conn.execute(
+                sa.select(webhook_attempts.c.outcome, sa.func.count())
+                .where(webhook_attempts.c.outcome != "ok")
+                .group_by(webhook_attempts.c.outcome)
+            )
+        }
+        out["deliveries_failed"] = int(
+            conn.execute(
+                sa.select(sa.func.count()).where(webhook_deliveries.c.state == "failed")
+            ).scalar_one()
+        )
+        out["endpoints_disabled"] = int(
+            conn.execute(
+                sa.select(sa.func.count()).where(webhook_endpoints.c.enabled == sa.false())
+            ).scalar_one()
+        )
+    return out

@@ -1,0 +1,130 @@
+"""The worker loop: queue periodic tasks, claim due jobs, run them under a heartbeat, stop cleanly.
+
+One worker runs one job at a time; run more processes (on any hosts) for more throughput. A stop
+request (SIGTERM, Ctrl-C) lets the running job finish, then the loop returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from talktime.config import Settings
+from talktime.ops import jobs, registry
+from talktime.ops.clock import SECOND, now_us
+
+log = logging.getLogger("talktime.worker")
+
+
+def default_name() -> str:
+    """host:pid, unique per running worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Worker:
+    """Runs queued and periodic jobs against one database."""
+
+    engine: sa.Engine
+    settings: Settings
+    name: str = field(default_factory=default_name)
+    lease_us: int = jobs.DEFAULT_LEASE_US
+    poll_us: int = 1 * SECOND
+    stop: threading.Event = field(default_factory=threading.Event)
+    ran: int = 0
+
+    def schedule_periodic(self, now: int | None = None) -> int:
+        """Queue each periodic task's job for the current slot; returns how many were new."""
+        now = now_us() if now is None else now
+        new = 0
+        with self.engine.begin() as conn:
+            for task in registry.PERIODIC.values():
+                if task.kind not in registry.HANDLERS:
+                    continue
+                slot = now // task.interval_us
+                job_id = jobs.enqueue(
+                    conn,
+                    task.kind,
+                    {"slot": slot},
+                    run_at=slot * task.interval_us,
+                    dedupe_key=f"periodic:{task.kind}:{slot}",
+                    max_attempts=3,
+                    now=now,
+                )
+                new += job_id is not None
+        return new
+
+    def run_job(self, job: jobs.Job) -> str:
+        """Run one claimed job; returns `done`, `pending` (will retry), `failed` or `lost`."""
+        fn = registry.HANDLERS.get(job.kind)
+        if fn is None:
+            reason = registry.UNAVAILABLE.get(job.kind, "not registered in this worker")
+            return jobs.fail(self.engine, job, f"no handler for job kind {job.kind!r}: {reason}")
+        beating = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job, beating), daemon=True)
+        beat.start()
+        try:
+            fn(registry.JobContext(self.engine, self.settings, self.name, now_us), job)
+        except Exception as exc:
+            log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            return jobs.fail(self.engine, job, detail)
+        finally:
+            beating.set()
+            beat.join()
+        with self.engine.begin() as conn:
+            if jobs.finish(conn, job):
+                return "done"
+        log.warning("job %s (%s): lease lost before it finished", job.id, job.kind)
+        return "lost"
+
+    def _heartbeat(self, job: jobs.Job, done: threading.Event) -> None:
+        while not done.wait(self.lease_us / SECOND / 3):
+            if not jobs.heartbeat(self.engine, job, self.lease_us):
+                log.warning("job %s: lease taken over by another worker", job.id)
+                return
+
+    def run_once(self) -> int:
+        """Queue periodic tasks, then claim and run due jobs until none is due or a stop is asked.
+
+        Returns how many jobs ran."""
+        self.schedule_periodic()
+        for tick in registry.TICKS.values():
+            try:
+                tick.fn(self.engine, self.name, now_us())
+            except sa.exc.OperationalError:
+                raise
+            except Exception:
+                log.exception("%s failed", tick.name)
+        ran = 0
+        while not self.stop.is_set():
+            claimed = jobs.claim(self.engine, self.name, limit=1, lease_us=self.lease_us)
+            if not claimed:
+                break
+            for job in claimed:
+                state = self.run_job(job)
+                log.info("job %s %s -> %s", job.id, job.kind, state)
+                ran += 1
+        self.ran += ran
+        return ran
+
+    def run(self, exit_when_idle: bool = False) -> None:
+        """Loop until `stop` is set (or, with `exit_when_idle`, until nothing is due)."""
+        log.info("worker %s started", self.name)
+        while not self.stop.is_set():
+            try:
+                ran = self.run_once()
+            except sa.exc.OperationalError as exc:
+                log.warning("database unavailable, retrying: %s", exc)
+                ran = 0
+            if exit_when_idle and ran == 0:
+                break
+            if ran == 0:
+                self.stop.wait(self.poll_us / SECOND)
+        log.info("worker %s stopped after %d jobs", self.name, self.ran)

@@ -1,0 +1,34 @@
+"""Job handlers for the worker tests, loaded with `talktime worker --plugin ops_plugin`.
+
+`test.record` appends "job-id worker" to a file; `test.slow` writes "start", waits for a release
+file, then writes "done" — so a test can kill a worker in the middle of a job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from talktime.ops import jobs, registry
+
+
+@registry.handler("test.record")
+def record(ctx: registry.JobContext, job: jobs.Job) -> None:
+    """Append one line per run."""
+    with open(job.payload["path"], "a") as out:
+        out.write(f"{job.id} {ctx.worker}\n")
+
+
+@registry.handler("test.slow")
+def slow(ctx: registry.JobContext, job: jobs.Job) -> None:
+    """Start, wait for the release file (at most 30 s), finish."""
+    log = Path(job.payload["path"])
+    with log.open("a") as out:
+        out.write(f"start {job.id} {os.getpid()}\n")
+    release = Path(job.payload["release"])
+    deadline = time.monotonic() + 30
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with log.open("a") as out:
+        out.write(f"done {job.id} {os.getpid()}\n")
