@@ -44,7 +44,7 @@
   function status(id, text, ok) {
     const el = $(id);
     el.textContent = text;
-    el.className = ok ? "ok" : "error";
+    el.className = ok === undefined ? "help" : (ok ? "ok" : "error");
   }
 
   function showBalance(b) {
@@ -223,6 +223,7 @@
 
   $("recharge-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    status("recharge-status", "Saving…");
     try {
       await api("PUT", "/v1/settings/auto-recharge", {
         enabled: $("recharge-enabled").checked,
@@ -236,6 +237,7 @@
 
   $("limit-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    status("limit-status", "Saving…");
     const v = $("limit-amount").value.trim();
     try {
       await api("PUT", "/v1/settings/monthly-limit", { monthly_limit: v === "" ? null : v });
@@ -246,6 +248,7 @@
 
   $("buy-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    status("buy-status", "Buying…");
     try {
       const p = await api("POST", "/v1/credits", { amount: $("buy-amount").value.trim() });
       await refresh("buy-status");
@@ -256,6 +259,7 @@
   async function download(fmt) {
     const month = $("statement-month").value.trim();
     const type = fmt === "pdf" ? "application/pdf" : "text/csv";
+    status("statement-status", "Preparing the statement…");
     try {
       const blob = await api("GET", "/v1/statements/" + encodeURIComponent(month), undefined, type);
       const a = document.createElement("a");
