@@ -1,8 +1,8 @@
 """Benchmark: `talktime.sms.segment` against `smsutil.split` on the same mixed corpus, same run.
 
 Prints messages per second for both and the ratio. Run: `.venv/bin/python bench/segments.py`.
-The two are timed in alternating rounds and each keeps its best round, so load on the machine
-hits both alike.
+The two are timed in alternating rounds of about the same length and each keeps its best round;
+time is this process's CPU time, so other load on a shared machine disturbs both alike and little.
 """
 
 from __future__ import annotations
@@ -46,25 +46,33 @@ CORPUS: tuple[str, ...] = (
 
 
 def one_pass(fn: Callable[[str], object], repeat: int) -> float:
-    """Seconds for ``repeat`` passes over the corpus."""
-    start = time.perf_counter()
+    """CPU seconds for ``repeat`` passes over the corpus."""
+    start = time.process_time()
     for _ in range(repeat):
         for text in CORPUS:
             fn(text)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
-def main(rounds: int = 15, repeat: int = 100) -> None:
+def calibrated(fn: Callable[[str], object], seconds: float) -> int:
+    """How many corpus passes take about ``seconds``."""
+    repeat = 1
+    while one_pass(fn, repeat) < seconds / 4:
+        repeat *= 2
+    return max(1, int(repeat * seconds / max(one_pass(fn, repeat), 1e-9)))
+
+
+def main(rounds: int = 21, seconds: float = 0.05) -> None:
     for text in CORPUS:  # both agree on the corpus before anything is timed
         assert len(smsutil.split(text).parts) == segment(text).segments, text
+    ours_n, theirs_n = calibrated(segment, seconds), calibrated(smsutil.split, seconds)
     ours = theirs = float("inf")
     for _ in range(rounds):
-        ours = min(ours, one_pass(segment, repeat))
-        theirs = min(theirs, one_pass(smsutil.split, repeat))
-    messages = repeat * len(CORPUS)
+        ours = min(ours, one_pass(segment, ours_n) / ours_n)
+        theirs = min(theirs, one_pass(smsutil.split, theirs_n) / theirs_n)
     print(f"corpus: {len(CORPUS)} messages, {sum(map(len, CORPUS))} characters")
-    print(f"talktime.sms.segment  {messages / ours:12,.0f} messages/s")
-    print(f"smsutil.split         {messages / theirs:12,.0f} messages/s")
+    print(f"talktime.sms.segment  {len(CORPUS) / ours:12,.0f} messages/s")
+    print(f"smsutil.split         {len(CORPUS) / theirs:12,.0f} messages/s")
     print(f"ratio                 {theirs / ours:12.1f}x")
 
 

@@ -4,7 +4,7 @@ suspension, idempotency, catch-up in order, month-end anchors, and `talktime cyc
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -223,3 +223,19 @@ def test_cycle_run_command_reports_each_opened_period(
         assert "not an ISO 8601 time" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_free_credit_held_by_a_call_across_the_month_end_expires_when_released(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "create").account.id
+    late = utc(2026, 3, 31, 23, 58)
+    hold = wallet.authorize(account, 4 * D, "auth", timedelta(minutes=10), now=late).hold
+    [run] = run_cycle(engine, APR1)
+    assert run.expired == FREE - 4 * D  # the reserved part waits for the call to end
+    assert wallet.verify(APR1) == []
+    wallet.settle(hold.id, 1 * D, "settle", now=utc(2026, 4, 1, 0, 1))
+    after = utc(2026, 4, 1, 0, 2)
+    assert wallet.balance(account, after).free == FREE  # only the new month's credit is left
+    assert wallet.verify(after) == []

@@ -139,3 +139,8 @@ def test_settings_choose_the_provider() -> None:
     assert isinstance(stripe, StripeProvider)
     with pytest.raises(PaymentSetupError, match="STRIPE_API_KEY"):
         provider_from_settings(Settings(payment_provider="stripe"))
+
+
+def test_zero_decimal_currencies_are_refused_rather_than_mispriced() -> None:
+    with pytest.raises(PaymentSetupError, match="zero-decimal"):
+        TestProvider().charge(PaymentRequest("a1", money.DOLLAR, "JPY", "k"))

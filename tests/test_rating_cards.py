@@ -245,6 +245,8 @@ def test_import_keeps_versions_immutable_and_picks_by_effective_date(tmp_path: P
     with pytest.raises(RateCardVersionExistsError):
         import_card(changed, store)
     assert load_card("default", "2027.1", directory=store).digest == card.digest
+    (store / "default" / ".2027.2.importing").mkdir()  # an interrupted import is not a version
+    (store / "default" / ".2027.2.importing" / "card.toml").write_text("junk")
     names = [(c.name, c.version) for c in list_cards(store)]
     assert names == [("default", "2026.11.1"), ("default", "2027.1"), ("passthrough", "2026.11.1")]
 

@@ -3,13 +3,16 @@ flight, a key derived from the recharge sequence, backoff, disable after N decli
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from fakestripe import fake_stripe
-from talktime.config import Settings
+from talktime.cli import app
+from talktime.config import Settings, get_settings
 from talktime.store.wallet_tables import ledger
 from talktime.wallet import IdempotencyConflictError, Wallet
 from talktime.wallet import recharge as rc
@@ -315,3 +318,34 @@ def test_recharge_without_a_card_counts_as_a_decline(engine: sa.Engine) -> None:
 def test_backoff_doubles_and_is_bounded() -> None:
     assert [rc.backoff(n, 60) // 1_000_000 for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
     assert rc.backoff(60, 60) == rc.MAX_BACKOFF_MICROS
+
+
+def test_settling_a_call_on_paid_credit_can_queue_a_recharge(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
+    enable(wallet, account)
+    hold = wallet.authorize(account, 8 * D, "auth", timedelta(minutes=5)).hold
+    assert recharges_of(wallet, account) == []  # reserved, not yet used
+    wallet.settle(hold.id, 7 * D, "settle")
+    [queued] = recharges_of(wallet, account)
+    assert queued.state == "pending"
+
+
+def test_recharge_run_command_pays_due_recharges(
+    db_url: str, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
+    enable(wallet, account)
+    wallet.charge(account, 6 * D, "c1")
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
+    monkeypatch.setenv("TALKTIME_PAYMENT_PROVIDER", "test")
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["recharge", "run", "--now", T0.isoformat(), "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    [outcome] = json.loads(out.output)
+    assert (outcome["account_id"], outcome["outcome"]) == (account, "succeeded")
+    assert wallet.balance(account).paid == 24 * D

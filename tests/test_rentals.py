@@ -8,7 +8,7 @@ from alembic import command
 
 from talktime.store import upgrade
 from talktime.store.migrate import alembic_config
-from talktime.wallet import AccountNotFoundError
+from talktime.wallet import AccountNotFoundError, InsufficientCreditError
 from talktime.wallet import rentals as rn
 from wallet_helpers import PLAN, make_wallet
 
@@ -117,3 +117,55 @@ def test_recharge_migration_downgrades_and_upgrades_again(engine: sa.Engine) -> 
     assert {"phone_numbers", "recharges", "recharge_settings", "cycle_runs"} <= set(
         sa.inspect(engine).get_table_names()
     )
+
+
+def test_rent_number_adds_it_and_charges_the_first_month_together(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "c").account.id
+    with wallet.book() as book:
+        number, charge = rn.rent_number(
+            book,
+            account,
+            "+14155550100",
+            "rent-1",
+            country="US",
+            number_type="local",
+            monthly_price=D,
+            rate_ref="numbers-2026-01:US:local",
+        )
+    assert charge is not None
+    assert (charge.amount, charge.reference) == (D, "number:+14155550100")
+    with wallet.book() as book:
+        again, replay = rn.rent_number(
+            book,
+            account,
+            "+14155550100",
+            "rent-1",
+            country="US",
+            number_type="local",
+            monthly_price=D,
+            rate_ref="numbers-2026-01:US:local",
+        )
+    assert again.id == number.id
+    assert replay is not None
+    assert replay.replayed
+    assert replay.transaction_id == charge.transaction_id
+    assert wallet.balance(account).free == 9 * D
+
+
+def test_rent_number_without_credit_adds_nothing(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", "free", "c").account.id
+    with pytest.raises(InsufficientCreditError), wallet.book() as book:
+        rn.rent_number(
+            book,
+            account,
+            "+14155550100",
+            "rent-1",
+            country="US",
+            number_type="local",
+            monthly_price=D,
+            rate_ref="r",
+        )
+    with engine.connect() as conn:
+        assert rn.list_numbers(conn, account) == []

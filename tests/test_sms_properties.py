@@ -147,7 +147,7 @@ def test_parts_join_to_the_text_sent(
         assert s.replacements == ()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(any_text, languages, splits)
 def test_every_part_is_within_capacity(text: str, language: Language | None, split: str) -> None:
     s = segment(text, language=language, split=split)  # type: ignore[arg-type]
@@ -163,7 +163,7 @@ def test_every_part_is_within_capacity(text: str, language: Language | None, spl
         )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(any_text, languages, splits)
 def test_no_part_ends_inside_an_escape_or_surrogate_pair(
     text: str, language: Language | None, split: str
@@ -175,7 +175,7 @@ def test_no_part_ends_inside_an_escape_or_surrogate_pair(
     assert sum(_part_units(s, part) for part in s.parts) == s.units
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(any_text, any_text, languages, splits)
 def test_a_prefix_never_has_more_segments(
     prefix: str, rest: str, language: Language | None, split: str
@@ -186,7 +186,7 @@ def test_a_prefix_never_has_more_segments(
         assert short.segments <= long.segments
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(any_text, languages, splits)
 @example("a" * 152 + "€" + "b", None, "grapheme")
 @example("ş" * 150 + "è", "tr", "grapheme")

@@ -86,3 +86,11 @@ def test_every_look_alike_is_outside_every_gsm_table() -> None:
     sendable = set().union(*(c.basic | set(c.shifted) for cs in CHOICES.values() for c in cs))
     assert not set(LOOK_ALIKES) & sendable
     assert all(set(v) <= sendable for v in LOOK_ALIKES.values())
+
+
+def test_characters_the_quick_test_calls_plain_never_join_a_cluster() -> None:
+    from talktime.sms.segmenter import _JOINER, _plain
+
+    plain = "".join(chr(c) for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF and _plain(chr(c)))
+    assert len(plain) > 40_000
+    assert _JOINER.findall(plain) == []

@@ -63,11 +63,11 @@ class Settings(BaseSettings):
     sms_max_text_chars: int = Field(
         1600, ge=1, description="longest SMS text the API accepts, in characters"
     )
-    rate_card: str = Field("default", description="rate card of accounts not given another")
     rate_cards_dir: str = Field(
         "./rate_cards",
         description="where `talktime rates import` stores rate card versions (<name>/<version>/)",
     )
+    rate_card: str = Field("default", description="rate card used when a request names none")
     call_hold_seconds: int = Field(
         300, ge=1, description="call time reserved per authorize or extend (whole increments)"
     )

@@ -22,6 +22,7 @@ from talktime.api.routes import (
     messages,
     numbers,
     quotes,
+    reports,
     segments,
     users,
     webhooks,
@@ -53,7 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
-    app.include_router(quotes.router)
     app.include_router(messages.router)
     app.include_router(calls.router)
     app.include_router(balance.router)
@@ -62,10 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(keys.router)
     app.include_router(admin.router)
+    app.include_router(segments.router)
+    app.include_router(quotes.router)
     app.include_router(webhooks.router)
+    app.include_router(reports.router)
     app.state.metrics = Metrics(engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(metrics_router)
-    app.include_router(segments.router)
     install_web_pages(app)
     return app

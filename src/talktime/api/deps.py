@@ -23,7 +23,7 @@ def idempotency_key(
             alias="Idempotency-Key",
             description="Required on money-moving requests: a replay returns the original "
             "response; the same key with another request is refused (409).",
-            max_length=200,
+            max_length=160,
         ),
     ] = None,
 ) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -26,7 +28,7 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
         "status": status,
         "detail": detail,
         "code": code,
-        **extra,
+        **jsonable_encoder(extra, custom_encoder={Decimal: str}),
         "request_id": current_request_id(),
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)

@@ -61,13 +61,32 @@ Amount = Annotated[
 """A non-negative decimal money string."""
 
 
+def _positive(value: str) -> str:
+    if money.parse(_amount(value)) <= 0:
+        raise ValueError("must be more than zero")
+    return value
+
+
+PositiveAmount = Annotated[
+    str,
+    Field(
+        examples=["25.00"],
+        pattern=r"^[0-9]+(\.[0-9]{1,6})?$",
+        max_length=24,
+        description="A decimal amount of money above zero (at most 6 decimals).",
+    ),
+    AfterValidator(_positive),
+]
+"""A positive decimal money string."""
+
+
 def fmt(amount: int) -> str:
     """Micro-units as the API's decimal string."""
     return money.format(amount, 4)
 
 
 _DESCRIPTIONS = {
-    400: "Bad request",
+    400: "Bad request: the body is not JSON, or the request cannot be acted on as written",
     401: "Missing, malformed, unknown or revoked API key",
     402: "Not enough credit, or the monthly limit is reached; nothing was charged",
     403: "Forbidden: inactive subscription, missing permission or wrong kind of key",
@@ -80,8 +99,8 @@ _DESCRIPTIONS = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the given error statuses (plus 401, 413 and 422 always)."""
-    wanted = sorted({401, 413, 422, *statuses})
+    """OpenAPI `responses` for the given error statuses (plus 400, 401, 413 and 422 always)."""
+    wanted = sorted({400, 401, 413, 422, *statuses})
     return {
         status: {
             "model": Problem,

@@ -9,6 +9,7 @@ from talktime.cli import (
     ops,  # noqa: F401 - registers `worker`, `jobs`, `run`
     quote,  # noqa: F401 - registers commands
     rates,  # noqa: F401 - registers commands
+    recharge,  # noqa: F401 - registers `recharge run`
     segments,  # noqa: F401 - registers commands
     wallet,  # noqa: F401 - registers `verify`
 )

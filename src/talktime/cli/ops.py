@@ -167,3 +167,147 @@ def run(
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def _when(text: str | None) -> int | None:
+    """An ISO date or date-time (UTC when no offset is given) as epoch microseconds."""
+    from datetime import UTC, datetime
+
+    from talktime.ops.clock import from_datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail("invalid_time", f"{text!r} is not an ISO date or date-time such as 2026-10-01")
+    return from_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@app.command("usage")
+def usage_report(
+    account: Annotated[int, typer.Argument(help="Account id.")],
+    since: Annotated[str | None, typer.Option(help="Start (ISO), default: month start.")] = None,
+    until: Annotated[str | None, typer.Option(help="End (ISO, exclusive), default: now.")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group-by",
+            help="day, channel, direction, country, number_type, user, phone_number (repeat).",
+        ),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Usage counts and totals of an account over a time range, grouped as asked."""
+    from datetime import UTC, datetime
+
+    from talktime.errors import TalktimeError
+    from talktime.ops import usage
+    from talktime.ops.clock import from_datetime, now_us
+    from talktime.store import make_engine
+
+    now = now_us()
+    today = datetime.now(UTC)
+    start = _when(since) or from_datetime(datetime(today.year, today.month, 1, tzinfo=UTC))
+    end = _when(until) or now + 1
+    dims = [d for part in group_by or [] for d in part.split(",") if d]
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    try:
+        groups = usage.usage(engine, account, start, end, dims)
+    except TalktimeError as refusal:
+        fail(refusal.code, refusal.detail)
+    finally:
+        engine.dispose()
+    if as_csv:
+        sys.stdout.write(usage.to_csv(groups, dims))
+        return
+    rows = usage.to_dicts(groups, dims)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(*dims, "count", "quantity", "amount")
+    for row in rows:
+        table.add_row(
+            *(str(row[d] or "") for d in dims),
+            str(row["count"]),
+            str(row["quantity"]),
+            row["amount"],
+        )
+    console.print(table)
+
+
+@app.command("statement")
+def statement_command(
+    account: Annotated[int, typer.Argument(help="Account id.")],
+    period: Annotated[str, typer.Argument(help="Month, YYYY-MM (UTC).")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, json, csv or pdf.")
+    ] = "text",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (default for pdf: statement-ACCOUNT-PERIOD.pdf).",
+        ),
+    ] = None,
+) -> None:
+    """An account's monthly statement: opening, credit, usage, expiries, refunds, closing."""
+    from pathlib import Path
+
+    from talktime import money
+    from talktime.errors import TalktimeError
+    from talktime.ops import pdf, statements
+    from talktime.store import make_engine
+
+    if output_format not in ("text", "json", "csv", "pdf"):
+        fail("invalid_format", f"--format must be text, json, csv or pdf, not {output_format!r}")
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    try:
+        stmt = statements.statement(engine, account, period)
+    except TalktimeError as refusal:
+        fail(refusal.code, refusal.detail)
+    finally:
+        engine.dispose()
+    if output_format == "pdf":
+        path = Path(output or f"statement-{account}-{period}.pdf")
+        path.write_bytes(pdf.render(stmt))
+        console.print(f"wrote {path}", highlight=False)
+        return
+    if output_format == "text":
+        f = money.format
+        table = Table("", "free", "paid", "total", title=f"{stmt.account_name} {stmt.period}")
+        table.add_row(
+            "Opening balance",
+            f(stmt.opening_free),
+            f(stmt.opening_paid),
+            f(stmt.opening_free + stmt.opening_paid),
+        )
+        for line in stmt.lines:
+            table.add_row(
+                f"  {line.label} ({line.entries})", f(line.free), f(line.paid), f(line.total)
+            )
+        table.add_row(
+            "Closing balance",
+            f(stmt.closing_free),
+            f(stmt.closing_paid),
+            f(stmt.closing_free + stmt.closing_paid),
+        )
+        text = None
+        console.print(table)
+    else:
+        import json
+
+        text = (
+            stmt.to_csv() if output_format == "csv" else json.dumps(stmt.to_dict(), indent=2) + "\n"
+        )
+    if text is None:
+        return
+    if output:
+        Path(output).write_text(text)
+        console.print(f"wrote {output}", highlight=False)
+    else:
+        sys.stdout.write(text)

@@ -47,6 +47,7 @@ VOICE: Final = "voice.csv"
 NUMBERS: Final = "numbers.csv"
 FILES: Final = (HEADER, SMS, VOICE, NUMBERS)
 NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
+PLAN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 COUNTRIES: Final = frozenset(phonenumbers.SUPPORTED_REGIONS)
 MAX_ROWS: Final = 200_000
 """Bound on the rows of one table, so a runaway file is refused instead of eaten."""
@@ -121,13 +122,11 @@ def read_card(path: Path | str) -> RateCard:
     for name in FILES:
         digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
     header = _Header.parse(texts[HEADER], problems)
-    if not problems.items:
-        assert header is not None
-        card = _build(header, texts, problems, digest.hexdigest(), str(path))
-        problems.raise_if_any(str(path))
-        return card
+    problems.raise_if_any(str(path))  # the tables need a valid header (name, version, fees)
+    assert header is not None
+    card = _build(header, texts, problems, digest.hexdigest(), str(path))
     problems.raise_if_any(str(path))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return card
 
 
 @dataclass(frozen=True)
@@ -184,10 +183,11 @@ class _Header:
         plans_raw = reader.table("plans", None)
         plans: dict[str, int] = {}
         for plan in plans_raw:
-            if NAME.match(plan) is None:
+            if PLAN.match(plan) is None:
                 reader.problem(
-                    f"plans.{plan}", f"plan name {plan!r} must be lower-case letters/digits/._-"
+                    f"plans.{plan}", f"plan name {plan!r} must be lower-case letters, digits, _ -"
                 )
+                continue
             plans[plan] = reader.money(plans_raw, f"plans.{plan}", None)
         overrides = reader.table("overrides", {"regions", "prefix_types"})
         regions_raw = reader.table("overrides.regions", None, overrides.get("regions", {}))
@@ -520,7 +520,13 @@ def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
     if directory is not None:
         base = Path(directory) / name
         if base.is_dir():
-            found.extend(sorted(p for p in base.iterdir() if (p / HEADER).is_file()))
+            found.extend(
+                sorted(
+                    p
+                    for p in base.iterdir()
+                    if not p.name.startswith(".") and (p / HEADER).is_file()  # not a staging dir
+                )
+            )
     return found
 
 
@@ -565,7 +571,7 @@ def list_cards(directory: Path | str | None = None) -> list[RateCard]:
     """Every valid card version, shipped and imported, by name then effective date."""
     names: set[str] = {p.name for p in shipped_cards_dir().iterdir() if p.is_dir()}
     if directory is not None and Path(directory).is_dir():
-        names |= {p.name for p in Path(directory).iterdir() if p.is_dir()}
+        names |= {p.name for p in Path(directory).iterdir() if NAME.match(p.name) and p.is_dir()}
     cards = [
         _read_cached(str(path)) for name in sorted(names) for path in card_dirs(name, directory)
     ]

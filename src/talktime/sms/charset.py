@@ -53,17 +53,32 @@ class Charset:
     multi_capacity: int
     all_basic: re.Pattern[str]
     """`fullmatch` succeeds when every character is basic."""
+
     all_sendable: re.Pattern[str]
     """`fullmatch` succeeds when every character is basic or shifted."""
+    shifted_set: frozenset[str]
 
     @property
     def shift_ies(self) -> int:
         """How many national language shift IEs the header carries (0, 1 or 2)."""
         return (self.locking is not None) + (self.single is not None)
 
-    def escapes(self, text: str) -> int:
-        """How many characters of ``text`` are shifted (cost an extra ESC septet)."""
-        return sum(text.count(char) for char in self.shifted if char in text)
+    def escapes(self, text: str, start: int = 0) -> int:
+        """How many characters of ``text[start:]`` are shifted (cost an extra ESC septet)."""
+        count = 0
+        for char in self.shifted:
+            if char in text:
+                count += text.count(char, start)
+        return count
+
+    def units(self, text: str) -> int | None:
+        """Septets ``text`` costs in this charset, or None when a character is not in it."""
+        first = self.all_basic.match(text).end()  # type: ignore[union-attr]  # "[...]*" matches
+        if first == len(text):
+            return first
+        if text[first] not in self.shifted_set or self.all_sendable.fullmatch(text, first) is None:
+            return None
+        return len(text) + self.escapes(text, first)
 
     def septets(self, text: str) -> str:
         """``text`` with each shifted character written as ESC + character: one char a septet."""
@@ -92,6 +107,7 @@ class Charset:
             multi_capacity=septet_capacity(multi_udh),
             all_basic=_class(basic, "*"),
             all_sendable=_class(basic | shifted, "*"),
+            shifted_set=frozenset(shifted),
         )
 
 

@@ -91,7 +91,7 @@ class Segmentation:
             for c in CHOICES[self.language]
             if (c.locking, c.single) == (self.locking_shift, self.single_shift)
         )
-        return tuple(len(part) + charset.escapes(part) for part in self.parts)
+        return tuple(charset.units(part) or 0 for part in self.parts)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data with every field."""
@@ -114,7 +114,10 @@ class Segmentation:
 
 _new = object.__new__
 _set = object.__setattr__
-_all_basic = DEFAULT.all_basic.fullmatch
+_basic_prefix = DEFAULT.all_basic.match
+_sendable = DEFAULT.all_sendable.fullmatch
+_SHIFTED = DEFAULT.shifted_set
+_ASCII_NOT_BASIC: Final = bytes(c for c in range(128) if chr(c) not in DEFAULT.basic)
 _SINGLE = DEFAULT.single_capacity
 
 
@@ -186,10 +189,24 @@ def segment(
         )
     if smart_encoding:
         return _smart(text, choices, language, grapheme)
-    if len(text) <= _SINGLE and _all_basic(text) is not None:
-        # The common case: one part, every character one septet of the default alphabet.
-        return _make("GSM-7", len(text), (text,), language, text, (), _SINGLE - len(text), _SINGLE)
-    return _segment(text, choices, language, grapheme, ())
+    if language is not None:
+        return _segment(text, choices, language, grapheme, ())
+    # The hot path, inlined: the default alphabet or UCS-2.
+    size = len(text)
+    if text.isascii() and len(text.encode().translate(None, _ASCII_NOT_BASIC)) == size:
+        first = size  # plain ASCII: the bytes check is the fastest
+    else:
+        first = _basic_prefix(text).end()  # type: ignore[union-attr]  # "[...]*" always matches
+    if first == size:  # every character one septet of the default alphabet
+        if size <= _SINGLE:
+            return _make("GSM-7", size, (text,), None, text, (), _SINGLE - size, _SINGLE)
+        return _gsm(text, size, DEFAULT, None, grapheme, ())
+    if text[first] in _SHIFTED and _sendable(text, first) is not None:
+        units = size + DEFAULT.escapes(text, first)
+        if units <= _SINGLE:
+            return _make("GSM-7", units, (text,), None, text, (), _SINGLE - units, _SINGLE)
+        return _gsm(text, units, DEFAULT, None, grapheme, ())
+    return _ucs2(text, None, grapheme, ())
 
 
 def _smart(
@@ -214,15 +231,19 @@ def _segment(
     grapheme: bool,
     replacements: Replacements,
 ) -> Segmentation:
-    if _all_basic(text) is not None:
-        # Every character is one septet of the default alphabet.
-        return _gsm(text, len(text), DEFAULT, language, grapheme, replacements)
+    if len(choices) == 1:  # no language: the default alphabet or UCS-2
+        units = DEFAULT.units(text)
+        if units is None:
+            return _ucs2(text, language, grapheme, replacements)
+        return _gsm(text, units, DEFAULT, language, grapheme, replacements)
     best: Segmentation | None = None
     best_cost = (0, 0, 0)
     for charset in choices:
-        if charset.all_sendable.fullmatch(text) is not None:
-            units = len(text) + charset.escapes(text)
+        units = charset.units(text)
+        if units is not None:
             found = _gsm(text, units, charset, language, grapheme, replacements)
+            if units == len(text) and charset is DEFAULT:
+                return found  # all basic without a header: no other charset does better
             if best is None or _cost(found, charset) < best_cost:
                 best, best_cost = found, _cost(found, charset)
     if best is not None:
@@ -252,6 +273,13 @@ def _gsm(
         return _make("GSM-7", units, whole, language, text, replacements, left, room, lock, single)
     capacity = charset.multi_capacity
     escaped = units != len(text)
+    if not escaped and (not grapheme or "\r" not in text):
+        # One septet per character and nothing to keep together: cut every `capacity`.
+        cut = tuple([text[i : i + capacity] for i in range(0, units, capacity)])
+        left = capacity - len(cut[-1])
+        return _make(
+            "GSM-7", units, cut, language, text, replacements, left, capacity, lock, single
+        )
     # One character per septet: each shifted character is written ESC + character.
     septets = charset.septets(text) if escaped else text
     parts: list[str] = []
@@ -294,6 +322,13 @@ def _ucs2(
     return _make("UCS-2", units, tuple(parts), language, text, replacements, room - last, room)
 
 
+def _plain_pair(pair: str) -> bool:
+    """True when a cut between the two characters of ``pair`` is a grapheme cluster boundary."""
+    if pair.isascii():
+        return pair[0] != "\r"
+    return (_plain(pair[0]) and _plain(pair[1])) or _JOINER.search(pair) is None
+
+
 def _plain(char: str) -> bool:
     """A quick sure test that ``char`` is no joiner (Latin, kana, CJK, Hangul, most emoji)."""
     if char < "\u0300":
@@ -317,9 +352,16 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
     that fits, unless the cluster across the cut is longer than a part (then by code point).
     Returns the parts and the units of the last one.
     """
-    parts: list[str] = []
     total = len(data) >> 1
     bmp = total == len(text)  # no surrogate pairs: code points are code units
+    if bmp and (
+        not grapheme
+        or all(_plain_pair(text[i - 1 : i + 1]) for i in range(capacity, total, capacity))
+    ):
+        # Every cut every `capacity` units falls between two characters that never join.
+        starts = range(0, total, capacity)
+        return [text[i : i + capacity] for i in starts], total - starts[-1]
+    parts: list[str] = []
     start = 0  # in UTF-16 units
     first = 0  # in code points
     while total - start > capacity:
@@ -331,11 +373,7 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
                 end -= 1
             chunk = _decode(data[2 * start : 2 * end])[0]
         after = first + len(chunk)
-        if (
-            grapheme
-            and not (_plain(text[after - 1]) and _plain(text[after]))
-            and _JOINER.search(text, after - 1, after + 1) is not None
-        ):
+        if grapheme and not _plain_pair(text[after - 1 : after + 1]):
             cut = _cluster_cut(text, after, capacity)
             if cut != after:
                 chunk = text[first:cut]

@@ -146,7 +146,7 @@ def update(
     book: Book, account_id: int, operation: str, changes: dict[str, Any], key: str
 ) -> AccountResult:
     """Idempotently change account settings (plan, status, monthly limit, threshold)."""
-    state = book.account(account_id)
+    state = book.account(account_id, key)
     fp = fingerprint(operation, changes)
     stored = book.replay(state.id, key, operation, fp)
     if stored is not None:
@@ -186,7 +186,7 @@ def read_balance(conn: sa.Connection, account_id: int, now: int) -> Balance:
         low_balance_threshold=row.low_balance_threshold,
     )
     for g in conn.execute(LIVE_GRANTS, {"account_id": account_id}):
-        state.grants[g.id] = live_grant(g)
+        state.grants[g.g_id] = live_grant(g)
     period = state.period_at(now)
     used = conn.execute(
         sa.select(usage_periods.c.paid_used).where(

@@ -8,7 +8,9 @@ entries, idempotency records, usage counters and events in a few batched stateme
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,39 +28,80 @@ from talktime.wallet.errors import (
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
 
-_LOCK_ACCOUNT = (
+_ACCOUNT_COLUMNS = (
+    accounts.c.id,
+    accounts.c.status,
+    accounts.c.plan,
+    accounts.c.anchor_at,
+    accounts.c.period_start,
+    accounts.c.period_end,
+    accounts.c.monthly_limit,
+    accounts.c.low_balance_threshold,
+)
+_GRANT_COLUMNS = (
+    grants.c.id.label("g_id"),
+    grants.c.kind.label("g_kind"),
+    grants.c.remaining.label("g_remaining"),
+    grants.c.held.label("g_held"),
+    grants.c.priority.label("g_priority"),
+    grants.c.effective_at.label("g_effective_at"),
+    grants.c.expires_at.label("g_expires_at"),
+)
+# PostgreSQL locks the account row first, in its own statement: a joined SELECT ... FOR UPDATE
+# that waited for the lock would re-read only the locked row and keep stale grant rows.
+_LOCK_ONE = (
+    sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("account_id")).with_for_update()
+)
+# The hot path's read: the account, its live grants and the request's key record in one query.
+_LOAD_ONE = (
     sa.select(
-        accounts.c.id,
-        accounts.c.status,
-        accounts.c.plan,
-        accounts.c.anchor_at,
-        accounts.c.period_start,
-        accounts.c.period_end,
-        accounts.c.monthly_limit,
-        accounts.c.low_balance_threshold,
+        *_ACCOUNT_COLUMNS,
+        *_GRANT_COLUMNS,
+        idempotency.c.operation.label("i_operation"),
+        idempotency.c.fingerprint.label("i_fingerprint"),
+        idempotency.c.response.label("i_response"),
+    )
+    .select_from(
+        accounts.outerjoin(
+            grants, sa.and_(grants.c.account_id == accounts.c.id, grants.c.remaining > 0)
+        ).outerjoin(
+            idempotency,
+            sa.and_(
+                idempotency.c.account_id == accounts.c.id,
+                idempotency.c.key == sa.bindparam("key"),
+            ),
+        )
     )
     .where(accounts.c.id == sa.bindparam("account_id"))
+)
+_LOCK_MANY = (
+    sa.select(*_ACCOUNT_COLUMNS)
+    .where(accounts.c.id.in_(sa.bindparam("account_ids", expanding=True)))
+    .order_by(accounts.c.id)
     .with_for_update()
 )
-LIVE_GRANTS = sa.select(
-    grants.c.id,
-    grants.c.kind,
-    grants.c.remaining,
-    grants.c.held,
-    grants.c.priority,
-    grants.c.effective_at,
-    grants.c.expires_at,
-).where(grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0)
-_GRANT_BY_ID = sa.select(
-    grants.c.id,
-    grants.c.account_id,
-    grants.c.kind,
-    grants.c.remaining,
-    grants.c.held,
-    grants.c.priority,
-    grants.c.effective_at,
-    grants.c.expires_at,
-).where(grants.c.id == sa.bindparam("grant_id"))
+_LIVE_MANY = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
+    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)), grants.c.remaining > 0
+)
+_KEYS_MANY = sa.select(
+    idempotency.c.account_id,
+    idempotency.c.key,
+    idempotency.c.operation,
+    idempotency.c.fingerprint,
+    idempotency.c.response,
+).where(
+    idempotency.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
+    idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+_INSERT_LEDGER = sa.insert(ledger)
+_INSERT_RECORDS = sa.insert(idempotency)
+LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
+    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0
+)
+"""The live grants of one account, as rows for `live_grant`."""
+_GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
+    grants.c.id == sa.bindparam("grant_id")
+)
 _UPDATE_GRANT = (
     sa.update(grants)
     .where(grants.c.id == sa.bindparam("gid"))
@@ -160,17 +203,19 @@ class AccountState:
         return sum(g.available for g in self.grants.values() if g.usable(now))
 
     def balances(self, now: int) -> Balances:
-        """Free, paid, held and available credit at ``now``."""
+        """Free, paid, held and available credit at ``now``.
+
+        A grant that expired while reserved by a hold still counts its reserved part (not the
+        rest), so available = free + paid - held always.
+        """
         free = paid = held = 0
         for g in self.grants.values():
-            if not g.usable(now):
-                held += g.held  # reserved before it expired; still held until released
-                continue
+            amount = g.remaining if g.usable(now) else g.held
             held += g.held
             if g.paid:
-                paid += g.remaining
+                paid += amount
             else:
-                free += g.remaining
+                free += amount
         return Balances(free=free, paid=paid, held=held, available=free + paid - held)
 
     def period_at(self, now: int) -> int:
@@ -198,35 +243,54 @@ class Book:
 
     # ---- accounts and grants -------------------------------------------------------------
 
-    def account(self, account_id: int) -> AccountState:
-        """The locked state of an account (loaded and locked on first use)."""
+    def account(self, account_id: int, key: str | None = None) -> AccountState:
+        """The locked state of an account (loaded and locked on first use, in one query that
+        also fetches the record of idempotency ``key`` when given)."""
         state = self.states.get(account_id)
         if state is not None:
             return state
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
-        row = self.conn.execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
-        if row is None:
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(_LOCK_ONE, {"account_id": account_id})
+        rows = self.conn.execute(_LOAD_ONE, {"account_id": account_id, "key": key or ""}).all()
+        if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-        state = AccountState(
-            id=row.id,
-            status=row.status,
-            plan=row.plan,
-            anchor_at=row.anchor_at,
-            period_start=row.period_start,
-            period_end=row.period_end,
-            monthly_limit=row.monthly_limit,
-            low_balance_threshold=row.low_balance_threshold,
-        )
-        for g in self.conn.execute(LIVE_GRANTS, {"account_id": account_id}):
-            state.grants[g.id] = live_grant(g)
+        state = _state(rows[0])
+        for row in rows:
+            if row.g_id is not None:
+                state.grants[row.g_id] = live_grant(row)
+        if key:
+            first = rows[0]
+            self.keys[(account_id, key)] = (
+                None
+                if first.i_operation is None
+                else (first.i_operation, first.i_fingerprint, first.i_response)
+            )
         self.states[account_id] = state
         return state
 
-    def lock(self, account_ids: list[int]) -> None:
-        """Lock several accounts in id order (so concurrent batches never deadlock)."""
-        for account_id in sorted(set(account_ids)):
-            self.account(account_id)
+    def load(self, account_ids: Sequence[int], keys: Sequence[str] = ()) -> None:
+        """Lock and load many accounts at once, in id order (so concurrent batches never
+        deadlock), with the records of ``keys`` on them; missing accounts are skipped."""
+        wanted = sorted({a for a in account_ids if a not in self.states and _is_id(a)})
+        if not wanted:
+            return
+        for row in self.conn.execute(_LOCK_MANY, {"account_ids": wanted}):
+            self.states[row.id] = _state(row)
+        for row in self.conn.execute(_LIVE_MANY, {"account_ids": wanted}):
+            self.states[row.account_id].grants[row.g_id] = live_grant(row)
+        loaded = [a for a in wanted if a in self.states]
+        key_list = sorted({k for k in keys if isinstance(k, str)})
+        if not loaded or not key_list:
+            return
+        found = {
+            (r.account_id, r.key): (r.operation, r.fingerprint, r.response)
+            for r in self.conn.execute(_KEYS_MANY, {"account_ids": loaded, "keys": key_list})
+        }
+        for a in loaded:
+            for k in key_list:
+                self.keys[(a, k)] = found.get((a, k))
 
     def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
         """A grant of the account by id, loaded if it has no credit left (None if not there)."""
@@ -236,8 +300,8 @@ class Book:
         row = self.conn.execute(_GRANT_BY_ID, {"grant_id": grant_id}).first()
         if row is None or row.account_id != state.id:
             return None
-        state.grants[row.id] = live_grant(row)
-        return state.grants[row.id]
+        state.grants[row.g_id] = live_grant(row)
+        return state.grants[row.g_id]
 
     def add_grant(self, state: AccountState, grant: LiveGrant) -> None:
         """Track a grant just inserted (its row already holds these values)."""
@@ -417,15 +481,25 @@ class Book:
                 for g in s.grants.values():
                     g.saved_remaining, g.saved_held = g.remaining, g.held
         if self.entries:
-            conn.execute(sa.insert(ledger), self.entries)
+            conn.execute(_INSERT_LEDGER, self.entries)
             self.entries = []
         if self.records:
-            conn.execute(sa.insert(idempotency), self.records)
+            conn.execute(_INSERT_RECORDS, self.records)
             self.records = []
-        for s in self.states.values():
-            for period, delta in s.usage_delta.items():
-                _upsert_usage(conn, s.id, period, delta, s.limit_flagged.get(period, False))
-            s.usage_delta = {}
+        usage = [
+            {
+                "account_id": s.id,
+                "period_start": period,
+                "paid_used": delta,
+                "limit_reached": s.limit_flagged.get(period, False),
+            }
+            for s in self.states.values()
+            for period, delta in s.usage_delta.items()
+        ]
+        if usage:
+            conn.execute(_upsert_usage(conn.dialect.name), usage)
+            for s in self.states.values():
+                s.usage_delta = {}
         if self.events:
             outbox.write_events(conn, self.events)
             self.events = []
@@ -439,32 +513,45 @@ def insert_id(conn: sa.Connection, statement: sa.Insert) -> int:
 
 
 def live_grant(row: Any) -> LiveGrant:
+    """A working copy of a grant from a row of the `g_*` grant columns."""
     return LiveGrant(
+        id=row.g_id,
+        kind=row.g_kind,
+        remaining=row.g_remaining,
+        held=row.g_held,
+        priority=row.g_priority,
+        effective_at=row.g_effective_at,
+        expires_at=row.g_expires_at,
+        saved_remaining=row.g_remaining,
+        saved_held=row.g_held,
+    )
+
+
+def _state(row: Any) -> AccountState:
+    return AccountState(
         id=row.id,
-        kind=row.kind,
-        remaining=row.remaining,
-        held=row.held,
-        priority=row.priority,
-        effective_at=row.effective_at,
-        expires_at=row.expires_at,
-        saved_remaining=row.remaining,
-        saved_held=row.held,
+        status=row.status,
+        plan=row.plan,
+        anchor_at=row.anchor_at,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        monthly_limit=row.monthly_limit,
+        low_balance_threshold=row.low_balance_threshold,
     )
 
 
-def _upsert_usage(
-    conn: sa.Connection, account_id: int, period: int, delta: int, flagged: bool
-) -> None:
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        usage_periods
-    )
-    stmt = insert.values(
-        account_id=account_id, period_start=period, paid_used=delta, limit_reached=flagged
-    ).on_conflict_do_update(
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.cache
+def _upsert_usage(dialect: str) -> sa.Executable:
+    """Add to a period's usage counter (built once per dialect; run with executemany)."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage_periods)
+    return insert.on_conflict_do_update(
         index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
         set_={
             "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
             "limit_reached": insert.excluded.limit_reached,
         },
     )
-    conn.execute(stmt)

@@ -6,7 +6,6 @@ unit of work; `charge_many` applies a batch with a result (or refusal) per item.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +44,7 @@ def charge(
     A key already used for the same request returns the stored result (`replayed=True`).
     """
     check_amount(amount)
-    state = book.account(account_id)
+    state = book.account(account_id, key if isinstance(key, str) else None)
     fp = fingerprint(OPERATION, {"amount": amount, "reference": reference, "lines": lines})
     stored = book.replay(state.id, key, OPERATION, fp)
     if stored is not None:
@@ -88,18 +87,7 @@ def charge(
 def charge_many(book: Book, items: list[ChargeItem]) -> list[ChargeResult | TalktimeError]:
     """Apply a batch inside ``book``: each item succeeds or is refused on its own; a refused
     item changes nothing. Accounts are locked in id order first."""
-    for account_id in sorted({i.account_id for i in items if _is_id(i.account_id)}):
-        # Lock in id order so concurrent batches never deadlock; a missing account is
-        # reported by its own item.
-        with contextlib.suppress(TalktimeError):
-            book.account(account_id)
-    by_account: dict[int, list[str]] = {}
-    for item in items:
-        if _is_id(item.account_id) and isinstance(item.key, str):
-            by_account.setdefault(item.account_id, []).append(item.key)
-    for account_id, keys in by_account.items():
-        if account_id in book.states:
-            book.prefetch_keys(account_id, keys)
+    book.load([item.account_id for item in items], [item.key for item in items])
     results: list[ChargeResult | TalktimeError] = []
     for item in items:
         try:
@@ -109,7 +97,3 @@ def charge_many(book: Book, items: list[ChargeItem]) -> list[ChargeResult | Talk
         except TalktimeError as refusal:
             results.append(refusal)
     return results
-
-
-def _is_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -131,7 +131,7 @@ def issue(
     entry_kind: str = GRANT,
 ) -> GrantResult:
     """Idempotently grant credit to an account (purchased, promotional, refund...)."""
-    state = book.account(account_id)
+    state = book.account(account_id, key)
     params = {
         "kind": kind,
         "amount": amount,
@@ -230,7 +230,7 @@ def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) ->
     """Take back ``amount`` of unspent, unexpired, unreserved purchased credit from a grant
     (the caller pays it back through the payment provider)."""
     check_amount(amount)
-    state = book.account(account_id)
+    state = book.account(account_id, key)
     fp = fingerprint("refund", {"grant_id": grant_id, "amount": amount})
     stored = book.replay(state.id, key, "refund", fp)
     if stored is not None:

@@ -163,7 +163,7 @@ def authorize(
     check_amount(amount)
     if ttl_micros <= 0:
         raise InvalidRequestError("a hold's time to live must be positive")
-    state = book.account(account_id)
+    state = book.account(account_id, key)
     fp = fingerprint("authorize", {"amount": amount, "ttl": ttl_micros, "reference": reference})
     stored = book.replay(state.id, key, "authorize", fp)
     if stored is not None:

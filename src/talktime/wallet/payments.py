@@ -77,8 +77,19 @@ class PaymentProvider(Protocol):
         ...
 
 
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG"})
+"""Zero-decimal currencies (a sample of Stripe's list): not supported by `minor_units` yet."""
+
+
 def minor_units(amount: int, currency: str) -> int:
-    """``amount`` micro-units in the currency's smallest unit (cents); refuses fractions of it."""
+    """``amount`` micro-units in the currency's smallest unit (cents); refuses fractions of it.
+
+    Only currencies with two decimals (USD, EUR, GBP, CAD, AUD, ...) are supported.
+    """
+    if currency.upper() in ZERO_DECIMAL:
+        raise PaymentSetupError(
+            f"card payments in {currency.upper()} (a zero-decimal currency) are not supported"
+        )
     if amount <= 0:
         raise PaymentSetupError(f"a payment must be a positive amount, not {money.format(amount)}")
     if amount % money.CENT:

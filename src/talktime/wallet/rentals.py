@@ -16,7 +16,10 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.wallet_tables import accounts
+from talktime.wallet import charges, idempotency
+from talktime.wallet.book import Book
 from talktime.wallet.errors import AccountNotFoundError
+from talktime.wallet.model import ChargeResult
 from talktime.wallet.periods import from_micros
 
 NUMBER_SUSPENDED: Final = "number.suspended"
@@ -137,6 +140,62 @@ def add_number(
     key = conn.execute(sa.insert(phone_numbers).values(values)).inserted_primary_key
     assert key is not None
     return get_number(conn, account_id, int(key[0]))
+
+
+def rent_number(
+    book: Book,
+    account_id: int,
+    e164: str,
+    key: str,
+    *,
+    country: str,
+    number_type: str,
+    monthly_price: int,
+    rate_ref: str,
+    sms_enabled: bool = False,
+    voice_enabled: bool = True,
+) -> tuple[PhoneNumber, ChargeResult | None]:
+    """Add a number and charge its first month in the caller's transaction: both or neither.
+
+    Idempotent by ``key``: a replay returns the number and the original charge. A free number
+    (price 0) is added without a charge. Refusals (`insufficient_credit`, `number_in_use`...)
+    raise, and the caller's transaction rolls back.
+    """
+    state = book.account(account_id)
+    if idempotency.lookup(book.conn, state.id, [key]):
+        held = book.conn.execute(
+            sa.select(phone_numbers.c.id)
+            .where(phone_numbers.c.account_id == state.id, phone_numbers.c.e164 == e164)
+            .order_by(phone_numbers.c.id.desc())
+        ).first()
+        if held is not None:
+            replay = charges.charge(
+                book, state.id, monthly_price, key, *_first_month(e164, rate_ref, monthly_price)
+            )
+            return get_number(book.conn, state.id, held.id), replay
+    number = add_number(
+        book.conn,
+        state.id,
+        e164,
+        country=country,
+        number_type=number_type,
+        monthly_price=monthly_price,
+        rate_ref=rate_ref,
+        now=book.now,
+        sms_enabled=sms_enabled,
+        voice_enabled=voice_enabled,
+    )
+    if monthly_price == 0:
+        return number, None
+    charge = charges.charge(
+        book, state.id, monthly_price, key, *_first_month(e164, rate_ref, monthly_price)
+    )
+    return number, charge
+
+
+def _first_month(e164: str, rate_ref: str, price: int) -> tuple[str, list[dict[str, Any]]]:
+    line = {"kind": "number_rental", "number": e164, "rate": rate_ref, "amount": price}
+    return f"number:{e164}", [{**line, "first_month": True}]
 
 
 def get_number(conn: sa.Connection, account_id: int, number_id: int) -> PhoneNumber:

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime import money
 from talktime.api.auth import Admin
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import Amount, BalanceSnapshot, problems
+from talktime.api.models import Amount, BalanceSnapshot, PositiveAmount, problems
 from talktime.rating import import_card, list_cards
 from talktime.service import admin as service
 from talktime.service.accounts import require_account
+from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["admin"])
 
@@ -62,7 +63,7 @@ class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["promotional", "purchased", "refund"]
-    amount: Amount
+    amount: PositiveAmount
     expires_at: datetime | None = None
     source: str | None = Field(None, max_length=200)
 
@@ -117,7 +118,10 @@ class CardImported(CardOut):
 
 
 @router.post(
-    "/v1/admin/accounts", status_code=201, response_model=AccountOut, responses=problems(403, 404)
+    "/v1/admin/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    responses=problems(403, 404, 409),
 )
 def create_account(
     body: AccountIn, request: Request, _admin: Admin, engine: Engine, key: IdempotencyKey
@@ -191,6 +195,8 @@ def grant_credit(
     expires = body.expires_at
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
+    if expires is not None and expires <= datetime.now(UTC):
+        raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
     return service.grant_credit(
         engine,
         account_id,

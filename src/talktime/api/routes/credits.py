@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime import money
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import Amount, problems
+from talktime.api.models import Amount, PositiveAmount, problems
 from talktime.api.routes.balance import BalanceOut
 from talktime.service import credits
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["credit"])
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: Amount = Field(description='Credit to buy, e.g. "25.00".')
+    amount: PositiveAmount = Field(description='Credit to buy, e.g. "25.00".')
 
 
 class PurchaseOut(BaseModel):
@@ -37,7 +37,7 @@ class AutoRechargeIn(BaseModel):
 
     enabled: bool
     threshold: Amount = Field(description="Recharge when paid credit falls under this.")
-    amount: Amount = Field(description="How much each recharge buys.")
+    amount: PositiveAmount = Field(description="How much each recharge buys.")
 
 
 @router.post(

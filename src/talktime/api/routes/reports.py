@@ -1,0 +1,139 @@
+"""Usage reports and monthly statements of the caller's account: JSON by default, CSV with
+`Accept: text/csv`, and the statement also as a PDF with `Accept: application/pdf`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from talktime.api.auth import AccountId
+from talktime.ops import pdf, statements, usage
+from talktime.ops.clock import from_datetime, iso, now_us
+
+router = APIRouter(tags=["reports"])
+
+CSV = "text/csv"
+PDF = "application/pdf"
+
+
+class UsageRow(BaseModel):
+    model_config = {"extra": "allow"}
+
+    count: int
+    quantity: int = Field(description="SMS segments, calls or number rentals")
+    amount: str = Field(description="decimal string in the account's currency")
+
+
+class UsageReport(BaseModel):
+    since: str | None
+    until: str | None
+    group_by: list[str]
+    rows: list[UsageRow]
+
+
+class Money3(BaseModel):
+    free: str
+    paid: str
+    total: str
+
+
+class StatementLine(BaseModel):
+    section: str = Field(description="credit, usage, expiry or refund")
+    label: str
+    free: str
+    paid: str
+    total: str
+    entries: int
+
+
+class StatementOut(BaseModel):
+    account_id: int
+    account_name: str
+    currency: str
+    period: str
+    start: str | None
+    end: str | None
+    opening: Money3
+    lines: list[StatementLine]
+    closing: Money3
+    uncollected: str
+
+
+def _wants(request: Request, media: str) -> bool:
+    return media in request.headers.get("accept", "")
+
+
+def _month_start(now: int) -> int:
+    at = datetime.fromtimestamp(now // 1_000_000, UTC)
+    return from_datetime(datetime(at.year, at.month, 1, tzinfo=UTC))
+
+
+@router.get(
+    "/v1/usage",
+    response_model=UsageReport,
+    responses={200: {"content": {CSV: {}}}},
+)
+def get_usage(
+    account: AccountId,
+    request: Request,
+    since: Annotated[
+        datetime | None, Query(description="start, inclusive (default: this month's start)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="end, exclusive (default: now)")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        Query(
+            description="any of day, channel, direction, country, number_type, user, "
+            "phone_number; repeat the parameter for several"
+        ),
+    ] = None,
+) -> Any:
+    """Counts and totals of messages, calls and number rentals, grouped as asked."""
+    now = now_us()
+    start = _at(since) if since else _month_start(now)
+    end = _at(until) if until else now + 1
+    dims = [d for part in group_by or [] for d in part.split(",") if d]
+    groups = usage.usage(request.app.state.engine, account, start, end, dims)
+    if _wants(request, CSV):
+        return Response(usage.to_csv(groups, dims), media_type=f"{CSV}; charset=utf-8")
+    return JSONResponse(
+        {
+            "since": iso(start),
+            "until": iso(end),
+            "group_by": dims,
+            "rows": usage.to_dicts(groups, dims),
+        }
+    )
+
+
+def _at(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return from_datetime(moment)
+
+
+@router.get(
+    "/v1/statements/{period}",
+    response_model=StatementOut,
+    responses={200: {"content": {CSV: {}, PDF: {}}}},
+)
+def get_statement(
+    period: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
+    account: AccountId,
+    request: Request,
+) -> Any:
+    """The month's statement: opening, credit, usage by channel, expiries, refunds, closing."""
+    stmt = statements.statement(request.app.state.engine, account, period)
+    if _wants(request, PDF):
+        return Response(
+            pdf.render(stmt),
+            media_type=PDF,
+            headers={"content-disposition": f'inline; filename="statement-{period}.pdf"'},
+        )
+    if _wants(request, CSV):
+        return Response(stmt.to_csv(), media_type=f"{CSV}; charset=utf-8")
+    return JSONResponse(stmt.to_dict())

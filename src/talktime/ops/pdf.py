@@ -1,0 +1,100 @@
+"""A statement as a one-page PDF a person reads (fpdf2, core Helvetica font, no I/O)."""
+
+from __future__ import annotations
+
+from fpdf import FPDF
+
+from talktime import money
+from talktime.ops.clock import iso
+from talktime.ops.statements import Statement
+
+SECTION_TITLES = {
+    "credit": "Credit granted and bought",
+    "usage": "Usage",
+    "expiry": "Expiries",
+    "refund": "Refunds",
+}
+
+
+def _ascii(text: str) -> str:
+    """Core PDF fonts are Latin-1: replace what they cannot show."""
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def render(stmt: Statement) -> bytes:
+    """The statement as PDF bytes: header, opening balance, lines by section, closing balance."""
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"talktime statement {stmt.period}")
+    pdf.set_author("talktime")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 10, f"Statement {stmt.period}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    pdf.cell(
+        0,
+        6,
+        _ascii(f"Account {stmt.account_id} - {stmt.account_name} ({stmt.currency})"),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.cell(
+        0, 6, f"From {iso(stmt.start)} to {iso(stmt.end)} (UTC)", new_x="LMARGIN", new_y="NEXT"
+    )
+    pdf.ln(4)
+    widths = (90, 32, 32, 32)
+
+    def row(label: str, free: int, paid: int, bold: bool = False) -> None:
+        pdf.set_font("Helvetica", "B" if bold else "", 10)
+        cells = (label, money.format(free, 2), money.format(paid, 2), money.format(free + paid, 2))
+        for i, (text, width) in enumerate(zip(cells, widths, strict=True)):
+            pdf.cell(
+                width,
+                7,
+                _ascii(text),
+                border="B",
+                align="L" if i == 0 else "R",
+                new_x="RIGHT" if i < 3 else "LMARGIN",
+                new_y="TOP" if i < 3 else "NEXT",
+            )
+
+    pdf.set_font("Helvetica", "B", 10)
+    for i, (head, width) in enumerate(zip(("", "Free", "Paid", "Total"), widths, strict=True)):
+        pdf.cell(
+            width,
+            7,
+            head,
+            align="L" if i == 0 else "R",
+            new_x="RIGHT" if i < 3 else "LMARGIN",
+            new_y="TOP" if i < 3 else "NEXT",
+        )
+    row("Opening balance", stmt.opening_free, stmt.opening_paid, bold=True)
+    for section, title in SECTION_TITLES.items():
+        lines = [line for line in stmt.lines if line.section == section]
+        if not lines:
+            continue
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "I", 10)
+        pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
+        for line in lines:
+            row(f"  {line.label} ({line.entries})", line.free, line.paid)
+    pdf.ln(2)
+    row("Closing balance", stmt.closing_free, stmt.closing_paid, bold=True)
+    if stmt.uncollected:
+        pdf.ln(4)
+        pdf.set_font("Helvetica", "", 9)
+        pdf.cell(
+            0,
+            6,
+            f"Uncollected usage (not covered by credit): {money.format(stmt.uncollected, 2)}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+    pdf.ln(6)
+    pdf.set_font("Helvetica", "", 8)
+    pdf.multi_cell(
+        0,
+        4,
+        "Amounts are exact: a price finer than a cent keeps its extra decimals. The lines add "
+        "up exactly to the ledger.",
+    )
+    return bytes(pdf.output())
