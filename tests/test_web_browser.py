@@ -171,6 +171,10 @@ def test_usage_page_shows_the_balance_chart_and_recent_charges(
     assert page.locator("#chart rect.bar-sms").count() >= 1
     assert page.locator("#chart rect.bar-number").count() >= 1
     assert page.locator("#chart rect.bar-call").count() == 0
+    # 1 + 2 + 1 segments at $0.01, and the number's first month at $1 (the default card)
+    expect(page.locator("#chart-total")).to_have_text(
+        "This period: SMS 0.0400 USD, Numbers 1.0000 USD."
+    )
     expect(page.locator("#recent tr")).to_have_count(4)  # the number's month and three SMS
     expect(page.locator("#recent")).to_contain_text("outbound SMS to +14155550111")
     _shot(page, "usage.png")
@@ -229,3 +233,31 @@ def test_usage_page_refuses_a_bad_key_with_the_api_sentence(site: str, page: Any
     ).json()["detail"]
     expect(page.locator("#signin-error")).to_have_text(detail)
     expect(page.locator("#account")).to_be_hidden()
+
+
+def test_usage_page_downloads_the_statement_as_csv_and_pdf(
+    site: str, account: apikit.Tenant, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    _sign_in(page, site, account.key)
+    month = account.balance()["period_start"][:7]
+    page.get_by_label("Month (YYYY-MM)").fill(month)
+    with page.expect_download() as csv_download:
+        page.get_by_role("button", name="Download CSV").click()
+    csv_path = tmp_path / "statement.csv"
+    csv_download.value.save_as(csv_path)
+    api_csv = account.client.get(
+        f"/v1/statements/{month}", headers={**account.auth, "Accept": "text/csv"}
+    )
+    assert csv_path.read_text() == api_csv.text
+    assert "Closing balance" in api_csv.text
+    expect(page.locator("#statement-status")).to_have_text(
+        f"Statement for {month} downloaded (CSV)."
+    )
+    with page.expect_download() as pdf_download:
+        page.get_by_role("button", name="Download PDF").click()
+    pdf_path = tmp_path / "statement.pdf"
+    pdf_download.value.save_as(pdf_path)
+    assert pdf_path.read_bytes().startswith(b"%PDF")
+    assert pdf_download.value.suggested_filename == f"talktime-statement-{month}.pdf"

@@ -1,5 +1,5 @@
-"""Web pages in-process: routes, assets served by the app, the calculator's estimate against the
-rating engine, and the Usage chart's daily spend against the ledger (SQLite and PostgreSQL)."""
+"""Web pages in-process (SQLite and PostgreSQL): routes, every asset served by the app, labels,
+and the calculator's estimate against the rating engine and the API's quote."""
 
 from __future__ import annotations
 
@@ -8,13 +8,6 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from talktime import money
-from talktime.web.spend import CHANNELS, split_by_channel
-
-import apikit
 
 
 class _Assets(HTMLParser):
@@ -61,7 +54,7 @@ def test_every_form_control_on_the_pages_has_a_label(api: Any) -> None:
 
 def test_pages_stay_out_of_the_openapi_schema(api: Any) -> None:
     paths = api.get("/openapi.json").json()["paths"]
-    for page in ("/", "/usage", "/calculator", "/calculator/estimate", "/usage/spend"):
+    for page in ("/", "/usage", "/calculator", "/calculator/estimate"):
         assert page not in paths
 
 
@@ -120,48 +113,3 @@ def test_estimate_refusals_are_problems_with_a_sentence(api: Any) -> None:
     bad = api.post("/calculator/estimate", json={"text": "hi", "country": "us"})
     assert bad.status_code == 422
     assert bad.json()["code"] == "invalid_request"
-
-
-@given(
-    total=st.integers(0, 10**12),
-    amounts=st.lists(
-        st.tuples(
-            st.sampled_from(["sms", "call_leg", "number_rental", "x"]), st.integers(0, 10**9)
-        ),
-        max_size=6,
-    ),
-)
-def test_split_by_channel_adds_up_to_the_charge(total: int, amounts: list[tuple[str, int]]) -> None:
-    lines = [{"kind": kind, "amount": money.format(a)} for kind, a in amounts]
-    parts = split_by_channel(total, lines)
-    assert sum(parts.values()) == total
-    assert set(parts) <= set(CHANNELS)
-    assert all(v >= 0 for v in parts.values())
-
-
-def test_usage_spend_needs_the_account_key(api: Any) -> None:
-    response = api.get("/usage/spend")
-    assert response.status_code == 401
-    assert response.json()["detail"]
-
-
-def test_usage_spend_is_the_period_s_usage_by_day_and_channel(api: Any) -> None:
-    t = apikit.tenant(api, credit="5.00")
-    for text in ("hello", "x" * 200, "😀"):
-        assert t.sms("+14155550111", text).status_code == 201
-    data = t.get("/usage/spend").json()
-    usage = t.ledger(kind="usage")
-    spent = -sum(money.parse(e["amount"], allow_negative=True) for e in usage)
-    by_channel = {
-        c: sum(money.parse(day[c]) for day in data["days"]) for c in ("sms", "number", "call")
-    }
-    assert by_channel["sms"] == 4 * 10_000  # 1 + 2 + 1 segments at $0.01
-    assert by_channel["number"] > 0  # the number's first month
-    assert by_channel["call"] == 0
-    assert sum(by_channel.values()) + money.parse(data["totals"]["other"]) == spent
-    balance = t.balance()
-    assert (data["period_start"], data["period_end"]) == (
-        balance["period_start"],
-        balance["period_end"],
-    )
-    assert 28 <= len(data["days"]) <= 31

@@ -1,5 +1,5 @@
-"""The web routes: `/` (to /usage), the Usage page, the Segment Calculator and the JSON the pages
-need that the API does not give (the calculator's public estimate, the chart's daily spend).
+"""The web routes: `/` (to /usage), the Usage page, the Segment Calculator and the one JSON
+endpoint the pages need that the API does not give: the calculator's public cost estimate.
 
 `install(app)` mounts the static assets at `/static` and adds these routes, all left out of the
 OpenAPI schema: they serve people, not API clients.
@@ -17,12 +17,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 
 import talktime
-from talktime.api.auth import AccountId
-from talktime.api.deps import Engine
 from talktime.config import Settings
 from talktime.errors import TalktimeError
 from talktime.rating import RateCard, load_card
-from talktime.web import estimate, spend
+from talktime.web import estimate
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -107,12 +105,6 @@ def calculator_estimate(body: EstimateRequest, request: Request) -> dict[str, An
         smart_encoding=body.smart_encoding,
         language=body.language,
     )
-
-
-@router.get("/usage/spend")
-def usage_spend(account_id: AccountId, engine: Engine) -> dict[str, Any]:
-    """The account's daily spend by channel this billing period (for the Usage page chart)."""
-    return spend.period_spend(engine, account_id)
 
 
 def install(app: FastAPI) -> None:

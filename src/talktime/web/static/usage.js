@@ -1,6 +1,6 @@
 // Usage page: signs in with the account's API key (kept in sessionStorage, this tab only) and
 // drives the JSON API with it: /v1/balance, /v1/settings/*, /v1/credits, /v1/ledger,
-// /v1/statements/{month}, and /usage/spend for the chart. Refusals show the API's sentence.
+// /v1/usage (the chart) and /v1/statements/{month}. Refusals show the API's sentence.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -9,7 +9,6 @@
     { channel: "sms", label: "SMS", color: "#0b5cad" },
     { channel: "call", label: "Calls", color: "#b3541e" },
     { channel: "number", label: "Numbers", color: "#2f7d32" },
-    { channel: "other", label: "Other", color: "#6b4c9a" },
   ];
   let currency = "USD";
 
@@ -40,6 +39,19 @@
     { dateStyle: "medium", timeZone: "UTC" }) : "–";
   // Decimal strings to numbers for drawing only (never for amounts shown).
   const num = (v) => Number(v) || 0;
+  // Exact money: decimal strings <-> integer micro-units (1 unit = 1,000,000).
+  function micros(v) {
+    const m = /^(-?)([0-9]+)(?:\.([0-9]{1,6}))?$/.exec(String(v));
+    if (!m) return 0;
+    const value = parseInt(m[2], 10) * 1000000 + parseInt((m[3] || "").padEnd(6, "0"), 10);
+    return m[1] ? -value : value;
+  }
+  function decimal(u) {
+    const sign = u < 0 ? "-" : "", a = Math.abs(u);
+    const frac = String(a % 1000000).padStart(6, "0");
+    const cut = frac.replace(/0+$/, "").length;
+    return sign + Math.floor(a / 1000000) + "." + frac.slice(0, Math.max(4, cut));
+  }
 
   function status(id, text, ok) {
     const el = $(id);
@@ -85,38 +97,59 @@
     return el;
   }
 
+  function spendByDay(usage, start, end) {
+    // /v1/usage rows grouped by day and channel -> every UTC day of the period, in micro-units.
+    const days = [];
+    const index = new Map();
+    for (let t = new Date(start.slice(0, 10) + "T00:00:00Z"); t < new Date(end); t.setUTCDate(t.getUTCDate() + 1)) {
+      const d = { day: t.toISOString().slice(0, 10) };
+      SERIES.forEach((s) => { d[s.channel] = 0; });
+      index.set(d.day, d);
+      days.push(d);
+    }
+    const totals = {};
+    SERIES.forEach((s) => { totals[s.channel] = 0; });
+    usage.rows.forEach((r) => {
+      const d = index.get(r.day);
+      if (!d || !(r.channel in totals)) return;
+      d[r.channel] += micros(r.amount);
+      totals[r.channel] += micros(r.amount);
+    });
+    return { days, totals };
+  }
+
   function drawChart(spend) {
     const box = $("chart");
     const days = spend.days;
     const W = 720, H = 220, left = 56, right = 24, bottom = 24, top = 10;
     const plotH = H - bottom - top;
-    const totals = days.map((d) => SERIES.reduce((s, x) => s + num(d[x.channel]), 0));
+    const totals = days.map((d) => SERIES.reduce((s, x) => s + d[x.channel], 0));
     const max = Math.max(...totals, 0);
     const scale = max > 0 ? max : 1;
     const bw = (W - left - right) / Math.max(days.length, 1);
     const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-labelledby": "chart-title chart-desc" });
     svg.appendChild(svgEl("title", { id: "chart-title" }, "Daily spend by channel"));
-    const spent = SERIES.filter((s) => num(spend.totals[s.channel]) > 0)
-      .map((s) => s.label + " " + spend.totals[s.channel] + " " + spend.currency);
+    const spent = SERIES.filter((s) => spend.totals[s.channel] > 0)
+      .map((s) => s.label + " " + decimal(spend.totals[s.channel]) + " " + currency);
     svg.appendChild(svgEl("desc", { id: "chart-desc" },
       days.length + " days; " + (spent.length ? "spent: " + spent.join(", ") : "nothing spent yet") + "."));
     [0, 0.5, 1].forEach((f) => {
       const y = top + plotH - f * plotH;
       svg.appendChild(svgEl("line", { x1: left, y1: y, x2: W - right, y2: y, stroke: "#c9d1da" }));
       svg.appendChild(svgEl("text", { x: left - 6, y: y + 4, "font-size": 11, fill: "#4a5360",
-        "text-anchor": "end" }, (scale * f).toFixed(2)));
+        "text-anchor": "end" }, decimal(Math.round(scale * f))));
     });
     days.forEach((d, i) => {
       let y = top + plotH;
       SERIES.forEach((s) => {
-        const v = num(d[s.channel]);
+        const v = d[s.channel];
         if (v <= 0) return;
         const h = Math.max(1, (v / scale) * plotH);
         y -= h;
         const r = svgEl("rect", { x: left + i * bw + 1, y, width: Math.max(1, bw - 2), height: h,
           fill: s.color, class: "bar bar-" + s.channel, "data-day": d.day });
-        r.appendChild(svgEl("title", {}, `${d.day} ${s.label}: ${d[s.channel]} ${spend.currency}`));
+        r.appendChild(svgEl("title", {}, `${d.day} ${s.label}: ${decimal(v)} ${currency}`));
         svg.appendChild(r);
       });
       if (i % 5 === 0 || i === days.length - 1) {
@@ -135,7 +168,7 @@
       return `${l.description}: ${l.quantity} ${l.unit} × ${l.unit_price} = ${l.amount}`;
     }
     const what = [l.kind, l.number].filter(Boolean).join(" ");
-    const amount = typeof l.amount === "number" ? (l.amount / 1e6).toFixed(4) : l.amount;
+    const amount = typeof l.amount === "number" ? decimal(l.amount) : l.amount;
     return `${what}: ${amount}`;
   }
 
@@ -151,7 +184,7 @@
         byTx.set(e.transaction_id, c);
         charges.push(c);
       }
-      c.micros += Math.round(-num(e.amount) * 1e6);
+      c.micros -= micros(e.amount);
     });
     const body = $("recent");
     body.textContent = "";
@@ -166,7 +199,7 @@
       });
       lines.appendChild(ul);
       const amount = document.createElement("td"); amount.className = "num";
-      amount.textContent = (c.micros / 1e6).toFixed(4) + " " + currency;
+      amount.textContent = decimal(c.micros) + " " + currency;
       [t, what, lines, amount].forEach((td) => tr.appendChild(td));
       body.appendChild(tr);
     });
@@ -183,11 +216,14 @@
   async function load() {
     const b = await api("GET", "/v1/balance");
     showBalance(b);
-    const [spend, ledger] = await Promise.all([
-      api("GET", "/usage/spend"),
+    const range = new URLSearchParams({ since: b.period_start, until: b.period_end });
+    range.append("group_by", "day");
+    range.append("group_by", "channel");
+    const [usage, ledger] = await Promise.all([
+      api("GET", "/v1/usage?" + range.toString()),
       api("GET", "/v1/ledger?limit=100&kind=usage"),
     ]);
-    drawChart(spend);
+    drawChart(spendByDay(usage, b.period_start, b.period_end));
     showRecent(ledger.entries);
   }
 
