@@ -172,6 +172,7 @@ def test_a_job_of_a_sigkilled_worker_is_finished_once_by_another(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sigterm_lets_the_running_job_finish(
     db_url: str, engine: sa.Engine, tmp_path: Path
 ) -> None:

@@ -309,6 +309,9 @@ def _delivered_count(engine: sa.Engine) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_two_workers_deliver_every_event_exactly_once(db_url: str, engine: sa.Engine) -> None:
     account = make_account(engine)
     settings = settings_for(engine)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import talktime
-from talktime.api import errors
+from talktime.api import errors, openapi
 from talktime.api.metrics import MetricsMiddleware
 from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(messages.router)

@@ -105,6 +105,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {
             "model": Problem,
             "description": _DESCRIPTIONS.get(status, "Error"),
+            # documented as problem+json (see talktime.api.openapi)
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in wanted

@@ -151,6 +151,15 @@ def run(
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
     child = subprocess.Popen([sys.executable, "-m", "talktime", "worker"])
+
+    def _forward(signum: int, _frame: FrameType | None) -> None:
+        # uvicorn restores these handlers after its graceful shutdown and re-raises the signal
+        # it caught: pass it on to the worker instead of dying before the worker has stopped.
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
     try:
         uvicorn.run(
             "talktime.api.app:create_app",

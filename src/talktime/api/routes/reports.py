@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from talktime.api.auth import AccountId
+from talktime.api.models import problems
 from talktime.ops import pdf, statements, usage
 from talktime.ops.clock import from_datetime, iso, now_us
 
@@ -75,7 +76,7 @@ def _month_start(now: int) -> int:
 @router.get(
     "/v1/usage",
     response_model=UsageReport,
-    responses={200: {"content": {CSV: {}}}},
+    responses={200: {"content": {CSV: {}}}, **problems(403)},
 )
 def get_usage(
     account: AccountId,
@@ -119,7 +120,7 @@ def _at(moment: datetime) -> int:
 @router.get(
     "/v1/statements/{period}",
     response_model=StatementOut,
-    responses={200: {"content": {CSV: {}, PDF: {}}}},
+    responses={200: {"content": {CSV: {}, PDF: {}}}, **problems(403, 404)},
 )
 def get_statement(
     period: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from talktime.api.auth import AccountId
+from talktime.api.models import problems
 from talktime.config import Settings
 from talktime.ops import webhooks
 
@@ -73,7 +74,9 @@ def _ctx(request: Request) -> tuple[sa.Engine, Settings]:
     return request.app.state.engine, request.app.state.settings
 
 
-@router.post("/endpoints", status_code=201, response_model=EndpointWithSecret)
+@router.post(
+    "/endpoints", status_code=201, response_model=EndpointWithSecret, responses=problems(403, 409)
+)
 def create_endpoint(body: EndpointIn, account: AccountId, request: Request) -> dict[str, Any]:
     """Register a URL for the account's events; the answer carries the signing secret once."""
     engine, settings = _ctx(request)
@@ -83,21 +86,21 @@ def create_endpoint(body: EndpointIn, account: AccountId, request: Request) -> d
     return endpoint.to_dict(with_secret=True)
 
 
-@router.get("/endpoints", response_model=list[EndpointOut])
+@router.get("/endpoints", response_model=list[EndpointOut], responses=problems(403))
 def list_endpoints(account: AccountId, request: Request) -> list[dict[str, Any]]:
     """The account's webhook endpoints."""
     engine, _ = _ctx(request)
     return [e.to_dict() for e in webhooks.list_endpoints(engine, account)]
 
 
-@router.get("/endpoints/{endpoint_id}", response_model=EndpointOut)
+@router.get("/endpoints/{endpoint_id}", response_model=EndpointOut, responses=problems(403, 404))
 def get_endpoint(endpoint_id: EndpointId, account: AccountId, request: Request) -> dict[str, Any]:
     """One endpoint."""
     engine, _ = _ctx(request)
     return webhooks.get_endpoint(engine, account, endpoint_id).to_dict()
 
 
-@router.patch("/endpoints/{endpoint_id}", response_model=EndpointOut)
+@router.patch("/endpoints/{endpoint_id}", response_model=EndpointOut, responses=problems(403, 404))
 def update_endpoint(
     endpoint_id: EndpointId, body: EndpointPatch, account: AccountId, request: Request
 ) -> dict[str, Any]:
@@ -115,14 +118,23 @@ def update_endpoint(
     ).to_dict()
 
 
-@router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
+@router.post(
+    "/endpoints/{endpoint_id}/rotate-secret",
+    response_model=EndpointWithSecret,
+    responses=problems(403, 404),
+)
 def rotate_secret(endpoint_id: EndpointId, account: AccountId, request: Request) -> dict[str, Any]:
     """Replace the signing secret; the new one is shown once."""
     engine, _ = _ctx(request)
     return webhooks.rotate_secret(engine, account, endpoint_id).to_dict(with_secret=True)
 
 
-@router.delete("/endpoints/{endpoint_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/endpoints/{endpoint_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problems(403, 404),
+)
 def delete_endpoint(endpoint_id: EndpointId, account: AccountId, request: Request) -> Response:
     """Remove the endpoint with its delivery history."""
     engine, _ = _ctx(request)
@@ -130,7 +142,11 @@ def delete_endpoint(endpoint_id: EndpointId, account: AccountId, request: Reques
     return Response(status_code=204)
 
 
-@router.get("/endpoints/{endpoint_id}/deliveries", response_model=list[Delivery])
+@router.get(
+    "/endpoints/{endpoint_id}/deliveries",
+    response_model=list[Delivery],
+    responses=problems(403, 404),
+)
 def list_deliveries(
     endpoint_id: EndpointId,
     account: AccountId,
@@ -142,7 +158,12 @@ def list_deliveries(
     return webhooks.list_deliveries(engine, account, endpoint_id, limit)
 
 
-@router.post("/deliveries/{delivery_id}/redeliver", status_code=202, response_class=Response)
+@router.post(
+    "/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_class=Response,
+    responses=problems(403, 404, 409),
+)
 def redeliver(
     delivery_id: Annotated[int, Path(ge=1)], account: AccountId, request: Request
 ) -> Response:

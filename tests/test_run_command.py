@@ -1,0 +1,69 @@
+"""`talktime run` (what `make run` starts): the API and a worker together; SIGTERM stops both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from talktime.ops import jobs
+from talktime.store import make_engine
+
+from live import free_port
+from ops_helpers import wait_for
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_run_serves_the_api_with_a_worker_and_stops_both(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    env = {
+        **os.environ,
+        "TALKTIME_DATABASE_URL": url,
+        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+    }
+    cli = [sys.executable, "-m", "talktime"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [*cli, "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    engine = make_engine(url)
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=60)
+        # the worker's first pass runs the periodic jobs
+        wait_for(lambda: bool(jobs.list_jobs(engine, ("done",))), timeout=60)
+        [worker] = _children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        engine.dispose()
+    assert code == 0
+    assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text()
