@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from talktime.cli import app
 from talktime.config import get_settings
 from talktime.store.wallet_tables import ledger
-from talktime.wallet import Wallet, rentals
+from talktime.wallet import AccountState, Book, InvalidRequestError, Wallet, grants, rentals
 from talktime.wallet import recharge as rc
-from talktime.wallet.cycle import run_cycle
+from talktime.wallet.cycle import CycleFailure, run_cycle
 from talktime.wallet.periods import to_micros
 from wallet_helpers import FREE, PLAN, T0, make_wallet
 
@@ -239,3 +239,26 @@ def test_free_credit_held_by_a_call_across_the_month_end_expires_when_released(
     after = utc(2026, 4, 1, 0, 2)
     assert wallet.balance(account, after).free == FREE  # only the new month's credit is left
     assert wallet.verify(after) == []
+
+
+def test_an_account_the_cycle_cannot_advance_does_not_stop_the_others(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet = make_wallet(engine)
+    broken = wallet.create_account("broken", PLAN, "a").account.id
+    fine = wallet.create_account("fine", PLAN, "b").account.id
+    real = grants.issue_free_credit
+
+    def refuse_one(book: Book, state: AccountState, start: int, end: int) -> object:
+        if state.id == broken:
+            raise InvalidRequestError("simulated refusal")
+        return real(book, state, start, end)
+
+    monkeypatch.setattr(grants, "issue_free_credit", refuse_one)
+    failures: list[CycleFailure] = []
+    runs = run_cycle(engine, utc(2026, 5, 1), failures)
+    assert [r.account_id for r in runs] == [fine, fine]
+    assert [(f.account_id, f.code) for f in failures] == [(broken, "invalid_request")]
+    assert wallet.account(broken).period_end == APR1  # left as it was
+    # verify names the account left behind: its old free credit is still unexpired
+    assert {b.account_id for b in wallet.verify(utc(2026, 5, 1))} == {broken}

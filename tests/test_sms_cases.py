@@ -229,3 +229,28 @@ def test_smart_encoding_with_language() -> None:
     s = segment("Türkçe ‘şey’", smart_encoding=True, language="tr")
     assert s.encoding == "GSM-7"
     assert s.text == "Türkçe 'şey'"
+
+
+def test_very_long_cluster_fills_every_part_by_code_point() -> None:
+    text = "e" + "\u0301" * 1000  # one 1001-unit cluster
+    s = segment(text)
+    assert s.segments == 15
+    assert [len(p) for p in s.parts] == [67] * 14 + [63]
+    after = segment(text + "👍🏽" * 10)  # clusters after it are kept whole again
+    assert after.parts[-1].endswith("👍🏽")
+    assert all(p.count("🏽") == p.count("👍") for p in after.parts)
+
+
+def test_to_dict_has_every_field() -> None:
+    data = segment("Hi 😀").to_dict()
+    assert set(data) >= {
+        "encoding",
+        "segments",
+        "units",
+        "parts",
+        "non_gsm",
+        "text",
+        "replacements",
+        "remaining",
+    }
+    assert data["non_gsm"] == ["😀"]

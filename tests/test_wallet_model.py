@@ -30,7 +30,9 @@ from talktime.wallet import (
     Wallet,
     to_json,
 )
+from talktime.wallet.cycle import advance
 from talktime.wallet.model import DEFAULT_PRIORITY, PAID_KINDS
+from talktime.wallet.periods import to_micros
 from wallet_helpers import T0
 
 FREE = 10_000
@@ -292,6 +294,24 @@ class WalletMachine(RuleBasedStateMachine):
         for g in self.model.grants.values():
             self.model.expire_grant(self.now, g)
         self.wallet.expire_grants(now=self.now)
+
+    @rule()
+    def monthly_cycle_runs(self) -> None:
+        # Each ended period in order: the old free credit expires (no rollover), the new
+        # period's free credit is issued, effective at its start and expiring at its end.
+        at = to_micros(self.now)
+        while (run := advance(self.wallet.engine, self.account, at)) is not None:
+            (free,) = [
+                g
+                for g in self.wallet.grants(self.account)
+                if g.kind == "free_monthly" and g.period_start == run.period_start
+            ]
+            assert (free.original, free.expires_at) == (FREE, run.period_end)
+            self.model.grants[free.id] = MGrant(
+                free.id, "free_monthly", FREE, 0, run.period_start, run.period_end
+            )
+        for g in self.model.grants.values():
+            self.model.expire_grant(self.now, g)
 
     @invariant()
     def balances_agree(self) -> None:

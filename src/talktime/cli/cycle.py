@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from talktime import money
-from talktime.cli.app import app, console, fail, print_json
+from talktime.cli.app import app, console, err_console, fail, print_json
 from talktime.config import get_settings
 
 cycle_app = typer.Typer(help="The monthly cycle: free credit, expiry and number rentals.")
@@ -34,7 +34,7 @@ def run(
     """Expire last period's free credit, issue the new one and charge number rentals, for
     every account whose period ended (catching up period by period). Safe to run again."""
     from talktime.store import make_engine
-    from talktime.wallet.cycle import run_cycle
+    from talktime.wallet.cycle import CycleFailure, run_cycle
     from talktime.wallet.model import to_dict
 
     try:
@@ -43,12 +43,20 @@ def run(
         fail("invalid_time", f"--now {now!r} is not an ISO 8601 time such as 2026-04-01T00:00:00Z")
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
+    failures: list[CycleFailure] = []
     try:
-        runs = run_cycle(engine, at)
+        runs = run_cycle(engine, at, failures)
     finally:
         engine.dispose()
+    for f in failures:
+        err_console.print(
+            f"account {f.account_id} not advanced ({f.code}): {f.detail}", highlight=False
+        )
     if as_json:
         print_json([to_dict(r) for r in runs])
+    if failures:
+        raise typer.Exit(1)
+    if as_json:
         return
     for r in runs:
         suspended = f", suspended {', '.join(r.numbers_suspended)}" if r.numbers_suspended else ""

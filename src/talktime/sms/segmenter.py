@@ -113,6 +113,8 @@ class Segmentation:
 
 
 _new = object.__new__
+_decode: Final = codecs.utf_16_le_decode  # direct codec functions skip the codec lookup
+_encode: Final = codecs.utf_16_le_encode
 _set = object.__setattr__
 _basic_prefix = DEFAULT.all_basic.match
 _sendable = DEFAULT.all_sendable.fullmatch
@@ -179,17 +181,14 @@ def segment(
         grapheme = False
     else:
         raise SegmentOptionError(f"split must be one of {', '.join(SPLITS)}, not {split!r}.")
-    if language is None:
-        choices = CHOICES[None]
-    elif language in LANGUAGES:
+    if language is not None or smart_encoding:
+        if language is not None and language not in LANGUAGES:
+            raise SegmentOptionError(
+                f"language must be one of {', '.join(LANGUAGES)} or omitted, not {language!r}."
+            )
         choices = CHOICES[language]
-    else:
-        raise SegmentOptionError(
-            f"language must be one of {', '.join(LANGUAGES)} or omitted, not {language!r}."
-        )
-    if smart_encoding:
-        return _smart(text, choices, language, grapheme)
-    if language is not None:
+        if smart_encoding:
+            return _smart(text, choices, language, grapheme)
         return _segment(text, choices, language, grapheme, ())
     # The hot path, inlined: the default alphabet or UCS-2.
     size = len(text)
@@ -305,7 +304,7 @@ def _ucs2(
     text: str, language: Language | None, grapheme: bool, replacements: Replacements
 ) -> Segmentation:
     try:
-        data = text.encode("utf-16-le")
+        data = _encode(text)[0]
     except UnicodeEncodeError as exc:
         raise InvalidTextError(
             f"The text holds a lone surrogate (U+{ord(text[exc.start]):04X} at character "
@@ -342,9 +341,6 @@ def _plain(char: str) -> bool:
     )
 
 
-_decode: Final = codecs.utf_16_le_decode
-
-
 def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[list[str], int]:
     """Greedy parts of ``capacity`` UTF-16 units (``data`` is ``text`` in UTF-16-LE).
 
@@ -364,6 +360,8 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
     parts: list[str] = []
     start = 0  # in UTF-16 units
     first = 0  # in code points
+    floor = 0  # a code point index known to be a cluster boundary
+    inside = 0  # end of a cluster longer than a part that the last cut fell inside
     while total - start > capacity:
         end = start + capacity
         if bmp:
@@ -373,29 +371,40 @@ def _ucs2_parts(text: str, data: bytes, capacity: int, grapheme: bool) -> tuple[
                 end -= 1
             chunk = _decode(data[2 * start : 2 * end])[0]
         after = first + len(chunk)
-        if grapheme and not _plain_pair(text[after - 1 : after + 1]):
-            cut = _cluster_cut(text, after, capacity)
-            if cut != after:
-                chunk = text[first:cut]
-                end = start + (len(chunk.encode("utf-16-le")) >> 1)
-                after = cut
+        if grapheme and after >= inside and not _plain_pair(text[after - 1 : after + 1]):
+            cut, longer = _cluster_cut(text, after, capacity, max(floor, inside))
+            if longer:
+                inside = longer  # cut by code point until this cluster ends
+            else:
+                floor = cut
+                if cut != after:
+                    chunk = text[first:cut]
+                    end = start + (len(chunk.encode("utf-16-le")) >> 1)
+                    after = cut
+        elif after >= inside:
+            floor = after
         parts.append(chunk)
         start, first = end, after
     parts.append(text[first:])
     return parts, total - start
 
 
-def _cluster_cut(text: str, cut: int, capacity: int) -> int:
-    """Where a part that would end at code point ``cut`` ends so that no cluster is split."""
+def _cluster_cut(text: str, cut: int, capacity: int, floor: int) -> tuple[int, int]:
+    """Where a part that would end at code point ``cut`` ends so that no cluster is split.
+
+    ``floor`` is a known cluster boundary before ``cut``, so the work is bounded by one part.
+    Returns the cut and, when the cluster across it is longer than a part (cut by code point),
+    where that cluster ends (else 0).
+    """
     # Step back to a position that is surely a cluster boundary (no joiner on either side).
     safe = cut - 1
-    while safe > 0 and _JOINER.search(text, safe - 1, safe + 1) is not None:
+    while safe > floor and _JOINER.search(text, safe - 1, safe + 1) is not None:
         safe -= 1
     for cluster in _CLUSTER.finditer(text, safe):
         if cluster.end() > cut:
             if cluster.start() >= cut:
-                return cut  # already a boundary
+                return cut, 0  # already a boundary
             if len(cluster.group().encode("utf-16-le")) >> 1 > capacity:
-                return cut  # longer than a part: code point boundaries
-            return cluster.start()
-    return cut
+                return cut, cluster.end()  # longer than a part: code point boundaries
+            return cluster.start(), 0
+    return cut, 0

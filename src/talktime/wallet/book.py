@@ -9,6 +9,7 @@ entries, idempotency records, usage counters and events in a few batched stateme
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
+from talktime.wallet.rawsql import RawStatement, pipeline
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -49,11 +51,11 @@ _GRANT_COLUMNS = (
 )
 # PostgreSQL locks the account row first, in its own statement: a joined SELECT ... FOR UPDATE
 # that waited for the lock would re-read only the locked row and keep stale grant rows.
-_LOCK_ONE = (
+_LOCK_ONE = RawStatement(
     sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("account_id")).with_for_update()
 )
 # The hot path's read: the account, its live grants and the request's key record in one query.
-_LOAD_ONE = (
+_LOAD_ONE = RawStatement(
     sa.select(
         *_ACCOUNT_COLUMNS,
         *_GRANT_COLUMNS,
@@ -63,7 +65,10 @@ _LOAD_ONE = (
     )
     .select_from(
         accounts.outerjoin(
-            grants, sa.and_(grants.c.account_id == accounts.c.id, grants.c.remaining > 0)
+            grants,
+            sa.and_(
+                grants.c.account_id == accounts.c.id, grants.c.remaining > sa.literal_column("0")
+            ),
         ).outerjoin(
             idempotency,
             sa.and_(
@@ -81,7 +86,8 @@ _LOCK_MANY = (
     .with_for_update()
 )
 _LIVE_MANY = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
-    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)), grants.c.remaining > 0
+    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
+    grants.c.remaining > sa.literal_column("0"),
 )
 _KEYS_MANY = sa.select(
     idempotency.c.account_id,
@@ -93,23 +99,40 @@ _KEYS_MANY = sa.select(
     idempotency.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
     idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
 )
-_INSERT_LEDGER = sa.insert(ledger)
-_INSERT_RECORDS = sa.insert(idempotency)
+_ENTRY_COLUMNS = (
+    "transaction_id",
+    "account_id",
+    "grant_id",
+    "hold_id",
+    "amount",
+    "kind",
+    "reference",
+    "idempotency_key",
+    "lines",
+    "created_at",
+)
+_INSERT_LEDGER = RawStatement(sa.insert(ledger), _ENTRY_COLUMNS)
+_INSERT_RECORDS = RawStatement(
+    sa.insert(idempotency),
+    ("account_id", "key", "operation", "fingerprint", "response", "created_at"),
+)
 LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
-    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > 0
+    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > sa.literal_column("0")
 )
 """The live grants of one account, as rows for `live_grant`."""
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
     grants.c.id == sa.bindparam("grant_id")
 )
-_UPDATE_GRANT = (
+_UPDATE_GRANT = RawStatement(
     sa.update(grants)
     .where(grants.c.id == sa.bindparam("gid"))
     .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"))
 )
-_USAGE = sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
-    usage_periods.c.account_id == sa.bindparam("account_id"),
-    usage_periods.c.period_start == sa.bindparam("period_start"),
+_USAGE = RawStatement(
+    sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
+        usage_periods.c.account_id == sa.bindparam("account_id"),
+        usage_periods.c.period_start == sa.bindparam("period_start"),
+    )
 )
 
 
@@ -251,9 +274,12 @@ class Book:
             return state
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
+        params = {"account_id": account_id, "key": key or ""}
         if self.conn.dialect.name == "postgresql":
-            self.conn.execute(_LOCK_ONE, {"account_id": account_id})
-        rows = self.conn.execute(_LOAD_ONE, {"account_id": account_id, "key": key or ""}).all()
+            # Lock, then read in a later statement (a fresh snapshot), in one round trip.
+            rows = _LOAD_ONE.rows_after(self.conn, _LOCK_ONE, params)
+        else:
+            rows = _LOAD_ONE.rows(self.conn, params)
         if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
         state = _state(rows[0])
@@ -270,27 +296,32 @@ class Book:
         self.states[account_id] = state
         return state
 
-    def load(self, account_ids: Sequence[int], keys: Sequence[str] = ()) -> None:
-        """Lock and load many accounts at once, in id order (so concurrent batches never
-        deadlock), with the records of ``keys`` on them; missing accounts are skipped."""
-        wanted = sorted({a for a in account_ids if a not in self.states and _is_id(a)})
+    def load(self, requests: Sequence[tuple[int, str]]) -> None:
+        """Lock and load the accounts of many ``(account_id, key)`` requests at once, in id
+        order (so concurrent batches never deadlock), with the records of those keys; missing
+        accounts are skipped (each request reports its own)."""
+        wanted = sorted({a for a, _ in requests if _is_id(a) and a not in self.states})
         if not wanted:
             return
         for row in self.conn.execute(_LOCK_MANY, {"account_ids": wanted}):
             self.states[row.id] = _state(row)
         for row in self.conn.execute(_LIVE_MANY, {"account_ids": wanted}):
             self.states[row.account_id].grants[row.g_id] = live_grant(row)
-        loaded = [a for a in wanted if a in self.states]
-        key_list = sorted({k for k in keys if isinstance(k, str)})
-        if not loaded or not key_list:
+        pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
+        if not pairs:
             return
         found = {
             (r.account_id, r.key): (r.operation, r.fingerprint, r.response)
-            for r in self.conn.execute(_KEYS_MANY, {"account_ids": loaded, "keys": key_list})
+            for r in self.conn.execute(
+                _KEYS_MANY,
+                {
+                    "account_ids": sorted({a for a, _ in pairs}),
+                    "keys": sorted({k for _, k in pairs}),
+                },
+            )
         }
-        for a in loaded:
-            for k in key_list:
-                self.keys[(a, k)] = found.get((a, k))
+        for pair in pairs:
+            self.keys.setdefault(pair, found.get(pair))
 
     def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
         """A grant of the account by id, loaded if it has no credit left (None if not there)."""
@@ -379,9 +410,8 @@ class Book:
         """Paid-credit usage of the current period (loaded once)."""
         period = state.period_at(self.now)
         if period not in state.usage:
-            row = self.conn.execute(
-                _USAGE, {"account_id": state.id, "period_start": period}
-            ).first()
+            found = _USAGE.rows(self.conn, {"account_id": state.id, "period_start": period})
+            row = found[0] if found else None
             state.usage[period] = row.paid_used if row else 0
             state.limit_flagged[period] = bool(row.limit_reached) if row else False
         return state.usage[period]
@@ -469,6 +499,13 @@ class Book:
             if any(s.usage_delta.values()):  # paid credit was used: maybe queue a recharge
                 recharge.queue_if_needed(self, s)
         conn = self.conn
+        with pipeline(conn):  # PostgreSQL: the writes go out in one round trip
+            self._write_changes(conn)
+        if self.events:
+            outbox.write_events(conn, self.events)
+            self.events = []
+
+    def _write_changes(self, conn: sa.Connection) -> None:
         dirty = [
             {"gid": g.id, "new_remaining": g.remaining, "new_held": g.held}
             for s in self.states.values()
@@ -476,15 +513,18 @@ class Book:
             if g.remaining != g.saved_remaining or g.held != g.saved_held
         ]
         if dirty:
-            conn.execute(_UPDATE_GRANT, dirty)
+            _UPDATE_GRANT.executemany(conn, dirty)
             for s in self.states.values():
                 for g in s.grants.values():
                     g.saved_remaining, g.saved_held = g.remaining, g.held
         if self.entries:
-            conn.execute(_INSERT_LEDGER, self.entries)
+            for e in self.entries:
+                if e["lines"] is not None:
+                    e["lines"] = json.dumps(e["lines"], separators=(",", ":"))
+            _INSERT_LEDGER.executemany(conn, self.entries)
             self.entries = []
         if self.records:
-            conn.execute(_INSERT_RECORDS, self.records)
+            _INSERT_RECORDS.executemany(conn, self.records)
             self.records = []
         usage = [
             {
@@ -497,12 +537,9 @@ class Book:
             for period, delta in s.usage_delta.items()
         ]
         if usage:
-            conn.execute(_upsert_usage(conn.dialect.name), usage)
+            _upsert_usage(conn.dialect.name).executemany(conn, usage)
             for s in self.states.values():
                 s.usage_delta = {}
-        if self.events:
-            outbox.write_events(conn, self.events)
-            self.events = []
 
 
 def insert_id(conn: sa.Connection, statement: sa.Insert) -> int:
@@ -545,13 +582,16 @@ def _is_id(value: object) -> bool:
 
 
 @functools.cache
-def _upsert_usage(dialect: str) -> sa.Executable:
+def _upsert_usage(dialect: str) -> RawStatement:
     """Add to a period's usage counter (built once per dialect; run with executemany)."""
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage_periods)
-    return insert.on_conflict_do_update(
-        index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
-        set_={
-            "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
-            "limit_reached": insert.excluded.limit_reached,
-        },
+    return RawStatement(
+        insert.on_conflict_do_update(
+            index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
+            set_={
+                "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
+                "limit_reached": insert.excluded.limit_reached,
+            },
+        ),
+        ("account_id", "period_start", "paid_used", "limit_reached"),
     )

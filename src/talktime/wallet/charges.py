@@ -87,7 +87,7 @@ def charge(
 def charge_many(book: Book, items: list[ChargeItem]) -> list[ChargeResult | TalktimeError]:
     """Apply a batch inside ``book``: each item succeeds or is refused on its own; a refused
     item changes nothing. Accounts are locked in id order first."""
-    book.load([item.account_id for item in items], [item.key for item in items])
+    book.load([(item.account_id, item.key) for item in items])
     results: list[ChargeResult | TalktimeError] = []
     for item in items:
         try:

@@ -8,6 +8,7 @@ account and period; after downtime it catches up period by period, in order.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,8 @@ from talktime.store.wallet_tables import accounts
 from talktime.wallet import charges, grants, rentals
 from talktime.wallet.book import Book
 from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros, utcnow
+
+log = logging.getLogger(__name__)
 
 MAX_PERIODS_PER_RUN = 240
 """Bound on catch-up per account in one run (20 years of months)."""
@@ -147,23 +150,43 @@ def advance(engine: sa.Engine, account_id: int, now: int) -> CycleRun | None:
     )
 
 
-def run_cycle(engine: sa.Engine, now: datetime | None = None) -> list[CycleRun]:
+@dataclass(frozen=True)
+class CycleFailure:
+    """An account the cycle could not advance (e.g. its plan is gone); the others went on."""
+
+    account_id: int
+    code: str
+    detail: str
+
+
+def run_cycle(
+    engine: sa.Engine,
+    now: datetime | None = None,
+    failures: list[CycleFailure] | None = None,
+) -> list[CycleRun]:
     """Advance every account whose period ended by ``now`` (default: the current time), one
-    period at a time and in order, until each is in the period holding ``now``."""
+    period at a time and in order, until each is in the period holding ``now``.
+
+    An account that is refused (a `TalktimeError`, such as an unknown plan) is left as it is,
+    logged and appended to ``failures``; the other accounts are still advanced.
+    """
     at = to_micros(now or utcnow())
     runs: list[CycleRun] = []
+    failed: set[int] = set()
     while True:
         with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            due = due_accounts(conn, at)
+            due = [a for a in due_accounts(conn, at, limit=1000 + len(failed)) if a not in failed]
         if not due:
             return runs
-        progressed = False
         for account_id in due:
-            for _ in range(MAX_PERIODS_PER_RUN):
-                run = advance(engine, account_id, at)
-                if run is None:
-                    break
-                runs.append(run)
-                progressed = True
-        if not progressed:
-            return runs
+            try:
+                for _ in range(MAX_PERIODS_PER_RUN):
+                    run = advance(engine, account_id, at)
+                    if run is None:
+                        break
+                    runs.append(run)
+            except TalktimeError as refusal:
+                log.error("cycle: account %s not advanced: %s", account_id, refusal.detail)
+                failed.add(account_id)
+                if failures is not None:
+                    failures.append(CycleFailure(account_id, refusal.code, refusal.detail))

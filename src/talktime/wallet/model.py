@@ -206,14 +206,21 @@ class LedgerPage:
     next_cursor: str | None
 
 
+_PLAIN = (int, str, bool, float, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_dict(obj: Any) -> Any:
     """Plain JSON-able data for a result (times as ISO 8601 strings; `replayed` left out)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {
-            f.name: to_dict(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
-            if f.name != "replayed"
-        }
+    cls = type(obj)
+    if cls in _PLAIN:
+        return obj
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "replayed")
+        _FIELD_NAMES[cls] = names
+    if names is not None:
+        return {name: to_dict(getattr(obj, name)) for name in names}
     if isinstance(obj, datetime):
         return obj.isoformat()
     if isinstance(obj, tuple | list):

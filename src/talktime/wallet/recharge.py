@@ -27,6 +27,7 @@ from talktime.wallet.errors import AccountNotFoundError
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
 from talktime.wallet.payments import PaymentProvider, PaymentRequest, PaymentResult
 from talktime.wallet.periods import from_micros, to_micros, utcnow
+from talktime.wallet.rawsql import RawStatement
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,19 @@ def backoff(declines: int, base_seconds: int) -> int:
 # ---- settings ----------------------------------------------------------------------------------
 
 
+_SETTINGS = RawStatement(
+    sa.select(recharge_settings).where(recharge_settings.c.account_id == sa.bindparam("account_id"))
+)
+"""Read on every debit that used paid credit: run on the raw cursor, like the wallet hot path."""
+_IN_FLIGHT = sa.select(recharges).where(
+    recharges.c.account_id == sa.bindparam("account_id"),
+    recharges.c.state.in_(("pending", "processing")),
+)
+
+
 def _settings_row(conn: sa.Connection, account_id: int) -> Any:
-    return conn.execute(
-        sa.select(recharge_settings).where(recharge_settings.c.account_id == account_id)
-    ).first()
+    found = _SETTINGS.rows(conn, {"account_id": account_id})
+    return found[0] if found else None
 
 
 def _settings(row: Any) -> RechargeSettings:
@@ -198,12 +208,7 @@ def set_payment_method(
 
 def in_flight(conn: sa.Connection, account_id: int) -> Recharge | None:
     """The account's pending or processing recharge, if any."""
-    row = conn.execute(
-        sa.select(recharges).where(
-            recharges.c.account_id == account_id,
-            recharges.c.state.in_(("pending", "processing")),
-        )
-    ).first()
+    row = conn.execute(_IN_FLIGHT, {"account_id": account_id}).first()
     return None if row is None else _recharge(row)
 
 
@@ -516,7 +521,13 @@ def process_recharges(
     claimed, outcomes = _claim(engine, at, batch)
     for item in claimed:
         result = _pay(engine, provider, item)
-        outcomes.append(_record(engine, item, result, at, settings))
+        try:
+            outcomes.append(_record(engine, item, result, at, settings))
+        except TalktimeError as refusal:  # stays claimed: retried, same key, when the lease ends
+            log.error("recharge %s not recorded: %s", item.idempotency_key, refusal.detail)
+            outcomes.append(
+                RechargeOutcome(item.id, item.account_id, item.sequence, "error", refusal.detail)
+            )
     return outcomes
 
 
