@@ -11,19 +11,25 @@ endpoint measured in the same run.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This file is named http.py: drop its own directory from the path, or it would shadow the
+# standard library's `http` package for every import below.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
 import argparse
 import asyncio
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 
@@ -84,7 +90,7 @@ async def load(
     failures = 0
     queue = iter(range(total))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
 
         async def worker() -> None:
             nonlocal failures

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +109,7 @@ def run_once(
     for attempt in range(2):
         kept: KeepWritesError | None = None
         try:
-            with engine.begin() as conn:
+            with writer_turn(engine), engine.begin() as conn:
                 stored = replay(conn, account_id, key, operation, digest)
                 if stored is not None:
                     return stored
@@ -125,6 +128,23 @@ def run_once(
         assert kept is not None
         raise kept.refusal
     raise AssertionError("unreachable")
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
+    """On SQLite, one writing transaction at a time per process: threads queue on a lock
+    instead of all polling SQLite's busy handler, whose sleeps make the latency tail long.
+    PostgreSQL locks rows itself: no turn needed."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _GUARD:
+        lock = _SQLITE_WRITERS.get(engine)
+        if lock is None:
+            lock = _SQLITE_WRITERS[engine] = threading.Lock()
+    return lock
 
 
 def _canonical(body: Any) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,8 +138,10 @@ _USAGE = RawStatement(
 
 
 def new_transaction_id() -> str:
-    """A fresh ledger transaction id (also the id of a charge)."""
-    return uuid.uuid4().hex
+    """A fresh ledger transaction id (also the id of a charge): 32 hex digits, the wall-clock
+    microseconds then 72 random bits, so ids sort by time and the ledger's transaction index
+    grows at its end instead of at random pages."""
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
 def check_amount(amount: int, *, allow_zero: bool = False, what: str = "amount") -> None:
