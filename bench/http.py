@@ -36,7 +36,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import apikit
-
 import pgserver
 from live import free_port, serve
 

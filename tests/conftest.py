@@ -147,9 +147,10 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
     """An in-process client of the app on the test's database, with an admin key."""
     from fastapi.testclient import TestClient
 
-    import apikit
     from talktime.api import create_app
     from talktime.config import Settings
+
+    import apikit
 
     settings = Settings(
         database_url=db_url,

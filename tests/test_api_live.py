@@ -13,7 +13,6 @@ import pytest
 
 import apikit
 from apikit import ADMIN_KEY, tenant
-
 from live import serve
 
 

@@ -20,10 +20,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-import apikit
 from talktime.api import create_app
 from talktime.config import Settings
 from talktime.store import make_engine, upgrade
+
+import apikit
 
 _TMP = Path(tempfile.mkdtemp(prefix="talktime-schema-"))
 _URL = f"sqlite:///{_TMP / 'talktime.db'}"

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from apikit import tenant
 from talktime.api import create_app
 from talktime.config import Settings
 from talktime.ops import jobs, webhooks
 from talktime.ops.clock import SECOND, now_us
+
+from apikit import tenant
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

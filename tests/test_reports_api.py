@@ -8,8 +8,9 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
-from apikit import tenant
 from talktime import money
+
+from apikit import tenant
 
 
 def _month() -> str:

@@ -30,6 +30,7 @@ from talktime.api.routes import (
 from talktime.config import Settings, get_settings
 from talktime.ops.metrics import Metrics
 from talktime.store import make_engine
+from talktime.web import install as install_web_pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(metrics_router)
+    install_web_pages(app)
     return app

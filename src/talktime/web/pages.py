@@ -1,0 +1,113 @@
+"""The web routes: `/` (to /usage), the Usage page, the Segment Calculator and the one JSON
+endpoint the pages need that the API does not give: the calculator's public cost estimate.
+
+`install(app)` mounts the static assets at `/static` and adds these routes, all left out of the
+OpenAPI schema: they serve people, not API clients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
+
+import talktime
+from talktime.config import Settings
+from talktime.errors import TalktimeError
+from talktime.rating import RateCard, load_card
+from talktime.web import estimate
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+class TextTooLongError(TalktimeError):
+    """The calculator's text is longer than the API would accept in one message."""
+
+    code = "text_too_long"
+    status = 422
+    title = "Text too long"
+
+
+class EstimateRequest(BaseModel):
+    """What the Segment Calculator asks to price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=100_000)
+    smart_encoding: bool = False
+    language: Literal["tr", "es", "pt"] | None = None
+    country: str = Field("US", pattern=r"^[A-Z]{2}$")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def active_card(settings: Settings) -> RateCard:
+    """The configured rate card's version in force today."""
+    return load_card(settings.rate_card, directory=settings.rate_cards_dir)
+
+
+def _page(request: Request, name: str, page: str, **context: Any) -> HTMLResponse:
+    context = {"page": page, "version": talktime.__version__, **context}
+    return templates.TemplateResponse(request, name, context)
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    """The Usage page is home."""
+    return RedirectResponse("/usage", status_code=307)
+
+
+@router.get("/usage", name="usage_page")
+def usage_page(request: Request) -> HTMLResponse:
+    """The account's Usage page (it signs in with an API key in the browser)."""
+    return _page(request, "usage.html", "usage")
+
+
+@router.get("/calculator", name="calculator_page")
+def calculator_page(request: Request) -> HTMLResponse:
+    """The public Segment Calculator."""
+    settings = _settings(request)
+    card = active_card(settings)
+    return _page(
+        request,
+        "calculator.html",
+        "calculator",
+        countries=estimate.countries(card),
+        card=card,
+        max_text=settings.sms_max_text_chars,
+    )
+
+
+@router.post("/calculator/estimate")
+def calculator_estimate(body: EstimateRequest, request: Request) -> dict[str, Any]:
+    """The estimated cost of an outbound SMS of the text to the country (public, no key)."""
+    settings = _settings(request)
+    if len(body.text) > settings.sms_max_text_chars:
+        raise TextTooLongError(
+            f"The text has {len(body.text)} characters; a message may have at most "
+            f"{settings.sms_max_text_chars}.",
+            limit=settings.sms_max_text_chars,
+        )
+    return estimate.estimate(
+        active_card(settings),
+        body.text,
+        body.country,
+        smart_encoding=body.smart_encoding,
+        language=body.language,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Serve the pages and their assets from ``app``."""
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="web-static")
+    app.include_router(router)

@@ -1,0 +1,126 @@
+// Segment Calculator: asks this server to segment (POST /v1/sms/segments) and price
+// (POST /calculator/estimate) the text as the user types; no key needed.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const text = $("text"), smart = $("smart"), language = $("language"), country = $("country");
+  const graphemes = (typeof Intl !== "undefined" && Intl.Segmenter)
+    ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+  let timer = null, seq = 0;
+
+  function body(smartEncoding) {
+    const out = { text: text.value, smart_encoding: smartEncoding };
+    if (language.value) out.language = language.value;
+    return out;
+  }
+
+  async function post(url, payload) {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(payload),
+    });
+    let data = null;
+    try { data = await r.json(); } catch (e) { /* not JSON */ }
+    if (!r.ok) throw new Error((data && (data.detail || data.title)) || ("HTTP " + r.status));
+    return data;
+  }
+
+  function countCharacters(s) {
+    if (graphemes) { let n = 0; for (const _ of graphemes.segment(s)) n++; return n; }
+    return [...s].length;
+  }
+
+  function showHighlighted(sent, nonGsm) {
+    const box = $("highlighted");
+    box.textContent = "";
+    const forced = new Set(nonGsm);
+    for (const ch of sent) { // code points, like the server's non_gsm list
+      if (forced.has(ch)) {
+        const m = document.createElement("mark");
+        m.textContent = ch;
+        m.title = "forces UCS-2";
+        box.appendChild(m);
+      } else {
+        box.appendChild(document.createTextNode(ch));
+      }
+    }
+  }
+
+  function showParts(parts, units, capacity) {
+    const list = $("parts");
+    list.textContent = "";
+    parts.forEach((p, i) => {
+      const li = document.createElement("li");
+      const info = document.createElement("span");
+      info.className = "help";
+      info.textContent = ` (${units[i]} of ${capacity} units)`;
+      li.textContent = p;
+      li.appendChild(info);
+      list.appendChild(li);
+    });
+  }
+
+  function describe(ch) {
+    const cp = ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `${ch} (U+${cp})`;
+  }
+
+  async function update() {
+    const mine = ++seq;
+    try {
+      const [plain, smartResult] = await Promise.all([
+        post("/v1/sms/segments", body(smart.checked)),
+        post("/v1/sms/segments", body(true)),
+      ]);
+      if (mine !== seq) return; // a newer keystroke already answered
+      $("error").hidden = true;
+      $("encoding").textContent = plain.encoding;
+      $("chars").textContent = String(countCharacters(plain.text));
+      $("units").textContent = String(plain.units);
+      $("segments").textContent = String(plain.segments);
+      $("remaining").textContent = String(plain.remaining);
+      $("non-gsm").textContent = plain.non_gsm.length
+        ? plain.non_gsm.map(describe).join(", ") : "None.";
+      showHighlighted(plain.text, plain.non_gsm);
+      showParts(plain.parts, plain.part_units, plain.part_capacity);
+      const sug = $("suggestion");
+      const saved = plain.segments - smartResult.segments;
+      if (!smart.checked && smartResult.replacements.length && plain.encoding !== smartResult.encoding) {
+        const swaps = smartResult.replacements.map((r) => r[0] + " → " + r[1]);
+        sug.textContent = "Smart encoding would replace " + swaps.slice(0, 4).join(", ") +
+          (swaps.length > 4 ? " and more" : "") + " and send this as " + smartResult.encoding +
+          (saved > 0 ? ", saving " + saved + (saved === 1 ? " segment." : " segments.") : ".");
+        sug.hidden = false;
+      } else {
+        sug.hidden = true;
+      }
+    } catch (err) {
+      if (mine !== seq) return;
+      $("error").textContent = err.message;
+      $("error").hidden = false;
+      return;
+    }
+    try {
+      const estimate = await post("/calculator/estimate", { ...body(smart.checked), country: country.value });
+      if (mine !== seq) return;
+      $("cost").textContent = estimate.total + " " + estimate.currency;
+      $("cost-note").textContent = estimate.note;
+    } catch (err) {
+      if (mine !== seq) return;
+      $("cost").textContent = "–";
+      $("cost-note").textContent = err.message;
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(update, 120);
+  }
+
+  [text, smart, language, country].forEach((el) => {
+    el.addEventListener("input", schedule);
+    el.addEventListener("change", schedule);
+  });
+  update();
+})();
