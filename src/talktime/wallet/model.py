@@ -228,9 +228,30 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def to_json(obj: Any) -> str:
     """The canonical JSON of a result: the exact text stored and replayed for its key."""
-    return json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(to_dict(obj))
+
+
+def charge_json(result: ChargeResult) -> str:
+    """`to_json` of a `ChargeResult`, the same text, built without walking the dataclasses
+    (it runs once per charge on the hot path)."""
+    b = result.balance
+    return _CANONICAL.encode(
+        {
+            "account_id": result.account_id,
+            "amount": result.amount,
+            "balance": {"available": b.available, "free": b.free, "held": b.held, "paid": b.paid},
+            "created_at": result.created_at.isoformat(),
+            "from_free": result.from_free,
+            "from_paid": result.from_paid,
+            "reference": result.reference,
+            "transaction_id": result.transaction_id,
+        }
+    )
 
 
 def from_json(cls: type[T], text: str, *, replayed: bool = False) -> T:
@@ -239,6 +260,9 @@ def from_json(cls: type[T], text: str, *, replayed: bool = False) -> T:
     if replayed and any(f.name == "replayed" for f in dataclasses.fields(cls)):  # type: ignore[arg-type]
         obj = dataclasses.replace(obj, replayed=True)  # type: ignore[type-var]
     return obj
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
 
 
 def _decode(hint: Any, value: Any) -> Any:
@@ -251,6 +275,8 @@ def _decode(hint: Any, value: Any) -> Any:
     if hint is datetime:
         return datetime.fromisoformat(value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
+        hints = _HINTS.get(hint)
+        if hints is None:
+            hints = _HINTS[hint] = typing.get_type_hints(hint)
         return hint(**{k: _decode(hints[k], v) for k, v in value.items()})
     return value
