@@ -89,9 +89,9 @@ _GrantRow = namedtuple(  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class _ManySql:
-    """A batch's three loads, as fixed SQL taking each list of ids or keys as ONE parameter
-    (SQLite: a JSON array read with json_each; PostgreSQL: an array with = ANY), so the
-    statements are prepared once whatever the batch size."""
+    """A batch's three loads as fixed SQL taking each list as one parameter (SQLite: a JSON
+    array read with json_each; PostgreSQL: arrays), so the statements are prepared once whatever
+    the batch size. Keys are looked up as (account, key) pairs, one index probe each."""
 
     lock: str
     live: str
@@ -102,16 +102,22 @@ class _ManySql:
 def _many_sql(dialect: str) -> _ManySql:
     if dialect == "postgresql":
         one, lock = "= ANY(%s)", " FOR UPDATE"
+        pairs = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
     else:
         one, lock = "IN (SELECT value FROM json_each(?))", ""
+        # CROSS JOIN: SQLite then probes the (account_id, key) index once per pair.
+        pairs = (
+            "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
+            "FROM json_each(?)) AS j CROSS"
+        )
     account_cols = ", ".join(c.key for c in _ACCOUNT_COLUMNS)
     grant_cols = "id, kind, remaining, held, priority, effective_at, expires_at"
     return _ManySql(
         lock=f"SELECT {account_cols} FROM accounts WHERE id {one} ORDER BY id{lock}",
         live=f"SELECT account_id, {grant_cols} FROM grants "
         f"WHERE account_id {one} AND remaining > 0",
-        keys="SELECT account_id, key, operation, fingerprint, response FROM idempotency "
-        f"WHERE account_id {one} AND key {one}",
+        keys="SELECT i.account_id, i.key, i.operation, i.fingerprint, i.response "
+        f"FROM {pairs} JOIN idempotency AS i ON i.account_id = j.a AND i.key = j.k",
     )
 
 
@@ -341,13 +347,11 @@ class Book:
             pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
             if not pairs:
                 return
-            cursor.execute(
-                sql.keys,
-                (
-                    _id_list(self.conn, sorted({a for a, _ in pairs})),
-                    _id_list(self.conn, sorted({k for _, k in pairs})),
-                ),
-            )
+            ordered = sorted(pairs)
+            if self.conn.dialect.name == "postgresql":
+                cursor.execute(sql.keys, ([a for a, _ in ordered], [k for _, k in ordered]))
+            else:
+                cursor.execute(sql.keys, (json.dumps(ordered),))
             found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in cursor.fetchall()}
         finally:
             cursor.close()
