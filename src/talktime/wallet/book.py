@@ -15,6 +15,7 @@ import time
 from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -294,6 +295,14 @@ class Book:
         self.records: list[tuple[Any, ...]] = []
         """Queued idempotency rows: account, key, operation, fingerprint, response, time."""
         self.keys: dict[tuple[int, str], tuple[str, str, str] | None] = {}
+        self._now_datetime: datetime | None = None
+
+    @property
+    def now_datetime(self) -> datetime:
+        """`now` as a UTC datetime (built once per book)."""
+        if self._now_datetime is None:
+            self._now_datetime = from_micros(self.now)
+        return self._now_datetime
 
     # ---- accounts and grants -------------------------------------------------------------
 
@@ -491,9 +500,11 @@ class Book:
         if state.monthly_limit is not None and state.usage[period] >= state.monthly_limit:
             self.flag_limit(state)
 
-    def debit_events(self, state: AccountState, before: int) -> None:
-        """`credit.depleted` / `balance.low` when available credit crossed zero / the threshold."""
-        after = state.available(self.now)
+    def debit_events(self, state: AccountState, before: int, after: int | None = None) -> None:
+        """`credit.depleted` / `balance.low` when available credit crossed zero / the threshold
+        (``after`` is computed from the grants unless the caller knows it)."""
+        if after is None:
+            after = state.available(self.now)
         if before > 0 and after == 0:
             self.event(state.id, outbox.CREDIT_DEPLETED, {"available": 0})
         threshold = state.low_balance_threshold

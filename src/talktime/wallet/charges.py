@@ -14,7 +14,6 @@ from talktime.wallet.book import Book, check_amount, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
 from talktime.wallet.idempotency import charge_fingerprint
 from talktime.wallet.model import USAGE, ChargeResult, charge_json, from_json
-from talktime.wallet.periods import from_micros
 
 OPERATION = "charge"
 
@@ -69,7 +68,8 @@ def charge(
             transaction_id, state.id, g.id, -take, USAGE, reference=reference, key=key, lines=lines
         )
     book.add_usage(state, paid)
-    book.debit_events(state, available)
+    # Every take came out of available credit, so it fell by exactly the amount.
+    book.debit_events(state, available, available - amount)
     result = ChargeResult(
         transaction_id=transaction_id,
         account_id=state.id,
@@ -78,7 +78,7 @@ def charge(
         from_paid=paid,
         balance=state.balances(now),
         reference=reference,
-        created_at=from_micros(now),
+        created_at=book.now_datetime,
     )
     book.remember(state.id, key, OPERATION, fp, charge_json(result))
     return result

@@ -237,6 +237,19 @@ def to_json(obj: Any) -> str:
     return _CANONICAL.encode(to_dict(obj))
 
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
+def _iso(at: datetime) -> str:
+    """The quoted ISO 8601 text of ``at``; a batch's results share one time, so the last one
+    is remembered."""
+    global _last_iso
+    last = _last_iso  # one read: other threads may replace it
+    if last[0] is not at:
+        last = _last_iso = (at, _string(at.isoformat()))
+    return last[1]
+
+
 def charge_json(result: ChargeResult) -> str:
     """`to_json` of a `ChargeResult`, the same text, written directly (it runs once per
     charge on the hot path; its fields are ints and strings in sorted key order)."""
@@ -246,7 +259,7 @@ def charge_json(result: ChargeResult) -> str:
         f'{{"account_id":{int(result.account_id)},"amount":{int(result.amount)},'
         f'"balance":{{"available":{int(b.available)},"free":{int(b.free)},'
         f'"held":{int(b.held)},"paid":{int(b.paid)}}},'
-        f'"created_at":{_string(result.created_at.isoformat())},'
+        f'"created_at":{_iso(result.created_at)},'
         f'"from_free":{int(result.from_free)},"from_paid":{int(result.from_paid)},'
         f'"reference":{reference},"transaction_id":{_string(result.transaction_id)}}}'
     )
