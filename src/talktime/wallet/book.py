@@ -12,8 +12,10 @@ import functools
 import json
 import secrets
 import time
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,26 +82,51 @@ _LOAD_ONE = RawStatement(
     )
     .where(accounts.c.id == sa.bindparam("account_id"))
 )
-_LOCK_MANY = (
-    sa.select(*_ACCOUNT_COLUMNS)
-    .where(accounts.c.id.in_(sa.bindparam("account_ids", expanding=True)))
-    .order_by(accounts.c.id)
-    .with_for_update()
+_AccountRow = namedtuple("_AccountRow", [c.key for c in _ACCOUNT_COLUMNS])  # type: ignore[misc]
+_GrantRow = namedtuple(  # type: ignore[misc]
+    "_GrantRow", ["account_id", *(c.key for c in _GRANT_COLUMNS)]
 )
-_LIVE_MANY = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
-    grants.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
-    grants.c.remaining > sa.literal_column("0"),
-)
-_KEYS_MANY = sa.select(
-    idempotency.c.account_id,
-    idempotency.c.key,
-    idempotency.c.operation,
-    idempotency.c.fingerprint,
-    idempotency.c.response,
-).where(
-    idempotency.c.account_id.in_(sa.bindparam("account_ids", expanding=True)),
-    idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
-)
+
+
+@dataclass(frozen=True)
+class _ManySql:
+    """A batch's three loads as fixed SQL taking each list as one parameter (SQLite: a JSON
+    array read with json_each; PostgreSQL: arrays), so the statements are prepared once whatever
+    the batch size. Keys are looked up as (account, key) pairs, one index probe each."""
+
+    lock: str
+    live: str
+    keys: str
+
+
+@functools.cache
+def _many_sql(dialect: str) -> _ManySql:
+    if dialect == "postgresql":
+        one, lock = "= ANY(%s)", " FOR UPDATE"
+        pairs = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
+    else:
+        one, lock = "IN (SELECT value FROM json_each(?))", ""
+        # CROSS JOIN: SQLite then probes the (account_id, key) index once per pair.
+        pairs = (
+            "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
+            "FROM json_each(?)) AS j CROSS"
+        )
+    account_cols = ", ".join(c.key for c in _ACCOUNT_COLUMNS)
+    grant_cols = "id, kind, remaining, held, priority, effective_at, expires_at"
+    return _ManySql(
+        lock=f"SELECT {account_cols} FROM accounts WHERE id {one} ORDER BY id{lock}",
+        live=f"SELECT account_id, {grant_cols} FROM grants "
+        f"WHERE account_id {one} AND remaining > 0",
+        keys="SELECT i.account_id, i.key, i.operation, i.fingerprint, i.response "
+        f"FROM {pairs} JOIN idempotency AS i ON i.account_id = j.a AND i.key = j.k",
+    )
+
+
+def _id_list(conn: sa.Connection, values: list[Any]) -> Any:
+    """One parameter holding a list, as `_ManySql` statements take it."""
+    return list(values) if conn.dialect.name == "postgresql" else json.dumps(values)
+
+
 _ENTRY_COLUMNS = (
     "transaction_id",
     "account_id",
@@ -262,10 +289,20 @@ class Book:
         self.conn = conn
         self.now = now
         self.states: dict[int, AccountState] = {}
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[tuple[Any, ...]] = []
+        """Queued ledger rows, in `_ENTRY_COLUMNS` order."""
         self.events: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
+        self.records: list[tuple[Any, ...]] = []
+        """Queued idempotency rows: account, key, operation, fingerprint, response, time."""
         self.keys: dict[tuple[int, str], tuple[str, str, str] | None] = {}
+        self._now_datetime: datetime | None = None
+
+    @property
+    def now_datetime(self) -> datetime:
+        """`now` as a UTC datetime (built once per book)."""
+        if self._now_datetime is None:
+            self._now_datetime = from_micros(self.now)
+        return self._now_datetime
 
     # ---- accounts and grants -------------------------------------------------------------
 
@@ -306,23 +343,27 @@ class Book:
         wanted = sorted({a for a, _ in requests if _is_id(a) and a not in self.states})
         if not wanted:
             return
-        for row in self.conn.execute(_LOCK_MANY, {"account_ids": wanted}):
-            self.states[row.id] = _state(row)
-        for row in self.conn.execute(_LIVE_MANY, {"account_ids": wanted}):
-            self.states[row.account_id].grants[row.g_id] = live_grant(row)
-        pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
-        if not pairs:
-            return
-        found = {
-            (r.account_id, r.key): (r.operation, r.fingerprint, r.response)
-            for r in self.conn.execute(
-                _KEYS_MANY,
-                {
-                    "account_ids": sorted({a for a, _ in pairs}),
-                    "keys": sorted({k for _, k in pairs}),
-                },
-            )
-        }
+        sql = _many_sql(self.conn.dialect.name)
+        ids = _id_list(self.conn, wanted)
+        cursor = self.conn.connection.cursor()
+        try:
+            cursor.execute(sql.lock, (ids,))
+            for row in cursor.fetchall():
+                self.states[row[0]] = _state(_AccountRow(*row))
+            cursor.execute(sql.live, (ids,))
+            for row in cursor.fetchall():
+                self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
+            pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
+            if not pairs:
+                return
+            ordered = sorted(pairs)
+            if self.conn.dialect.name == "postgresql":
+                cursor.execute(sql.keys, ([a for a, _ in ordered], [k for _, k in ordered]))
+            else:
+                cursor.execute(sql.keys, (json.dumps(ordered),))
+            found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in cursor.fetchall()}
+        finally:
+            cursor.close()
         for pair in pairs:
             self.keys.setdefault(pair, found.get(pair))
 
@@ -363,16 +404,7 @@ class Book:
     ) -> None:
         """Store a successful response under its key (written at flush)."""
         self.keys[(account_id, key)] = (operation, fingerprint, response)
-        self.records.append(
-            {
-                "account_id": account_id,
-                "key": key,
-                "operation": operation,
-                "fingerprint": fingerprint,
-                "response": response,
-                "created_at": self.now,
-            }
-        )
+        self.records.append((account_id, key, operation, fingerprint, response, self.now))
 
     # ---- ledger, usage and events --------------------------------------------------------
 
@@ -390,19 +422,21 @@ class Book:
         lines: Any = None,
     ) -> None:
         """Queue one ledger entry (written at flush)."""
+        if lines is not None:
+            lines = json.dumps(lines, separators=(",", ":"))
         self.entries.append(
-            {
-                "transaction_id": transaction_id,
-                "account_id": account_id,
-                "grant_id": grant_id,
-                "hold_id": hold_id,
-                "amount": amount,
-                "kind": kind,
-                "reference": reference,
-                "idempotency_key": key,
-                "lines": lines,
-                "created_at": self.now,
-            }
+            (
+                transaction_id,
+                account_id,
+                grant_id,
+                hold_id,
+                amount,
+                kind,
+                reference,
+                key,
+                lines,
+                self.now,
+            )
         )
 
     def event(self, account_id: int, type_: str, payload: dict[str, Any]) -> None:
@@ -466,9 +500,11 @@ class Book:
         if state.monthly_limit is not None and state.usage[period] >= state.monthly_limit:
             self.flag_limit(state)
 
-    def debit_events(self, state: AccountState, before: int) -> None:
-        """`credit.depleted` / `balance.low` when available credit crossed zero / the threshold."""
-        after = state.available(self.now)
+    def debit_events(self, state: AccountState, before: int, after: int | None = None) -> None:
+        """`credit.depleted` / `balance.low` when available credit crossed zero / the threshold
+        (``after`` is computed from the grants unless the caller knows it)."""
+        if after is None:
+            after = state.available(self.now)
         if before > 0 and after == 0:
             self.event(state.id, outbox.CREDIT_DEPLETED, {"available": 0})
         threshold = state.low_balance_threshold
@@ -498,9 +534,10 @@ class Book:
         """Write every queued change; call once before the transaction commits."""
         from talktime.wallet import recharge  # imports book: resolved at call time
 
-        for s in self.states.values():
-            if any(s.usage_delta.values()):  # paid credit was used: maybe queue a recharge
-                recharge.queue_if_needed(self, s)
+        # Paid credit was used: maybe queue a recharge (settings read in one query).
+        used_paid = [s for s in self.states.values() if any(s.usage_delta.values())]
+        if used_paid:
+            recharge.queue_many(self, used_paid)
         conn = self.conn
         with pipeline(conn):  # PostgreSQL: the writes go out in one round trip
             self._write_changes(conn)
@@ -521,13 +558,10 @@ class Book:
                 for g in s.grants.values():
                     g.saved_remaining, g.saved_held = g.remaining, g.held
         if self.entries:
-            for e in self.entries:
-                if e["lines"] is not None:
-                    e["lines"] = json.dumps(e["lines"], separators=(",", ":"))
-            _INSERT_LEDGER.executemany(conn, self.entries)
+            _INSERT_LEDGER.executemany_rows(conn, self.entries)
             self.entries = []
         if self.records:
-            _INSERT_RECORDS.executemany(conn, self.records)
+            _INSERT_RECORDS.executemany_rows(conn, self.records)
             self.records = []
         usage = [
             {

@@ -12,9 +12,8 @@ from typing import Any
 from talktime.errors import TalktimeError
 from talktime.wallet.book import Book, check_amount, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
-from talktime.wallet.idempotency import fingerprint
-from talktime.wallet.model import USAGE, ChargeResult, from_json, to_json
-from talktime.wallet.periods import from_micros
+from talktime.wallet.idempotency import charge_fingerprint
+from talktime.wallet.model import USAGE, ChargeResult, charge_json, from_json
 
 OPERATION = "charge"
 
@@ -45,7 +44,7 @@ def charge(
     """
     check_amount(amount)
     state = book.account(account_id, key if isinstance(key, str) else None)
-    fp = fingerprint(OPERATION, {"amount": amount, "reference": reference, "lines": lines})
+    fp = charge_fingerprint(OPERATION, amount, reference, lines)
     stored = book.replay(state.id, key, OPERATION, fp)
     if stored is not None:
         return from_json(ChargeResult, stored, replayed=True)
@@ -69,7 +68,8 @@ def charge(
             transaction_id, state.id, g.id, -take, USAGE, reference=reference, key=key, lines=lines
         )
     book.add_usage(state, paid)
-    book.debit_events(state, available)
+    # Every take came out of available credit, so it fell by exactly the amount.
+    book.debit_events(state, available, available - amount)
     result = ChargeResult(
         transaction_id=transaction_id,
         account_id=state.id,
@@ -78,9 +78,9 @@ def charge(
         from_paid=paid,
         balance=state.balances(now),
         reference=reference,
-        created_at=from_micros(now),
+        created_at=book.now_datetime,
     )
-    book.remember(state.id, key, OPERATION, fp, to_json(result))
+    book.remember(state.id, key, OPERATION, fp, charge_json(result))
     return result
 
 

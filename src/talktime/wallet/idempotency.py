@@ -38,9 +38,23 @@ def check_key(key: str) -> None:
         )
 
 
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+_quote = json.encoder.encode_basestring_ascii
+
+
 def fingerprint(operation: str, params: dict[str, Any]) -> str:
     """A stable hash of what a request asks for; the same key must always ask the same."""
-    text = json.dumps([operation, params], sort_keys=True, separators=(",", ":"), default=str)
+    text = _FINGERPRINT_JSON.encode([operation, params])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def charge_fingerprint(operation: str, amount: int, reference: str | None, lines: Any) -> str:
+    """`fingerprint(operation, {"amount", "reference", "lines"})`, the same hash, with the text
+    written directly in the common case (an int amount, no lines) since it runs per charge."""
+    if lines is not None or type(amount) is not int or not isinstance(reference, str | None):
+        return fingerprint(operation, {"amount": amount, "reference": reference, "lines": lines})
+    ref = "null" if reference is None else _quote(reference)
+    text = f'[{_quote(operation)},{{"amount":{amount},"lines":null,"reference":{ref}}}]'
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -9,6 +9,7 @@ Statements are still written with SQLAlchemy Core, so they stay dialect-correct.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -97,6 +98,27 @@ class RawStatement:
         cursor = conn.connection.cursor()
         try:
             cursor.executemany(prepared[0], [self._params(prepared, r) for r in rows])
+        finally:
+            cursor.close()
+
+    def executemany_rows(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Run one write for each row of values given in ``column_keys`` order (no dict per
+        row: the hot path builds these tuples directly)."""
+        assert self.column_keys is not None, "executemany_rows needs column_keys"
+        prepared = self._prepare(conn)
+        positional = prepared[1]
+        params: Any
+        if positional is None:
+            names = self.column_keys
+            params = [dict(zip(names, row, strict=True)) for row in rows]
+        elif list(positional) == self.column_keys:
+            params = rows
+        else:
+            pick = operator.itemgetter(*(self.column_keys.index(n) for n in positional))
+            params = [pick(row) for row in rows]
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(prepared[0], params)
         finally:
             cursor.close()
 

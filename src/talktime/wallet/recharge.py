@@ -109,6 +109,9 @@ _SETTINGS = RawStatement(
     sa.select(recharge_settings).where(recharge_settings.c.account_id == sa.bindparam("account_id"))
 )
 """Read on every debit that used paid credit: run on the raw cursor, like the wallet hot path."""
+_SETTINGS_MANY = sa.select(recharge_settings).where(
+    recharge_settings.c.account_id.in_(sa.bindparam("account_ids", expanding=True))
+)
 _IN_FLIGHT = sa.select(recharges).where(
     recharges.c.account_id == sa.bindparam("account_id"),
     recharges.c.state.in_(("pending", "processing")),
@@ -232,8 +235,24 @@ def queue_if_needed(book: Book, state: AccountState) -> int | None:
     Runs inside the caller's transaction (the account is locked), so it commits or rolls back
     with the debit that caused it.
     """
+    return _queue(book, state, _settings_row(book.conn, state.id))
+
+
+def queue_many(book: Book, states: list[AccountState]) -> None:
+    """`queue_if_needed` for many accounts, reading their settings in one query."""
+    if len(states) == 1:
+        queue_if_needed(book, states[0])
+        return
+    rows = {
+        row.account_id: row
+        for row in book.conn.execute(_SETTINGS_MANY, {"account_ids": [s.id for s in states]})
+    }
+    for state in states:
+        _queue(book, state, rows.get(state.id))
+
+
+def _queue(book: Book, state: AccountState, row: Any) -> int | None:
     conn = book.conn
-    row = _settings_row(conn, state.id)
     if row is None or not row.enabled:
         return None
     if paid_available(state, book.now) >= row.threshold or limit_reached(book, state):
