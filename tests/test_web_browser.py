@@ -177,6 +177,9 @@ def test_usage_page_shows_the_balance_chart_and_recent_charges(
     )
     expect(page.locator("#recent tr")).to_have_count(4)  # the number's month and three SMS
     expect(page.locator("#recent")).to_contain_text("outbound SMS to +14155550111")
+    expect(page.locator("#recent")).to_contain_text("1 segment × 0.0100")
+    expect(page.locator("#recent")).to_contain_text("2 segments × 0.0100")
+    expect(page.locator("#recent")).to_contain_text("1 month × 1.0000")
     _shot(page, "usage.png")
 
 

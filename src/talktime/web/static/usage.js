@@ -165,7 +165,9 @@
 
   function lineText(l) {
     if (l.description) {
-      return `${l.description}: ${l.quantity} ${l.unit} × ${l.unit_price} = ${l.amount}`;
+      // Units are plural nouns ("segments", "minutes", "months"): one of them is singular.
+      const unit = String(l.quantity) === "1" ? String(l.unit).replace(/s$/, "") : l.unit;
+      return `${l.description}: ${l.quantity} ${unit} × ${l.unit_price} = ${l.amount}`;
     }
     const what = [l.kind, l.number].filter(Boolean).join(" ");
     const amount = typeof l.amount === "number" ? decimal(l.amount) : l.amount;
