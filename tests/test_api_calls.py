@@ -128,3 +128,21 @@ def test_a_user_restricted_from_calling_is_refused(api: Any) -> None:
     api.patch(f"/v1/users/{t.user}", json={"restrictions": ["calls.make"]}, headers=t.auth)
     refused = _authorize(t)
     assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+
+
+def test_an_inbound_call_must_arrive_on_an_active_number_of_the_account(api: Any) -> None:
+    owner = tenant(api, credit="5.00")
+    other = tenant(api, credit="5.00", number="+14155550177")
+    before = other.balance()
+    body = {"direction": "inbound", "from": "+14155550111", "to": owner.number, "user": other.user}
+    refused = other.post("/v1/calls", body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "number_not_receiving"
+    assert other.balance() == before  # nothing held
+
+    released = api.delete(f"/v1/numbers/{owner.number_id}", headers=owner.auth)
+    assert released.status_code == 200, released.text
+    body = {"direction": "inbound", "from": "+14155550111", "to": owner.number, "user": owner.user}
+    refused = owner.post("/v1/calls", body)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "number_not_receiving"

@@ -66,6 +66,12 @@ class NumberNotSmsEnabledError(TalktimeError):
     title = "Number not SMS-enabled"
 
 
+class NumberNotReceivingError(TalktimeError):
+    code = "number_not_receiving"
+    status = 422
+    title = "Not a receiving number of this account"
+
+
 class SmsCrossCountryError(TalktimeError):
     code = "sms_cross_country"
     status = 422
@@ -161,6 +167,20 @@ def require_sending_number(number: SendingNumber | None, e164: str, account_id: 
         raise NumberNotSmsEnabledError(
             f"{e164} is not SMS-enabled (SMS is available on US, CA, GB and AU numbers).",
             number=e164,
+        )
+
+
+def require_receiving_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
+    """An inbound call must arrive on one of the account's active numbers."""
+    if number is None or number.account_id != account_id:
+        raise NumberNotReceivingError(
+            f"{e164} is not a number of this account; inbound calls are received on your own "
+            "numbers.",
+            number=e164,
+        )
+    if number.status != "active":
+        raise NumberNotReceivingError(
+            f"{e164} is {number.status}; calls are received only on active numbers.", number=e164
         )
 
 

@@ -31,6 +31,7 @@ from talktime.service.common import (
 )
 from talktime.service.errors import CallStateError, NotFoundError
 from talktime.service.idempotency import StoredResponse, run_once
+from talktime.service.messages import account_number
 from talktime.store.api_tables import calls
 from talktime.wallet import holds
 from talktime.wallet.book import Book
@@ -146,6 +147,8 @@ def authorize_call(
         state = book.account(account_id)
         policy.require_active_subscription(state.status)
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
+        if req.direction == "inbound":
+            policy.require_receiving_number(account_number(conn, req.to), req.to, account_id)
         card = cards.card_for(conn, account_id, settings)
         rate = leg_rate(card, req.direction, req.from_, req.to)
         available = state.available(now)
