@@ -185,3 +185,17 @@ def test_admin_endpoints_need_an_admin_key(api: Any) -> None:
     assert api.get("/v1/balance", headers={"Authorization": "Bearer tt_x_y"}).status_code == 401
     account_only = api.get("/v1/balance", headers=ADMIN)
     assert account_only.json()["code"] == "account_key_required"
+
+
+def test_a_number_refused_by_the_monthly_limit_is_not_kept(api: Any) -> None:
+    apikit.import_tiny_card(api)
+    t = tenant(api, number=None, plan="trial", rate_card="tiny")  # no free credit
+    apikit.grant(api, t.account_id, "5.00")
+    limit = api.put("/v1/settings/monthly-limit", json={"monthly_limit": "0.50"}, headers=t.auth)
+    assert limit.status_code == 200, limit.text
+    refused = t.post("/v1/numbers", {"e164": "+14155550123"})  # first month: $1.00 > $0.50 left
+    assert refused.status_code == 402, refused.text
+    assert refused.json()["code"] == "monthly_limit_reached"
+    numbers = api.get("/v1/numbers", headers=t.auth).json()["numbers"]
+    assert numbers == []
+    assert t.balance()["paid"] == "5.0000"

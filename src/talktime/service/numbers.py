@@ -52,6 +52,20 @@ def add_number(
         card = cards.card_for(conn, account_id, settings)
         info = card.classify(e164)
         quote = price_number_rental(card, e164)
+        balance = state.balances(now)
+        if quote.total > 0:
+            # Charge before adding: a monthly-limit refusal commits its event (KeepWritesError),
+            # and must not commit a number whose first month was never paid.
+            charged = charge_or_refuse(
+                book,
+                account_id,
+                quote.total,
+                f"number:{key}",
+                f"number:{info.e164}",
+                [line.to_dict() for line in quote.lines],
+                quote.currency,
+            )
+            balance = charged.balance
         number = rentals.add_number(
             conn,
             account_id,
@@ -63,19 +77,6 @@ def add_number(
             now=now,
             sms_enabled=policy.sms_capable(info.country) and info.type in SMS_TYPES,
         )
-        balance = state.balances(now)
-        if quote.total > 0:
-            lines = [line.to_dict() for line in quote.lines]
-            charged = charge_or_refuse(
-                book,
-                account_id,
-                quote.total,
-                f"number:{key}",
-                f"number:{number.id}",
-                lines,
-                quote.currency,
-            )
-            balance = charged.balance
         book.flush()
         return 201, {
             **number_dict(number, quote.currency),
