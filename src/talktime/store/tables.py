@@ -19,6 +19,7 @@ metadata = sa.MetaData(naming_convention=NAMING)
 
 from talktime.store import (  # noqa: E402 - registers the feature tables
     api_tables,  # noqa: F401
+    ops_tables,  # noqa: F401
     recharge_tables,  # noqa: F401
     wallet_tables,  # noqa: F401
 )
