@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from talktime import money
 from talktime.store.wallet_tables import accounts, grants, idempotency, ledger, usage_periods
 from talktime.wallet import idempotency as idem
 from talktime.wallet import outbox
@@ -461,10 +462,10 @@ class Book:
         if used + paid > state.monthly_limit:
             self.flag_limit(state)
             raise MonthlyLimitReachedError(
-                f"this would use {paid} micro-units of paid credit, but only "
-                f"{max(state.monthly_limit - used, 0)} of the monthly limit of "
-                f"{state.monthly_limit} is left this period; raise the limit or wait for the "
-                "next period",
+                f"this would use {money.format(paid)} of paid credit, but only "
+                f"{money.format(max(state.monthly_limit - used, 0))} of the monthly limit of "
+                f"{money.format(state.monthly_limit)} is left this period; raise the limit or "
+                "wait for the next period",
                 limit=state.monthly_limit,
                 used=used,
                 needed=paid,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from talktime import money
 from talktime.errors import TalktimeError
 from talktime.wallet.book import Book, check_amount, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
@@ -53,8 +54,8 @@ def charge(
     available = sum(g.available for g in live)
     if amount > available:
         raise InsufficientCreditError(
-            f"this needs {amount} micro-units but only {available} are available; "
-            "add credit and try again (nothing was charged)",
+            f"this needs {money.format(amount)} but only {money.format(available)} is "
+            "available; add credit and try again (nothing was charged)",
             needed=amount,
             available=available,
         )

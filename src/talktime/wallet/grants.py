@@ -11,6 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from talktime import money
 from talktime.store.wallet_tables import grants, plans
 from talktime.wallet import outbox
 from talktime.wallet.book import (
@@ -248,8 +249,8 @@ def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) ->
     unspent = g.available if g.usable(book.now) else 0
     if amount > unspent:
         raise RefundNotAllowedError(
-            f"grant {grant_id} has {unspent} micro-units of unspent credit that can be "
-            f"refunded, less than the {amount} asked",
+            f"grant {grant_id} has {money.format(unspent)} of unspent credit that can be "
+            f"refunded, less than the {money.format(amount)} asked",
             grant_id=grant_id,
             refundable=unspent,
             needed=amount,

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from talktime import money
 from talktime.store.wallet_tables import hold_allocations, holds
 from talktime.wallet import outbox
 from talktime.wallet.book import (
@@ -92,8 +93,8 @@ def _reserve_plan(book: Book, state: AccountState, amount: int) -> list[tuple[Li
     available = sum(g.available for g in live)
     if amount > available:
         raise InsufficientCreditError(
-            f"reserving {amount} micro-units needs more than the {available} available; add "
-            "credit and try again (nothing was reserved)",
+            f"reserving {money.format(amount)} needs more than the {money.format(available)} "
+            "available; add credit and try again (nothing was reserved)",
             needed=amount,
             available=available,
         )
