@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from queue import Empty, Full, Queue
 from typing import Any, TypeVar
@@ -105,6 +105,9 @@ class GroupCommitter:
             self._closed = True
             thread = self._thread
         if thread is not None:
+            # End an idle wait at once; a full queue means the writer is busy anyway.
+            with suppress(Full):
+                self._queue.put_nowait(_WAKE)
             thread.join(timeout)
 
     def _run(self) -> None:
@@ -121,23 +124,26 @@ class GroupCommitter:
     def _collect(self) -> list[_Pending]:
         wait = 0.05 if self._closed else IDLE_EXIT_SECONDS
         try:
-            batch = [self._queue.get(timeout=wait)]
+            first = self._queue.get(timeout=wait)
         except Empty:
             return []
+        if first is _WAKE:
+            return []
+        batch = [first]
         deadline = time.monotonic() + self._window
         while len(batch) < self._max_batch:
             try:
-                batch.append(self._queue.get_nowait())
-                continue
+                pending = self._queue.get_nowait()
             except Empty:
-                pass
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=left))
-            except Empty:
-                break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    pending = self._queue.get(timeout=left)
+                except Empty:
+                    break
+            if pending is not _WAKE:
+                batch.append(pending)
         return batch
 
     def _commit(self, batch: list[_Pending]) -> None:
@@ -162,6 +168,10 @@ class GroupCommitter:
                 pending.future.set_result(value)
             else:
                 pending.future.set_exception(value)
+
+
+_WAKE = _Pending(lambda conn: None)
+"""Put by `close` to wake an idle writer; never run."""
 
 
 def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
