@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +202,19 @@ def test_a_window_of_zero_disables_group_commit(engine: sa.Engine) -> None:
     first = committer_for(engine, 1.0)
     assert first is not None
     assert committer_for(engine, 1.0) is first
+
+
+def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from talktime.api import create_app
+    from talktime.config import Settings
+
+    app = create_app(Settings(database_url=db_url, rate_cards_dir=str(tmp_path / "cards")))
+    with TestClient(app):
+        committer = committer_for(app.state.engine, 1.0)
+        assert committer is not None
+        assert committer.submit(lambda conn: conn.execute(sa.text("SELECT 1")).scalar()) == 1
+    assert committer.closed
+    with pytest.raises(RuntimeError):
+        committer.submit(lambda conn: None)
