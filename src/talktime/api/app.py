@@ -29,6 +29,7 @@ from talktime.api.routes import (
 )
 from talktime.config import Settings, get_settings
 from talktime.ops.metrics import Metrics
+from talktime.service import groupcommit
 from talktime.store import make_engine
 from talktime.web import install as install_web_pages
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        groupcommit.close(engine)
         engine.dispose()
 
     app = FastAPI(

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime.service.errors import RequestConflictError
+from talktime.service.groupcommit import GroupCommitter
 from talktime.store.api_tables import api_requests
 from talktime.wallet.idempotency import RETENTION_MICROS
 
@@ -98,15 +99,19 @@ def run_once(
     operation: str,
     request: Any,
     work: Callable[[sa.Connection], tuple[int, Any]],
+    committer: GroupCommitter | None = None,
 ) -> StoredResponse:
     """Run ``work`` in one transaction unless ``key`` already answered; return the response.
 
     ``work`` returns (status, JSON-able body); the body's text is stored with the key in the
     same transaction. A refusal raised by ``work`` rolls everything back and stores nothing.
     Two concurrent requests with one key: the second's record collides, it rolls back and
-    replays the first's response.
+    replays the first's response. With a ``committer``, the work is a savepoint in the group
+    committer's next batch and the response comes back once that batch committed.
     """
     digest = fingerprint(operation, request)
+    if committer is not None:
+        return _run_grouped(committer, account_id, key, operation, digest, work)
     for attempt in range(2):
         kept: KeepWritesError | None = None
         try:
@@ -129,6 +134,57 @@ def run_once(
         assert kept is not None
         raise kept.refusal
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A unit's refusal whose writes are kept (committed with the batch, then raised)."""
+
+    refusal: Exception
+
+
+def _run_grouped(
+    committer: GroupCommitter,
+    account_id: int,
+    key: str,
+    operation: str,
+    digest: str,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+) -> StoredResponse:
+    def unit(conn: sa.Connection) -> StoredResponse | _Refused:
+        stored = replay(conn, account_id, key, operation, digest)
+        if stored is not None:
+            return stored
+        try:
+            status, body = work(conn)
+        except KeepWritesError as exc:
+            return _Refused(exc.refusal)
+        response = StoredResponse(status=status, body=_canonical(body))
+        remember(conn, account_id, key, operation, digest, response)
+        return response
+
+    for attempt in range(2):
+        try:
+            outcome = committer.submit(unit)
+        except sa.exc.IntegrityError:
+            # Another process committed the same key first; the next batch replays it.
+            if attempt:
+                raise
+            continue
+        except sa.exc.DBAPIError as exc:
+            # PostgreSQL may pick this unit as a deadlock victim (batches of two processes
+            # locking accounts in different orders): its savepoint is undone, try it again.
+            if attempt or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+                raise
+            continue
+        if isinstance(outcome, _Refused):
+            raise outcome.refusal
+        return outcome
+    raise AssertionError("unreachable")
+
+
+_RETRYABLE = ("40P01", "40001")
+"""PostgreSQL deadlock_detected and serialization_failure."""
 
 
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()

@@ -27,7 +27,8 @@ from talktime.service.common import (
     now_micros,
 )
 from talktime.service.errors import InvalidRequestError
-from talktime.service.idempotency import StoredResponse, run_once
+from talktime.service.groupcommit import committer_for
+from talktime.service.idempotency import StoredResponse, run_once, writer_turn
 from talktime.store.api_tables import messages
 from talktime.store.recharge_tables import phone_numbers
 from talktime.wallet.book import Book
@@ -205,7 +206,8 @@ def send_sms(
         )
         return 201, body
 
-    return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work)
+    committer = committer_for(engine, settings.group_commit_window_ms, writer_turn)
+    return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work, committer)
 
 
 def record_inbound(

@@ -1,0 +1,212 @@
+"""Group commit: one writer thread per engine runs the units of work of concurrent requests
+together in ONE transaction, a SAVEPOINT per unit, so many charges share one commit (one fsync).
+
+A unit that raises rolls back only its savepoint; each caller gets its result or exception only
+after the transaction committed; if the commit fails, every unit of the batch gets that error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext, suppress
+from dataclasses import dataclass, field
+from queue import Empty, Full, Queue
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from talktime.errors import TalktimeError
+
+T = TypeVar("T")
+Unit = Callable[[sa.Connection], Any]
+
+IDLE_EXIT_SECONDS = 2.0
+"""An idle writer thread exits after this long; the next unit starts a new one."""
+
+
+class WriterBusyError(TalktimeError):
+    """The writer's queue stayed full: the service is overloaded."""
+
+    code = "service_busy"
+    status = 503
+    title = "Service busy"
+
+
+@dataclass
+class _Pending:
+    unit: Unit
+    future: Future[Any] = field(default_factory=Future)
+
+
+class GroupCommitter:
+    """Runs submitted units in batches of at most ``max_batch``, collected for ``window_ms``
+    after the first arrives; at most ``max_queue`` units wait. Thread-safe."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        window_ms: float,
+        max_batch: int = 64,
+        max_queue: int = 1024,
+        queue_timeout_s: float = 5.0,
+        turn: Callable[[sa.Engine], AbstractContextManager[object]] | None = None,
+    ) -> None:
+        if window_ms < 0 or max_batch < 1 or max_queue < 1:
+            raise ValueError("window_ms >= 0, max_batch >= 1 and max_queue >= 1 are required")
+        self._engine = weakref.ref(engine)  # the registry must not keep a dropped engine alive
+        self._window = window_ms / 1000
+        self._max_batch = max_batch
+        self._queue: Queue[_Pending] = Queue(maxsize=max_queue)
+        self._queue_timeout = queue_timeout_s
+        self._turn = turn
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches = 0
+        """How many transactions the writer has run (for tests and metrics)."""
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._closed
+
+    @property
+    def waiting(self) -> int:
+        """How many submitted units wait for the writer (not yet in a batch)."""
+        return self._queue.qsize()
+
+    def submit(self, unit: Callable[[sa.Connection], T]) -> T:
+        """Run ``unit`` in the next batch; its result (or exception) once the batch committed."""
+        pending = _Pending(unit)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the group committer is closed")
+            try:
+                self._queue.put(pending, timeout=self._queue_timeout)
+            except Full:
+                raise WriterBusyError(
+                    "Too many requests are waiting to be written; retry in a moment."
+                ) from None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="talktime-group-commit", daemon=True
+                )
+                self._thread.start()
+        result: T = pending.future.result()
+        return result
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Refuse new units, let the writer finish what is queued, and wait for it."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            # End an idle wait at once; a full queue means the writer is busy anyway.
+            with suppress(Full):
+                self._queue.put_nowait(_WAKE)
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._collect()
+            if not batch:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            self._commit(batch)
+
+    def _collect(self) -> list[_Pending]:
+        wait = 0.05 if self._closed else IDLE_EXIT_SECONDS
+        try:
+            first = self._queue.get(timeout=wait)
+        except Empty:
+            return []
+        if first is _WAKE:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._window
+        while len(batch) < self._max_batch:
+            try:
+                pending = self._queue.get_nowait()
+            except Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    pending = self._queue.get(timeout=left)
+                except Empty:
+                    break
+            if pending is not _WAKE:
+                batch.append(pending)
+        return batch
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            engine = self._engine()
+            if engine is None:
+                raise RuntimeError("the database engine is gone")
+            turn = self._turn(engine) if self._turn else nullcontext()
+            with turn, engine.begin() as conn:
+                for pending in batch:
+                    outcomes.append(_run_unit(conn, pending.unit))
+        except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
+            for pending in batch:
+                pending.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.batches += 1
+        for pending, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)
+
+
+_WAKE = _Pending(lambda conn: None)
+"""Put by `close` to wake an idle writer; never run."""
+
+
+def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
+    """Run one unit inside its own savepoint: (True, result) or (False, exception)."""
+    try:
+        with conn.begin_nested():
+            return True, unit(conn)
+    except Exception as exc:
+        return False, exc
+
+
+_COMMITTERS: weakref.WeakKeyDictionary[sa.Engine, GroupCommitter] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def committer_for(
+    engine: sa.Engine,
+    window_ms: float,
+    turn: Callable[[sa.Engine], AbstractContextManager[object]] | None = None,
+) -> GroupCommitter | None:
+    """The process's group committer for ``engine`` (None when ``window_ms`` is 0: disabled);
+    ``turn`` is entered around each batch (SQLite's per-process writer lock)."""
+    if window_ms <= 0:
+        return None
+    with _GUARD:
+        committer = _COMMITTERS.get(engine)
+        if committer is None or committer.closed:
+            committer = GroupCommitter(engine, window_ms, turn=turn)
+            _COMMITTERS[engine] = committer
+    return committer
+
+
+def close(engine: sa.Engine) -> None:
+    """Drain and stop ``engine``'s group committer, if it has one (the app's shutdown)."""
+    with _GUARD:
+        committer = _COMMITTERS.pop(engine, None)
+    if committer is not None:
+        committer.close()

@@ -1,0 +1,220 @@
+"""The group committer: units of concurrent requests share one transaction, a savepoint each."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from talktime.errors import TalktimeError
+from talktime.service.groupcommit import GroupCommitter, committer_for
+from talktime.service.idempotency import KeepWritesError, writer_turn
+
+probe_metadata = sa.MetaData()
+probe = sa.Table(
+    "groupcommit_probe",
+    probe_metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+)
+
+
+class ProbeRefusedError(TalktimeError):
+    code = "probe_refused"
+    status = 422
+    title = "Probe refused"
+
+
+@pytest.fixture
+def probe_engine(engine: sa.Engine) -> Iterator[sa.Engine]:
+    probe_metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        probe_metadata.drop_all(engine)
+
+
+def names(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {row.name for row in conn.execute(sa.select(probe.c.name))}
+
+
+def insert(name: str) -> Callable[[sa.Connection], str]:
+    def unit(conn: sa.Connection) -> str:
+        conn.execute(probe.insert().values(name=name))
+        return name
+
+    return unit
+
+
+def refuse_after_insert(name: str) -> Callable[[sa.Connection], str]:
+    def unit(conn: sa.Connection) -> str:
+        conn.execute(probe.insert().values(name=name))
+        raise ProbeRefusedError(f"{name} is refused")
+
+    return unit
+
+
+def one_batch(
+    committer: GroupCommitter,
+    units: list[Callable[[sa.Connection], Any]],
+    commits: bool = True,
+) -> list[Future[Any]]:
+    """Submit ``units`` while the writer is held inside a gate unit, so that all of them are
+    queued before it collects its next batch: they then share exactly one transaction."""
+    entered, release = threading.Event(), threading.Event()
+
+    def gate(conn: sa.Connection) -> str:
+        entered.set()
+        release.wait(10)
+        return "gate"
+
+    pool = ThreadPoolExecutor(max_workers=len(units) + 1)
+    gate_done = pool.submit(committer.submit, gate)
+    assert entered.wait(10)
+    futures = [pool.submit(committer.submit, unit) for unit in units]
+    while committer.waiting < len(units):  # every unit is in the queue
+        threading.Event().wait(0.001)
+    before = committer.batches
+    release.set()
+    gate_done.exception(10)
+    for future in futures:
+        future.exception(10)
+    if commits:  # the gate's batch and one more
+        assert committer.batches == before + 2
+    pool.shutdown()
+    return futures
+
+
+def test_a_refused_unit_rolls_back_only_its_own_savepoint(probe_engine: sa.Engine) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+    futures = one_batch(
+        committer, [insert("a"), refuse_after_insert("b"), insert("c"), insert("d")]
+    )
+    assert [f.result() for i, f in enumerate(futures) if i != 1] == ["a", "c", "d"]
+    refusal = futures[1].exception()
+    assert isinstance(refusal, ProbeRefusedError)
+    assert names(probe_engine) == {"a", "c", "d"}
+    committer.close()
+
+
+def test_an_unexpected_error_in_a_unit_spares_its_neighbours(probe_engine: sa.Engine) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+    futures = one_batch(committer, [insert("a"), insert("a"), insert("b")])  # duplicate key
+    assert futures[0].result() == "a"
+    assert isinstance(futures[1].exception(), sa.exc.IntegrityError)
+    assert futures[2].result() == "b"
+    assert names(probe_engine) == {"a", "b"}
+    committer.close()
+
+
+def test_a_failed_commit_fails_every_unit_of_the_batch(probe_engine: sa.Engine) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    def fail_commit(conn: sa.Connection) -> None:
+        if conn.in_transaction() and not conn.in_nested_transaction():
+            raise OSError("disk full")
+
+    sa.event.listen(probe_engine, "commit", fail_commit)
+    try:
+        futures = one_batch(
+            committer, [insert("a"), refuse_after_insert("b"), insert("c")], commits=False
+        )
+    finally:
+        sa.event.remove(probe_engine, "commit", fail_commit)
+    for future in futures:
+        assert isinstance(future.exception(), OSError)
+    assert names(probe_engine) == set()
+    # the writer carries on with the next batch
+    assert committer.submit(insert("d")) == "d"
+    assert names(probe_engine) == {"d"}
+    committer.close()
+
+
+def test_a_result_is_given_only_after_its_batch_committed(probe_engine: sa.Engine) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=5, turn=writer_turn)
+    commits: list[int] = []
+
+    def on_commit(conn: sa.Connection) -> None:
+        commits.append(committer.batches)
+
+    sa.event.listen(probe_engine, "commit", on_commit)
+    try:
+
+        def send(i: int) -> tuple[str, bool, int]:
+            name = committer.submit(insert(f"u{i}"))
+            return name, name in names(probe_engine), len(commits)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(send, range(24)))
+    finally:
+        sa.event.remove(probe_engine, "commit", on_commit)
+    for name, visible_elsewhere, commits_seen in results:
+        assert visible_elsewhere, f"{name} was answered before it was committed"
+        assert commits_seen >= 1
+    committer.close()
+
+
+def test_concurrent_units_all_land_in_fewer_transactions(probe_engine: sa.Engine) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, max_batch=16, turn=writer_turn)
+    units = [insert(f"n{i}") for i in range(40)]
+    futures = one_batch(committer, units[:16])
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        rest = list(pool.map(lambda u: committer.submit(u), units[16:]))
+    assert [f.result() for f in futures] + rest == [f"n{i}" for i in range(40)]
+    assert names(probe_engine) == {f"n{i}" for i in range(40)}
+    committer.close()
+
+
+def test_a_kept_refusal_commits_its_writes_and_then_refuses(probe_engine: sa.Engine) -> None:
+    from talktime.service.idempotency import _run_grouped
+
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        conn.execute(probe.insert().values(name="event"))
+        raise KeepWritesError(ProbeRefusedError("over the limit"))
+
+    with pytest.raises(ProbeRefusedError):
+        _run_grouped(committer, 1, "k", "probe", "digest", work)
+    assert names(probe_engine) == {"event"}
+    committer.close()
+
+
+def test_a_closed_committer_finishes_its_queue_and_refuses_new_units(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=1, turn=writer_turn)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(lambda i: committer.submit(insert(f"c{i}")), range(8)))
+    committer.close()
+    assert names(probe_engine) == set(done)
+    with pytest.raises(RuntimeError):
+        committer.submit(insert("late"))
+
+
+def test_a_window_of_zero_disables_group_commit(engine: sa.Engine) -> None:
+    assert committer_for(engine, 0) is None
+    first = committer_for(engine, 1.0)
+    assert first is not None
+    assert committer_for(engine, 1.0) is first
+
+
+def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from talktime.api import create_app
+    from talktime.config import Settings
+
+    app = create_app(Settings(database_url=db_url, rate_cards_dir=str(tmp_path / "cards")))
+    with TestClient(app):
+        committer = committer_for(app.state.engine, 1.0)
+        assert committer is not None
+        assert committer.submit(lambda conn: conn.execute(sa.text("SELECT 1")).scalar()) == 1
+    assert committer.closed
+    with pytest.raises(RuntimeError):
+        committer.submit(lambda conn: None)
