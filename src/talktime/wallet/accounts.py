@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from talktime.store.wallet_tables import accounts, grants, plans, usage_periods
 from talktime.wallet.book import (
     LIVE_GRANTS,
-    AccountState,
     Book,
+    account_state,
     check_amount,
     insert_id,
     live_grant,
@@ -175,16 +175,7 @@ def read_balance(conn: sa.Connection, account_id: int, now: int) -> Balance:
     row = conn.execute(_ACCOUNT, {"account_id": account_id}).first()
     if row is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-    state = AccountState(
-        id=row.id,
-        status=row.status,
-        plan=row.plan,
-        anchor_at=row.anchor_at,
-        period_start=row.period_start,
-        period_end=row.period_end,
-        monthly_limit=row.monthly_limit,
-        low_balance_threshold=row.low_balance_threshold,
-    )
+    state = account_state(row)
     for g in conn.execute(LIVE_GRANTS, {"account_id": account_id}):
         state.grants[g.g_id] = live_grant(g)
     period = state.period_at(now)

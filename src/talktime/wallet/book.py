@@ -323,7 +323,7 @@ class Book:
             rows = _LOAD_ONE.rows(self.conn, params)
         if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-        state = _state(rows[0])
+        state = account_state(rows[0])
         for row in rows:
             if row.g_id is not None:
                 state.grants[row.g_id] = live_grant(row)
@@ -350,7 +350,7 @@ class Book:
         try:
             cursor.execute(sql.lock, (ids,))
             for row in cursor.fetchall():
-                self.states[row[0]] = _state(_AccountRow(*row))
+                self.states[row[0]] = account_state(_AccountRow(*row))
             cursor.execute(sql.live, (ids,))
             for row in cursor.fetchall():
                 self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
@@ -602,7 +602,8 @@ def live_grant(row: Any) -> LiveGrant:
     )
 
 
-def _state(row: Any) -> AccountState:
+def account_state(row: Any) -> AccountState:
+    """The in-memory state of an `accounts` row (its grants still to be loaded)."""
     return AccountState(
         id=row.id,
         status=row.status,
