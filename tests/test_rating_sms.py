@@ -95,3 +95,18 @@ def test_default_local_sms_costs_segments_times_a_cent(text: str) -> None:
     assert price("default", US, US2, text) == segments * money.CENT
     passthrough = price("passthrough", US, US2, text)
     assert passthrough == money.round_up(segments * 8_300, money.CENT)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=400), st.booleans(), st.sampled_from(["outbound", "inbound"]))
+def test_a_passed_segmentation_prices_exactly_as_segmenting_again(
+    text: str, smart: bool, direction: str
+) -> None:
+    card = load_card("passthrough")
+    try:
+        done = sms.segment(text, smart_encoding=smart)
+    except sms.InvalidTextError:
+        return  # lone surrogates are refused before pricing
+    given_ = price_sms(card, US, US2, text, direction, smart, segmentation=done)  # type: ignore[arg-type]
+    again = price_sms(card, US, US2, text, direction, smart)  # type: ignore[arg-type]
+    assert given_ == again

@@ -19,10 +19,15 @@ def price_sms(
     text: str,
     direction: Direction = "outbound",
     smart_encoding: bool = False,
+    *,
+    segmentation: sms.Segmentation | None = None,
 ) -> Quote:
     """Price one SMS: segments (`talktime.sms.segment`) x (base fee + the other party's country
     rate), the message's cost rounded per the card. The other party is `to` for an outbound
-    message and `from_` for an inbound one; both numbers must be valid E.164."""
+    message and `from_` for an inbound one; both numbers must be valid E.164.
+
+    A caller that already segmented ``text`` (with the same ``smart_encoding``) passes that
+    ``segmentation`` so the text is not walked twice."""
     if direction == "outbound":
         card.classify(from_)
         party = card.classify(to)
@@ -32,7 +37,9 @@ def price_sms(
     else:
         raise InvalidUsageError(f"direction must be 'outbound' or 'inbound', not {direction!r}")
     rate = card.sms_rate(direction, party.country)
-    count = sms.segment(text, smart_encoding=smart_encoding).segments
+    if segmentation is None:
+        segmentation = sms.segment(text, smart_encoding=smart_encoding)
+    count = segmentation.segments
     unrounded = count * rate.per_segment
     amount = apply_rounding(unrounded, card.sms_rounding)
     line = QuoteLine(

@@ -190,7 +190,15 @@ def send_sms(
         card = cards.card_for(conn, account_id, settings)
         policy.require_sms_route(number.country, card.classify(req.to).country)
         segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
-        quote = price_sms(card, req.from_, req.to, req.text, "outbound", req.smart_encoding)
+        quote = price_sms(
+            card,
+            req.from_,
+            req.to,
+            req.text,
+            "outbound",
+            req.smart_encoding,
+            segmentation=segmentation,
+        )
         message_id = new_id("msg")
         result = None
         if quote.total > 0:
@@ -227,7 +235,7 @@ def record_inbound(
         policy.require_sending_number(number, req.to, account_id)
         card = cards.card_for(conn, account_id, settings)
         segmentation = sms.segment(req.text)
-        quote = price_sms(card, req.from_, req.to, req.text, "inbound")
+        quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)
         message_id = new_id("msg")
         result = None
         if quote.total > 0:
