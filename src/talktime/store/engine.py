@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,6 +72,14 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         if mode not in ("IMMEDIATE", "DEFERRED", "EXCLUSIVE"):
             raise ValueError(f"sqlite_begin must be IMMEDIATE, DEFERRED or EXCLUSIVE, not {mode!r}")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: this runs once per transaction, and SQLAlchemy's execution
+        # layer (compile cache, events, result) would cost more than the BEGIN itself.
+        statement = f"BEGIN {mode}"
+        try:
+            conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # raised as SQLAlchemy would (callers retry on these)
+            raise sa.exc.DBAPIError.instance(
+                statement, None, exc, sqlite3.Error, dialect=conn.dialect
+            ) from exc
 
     return engine
