@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
+from talktime.store.reuse import ConnectionStack
 from talktime.store.wallet_tables import grants as grants_table
 from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
 from talktime.wallet.book import AccountState, Book, LiveGrant, new_transaction_id
@@ -69,6 +70,7 @@ class Wallet:
     def __init__(self, engine: sa.Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        self._connections = ConnectionStack(engine)
 
     @classmethod
     def open(
@@ -88,6 +90,7 @@ class Wallet:
 
     def close(self) -> None:
         """Release the database connections."""
+        self._connections.close()
         self.engine.dispose()
 
     def __enter__(self) -> Wallet:
@@ -105,7 +108,7 @@ class Wallet:
     def book(self, now: datetime | None = None) -> Iterator[Book]:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
         back if it raises). Use it to compose several operations atomically."""
-        with self.engine.begin() as conn:
+        with self._connections.begin() as conn:
             book = Book(conn, self._micros(now))
             yield book
             book.flush()
@@ -114,7 +117,7 @@ class Wallet:
         for attempt in range(_RETRIES):
             try:
                 refusal: MonthlyLimitReachedError | None = None
-                with self.engine.begin() as conn:
+                with self._connections.begin() as conn:
                     book = Book(conn, self._micros(now))
                     try:
                         result = work(book)

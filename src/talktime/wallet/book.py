@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime import money
+from talktime.store.recharge_tables import recharge_settings
 from talktime.store.wallet_tables import accounts, grants, idempotency, ledger, usage_periods
 from talktime.wallet import idempotency as idem
 from talktime.wallet import outbox
@@ -58,22 +59,31 @@ _GRANT_COLUMNS = (
 _LOCK_ONE = RawStatement(
     sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("account_id")).with_for_update()
 )
-# The hot path's read: the account, its live grants and the request's key record in one query.
+_RECHARGE_COLUMNS = (
+    recharge_settings.c.enabled.label("r_enabled"),
+    recharge_settings.c.threshold.label("r_threshold"),
+    recharge_settings.c.amount.label("r_amount"),
+)
+# The hot path's read: the account with its auto-recharge settings, its live grants and the
+# request's key record in one query.
 _LOAD_ONE = RawStatement(
     sa.select(
         *_ACCOUNT_COLUMNS,
+        *_RECHARGE_COLUMNS,
         *_GRANT_COLUMNS,
         idempotency.c.operation.label("i_operation"),
         idempotency.c.fingerprint.label("i_fingerprint"),
         idempotency.c.response.label("i_response"),
     )
     .select_from(
-        accounts.outerjoin(
+        accounts.outerjoin(recharge_settings, recharge_settings.c.account_id == accounts.c.id)
+        .outerjoin(
             grants,
             sa.and_(
                 grants.c.account_id == accounts.c.id, grants.c.remaining > sa.literal_column("0")
             ),
-        ).outerjoin(
+        )
+        .outerjoin(
             idempotency,
             sa.and_(
                 idempotency.c.account_id == accounts.c.id,
@@ -83,7 +93,9 @@ _LOAD_ONE = RawStatement(
     )
     .where(accounts.c.id == sa.bindparam("account_id"))
 )
-_AccountRow = namedtuple("_AccountRow", [c.key for c in _ACCOUNT_COLUMNS])  # type: ignore[misc]
+_AccountRow = namedtuple(  # type: ignore[misc]
+    "_AccountRow", [c.key for c in (*_ACCOUNT_COLUMNS, *_RECHARGE_COLUMNS)]
+)
 _GrantRow = namedtuple(  # type: ignore[misc]
     "_GrantRow", ["account_id", *(c.key for c in _GRANT_COLUMNS)]
 )
@@ -103,7 +115,7 @@ class _ManySql:
 @functools.cache
 def _many_sql(dialect: str) -> _ManySql:
     if dialect == "postgresql":
-        one, lock = "= ANY(%s)", " FOR UPDATE"
+        one, lock = "= ANY(%s)", " FOR UPDATE OF a"
         pairs = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
     else:
         one, lock = "IN (SELECT value FROM json_each(?))", ""
@@ -112,10 +124,13 @@ def _many_sql(dialect: str) -> _ManySql:
             "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
             "FROM json_each(?)) AS j CROSS"
         )
-    account_cols = ", ".join(c.key for c in _ACCOUNT_COLUMNS)
+    account_cols = ", ".join(f"a.{c.key}" for c in _ACCOUNT_COLUMNS)
+    recharge_cols = "r.enabled, r.threshold, r.amount"
     grant_cols = "id, kind, remaining, held, priority, effective_at, expires_at"
     return _ManySql(
-        lock=f"SELECT {account_cols} FROM accounts WHERE id {one} ORDER BY id{lock}",
+        lock=f"SELECT {account_cols}, {recharge_cols} FROM accounts AS a "
+        f"LEFT JOIN recharge_settings AS r ON r.account_id = a.id "
+        f"WHERE a.id {one} ORDER BY a.id{lock}",
         live=f"SELECT account_id, {grant_cols} FROM grants "
         f"WHERE account_id {one} AND remaining > 0",
         keys="SELECT i.account_id, i.key, i.operation, i.fingerprint, i.response "
@@ -239,6 +254,10 @@ class AccountState:
     period_end: int
     monthly_limit: int | None
     low_balance_threshold: int | None
+    recharge: tuple[int, int] | None = None
+    """Auto-recharge (threshold, amount) when enabled, as read with the account."""
+    recharge_loaded: bool = False
+    """True when `recharge` was read with the account (else it is read when needed)."""
     grants: dict[int, LiveGrant] = field(default_factory=dict)
     usage: dict[int, int] = field(default_factory=dict)
     """Paid usage per period start, as loaded plus what this book added."""
@@ -603,8 +622,9 @@ def live_grant(row: Any) -> LiveGrant:
 
 
 def account_state(row: Any) -> AccountState:
-    """The in-memory state of an `accounts` row (its grants still to be loaded)."""
-    return AccountState(
+    """The in-memory state of an `accounts` row (its grants still to be loaded); the row's
+    `r_*` auto-recharge columns, when it has them, are kept too."""
+    state = AccountState(
         id=row.id,
         status=row.status,
         plan=row.plan,
@@ -614,6 +634,11 @@ def account_state(row: Any) -> AccountState:
         monthly_limit=row.monthly_limit,
         low_balance_threshold=row.low_balance_threshold,
     )
+    if hasattr(row, "r_enabled"):
+        state.recharge_loaded = True
+        if row.r_enabled:
+            state.recharge = (row.r_threshold, row.r_amount)
+    return state
 
 
 def _is_id(value: object) -> bool:

@@ -235,31 +235,44 @@ def queue_if_needed(book: Book, state: AccountState) -> int | None:
     Runs inside the caller's transaction (the account is locked), so it commits or rolls back
     with the debit that caused it.
     """
-    return _queue(book, state, _settings_row(book.conn, state.id))
+    if not state.recharge_loaded:
+        row = _settings_row(book.conn, state.id)
+        state.recharge = (row.threshold, row.amount) if row is not None and row.enabled else None
+        state.recharge_loaded = True
+    return _queue(book, state)
 
 
 def queue_many(book: Book, states: list[AccountState]) -> None:
-    """`queue_if_needed` for many accounts, reading their settings in one query."""
-    if len(states) == 1:
-        queue_if_needed(book, states[0])
-        return
-    rows = {
-        row.account_id: row
-        for row in book.conn.execute(_SETTINGS_MANY, {"account_ids": [s.id for s in states]})
-    }
+    """`queue_if_needed` for many accounts; settings not read with the accounts are read in
+    one query."""
+    unknown = [s for s in states if not s.recharge_loaded]
+    if len(unknown) == 1:
+        queue_if_needed(book, unknown[0])
+        unknown = []
+    if unknown:
+        rows = {
+            row.account_id: row
+            for row in book.conn.execute(_SETTINGS_MANY, {"account_ids": [s.id for s in unknown]})
+        }
+        for state in unknown:
+            row = rows.get(state.id)
+            state.recharge = (
+                (row.threshold, row.amount) if row is not None and row.enabled else None
+            )
+            state.recharge_loaded = True
     for state in states:
-        _queue(book, state, rows.get(state.id))
+        _queue(book, state)
 
 
-def _queue(book: Book, state: AccountState, row: Any) -> int | None:
-    conn = book.conn
-    if row is None or not row.enabled:
+def _queue(book: Book, state: AccountState) -> int | None:
+    if state.recharge is None:
         return None
-    if paid_available(state, book.now) >= row.threshold or limit_reached(book, state):
+    threshold, amount = state.recharge
+    if paid_available(state, book.now) >= threshold or limit_reached(book, state):
         return None
-    if in_flight(conn, state.id) is not None:
+    if in_flight(book.conn, state.id) is not None:
         return None
-    return _insert_recharge(conn, state.id, row.amount, book.now)
+    return _insert_recharge(book.conn, state.id, amount, book.now)
 
 
 def _insert_recharge(conn: sa.Connection, account_id: int, amount: int, due: int) -> int | None:

@@ -1,0 +1,56 @@
+"""The connection stack behind the wallet's write transactions: reuse on SQLite only, a
+failed transaction's connection never reused, commits and rollbacks like `Engine.begin`."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from talktime.store.reuse import ConnectionStack
+
+
+def _count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM plans").scalar_one())
+
+
+def _insert(conn: sa.Connection, name: str) -> None:
+    conn.exec_driver_sql(
+        f"INSERT INTO plans (name, monthly_free_credit, updated_at) VALUES ('{name}', 0, 0)"
+    )
+
+
+def test_stack_commits_the_block_and_rolls_back_a_failed_one(engine: sa.Engine) -> None:
+    stack = ConnectionStack(engine)
+    with stack.begin() as conn:
+        _insert(conn, "kept")
+    with pytest.raises(RuntimeError), stack.begin() as conn:
+        _insert(conn, "dropped")
+        raise RuntimeError("boom")
+    assert _count(engine) == 1
+    stack.close()
+
+
+def test_sqlite_reuses_the_idle_connection_and_postgresql_does_not(engine: sa.Engine) -> None:
+    stack = ConnectionStack(engine)
+    with stack.begin() as first:
+        _insert(first, "a")
+    with stack.begin() as second:
+        _insert(second, "b")
+    assert (second is first) == (engine.dialect.name == "sqlite")
+    assert not first.in_transaction()
+    stack.close()
+    assert first.closed
+
+
+def test_a_connection_whose_transaction_failed_is_closed_not_reused(engine: sa.Engine) -> None:
+    stack = ConnectionStack(engine)
+    with pytest.raises(sa.exc.IntegrityError), stack.begin() as failed:
+        _insert(failed, "same")
+        _insert(failed, "same")
+    assert failed.closed
+    with stack.begin() as conn:
+        assert conn is not failed
+        _insert(conn, "same")
+    assert _count(engine) == 1
+    stack.close()
