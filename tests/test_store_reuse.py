@@ -24,9 +24,14 @@ def test_stack_commits_the_block_and_rolls_back_a_failed_one(engine: sa.Engine) 
     stack = ConnectionStack(engine)
     with stack.begin() as conn:
         _insert(conn, "kept")
-    with pytest.raises(RuntimeError), stack.begin() as conn:
-        _insert(conn, "dropped")
-        raise RuntimeError("boom")
+
+    def fail() -> None:
+        with stack.begin() as conn:
+            _insert(conn, "dropped")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail()
     assert _count(engine) == 1
     stack.close()
 
@@ -45,9 +50,17 @@ def test_sqlite_reuses_the_idle_connection_and_postgresql_does_not(engine: sa.En
 
 def test_a_connection_whose_transaction_failed_is_closed_not_reused(engine: sa.Engine) -> None:
     stack = ConnectionStack(engine)
-    with pytest.raises(sa.exc.IntegrityError), stack.begin() as failed:
-        _insert(failed, "same")
-        _insert(failed, "same")
+    used: list[sa.Connection] = []
+
+    def insert_twice() -> None:
+        with stack.begin() as conn:
+            used.append(conn)
+            _insert(conn, "same")
+            _insert(conn, "same")
+
+    with pytest.raises(sa.exc.IntegrityError):
+        insert_twice()
+    failed = used[0]
     assert failed.closed
     with stack.begin() as conn:
         assert conn is not failed
