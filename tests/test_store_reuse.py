@@ -36,16 +36,31 @@ def test_stack_commits_the_block_and_rolls_back_a_failed_one(engine: sa.Engine) 
     stack.close()
 
 
-def test_sqlite_reuses_the_idle_connection_and_postgresql_does_not(engine: sa.Engine) -> None:
+def test_stack_reuses_the_idle_connection_for_the_next_transaction(engine: sa.Engine) -> None:
     stack = ConnectionStack(engine)
     with stack.begin() as first:
         _insert(first, "a")
     with stack.begin() as second:
         _insert(second, "b")
-    assert (second is first) == (engine.dialect.name == "sqlite")
+    assert second is first
     assert not first.in_transaction()
     stack.close()
     assert first.closed
+    assert _count(engine) == 2
+
+
+def test_postgresql_connection_idle_too_long_is_not_reused(engine: sa.Engine) -> None:
+    stack = ConnectionStack(engine, max_idle=0.0)
+    with stack.begin() as first:
+        _insert(first, "a")
+    with stack.begin() as second:
+        _insert(second, "b")
+    if engine.dialect.name == "sqlite":
+        assert second is first  # no server to drop it: no age limit
+    else:
+        assert second is not first
+        assert first.closed
+    stack.close()
 
 
 def test_a_connection_whose_transaction_failed_is_closed_not_reused(engine: sa.Engine) -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
-from talktime.store.reuse import ConnectionStack
+from talktime.store.reuse import ConnectionStack, is_disconnect
 from talktime.store.wallet_tables import grants as grants_table
 from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
 from talktime.wallet.book import AccountState, Book, LiveGrant, new_transaction_id
@@ -111,7 +111,7 @@ class Wallet:
         with self._connections.begin() as conn:
             book = Book(conn, self._micros(now))
             yield book
-            book.flush()
+            book.flush(commit=True)
 
     def _write(self, work: Callable[[Book], T], now: datetime | None) -> T:
         for attempt in range(_RETRIES):
@@ -123,13 +123,14 @@ class Wallet:
                         result = work(book)
                     except MonthlyLimitReachedError as exc:
                         refusal = exc  # commit only the monthly_limit.reached event
-                    book.flush()
+                    book.flush(commit=True)
                 if refusal is not None:
                     raise refusal
                 return result
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-                # A concurrent writer won a race (same new key, deadlock, serialization):
-                # retry from scratch; the replay path then answers.
+                # A concurrent writer won a race (same new key, deadlock, serialization) or
+                # a reused connection was gone: retry from scratch; every write is keyed, so
+                # the replay path answers if the first attempt did commit.
                 if attempt == _RETRIES - 1 or not _retryable(exc):
                     raise
         raise AssertionError("unreachable")
@@ -446,7 +447,7 @@ def _micros_of(ttl: timedelta) -> int:
 
 
 def _retryable(exc: sa.exc.DBAPIError) -> bool:
-    if isinstance(exc, sa.exc.IntegrityError):
+    if isinstance(exc, sa.exc.IntegrityError) or is_disconnect(exc):
         return True
     code = getattr(exc.orig, "sqlstate", None)
     return code in ("40001", "40P01")

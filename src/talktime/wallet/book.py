@@ -33,7 +33,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
-from talktime.wallet.rawsql import RawStatement, pipeline
+from talktime.wallet.rawsql import RawStatement, driver_errors, pipeline
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -367,25 +367,36 @@ class Book:
         ids = _id_list(self.conn, wanted)
         cursor = self.conn.connection.cursor()
         try:
-            cursor.execute(sql.lock, (ids,))
-            for row in cursor.fetchall():
-                self.states[row[0]] = account_state(_AccountRow(*row))
-            cursor.execute(sql.live, (ids,))
-            for row in cursor.fetchall():
-                self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
-            pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
-            if not pairs:
-                return
-            ordered = sorted(pairs)
-            if self.conn.dialect.name == "postgresql":
-                cursor.execute(sql.keys, ([a for a, _ in ordered], [k for _, k in ordered]))
-            else:
-                cursor.execute(sql.keys, (json.dumps(ordered),))
-            found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in cursor.fetchall()}
+            with driver_errors(self.conn, sql.lock):
+                loaded = self._load_rows(cursor, sql, ids, requests)
         finally:
             cursor.close()
+        if loaded is None:
+            return
+        pairs, found = loaded
         for pair in pairs:
             self.keys.setdefault(pair, found.get(pair))
+
+    def _load_rows(
+        self, cursor: Any, sql: _ManySql, ids: Any, requests: Sequence[tuple[int, str]]
+    ) -> tuple[set[tuple[int, str]], dict[tuple[int, str], tuple[str, str, str]]] | None:
+        """`load`'s three queries: accounts (locked), live grants, then the keys' records."""
+        cursor.execute(sql.lock, (ids,))
+        for row in cursor.fetchall():
+            self.states[row[0]] = account_state(_AccountRow(*row))
+        cursor.execute(sql.live, (ids,))
+        for row in cursor.fetchall():
+            self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
+        pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
+        if not pairs:
+            return None
+        ordered = sorted(pairs)
+        if self.conn.dialect.name == "postgresql":
+            cursor.execute(sql.keys, ([a for a, _ in ordered], [k for _, k in ordered]))
+        else:
+            cursor.execute(sql.keys, (json.dumps(ordered),))
+        found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in cursor.fetchall()}
+        return pairs, found
 
     def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
         """A grant of the account by id, loaded if it has no credit left (None if not there)."""
@@ -550,20 +561,28 @@ class Book:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write every queued change; call once before the transaction commits."""
+    def flush(self, *, commit: bool = False) -> None:
+        """Write every queued change; call once before the transaction commits.
+
+        ``commit=True`` says the caller commits right after and writes nothing more: on
+        PostgreSQL the COMMIT then goes out in the same round trip as the writes (the
+        SQLAlchemy commit that follows finds no transaction and sends nothing).
+        """
         from talktime.wallet import recharge  # imports book: resolved at call time
 
-        # Paid credit was used: maybe queue a recharge (settings read in one query).
+        # Paid credit was used: maybe queue a recharge (settings were read with the account).
         used_paid = [s for s in self.states.values() if any(s.usage_delta.values())]
         if used_paid:
             recharge.queue_many(self, used_paid)
         conn = self.conn
+        events, self.events = self.events, []
+        postgresql = conn.dialect.name == "postgresql"
         with pipeline(conn):  # PostgreSQL: the writes go out in one round trip
             self._write_changes(conn)
-        if self.events:
-            outbox.write_events(conn, self.events)
-            self.events = []
+            if commit and postgresql and not events:
+                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+        if events:
+            outbox.write_events(conn, events)
 
     def _write_changes(self, conn: sa.Connection) -> None:
         dirty = [

@@ -3,7 +3,8 @@ of the transaction's connection.
 
 The wallet's per-charge statements are fixed; skipping SQLAlchemy's per-call execution layer
 (compile-cache lookup, result proxies, events) roughly halves a durable charge's CPU time.
-Statements are still written with SQLAlchemy Core, so they stay dialect-correct.
+Statements are still written with SQLAlchemy Core, so they stay dialect-correct, and driver
+errors are raised as SQLAlchemy's (`sa.exc.IntegrityError`, ...), as `Connection.execute` would.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,8 +58,10 @@ class RawStatement:
         assert make_row is not None, "rows() is for SELECT statements"
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(prepared[0], self._params(prepared, params))
-            return [make_row(*r) for r in cursor.fetchall()]
+            with driver_errors(conn, prepared[0]):
+                cursor.execute(prepared[0], self._params(prepared, params))
+                found = cursor.fetchall()
+            return [make_row(*r) for r in found]
         finally:
             cursor.close()
 
@@ -74,10 +77,12 @@ class RawStatement:
         lock_cursor = conn.connection.cursor()
         cursor = conn.connection.cursor()
         try:
-            with pipeline(conn):
+            with pipeline(conn), driver_errors(conn, prepared[0]):
                 lock_cursor.execute(before[0], first._params(before, params))
                 cursor.execute(prepared[0], self._params(prepared, params))
-            return [make_row(*r) for r in cursor.fetchall()]
+            with driver_errors(conn, prepared[0]):
+                found = cursor.fetchall()
+            return [make_row(*r) for r in found]
         finally:
             lock_cursor.close()
             cursor.close()
@@ -87,7 +92,8 @@ class RawStatement:
         prepared = self._prepare(conn)
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(prepared[0], self._params(prepared, params))
+            with driver_errors(conn, prepared[0]):
+                cursor.execute(prepared[0], self._params(prepared, params))
             return int(cursor.rowcount)
         finally:
             cursor.close()
@@ -97,7 +103,8 @@ class RawStatement:
         prepared = self._prepare(conn)
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(prepared[0], [self._params(prepared, r) for r in rows])
+            with driver_errors(conn, prepared[0]):
+                cursor.executemany(prepared[0], [self._params(prepared, r) for r in rows])
         finally:
             cursor.close()
 
@@ -118,17 +125,40 @@ class RawStatement:
             params = [pick(row) for row in rows]
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(prepared[0], params)
+            with driver_errors(conn, prepared[0]):
+                cursor.executemany(prepared[0], params)
         finally:
             cursor.close()
 
 
-def pipeline(conn: sa.Connection) -> contextlib.AbstractContextManager[Any]:
+@contextlib.contextmanager
+def driver_errors(conn: sa.Connection, statement: str) -> Iterator[None]:
+    """Raise a driver error inside the block as SQLAlchemy's wrapped exception (invalidating
+    the connection when the error dropped it)."""
+    dialect = conn.dialect
+    base = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as exc:
+        dbapi_connection = conn.connection.dbapi_connection
+        disconnect = dialect.is_disconnect(exc, dbapi_connection, None)
+        if disconnect:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, base, dialect=dialect, connection_invalidated=disconnect
+        ) from exc
+
+
+@contextlib.contextmanager
+def pipeline(conn: sa.Connection) -> Iterator[None]:
     """psycopg's pipeline mode on PostgreSQL (statements sent without waiting for each
-    result; errors still raise at the end of the block); a no-op elsewhere."""
-    if conn.dialect.name == "postgresql":
-        return conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr,no-any-return]
-    return contextlib.nullcontext()
+    result; errors still raise at the end of the block, as SQLAlchemy exceptions); a no-op
+    elsewhere."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with driver_errors(conn, "(pipeline)"), conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        yield
 
 
 def _row_type(names: list[str]) -> Callable[..., Any]:
