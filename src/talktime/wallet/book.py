@@ -170,7 +170,8 @@ _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
 _UPDATE_GRANT = RawStatement(
     sa.update(grants)
     .where(grants.c.id == sa.bindparam("gid"))
-    .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"))
+    .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held")),
+    row_keys=("gid", "new_remaining", "new_held"),
 )
 _USAGE = RawStatement(
     sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
@@ -586,34 +587,36 @@ class Book:
 
     def _write_changes(self, conn: sa.Connection) -> None:
         dirty = [
-            {"gid": g.id, "new_remaining": g.remaining, "new_held": g.held}
+            (g.id, g.remaining, g.held)
             for s in self.states.values()
             for g in s.grants.values()
             if g.remaining != g.saved_remaining or g.held != g.saved_held
         ]
-        if dirty:
-            _UPDATE_GRANT.executemany(conn, dirty)
-            for s in self.states.values():
-                for g in s.grants.values():
-                    g.saved_remaining, g.saved_held = g.remaining, g.held
-        if self.entries:
-            _INSERT_LEDGER.executemany_rows(conn, self.entries)
-            self.entries = []
-        if self.records:
-            _INSERT_RECORDS.executemany_rows(conn, self.records)
-            self.records = []
         usage = [
-            {
-                "account_id": s.id,
-                "period_start": period,
-                "paid_used": delta,
-                "limit_reached": s.limit_flagged.get(period, False),
-            }
+            (s.id, period, delta, s.limit_flagged.get(period, False))
             for s in self.states.values()
             for period, delta in s.usage_delta.items()
         ]
+        cursor = conn.connection.cursor()  # one cursor for every write of the flush
+        try:
+            if dirty:
+                _UPDATE_GRANT.executemany_rows(conn, dirty, cursor)
+            if self.entries:
+                _INSERT_LEDGER.executemany_rows(conn, self.entries, cursor)
+            if self.records:
+                _INSERT_RECORDS.executemany_rows(conn, self.records, cursor)
+            if usage:
+                _upsert_usage(conn.dialect.name).executemany_rows(conn, usage, cursor)
+        finally:
+            cursor.close()
+        # Only now (every write went through) is the book's view the saved one.
+        if dirty:
+            for s in self.states.values():
+                for g in s.grants.values():
+                    g.saved_remaining, g.saved_held = g.remaining, g.held
+        self.entries = []
+        self.records = []
         if usage:
-            _upsert_usage(conn.dialect.name).executemany(conn, usage)
             for s in self.states.values():
                 s.usage_delta = {}
 

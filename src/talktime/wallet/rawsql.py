@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,10 +23,20 @@ Prepared = tuple[str, tuple[str, ...] | None, dict[str, Any], Callable[..., Any]
 class RawStatement:
     """A Core statement compiled once per dialect, executed on the raw DB-API cursor."""
 
-    def __init__(self, statement: sa.ClauseElement, column_keys: Sequence[str] | None = None):
+    def __init__(
+        self,
+        statement: sa.ClauseElement,
+        column_keys: Sequence[str] | None = None,
+        row_keys: Sequence[str] | None = None,
+    ):
+        """``column_keys``: the columns an INSERT sets; ``row_keys``: the order of the values
+        in the rows given to `executemany_rows` (default: ``column_keys``)."""
         self.statement = statement
         self.column_keys = list(column_keys) if column_keys is not None else None
+        keys = row_keys if row_keys is not None else column_keys
+        self.row_keys = list(keys) if keys is not None else None
         self._compiled: dict[str, Prepared] = {}
+        self._converters: dict[str, Callable[[list[tuple[Any, ...]]], Any]] = {}
 
     def _prepare(self, conn: sa.Connection) -> Prepared:
         dialect = conn.dialect
@@ -98,65 +108,84 @@ class RawStatement:
         finally:
             cursor.close()
 
-    def executemany(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Run one write for each parameter set."""
+    def executemany_rows(
+        self, conn: sa.Connection, rows: list[tuple[Any, ...]], cursor: Any = None
+    ) -> None:
+        """Run one write for each row of values given in ``row_keys`` order (no dict per row:
+        the hot path builds these tuples directly), on ``cursor`` if given."""
         prepared = self._prepare(conn)
-        cursor = conn.connection.cursor()
+        convert = self._converters.get(conn.dialect.name)
+        if convert is None:
+            convert = self._converters[conn.dialect.name] = self._converter(prepared[1])
+        own = cursor is None
+        if own:
+            cursor = conn.connection.cursor()
         try:
             with driver_errors(conn, prepared[0]):
-                cursor.executemany(prepared[0], [self._params(prepared, r) for r in rows])
+                cursor.executemany(prepared[0], convert(rows))
         finally:
-            cursor.close()
+            if own:
+                cursor.close()
 
-    def executemany_rows(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Run one write for each row of values given in ``column_keys`` order (no dict per
-        row: the hot path builds these tuples directly)."""
-        assert self.column_keys is not None, "executemany_rows needs column_keys"
-        prepared = self._prepare(conn)
-        positional = prepared[1]
-        params: Any
+    def _converter(
+        self, positional: tuple[str, ...] | None
+    ) -> Callable[[list[tuple[Any, ...]]], Any]:
+        """How rows in ``row_keys`` order become the driver's parameters."""
+        names = self.row_keys
+        assert names is not None, "executemany_rows needs row_keys (or column_keys)"
         if positional is None:
-            names = self.column_keys
-            params = [dict(zip(names, row, strict=True)) for row in rows]
-        elif list(positional) == self.column_keys:
-            params = rows
-        else:
-            pick = operator.itemgetter(*(self.column_keys.index(n) for n in positional))
-            params = [pick(row) for row in rows]
-        cursor = conn.connection.cursor()
-        try:
-            with driver_errors(conn, prepared[0]):
-                cursor.executemany(prepared[0], params)
-        finally:
-            cursor.close()
+            return lambda rows: [dict(zip(names, row, strict=True)) for row in rows]
+        if list(positional) == names:
+            return lambda rows: rows
+        pick = operator.itemgetter(*(names.index(n) for n in positional))
+        return lambda rows: [pick(row) for row in rows]
 
 
-@contextlib.contextmanager
-def driver_errors(conn: sa.Connection, statement: str) -> Iterator[None]:
+class driver_errors:  # noqa: N801 - used like a function: `with driver_errors(conn, sql):`
     """Raise a driver error inside the block as SQLAlchemy's wrapped exception (invalidating
-    the connection when the error dropped it)."""
-    dialect = conn.dialect
-    base = dialect.loaded_dbapi.Error
-    try:
-        yield
-    except base as exc:
-        dbapi_connection = conn.connection.dbapi_connection
-        disconnect = dialect.is_disconnect(exc, dbapi_connection, None)
+    the connection when the error dropped it). A class, not a generator: it wraps every
+    hot-path statement."""
+
+    __slots__ = ("conn", "statement")
+
+    def __init__(self, conn: sa.Connection, statement: str) -> None:
+        self.conn = conn
+        self.statement = statement
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        if exc is None:
+            return
+        dialect = self.conn.dialect
+        base = dialect.loaded_dbapi.Error
+        if not isinstance(exc, base):
+            return
+        disconnect = dialect.is_disconnect(exc, self.conn.connection.dbapi_connection, None)
         if disconnect:
-            conn.invalidate(exc)
+            self.conn.invalidate(exc)
         raise sa.exc.DBAPIError.instance(
-            statement, None, exc, base, dialect=dialect, connection_invalidated=disconnect
+            self.statement, None, exc, base, dialect=dialect, connection_invalidated=disconnect
         ) from exc
 
 
-@contextlib.contextmanager
-def pipeline(conn: sa.Connection) -> Iterator[None]:
+def pipeline(conn: sa.Connection) -> contextlib.AbstractContextManager[Any]:
     """psycopg's pipeline mode on PostgreSQL (statements sent without waiting for each
     result; errors still raise at the end of the block, as SQLAlchemy exceptions); a no-op
     elsewhere."""
     if conn.dialect.name != "postgresql":
-        yield
-        return
+        return _NO_PIPELINE
+    return _pipelined(conn)
+
+
+_NO_PIPELINE = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _pipelined(conn: sa.Connection) -> Iterator[None]:
     with driver_errors(conn, "(pipeline)"), conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
         yield
 
