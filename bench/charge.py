@@ -32,7 +32,7 @@ from talktime.wallet.periods import to_micros
 import pgserver
 
 BATCH = 100
-ROUNDS = 3
+ROUNDS = 5
 HOT_ACCOUNTS = 200
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 
@@ -170,10 +170,11 @@ def grow(engine: sa.Engine, entries: int, accounts: int) -> None:
 def measure(
     engine: sa.Engine, wallet: Wallet, hot: list[tuple[int, int]], n: int, tag: str
 ) -> dict[str, float]:
-    """Best of ROUNDS interleaved rounds: the machine is shared, so each figure is taken at
-    its least disturbed moment, and bare and wallet runs alternate."""
+    """Best of ROUNDS interleaved rounds of ``n`` single charges (and 10 x ``n`` batched):
+    the machine is shared, so each figure is taken at its least disturbed moment, and bare and
+    wallet runs alternate."""
     best: dict[str, float] = {}
-    per_round = max(n // ROUNDS, BATCH)
+    per_round = max(n, BATCH)
     for r in range(ROUNDS):
         figures = {
             "bare single": bare(engine, hot, per_round, 1),
@@ -220,7 +221,7 @@ def run(url: str, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="single charges per measurement")
+    parser.add_argument("--n", type=int, default=1000, help="single charges per round")
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
