@@ -1,6 +1,7 @@
 """Job handlers for the worker tests, loaded with `talktime worker --plugin ops_plugin`.
 
-`test.record` appends "job-id worker" to a file; `test.slow` writes "start", waits for a release
+`test.record` appends "job-id worker" to a file (with "rendezvous", it then waits until another
+worker has written a line, so a test can show that two workers share the queue); `test.slow` writes "start", waits for a release
 file, then writes "done" — so a test can kill a worker in the middle of a job.
 """
 
@@ -15,9 +16,18 @@ from talktime.ops import jobs, registry
 
 @registry.handler("test.record")
 def record(ctx: registry.JobContext, job: jobs.Job) -> None:
-    """Append one line per run."""
-    with open(job.payload["path"], "a") as out:
+    """Append one line per run; with "rendezvous", wait (at most 30 s) for another worker's line."""
+    path = Path(job.payload["path"])
+    with path.open("a") as out:
         out.write(f"{job.id} {ctx.worker}\n")
+    if not job.payload.get("rendezvous"):
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = {line.split()[1] for line in path.read_text().splitlines()}
+        if workers - {ctx.worker}:
+            return
+        time.sleep(0.02)
 
 
 @registry.handler("test.slow")

@@ -116,7 +116,12 @@ def test_periodic_tasks_are_queued_once_per_slot_across_workers(engine: sa.Engin
 def test_two_workers_never_run_a_job_twice(db_url: str, engine: sa.Engine, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     with engine.begin() as conn:
-        ids = [jobs.enqueue(conn, "test.record", {"path": str(log)}) for _ in range(150)]
+        ids = [
+            jobs.enqueue(conn, "test.record", {"path": str(log), "rendezvous": True})
+            for _ in range(150)
+        ]
+    # Each job waits until the other worker has run one, so the first worker to start cannot
+    # drain the queue alone before the second one has imported talktime.
     workers = [start_worker(db_url, "--poll-seconds", "0.05") for _ in range(2)]
     try:
         wait_for(lambda: len(jobs.list_jobs(engine, ("pending", "running"))) == 0, timeout=120)
