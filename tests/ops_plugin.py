@@ -1,8 +1,9 @@
 """Job handlers for the worker tests, loaded with `talktime worker --plugin ops_plugin`.
 
 `test.record` appends "job-id worker" to a file (with "rendezvous", it then waits until another
-worker has written a line, so a test can show that two workers share the queue); `test.slow` writes "start", waits for a release
-file, then writes "done" — so a test can kill a worker in the middle of a job.
+worker has written a line, so a test can show that two workers share the queue); `test.slow`
+writes "start", waits for a release file, then writes "done" — so a test can kill a worker in
+the middle of a job.
 """
 
 from __future__ import annotations
