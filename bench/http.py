@@ -287,7 +287,7 @@ def talktime_run(wrk: str, name: str, url: str, args: argparse.Namespace) -> tup
         "TALKTIME_RATE_CARDS_DIR": tempfile.mkdtemp(),
     }
     if args.no_group_commit:
-        env["TALKTIME_GROUP_COMMIT_WINDOW_MS"] = "0"
+        env["TALKTIME_GROUP_COMMIT"] = "false"
     with serve(url, **env) as server, httpx.Client(base_url=server.base_url, timeout=60) as http:
         t = apikit.tenant(http, plan="business", credit="1000000.00")
         body = {"from": t.number or "", "to": "+14155550111", "text": "Your code is 1234"}

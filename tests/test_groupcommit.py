@@ -197,11 +197,24 @@ def test_a_closed_committer_finishes_its_queue_and_refuses_new_units(
         committer.submit(insert("late"))
 
 
-def test_a_window_of_zero_disables_group_commit(engine: sa.Engine) -> None:
-    assert committer_for(engine, 0) is None
-    first = committer_for(engine, 1.0)
+def test_group_commit_off_gives_no_committer_and_on_gives_one_per_engine(
+    engine: sa.Engine,
+) -> None:
+    assert committer_for(engine, enabled=False) is None
+    first = committer_for(engine, enabled=True)
     assert first is not None
-    assert committer_for(engine, 1.0) is first
+    assert committer_for(engine, enabled=True, window_ms=1.0) is first
+    first.close()
+
+
+def test_a_window_of_zero_batches_what_queued_while_the_writer_was_busy(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+    futures = one_batch(committer, [insert(f"z{i}") for i in range(6)])  # exactly one batch
+    assert [f.result() for f in futures] == [f"z{i}" for i in range(6)]
+    assert names(probe_engine) == {f"z{i}" for i in range(6)}
+    committer.close()
 
 
 def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Path) -> None:
@@ -212,7 +225,7 @@ def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Pat
 
     app = create_app(Settings(database_url=db_url, rate_cards_dir=str(tmp_path / "cards")))
     with TestClient(app):
-        committer = committer_for(app.state.engine, 1.0)
+        committer = committer_for(app.state.engine, enabled=True)
         assert committer is not None
         assert committer.submit(lambda conn: conn.execute(sa.text("SELECT 1")).scalar()) == 1
     assert committer.closed

@@ -43,8 +43,10 @@ class _Pending:
 
 
 class GroupCommitter:
-    """Runs submitted units in batches of at most ``max_batch``, collected for ``window_ms``
-    after the first arrives; at most ``max_queue`` units wait. Thread-safe."""
+    """Runs submitted units in batches of at most ``max_batch``: the first unit and whatever
+    else is queued, plus what arrives within ``window_ms`` after the first (0: no waiting;
+    units that arrive while a batch commits form the next one); at most ``max_queue`` units
+    wait. Thread-safe."""
 
     def __init__(
         self,
@@ -189,12 +191,14 @@ _GUARD = threading.Lock()
 
 def committer_for(
     engine: sa.Engine,
-    window_ms: float,
+    enabled: bool,
+    window_ms: float = 0.0,
     turn: Callable[[sa.Engine], AbstractContextManager[object]] | None = None,
 ) -> GroupCommitter | None:
-    """The process's group committer for ``engine`` (None when ``window_ms`` is 0: disabled);
-    ``turn`` is entered around each batch (SQLite's per-process writer lock)."""
-    if window_ms <= 0:
+    """The process's group committer for ``engine`` (None when not ``enabled``); it waits
+    ``window_ms`` after a batch's first unit (0: takes only what is already queued); ``turn``
+    is entered around each batch (SQLite's writer lock)."""
+    if not enabled:
         return None
     with _GUARD:
         committer = _COMMITTERS.get(engine)

@@ -214,7 +214,9 @@ def send_sms(
         )
         return 201, body
 
-    committer = committer_for(engine, settings.group_commit_window_ms, writer_turn)
+    committer = committer_for(
+        engine, settings.group_commit, settings.group_commit_window_ms, writer_turn
+    )
     return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work, committer)
 
 
