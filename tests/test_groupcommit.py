@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +15,8 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import KeepWritesError, writer_turn
+
+from ops_helpers import make_account
 
 probe_metadata = sa.MetaData()
 probe = sa.Table(
@@ -231,3 +234,57 @@ def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Pat
     assert committer.closed
     with pytest.raises(RuntimeError):
         committer.submit(lambda conn: None)
+
+
+def test_awaited_units_share_batches_and_each_gets_its_own_outcome(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    async def main() -> list[Any]:
+        units = [insert(f"a{i}") if i % 5 else refuse_after_insert(f"a{i}") for i in range(20)]
+        return await asyncio.gather(*(committer.run(u) for u in units), return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    for i, outcome in enumerate(outcomes):
+        if i % 5:
+            assert outcome == f"a{i}"
+        else:
+            assert isinstance(outcome, ProbeRefusedError)
+    assert names(probe_engine) == {f"a{i}" for i in range(20) if i % 5}
+    committer.close()
+
+
+def test_an_awaited_unit_is_answered_only_after_its_batch_committed(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    async def main() -> list[bool]:
+        async def send(i: int) -> bool:
+            name = await committer.run(insert(f"v{i}"))
+            return name in names(probe_engine)
+
+        return await asyncio.gather(*(send(i) for i in range(12)))
+
+    assert all(asyncio.run(main()))
+    committer.close()
+
+
+def test_run_once_async_without_a_committer_commits_and_replays(probe_engine: sa.Engine) -> None:
+    from talktime.service.idempotency import run_once_async
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        conn.execute(probe.insert().values(name="own"))
+        return 201, {"name": "own"}
+
+    account = make_account(probe_engine)
+
+    async def twice() -> tuple[Any, Any]:
+        first = await run_once_async(probe_engine, account, "k1", "probe", {"x": 1}, work)
+        again = await run_once_async(probe_engine, account, "k1", "probe", {"x": 1}, work)
+        return first, again
+
+    first, again = asyncio.run(twice())
+    assert first == again
+    assert names(probe_engine) == {"own"}

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 
 from talktime.service.errors import RequestConflictError
@@ -143,14 +144,15 @@ class _Refused:
     refusal: Exception
 
 
-def _run_grouped(
-    committer: GroupCommitter,
+def _grouped_unit(
     account_id: int,
     key: str,
     operation: str,
     digest: str,
     work: Callable[[sa.Connection], tuple[int, Any]],
-) -> StoredResponse:
+) -> Callable[[sa.Connection], StoredResponse | _Refused]:
+    """The unit of work a group committer runs for one request (in its savepoint)."""
+
     def unit(conn: sa.Connection) -> StoredResponse | _Refused:
         stored = replay(conn, account_id, key, operation, digest)
         if stored is not None:
@@ -163,23 +165,71 @@ def _run_grouped(
         remember(conn, account_id, key, operation, digest, response)
         return response
 
+    return unit
+
+
+def _retry_once(exc: sa.exc.DBAPIError, attempt: int) -> bool:
+    """Whether a unit that failed with ``exc`` on its first attempt goes again: another
+    process committed the same key first (the next batch replays it), or PostgreSQL picked it
+    as a deadlock victim (batches of two processes locking accounts in different orders)."""
+    if attempt:
+        return False
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE
+
+
+def _answer(outcome: StoredResponse | _Refused) -> StoredResponse:
+    if isinstance(outcome, _Refused):
+        raise outcome.refusal
+    return outcome
+
+
+def _run_grouped(
+    committer: GroupCommitter,
+    account_id: int,
+    key: str,
+    operation: str,
+    digest: str,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+) -> StoredResponse:
+    unit = _grouped_unit(account_id, key, operation, digest, work)
     for attempt in range(2):
         try:
             outcome = committer.submit(unit)
-        except sa.exc.IntegrityError:
-            # Another process committed the same key first; the next batch replays it.
-            if attempt:
-                raise
-            continue
         except sa.exc.DBAPIError as exc:
-            # PostgreSQL may pick this unit as a deadlock victim (batches of two processes
-            # locking accounts in different orders): its savepoint is undone, try it again.
-            if attempt or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
-                raise
-            continue
-        if isinstance(outcome, _Refused):
-            raise outcome.refusal
-        return outcome
+            if _retry_once(exc, attempt):
+                continue
+            raise
+        return _answer(outcome)
+    raise AssertionError("unreachable")
+
+
+async def run_once_async(
+    engine: sa.Engine,
+    account_id: int,
+    key: str,
+    operation: str,
+    request: Any,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+    committer: GroupCommitter | None = None,
+) -> StoredResponse:
+    """`run_once` for a coroutine. With a ``committer`` the request awaits its batch without
+    holding a thread; without one the commit-per-request path runs in the thread pool."""
+    if committer is None:
+        return await anyio.to_thread.run_sync(
+            run_once, engine, account_id, key, operation, request, work
+        )
+    digest = fingerprint(operation, request)
+    unit = _grouped_unit(account_id, key, operation, digest, work)
+    for attempt in range(2):
+        try:
+            outcome = await committer.run(unit)
+        except sa.exc.DBAPIError as exc:
+            if _retry_once(exc, attempt):
+                continue
+            raise
+        return _answer(outcome)
     raise AssertionError("unreachable")
 
 

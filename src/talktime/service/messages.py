@@ -8,6 +8,7 @@ response for the Idempotency-Key. A refusal changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,8 @@ from talktime.service.common import (
     now_micros,
 )
 from talktime.service.errors import InvalidRequestError
-from talktime.service.groupcommit import committer_for
-from talktime.service.idempotency import StoredResponse, run_once, writer_turn
+from talktime.service.groupcommit import GroupCommitter, committer_for
+from talktime.service.idempotency import StoredResponse, run_once, run_once_async, writer_turn
 from talktime.store.api_tables import messages
 from talktime.store.recharge_tables import phone_numbers
 from talktime.wallet.book import Book
@@ -171,10 +172,10 @@ def _record(
     )
 
 
-def send_sms(
-    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
-) -> StoredResponse:
-    """Authorize an outgoing SMS: refuse it, or price and charge it all or nothing."""
+def _send_work(
+    settings: Settings, account_id: int, req: SendSms, key: str
+) -> Callable[[sa.Connection], tuple[int, Any]]:
+    """The unit of work of one send-SMS request (policy, rating, charge, message row)."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
@@ -214,10 +215,33 @@ def send_sms(
         )
         return 201, body
 
-    committer = committer_for(
+    return work
+
+
+def _committer(engine: sa.Engine, settings: Settings) -> GroupCommitter | None:
+    return committer_for(
         engine, settings.group_commit, settings.group_commit_window_ms, writer_turn
     )
+
+
+def send_sms(
+    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
+) -> StoredResponse:
+    """Authorize an outgoing SMS: refuse it, or price and charge it all or nothing."""
+    work = _send_work(settings, account_id, req, key)
+    committer = _committer(engine, settings)
     return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work, committer)
+
+
+async def send_sms_async(
+    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
+) -> StoredResponse:
+    """`send_sms` for a coroutine: awaits the group commit without holding a thread (with
+    group commit off, the request's own transaction runs in the thread pool)."""
+    work = _send_work(settings, account_id, req, key)
+    committer = _committer(engine, settings)
+    data = req.fingerprint_data()
+    return await run_once_async(engine, account_id, key, "sms.send", data, work, committer)
 
 
 def record_inbound(
