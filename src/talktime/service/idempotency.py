@@ -6,8 +6,10 @@ byte; the same key with another request is refused; a refused request leaves no 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import threading
 import time
 import weakref
@@ -237,21 +239,60 @@ _RETRYABLE = ("40P01", "40001")
 """PostgreSQL deadlock_detected and serialization_failure."""
 
 
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class _SqliteWriterTurn:
+    """One SQLite writer at a time: a thread lock for this process, then an exclusive
+    ``flock`` on ``<database>-writer.lock`` shared with the other processes (file databases
+    only). Writers wait in the kernel's queue, not in SQLite's busy handler."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = f"{database}-writer.lock" if _is_file(database) else None
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._path is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+def _is_file(database: str | None) -> bool:
+    if not database or database == ":memory:":
+        return False
+    return not (database.startswith("file:") and "mode=memory" in database)
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, _SqliteWriterTurn] = (
+    weakref.WeakKeyDictionary()
+)
 _GUARD = threading.Lock()
 
 
 def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
-    """On SQLite, one writing transaction at a time per process: threads queue on a lock
-    instead of all polling SQLite's busy handler, whose sleeps make the latency tail long.
-    PostgreSQL locks rows itself: no turn needed."""
+    """On SQLite, one writing transaction at a time: threads of this process queue on a lock
+    and the processes on one database queue on a file lock, instead of all polling SQLite's
+    busy handler, whose sleeps make the latency tail long. PostgreSQL locks rows itself: no
+    turn needed."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _GUARD:
-        lock = _SQLITE_WRITERS.get(engine)
-        if lock is None:
-            lock = _SQLITE_WRITERS[engine] = threading.Lock()
-    return lock
+        turn = _SQLITE_WRITERS.get(engine)
+        if turn is None:
+            turn = _SQLITE_WRITERS[engine] = _SqliteWriterTurn(engine.url.database)
+    return turn
 
 
 def _canonical(body: Any) -> str:
