@@ -25,6 +25,7 @@ from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter
 from talktime.store.api_tables import api_requests
 from talktime.wallet.idempotency import RETENTION_MICROS
+from talktime.wallet.rawsql import RawStatement
 
 
 class KeepWritesError(Exception):
@@ -50,20 +51,29 @@ def fingerprint(operation: str, request: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_REPLAY = RawStatement(
+    sa.select(
+        api_requests.c.operation,
+        api_requests.c.fingerprint,
+        api_requests.c.status,
+        api_requests.c.response,
+    ).where(
+        api_requests.c.account_id == sa.bindparam("account_id"),
+        api_requests.c.key == sa.bindparam("key"),
+    )
+)
+_REMEMBER = RawStatement(api_requests.insert(), column_keys=[c.key for c in api_requests.c])
+"""Both run on every money-moving request: compiled once, executed on the DB-API cursor."""
+
+
 def replay(
     conn: sa.Connection, account_id: int, key: str, operation: str, digest: str
 ) -> StoredResponse | None:
     """The stored response for ``key``, None if unused; refuse a key used for another request."""
-    row = conn.execute(
-        sa.select(
-            api_requests.c.operation,
-            api_requests.c.fingerprint,
-            api_requests.c.status,
-            api_requests.c.response,
-        ).where(api_requests.c.account_id == account_id, api_requests.c.key == key)
-    ).first()
-    if row is None:
+    rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
+    if not rows:
         return None
+    row = rows[0]
     if row.operation != operation or row.fingerprint != digest:
         raise RequestConflictError(
             f"Idempotency-Key {key!r} was already used for a different request; "
@@ -82,16 +92,17 @@ def remember(
     response: StoredResponse,
 ) -> None:
     """Record the response of a request that succeeded (inside its transaction)."""
-    conn.execute(
-        api_requests.insert().values(
-            account_id=account_id,
-            key=key,
-            operation=operation,
-            fingerprint=digest,
-            status=response.status,
-            response=response.body,
-            created_at=time.time_ns() // 1000,
-        )
+    _REMEMBER.execute(
+        conn,
+        {
+            "account_id": account_id,
+            "key": key,
+            "operation": operation,
+            "fingerprint": digest,
+            "status": response.status,
+            "response": response.body,
+            "created_at": time.time_ns() // 1000,
+        },
     )
 
 
