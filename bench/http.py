@@ -1,12 +1,16 @@
-"""Send-SMS over HTTP: requests per second and p50/p99 latency of `POST /v1/messages`.
+"""Send-SMS over HTTP: requests per second and p50/p99/max latency of `POST /v1/messages` (wrk).
 
 Starts `talktime serve` with 2 workers on SQLite (synchronous=FULL) and on PostgreSQL
 (synchronous_commit=on), and beside them a bare FastAPI endpoint returning the same JSON with the
-same 2 workers, all on 127.0.0.1; a bounded asyncio httpx load generator keeps `--connections`
-requests in flight for `--requests` requests each. Prints the figures and the ratio to the bare
-endpoint measured in the same run.
+same 2 workers, all on 127.0.0.1. `wrk` keeps `--connections` requests in flight for
+`--duration` seconds; a Lua script gives every request its own Idempotency-Key. Per target:
+req/s, latency percentiles, non-2xx and socket errors, server CPU per request (utime + stime of
+the server's process tree) and the ratio to the bare endpoint measured in the same run. After
+each talktime run the books are checked through the API: the balance dropped by exactly the
+price of every charge the server acknowledged.
 
-    .venv/bin/python bench/http.py [--connections 32] [--requests 2000] [--only sqlite]
+    .venv/bin/python bench/http.py [--connections 32] [--duration 10] [--runs 1]
+                                   [--only sqlite|postgresql] [--no-group-commit]
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse
-import asyncio
+import json
 import os
-import statistics
+import shutil
 import subprocess
 import tempfile
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
 
 import httpx
 
@@ -54,10 +59,187 @@ BARE_APP = textwrap.dedent(
     """
 )
 
+WRK_SCRIPT = textwrap.dedent(
+    """
+    -- One POST per request, each with its own Idempotency-Key (a per-thread random prefix and
+    -- a counter); counts requests sent, 201s and other statuses per thread; `done` prints one
+    -- parseable RESULT line.
+    local threads = {}
+    local next_id = 1
+
+    function setup(thread)
+      thread:set("tid", next_id)
+      next_id = next_id + 1
+      table.insert(threads, thread)
+    end
+
+    function init(args)
+      math.randomseed(os.time() + tid * 7919)
+      prefix = string.format("%08x%08x-%d-", math.random(0, 2147483647),
+                             math.random(0, 2147483647), tid)
+      sent, created, other = 0, 0, 0
+      hdrs = {}
+      for k, v in pairs(HEADERS) do hdrs[k] = v end
+    end
+
+    function request()
+      sent = sent + 1
+      hdrs["Idempotency-Key"] = prefix .. sent
+      return wrk.format("POST", "/v1/messages", hdrs, BODY)
+    end
+
+    function response(status, headers, body)
+      if status == 201 then created = created + 1 else other = other + 1 end
+    end
+
+    function done(summary, latency, requests)
+      local s, c, o = 0, 0, 0
+      for _, t in ipairs(threads) do
+        s = s + t:get("sent"); c = c + t:get("created"); o = o + t:get("other")
+      end
+      local e = summary.errors
+      io.write(string.format(
+        "RESULT requests=%d duration_us=%d p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f " ..
+        "sent=%d created=%d other=%d connect=%d read=%d write=%d status=%d timeout=%d\\n",
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+        latency:percentile(99), latency.max, s, c, o,
+        e.connect, e.read, e.write, e.status, e.timeout))
+    end
+    """
+)
+
+
+@dataclass
+class Figures:
+    """One wrk measurement of one target."""
+
+    name: str
+    rate: float
+    p50: float
+    p99: float
+    max: float
+    completed: int
+    sent: int
+    created: int
+    non_2xx: int
+    socket_errors: int
+    timeouts: int
+    cpu_ms: float
+    """Server CPU (user + system, every process of the server) per completed request, ms."""
+
+    def line(self, bare: Figures | None) -> str:
+        ratio = f"{self.rate / bare.rate:4.0%} of bare" if bare and bare.rate else ""
+        return (
+            f"{self.name:<22} {self.rate:7.0f} req/s {ratio:>12}   p50 {self.p50:6.1f}  "
+            f"p99 {self.p99:7.1f}  max {self.max:7.1f} ms   cpu {self.cpu_ms:5.2f} ms/req   "
+            f"non-2xx {self.non_2xx}  socket errors {self.socket_errors}  timeouts "
+            f"{self.timeouts}"
+        )
+
+
+def ensure_wrk() -> str:
+    """The wrk binary, installed with apt-get when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: apt-get install -y wrk", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime + stime of ``root`` and every descendant process, in seconds."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_run(
+    wrk: str,
+    base: str,
+    headers: dict[str, str],
+    body: dict[str, str],
+    connections: int,
+    seconds: float,
+) -> dict[str, int]:
+    """Run wrk against ``base``/v1/messages; the RESULT line's fields."""
+    lua_headers = ", ".join(
+        f"[{json.dumps(k)}] = {json.dumps(v)}"
+        for k, v in {**headers, "Content-Type": "application/json"}.items()
+    )
+    script = f"HEADERS = {{{lua_headers}}}\nBODY = [==[{json.dumps(body)}]==]\n" + WRK_SCRIPT
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        threads = min(2, connections)
+        cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s"]
+        cmd += ["--timeout", "10s", "-s", handle.name, f"{base}/v1/messages"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(handle.name)
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    raise RuntimeError(f"wrk printed no RESULT line:\n{out}")
+
+
+def measure(
+    wrk: str,
+    name: str,
+    base: str,
+    pid: int,
+    headers: dict[str, str],
+    body: dict[str, str],
+    args: argparse.Namespace,
+    warm_up: bool = True,
+) -> Figures:
+    """Warm up, then measure ``base`` with wrk and the server tree's CPU."""
+    if warm_up:
+        wrk_run(wrk, base, headers, body, args.connections, args.warmup)
+    cpu_before = tree_cpu_seconds(pid)
+    r = wrk_run(wrk, base, headers, body, args.connections, args.duration)
+    cpu = tree_cpu_seconds(pid) - cpu_before
+    completed = r["requests"]
+    return Figures(
+        name=name,
+        rate=completed / (r["duration_us"] / 1e6),
+        p50=r["p50_us"] / 1000,
+        p99=r["p99_us"] / 1000,
+        max=r["max_us"] / 1000,
+        completed=completed,
+        sent=r["sent"],
+        created=r["created"],
+        non_2xx=r["other"],
+        socket_errors=r["connect"] + r["read"] + r["write"],
+        timeouts=r["timeout"],
+        cpu_ms=cpu * 1000 / max(completed, 1),
+    )
+
 
 @contextmanager
-def bare_server(body: str, workers: int) -> Iterator[str]:
-    """A bare FastAPI app answering POST /v1/messages with ``body``, under uvicorn."""
+def bare_server(body: str, workers: int) -> Iterator[tuple[str, int]]:
+    """A bare FastAPI app answering POST /v1/messages with ``body``: (base URL, pid)."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bare_app.py").write_text(BARE_APP.format(body=body))
         port = free_port()
@@ -76,110 +258,121 @@ def bare_server(body: str, workers: int) -> Iterator[str]:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
-            yield base
+            yield base, proc.pid
         finally:
             proc.terminate()
             proc.wait(timeout=15)
 
 
-async def load(
-    base: str, headers: dict[str, str], body: dict[str, str], connections: int, total: int
-) -> tuple[float, list[float], int]:
-    """(requests/s, latencies in s, non-2xx count) of ``total`` POSTs, ``connections`` at once."""
-    latencies: list[float] = []
-    failures = 0
-    queue = iter(range(total))
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-
-        async def worker() -> None:
-            nonlocal failures
-            for _ in queue:
-                started = time.perf_counter()
-                response = await client.post(
-                    "/v1/messages",
-                    json=body,
-                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                )
-                latencies.append(time.perf_counter() - started)
-                if response.status_code >= 300:
-                    failures += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - began
-    return total / elapsed, latencies, failures
+def settled_balance(http: httpx.Client, auth: dict[str, str]) -> Decimal:
+    """The available balance once it stopped moving (the requests a wrk run cut off at its
+    end still finish on the server)."""
+    last = None
+    while True:
+        response = http.get("/v1/balance", headers=auth)
+        response.raise_for_status()
+        now = Decimal(response.json()["available"])
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.5)
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
-
-
-def measure(
-    name: str, base: str, headers: dict[str, str], body: dict[str, str], args: argparse.Namespace
-) -> float:
-    asyncio.run(load(base, headers, body, args.connections, min(200, args.requests)))  # warm up
-    rate, latencies, failures = asyncio.run(
-        load(base, headers, body, args.connections, args.requests)
-    )
-    print(
-        f"{name:<28} {rate:8.0f} req/s   p50 {pct(latencies, 50):6.1f} ms   "
-        f"p99 {pct(latencies, 99):6.1f} ms   non-2xx {failures}",
-        flush=True,
-    )
-    return rate
-
-
-def talktime_run(name: str, url: str, args: argparse.Namespace, bare_rate: float) -> None:
+def talktime_run(wrk: str, name: str, url: str, args: argparse.Namespace) -> tuple[Figures, str]:
+    """Measure send-SMS on ``url`` and check the books through the API."""
     env = {
         "TALKTIME_ADMIN_KEY": apikit.ADMIN_KEY,
         "TALKTIME_WORKERS": str(args.workers),
         "TALKTIME_LOG_LEVEL": "WARNING",
         "TALKTIME_RATE_CARDS_DIR": tempfile.mkdtemp(),
     }
+    if args.no_group_commit:
+        env["TALKTIME_GROUP_COMMIT"] = "false"
     with serve(url, **env) as server, httpx.Client(base_url=server.base_url, timeout=60) as http:
-        t = apikit.tenant(http, plan="business", credit="100000.00")
+        t = apikit.tenant(http, plan="business", credit="1000000.00")
         body = {"from": t.number or "", "to": "+14155550111", "text": "Your code is 1234"}
         body["user"] = t.user
-        rate = measure(f"talktime send-SMS, {name}", server.base_url, t.auth, body, args)
-        print(f"{'':<28} {rate / bare_rate:8.0%} of the bare endpoint", flush=True)
+        first = http.post("/v1/messages", json=body, headers={**t.auth, **apikit.idem()})
+        assert first.status_code == 201, first.text
+        price = Decimal(first.json()["amount"])
+        wrk_run(wrk, server.base_url, t.auth, body, args.connections, args.warmup)
+        before = settled_balance(http, t.auth)
+        pid = server.process.pid
+        figures = measure(wrk, name, server.base_url, pid, t.auth, body, args, warm_up=False)
+        dropped = before - settled_balance(http, t.auth)
+    charges, rest = divmod(dropped, price)
+    cut = figures.sent - figures.completed  # in flight when wrk stopped
+    ok = rest == 0 and figures.created <= charges <= figures.created + cut
+    books = (
+        f"{'':<22} books: balance dropped {dropped} = {charges} x {price}; 201s {figures.created}"
+        f" + {charges - figures.created} of {cut} requests cut off by wrk's stop: "
+        + ("OK" if ok else "MISMATCH")
+    )
+    if not ok:
+        raise SystemExit(f"{figures.line(None)}\n{books}\nthe books do not agree")
+    return figures, books
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
+    parser.add_argument("--runs", type=int, default=1, help="bare, then talktime, N times")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--no-group-commit", action="store_true", help="a commit per request")
     args = parser.parse_args()
+    wrk = ensure_wrk()
+    load = os.getloadavg()[0]
     print(
-        f"{args.requests} requests, {args.connections} connections, {args.workers} workers, "
-        f"127.0.0.1 (cpu count {os.cpu_count()})",
+        f"wrk, {args.connections} connections, {args.duration:g} s per target, {args.workers} "
+        f"workers, 127.0.0.1, cpu count {os.cpu_count()}, load average {load:.2f}",
         flush=True,
     )
     sample = (
         '{"id":"msg_0","direction":"outbound","from":"+14155550100","to":"+14155550111",'
         '"status":"accepted","encoding":"GSM-7","segments":1,"amount":"0.0100"}'
     )
-    with bare_server(sample, args.workers) as base:
-        bare_rate = measure("bare FastAPI endpoint", base, {}, {"text": "x"}, args)
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.only in (None, "sqlite"):
-            talktime_run("SQLite", f"sqlite:///{tmp}/bench.db", args, bare_rate)
-        if args.only in (None, "postgresql"):
-            given = os.environ.get("TALKTIME_TEST_PG_URL")
-            if given:
-                talktime_run("PostgreSQL", given, args, bare_rate)
-                return
-            try:
-                pg = pgserver.start(install=False)
-            except pgserver.PostgresUnavailableError as exc:
-                print(f"PostgreSQL skipped: {exc}")
-                return
-            try:
-                talktime_run("PostgreSQL", pg.url(), args, bare_rate)
-            finally:
-                pg.stop()
+    pg: pgserver.PostgresServer | None = None
+    pg_url = os.environ.get("TALKTIME_TEST_PG_URL")
+    if args.only in (None, "postgresql") and not pg_url:
+        try:
+            pg = pgserver.start(install=False)
+            pg_url = pg.url()
+        except pgserver.PostgresUnavailableError as exc:
+            print(f"PostgreSQL skipped: {exc}")
+    rows: list[tuple[int, Figures, Figures]] = []
+    try:
+        for run in range(1, args.runs + 1):
+            print(f"-- run {run} (load average {os.getloadavg()[0]:.2f})", flush=True)
+            with bare_server(sample, args.workers) as (base, pid):
+                bare = measure(wrk, "bare FastAPI", base, pid, {}, {"text": "x"}, args)
+            print(bare.line(None), flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                targets = []
+                if args.only in (None, "sqlite"):
+                    targets.append(("SQLite", f"sqlite:///{tmp}/bench.db"))
+                if args.only in (None, "postgresql") and pg_url:
+                    targets.append(("PostgreSQL", pg_url))
+                for name, url in targets:
+                    figures, books = talktime_run(wrk, f"send-SMS {name}", url, args)
+                    print(f"{figures.line(bare)}\n{books}", flush=True)
+                    rows.append((run, bare, figures))
+    finally:
+        if pg is not None:
+            pg.stop()
+    print("\n| run | target | req/s | of bare | p50 ms | p99 ms | max ms | CPU ms/req |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    shown: set[int] = set()
+    for run, bare, figures in rows:
+        for f in ([bare] if run not in shown else []) + [figures]:
+            ratio = f"{f.rate / bare.rate:.0%}" if f is not bare else ""
+            print(
+                f"| {run} | {f.name} | {f.rate:.0f} | {ratio} | {f.p50:.1f} | {f.p99:.1f} "
+                f"| {f.max:.0f} | {f.cpu_ms:.2f} |"
+            )
+        shown.add(run)
 
 
 if __name__ == "__main__":

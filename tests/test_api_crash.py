@@ -26,7 +26,6 @@ def test_acknowledged_sends_survive_a_sigkill_of_the_server(db_url: str, tmp_pat
         "TALKTIME_ADMIN_KEY": ADMIN_KEY,
         "TALKTIME_RATE_CARDS_DIR": str(tmp_path / "cards"),
         "TALKTIME_LOG_LEVEL": "WARNING",
-        "TALKTIME_GROUP_COMMIT_WINDOW_MS": "2",
     }
     acknowledged: dict[str, str] = {}  # Idempotency-Key -> response text
     enough, stop = threading.Event(), threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +15,8 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import KeepWritesError, writer_turn
+
+from ops_helpers import make_account
 
 probe_metadata = sa.MetaData()
 probe = sa.Table(
@@ -197,11 +200,24 @@ def test_a_closed_committer_finishes_its_queue_and_refuses_new_units(
         committer.submit(insert("late"))
 
 
-def test_a_window_of_zero_disables_group_commit(engine: sa.Engine) -> None:
-    assert committer_for(engine, 0) is None
-    first = committer_for(engine, 1.0)
+def test_group_commit_off_gives_no_committer_and_on_gives_one_per_engine(
+    engine: sa.Engine,
+) -> None:
+    assert committer_for(engine, enabled=False) is None
+    first = committer_for(engine, enabled=True)
     assert first is not None
-    assert committer_for(engine, 1.0) is first
+    assert committer_for(engine, enabled=True, window_ms=1.0) is first
+    first.close()
+
+
+def test_a_window_of_zero_batches_what_queued_while_the_writer_was_busy(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+    futures = one_batch(committer, [insert(f"z{i}") for i in range(6)])  # exactly one batch
+    assert [f.result() for f in futures] == [f"z{i}" for i in range(6)]
+    assert names(probe_engine) == {f"z{i}" for i in range(6)}
+    committer.close()
 
 
 def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Path) -> None:
@@ -212,9 +228,63 @@ def test_the_app_shutdown_drains_and_stops_the_writer(db_url: str, tmp_path: Pat
 
     app = create_app(Settings(database_url=db_url, rate_cards_dir=str(tmp_path / "cards")))
     with TestClient(app):
-        committer = committer_for(app.state.engine, 1.0)
+        committer = committer_for(app.state.engine, enabled=True)
         assert committer is not None
         assert committer.submit(lambda conn: conn.execute(sa.text("SELECT 1")).scalar()) == 1
     assert committer.closed
     with pytest.raises(RuntimeError):
         committer.submit(lambda conn: None)
+
+
+def test_awaited_units_share_batches_and_each_gets_its_own_outcome(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    async def main() -> list[Any]:
+        units = [insert(f"a{i}") if i % 5 else refuse_after_insert(f"a{i}") for i in range(20)]
+        return await asyncio.gather(*(committer.run(u) for u in units), return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    for i, outcome in enumerate(outcomes):
+        if i % 5:
+            assert outcome == f"a{i}"
+        else:
+            assert isinstance(outcome, ProbeRefusedError)
+    assert names(probe_engine) == {f"a{i}" for i in range(20) if i % 5}
+    committer.close()
+
+
+def test_an_awaited_unit_is_answered_only_after_its_batch_committed(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    async def main() -> list[bool]:
+        async def send(i: int) -> bool:
+            name = await committer.run(insert(f"v{i}"))
+            return name in names(probe_engine)
+
+        return await asyncio.gather(*(send(i) for i in range(12)))
+
+    assert all(asyncio.run(main()))
+    committer.close()
+
+
+def test_run_once_async_without_a_committer_commits_and_replays(probe_engine: sa.Engine) -> None:
+    from talktime.service.idempotency import run_once_async
+
+    def work(conn: sa.Connection) -> tuple[int, Any]:
+        conn.execute(probe.insert().values(name="own"))
+        return 201, {"name": "own"}
+
+    account = make_account(probe_engine)
+
+    async def twice() -> tuple[Any, Any]:
+        first = await run_once_async(probe_engine, account, "k1", "probe", {"x": 1}, work)
+        again = await run_once_async(probe_engine, account, "k1", "probe", {"x": 1}, work)
+        return first, again
+
+    first, again = asyncio.run(twice())
+    assert first == again
+    assert names(probe_engine) == {"own"}

@@ -256,3 +256,17 @@ def test_an_invalid_card_is_never_imported(tmp_path: Path) -> None:
     with pytest.raises(InvalidRateCardError):
         import_card(bad, tmp_path / "store")
     assert not (tmp_path / "store").exists()
+
+
+def test_the_card_in_force_today_follows_imports_by_this_and_other_processes(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "cards"
+    assert load_card("default", directory=store).version == "2026.11.1"
+    first = copy_card(tmp_path / "first", header={"version": '"2026.11.2"'})
+    import_card(first, store)  # this process: the cached choice is dropped
+    assert load_card("default", directory=store).version == "2026.11.2"
+    # another process's import only shows as a new directory: the stamp changes
+    copy_card(store / "default" / "2026.11.3", header={"version": '"2026.11.3"'})
+    assert load_card("default", directory=store).version == "2026.11.3"
+    assert load_card("default", directory=store) is load_card("default", directory=store)

@@ -40,12 +40,18 @@ class Settings(BaseSettings):
         "FULL", description="SQLite synchronous pragma; FULL makes an acknowledged write durable"
     )
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="how long SQLite waits on a lock")
+    group_commit: bool = Field(
+        True,
+        description="one writer thread per process commits the send-SMS charges of concurrent "
+        "requests together (one transaction, one fsync); false commits each request on its own",
+    )
     group_commit_window_ms: float = Field(
         0.0,
         ge=0,
         le=100,
-        description="opt-in group commit: send-SMS charges of concurrent requests arriving "
-        "within this many ms are committed together; 0 (default) commits each on its own",
+        description="how long the group-commit writer waits for more charges after the first; "
+        "0 (default) takes whatever is already queued (charges arriving during a commit form "
+        "the next batch)",
     )
     pg_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process")
     pg_max_overflow: int = Field(10, ge=0, description="extra PostgreSQL connections under load")

@@ -1,4 +1,7 @@
-"""Request dependencies shared by the routes: the database engine and the idempotency key."""
+"""Request dependencies shared by the routes: the database engine and the idempotency key.
+
+Both are coroutines: they do no I/O, so FastAPI runs them on the event loop instead of sending
+each to the thread pool."""
 
 from __future__ import annotations
 
@@ -10,13 +13,13 @@ from fastapi import Depends, Header, Request
 from talktime.service.errors import InvalidRequestError
 
 
-def engine(request: Request) -> sa.Engine:
+async def engine(request: Request) -> sa.Engine:
     """The app's database engine."""
     eng: sa.Engine = request.app.state.engine
     return eng
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(

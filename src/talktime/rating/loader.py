@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import os
 import re
 import shutil
+import threading
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -530,6 +532,29 @@ def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
     return found
 
 
+_IN_FORCE: dict[tuple[str, str | None, dt.date], tuple[int | None, RateCard]] = {}
+"""The version in force of a card, by (name, directory, day), with the stamp it was chosen at."""
+_IN_FORCE_LOCK = threading.Lock()
+
+
+def _versions_stamp(name: str, directory: Path | str | None) -> int | None:
+    """Changes whenever a version of card ``name`` is imported (by any process): the
+    modification time of `directory/<name>/`, None while it does not exist (-1 without a
+    directory: the shipped cards never change)."""
+    if directory is None:
+        return -1
+    try:
+        return os.stat(os.path.join(directory, name)).st_mtime_ns
+    except OSError:
+        return None
+
+
+def forget_cards_in_force() -> None:
+    """Drop the cached choice of versions in force (an import in this process does it)."""
+    with _IN_FORCE_LOCK:
+        _IN_FORCE.clear()
+
+
 def load_card(
     name: str = "default",
     version: str | None = None,
@@ -542,8 +567,31 @@ def load_card(
     Looks at the card shipped in the package and the imported versions under
     `directory/<name>/<version>/`. With `version`, exactly that version; otherwise the version
     with the latest `effective_from` on or before `at` (default: today, UTC). Versions are
-    immutable, so a loaded card is cached by path.
+    immutable, so a loaded card is cached by path; today's choice is cached too, until the day
+    changes or a version is imported (here, or by another process: the card's directory
+    changes).
     """
+    if version is None and at is None:
+        # The hot path (every send): one stat instead of listing the versions.
+        key = (name, None if directory is None else str(directory), _today())
+        stamp = _versions_stamp(name, directory)
+        found = _IN_FORCE.get(key)
+        if found is not None and found[0] == stamp:
+            return found[1]
+        card = _load_card(name, None, key[2], directory)
+        with _IN_FORCE_LOCK:
+            _IN_FORCE[key] = (stamp, card)
+        return card
+    return _load_card(name, version, at, directory)
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _load_card(
+    name: str, version: str | None, at: dt.date | None, directory: Path | str | None
+) -> RateCard:
     if NAME.match(name) is None:
         raise RateCardNotFoundError(f"{name!r} is not a rate card name", card=name)
     candidates = [_read_cached(str(path)) for path in card_dirs(name, directory)]
@@ -558,7 +606,7 @@ def load_card(
         raise RateCardNotFoundError(
             f"rate card {name!r} has no version {version!r}", card=name, version=version
         )
-    when = at or dt.datetime.now(dt.UTC).date()
+    when = at or _today()
     in_force = [c for c in candidates if c.effective_from <= when]
     if not in_force:
         raise RateCardNotFoundError(
@@ -604,4 +652,5 @@ def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bo
     for file in FILES:
         shutil.copyfile(Path(source) / file, staging / file)
     staging.rename(target)
+    forget_cards_in_force()
     return read_card(target), True

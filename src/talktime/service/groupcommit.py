@@ -7,13 +7,14 @@ after the transaction committed; if the commit fails, every unit of the batch ge
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from queue import Empty, Full, Queue
 from typing import Any, TypeVar
 
@@ -39,12 +40,15 @@ class WriterBusyError(TalktimeError):
 @dataclass
 class _Pending:
     unit: Unit
-    future: Future[Any] = field(default_factory=Future)
+    resolve: Callable[[bool, Any], None]
+    """Called by the writer thread with (True, result) or (False, exception)."""
 
 
 class GroupCommitter:
-    """Runs submitted units in batches of at most ``max_batch``, collected for ``window_ms``
-    after the first arrives; at most ``max_queue`` units wait. Thread-safe."""
+    """Runs submitted units in batches of at most ``max_batch``: the first unit and whatever
+    else is queued, plus what arrives within ``window_ms`` after the first (0: no waiting;
+    units that arrive while a batch commits form the next one); at most ``max_queue`` units
+    wait. Thread-safe."""
 
     def __init__(
         self,
@@ -80,24 +84,67 @@ class GroupCommitter:
         return self._queue.qsize()
 
     def submit(self, unit: Callable[[sa.Connection], T]) -> T:
-        """Run ``unit`` in the next batch; its result (or exception) once the batch committed."""
-        pending = _Pending(unit)
+        """Run ``unit`` in the next batch; its result (or exception) once the batch committed.
+        Blocks the calling thread until then."""
+        future: Future[T] = Future()
+
+        def resolve(ok: bool, value: Any) -> None:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        self._enqueue(_Pending(unit, resolve), block=True)
+        return future.result()
+
+    async def run(self, unit: Callable[[sa.Connection], T]) -> T:
+        """`submit` for a coroutine: awaits an asyncio future that the writer completes with
+        ``loop.call_soon_threadsafe``, so no thread waits for the batch."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if future.done():  # the request was cancelled (its client went away)
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        def resolve(ok: bool, value: Any) -> None:
+            with suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(settle, ok, value)
+
+        pending = _Pending(unit, resolve)
+        try:
+            self._enqueue(pending, block=False)
+        except Full:  # rare: wait for room off the event loop
+            await asyncio.to_thread(self._enqueue, pending, True)
+        return await future
+
+    def _enqueue(self, pending: _Pending, block: bool) -> None:
+        """Queue ``pending`` (waiting up to the queue timeout for room when ``block``) and
+        start the writer thread if it is not running; `Full` when not ``block`` and full."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
-            try:
+        try:  # outside the lock: a full queue must not hold up other submitters
+            if block:
                 self._queue.put(pending, timeout=self._queue_timeout)
-            except Full:
-                raise WriterBusyError(
-                    "Too many requests are waiting to be written; retry in a moment."
-                ) from None
+            else:
+                self._queue.put_nowait(pending)
+        except Full:
+            if not block:
+                raise
+            raise WriterBusyError(
+                "Too many requests are waiting to be written; retry in a moment."
+            ) from None
+        with self._lock:  # an idle writer leaves only under this lock with the queue empty
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="talktime-group-commit", daemon=True
                 )
                 self._thread.start()
-        result: T = pending.future.result()
-        return result
 
     def close(self, timeout: float = 10.0) -> None:
         """Refuse new units, let the writer finish what is queued, and wait for it."""
@@ -158,19 +205,16 @@ class GroupCommitter:
                     outcomes.append(_run_unit(conn, pending.unit))
         except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
             for pending in batch:
-                pending.future.set_exception(exc)
+                pending.resolve(False, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         self.batches += 1
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                pending.future.set_result(value)
-            else:
-                pending.future.set_exception(value)
+            pending.resolve(ok, value)
 
 
-_WAKE = _Pending(lambda conn: None)
+_WAKE = _Pending(lambda conn: None, lambda ok, value: None)
 """Put by `close` to wake an idle writer; never run."""
 
 
@@ -189,12 +233,14 @@ _GUARD = threading.Lock()
 
 def committer_for(
     engine: sa.Engine,
-    window_ms: float,
+    enabled: bool,
+    window_ms: float = 0.0,
     turn: Callable[[sa.Engine], AbstractContextManager[object]] | None = None,
 ) -> GroupCommitter | None:
-    """The process's group committer for ``engine`` (None when ``window_ms`` is 0: disabled);
-    ``turn`` is entered around each batch (SQLite's per-process writer lock)."""
-    if window_ms <= 0:
+    """The process's group committer for ``engine`` (None when not ``enabled``); it waits
+    ``window_ms`` after a batch's first unit (0: takes only what is already queued); ``turn``
+    is entered around each batch (SQLite's writer lock)."""
+    if not enabled:
         return None
     with _GUARD:
         committer = _COMMITTERS.get(engine)

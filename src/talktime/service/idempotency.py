@@ -6,8 +6,10 @@ byte; the same key with another request is refused; a refused request leaves no 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import threading
 import time
 import weakref
@@ -16,12 +18,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 
 from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter
 from talktime.store.api_tables import api_requests
 from talktime.wallet.idempotency import RETENTION_MICROS
+from talktime.wallet.rawsql import RawStatement
 
 
 class KeepWritesError(Exception):
@@ -47,20 +51,29 @@ def fingerprint(operation: str, request: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_REPLAY = RawStatement(
+    sa.select(
+        api_requests.c.operation,
+        api_requests.c.fingerprint,
+        api_requests.c.status,
+        api_requests.c.response,
+    ).where(
+        api_requests.c.account_id == sa.bindparam("account_id"),
+        api_requests.c.key == sa.bindparam("key"),
+    )
+)
+_REMEMBER = RawStatement(api_requests.insert(), column_keys=[c.key for c in api_requests.c])
+"""Both run on every money-moving request: compiled once, executed on the DB-API cursor."""
+
+
 def replay(
     conn: sa.Connection, account_id: int, key: str, operation: str, digest: str
 ) -> StoredResponse | None:
     """The stored response for ``key``, None if unused; refuse a key used for another request."""
-    row = conn.execute(
-        sa.select(
-            api_requests.c.operation,
-            api_requests.c.fingerprint,
-            api_requests.c.status,
-            api_requests.c.response,
-        ).where(api_requests.c.account_id == account_id, api_requests.c.key == key)
-    ).first()
-    if row is None:
+    rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
+    if not rows:
         return None
+    row = rows[0]
     if row.operation != operation or row.fingerprint != digest:
         raise RequestConflictError(
             f"Idempotency-Key {key!r} was already used for a different request; "
@@ -79,16 +92,17 @@ def remember(
     response: StoredResponse,
 ) -> None:
     """Record the response of a request that succeeded (inside its transaction)."""
-    conn.execute(
-        api_requests.insert().values(
-            account_id=account_id,
-            key=key,
-            operation=operation,
-            fingerprint=digest,
-            status=response.status,
-            response=response.body,
-            created_at=time.time_ns() // 1000,
-        )
+    _REMEMBER.execute(
+        conn,
+        {
+            "account_id": account_id,
+            "key": key,
+            "operation": operation,
+            "fingerprint": digest,
+            "status": response.status,
+            "response": response.body,
+            "created_at": time.time_ns() // 1000,
+        },
     )
 
 
@@ -143,14 +157,15 @@ class _Refused:
     refusal: Exception
 
 
-def _run_grouped(
-    committer: GroupCommitter,
+def _grouped_unit(
     account_id: int,
     key: str,
     operation: str,
     digest: str,
     work: Callable[[sa.Connection], tuple[int, Any]],
-) -> StoredResponse:
+) -> Callable[[sa.Connection], StoredResponse | _Refused]:
+    """The unit of work a group committer runs for one request (in its savepoint)."""
+
     def unit(conn: sa.Connection) -> StoredResponse | _Refused:
         stored = replay(conn, account_id, key, operation, digest)
         if stored is not None:
@@ -163,23 +178,71 @@ def _run_grouped(
         remember(conn, account_id, key, operation, digest, response)
         return response
 
+    return unit
+
+
+def _retry_once(exc: sa.exc.DBAPIError, attempt: int) -> bool:
+    """Whether a unit that failed with ``exc`` on its first attempt goes again: another
+    process committed the same key first (the next batch replays it), or PostgreSQL picked it
+    as a deadlock victim (batches of two processes locking accounts in different orders)."""
+    if attempt:
+        return False
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE
+
+
+def _answer(outcome: StoredResponse | _Refused) -> StoredResponse:
+    if isinstance(outcome, _Refused):
+        raise outcome.refusal
+    return outcome
+
+
+def _run_grouped(
+    committer: GroupCommitter,
+    account_id: int,
+    key: str,
+    operation: str,
+    digest: str,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+) -> StoredResponse:
+    unit = _grouped_unit(account_id, key, operation, digest, work)
     for attempt in range(2):
         try:
             outcome = committer.submit(unit)
-        except sa.exc.IntegrityError:
-            # Another process committed the same key first; the next batch replays it.
-            if attempt:
-                raise
-            continue
         except sa.exc.DBAPIError as exc:
-            # PostgreSQL may pick this unit as a deadlock victim (batches of two processes
-            # locking accounts in different orders): its savepoint is undone, try it again.
-            if attempt or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
-                raise
-            continue
-        if isinstance(outcome, _Refused):
-            raise outcome.refusal
-        return outcome
+            if _retry_once(exc, attempt):
+                continue
+            raise
+        return _answer(outcome)
+    raise AssertionError("unreachable")
+
+
+async def run_once_async(
+    engine: sa.Engine,
+    account_id: int,
+    key: str,
+    operation: str,
+    request: Any,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+    committer: GroupCommitter | None = None,
+) -> StoredResponse:
+    """`run_once` for a coroutine. With a ``committer`` the request awaits its batch without
+    holding a thread; without one the commit-per-request path runs in the thread pool."""
+    if committer is None:
+        return await anyio.to_thread.run_sync(
+            run_once, engine, account_id, key, operation, request, work
+        )
+    digest = fingerprint(operation, request)
+    unit = _grouped_unit(account_id, key, operation, digest, work)
+    for attempt in range(2):
+        try:
+            outcome = await committer.run(unit)
+        except sa.exc.DBAPIError as exc:
+            if _retry_once(exc, attempt):
+                continue
+            raise
+        return _answer(outcome)
     raise AssertionError("unreachable")
 
 
@@ -187,21 +250,60 @@ _RETRYABLE = ("40P01", "40001")
 """PostgreSQL deadlock_detected and serialization_failure."""
 
 
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class _SqliteWriterTurn:
+    """One SQLite writer at a time: a thread lock for this process, then an exclusive
+    ``flock`` on ``<database>-writer.lock`` shared with the other processes (file databases
+    only). Writers wait in the kernel's queue, not in SQLite's busy handler."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = f"{database}-writer.lock" if _is_file(database) else None
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._path is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+def _is_file(database: str | None) -> bool:
+    if not database or database == ":memory:":
+        return False
+    return not (database.startswith("file:") and "mode=memory" in database)
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, _SqliteWriterTurn] = (
+    weakref.WeakKeyDictionary()
+)
 _GUARD = threading.Lock()
 
 
 def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
-    """On SQLite, one writing transaction at a time per process: threads queue on a lock
-    instead of all polling SQLite's busy handler, whose sleeps make the latency tail long.
-    PostgreSQL locks rows itself: no turn needed."""
+    """On SQLite, one writing transaction at a time: threads of this process queue on a lock
+    and the processes on one database queue on a file lock, instead of all polling SQLite's
+    busy handler, whose sleeps make the latency tail long. PostgreSQL locks rows itself: no
+    turn needed."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _GUARD:
-        lock = _SQLITE_WRITERS.get(engine)
-        if lock is None:
-            lock = _SQLITE_WRITERS[engine] = threading.Lock()
-    return lock
+        turn = _SQLITE_WRITERS.get(engine)
+        if turn is None:
+            turn = _SQLITE_WRITERS[engine] = _SqliteWriterTurn(engine.url.database)
+    return turn
 
 
 def _canonical(body: Any) -> str:

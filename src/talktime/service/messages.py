@@ -8,6 +8,7 @@ response for the Idempotency-Key. A refusal changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ import sqlalchemy as sa
 from talktime import policy, sms
 from talktime.config import Settings
 from talktime.errors import TalktimeError
-from talktime.rating import Quote, RateCard, price_sms
-from talktime.service import cards, users
+from talktime.rating import Quote, RateCard, load_card, price_sms
+from talktime.service import cards
+from talktime.service import users as user_service
 from talktime.service.common import (
     balance_dict,
     charge_or_refuse,
@@ -27,11 +29,12 @@ from talktime.service.common import (
     now_micros,
 )
 from talktime.service.errors import InvalidRequestError
-from talktime.service.groupcommit import committer_for
-from talktime.service.idempotency import StoredResponse, run_once, writer_turn
-from talktime.store.api_tables import messages
+from talktime.service.groupcommit import GroupCommitter, committer_for
+from talktime.service.idempotency import StoredResponse, run_once, run_once_async, writer_turn
+from talktime.store.api_tables import account_cards, messages, users
 from talktime.store.recharge_tables import phone_numbers
 from talktime.wallet.book import Book
+from talktime.wallet.rawsql import RawStatement
 
 
 class TextTooLongError(TalktimeError):
@@ -98,6 +101,35 @@ def account_number(conn: sa.Connection, e164: str) -> policy.SendingNumber | Non
     )
 
 
+def _send_context_statement() -> RawStatement:
+    """One SELECT for what a send needs besides the account: the sending number (outer-joined,
+    so a missing number is a row of NULLs), the user's role and restrictions, and the card."""
+    wanted = sa.select(sa.bindparam("e164", type_=sa.String(20)).label("e164")).subquery()
+    account: sa.BindParameter[Any] = sa.bindparam("account")
+    user = sa.and_(users.c.id == sa.bindparam("user"), users.c.account_id == account)
+    number = sa.and_(phone_numbers.c.e164 == wanted.c.e164, phone_numbers.c.status != "released")
+    return RawStatement(
+        sa.select(
+            phone_numbers.c.account_id.label("number_account"),
+            phone_numbers.c.country,
+            phone_numbers.c.status,
+            phone_numbers.c.sms_enabled,
+            sa.select(users.c.role).where(user).scalar_subquery().label("role"),
+            sa.select(users.c.restrictions).where(user).scalar_subquery().label("restrictions"),
+            sa.select(account_cards.c.card)
+            .where(account_cards.c.account_id == account)
+            .scalar_subquery()
+            .label("card"),
+        )
+        .select_from(wanted.outerjoin(phone_numbers, number))
+        .limit(1)
+    )
+
+
+_SEND_CONTEXT = _send_context_statement()
+_INSERT_MESSAGE = RawStatement(messages.insert(), column_keys=[c.key for c in messages.c])
+
+
 def _check_text(text: str, settings: Settings) -> None:
     if len(text) > settings.sms_max_text_chars:
         raise TextTooLongError(
@@ -152,42 +184,55 @@ def _record(
     quote: Quote,
     now: int,
 ) -> None:
-    conn.execute(
-        messages.insert().values(
-            id=message_id,
-            account_id=account_id,
-            user_id=user,
-            from_number=req.from_,
-            to_number=req.to,
-            direction=direction,
-            encoding=segmentation.encoding,
-            segments=segmentation.segments,
-            amount=quote.total,
-            currency=quote.currency,
-            lines=json.dumps([line.to_dict() for line in quote.lines]),
-            status="accepted" if direction == "outbound" else "received",
-            created_at=now,
-        )
+    _INSERT_MESSAGE.execute(
+        conn,
+        {
+            "id": message_id,
+            "account_id": account_id,
+            "user_id": user,
+            "from_number": req.from_,
+            "to_number": req.to,
+            "direction": direction,
+            "encoding": segmentation.encoding,
+            "segments": segmentation.segments,
+            "amount": quote.total,
+            "currency": quote.currency,
+            "lines": json.dumps([line.to_dict() for line in quote.lines]),
+            "status": "accepted" if direction == "outbound" else "received",
+            "created_at": now,
+        },
     )
 
 
-def send_sms(
-    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
-) -> StoredResponse:
-    """Authorize an outgoing SMS: refuse it, or price and charge it all or nothing."""
+def _send_work(
+    settings: Settings, account_id: int, req: SendSms, key: str
+) -> Callable[[sa.Connection], tuple[int, Any]]:
+    """The unit of work of one send-SMS request (policy, rating, charge, message row)."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
+        # user, sending number and card in one query, before the account is locked
+        params = {"e164": req.from_, "user": req.user, "account": account_id}
+        context = _SEND_CONTEXT.rows(conn, params)[0]
         book = Book(conn, now)
         state = book.account(account_id)  # locks the account for this transaction
         policy.require_active_subscription(state.status)
-        policy.require_permission(users.actor(conn, account_id, req.user), "sms.send")
+        actor = user_service.actor_of(req.user, context.role, context.restrictions)
+        policy.require_permission(actor, "sms.send")
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
-        number = account_number(conn, req.from_)
+        number = None
+        if context.number_account is not None:
+            number = policy.SendingNumber(
+                e164=req.from_,
+                account_id=int(context.number_account),
+                country=context.country,
+                status=context.status,
+                sms_enabled=bool(context.sms_enabled),
+            )
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None
-        card = cards.card_for(conn, account_id, settings)
+        card = load_card(context.card or settings.rate_card, directory=settings.rate_cards_dir)
         policy.require_sms_route(number.country, card.classify(req.to).country)
         segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
         quote = price_sms(
@@ -214,8 +259,33 @@ def send_sms(
         )
         return 201, body
 
-    committer = committer_for(engine, settings.group_commit_window_ms, writer_turn)
+    return work
+
+
+def _committer(engine: sa.Engine, settings: Settings) -> GroupCommitter | None:
+    return committer_for(
+        engine, settings.group_commit, settings.group_commit_window_ms, writer_turn
+    )
+
+
+def send_sms(
+    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
+) -> StoredResponse:
+    """Authorize an outgoing SMS: refuse it, or price and charge it all or nothing."""
+    work = _send_work(settings, account_id, req, key)
+    committer = _committer(engine, settings)
     return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work, committer)
+
+
+async def send_sms_async(
+    engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
+) -> StoredResponse:
+    """`send_sms` for a coroutine: awaits the group commit without holding a thread (with
+    group commit off, the request's own transaction runs in the thread pool)."""
+    work = _send_work(settings, account_id, req, key)
+    committer = _committer(engine, settings)
+    data = req.fingerprint_data()
+    return await run_once_async(engine, account_id, key, "sms.send", data, work, committer)
 
 
 def record_inbound(

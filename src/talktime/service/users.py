@@ -95,6 +95,15 @@ def get_user(conn: sa.Connection, account_id: int, user_id: str) -> User:
     return _user(row)
 
 
+def actor_of(user_id: str, role: str | None, restrictions: str | None) -> policy.Actor:
+    """The actor for a user row read elsewhere (``role`` None: no such user in the account)."""
+    if role is None:
+        raise UnknownUserError(
+            f"User {user_id} is not a user of this account; create it first.", user=user_id
+        )
+    return policy.Actor(user_id, role, frozenset((restrictions or "").split()))
+
+
 def actor(conn: sa.Connection, account_id: int, user_id: str) -> policy.Actor:
     """The user a request is made for, as policy sees it (422 if unknown to the account)."""
     try:

@@ -11,6 +11,9 @@ from sqlalchemy.pool import NullPool
 
 from talktime.config import Settings, get_settings
 
+SQLITE_POOL_SIZE = 48
+"""SQLite connections kept open per engine (cheap: no server, a file handle each)."""
+
 
 def backend_name(url: str | URL) -> str:
     """`sqlite` or `postgresql` (the SQLAlchemy dialect name) for a database URL."""
@@ -51,6 +54,11 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
         kwargs["poolclass"] = sa.StaticPool
     elif url.query.get("pool") == "null":
         kwargs["poolclass"] = NullPool
+    else:
+        # Keep a connection per concurrent request (Starlette's pool has 40 threads): the
+        # default 5 plus overflow closed and reopened a connection (and its pragmas) for every
+        # request beyond the fifth under load.
+        kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
     engine = sa.create_engine(url.difference_update_query(["pool"]), **kwargs)
     synchronous = settings.sqlite_synchronous
     busy = settings.sqlite_busy_timeout_ms

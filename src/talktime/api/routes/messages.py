@@ -65,7 +65,7 @@ class MessageOut(BaseModel):
     response_model=MessageOut,
     responses=problems(402, 403, 409),
 )
-def send_message(
+async def send_message(
     body: MessageIn,
     request: Request,
     account_id: AccountId,
@@ -78,7 +78,7 @@ def send_message(
     `monthly_limit_reached`; 403 `subscription_inactive` or `permission_denied`; 409
     `idempotency_conflict`; 422 `mms_not_supported`, `number_not_sms_enabled`,
     `sms_cross_country`, `text_too_long`, `unknown_user`. A replay of the same key returns the
-    original response.
+    original response. The route awaits the group commit on the event loop (no thread waits).
     """
     req = messages.SendSms(
         from_=body.from_,
@@ -88,7 +88,8 @@ def send_message(
         media=tuple(body.media or ()),
         smart_encoding=body.smart_encoding,
     )
-    result = messages.send_sms(engine, request.app.state.settings, account_id, req, key)
+    settings = request.app.state.settings
+    result = await messages.send_sms_async(engine, settings, account_id, req, key)
     return stored(result.status, result.body)
 
 
