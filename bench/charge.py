@@ -187,6 +187,37 @@ def measure(
     return best
 
 
+def wal_frames(engine: sa.Engine, wallet: Wallet, hot: list[tuple[int, int]], tag: str) -> None:
+    """SQLite only: WAL frames (pages) one commit writes, wallet against bare; a commit's cost
+    grows with its frames (a write call each), then one fsync."""
+    path = engine.url.database
+    assert path is not None
+
+    def frames(work: Callable[[], object]) -> int:
+        raw = engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            page = driver.execute("PRAGMA page_size").fetchone()[0]  # type: ignore[union-attr]
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        work()
+        return (os.path.getsize(f"{path}-wal") - 32) // (page + 24)  # header, frame headers
+
+    single = (
+        frames(lambda: wallet_single(wallet, hot, 1, f"{tag}fs")),
+        frames(lambda: bare(engine, hot, 1, 1)),
+    )
+    batch = (
+        frames(lambda: wallet_batch(wallet, hot, BATCH, f"{tag}fb")),
+        frames(lambda: bare(engine, hot, BATCH, BATCH)),
+    )
+    print(
+        f"    WAL frames per commit: single wallet {single[0]} / bare {single[1]}, "
+        f"batch of {BATCH} wallet {batch[0]} / bare {batch[1]}"
+    )
+
+
 def report(label: str, figures: dict[str, float]) -> None:
     print(f"  {label}")
     for name, value in figures.items():
@@ -206,6 +237,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     print(f"== {engine.dialect.name}")
     empty = measure(engine, wallet, hot, args.n, "e")
     report("small ledger", empty)
+    if engine.dialect.name == "sqlite":
+        wal_frames(engine, wallet, hot, "e")
     start = time.perf_counter()
     grow(engine, args.entries, args.accounts)
     print(
@@ -214,6 +247,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     )
     big = measure(engine, wallet, hot, args.n, "g")
     report("large ledger", big)
+    if engine.dialect.name == "sqlite":
+        wal_frames(engine, wallet, hot, "g")
     for name in ("wallet single", "wallet batch"):
         print(f"    {name} large/small: {big[name] / empty[name]:.0%} (target >= 80%)")
     engine.dispose()
