@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
 from talktime.store.api_tables import api_keys
+from talktime.wallet.rawsql import RawStatement
 
 KEY_SCHEME = "tt"
 
@@ -114,6 +115,18 @@ def create_key(
     return NewKey(key=key, token=f"{KEY_SCHEME}_{prefix}_{secret}")
 
 
+_BY_PREFIX = RawStatement(
+    sa.select(
+        api_keys.c.id,
+        api_keys.c.secret_hash,
+        api_keys.c.account_id,
+        api_keys.c.admin,
+        api_keys.c.revoked_at,
+    ).where(api_keys.c.prefix == sa.bindparam("prefix"))
+)
+"""Every request runs it: compiled once, executed on the DB-API cursor."""
+
+
 def authenticate(conn: sa.Connection, token: str, admin_token: str | None = None) -> Principal:
     """The principal of a presented key; refuse unknown, malformed and revoked keys alike."""
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
@@ -123,15 +136,8 @@ def authenticate(conn: sa.Connection, token: str, admin_token: str | None = None
     if parts is None:
         raise refusal
     prefix, secret = parts
-    row = conn.execute(
-        sa.select(
-            api_keys.c.id,
-            api_keys.c.secret_hash,
-            api_keys.c.account_id,
-            api_keys.c.admin,
-            api_keys.c.revoked_at,
-        ).where(api_keys.c.prefix == prefix)
-    ).first()
+    rows = _BY_PREFIX.rows(conn, {"prefix": prefix})
+    row = rows[0] if rows else None
     expected = row.secret_hash if row is not None else hash_secret("")
     matches = hmac.compare_digest(hash_secret(secret), expected)
     if row is None or not matches or row.revoked_at is not None:

@@ -46,7 +46,7 @@ def serve(
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
     uvicorn.run(
-        "talktime.api.app:create_app",
+        "talktime.api.app:create_served_app",
         factory=True,
         host=host or settings.host,
         port=port if port is not None else settings.port,

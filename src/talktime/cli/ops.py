@@ -162,7 +162,7 @@ def run(
     signal.signal(signal.SIGINT, _forward)
     try:
         uvicorn.run(
-            "talktime.api.app:create_app",
+            "talktime.api.app:create_served_app",
             factory=True,
             host=host or settings.host,
             port=port if port is not None else settings.port,
