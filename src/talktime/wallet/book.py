@@ -33,7 +33,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
-from talktime.wallet.rawsql import RawStatement, driver_errors, pipeline
+from talktime.wallet.rawsql import RawStatement, commit_in_pipeline, driver_errors, pipeline
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -581,7 +581,7 @@ class Book:
         with pipeline(conn):  # PostgreSQL: the writes go out in one round trip
             self._write_changes(conn)
             if commit and postgresql and not events:
-                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+                commit_in_pipeline(conn)
         if events:
             outbox.write_events(conn, events)
 

@@ -87,7 +87,7 @@ class RawStatement:
         lock_cursor = conn.connection.cursor()
         cursor = conn.connection.cursor()
         try:
-            with pipeline(conn), driver_errors(conn, prepared[0]):
+            with pipeline(conn), driver_errors(conn, prepared[0]), _begin_in_pipeline(conn):
                 lock_cursor.execute(before[0], first._params(before, params))
                 cursor.execute(prepared[0], self._params(prepared, params))
             with driver_errors(conn, prepared[0]):
@@ -188,6 +188,55 @@ _NO_PIPELINE = contextlib.nullcontext()
 def _pipelined(conn: sa.Connection) -> Iterator[None]:
     with driver_errors(conn, "(pipeline)"), conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
         yield
+
+
+@contextlib.contextmanager
+def _begin_in_pipeline(conn: sa.Connection) -> Iterator[None]:
+    """Inside a pipeline on a connection with no transaction open yet: send BEGIN as the
+    pipeline's first statement, so it shares the round trip of the statements that follow.
+
+    Left to itself psycopg sends its implicit BEGIN with a Sync of its own and waits for it: a
+    round trip per transaction. Here psycopg's implicit BEGIN is switched off for the block
+    (its autocommit flag, without the setter's server round trip) and the BEGIN is queued like
+    any statement; after the block the transaction is open and psycopg tracks it as its own
+    (it reads the state from libpq), so SQLAlchemy's commit and rollback work unchanged.
+    Elsewhere (SQLite, a transaction already open, an unknown psycopg) it does nothing.
+    """
+    dbapi = conn.connection.dbapi_connection
+    pgconn = getattr(dbapi, "pgconn", None)
+    if (
+        pgconn is None
+        or getattr(dbapi, "_autocommit", True) is not False
+        or pgconn.transaction_status != _PG_IDLE
+    ):
+        yield
+        return
+    dbapi._autocommit = True  # type: ignore[union-attr]
+    try:
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN")
+        finally:
+            cursor.close()
+        yield
+    finally:
+        dbapi._autocommit = False  # type: ignore[union-attr]
+
+
+_PG_IDLE = 0
+"""libpq's PQTRANS_IDLE (psycopg.pq.TransactionStatus.IDLE): no transaction open."""
+
+
+def commit_in_pipeline(conn: sa.Connection) -> None:
+    """Queue COMMIT in the open pipeline as a plain statement, so it goes out with the writes
+    and the pipeline's closing Sync is its only wait (psycopg's `commit()` in a pipeline adds
+    a Sync and a round trip of its own). SQLAlchemy's commit then finds no transaction open
+    and sends nothing."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("COMMIT")
+    finally:
+        cursor.close()
 
 
 def _row_type(names: list[str]) -> Callable[..., Any]:
