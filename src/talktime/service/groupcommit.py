@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
+from talktime.wallet.rawsql import driver_errors
 
 T = TypeVar("T")
 Unit = Callable[[sa.Connection], Any]
@@ -219,12 +220,28 @@ _WAKE = _Pending(lambda conn: None, lambda ok, value: None)
 
 
 def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
-    """Run one unit inside its own savepoint: (True, result) or (False, exception)."""
+    """Run one unit inside its own savepoint: (True, result) or (False, exception).
+
+    The SAVEPOINT statements go straight to the DB-API cursor (three fixed statements per
+    unit: SQLAlchemy's nested-transaction bookkeeping cost more than the statements)."""
+    cursor = conn.connection.cursor()
     try:
-        with conn.begin_nested():
-            return True, unit(conn)
-    except Exception as exc:
-        return False, exc
+        _raw(conn, cursor, "SAVEPOINT talktime_unit")
+        try:
+            result = unit(conn)
+        except Exception as exc:
+            _raw(conn, cursor, "ROLLBACK TO SAVEPOINT talktime_unit")
+            _raw(conn, cursor, "RELEASE SAVEPOINT talktime_unit")
+            return False, exc
+        _raw(conn, cursor, "RELEASE SAVEPOINT talktime_unit")
+        return True, result
+    finally:
+        cursor.close()
+
+
+def _raw(conn: sa.Connection, cursor: Any, statement: str) -> None:
+    with driver_errors(conn, statement):
+        cursor.execute(statement)
 
 
 _COMMITTERS: weakref.WeakKeyDictionary[sa.Engine, GroupCommitter] = weakref.WeakKeyDictionary()
