@@ -222,19 +222,18 @@ _WAKE = _Pending(lambda conn: None, lambda ok, value: None)
 def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
     """Run one unit inside its own savepoint: (True, result) or (False, exception).
 
-    The SAVEPOINT statements go straight to the DB-API cursor (three fixed statements per
-    unit: SQLAlchemy's nested-transaction bookkeeping cost more than the statements)."""
+    The statements go straight to the DB-API cursor (SQLAlchemy's nested-transaction
+    bookkeeping cost more than the statements), and a savepoint is never released: the next
+    unit's savepoint of the same name nests inside it, ``ROLLBACK TO`` undoes only the newest
+    one, and the batch's COMMIT ends them all. One round trip per unit fewer on PostgreSQL."""
     cursor = conn.connection.cursor()
     try:
         _raw(conn, cursor, "SAVEPOINT talktime_unit")
         try:
-            result = unit(conn)
+            return True, unit(conn)
         except Exception as exc:
             _raw(conn, cursor, "ROLLBACK TO SAVEPOINT talktime_unit")
-            _raw(conn, cursor, "RELEASE SAVEPOINT talktime_unit")
             return False, exc
-        _raw(conn, cursor, "RELEASE SAVEPOINT talktime_unit")
-        return True, result
     finally:
         cursor.close()
 
