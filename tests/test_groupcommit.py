@@ -105,6 +105,18 @@ def test_a_refused_unit_rolls_back_only_its_own_savepoint(probe_engine: sa.Engin
     committer.close()
 
 
+def test_refusals_between_and_after_committed_units_undo_only_themselves(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+    units = [insert("a"), insert("b"), refuse_after_insert("c"), insert("d")]
+    futures = one_batch(committer, [*units, refuse_after_insert("e")])
+    assert [futures[i].result() for i in (0, 1, 3)] == ["a", "b", "d"]
+    assert all(isinstance(futures[i].exception(), ProbeRefusedError) for i in (2, 4))
+    assert names(probe_engine) == {"a", "b", "d"}
+    committer.close()
+
+
 def test_an_unexpected_error_in_a_unit_spares_its_neighbours(probe_engine: sa.Engine) -> None:
     committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
     futures = one_batch(committer, [insert("a"), insert("a"), insert("b")])  # duplicate key

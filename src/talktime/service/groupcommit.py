@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
+from talktime.wallet.rawsql import driver_errors
 
 T = TypeVar("T")
 Unit = Callable[[sa.Connection], Any]
@@ -219,12 +220,27 @@ _WAKE = _Pending(lambda conn: None, lambda ok, value: None)
 
 
 def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
-    """Run one unit inside its own savepoint: (True, result) or (False, exception)."""
+    """Run one unit inside its own savepoint: (True, result) or (False, exception).
+
+    The statements go straight to the DB-API cursor (SQLAlchemy's nested-transaction
+    bookkeeping cost more than the statements), and a savepoint is never released: the next
+    unit's savepoint of the same name nests inside it, ``ROLLBACK TO`` undoes only the newest
+    one, and the batch's COMMIT ends them all. One round trip per unit fewer on PostgreSQL."""
+    cursor = conn.connection.cursor()
     try:
-        with conn.begin_nested():
+        _raw(conn, cursor, "SAVEPOINT talktime_unit")
+        try:
             return True, unit(conn)
-    except Exception as exc:
-        return False, exc
+        except Exception as exc:
+            _raw(conn, cursor, "ROLLBACK TO SAVEPOINT talktime_unit")
+            return False, exc
+    finally:
+        cursor.close()
+
+
+def _raw(conn: sa.Connection, cursor: Any, statement: str) -> None:
+    with driver_errors(conn, statement):
+        cursor.execute(statement)
 
 
 _COMMITTERS: weakref.WeakKeyDictionary[sa.Engine, GroupCommitter] = weakref.WeakKeyDictionary()
