@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +301,29 @@ def test_run_once_async_without_a_committer_commits_and_replays(probe_engine: sa
     first, again = asyncio.run(twice())
     assert first == again
     assert names(probe_engine) == {"own"}
+
+
+def test_units_queued_while_the_writer_awaits_its_turn_join_its_batch(
+    probe_engine: sa.Engine,
+) -> None:
+    waiting, release = threading.Event(), threading.Event()
+    held = threading.Lock()
+
+    @contextmanager
+    def slow_turn(engine: sa.Engine) -> Iterator[None]:
+        waiting.set()  # e.g. another process holds the SQLite writer lock
+        release.wait(10)
+        with held:
+            yield
+
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=slow_turn)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(committer.submit, insert("t0"))
+        assert waiting.wait(10)
+        rest = [pool.submit(committer.submit, insert(f"t{i}")) for i in (1, 2)]
+        while committer.waiting < 2:
+            threading.Event().wait(0.001)
+        release.set()
+        assert [f.result(10) for f in (first, *rest)] == ["t0", "t1", "t2"]
+    assert committer.batches == 1
+    committer.close()

@@ -47,9 +47,9 @@ class _Pending:
 
 class GroupCommitter:
     """Runs submitted units in batches of at most ``max_batch``: the first unit and whatever
-    else is queued, plus what arrives within ``window_ms`` after the first (0: no waiting;
-    units that arrive while a batch commits form the next one); at most ``max_queue`` units
-    wait. Thread-safe."""
+    else is queued once the writer has its turn (``turn``: SQLite's writer lock), plus what
+    arrives within ``window_ms`` after the first (0: no waiting; units that arrive while a
+    batch commits form the next one); at most ``max_queue`` units wait. Thread-safe."""
 
     def __init__(
         self,
@@ -160,25 +160,26 @@ class GroupCommitter:
 
     def _run(self) -> None:
         while True:
-            batch = self._collect()
-            if not batch:
+            first = self._first()
+            if first is None:
                 with self._lock:
                     if self._queue.empty():
                         self._thread = None
                         return
                 continue
-            self._commit(batch)
+            self._commit(first)
 
-    def _collect(self) -> list[_Pending]:
+    def _first(self) -> _Pending | None:
+        """The next unit, None after an idle wait (or a wake-up)."""
         wait = 0.05 if self._closed else IDLE_EXIT_SECONDS
         try:
             first = self._queue.get(timeout=wait)
         except Empty:
-            return []
-        if first is _WAKE:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self._window
+            return None
+        return None if first is _WAKE else first
+
+    def _fill(self, batch: list[_Pending], deadline: float) -> None:
+        """Add what is queued, and what arrives until ``deadline``, up to ``max_batch``."""
         while len(batch) < self._max_batch:
             try:
                 pending = self._queue.get_nowait()
@@ -192,18 +193,23 @@ class GroupCommitter:
                     break
             if pending is not _WAKE:
                 batch.append(pending)
-        return batch
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, first: _Pending) -> None:
+        """Take the writer's turn, fill the batch (units that arrived while the turn was
+        awaited join it), run it in one transaction and answer every unit after the commit."""
+        deadline = time.monotonic() + self._window
+        batch = [first]
         outcomes: list[tuple[bool, Any]] = []
         try:
             engine = self._engine()
             if engine is None:
                 raise RuntimeError("the database engine is gone")
             turn = self._turn(engine) if self._turn else nullcontext()
-            with turn, engine.begin() as conn:
-                for pending in batch:
-                    outcomes.append(_run_unit(conn, pending.unit))
+            with turn:
+                self._fill(batch, deadline)
+                with engine.begin() as conn:
+                    for pending in batch:
+                        outcomes.append(_run_unit(conn, pending.unit))
         except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
             for pending in batch:
                 pending.resolve(False, exc)
