@@ -80,9 +80,8 @@ def _traced_syncs(engine: sa.Engine, trace: Path) -> Callable[[], int]:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_charge_on_postgresql_waits_for_the_server_twice(db_url: str, tmp_path: Path) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     engine = make_engine(db_url)
     try:
         syncs = _traced_syncs(engine, tmp_path / "libpq.trace")
