@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
 from talktime.store.api_tables import api_keys
-from talktime.wallet.rawsql import RawStatement
+from talktime.store.rawsql import RawStatement
 
 KEY_SCHEME = "tt"
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
-from talktime.wallet.rawsql import driver_errors
+from talktime.store.rawsql import driver_errors
 
 T = TypeVar("T")
 Unit = Callable[[sa.Connection], Any]

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter
 from talktime.store.api_tables import api_requests
+from talktime.store.rawsql import RawStatement
 from talktime.wallet.idempotency import RETENTION_MICROS
-from talktime.wallet.rawsql import RawStatement
 
 
 class KeepWritesError(Exception):

@@ -32,9 +32,9 @@ from talktime.service.errors import InvalidRequestError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import StoredResponse, run_once, run_once_async, writer_turn
 from talktime.store.api_tables import account_cards, messages, users
+from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import phone_numbers
 from talktime.wallet.book import Book
-from talktime.wallet.rawsql import RawStatement
 
 
 class TextTooLongError(TalktimeError):

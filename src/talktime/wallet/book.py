@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime import money
+from talktime.store.rawsql import RawStatement, commit_in_pipeline, driver_errors, pipeline
 from talktime.store.recharge_tables import recharge_settings
 from talktime.store.wallet_tables import accounts, grants, idempotency, ledger, usage_periods
 from talktime.wallet import idempotency as idem
@@ -33,7 +34,6 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
-from talktime.wallet.rawsql import RawStatement, commit_in_pipeline, driver_errors, pipeline
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from talktime import money
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
+from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import grants, idempotency
@@ -27,7 +28,6 @@ from talktime.wallet.errors import AccountNotFoundError
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
 from talktime.wallet.payments import PaymentProvider, PaymentRequest, PaymentResult
 from talktime.wallet.periods import from_micros, to_micros, utcnow
-from talktime.wallet.rawsql import RawStatement
 
 log = logging.getLogger(__name__)
 

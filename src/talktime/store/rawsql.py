@@ -1,7 +1,9 @@
 """Hot-path execution: Core statements compiled once per dialect and run on the DB-API cursor
 of the transaction's connection.
 
-The wallet's per-charge statements are fixed; skipping SQLAlchemy's per-call execution layer
+Used where a statement runs on every request: the wallet's charge, the API's key lookup and
+idempotency record, the send-SMS path and the group committer's savepoints. The wallet's
+per-charge statements are fixed; skipping SQLAlchemy's per-call execution layer
 (compile-cache lookup, result proxies, events) roughly halves a durable charge's CPU time.
 Statements are still written with SQLAlchemy Core, so they stay dialect-correct, and driver
 errors are raised as SQLAlchemy's (`sa.exc.IntegrityError`, ...), as `Connection.execute` would.
