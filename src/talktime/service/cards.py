@@ -25,7 +25,13 @@ def card_name(conn: sa.Connection, account_id: int, settings: Settings) -> str:
 
 def card_for(conn: sa.Connection, account_id: int, settings: Settings) -> RateCard:
     """The card version in force for the account now."""
-    return load_card(card_name(conn, account_id, settings), directory=settings.rate_cards_dir)
+    return card_named(card_name(conn, account_id, settings), settings)
+
+
+def card_named(name: str | None, settings: Settings) -> RateCard:
+    """The version in force of card ``name``, or of the configured default when None (an
+    account with no card of its own)."""
+    return load_card(name or settings.rate_card, directory=settings.rate_cards_dir)
 
 
 def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) -> RateCard:

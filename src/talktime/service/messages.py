@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from talktime import policy, sms
 from talktime.config import Settings
 from talktime.errors import TalktimeError
-from talktime.rating import Quote, RateCard, load_card, price_sms
+from talktime.rating import Quote, RateCard, price_sms
 from talktime.service import cards
 from talktime.service import users as user_service
 from talktime.service.common import (
@@ -90,11 +90,17 @@ def account_number(conn: sa.Connection, e164: str) -> policy.SendingNumber | Non
         .where(phone_numbers.c.e164 == e164, phone_numbers.c.status != "released")
         .limit(1)
     ).first()
-    if row is None:
+    return _sending_number(e164, row.account_id if row is not None else None, row)
+
+
+def _sending_number(e164: str, holder: Any, row: Any) -> policy.SendingNumber | None:
+    """Number ``e164`` as policy sees it from a row with its country, status and sms_enabled;
+    None when no account holds it (``holder`` None)."""
+    if holder is None:
         return None
     return policy.SendingNumber(
         e164=e164,
-        account_id=int(row.account_id),
+        account_id=int(holder),
         country=row.country,
         status=row.status,
         sms_enabled=bool(row.sms_enabled),
@@ -221,18 +227,10 @@ def _send_work(
         policy.require_permission(actor, "sms.send")
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
-        number = None
-        if context.number_account is not None:
-            number = policy.SendingNumber(
-                e164=req.from_,
-                account_id=int(context.number_account),
-                country=context.country,
-                status=context.status,
-                sms_enabled=bool(context.sms_enabled),
-            )
+        number = _sending_number(req.from_, context.number_account, context)
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None
-        card = load_card(context.card or settings.rate_card, directory=settings.rate_cards_dir)
+        card = cards.card_named(context.card, settings)
         policy.require_sms_route(number.country, card.classify(req.to).country)
         segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
         quote = price_sms(

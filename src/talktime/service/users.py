@@ -51,7 +51,7 @@ def _user(row: Any) -> User:
         account_id=int(row.account_id),
         name=row.name,
         role=row.role,
-        restrictions=frozenset(row.restrictions.split()),
+        restrictions=_restrictions(row.restrictions),
         created_at=int(row.created_at),
     )
 
@@ -95,13 +95,17 @@ def get_user(conn: sa.Connection, account_id: int, user_id: str) -> User:
     return _user(row)
 
 
+def _restrictions(stored: str | None) -> frozenset[str]:
+    """The restrictions column (space-separated) as a set."""
+    return frozenset((stored or "").split())
+
+
 def actor_of(user_id: str, role: str | None, restrictions: str | None) -> policy.Actor:
-    """The actor for a user row read elsewhere (``role`` None: no such user in the account)."""
+    """The actor for a user row read elsewhere (``role`` None: no such user in the account,
+    422)."""
     if role is None:
-        raise UnknownUserError(
-            f"User {user_id} is not a user of this account; create it first.", user=user_id
-        )
-    return policy.Actor(user_id, role, frozenset((restrictions or "").split()))
+        raise _unknown_user(user_id)
+    return policy.Actor(user_id, role, _restrictions(restrictions))
 
 
 def actor(conn: sa.Connection, account_id: int, user_id: str) -> policy.Actor:
@@ -109,9 +113,13 @@ def actor(conn: sa.Connection, account_id: int, user_id: str) -> policy.Actor:
     try:
         return get_user(conn, account_id, user_id).actor
     except NotFoundError:
-        raise UnknownUserError(
-            f"User {user_id} is not a user of this account; create it first.", user=user_id
-        ) from None
+        raise _unknown_user(user_id) from None
+
+
+def _unknown_user(user_id: str) -> UnknownUserError:
+    return UnknownUserError(
+        f"User {user_id} is not a user of this account; create it first.", user=user_id
+    )
 
 
 def list_users(conn: sa.Connection, account_id: int) -> list[User]:
