@@ -194,3 +194,26 @@ def test_sigterm_lets_the_running_job_finish(
     assert proc.wait(timeout=30) == 0
     assert log.read_text().count("done") == 1
     assert [r.kind for r in jobs.list_jobs(engine, ("done",))].count("test.slow") == 1
+
+
+@pytest.mark.slow
+def test_a_second_stop_signal_during_the_first_is_taken_quietly(
+    db_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    # `talktime run` forwards Ctrl-C as SIGTERM while the terminal's SIGINT reaches the worker
+    # too: signals arrive back to back, the second inside the first one's handler.
+    log = tmp_path / "slow.log"
+    release = tmp_path / "release"
+    with engine.begin() as conn:
+        jobs.enqueue(conn, "test.slow", {"path": str(log), "release": str(release)})
+    proc = start_worker(db_url, "--poll-seconds", "0.05")
+    wait_for(lambda: log.exists() and "start" in log.read_text())
+    for _ in range(20):
+        proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGINT)
+    release.touch()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert b"Traceback" not in stderr, stderr.decode(errors="replace")[-2000:]
+    assert stderr.count(b"finishing the current job") == 1
+    assert log.read_text().count("done") == 1

@@ -67,3 +67,40 @@ def test_run_serves_the_api_with_a_worker_and_stops_both(tmp_path: Path) -> None
         engine.dispose()
     assert code == 0
     assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_terminal_stops_both_without_a_traceback(tmp_path: Path) -> None:
+    # Ctrl-C sends SIGINT to the whole foreground process group: the worker gets it directly
+    # and again (as SIGTERM) from `talktime run`, so its handler must take a second signal.
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    env = {
+        **os.environ,
+        "TALKTIME_DATABASE_URL": url,
+        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+    }
+    cli = [sys.executable, "-m", "talktime"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [*cli, "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=60)
+        wait_for(lambda: len(_children(proc.pid)) == 1, timeout=60)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"Traceback" not in stderr, stderr.decode(errors="replace")[-2000:]

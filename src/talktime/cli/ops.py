@@ -66,8 +66,12 @@ def worker(
     )
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
+        # Ctrl-C under `talktime run` arrives twice (the terminal's SIGINT and the SIGTERM run
+        # forwards), the second possibly inside this handler: only the first one speaks.
+        if runner.stop.is_set():
+            return
         runner.stop.set()
+        err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
