@@ -65,11 +65,18 @@ def worker(
         engine, settings, lease_us=int(lease_seconds * SECOND), poll_us=int(poll_seconds * SECOND)
     )
 
+    stopping = False
+
     def _stop(signum: int, _frame: FrameType | None) -> None:
         # Ctrl-C under `talktime run` arrives twice (the terminal's SIGINT and the SIGTERM run
-        # forwards), the second possibly inside this handler: only the first one speaks.
-        if runner.stop.is_set():
+        # forwards), the second possibly inside this handler. A plain flag, set before any
+        # lock is taken, sends the second one back at once: `Event.set` takes the event's lock,
+        # and a second handler waiting for it inside the first deadlocked the worker (seen
+        # with py-spy: two nested `_stop` frames in `Event.set`).
+        nonlocal stopping
+        if stopping:
             return
+        stopping = True
         runner.stop.set()
         err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
 
