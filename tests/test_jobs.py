@@ -216,3 +216,23 @@ def test_a_second_stop_signal_during_the_first_is_taken_quietly(
     assert b"Traceback" not in stderr, stderr.decode(errors="replace")[-2000:]
     assert stderr.count(b"finishing the current job") == 1
     assert log.read_text().count("done") == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_stop_signal_at_any_moment_of_the_idle_loop_stops_the_worker(
+    db_url: str, attempt: int
+) -> None:
+    # An idle worker polling every 10 ms spends its time entering and leaving `Event.wait`;
+    # a handler that set the event itself could land while the main thread held the event's
+    # lock and wait for it forever. The stop must come through whenever the signals land.
+    proc = start_worker(db_url, "--poll-seconds", "0.01")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b" started" in line:
+            break
+    time.sleep(0.05 + 0.1 * attempt)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+        proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    assert stderr.count(b"finishing the current job") == 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import subprocess
 import sys
+import threading
 from types import FrameType
 from typing import Annotated
 
@@ -65,23 +67,7 @@ def worker(
         engine, settings, lease_us=int(lease_seconds * SECOND), poll_us=int(poll_seconds * SECOND)
     )
 
-    stopping = False
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        # Ctrl-C under `talktime run` arrives twice (the terminal's SIGINT and the SIGTERM run
-        # forwards), the second possibly inside this handler. A plain flag, set before any
-        # lock is taken, sends the second one back at once: `Event.set` takes the event's lock,
-        # and a second handler waiting for it inside the first deadlocked the worker (seen
-        # with py-spy: two nested `_stop` frames in `Event.set`).
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        runner.stop.set()
-        err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    _stop_on_signals(runner.stop)
     for kind, reason in registry.UNAVAILABLE.items():
         err_console.print(f"worker: [yellow]{kind} will not run[/]: {reason}", highlight=False)
     try:
@@ -91,6 +77,35 @@ def worker(
             runner.run(exit_when_idle=exit_when_idle)
     finally:
         engine.dispose()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Set ``stop`` on the first SIGTERM or SIGINT, saying so once; later ones are ignored.
+
+    The Python-level handler does nothing at all: a handler runs in the main thread between
+    any two bytecodes, possibly while that thread holds the lock of ``stop`` (inside
+    `Event.wait`), so calling `stop.set()` or printing there can deadlock; and Ctrl-C under
+    `talktime run` arrives twice (the terminal's SIGINT and the forwarded SIGTERM). Instead
+    the interpreter's C-level handler writes the signal number to a pipe
+    (`signal.set_wakeup_fd`), and a watcher thread that reads it sets ``stop`` and prints,
+    outside any handler.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # set_wakeup_fd requires it; a full pipe drops bytes
+
+    def watch() -> None:
+        signum = os.read(read_end, 1)[0]
+        err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
+        stop.set()
+
+    threading.Thread(target=watch, name="stop-signals", daemon=True).start()
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _ignore_signal)
+
+
+def _ignore_signal(_signum: int, _frame: FrameType | None) -> None:
+    """The Python-level handler of `_stop_on_signals` (its watcher thread does the work)."""
 
 
 @app.command("jobs")
