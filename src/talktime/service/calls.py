@@ -144,7 +144,7 @@ def authorize_call(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         book = Book(conn, now)
-        state = book.account(account_id)
+        state = book.account(account_id, f"call:{key}")
         policy.require_active_subscription(state.status)
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
         if req.direction == "inbound":

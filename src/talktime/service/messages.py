@@ -221,7 +221,8 @@ def _send_work(
         params = {"e164": req.from_, "user": req.user, "account": account_id}
         context = _SEND_CONTEXT.rows(conn, params)[0]
         book = Book(conn, now)
-        state = book.account(account_id)  # locks the account for this transaction
+        # locks the account for this transaction and reads the wallet key's record with it
+        state = book.account(account_id, f"sms:{key}")
         policy.require_active_subscription(state.status)
         actor = user_service.actor_of(req.user, context.role, context.restrictions)
         policy.require_permission(actor, "sms.send")
@@ -295,7 +296,7 @@ def record_inbound(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         book = Book(conn, now)
-        state = book.account(account_id)
+        state = book.account(account_id, f"sms-in:{key}")
         policy.require_active_subscription(state.status)
         policy.refuse_media(req.media)
         _check_text(req.text, settings)

@@ -47,7 +47,7 @@ def add_number(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         book = Book(conn, now)
-        state = book.account(account_id)
+        state = book.account(account_id, f"number:{key}")
         policy.require_active_subscription(state.status)
         card = cards.card_for(conn, account_id, settings)
         info = card.classify(e164)

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from talktime.store.rawsql import RawStatement
 from talktime.store.wallet_tables import idempotency
 from talktime.wallet.errors import IdempotencyConflictError, InvalidRequestError
 
@@ -27,6 +28,18 @@ _LOOKUP = sa.select(
     idempotency.c.account_id == sa.bindparam("account_id"),
     idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
 )
+_LOOKUP_ONE = RawStatement(
+    sa.select(
+        idempotency.c.key,
+        idempotency.c.operation,
+        idempotency.c.fingerprint,
+        idempotency.c.response,
+    ).where(
+        idempotency.c.account_id == sa.bindparam("account_id"),
+        idempotency.c.key == sa.bindparam("key"),
+    )
+)
+"""One key: a fixed statement (the expanding IN is compiled again on every call)."""
 
 
 def check_key(key: str) -> None:
@@ -64,7 +77,10 @@ def lookup(
     """Stored records for ``keys`` of one account: key -> (operation, fingerprint, response)."""
     if not keys:
         return {}
-    rows = conn.execute(_LOOKUP, {"account_id": account_id, "keys": keys})
+    if len(keys) == 1:
+        rows: Any = _LOOKUP_ONE.rows(conn, {"account_id": account_id, "key": keys[0]})
+    else:
+        rows = conn.execute(_LOOKUP, {"account_id": account_id, "keys": keys})
     return {r.key: (r.operation, r.fingerprint, r.response) for r in rows}
 
 
