@@ -190,6 +190,7 @@ class RechargeCycleMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         breaches = [b for b in self.wallet.verify(self.now) if b.account_id == self.account]
+        self.wallet.close()  # its idle connection back to the pool, whatever holds the machine
         assert breaches == []
 
 

@@ -82,3 +82,33 @@ def test_a_connection_whose_transaction_failed_is_closed_not_reused(engine: sa.E
         _insert(conn, "same")
     assert _count(engine) == 1
     stack.close()
+
+
+def test_closing_a_wallet_on_a_shared_engine_gives_its_connections_back_and_keeps_the_engine(
+    engine: sa.Engine,
+) -> None:
+    from talktime.wallet import Wallet
+
+    pool = engine.pool
+    wallet = Wallet(engine)
+    wallet.upsert_plan("p", 0)
+    account = wallet.create_account("a", "p", "create").account.id
+    wallet.grant(account, "purchased", 1_000, "g")
+    assert pool.checkedout() == 1  # kept idle on the wallet's stack for the next write
+    wallet.close()
+    assert pool.checkedout() == 0
+    assert engine.pool is pool  # not disposed: the engine belongs to the caller
+    with Wallet(engine) as again:
+        assert again.balance(account).paid == 1_000
+
+
+def test_a_wallet_made_by_open_disposes_its_own_engine_on_close(db_url: str) -> None:
+    from talktime.wallet import Wallet
+
+    with Wallet.open(db_url, migrate=True) as wallet:
+        wallet.upsert_plan("p", 0)
+        wallet.create_account("a", "p", "create")
+        pool = wallet.engine.pool
+        assert pool.checkedout() == 1
+    assert pool.checkedout() == 0
+    assert wallet.engine.pool is not pool  # disposed: a fresh, empty pool replaced it

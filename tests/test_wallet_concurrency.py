@@ -129,7 +129,7 @@ def test_every_acknowledged_charge_survives_sigkill(db_url: str, engine: sa.Engi
         )
     missing = {k: t for k, t in acknowledged.items() if stored.get(k) != t}
     assert missing == {}
-    fresh = Wallet(make_engine(db_url))  # "after restart"
+    fresh = Wallet.open(db_url)  # "after restart"; close() disposes the engine it made
     assert fresh.verify() == []
     assert fresh.balance(account).free == 10**12 - len(stored)
     fresh.close()

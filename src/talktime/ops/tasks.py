@@ -90,10 +90,10 @@ registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to w
 @registry.handler("wallet.expire")
 def expire(ctx: registry.JobContext, _job: jobs.Job) -> None:
     """Release expired holds and write expiry entries for lapsed grants."""
-    wallet = Wallet(ctx.engine)
     now = to_datetime(ctx.now())
-    wallet.expire_holds(now)
-    wallet.expire_grants(now)
+    with Wallet(ctx.engine) as wallet:  # gives its connections back to the pool when done
+        wallet.expire_holds(now)
+        wallet.expire_grants(now)
 
 
 @registry.handler("wallet.run_cycle")

@@ -129,10 +129,10 @@ def grant_credit(
     source: str | None = None,
 ) -> dict[str, Any]:
     """Grant credit by hand (promotional, purchased, refund), idempotent by key."""
-    wallet = Wallet(engine)
-    result = wallet.grant(
-        account_id, kind, amount, f"admin-grant:{key}", expires_at=expires_at, source=source
-    )
+    with Wallet(engine) as wallet:  # gives its connection back to the pool when done
+        result = wallet.grant(
+            account_id, kind, amount, f"admin-grant:{key}", expires_at=expires_at, source=source
+        )
     g = result.grant
     return {
         "grant": {

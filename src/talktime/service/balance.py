@@ -104,5 +104,6 @@ def ledger(
 
 def set_monthly_limit(engine: sa.Engine, account_id: int, limit: int | None) -> dict[str, Any]:
     """Cap the paid credit used per period (None removes the cap); returns the balance."""
-    Wallet(engine).set_monthly_limit(account_id, limit, f"monthly-limit:{uuid.uuid4().hex}")
+    with Wallet(engine) as wallet:  # gives its connection back to the pool when done
+        wallet.set_monthly_limit(account_id, limit, f"monthly-limit:{uuid.uuid4().hex}")
     return balance(engine, account_id)

@@ -67,10 +67,20 @@ class Wallet:
     (default: the wallet's clock), so tests can move time explicitly.
     """
 
-    def __init__(self, engine: sa.Engine, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        owns_engine: bool = False,
+    ) -> None:
+        """A wallet on ``engine``. It keeps a few idle connections of the engine between writes
+        (`close` gives them back); with ``owns_engine`` (as `open` makes it) `close` also
+        disposes the engine."""
         self.engine = engine
         self.clock = clock
         self._connections = ConnectionStack(engine)
+        self._owns_engine = owns_engine
 
     @classmethod
     def open(
@@ -86,12 +96,14 @@ class Wallet:
         engine = make_engine(url, settings or get_settings())
         if migrate:
             upgrade(engine)
-        return cls(engine, clock)
+        return cls(engine, clock, owns_engine=True)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Give the idle connections back to the engine's pool, and dispose the engine if this
+        wallet made it (`open`); an engine passed in stays usable by its other users."""
         self._connections.close()
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def __enter__(self) -> Wallet:
         return self
