@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from talktime.wallet.idempotency import charge_fingerprint, fingerprint
+from talktime.wallet.idempotency import charge_fingerprint, fingerprint, lookup
 from talktime.wallet.model import Balances, ChargeResult, charge_json, to_json
+from wallet_helpers import PLAN, make_wallet
 
 amounts = st.integers(min_value=1, max_value=2**62)
 references = st.none() | st.text(max_size=40)
@@ -55,3 +57,16 @@ def test_charge_json_equals_the_canonical_json(
         created_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=7),
     )
     assert charge_json(result) == to_json(result)
+
+
+def test_one_key_lookup_finds_what_the_many_key_lookup_finds(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("Acme", PLAN, "create").account.id
+    wallet.charge(account, 1_000, "first", reference="m1")
+    wallet.charge(account, 2_000, "second", reference="m2")
+    with engine.connect() as conn:
+        many = lookup(conn, account, ["first", "second", "never"])
+        for key in ("first", "second", "never"):
+            assert lookup(conn, account, [key]) == {k: v for k, v in many.items() if k == key}
+    assert set(many) == {"first", "second"}
+    assert many["first"][0] == "charge"

@@ -22,19 +22,18 @@ MAX_KEY_LENGTH: Final = 200
 NO_ACCOUNT: Final = 0
 """Scope of keys of operations that have no account yet (account creation, plan changes)."""
 
-_LOOKUP = sa.select(
-    idempotency.c.key, idempotency.c.operation, idempotency.c.fingerprint, idempotency.c.response
-).where(
+_RECORD = (
+    idempotency.c.key,
+    idempotency.c.operation,
+    idempotency.c.fingerprint,
+    idempotency.c.response,
+)
+_LOOKUP = sa.select(*_RECORD).where(
     idempotency.c.account_id == sa.bindparam("account_id"),
     idempotency.c.key.in_(sa.bindparam("keys", expanding=True)),
 )
 _LOOKUP_ONE = RawStatement(
-    sa.select(
-        idempotency.c.key,
-        idempotency.c.operation,
-        idempotency.c.fingerprint,
-        idempotency.c.response,
-    ).where(
+    sa.select(*_RECORD).where(
         idempotency.c.account_id == sa.bindparam("account_id"),
         idempotency.c.key == sa.bindparam("key"),
     )
