@@ -1,5 +1,6 @@
 """The hot path's shortcuts give exactly what the general code gives: the charge fingerprint and
-the stored JSON of a charge result (both are persisted, so a change would break old keys)."""
+the stored JSON of a charge result (both are persisted, so a change would break old keys), and
+the one-key record lookup."""
 
 from __future__ import annotations
 
