@@ -144,7 +144,8 @@ def authorize_call(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         book = Book(conn, now)
-        state = book.account(account_id, f"call:{key}")
+        wallet_key = f"call:{key}"
+        state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
         if req.direction == "inbound":
@@ -160,7 +161,7 @@ def authorize_call(
         balance = state.balances(now)
         if amount > 0:
             held = holds.authorize(
-                book, account_id, amount, f"call:{key}", _ttl(covered), reference=call_id
+                book, account_id, amount, wallet_key, _ttl(covered), reference=call_id
             )
             hold_id, balance = held.hold.id, held.balance
         book.flush()

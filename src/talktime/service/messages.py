@@ -153,6 +153,7 @@ def _body(
     req: SendSms | InboundSms,
     segmentation: sms.Segmentation,
     quote: Quote,
+    lines: list[dict[str, Any]],
     card: RateCard,
     result: Any,
     now: int,
@@ -172,7 +173,7 @@ def _body(
         "currency": quote.currency,
         "from_free": fmt(result.from_free if result else 0),
         "from_paid": fmt(result.from_paid if result else 0),
-        "lines": [line.to_dict() for line in quote.lines],
+        "lines": lines,
         "rate_card": card.ref,
         "balance": balance,
         "created_at": iso(now),
@@ -188,6 +189,7 @@ def _record(
     req: SendSms | InboundSms,
     segmentation: sms.Segmentation,
     quote: Quote,
+    lines: list[dict[str, Any]],
     now: int,
 ) -> None:
     _INSERT_MESSAGE.execute(
@@ -203,7 +205,7 @@ def _record(
             "segments": segmentation.segments,
             "amount": quote.total,
             "currency": quote.currency,
-            "lines": json.dumps([line.to_dict() for line in quote.lines]),
+            "lines": json.dumps(lines),
             "status": "accepted" if direction == "outbound" else "received",
             "created_at": now,
         },
@@ -221,8 +223,9 @@ def _send_work(
         params = {"e164": req.from_, "user": req.user, "account": account_id}
         context = _SEND_CONTEXT.rows(conn, params)[0]
         book = Book(conn, now)
+        wallet_key = f"sms:{key}"
         # locks the account for this transaction and reads the wallet key's record with it
-        state = book.account(account_id, f"sms:{key}")
+        state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
         actor = user_service.actor_of(req.user, context.role, context.restrictions)
         policy.require_permission(actor, "sms.send")
@@ -244,17 +247,29 @@ def _send_work(
             segmentation=segmentation,
         )
         message_id = new_id("msg")
+        lines = [line.to_dict() for line in quote.lines]  # ledger, message row and response
         result = None
         if quote.total > 0:
-            lines = [line.to_dict() for line in quote.lines]
             result = charge_or_refuse(
-                book, account_id, quote.total, f"sms:{key}", message_id, lines, quote.currency
+                book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
             )
         book.flush()
-        _record(conn, message_id, account_id, req.user, "outbound", req, segmentation, quote, now)
+        _record(
+            conn, message_id, account_id, req.user, "outbound", req, segmentation, quote, lines, now
+        )
         balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
         body = _body(
-            message_id, "outbound", req, segmentation, quote, card, result, now, req.user, balance
+            message_id,
+            "outbound",
+            req,
+            segmentation,
+            quote,
+            lines,
+            card,
+            result,
+            now,
+            req.user,
+            balance,
         )
         return 201, body
 
@@ -296,7 +311,8 @@ def record_inbound(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         book = Book(conn, now)
-        state = book.account(account_id, f"sms-in:{key}")
+        wallet_key = f"sms-in:{key}"
+        state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
@@ -306,17 +322,17 @@ def record_inbound(
         segmentation = sms.segment(req.text)
         quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)
         message_id = new_id("msg")
+        lines = [line.to_dict() for line in quote.lines]  # ledger, message row and response
         result = None
         if quote.total > 0:
-            lines = [line.to_dict() for line in quote.lines]
             result = charge_or_refuse(
-                book, account_id, quote.total, f"sms-in:{key}", message_id, lines, quote.currency
+                book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
             )
         book.flush()
-        _record(conn, message_id, account_id, None, "inbound", req, segmentation, quote, now)
+        _record(conn, message_id, account_id, None, "inbound", req, segmentation, quote, lines, now)
         balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
         body = _body(
-            message_id, "inbound", req, segmentation, quote, card, result, now, None, balance
+            message_id, "inbound", req, segmentation, quote, lines, card, result, now, None, balance
         )
         return 201, body
 

@@ -47,11 +47,13 @@ def add_number(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         book = Book(conn, now)
-        state = book.account(account_id, f"number:{key}")
+        wallet_key = f"number:{key}"
+        state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
         card = cards.card_for(conn, account_id, settings)
         info = card.classify(e164)
         quote = price_number_rental(card, e164)
+        lines = [line.to_dict() for line in quote.lines]  # ledger and response
         balance = state.balances(now)
         if quote.total > 0:
             # Charge before adding: a monthly-limit refusal commits its event (KeepWritesError),
@@ -60,9 +62,9 @@ def add_number(
                 book,
                 account_id,
                 quote.total,
-                f"number:{key}",
+                wallet_key,
                 f"number:{info.e164}",
-                [line.to_dict() for line in quote.lines],
+                lines,
                 quote.currency,
             )
             balance = charged.balance
@@ -81,7 +83,7 @@ def add_number(
         return 201, {
             **number_dict(number, quote.currency),
             "charged": fmt(quote.total),
-            "lines": [line.to_dict() for line in quote.lines],
+            "lines": lines,
             "balance": balance_dict(balance, quote.currency),
         }
 
