@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -176,17 +177,26 @@ def test_a_job_of_a_sigkilled_worker_is_finished_once_by_another(
     assert done.attempts == 2
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_sigterm_lets_the_running_job_finish(
+def _worker_running_a_slow_job(
     db_url: str, engine: sa.Engine, tmp_path: Path
-) -> None:
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """A worker that has started a `test.slow` job, which finishes once ``release`` exists:
+    (process, the job's log, release)."""
     log = tmp_path / "slow.log"
     release = tmp_path / "release"
     with engine.begin() as conn:
         jobs.enqueue(conn, "test.slow", {"path": str(log), "release": str(release)})
     proc = start_worker(db_url, "--poll-seconds", "0.05")
     wait_for(lambda: log.exists() and "start" in log.read_text())
+    return proc, log, release
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sigterm_lets_the_running_job_finish(
+    db_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    proc, log, release = _worker_running_a_slow_job(db_url, engine, tmp_path)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     assert proc.poll() is None, "the worker waits for the running job"
@@ -202,12 +212,7 @@ def test_a_second_stop_signal_during_the_first_is_taken_quietly(
 ) -> None:
     # `talktime run` forwards Ctrl-C as SIGTERM while the terminal's SIGINT reaches the worker
     # too: signals arrive back to back, the second inside the first one's handler.
-    log = tmp_path / "slow.log"
-    release = tmp_path / "release"
-    with engine.begin() as conn:
-        jobs.enqueue(conn, "test.slow", {"path": str(log), "release": str(release)})
-    proc = start_worker(db_url, "--poll-seconds", "0.05")
-    wait_for(lambda: log.exists() and "start" in log.read_text())
+    proc, log, release = _worker_running_a_slow_job(db_url, engine, tmp_path)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGTERM):  # what Ctrl-C sends it
         proc.send_signal(signum)
     release.touch()

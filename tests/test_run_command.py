@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,8 +32,8 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-def test_run_serves_the_api_with_a_worker_and_stops_both(tmp_path: Path) -> None:
+def _start_run(tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], int, str]:
+    """`talktime run` on a fresh, migrated SQLite database: (process, port, database URL)."""
     url = f"sqlite:///{tmp_path / 'run.db'}"
     env = {
         **os.environ,
@@ -43,21 +44,27 @@ def test_run_serves_the_api_with_a_worker_and_stops_both(tmp_path: Path) -> None
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
     proc = subprocess.Popen(
-        [*cli, "run", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*cli, "run", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, **popen
     )
+    return proc, port, url
+
+
+def _wait_until_healthy(port: int) -> None:
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, timeout=60)
+
+
+@pytest.mark.slow
+def test_run_serves_the_api_with_a_worker_and_stops_both(tmp_path: Path) -> None:
+    proc, port, url = _start_run(tmp_path, stderr=subprocess.DEVNULL)
     engine = make_engine(url)
     try:
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
-            except httpx.TransportError:
-                return False
-
-        wait_for(healthy, timeout=60)
+        _wait_until_healthy(port)
         # the worker's first pass runs the periodic jobs
         wait_for(lambda: bool(jobs.list_jobs(engine, ("done",))), timeout=60)
         [worker] = _children(proc.pid)
@@ -73,31 +80,9 @@ def test_run_serves_the_api_with_a_worker_and_stops_both(tmp_path: Path) -> None
 def test_ctrl_c_to_the_terminal_stops_both_without_a_traceback(tmp_path: Path) -> None:
     # Ctrl-C sends SIGINT to the whole foreground process group: the worker gets it directly
     # and again (as SIGTERM) from `talktime run`, so its handler must take a second signal.
-    url = f"sqlite:///{tmp_path / 'run.db'}"
-    env = {
-        **os.environ,
-        "TALKTIME_DATABASE_URL": url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
-    }
-    cli = [sys.executable, "-m", "talktime"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
-    port = free_port()
-    proc = subprocess.Popen(
-        [*cli, "run", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc, port, _ = _start_run(tmp_path, stderr=subprocess.PIPE, start_new_session=True)
     try:
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
-            except httpx.TransportError:
-                return False
-
-        wait_for(healthy, timeout=60)
+        _wait_until_healthy(port)
         wait_for(lambda: len(_children(proc.pid)) == 1, timeout=60)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
