@@ -10,9 +10,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from talktime.api.models import Problem
 from talktime.rating import Call, RateCard, load_card, price_call, price_sms
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
+
+_NO_SUCH_CARD: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No rate card has the `card` name given"}
+}
+"""Quotes need no API key, so only the card lookup adds a refusal to the input errors."""
 
 E164_HELP = "E.164: '+', country code and number, digits only (+14155550123)"
 
@@ -93,7 +99,9 @@ def _card(request: Request, name: str | None) -> RateCard:
     return load_card(name or settings.rate_card, directory=settings.rate_cards_dir)
 
 
-@router.post("/sms", response_model=QuoteBody, response_model_exclude_none=True)
+@router.post(
+    "/sms", response_model=QuoteBody, response_model_exclude_none=True, responses=_NO_SUCH_CARD
+)
 def quote_sms(body: SmsQuoteRequest, request: Request) -> dict[str, Any]:
     """Price one SMS: segments x the rate of the other party's country, rounded per the card."""
     quote = price_sms(
@@ -107,7 +115,9 @@ def quote_sms(body: SmsQuoteRequest, request: Request) -> dict[str, Any]:
     return quote.to_dict()
 
 
-@router.post("/calls", response_model=QuoteBody, response_model_exclude_none=True)
+@router.post(
+    "/calls", response_model=QuoteBody, response_model_exclude_none=True, responses=_NO_SUCH_CARD
+)
 def quote_call(body: CallQuoteRequest, request: Request) -> dict[str, Any]:
     """Price a call: every leg (original, forwarding, transfers) priced and rounded on its own."""
     data = body.model_dump(by_alias=True, exclude={"card"}, exclude_none=True)
