@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import KeepWritesError, writer_turn
+from talktime.store.rawsql import RawStatement
 
 from ops_helpers import make_account
 
@@ -125,6 +126,92 @@ def test_an_unexpected_error_in_a_unit_spares_its_neighbours(probe_engine: sa.En
     assert isinstance(futures[1].exception(), sa.exc.IntegrityError)
     assert futures[2].result() == "b"
     assert names(probe_engine) == {"a", "b"}
+    committer.close()
+
+
+_RAW_INSERT = RawStatement(probe.insert(), column_keys=["name"])
+_RAW_COUNT = RawStatement(
+    sa.select(sa.func.count().label("n")).where(probe.c.name == sa.bindparam("name"))
+)
+
+
+def raw_insert(name: str, *, refuse: bool = False) -> Callable[[sa.Connection], str]:
+    """A unit writing through a `RawStatement`: on PostgreSQL the insert is only queued in the
+    writer's pipeline and reaches the server with the unit's next read or its end."""
+
+    def unit(conn: sa.Connection) -> str:
+        _RAW_INSERT.execute(conn, {"name": name})
+        if refuse:
+            raise ProbeRefusedError(f"{name} is refused")
+        return name
+
+    return unit
+
+
+def test_reads_after_a_queued_raw_write_see_it_through_sqlalchemy_and_raw(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    def unit(conn: sa.Connection) -> tuple[int, int, int]:
+        if conn.dialect.name == "postgresql":  # the case this guards: the unit is pipelined
+            assert conn.connection.dbapi_connection.pgconn.pipeline_status  # type: ignore[union-attr]
+        _RAW_INSERT.execute(conn, {"name": "q"})
+        core = conn.execute(sa.select(sa.func.count()).where(probe.c.name == "q")).scalar_one()
+        raw = _RAW_COUNT.rows(conn, {"name": "q"})[0].n
+        pending = _RAW_COUNT.start(conn, {"name": "q"})
+        return core, raw, pending.rows()[0].n
+
+    assert committer.submit(unit) == (1, 1, 1)
+    assert names(probe_engine) == {"q"}
+    committer.close()
+
+
+def test_a_queued_raw_write_that_fails_fails_only_its_own_unit(probe_engine: sa.Engine) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+
+    def then_read(conn: sa.Connection) -> int:
+        raw_insert("a")(conn)  # fails, but on PostgreSQL only when the next read syncs
+        return int(conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar_one())
+
+    units = [
+        raw_insert("a"),
+        raw_insert("a"),
+        raw_insert("b", refuse=True),
+        then_read,
+        raw_insert("c"),
+    ]
+    futures = one_batch(committer, units)
+    assert futures[0].result() == "a"
+    assert isinstance(futures[1].exception(), sa.exc.IntegrityError)  # duplicate key
+    assert isinstance(futures[2].exception(), ProbeRefusedError)
+    assert isinstance(futures[3].exception(), sa.exc.IntegrityError)
+    assert futures[4].result() == "c"
+    assert names(probe_engine) == {"a", "c"}
+    committer.close()
+
+
+def test_the_writer_keeps_its_connection_and_runs_a_batch_again_after_the_server_dropped_it(
+    probe_engine: sa.Engine,
+) -> None:
+    committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
+    postgresql = probe_engine.dialect.name == "postgresql"
+
+    def session(conn: sa.Connection) -> int:
+        if postgresql:
+            return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+        return id(conn.connection.dbapi_connection)
+
+    first = committer.submit(session)
+    assert committer.submit(session) == first  # no pool checkout (nor pre-ping) per batch
+    if postgresql:
+        with probe_engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            admin.commit()
+        # the next batch meets the dropped connection, and runs again on a fresh one
+        assert committer.submit(insert("after-drop")) == "after-drop"
+        assert committer.submit(session) != first
+        assert names(probe_engine) == {"after-drop"}
     committer.close()
 
 

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
-from talktime.store.rawsql import driver_errors
+from talktime.store.rawsql import driver_errors, pipeline
+from talktime.store.reuse import ConnectionStack, is_disconnect
 
 T = TypeVar("T")
 Unit = Callable[[sa.Connection], Any]
@@ -159,15 +160,26 @@ class GroupCommitter:
             thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            first = self._first()
-            if first is None:
-                with self._lock:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            self._commit(first)
+        # The writer's connection is kept from one batch to the next while it runs (no pool
+        # checkout, and on PostgreSQL no pre-ping round trip, per batch); given back when the
+        # writer leaves after its idle wait.
+        connections: ConnectionStack | None = None
+        try:
+            while True:
+                first = self._first()
+                if first is None:
+                    with self._lock:
+                        if self._queue.empty():
+                            self._thread = None
+                            return
+                    continue
+                if connections is None:
+                    engine = self._engine()
+                    connections = ConnectionStack(engine, keep=1) if engine is not None else None
+                self._commit(first, connections)
+        finally:
+            if connections is not None:
+                connections.close()
 
     def _first(self) -> _Pending | None:
         """The next unit, None after an idle wait (or a wake-up)."""
@@ -194,22 +206,19 @@ class GroupCommitter:
             if pending is not _WAKE:
                 batch.append(pending)
 
-    def _commit(self, first: _Pending) -> None:
+    def _commit(self, first: _Pending, connections: ConnectionStack | None) -> None:
         """Take the writer's turn, fill the batch (units that arrived while the turn was
         awaited join it), run it in one transaction and answer every unit after the commit."""
         deadline = time.monotonic() + self._window
         batch = [first]
-        outcomes: list[tuple[bool, Any]] = []
         try:
             engine = self._engine()
-            if engine is None:
+            if engine is None or connections is None:
                 raise RuntimeError("the database engine is gone")
             turn = self._turn(engine) if self._turn else nullcontext()
             with turn:
                 self._fill(batch, deadline)
-                with engine.begin() as conn:
-                    for pending in batch:
-                        outcomes.append(_run_unit(conn, pending.unit))
+                outcomes = _run_batch(connections, batch)
         except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
             for pending in batch:
                 pending.resolve(False, exc)
@@ -219,6 +228,28 @@ class GroupCommitter:
         self.batches += 1
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
             pending.resolve(ok, value)
+
+
+def _run_batch(connections: ConnectionStack, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+    """Every unit of ``batch`` in one transaction, committed; each unit's outcome.
+
+    The writer reuses its connection between batches without a pre-ping, so a connection the
+    server dropped in the meantime fails the batch with a disconnect: the batch then runs once
+    more on a fresh connection. That is safe even when the COMMIT was what failed: the
+    service's units look up their idempotency record first, so a unit whose first run did
+    commit replays it."""
+    for attempt in range(2):
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with connections.begin() as conn:
+                for pending in batch:
+                    outcomes.append(_run_unit(conn, pending.unit))
+        except sa.exc.DBAPIError as exc:
+            if attempt or not is_disconnect(exc):
+                raise
+            continue
+        return outcomes
+    raise AssertionError("unreachable")
 
 
 _WAKE = _Pending(lambda conn: None, lambda ok, value: None)
@@ -231,15 +262,24 @@ def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
     The statements go straight to the DB-API cursor (SQLAlchemy's nested-transaction
     bookkeeping cost more than the statements), and a savepoint is never released: the next
     unit's savepoint of the same name nests inside it, ``ROLLBACK TO`` undoes only the newest
-    one, and the batch's COMMIT ends them all. One round trip per unit fewer on PostgreSQL."""
+    one, and the batch's COMMIT ends them all. One round trip per unit fewer on PostgreSQL.
+
+    On PostgreSQL the unit runs in one pipeline: the SAVEPOINT goes out with the unit's first
+    read, and the writes queued after its last read go out together when the unit ends (the
+    writer waits for the server once per read and once for all the writes, not per
+    statement). A write that fails there fails the unit, as it would have inside it."""
     cursor = conn.connection.cursor()
     try:
-        _raw(conn, cursor, "SAVEPOINT talktime_unit")
         try:
-            return True, unit(conn)
+            with pipeline(conn):
+                _raw(conn, cursor, "SAVEPOINT talktime_unit")
+                result = unit(conn)
         except Exception as exc:
+            if is_disconnect(exc):  # the whole transaction is gone, not just this unit's part
+                raise
             _raw(conn, cursor, "ROLLBACK TO SAVEPOINT talktime_unit")
             return False, exc
+        return True, result
     finally:
         cursor.close()
 

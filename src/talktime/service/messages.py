@@ -219,13 +219,15 @@ def _send_work(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        # user, sending number and card in one query, before the account is locked
+        # user, sending number and card in one query, sent before the account is locked;
+        # on PostgreSQL its result comes back in the lock's round trip
         params = {"e164": req.from_, "user": req.user, "account": account_id}
-        context = _SEND_CONTEXT.rows(conn, params)[0]
+        pending_context = _SEND_CONTEXT.start(conn, params)
         book = Book(conn, now)
         wallet_key = f"sms:{key}"
         # locks the account for this transaction and reads the wallet key's record with it
         state = book.account(account_id, wallet_key)
+        context = pending_context.rows()[0]
         policy.require_active_subscription(state.status)
         actor = user_service.actor_of(req.user, context.role, context.restrictions)
         policy.require_permission(actor, "sms.send")

@@ -37,14 +37,29 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
     if backend == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        return sa.create_engine(
+        engine = sa.create_engine(
             url,
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_max_overflow,
             pool_pre_ping=True,
             pool_recycle=1800,
         )
+        sa.event.listen(engine, "after_cursor_execute", _sync_open_pipeline)
+        return engine
     raise ValueError(f"unsupported database {backend!r}: use a sqlite:// or postgresql:// URL")
+
+
+def _sync_open_pipeline(
+    _conn: sa.Connection, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    """A statement SQLAlchemy executes inside a psycopg pipeline (`store.rawsql.pipeline`)
+    gets its result before SQLAlchemy reads it: left queued, its cursor would have no
+    description yet and SQLAlchemy would take a SELECT for a statement without rows. Ending
+    a nested pipeline block sends a Sync and reads every result queued so far."""
+    dbapi_conn = cursor.connection
+    if dbapi_conn.pgconn.pipeline_status:
+        with dbapi_conn.pipeline():
+            pass
 
 
 def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:

@@ -77,6 +77,24 @@ class RawStatement:
         finally:
             cursor.close()
 
+    def start(self, conn: sa.Connection, params: Mapping[str, Any]) -> PendingRows:
+        """Send a SELECT now and read its rows later (`PendingRows.rows`). Inside a PostgreSQL
+        pipeline the result then arrives with the round trip of whatever is read next; elsewhere
+        the rows are read at once."""
+        if not _in_pipeline(conn):
+            return PendingRows(ready=self.rows(conn, params))
+        prepared = self._prepare(conn)
+        make_row = prepared[3]
+        assert make_row is not None, "start() is for SELECT statements"
+        cursor = conn.connection.cursor()
+        try:
+            with driver_errors(conn, prepared[0]):
+                cursor.execute(prepared[0], self._params(prepared, params))
+        except BaseException:
+            cursor.close()
+            raise
+        return PendingRows(sent=(conn, prepared[0], make_row, cursor))
+
     def rows_after(
         self, conn: sa.Connection, first: RawStatement, params: Mapping[str, Any]
     ) -> list[Any]:
@@ -143,6 +161,37 @@ class RawStatement:
         return lambda rows: [pick(row) for row in rows]
 
 
+class PendingRows:
+    """The result of a SELECT sent by `RawStatement.start`, read with `rows`."""
+
+    __slots__ = ("ready", "sent")
+
+    def __init__(
+        self,
+        *,
+        ready: list[Any] | None = None,
+        sent: tuple[sa.Connection, str, Callable[..., Any], Any] | None = None,
+    ) -> None:
+        self.ready = ready
+        """The rows, once read."""
+        self.sent = sent
+        """Until read: the connection, statement, row type and cursor of the SELECT."""
+
+    def rows(self) -> list[Any]:
+        """The rows, named tuples as `RawStatement.rows` gives them."""
+        if self.sent is not None:
+            conn, statement, make_row, cursor = self.sent
+            self.sent = None
+            try:
+                with driver_errors(conn, statement):
+                    found = cursor.fetchall()
+            finally:
+                cursor.close()
+            self.ready = [make_row(*r) for r in found]
+        assert self.ready is not None
+        return self.ready
+
+
 class driver_errors:  # noqa: N801 - used like a function: `with driver_errors(conn, sql):`
     """Raise a driver error inside the block as SQLAlchemy's wrapped exception (invalidating
     the connection when the error dropped it). A class, not a generator: it wraps every
@@ -177,10 +226,20 @@ class driver_errors:  # noqa: N801 - used like a function: `with driver_errors(c
 def pipeline(conn: sa.Connection) -> contextlib.AbstractContextManager[Any]:
     """psycopg's pipeline mode on PostgreSQL (statements sent without waiting for each
     result; errors still raise at the end of the block, as SQLAlchemy exceptions); a no-op
-    elsewhere."""
-    if conn.dialect.name != "postgresql":
+    elsewhere.
+
+    Inside a pipeline that is already open the block joins it instead of nesting one (psycopg
+    ends a nested block with a Sync, a round trip of its own): its statements go out with the
+    open pipeline's next read or its end, which is also when their errors are raised."""
+    if conn.dialect.name != "postgresql" or _in_pipeline(conn):
         return _NO_PIPELINE
     return _pipelined(conn)
+
+
+def _in_pipeline(conn: sa.Connection) -> bool:
+    """Whether the connection is in PostgreSQL pipeline mode (libpq's pipeline status)."""
+    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
+    return pgconn is not None and bool(pgconn.pipeline_status)
 
 
 _NO_PIPELINE = contextlib.nullcontext()
