@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
+from talktime.store import make_engine
+from talktime.store.recharge_tables import recharges
+from talktime.store.wallet_tables import outbox
+
 import apikit
 from apikit import ADMIN, Tenant, tenant
 
@@ -199,3 +205,38 @@ def test_a_number_refused_by_the_monthly_limit_is_not_kept(api: Any) -> None:
     numbers = api.get("/v1/numbers", headers=t.auth).json()["numbers"]
     assert numbers == []
     assert t.balance()["paid"] == "5.0000"
+
+
+def test_sends_under_the_recharge_threshold_queue_one_recharge_and_keep_the_limit_event(
+    api: Any, db_url: str
+) -> None:
+    """The statements a send runs through SQLAlchemy inside the writer's unit (the recharge
+    check and insert, the outbox) see their results, on PostgreSQL's pipeline too."""
+    apikit.import_tiny_card(api)
+    t = tenant(api, plan="trial", rate_card="tiny", credit="1.50")  # $1 number: $0.50 left
+    settings = {"enabled": True, "threshold": "1.00", "amount": "10.00"}
+    response = api.put("/v1/settings/auto-recharge", json=settings, headers=t.auth)
+    assert response.status_code == 200, response.text
+    response = api.put("/v1/settings/monthly-limit", json={"monthly_limit": "1.02"}, headers=t.auth)
+    assert response.status_code == 200, response.text
+    assert t.sms("+14155550111").status_code == 201  # paid under the threshold: recharge queued
+    assert t.sms("+14155550111").status_code == 201  # one is in flight: no second
+    refused = t.sms("+14155550111")  # $1 number + 2 x $0.01 reached the limit
+    assert refused.json()["code"] == "monthly_limit_reached"
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            queued = conn.execute(
+                sa.select(recharges.c.state, recharges.c.amount).where(
+                    recharges.c.account_id == t.account_id
+                )
+            ).all()
+            events = conn.execute(
+                sa.select(outbox.c.type).where(outbox.c.account_id == t.account_id)
+            ).scalars()
+            kinds = list(events)
+    finally:
+        engine.dispose()
+    assert [(row.state, row.amount) for row in queued] == [("pending", 10_000_000)]
+    assert kinds.count("monthly_limit.reached") == 1
+    assert t.balance()["paid"] == "0.4800"
