@@ -3,11 +3,13 @@ idempotent replays; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
 
 from talktime.store import make_engine
+from talktime.store.api_tables import messages
 from talktime.store.recharge_tables import recharges
 from talktime.store.wallet_tables import outbox
 
@@ -240,3 +242,55 @@ def test_sends_under_the_recharge_threshold_queue_one_recharge_and_keep_the_limi
     assert [(row.state, row.amount) for row in queued] == [("pending", 10_000_000)]
     assert kinds.count("monthly_limit.reached") == 1
     assert t.balance()["paid"] == "0.4800"
+
+
+def test_a_replay_wins_over_what_the_send_would_answer_now_and_writes_nothing(
+    api: Any, db_url: str
+) -> None:
+    """A key that answered once answers the same after the credit ran out and the account
+    was canceled (its record is checked before any refusal), and nothing more is written."""
+    t = tenant(api)
+    body = {"from": t.number, "to": "+14155550111", "text": "hi", "user": t.user}
+    first = t.post("/v1/messages", body, key="k-replay")
+    assert first.status_code == 201, first.text
+    drain = {"from": t.number, "to": "+14155550111", "text": "x" * 1600, "user": t.user}
+    while t.post("/v1/messages", drain).status_code == 201:  # spend the rest of the credit
+        pass
+    assert t.sms("+14155550111").status_code == 402
+    apikit.set_status(api, t.account_id, "canceled")  # the send itself is now refused early
+    assert t.sms("+14155550111").json()["code"] == "subscription_inactive"
+    before = t.balance()
+    engine = make_engine(db_url)
+    try:
+        rows_before = _message_rows(engine, t.account_id)
+        again = t.post("/v1/messages", body, key="k-replay")
+        assert (again.status_code, again.content) == (201, first.content)
+        conflict = t.post("/v1/messages", {**body, "text": "other"}, key="k-replay")
+        assert conflict.json()["code"] == "idempotency_conflict"
+        assert _message_rows(engine, t.account_id) == rows_before
+    finally:
+        engine.dispose()
+    assert t.balance() == before
+
+
+def _message_rows(engine: sa.Engine, account_id: int) -> int:
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(messages.c.account_id == account_id)
+        return int(conn.execute(query).scalar_one())
+
+
+def test_concurrent_requests_with_one_key_charge_once_and_all_get_the_same_answer(
+    api: Any, db_url: str
+) -> None:
+    t = tenant(api)
+    body = {"from": t.number, "to": "+14155550111", "text": "once", "user": t.user}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: t.post("/v1/messages", body, key="k-same"), range(8)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.content for a in answers}) == 1
+    assert len(_message_entries(t)) == 1
+    engine = make_engine(db_url)
+    try:
+        assert _message_rows(engine, t.account_id) == 1
+    finally:
+        engine.dispose()
