@@ -173,9 +173,8 @@ class GroupCommitter:
                             self._thread = None
                             return
                     continue
-                if connections is None:
-                    engine = self._engine()
-                    connections = ConnectionStack(engine, keep=1) if engine is not None else None
+                if connections is None and (engine := self._engine()) is not None:
+                    connections = ConnectionStack(engine, keep=1)  # holds the engine meanwhile
                 self._commit(first, connections)
         finally:
             if connections is not None:
@@ -212,10 +211,9 @@ class GroupCommitter:
         deadline = time.monotonic() + self._window
         batch = [first]
         try:
-            engine = self._engine()
-            if engine is None or connections is None:
+            if connections is None:
                 raise RuntimeError("the database engine is gone")
-            turn = self._turn(engine) if self._turn else nullcontext()
+            turn = self._turn(connections.engine) if self._turn else nullcontext()
             with turn:
                 self._fill(batch, deadline)
                 outcomes = _run_batch(connections, batch)

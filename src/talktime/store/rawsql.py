@@ -65,27 +65,15 @@ class RawStatement:
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[Any]:
         """Run a SELECT; rows are named tuples with the statement's column keys."""
-        prepared = self._prepare(conn)
-        make_row = prepared[3]
-        assert make_row is not None, "rows() is for SELECT statements"
-        cursor = conn.connection.cursor()
-        try:
-            with driver_errors(conn, prepared[0]):
-                cursor.execute(prepared[0], self._params(prepared, params))
-                found = cursor.fetchall()
-            return [make_row(*r) for r in found]
-        finally:
-            cursor.close()
+        return self.start(conn, params).rows()
 
     def start(self, conn: sa.Connection, params: Mapping[str, Any]) -> PendingRows:
         """Send a SELECT now and read its rows later (`PendingRows.rows`). Inside a PostgreSQL
-        pipeline the result then arrives with the round trip of whatever is read next; elsewhere
-        the rows are read at once."""
-        if not _in_pipeline(conn):
-            return PendingRows(ready=self.rows(conn, params))
+        pipeline the result then arrives with the round trip of whatever is read next;
+        elsewhere the rows are read at once."""
         prepared = self._prepare(conn)
         make_row = prepared[3]
-        assert make_row is not None, "start() is for SELECT statements"
+        assert make_row is not None, "rows() and start() are for SELECT statements"
         cursor = conn.connection.cursor()
         try:
             with driver_errors(conn, prepared[0]):
@@ -93,7 +81,10 @@ class RawStatement:
         except BaseException:
             cursor.close()
             raise
-        return PendingRows(sent=(conn, prepared[0], make_row, cursor))
+        pending = PendingRows(conn, prepared[0], make_row, cursor)
+        if not _in_pipeline(conn):
+            pending.fetch()  # outside a pipeline read at once: no statement is left open
+        return pending
 
     def rows_after(
         self, conn: sa.Connection, first: RawStatement, params: Mapping[str, Any]
@@ -164,32 +155,31 @@ class RawStatement:
 class PendingRows:
     """The result of a SELECT sent by `RawStatement.start`, read with `rows`."""
 
-    __slots__ = ("ready", "sent")
+    __slots__ = ("conn", "cursor", "found", "make_row", "statement")
 
     def __init__(
-        self,
-        *,
-        ready: list[Any] | None = None,
-        sent: tuple[sa.Connection, str, Callable[..., Any], Any] | None = None,
+        self, conn: sa.Connection, statement: str, make_row: Callable[..., Any], cursor: Any
     ) -> None:
-        self.ready = ready
-        """The rows, once read."""
-        self.sent = sent
-        """Until read: the connection, statement, row type and cursor of the SELECT."""
+        self.conn = conn
+        self.statement = statement
+        self.make_row = make_row
+        self.cursor = cursor
+        self.found: list[Any] | None = None
+
+    def fetch(self) -> None:
+        """Read the result from the driver (on PostgreSQL in a pipeline: wait for it)."""
+        try:
+            with driver_errors(self.conn, self.statement):
+                self.found = self.cursor.fetchall()
+        finally:
+            self.cursor.close()
 
     def rows(self) -> list[Any]:
-        """The rows, named tuples as `RawStatement.rows` gives them."""
-        if self.sent is not None:
-            conn, statement, make_row, cursor = self.sent
-            self.sent = None
-            try:
-                with driver_errors(conn, statement):
-                    found = cursor.fetchall()
-            finally:
-                cursor.close()
-            self.ready = [make_row(*r) for r in found]
-        assert self.ready is not None
-        return self.ready
+        """The rows, named tuples with the statement's column keys."""
+        if self.found is None:
+            self.fetch()
+        assert self.found is not None
+        return [self.make_row(*r) for r in self.found]
 
 
 class driver_errors:  # noqa: N801 - used like a function: `with driver_errors(conn, sql):`

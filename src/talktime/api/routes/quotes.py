@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime.api.models import Problem
-from talktime.rating import Call, RateCard, load_card, price_call, price_sms
+from talktime.rating import Call, RateCard, price_call, price_sms
+from talktime.service import cards
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
 
@@ -95,8 +96,7 @@ class QuoteBody(BaseModel):
 
 
 def _card(request: Request, name: str | None) -> RateCard:
-    settings = request.app.state.settings
-    return load_card(name or settings.rate_card, directory=settings.rate_cards_dir)
+    return cards.card_named(name, request.app.state.settings)
 
 
 @router.post(
