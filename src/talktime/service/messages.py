@@ -34,6 +34,7 @@ from talktime.service.idempotency import StoredResponse, run_once, run_once_asyn
 from talktime.store.api_tables import account_cards, messages, users
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import phone_numbers
+from talktime.store.tables import constant
 from talktime.wallet.book import Book
 
 
@@ -87,7 +88,7 @@ def account_number(conn: sa.Connection, e164: str) -> policy.SendingNumber | Non
             phone_numbers.c.status,
             phone_numbers.c.sms_enabled,
         )
-        .where(phone_numbers.c.e164 == e164, phone_numbers.c.status != "released")
+        .where(phone_numbers.c.e164 == e164, phone_numbers.c.status != constant("released"))
         .limit(1)
     ).first()
     return _sending_number(e164, row.account_id if row is not None else None, row)
@@ -113,7 +114,9 @@ def _send_context_statement() -> RawStatement:
     wanted = sa.select(sa.bindparam("e164", type_=sa.String(20)).label("e164")).subquery()
     account: sa.BindParameter[Any] = sa.bindparam("account")
     user = sa.and_(users.c.id == sa.bindparam("user"), users.c.account_id == account)
-    number = sa.and_(phone_numbers.c.e164 == wanted.c.e164, phone_numbers.c.status != "released")
+    number = sa.and_(
+        phone_numbers.c.e164 == wanted.c.e164, phone_numbers.c.status != constant("released")
+    )
     return RawStatement(
         sa.select(
             phone_numbers.c.account_id.label("number_account"),

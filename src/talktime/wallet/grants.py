@@ -12,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from talktime import money
+from talktime.store.tables import constant
 from talktime.store.wallet_tables import grants, plans
 from talktime.wallet import outbox
 from talktime.wallet.book import (
@@ -175,7 +176,7 @@ def issue_free_credit(
     exists = book.conn.execute(
         sa.select(grants.c.id).where(
             grants.c.account_id == state.id,
-            grants.c.kind == "free_monthly",
+            grants.c.kind == constant("free_monthly"),
             grants.c.period_start == period_start,
         )
     ).first()

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime import money
+from talktime.store.tables import constant
 from talktime.store.wallet_tables import hold_allocations, holds
 from talktime.wallet import outbox
 from talktime.wallet.book import (
@@ -357,7 +358,7 @@ def due_holds(conn: sa.Connection, now: int, limit: int = 1000) -> list[int]:
     """Ids of pending holds past their deadline (uses the partial index on pending holds)."""
     rows = conn.execute(
         sa.select(holds.c.id)
-        .where(holds.c.state == "pending", holds.c.expires_at <= now)
+        .where(holds.c.state == constant("pending"), holds.c.expires_at <= now)
         .order_by(holds.c.expires_at, holds.c.id)
         .limit(limit)
     )

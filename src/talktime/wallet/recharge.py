@@ -21,6 +21,7 @@ from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
+from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import grants, idempotency
 from talktime.wallet.book import AccountState, Book, check_amount
@@ -114,7 +115,7 @@ _SETTINGS_MANY = sa.select(recharge_settings).where(
 )
 _IN_FLIGHT = sa.select(recharges).where(
     recharges.c.account_id == sa.bindparam("account_id"),
-    recharges.c.state.in_(("pending", "processing")),
+    recharges.c.state.in_((constant("pending"), constant("processing"))),
 )
 
 
@@ -347,7 +348,7 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
         query = (
             sa.select(recharges)
             .where(
-                recharges.c.state.in_(("pending", "processing")),
+                recharges.c.state.in_((constant("pending"), constant("processing"))),
                 recharges.c.next_attempt_at <= now,
             )
             .order_by(recharges.c.next_attempt_at, recharges.c.id)

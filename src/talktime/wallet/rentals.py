@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
 from talktime.store.recharge_tables import phone_numbers
+from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import charges, idempotency
 from talktime.wallet.book import Book
@@ -118,7 +119,7 @@ def add_number(
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
     held = conn.execute(
         sa.select(phone_numbers.c.account_id).where(
-            phone_numbers.c.e164 == e164, phone_numbers.c.status != "released"
+            phone_numbers.c.e164 == e164, phone_numbers.c.status != constant("released")
         )
     ).first()
     if held is not None:
