@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from wallet_helpers import PLAN, T0, make_wallet
 
 from talktime.service.messages import _SEND_CONTEXT, account_number
+from talktime.store.tables import constant
 from talktime.wallet import holds, rentals
 from talktime.wallet import recharge as recharge_mod
+from talktime.wallet.accounts import list_grants
+from talktime.wallet.book import _LOAD_ONE
 from talktime.wallet.periods import to_micros
+from wallet_helpers import PLAN, T0, make_wallet
 
 NOW = to_micros(T0)
 
@@ -154,3 +157,27 @@ def test_issuing_free_credit_checks_the_period_through_the_free_grant_index(
     wallet.close()
     exists = only(seen, "FROM grants", "period_start")
     assert "uq_grants_free_period" in plan_with_null_parameters(engine, exists)
+
+
+def test_the_account_load_and_the_live_grant_list_use_the_live_grant_index(
+    engine: sa.Engine, account: int
+) -> None:
+    with engine.connect() as conn:
+        load = _LOAD_ONE._prepare(conn)[0]
+    assert "ix_grants_live" in plan_with_null_parameters(engine, load)
+    seen = run_captured(engine, lambda conn: list_grants(conn, account, live_only=True))
+    listing = only(seen, "FROM grants", "remaining")
+    assert "ix_grants_live" in plan_with_null_parameters(engine, listing)
+
+
+@pytest.mark.parametrize("value", ["it's", "a b", "", 1.5, True])
+def test_constant_refuses_values_it_could_not_write_safely(value: Any) -> None:
+    with pytest.raises(ValueError, match="constant"):
+        constant(value)
+
+
+def test_constant_writes_strings_quoted_and_ints_bare() -> None:
+    query = sa.select(sa.literal_column("x")).where(
+        sa.literal_column("a") == constant("free_monthly"), sa.literal_column("b") > constant(0)
+    )
+    assert "a = 'free_monthly' AND b > 0" in str(query)

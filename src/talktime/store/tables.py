@@ -20,7 +20,7 @@ NAMING = {
 metadata = sa.MetaData(naming_convention=NAMING)
 
 
-def constant(value: str) -> sa.ColumnElement[Any]:
+def constant(value: str | int) -> sa.ColumnElement[Any]:
     """``value`` written into the SQL text as a literal instead of a bound parameter.
 
     A query must repeat a partial index's condition with literal constants for the planner to
@@ -28,8 +28,10 @@ def constant(value: str) -> sa.ColumnElement[Any]:
     statement again on every execution (about ten times slower on the send path) and a
     PostgreSQL generic plan cannot use the index at all.
     """
-    if not value.replace("_", "").isalnum():
-        raise ValueError(f"constant() takes identifier-like strings only, not {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return sa.literal_column(str(value))
+    if not isinstance(value, str) or not value.replace("_", "").isalnum():
+        raise ValueError(f"constant() takes ints and identifier-like strings, not {value!r}")
     return sa.literal_column(f"'{value}'")
 
 

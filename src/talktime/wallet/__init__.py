@@ -19,6 +19,7 @@ from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
 from talktime.store.reuse import ConnectionStack, is_disconnect
+from talktime.store.tables import constant
 from talktime.store.wallet_tables import grants as grants_table
 from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
 from talktime.wallet.book import AccountState, Book, LiveGrant, new_transaction_id
@@ -353,7 +354,7 @@ class Wallet:
                 conn.execute(
                     sa.select(grants_table.c.account_id)
                     .where(
-                        grants_table.c.remaining > 0,
+                        grants_table.c.remaining > constant(0),
                         grants_table.c.remaining > grants_table.c.held,
                         grants_table.c.expires_at <= at,
                     )

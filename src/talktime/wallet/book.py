@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from talktime import money
 from talktime.store.rawsql import RawStatement, commit_in_pipeline, driver_errors, pipeline
 from talktime.store.recharge_tables import recharge_settings
+from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts, grants, idempotency, ledger, usage_periods
 from talktime.wallet import idempotency as idem
 from talktime.wallet import outbox
@@ -79,9 +80,7 @@ _LOAD_ONE = RawStatement(
         accounts.outerjoin(recharge_settings, recharge_settings.c.account_id == accounts.c.id)
         .outerjoin(
             grants,
-            sa.and_(
-                grants.c.account_id == accounts.c.id, grants.c.remaining > sa.literal_column("0")
-            ),
+            sa.and_(grants.c.account_id == accounts.c.id, grants.c.remaining > constant(0)),
         )
         .outerjoin(
             idempotency,
@@ -161,7 +160,7 @@ _INSERT_RECORDS = RawStatement(
     ("account_id", "key", "operation", "fingerprint", "response", "created_at"),
 )
 LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
-    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > sa.literal_column("0")
+    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > constant(0)
 )
 """The live grants of one account, as rows for `live_grant`."""
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
