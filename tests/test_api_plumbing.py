@@ -1,15 +1,19 @@
-"""API plumbing: request ids, the 500 of last resort, body size limit, unknown routes."""
+"""API plumbing: request ids, the 500 of last resort, body size limit, unknown routes, id
+bounds."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from talktime.api import create_app
 from talktime.config import Settings
+
+import apikit
 
 
 def _client(tmp_path: Path) -> TestClient:
@@ -82,3 +86,26 @@ def test_a_streamed_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> N
         "/echo", content=chunks(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+def test_a_numeric_path_id_too_large_for_the_database_is_a_422_naming_it(api: Any) -> None:
+    t = apikit.tenant(api)
+    spec = api.get("/openapi.json").json()
+    checked = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            params = [p for p in operation.get("parameters", []) if p["in"] == "path"]
+            ints = {p["name"] for p in params if p["schema"].get("type") == "integer"}
+            if not ints:
+                continue
+            url = path
+            for p in params:
+                url = url.replace(f"{{{p['name']}}}", str(2**64) if p["name"] in ints else "x1")
+            who = apikit.ADMIN if path.startswith("/v1/admin") else t.auth
+            headers = {**who, **apikit.idem()}
+            response = api.request(method.upper(), url, headers=headers, json={})
+            assert response.status_code == 422, (method, path, response.text)
+            assert any(name in response.text for name in ints), response.text
+            checked.append(f"{method.upper()} {path}")
+    assert "POST /v1/webhooks/deliveries/{delivery_id}/redeliver" in checked
+    assert "DELETE /v1/numbers/{number_id}" in checked

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import money
 from talktime.api.auth import Admin
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import Amount, BalanceSnapshot, PositiveAmount, problems
+from talktime.api.models import Amount, BalanceSnapshot, PositiveAmount, RowId, problems
 from talktime.rating import import_card, list_cards
 from talktime.service import admin as service
 from talktime.service.accounts import require_account
@@ -22,7 +22,6 @@ from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["admin"])
 
-AccountPath = Annotated[int, Path(ge=1, le=2**62)]
 CardName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", examples=["default"])]
 PlanName = Annotated[str, Field(min_length=1, max_length=64, examples=["business"])]
 
@@ -144,7 +143,7 @@ def create_account(
     "/v1/admin/accounts/{account_id}", response_model=AccountOut, responses=problems(403, 404)
 )
 def get_account(
-    account_id: AccountPath, request: Request, _admin: Admin, engine: Engine
+    account_id: RowId, request: Request, _admin: Admin, engine: Engine
 ) -> dict[str, Any]:
     """An account with its balances."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
@@ -158,7 +157,7 @@ def get_account(
     responses=problems(403, 404, 409),
 )
 def update_account(
-    account_id: AccountPath,
+    account_id: RowId,
     body: AccountPatch,
     request: Request,
     _admin: Admin,
@@ -187,7 +186,7 @@ def update_account(
     responses=problems(403, 404, 409),
 )
 def grant_credit(
-    account_id: AccountPath, body: GrantIn, _admin: Admin, engine: Engine, key: IdempotencyKey
+    account_id: RowId, body: GrantIn, _admin: Admin, engine: Engine, key: IdempotencyKey
 ) -> dict[str, Any]:
     """Grant credit by hand (promotional, purchased or refund)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:

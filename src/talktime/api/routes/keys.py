@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from talktime import keys
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
-from talktime.api.models import problems
+from talktime.api.models import RowId, problems
 from talktime.service.accounts import require_account
 
 router = APIRouter(tags=["keys"])
@@ -55,7 +55,6 @@ def _new(new: keys.NewKey) -> NewKeyOut:
 
 
 KeyId = Annotated[str, Path(max_length=40)]
-AccountPath = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.post("/v1/keys", status_code=201, response_model=NewKeyOut, responses=problems(403))
@@ -86,9 +85,7 @@ def revoke_key(key_id: KeyId, account_id: AccountId, engine: Engine) -> KeyOut:
     responses=problems(403, 404),
     tags=["admin"],
 )
-def admin_create_key(
-    account_id: AccountPath, body: KeyIn, _admin: Admin, engine: Engine
-) -> NewKeyOut:
+def admin_create_key(account_id: RowId, body: KeyIn, _admin: Admin, engine: Engine) -> NewKeyOut:
     """Create an API key for any account (shown once)."""
     with engine.begin() as conn:
         require_account(conn, account_id)

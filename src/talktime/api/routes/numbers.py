@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import E164, BalanceSnapshot, Line, problems, stored
+from talktime.api.models import E164, BalanceSnapshot, Line, RowId, problems, stored
 from talktime.service import numbers
 
 router = APIRouter(tags=["numbers"])
@@ -67,7 +67,7 @@ def list_numbers(request: Request, account_id: AccountId, engine: Engine) -> dic
 
 @router.delete("/v1/numbers/{number_id}", response_model=NumberOut, responses=problems(403, 404))
 def release_number(
-    number_id: Annotated[int, Path(ge=1, le=2**62)],
+    number_id: RowId,
     request: Request,
     account_id: AccountId,
     engine: Engine,

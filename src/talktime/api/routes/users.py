@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from talktime import policy
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
-from talktime.api.models import problems
+from talktime.api.models import RowId, problems
 from talktime.service import users as service
 from talktime.service.accounts import require_account
 
@@ -84,7 +84,6 @@ def _patch(engine: sa.Engine, account_id: int, user_id: str, body: UserPatch) ->
 
 
 UserId = Annotated[str, Path(max_length=40)]
-AccountPath = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.post("/v1/users", status_code=201, response_model=UserOut, responses=problems(403))
@@ -119,9 +118,7 @@ def update_user(user_id: UserId, body: UserPatch, account_id: AccountId, engine:
     responses=problems(403, 404),
     tags=["admin"],
 )
-def admin_create_user(
-    account_id: AccountPath, body: UserIn, _admin: Admin, engine: Engine
-) -> UserOut:
+def admin_create_user(account_id: RowId, body: UserIn, _admin: Admin, engine: Engine) -> UserOut:
     """Add a user to any account (admin key)."""
     return _create(engine, account_id, body)
 
@@ -132,7 +129,7 @@ def admin_create_user(
     responses=problems(403, 404),
     tags=["admin"],
 )
-def admin_list_users(account_id: AccountPath, _admin: Admin, engine: Engine) -> UserList:
+def admin_list_users(account_id: RowId, _admin: Admin, engine: Engine) -> UserList:
     """The users of any account (admin key)."""
     return _list(engine, account_id)
 
@@ -144,7 +141,7 @@ def admin_list_users(account_id: AccountPath, _admin: Admin, engine: Engine) -> 
     tags=["admin"],
 )
 def admin_update_user(
-    account_id: AccountPath, user_id: UserId, body: UserPatch, _admin: Admin, engine: Engine
+    account_id: RowId, user_id: UserId, body: UserPatch, _admin: Admin, engine: Engine
 ) -> UserOut:
     """Change a user's role or restrictions in any account (admin key)."""
     return _patch(engine, account_id, user_id, body)

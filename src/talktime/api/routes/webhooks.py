@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from talktime.api.auth import AccountId
-from talktime.api.models import problems
+from talktime.api.models import RowId, problems
 from talktime.config import Settings
 from talktime.ops import webhooks
 
@@ -164,9 +164,7 @@ def list_deliveries(
     response_class=Response,
     responses=problems(403, 404, 409),
 )
-def redeliver(
-    delivery_id: Annotated[int, Path(ge=1)], account: AccountId, request: Request
-) -> Response:
+def redeliver(delivery_id: RowId, account: AccountId, request: Request) -> Response:
     """Send a delivery again now (with a fresh 24-hour retry window)."""
     engine, _ = _ctx(request)
     webhooks.redeliver(engine, account, delivery_id)
