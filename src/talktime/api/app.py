@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 import talktime
 from talktime.api import errors, openapi
+from talktime.api.auth import key_reader_for
 from talktime.api.metrics import MetricsMiddleware
 from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: the process settings)."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, settings)
+    key_reader = key_reader_for(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.collect()
             gc.freeze()
         yield
+        if key_reader is not None:
+            key_reader.close()
         groupcommit.close(engine)
         engine.dispose()
 
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.key_reader = key_reader
     errors.install(app)
     openapi.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

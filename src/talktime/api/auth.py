@@ -7,6 +7,7 @@ was wrong.
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import anyio.to_thread
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from talktime.errors import TalktimeError
 from talktime.keys import InvalidApiKeyError, Principal, authenticate
+from talktime.store.engine import is_sqlite_busy, is_sqlite_file
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tt_...`")
 
@@ -32,22 +34,116 @@ class AccountKeyRequiredError(TalktimeError):
     title = "Account key required"
 
 
+class LoopKeyReader:
+    """Key lookups on the event loop for a SQLite file database, on one connection that never
+    waits for a lock.
+
+    In WAL mode a read neither takes nor waits for the write lock, so the lookup (BEGIN, one
+    indexed SELECT, COMMIT: tens of microseconds) costs less than the hop to the thread pool
+    and back. The connection is opened in the thread pool (`connect`: opening may wait for a
+    lock) and its busy timeout is then 0: if SQLite ever answers "busy", `lookup` returns None
+    and the caller uses the thread pool, so the event loop never sleeps in SQLite's busy
+    handler. Revocation takes effect at once: nothing is cached.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._conn: sa.Connection | None = None
+        self._lock = threading.Lock()  # the loop never waits for it: busy means "use the pool"
+
+    @property
+    def connected(self) -> bool:
+        """True once `connect` has opened the connection (and until an error drops it)."""
+        return self._conn is not None
+
+    def connect(self) -> None:
+        """Open the connection; call it from a worker thread, never from the event loop."""
+        with self._lock:
+            if self._conn is not None:
+                return
+            conn = self.engine.connect().execution_options(sqlite_begin="DEFERRED")
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            self._conn = conn
+
+    def lookup(self, token: str, admin_token: str | None) -> Principal | None:
+        """The key's principal (raises `InvalidApiKeyError`), or None when the connection is
+        not open, is in use by another thread, or SQLite was busy."""
+        if self._conn is None or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._conn
+            if conn is None:
+                return None
+            with conn.begin():
+                return authenticate(conn, token, admin_token)
+        except InvalidApiKeyError:
+            raise
+        except sa.exc.OperationalError as exc:
+            if is_sqlite_busy(exc):
+                return None
+            self._drop()
+            raise
+        except BaseException:
+            self._drop()
+            raise
+        finally:
+            self._lock.release()
+
+    def _drop(self) -> None:
+        """Close the connection without giving it back to the pool (its busy timeout is 0)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.invalidate()
+            conn.close()
+
+    def close(self) -> None:
+        """Give up the connection (at the app's shutdown)."""
+        with self._lock:
+            self._drop()
+
+
+def key_reader_for(engine: sa.Engine) -> LoopKeyReader | None:
+    """A `LoopKeyReader` for a SQLite file database; None elsewhere (PostgreSQL's lookup is
+    a network round trip, and an in-memory SQLite database has one connection for all)."""
+    return LoopKeyReader(engine) if is_sqlite_file(engine) else None
+
+
 async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The principal behind the request's API key (401 if none is valid).
 
-    The lookup runs in the thread pool, never on the event loop: a SQLite read can meet the
-    busy handler (whose sleeps would stall every request of the process). On PostgreSQL it
-    runs in autocommit: no BEGIN/ROLLBACK round trips around one SELECT."""
+    On a SQLite file database the lookup runs on the event loop (`LoopKeyReader`), in the
+    thread pool if SQLite is busy. Elsewhere it runs in the thread pool; on PostgreSQL in
+    autocommit: no BEGIN/ROLLBACK round trips around one SELECT."""
     if credentials is None or not credentials.credentials:
         raise InvalidApiKeyError("Send an API key: `Authorization: Bearer tt_...`.")
     admin = request.app.state.settings.admin_key
     engine: sa.Engine = request.app.state.engine
     token = credentials.credentials
     admin_token = admin.get_secret_value() if admin else None
+    reader: LoopKeyReader | None = getattr(request.app.state, "key_reader", None)
+    if reader is not None:
+        found = reader.lookup(token, admin_token)
+        if found is not None:
+            return found
+        if not reader.connected:
+            return await anyio.to_thread.run_sync(_connect_and_lookup, reader, token, admin_token)
     return await anyio.to_thread.run_sync(_lookup, engine, token, admin_token)
+
+
+def _connect_and_lookup(reader: LoopKeyReader, token: str, admin_token: str | None) -> Principal:
+    """In a worker thread: open the loop reader's connection (the next lookups run on the
+    loop), then look the key up as usual."""
+    try:
+        reader.connect()
+    except sa.exc.OperationalError as exc:
+        if not is_sqlite_busy(exc):
+            raise
+    return _lookup(reader.engine, token, admin_token)
 
 
 def _lookup(engine: sa.Engine, token: str, admin_token: str | None) -> Principal:

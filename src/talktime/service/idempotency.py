@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter
 from talktime.store.api_tables import api_requests
+from talktime.store.engine import is_sqlite_file
 from talktime.store.rawsql import RawStatement
 from talktime.wallet.idempotency import RETENTION_MICROS
 
@@ -255,9 +256,10 @@ class _SqliteWriterTurn:
     ``flock`` on ``<database>-writer.lock`` shared with the other processes (file databases
     only). Writers wait in the kernel's queue, not in SQLite's busy handler."""
 
-    def __init__(self, database: str | None) -> None:
+    def __init__(self, engine: sa.Engine) -> None:
         self._thread_lock = threading.Lock()
-        self._path = f"{database}-writer.lock" if _is_file(database) else None
+        database = engine.url.database
+        self._path = f"{database}-writer.lock" if is_sqlite_file(engine) else None
         self._fd: int | None = None
 
     def __enter__(self) -> None:
@@ -280,12 +282,6 @@ class _SqliteWriterTurn:
             self._thread_lock.release()
 
 
-def _is_file(database: str | None) -> bool:
-    if not database or database == ":memory:":
-        return False
-    return not (database.startswith("file:") and "mode=memory" in database)
-
-
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, _SqliteWriterTurn] = (
     weakref.WeakKeyDictionary()
 )
@@ -302,7 +298,7 @@ def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
     with _GUARD:
         turn = _SQLITE_WRITERS.get(engine)
         if turn is None:
-            turn = _SQLITE_WRITERS[engine] = _SqliteWriterTurn(engine.url.database)
+            turn = _SQLITE_WRITERS[engine] = _SqliteWriterTurn(engine)
     return turn
 
 

@@ -20,6 +20,24 @@ def backend_name(url: str | URL) -> str:
     return make_url(url).get_backend_name()
 
 
+def is_sqlite_file(engine: sa.Engine) -> bool:
+    """True for a SQLite database in a file (not in memory): one that several connections,
+    threads and processes share."""
+    if engine.dialect.name != "sqlite":
+        return False
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return False
+    return not (database.startswith("file:") and "mode=memory" in database)
+
+
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" (SQLITE_BUSY and its extended codes)."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(orig, sqlite3.OperationalError) and code is not None and code & 0xFF == 5
+
+
 def make_engine(url: str | URL | None = None, settings: Settings | None = None) -> sa.Engine:
     """An engine for ``url`` (default: the configured database) with talktime's settings.
 
