@@ -109,3 +109,11 @@ def test_a_numeric_path_id_too_large_for_the_database_is_a_422_naming_it(api: An
             checked.append(f"{method.upper()} {path}")
     assert "POST /v1/webhooks/deliveries/{delivery_id}/redeliver" in checked
     assert "DELETE /v1/numbers/{number_id}" in checked
+
+
+def test_a_ledger_cursor_too_large_for_an_id_is_a_422_naming_it(api: Any) -> None:
+    t = apikit.tenant(api, number=None)
+    response = api.get("/v1/ledger", params={"cursor": "9" * 19}, headers=t.auth)
+    assert response.status_code == 422
+    assert "cursor" in response.text
+    assert api.get("/v1/ledger", params={"cursor": "9" * 18}, headers=t.auth).status_code == 200

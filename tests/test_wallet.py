@@ -314,6 +314,15 @@ def test_ledger_pages_with_a_cursor_newest_first(wallet: Wallet, engine: sa.Engi
         wallet.ledger(account, cursor="abc")
 
 
+@pytest.mark.parametrize("cursor", ["abc", "²", "٣", "-1", str(2**62 + 1), "9" * 19])
+def test_a_ledger_cursor_that_is_no_id_is_refused_before_reaching_the_database(
+    wallet: Wallet, cursor: str
+) -> None:
+    account = new_account(wallet)
+    with pytest.raises(InvalidRequestError, match="cursor"):
+        wallet.ledger(account, cursor=cursor)
+
+
 def test_idempotency_records_are_kept_thirty_days(wallet: Wallet) -> None:
     account = new_account(wallet)
     wallet.charge(account, 10, "old")

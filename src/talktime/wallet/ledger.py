@@ -15,6 +15,8 @@ from talktime.wallet.model import LedgerEntry, LedgerPage
 from talktime.wallet.periods import from_micros, to_micros
 
 MAX_PAGE = 500
+MAX_CURSOR = 2**62
+"""The largest cursor taken (ledger ids stay far below; a larger number would overflow)."""
 
 
 def list_entries(
@@ -35,7 +37,8 @@ def list_entries(
         raise InvalidRequestError(f"a page holds 1 to {MAX_PAGE} entries, not {limit}")
     query = sa.select(ledger).where(ledger.c.account_id == account_id)
     if cursor is not None:
-        if not cursor.isdigit():
+        # ASCII digits only (str.isdigit also takes '²'), and no more than an id can hold
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_CURSOR:
             raise InvalidRequestError(f"cursor {cursor!r} is not one this API returned")
         query = query.where(ledger.c.id < int(cursor))
     if kind is not None:

@@ -84,7 +84,7 @@ LedgerKind = Annotated[
 def get_ledger(
     account_id: AccountId,
     engine: Engine,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     kind: LedgerKind = None,
     reference: Annotated[str | None, Query(max_length=200)] = None,
