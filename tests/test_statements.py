@@ -208,6 +208,7 @@ def test_periods_are_calendar_months_and_bad_ones_are_refused() -> None:
     start, end = period_bounds("2026-12")
     assert start == from_datetime(datetime(2026, 12, 1, tzinfo=UTC))
     assert end == from_datetime(datetime(2027, 1, 1, tzinfo=UTC))
-    for bad in ["2026-13", "2026-00", "26-10", "2026/10", "", "2026-1"]:
+    assert period_bounds("9999-11")[1] == from_datetime(datetime(9999, 12, 1, tzinfo=UTC))
+    for bad in ["2026-13", "2026-00", "26-10", "2026/10", "", "2026-1", "1969-12", "9999-12"]:
         with pytest.raises(InvalidPeriodError):
             period_bounds(bad)

@@ -69,11 +69,17 @@ class StatementMismatchError(TalktimeError):
 def period_bounds(period: str) -> tuple[int, int]:
     """`YYYY-MM` as [start, end) epoch microseconds (UTC calendar month)."""
     match = _PERIOD.match(period)
+    refusal = InvalidPeriodError(
+        f"period {period!r} is not a month from 1970-01 to 9999-11 written like 2026-10"
+    )
     if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
-        raise InvalidPeriodError(f"period {period!r} is not a month like 2026-10")
+        raise refusal
     year, month = int(match.group(1)), int(match.group(2))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    try:  # 9999-12 would end in the year 10000, past what datetime holds
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    except ValueError:
+        raise refusal from None
     return from_datetime(start), from_datetime(end)
 
 
