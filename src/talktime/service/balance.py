@@ -11,8 +11,10 @@ import sqlalchemy as sa
 
 from talktime.service.common import fmt
 from talktime.store.recharge_tables import recharge_settings
-from talktime.wallet import Wallet
+from talktime.wallet import Wallet, accounts
+from talktime.wallet import ledger as wallet_ledger
 from talktime.wallet.model import LedgerEntry
+from talktime.wallet.periods import to_micros, utcnow
 
 
 def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
@@ -37,10 +39,10 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
 def balance(engine: sa.Engine, account_id: int) -> dict[str, Any]:
     """Free credit left this period and when it expires, paid, held, available, the monthly
     limit with this period's paid usage, and the auto-recharge state."""
-    wallet = Wallet(engine)
-    account = wallet.account(account_id)
-    b = wallet.balance(account_id)
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+    # one read transaction: the account, its balances and auto-recharge from one snapshot
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn, conn.begin():
+        account = accounts.get_account(conn, account_id)
+        b = accounts.read_balance(conn, account_id, to_micros(utcnow()))
         auto = _auto_recharge(conn, account_id)
     return {
         "currency": account.currency,
@@ -84,17 +86,18 @@ def ledger(
     until: datetime | None = None,
 ) -> dict[str, Any]:
     """A page of the account's ledger, newest first."""
-    wallet = Wallet(engine)
-    currency = wallet.account(account_id).currency
-    page = wallet.ledger(
-        account_id,
-        cursor=cursor,
-        limit=limit,
-        kind=kind,
-        reference=reference,
-        since=since,
-        until=until,
-    )
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn, conn.begin():
+        currency = accounts.get_account(conn, account_id).currency
+        page = wallet_ledger.list_entries(
+            conn,
+            account_id,
+            cursor=cursor,
+            limit=limit,
+            kind=kind,
+            reference=reference,
+            since=since,
+            until=until,
+        )
     return {
         "currency": currency,
         "entries": [entry_dict(e) for e in page.entries],
