@@ -130,6 +130,20 @@ def test_only_plain_http_and_https_urls_are_accepted(url: str) -> None:
         check_url(url, allow_private=True)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[zz]/",  # a bracketed host that is no IPv6 address: urlsplit raises
+        "https://" + "a" * 300 + ".com/",  # a label too long for IDNA: getaddrinfo raises
+        "http://[::1]:99999/",
+        "http://a..b/",
+    ],
+)
+def test_a_malformed_url_is_refused_as_not_allowed_never_an_error(url: str) -> None:
+    with pytest.raises(WebhookUrlNotAllowedError):
+        check_url(url, allow_private=True)
+
+
 def test_public_addresses_are_allowed() -> None:
     assert check_url("https://8.8.8.8/hooks", allow_private=False)
 

@@ -45,15 +45,19 @@ def resolve(host: str, port: int) -> list[Address]:
         pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: no valid IDNA name
         raise WebhookUrlNotAllowedError(f"the webhook host {host!r} does not resolve") from exc
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def check_url(url: str, *, allow_private: bool) -> str:
     """Return `url` if the server may call it, else raise `WebhookUrlNotAllowedError`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. a bracketed host that is no IPv6 address
+        raise WebhookUrlNotAllowedError(f"the webhook URL is not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not hostname:
         raise WebhookUrlNotAllowedError("a webhook URL must be an http:// or https:// URL")
     if parts.username or parts.password:
         raise WebhookUrlNotAllowedError("a webhook URL must not carry credentials")
@@ -61,11 +65,11 @@ def check_url(url: str, *, allow_private: bool) -> str:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise WebhookUrlNotAllowedError("the webhook URL has an invalid port") from exc
-    for addr in resolve(parts.hostname, port):
+    for addr in resolve(hostname, port):
         reason = _refusal(addr, allow_private)
         if reason:
             raise WebhookUrlNotAllowedError(
-                f"the webhook host {parts.hostname} resolves to the {reason} address {addr}; "
+                f"the webhook host {hostname} resolves to the {reason} address {addr}; "
                 "use a public address"
                 + ("" if allow_private else " (operators may set webhooks_allow_private)")
             )
