@@ -117,3 +117,44 @@ def test_a_ledger_cursor_too_large_for_an_id_is_a_422_naming_it(api: Any) -> Non
     assert response.status_code == 422
     assert "cursor" in response.text
     assert api.get("/v1/ledger", params={"cursor": "9" * 18}, headers=t.auth).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/v1/calls/%00"),
+        ("GET", "/v1/users/a%00b"),
+        ("DELETE", "/v1/keys/%00"),
+        ("GET", "/v1/ledger?reference=a%00b"),
+    ],
+)
+def test_a_nul_character_in_the_path_or_query_is_a_422_on_both_backends(
+    api: Any, method: str, url: str
+) -> None:
+    t = apikit.tenant(api, number=None)
+    response = api.request(method, url, headers={**t.auth, **apikit.idem()})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+    assert "NUL" in response.json()["detail"]
+
+
+def test_a_nul_character_in_a_json_string_is_refused_and_nothing_is_written(api: Any) -> None:
+    t = apikit.tenant(api, number=None)
+    before = api.get("/v1/users", headers=t.auth).json()
+    for body in ('{"name": "a\\u0000b"}', '{"name": "a\\\\\\u0000b"}'):
+        response = api.post(
+            "/v1/users", content=body, headers={**t.auth, "content-type": "application/json"}
+        )
+        assert response.status_code == 422, body
+        assert "NUL" in response.json()["detail"]
+    assert api.get("/v1/users", headers=t.auth).json() == before
+
+
+def test_an_escaped_backslash_before_u0000_is_text_and_accepted(api: Any) -> None:
+    t = apikit.tenant(api, number=None)
+    body = '{"name": "a\\\\u0000b"}'  # JSON for the seven characters a\u0000b
+    response = api.post(
+        "/v1/users", content=body, headers={**t.auth, "content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "a\\u0000b"

@@ -1,8 +1,11 @@
-"""Request plumbing as one ASGI middleware: request id, body size limit, last-resort 500.
+"""Request plumbing as one ASGI middleware: request id, body size limit, NUL characters,
+last-resort 500.
 
 Every request gets an `X-Request-ID` (the client's if it sent a sane one, else a new one); it is
 echoed on the response, carried in a context variable for problem documents and logs, and an
-unexpected exception becomes a logged 500 problem with that id and never a stack trace.
+unexpected exception becomes a logged 500 problem with that id and never a stack trace. A NUL
+character (U+0000) in the path, the query or a JSON string of the body is refused with a 422
+before the app sees it: PostgreSQL text cannot hold one, and both backends must answer alike.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ def current_request_id() -> str:
 
 class BodyTooLargeError(Exception):
     """The request body exceeds the configured limit."""
+
+
+class NulCharacterError(Exception):
+    """A JSON string of the request body holds a NUL character."""
+
+
+# `\u0000` in JSON text is a NUL only when an even number of backslashes (none included)
+# comes before it: `\\u0000` is a backslash followed by the letters u0000.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_NUL_DETAIL = "NUL characters (U+0000) are not allowed in {where}; remove them and try again."
 
 
 def _problem_bytes(status: int, code: str, title: str, detail: str, request_id: str) -> bytes:
@@ -71,11 +84,12 @@ class RequestContextMiddleware:
         id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
         started = False
         too_large = False
+        nul_found = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
-            if too_large:
-                return  # the app's answer to a truncated body is replaced by a 413
+            if too_large or nul_found:
+                return  # the app's answer to a refused body is replaced by the refusal
             if message["type"] == "http.response.start":
                 started = True
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
@@ -97,18 +111,32 @@ class RequestContextMiddleware:
 
         limit = self.max_body_bytes
         received = 0
+        chunks: list[bytes] = []
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received, too_large, nul_found
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit and not started:
                     too_large = True
                     raise BodyTooLargeError
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    if b"u0000" in body and _JSON_NUL.search(body) and not started:
+                        nul_found = True
+                        raise NulCharacterError
             return message
 
         try:
+            if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                where = "the URL" if "\x00" in scope.get("path", "") else "the query"
+                await problem(
+                    422, "invalid_request", "Invalid request", _NUL_DETAIL.format(where=where)
+                )
+                return
             if length is not None and length > limit:
                 await problem(
                     413,
@@ -120,6 +148,17 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_with_id)
             if too_large:
                 raise BodyTooLargeError
+            if nul_found:
+                raise NulCharacterError
+        except NulCharacterError:
+            nul_found = False
+            if not started:
+                await problem(
+                    422,
+                    "invalid_request",
+                    "Invalid request",
+                    _NUL_DETAIL.format(where="the request body"),
+                )
         except BodyTooLargeError:
             too_large = False
             if not started:
