@@ -349,3 +349,28 @@ def test_recharge_run_command_pays_due_recharges(
     [outcome] = json.loads(out.output)
     assert (outcome["account_id"], outcome["outcome"]) == (account, "succeeded")
     assert wallet.balance(account).paid == 24 * D
+
+
+def test_a_provider_reason_longer_than_its_column_is_stored_cut_on_both_backends(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
+    enable(wallet, account)
+    wallet.charge(account, 6 * D, "c1")
+    provider = TestProvider()
+    reason = "issuer says: " + "x" * 2000
+    provider.decline(str(account), reason)
+    for after in (0, 60, 180):
+        assert process(wallet, provider, timedelta(seconds=after)) == ["declined"]
+    history = recharges_of(wallet, account)
+    assert all(r.last_error == reason[:499] + "\u2026" for r in history)
+    with engine.connect() as conn:
+        settings = rc.get_settings_of(conn, account)
+    assert settings is not None
+    assert not settings.enabled
+    assert settings.disabled_reason is not None
+    assert len(settings.disabled_reason) == rc.DISABLED_REASON_LENGTH
+    assert settings.disabled_reason.startswith("3 consecutive declines; last: issuer says: x")
+    [failed] = wallet.events(account, "recharge.failed")
+    assert failed["payload"]["reason"] == reason  # the event keeps the whole text

@@ -119,6 +119,17 @@ _IN_FLIGHT = sa.select(recharges).where(
 )
 
 
+def _length(column: sa.Column[Any]) -> int:
+    kind = column.type
+    assert isinstance(kind, sa.String)
+    assert kind.length is not None
+    return kind.length
+
+
+LAST_ERROR_LENGTH = _length(recharges.c.last_error)
+DISABLED_REASON_LENGTH = _length(recharge_settings.c.disabled_reason)
+
+
 def _settings_row(conn: sa.Connection, account_id: int) -> Any:
     found = _SETTINGS.rows(conn, {"account_id": account_id})
     return found[0] if found else None
@@ -428,10 +439,18 @@ def _pay(engine: sa.Engine, provider: PaymentProvider, item: Recharge) -> Paymen
         return PaymentResult("error", None, f"{type(exc).__name__}: {exc}")
 
 
+def _clip(text: str | None, limit: int) -> str | None:
+    """A provider's free text cut to fit its column (PostgreSQL refuses a longer string)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
+
+
 def _record(
     engine: sa.Engine, item: Recharge, result: PaymentResult, now: int, settings: Settings
 ) -> RechargeOutcome:
     """Write the payment's outcome: grant on success, back off or give up on a decline."""
+    error = _clip(result.reason, LAST_ERROR_LENGTH)
     with engine.begin() as conn:
         book = Book(conn, now)
         state = book.account(item.account_id)  # lock the account first, then the recharge
@@ -486,7 +505,7 @@ def _record(
                 .where(where)
                 .values(
                     state="pending",
-                    last_error=result.reason,
+                    last_error=error,
                     next_attempt_at=now + backoff(row.attempts, settings.recharge_backoff_seconds),
                 )
             )
@@ -498,7 +517,7 @@ def _record(
             .values(
                 state="declined",
                 provider_reference=result.reference,
-                last_error=result.reason,
+                last_error=error,
                 finished_at=now,
             )
         )
@@ -508,7 +527,10 @@ def _record(
         if declines >= settings.recharge_max_declines:
             values.update(
                 enabled=False,
-                disabled_reason=f"{declines} consecutive declines; last: {result.reason}",
+                disabled_reason=_clip(
+                    f"{declines} consecutive declines; last: {result.reason}",
+                    DISABLED_REASON_LENGTH,
+                ),
             )
             book.event(
                 item.account_id,
