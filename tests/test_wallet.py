@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -328,3 +329,59 @@ def test_idempotency_records_are_kept_thirty_days(wallet: Wallet) -> None:
     wallet.charge(account, 10, "old")
     assert wallet.purge_idempotency(now=T0 + timedelta(days=29)) == 0
     assert wallet.purge_idempotency(now=T0 + timedelta(days=31)) >= 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda w, a: w.charge(a, 10, "c", reference="r" * 201),
+        lambda w, a: w.charge(a, 10, "c", reference="a\x00b"),
+        lambda w, a: w.charge(a, 10, "a\x00b"),
+        lambda w, a: w.authorize(a, 10, "h", timedelta(minutes=5), reference="r" * 201),
+        lambda w, a: w.grant(a, "promotional", 10, "g", source="s" * 201),
+        lambda w, a: w.grant(a, "promotional", 10, "g", source="a\x00b"),
+        lambda w, a: w.ledger(a, reference="a\x00b"),
+    ],
+    ids=[
+        "long-reference",
+        "nul-reference",
+        "nul-key",
+        "long-hold-reference",
+        "long-source",
+        "nul-source",
+        "nul-filter",
+    ],
+)
+def test_text_the_database_cannot_store_alike_is_refused_and_changes_nothing(
+    wallet: Wallet, call: Any
+) -> None:
+    account = new_account(wallet, paid=1_000)
+    before = (wallet.balance(account), wallet.ledger(account).entries)
+    with pytest.raises(InvalidRequestError):
+        call(wallet, account)
+    assert (wallet.balance(account), wallet.ledger(account).entries) == before
+    assert wallet.verify() == []
+
+
+def test_a_batch_item_with_a_bad_reference_is_refused_alone(wallet: Wallet) -> None:
+    account = new_account(wallet, paid=1_000)
+    available = wallet.balance(account).available
+    results = wallet.charge_batch(
+        [
+            ChargeItem(account, 10, "b1", reference="ok"),
+            ChargeItem(account, 10, "b2", reference="r" * 201),
+            ChargeItem(account, 10, "b3", reference="ok too"),
+        ]
+    )
+    assert isinstance(results[0], ChargeResult)
+    assert isinstance(results[1], InvalidRequestError)
+    assert isinstance(results[2], ChargeResult)
+    assert wallet.balance(account).available == available - 20
+    assert wallet.verify() == []
+
+
+def test_a_batch_item_with_a_nul_key_is_refused_alone(wallet: Wallet) -> None:
+    account = new_account(wallet, paid=1_000)
+    results = wallet.charge_batch([ChargeItem(account, 10, "k\x00"), ChargeItem(account, 10, "k")])
+    assert isinstance(results[0], InvalidRequestError)
+    assert isinstance(results[1], ChargeResult)

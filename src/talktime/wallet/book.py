@@ -31,6 +31,7 @@ from talktime.wallet import outbox
 from talktime.wallet.errors import (
     AccountNotFoundError,
     InvalidAmountError,
+    InvalidRequestError,
     MonthlyLimitReachedError,
 )
 from talktime.wallet.model import PAID_KINDS, Balances
@@ -203,6 +204,20 @@ def check_amount(amount: int, *, allow_zero: bool = False, what: str = "amount")
         raise InvalidAmountError(f"the {what} {amount} is too large", amount=amount)
 
 
+def check_text(value: str | None, what: str, limit: int | None = 200) -> None:
+    """Refuse a text field (a reference, a source) the database could not store alike on both
+    backends: not a string, longer than its column, or holding a NUL character (PostgreSQL
+    text cannot; SQLite would keep it). None passes."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"the {what} must be a string, not {type(value).__name__}")
+    if limit is not None and len(value) > limit:
+        raise InvalidRequestError(f"the {what} has {len(value)} characters; at most {limit}")
+    if "\x00" in value:
+        raise InvalidRequestError(f"the {what} must not contain NUL characters")
+
+
 @dataclass
 class LiveGrant:
     """A grant's working copy inside a book; `saved_*` are the values in the database."""
@@ -334,6 +349,8 @@ class Book:
             return state
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
+        if key:
+            idem.check_key(key)  # before the key reaches the database
         params = {"account_id": account_id, "key": key or ""}
         if self.conn.dialect.name == "postgresql":
             # Lock, then read in a later statement (a fresh snapshot), in one round trip.
@@ -387,7 +404,8 @@ class Book:
         cursor.execute(sql.live, (ids,))
         for row in cursor.fetchall():
             self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
-        pairs = {(a, k) for a, k in requests if a in self.states and isinstance(k, str) and k}
+        # an invalid key is refused by its own request later; the database never sees it
+        pairs = {(a, k) for a, k in requests if a in self.states and idem.is_valid_key(k)}
         if not pairs:
             return None
         ordered = sorted(pairs)

@@ -11,7 +11,7 @@ from typing import Any
 
 from talktime import money
 from talktime.errors import TalktimeError
-from talktime.wallet.book import Book, check_amount, new_transaction_id
+from talktime.wallet.book import Book, check_amount, check_text, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
 from talktime.wallet.idempotency import charge_fingerprint
 from talktime.wallet.model import USAGE, ChargeResult, charge_json, from_json
@@ -44,6 +44,7 @@ def charge(
     A key already used for the same request returns the stored result (`replayed=True`).
     """
     check_amount(amount)
+    check_text(reference, "reference")
     state = book.account(account_id, key if isinstance(key, str) else None)
     fp = charge_fingerprint(OPERATION, amount, reference, lines)
     stored = book.replay(state.id, key, OPERATION, fp)

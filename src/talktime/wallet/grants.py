@@ -20,6 +20,7 @@ from talktime.wallet.book import (
     Book,
     LiveGrant,
     check_amount,
+    check_text,
     insert_id,
     new_transaction_id,
 )
@@ -133,6 +134,7 @@ def issue(
     entry_kind: str = GRANT,
 ) -> GrantResult:
     """Idempotently grant credit to an account (purchased, promotional, refund...)."""
+    check_text(source, "source")
     state = book.account(account_id, key)
     params = {
         "kind": kind,

@@ -21,6 +21,7 @@ from talktime.wallet.book import (
     Book,
     LiveGrant,
     check_amount,
+    check_text,
     insert_id,
     new_transaction_id,
 )
@@ -163,6 +164,7 @@ def authorize(
 ) -> HoldResult:
     """Reserve ``amount`` (all or nothing) until now + ttl; returns the pending hold."""
     check_amount(amount)
+    check_text(reference, "reference")
     if ttl_micros <= 0:
         raise InvalidRequestError("a hold's time to live must be positive")
     state = book.account(account_id, key)

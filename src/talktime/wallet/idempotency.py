@@ -41,11 +41,17 @@ _LOOKUP_ONE = RawStatement(
 """One key: a fixed statement (the expanding IN is compiled again on every call)."""
 
 
+def is_valid_key(key: object) -> bool:
+    """A non-empty string of at most `MAX_KEY_LENGTH` characters without NUL characters."""
+    return isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key
+
+
 def check_key(key: str) -> None:
-    """Refuse an empty or oversized idempotency key."""
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+    """Refuse an empty or oversized idempotency key, or one holding a NUL character."""
+    if not is_valid_key(key):
         raise InvalidRequestError(
-            f"an idempotency key is a non-empty string of at most {MAX_KEY_LENGTH} characters",
+            f"an idempotency key is a non-empty string of at most {MAX_KEY_LENGTH} characters "
+            "without NUL characters",
             key=key if isinstance(key, str) else None,
         )
 

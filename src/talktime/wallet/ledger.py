@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from talktime.store.wallet_tables import ledger
+from talktime.wallet.book import check_text
 from talktime.wallet.errors import InvalidRequestError
 from talktime.wallet.model import LedgerEntry, LedgerPage
 from talktime.wallet.periods import from_micros, to_micros
@@ -35,6 +36,9 @@ def list_entries(
     previous page; ``since`` is inclusive, ``until`` exclusive."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequestError(f"a page holds 1 to {MAX_PAGE} entries, not {limit}")
+    filters = {"kind": kind, "reference": reference, "transaction_id": transaction_id}
+    for what, value in filters.items():
+        check_text(value, what, limit=None)  # a filter may be long; it may not hold NUL
     query = sa.select(ledger).where(ledger.c.account_id == account_id)
     if cursor is not None:
         # ASCII digits only (str.isdigit also takes '²'), and no more than an id can hold
