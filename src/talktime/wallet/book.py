@@ -349,9 +349,9 @@ class Book:
             return state
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise AccountNotFoundError(f"account id must be an int, not {account_id!r}")
-        if key:
-            idem.check_key(key)  # before the key reaches the database
-        params = {"account_id": account_id, "key": key or ""}
+        # an invalid key is refused by the request's own replay; the database never sees it
+        lookup = key if key and idem.is_valid_key(key) else None
+        params = {"account_id": account_id, "key": lookup or ""}
         if self.conn.dialect.name == "postgresql":
             # Lock, then read in a later statement (a fresh snapshot), in one round trip.
             rows = _LOAD_ONE.rows_after(self.conn, _LOCK_ONE, params)
@@ -363,9 +363,9 @@ class Book:
         for row in rows:
             if row.g_id is not None:
                 state.grants[row.g_id] = live_grant(row)
-        if key:
+        if lookup:
             first = rows[0]
-            self.keys[(account_id, key)] = (
+            self.keys[(account_id, lookup)] = (
                 None
                 if first.i_operation is None
                 else (first.i_operation, first.i_fingerprint, first.i_response)
@@ -404,7 +404,7 @@ class Book:
         cursor.execute(sql.live, (ids,))
         for row in cursor.fetchall():
             self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
-        # an invalid key is refused by its own request later; the database never sees it
+        # as in `account`: an invalid key is refused by its request's replay, not looked up
         pairs = {(a, k) for a, k in requests if a in self.states and idem.is_valid_key(k)}
         if not pairs:
             return None
