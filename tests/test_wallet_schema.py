@@ -29,3 +29,38 @@ def test_wallet_migration_downgrades_and_upgrades_again(engine: sa.Engine) -> No
     assert {"accounts", "grants", "ledger", "holds", "idempotency", "outbox"} <= set(
         sa.inspect(engine).get_table_names()
     )
+
+
+def test_idempotency_records_are_keyed_by_key_then_account(engine: sa.Engine) -> None:
+    # Key first, so consecutive keys of different accounts share index pages (migration 0006).
+    inspector = sa.inspect(engine)
+    for table in ("idempotency", "api_requests"):
+        assert inspector.get_pk_constraint(table)["constrained_columns"] == ["key", "account_id"]
+
+
+def test_the_key_first_migration_keeps_the_records_both_ways(engine: sa.Engine) -> None:
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    assert sa.inspect(engine).get_pk_constraint("idempotency")["constrained_columns"] == [
+        "account_id",
+        "key",
+    ]
+    row = {"account_id": 7, "key": "k-1", "operation": "charge", "fingerprint": "f"}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO idempotency (account_id, key, operation, fingerprint, response, "
+                "created_at) VALUES (:account_id, :key, :operation, :fingerprint, '{}', 1)"
+            ),
+            row,
+        )
+    upgrade(engine)
+    assert sa.inspect(engine).get_pk_constraint("idempotency")["constrained_columns"] == [
+        "key",
+        "account_id",
+    ]
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT account_id, key, operation FROM idempotency"))
+        assert kept.all() == [(7, "k-1", "charge")]

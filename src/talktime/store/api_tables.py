@@ -88,14 +88,16 @@ calls = sa.Table(
 api_requests = sa.Table(
     "api_requests",
     metadata,
-    sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), primary_key=True),
-    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("account_id", ACCOUNT, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
     sa.Column("operation", sa.String(40), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", TIME, nullable=False),
     sa.Index("ix_api_requests_created_at", "created_at"),
+    # Key first: consecutive keys share index pages across accounts (migration 0006).
+    sa.PrimaryKeyConstraint("key", "account_id"),
 )
 """The response of every successful money-moving request, by `Idempotency-Key`, for replays."""
 

@@ -138,12 +138,14 @@ hold_allocations = sa.Table(
 idempotency = sa.Table(
     "idempotency",
     metadata,
-    sa.Column("account_id", ID, primary_key=True),
-    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("account_id", ID, nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
     sa.Column("operation", sa.String(32), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", TIME, nullable=False),
+    # Key first: consecutive keys share index pages across accounts (migration 0006).
+    sa.PrimaryKeyConstraint("key", "account_id"),
     sa.Index("ix_idempotency_created_at", "created_at"),
 )
 
