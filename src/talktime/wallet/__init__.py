@@ -38,6 +38,14 @@ from talktime.wallet.errors import (
     RefundNotAllowedError,
     WalletError,
 )
+from talktime.wallet.inputs import (
+    check_id,
+    check_lines,
+    check_moment,
+    check_priority,
+    check_string,
+    check_ttl,
+)
 from talktime.wallet.model import (
     Account,
     AccountResult,
@@ -115,7 +123,10 @@ class Wallet:
     # ---- transactions ----------------------------------------------------------------------
 
     def _micros(self, now: datetime | None) -> int:
-        return to_micros(now if now is not None else self.clock())
+        if now is None:
+            return to_micros(self.clock())
+        check_moment(now, "now")
+        return to_micros(now)
 
     @contextmanager
     def book(self, now: datetime | None = None) -> Iterator[Book]:
@@ -155,6 +166,7 @@ class Wallet:
 
     def upsert_plan(self, name: str, monthly_free_credit: int, now: datetime | None = None) -> None:
         """Create or update a plan's monthly free credit (the service syncs the rate card)."""
+        check_string(name, "plan name", limit=64)
         with self.engine.begin() as conn:
             accounts.upsert_plan(conn, name, monthly_free_credit, self._micros(now))
 
@@ -176,6 +188,9 @@ class Wallet:
         now: datetime | None = None,
     ) -> AccountResult:
         """Create an account and issue the first period's free credit of its plan."""
+        check_string(name, "account name", limit=200)
+        check_string(plan, "plan", limit=64)
+        check_moment(anchor, "anchor")
         return self._write(
             lambda b: accounts.create(
                 b,
@@ -192,6 +207,7 @@ class Wallet:
 
     def account(self, account_id: int) -> Account:
         """The stored account."""
+        check_id(account_id, "account id")
         with self._read() as conn:
             return accounts.get_account(conn, account_id)
 
@@ -199,6 +215,8 @@ class Wallet:
         self, account_id: int, plan: str, key: str, now: datetime | None = None
     ) -> AccountResult:
         """Change the plan; its free credit applies from the next period."""
+        check_id(account_id, "account id")
+        check_string(plan, "plan", limit=64)
         return self._write(
             lambda b: accounts.update(b, account_id, "set_plan", {"plan": plan}, key), now
         )
@@ -207,6 +225,7 @@ class Wallet:
         self, account_id: int, status: str, key: str, now: datetime | None = None
     ) -> AccountResult:
         """Set the subscription status: `active`, `past_due` or `canceled`."""
+        check_id(account_id, "account id")
         return self._write(
             lambda b: accounts.update(b, account_id, "set_status", {"status": status}, key), now
         )
@@ -215,6 +234,7 @@ class Wallet:
         self, account_id: int, limit: int | None, key: str, now: datetime | None = None
     ) -> AccountResult:
         """Set (or with None remove) the cap on paid credit used per period."""
+        check_id(account_id, "account id")
         return self._write(
             lambda b: accounts.update(
                 b, account_id, "set_monthly_limit", {"monthly_limit": limit}, key
@@ -226,6 +246,7 @@ class Wallet:
         self, account_id: int, threshold: int | None, key: str, now: datetime | None = None
     ) -> AccountResult:
         """Set (or remove) the available credit under which `balance.low` is queued."""
+        check_id(account_id, "account id")
         return self._write(
             lambda b: accounts.update(
                 b,
@@ -253,6 +274,10 @@ class Wallet:
         now: datetime | None = None,
     ) -> GrantResult:
         """Grant credit (`purchased`, `promotional`, `refund`, `free_monthly`)."""
+        check_id(account_id, "account id")
+        check_moment(expires_at, "expires_at")
+        check_moment(effective_at, "effective_at")
+        check_priority(priority)
         return self._write(
             lambda b: grants.issue(
                 b,
@@ -287,6 +312,10 @@ class Wallet:
         self, items: list[ChargeItem], now: datetime | None = None
     ) -> list[ChargeResult | TalktimeError]:
         """Many charges in one transaction: a result or a refusal per item, in order."""
+        if not isinstance(items, list | tuple) or not all(
+            isinstance(item, ChargeItem) for item in items
+        ):
+            raise InvalidRequestError("a batch is a list of ChargeItem")
         return self._write(lambda b: charges.charge_many(b, items), now)
 
     def authorize(
@@ -300,6 +329,8 @@ class Wallet:
         now: datetime | None = None,
     ) -> HoldResult:
         """Reserve the whole amount until now + ttl, or refuse."""
+        check_id(account_id, "account id")
+        check_ttl(ttl)
         ttl_micros = _micros_of(ttl)
         return self._write(
             lambda b: holds.authorize(b, account_id, amount, key, ttl_micros, reference), now
@@ -315,6 +346,9 @@ class Wallet:
         now: datetime | None = None,
     ) -> HoldResult:
         """Reserve ``amount`` more on a pending hold; ``ttl`` moves its deadline to now + ttl."""
+        check_id(hold_id, "hold id")
+        if ttl is not None:
+            check_ttl(ttl)
         ttl_micros = None if ttl is None else _micros_of(ttl)
         return self._write(lambda b: holds.extend(b, hold_id, amount, key, ttl_micros), now)
 
@@ -328,10 +362,13 @@ class Wallet:
         now: datetime | None = None,
     ) -> SettleResult:
         """Charge the actual amount, release the rest; a shortfall is recorded `uncollected`."""
+        check_id(hold_id, "hold id")
+        check_lines(lines)
         return self._write(lambda b: holds.settle(b, hold_id, actual, key, lines), now)
 
     def void(self, hold_id: int, key: str, now: datetime | None = None) -> HoldResult:
         """Release a pending hold without charging."""
+        check_id(hold_id, "hold id")
         return self._write(lambda b: holds.void(b, hold_id, key), now)
 
     def expire_holds(self, now: datetime | None = None) -> int:
@@ -372,17 +409,21 @@ class Wallet:
         self, account_id: int, grant_id: int, amount: int, key: str, now: datetime | None = None
     ) -> RefundResult:
         """Take back unspent purchased credit from a grant."""
+        check_id(account_id, "account id")
+        check_id(grant_id, "grant id")
         return self._write(lambda b: grants.refund(b, account_id, grant_id, amount, key), now)
 
     # ---- reads -----------------------------------------------------------------------------
 
     def balance(self, account_id: int, now: datetime | None = None) -> Balance:
         """Free credit left and when it expires, paid, held, available, limit and usage."""
+        check_id(account_id, "account id")
         with self._read() as conn:
             return accounts.read_balance(conn, account_id, self._micros(now))
 
     def grants(self, account_id: int) -> list[Grant]:
         """Every grant of the account, in consumption order."""
+        check_id(account_id, "account id")
         with self._read() as conn:
             return [
                 Grant(
@@ -414,6 +455,13 @@ class Wallet:
         until: datetime | None = None,
     ) -> LedgerPage:
         """A page of the account's ledger, newest first (pass `next_cursor` for the next)."""
+        check_id(account_id, "account id")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidRequestError(f"the limit must be an int, not {type(limit).__name__}")
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidRequestError("the cursor is the `next_cursor` string of a page")
+        check_moment(since, "since")
+        check_moment(until, "until")
         with self._read() as conn:
             return ledger.list_entries(
                 conn,
@@ -431,6 +479,9 @@ class Wallet:
         self, account_id: int | None = None, type: str | None = None
     ) -> list[dict[str, Any]]:
         """Outbox events, oldest first."""
+        if account_id is not None:
+            check_id(account_id, "account id")
+        check_string(type, "event type", limit=64, optional=True)
         with self._read() as conn:
             return outbox.list_events(conn, account_id, type)
 
@@ -454,8 +505,7 @@ def _expire_grants(account_id: int, book: Book) -> int:
 
 
 def _micros_of(ttl: timedelta) -> int:
-    if not isinstance(ttl, timedelta):
-        raise InvalidRequestError("a hold's ttl is a datetime.timedelta")
+    check_ttl(ttl)
     return (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
 
 

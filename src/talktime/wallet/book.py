@@ -34,6 +34,7 @@ from talktime.wallet.errors import (
     InvalidRequestError,
     MonthlyLimitReachedError,
 )
+from talktime.wallet.inputs import check_storable
 from talktime.wallet.model import PAID_KINDS, Balances
 from talktime.wallet.periods import from_micros, period_bounds_micros
 
@@ -207,15 +208,14 @@ def check_amount(amount: int, *, allow_zero: bool = False, what: str = "amount")
 def check_text(value: str | None, what: str, limit: int | None = 200) -> None:
     """Refuse a text field (a reference, a source) the database could not store alike on both
     backends: not a string, longer than its column, or holding a NUL character (PostgreSQL
-    text cannot; SQLite would keep it). None passes."""
+    text cannot; SQLite would keep it) or a lone surrogate. None passes."""
     if value is None:
         return
     if not isinstance(value, str):
         raise InvalidRequestError(f"the {what} must be a string, not {type(value).__name__}")
     if limit is not None and len(value) > limit:
         raise InvalidRequestError(f"the {what} has {len(value)} characters; at most {limit}")
-    if "\x00" in value:
-        raise InvalidRequestError(f"the {what} must not contain NUL characters")
+    check_storable(value, what)
 
 
 @dataclass

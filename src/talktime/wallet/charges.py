@@ -14,6 +14,7 @@ from talktime.errors import TalktimeError
 from talktime.wallet.book import Book, check_amount, check_text, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
 from talktime.wallet.idempotency import charge_fingerprint
+from talktime.wallet.inputs import check_id, check_lines
 from talktime.wallet.model import USAGE, ChargeResult, charge_json, from_json
 
 OPERATION = "charge"
@@ -43,8 +44,10 @@ def charge(
 
     A key already used for the same request returns the stored result (`replayed=True`).
     """
+    check_id(account_id, "account id")
     check_amount(amount)
     check_text(reference, "reference")
+    check_lines(lines)
     state = book.account(account_id, key if isinstance(key, str) else None)
     fp = charge_fingerprint(OPERATION, amount, reference, lines)
     stored = book.replay(state.id, key, OPERATION, fp)

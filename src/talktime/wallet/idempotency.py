@@ -42,8 +42,22 @@ _LOOKUP_ONE = RawStatement(
 
 
 def is_valid_key(key: object) -> bool:
-    """A non-empty string of at most `MAX_KEY_LENGTH` characters without NUL characters."""
-    return isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key
+    """A non-empty string of at most `MAX_KEY_LENGTH` characters without NUL characters or
+    lone surrogates."""
+    return (
+        isinstance(key, str)
+        and 0 < len(key) <= MAX_KEY_LENGTH
+        and "\x00" not in key
+        and (key.isascii() or _is_utf8(key))
+    )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_key(key: str) -> None:
@@ -51,7 +65,7 @@ def check_key(key: str) -> None:
     if not is_valid_key(key):
         raise InvalidRequestError(
             f"an idempotency key is a non-empty string of at most {MAX_KEY_LENGTH} characters "
-            "without NUL characters",
+            "without NUL characters or lone surrogates",
             key=key if isinstance(key, str) else None,
         )
 
