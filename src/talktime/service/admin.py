@@ -67,6 +67,24 @@ def create_account(
     card_name = rate_card or settings.rate_card
     with engine.begin() as conn:
         sync_plans(conn, card_name, settings)
+    try:
+        return _create_account(engine, settings, name, plan, key, credit, rate_card, monthly_limit)
+    except sa.exc.IntegrityError:
+        # A concurrent request with the same key committed first (its idempotency record
+        # collided with ours): this transaction rolled back, and a second run replays it.
+        return _create_account(engine, settings, name, plan, key, credit, rate_card, monthly_limit)
+
+
+def _create_account(
+    engine: sa.Engine,
+    settings: Settings,
+    name: str,
+    plan: str,
+    key: str,
+    credit: int,
+    rate_card: str | None,
+    monthly_limit: int | None,
+) -> dict[str, Any]:
     with engine.begin() as conn:
         book = Book(conn, now_micros())
         created = accounts.create(book, name, plan, key, monthly_limit=monthly_limit)

@@ -21,6 +21,7 @@ from typing import Any
 import anyio.to_thread
 import sqlalchemy as sa
 
+from talktime.errors import TalktimeError
 from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter
 from talktime.store.api_tables import api_requests
@@ -127,6 +128,28 @@ def run_once(
     digest = fingerprint(operation, request)
     if committer is not None:
         return _run_grouped(committer, account_id, key, operation, digest, work)
+    try:
+        return _run_in_transaction(engine, account_id, key, operation, digest, work)
+    except TalktimeError:
+        # On PostgreSQL a concurrent request with the same key may have committed while this
+        # one waited for the account's lock: its work then refuses (the number is now in use,
+        # the call already completed). Answer as that request did, if it did.
+        with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            stored = replay(conn, account_id, key, operation, digest)
+        if stored is not None:
+            return stored
+        raise
+
+
+def _run_in_transaction(
+    engine: sa.Engine,
+    account_id: int,
+    key: str,
+    operation: str,
+    digest: str,
+    work: Callable[[sa.Connection], tuple[int, Any]],
+) -> StoredResponse:
+    """`run_once` without a committer: the work and its record in one transaction."""
     for attempt in range(2):
         kept: KeepWritesError | None = None
         try:
