@@ -23,18 +23,57 @@ def parse_now(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+LATEST_NOW = datetime(9999, 1, 1, tzinfo=UTC)
+"""`--now` must be before this: a period holding a later time may end past the year 9999."""
+
+MAX_MONTHS_AHEAD = 12
+"""How far `--now` may be past the latest end of any account's period (a year of periods)."""
+
+EXIT_BEHIND = 3
+"""Exit status of a run that stopped at its bound with accounts still behind: run again."""
+
+
+def check_plausible(at: datetime, text: str, latest_end: datetime | None) -> None:
+    """Refuse (`implausible_time`) a ``--now`` past the year 9998, or more than a year after
+    ``latest_end``, the latest end of any account's period: it would bill months that have not
+    happened."""
+    from talktime.wallet.periods import add_months
+
+    if at >= LATEST_NOW:
+        fail(
+            "implausible_time",
+            f"--now {text!r} is too far ahead: billing periods past the year 9999 cannot be "
+            "represented; give a time before 9999-01-01",
+        )
+    if latest_end is not None and at > add_months(latest_end, MAX_MONTHS_AHEAD):
+        fail(
+            "implausible_time",
+            f"--now {text!r} is more than a year after the latest end of any account's billing "
+            f"period ({latest_end:%Y-%m-%d}), so the cycle would bill months that have not "
+            "happened; check the date (to catch up after a longer outage, leave --now out to use "
+            "the current time, or move --now on a year at a time)",
+        )
+
+
 @cycle_app.command("run")
 def run(
     now: Annotated[
         str | None,
-        typer.Option(help="Act as if it were this ISO 8601 time (default: now), e.g. 2026-04-01"),
+        typer.Option(
+            help="Act as if it were this ISO 8601 time (default: now), e.g. 2026-04-01; refused "
+            "(implausible_time) more than a year after the latest end of any account's period."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
     """Expire last period's free credit, issue the new one and charge number rentals, for
-    every account whose period ended (catching up period by period). Safe to run again."""
+    every account whose period ended (catching up period by period). Safe to run again.
+
+    One run opens at most MAX_PERIODS_PER_RUN (240) periods per account; an account still
+    behind after that is named on stderr and the run exits 3: run it again to go on. Exits 1
+    when an account could not be advanced."""
     from talktime.store import make_engine
-    from talktime.wallet.cycle import CycleFailure, run_cycle
+    from talktime.wallet.cycle import CycleBehind, CycleFailure, latest_period_end, run_cycle
     from talktime.wallet.model import to_dict
 
     try:
@@ -44,19 +83,31 @@ def run(
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     failures: list[CycleFailure] = []
+    behind: list[CycleBehind] = []
     try:
-        runs = run_cycle(engine, at, failures)
+        if at is not None:
+            with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+                check_plausible(at, str(now), latest_period_end(conn))
+        runs = run_cycle(engine, at, failures, behind=behind)
     finally:
         engine.dispose()
     for f in failures:
         err_console.print(
             f"account {f.account_id} not advanced ({f.code}): {f.detail}", highlight=False
         )
+    for b in behind:
+        err_console.print(
+            f"account {b.account_id} still behind: its period {b.period_start:%Y-%m-%d} to "
+            f"{b.period_end:%Y-%m-%d} has ended too; run `talktime cycle run` again to go on",
+            highlight=False,
+        )
     if as_json:
         print_json([to_dict(r) for r in runs])
     if failures:
         raise typer.Exit(1)
     if as_json:
+        if behind:
+            raise typer.Exit(EXIT_BEHIND)
         return
     for r in runs:
         suspended = f", suspended {', '.join(r.numbers_suspended)}" if r.numbers_suspended else ""
@@ -66,4 +117,7 @@ def run(
             f"{money.format(r.rentals_charged)}{suspended}",
             highlight=False,
         )
-    console.print(f"{len(runs)} period(s) opened", highlight=False)
+    left = f"; {len(behind)} account(s) still behind: run again" if behind else ""
+    console.print(f"{len(runs)} period(s) opened{left}", highlight=False)
+    if behind:
+        raise typer.Exit(EXIT_BEHIND)

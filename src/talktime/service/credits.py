@@ -10,7 +10,12 @@ from talktime.config import Settings
 from talktime.service.balance import balance
 from talktime.service.common import fmt, now_micros
 from talktime.wallet import Wallet, recharge
-from talktime.wallet.payments import PaymentProvider, provider_from_settings
+from talktime.wallet.payments import (
+    PaymentProvider,
+    PaymentSetupError,
+    minor_units,
+    provider_from_settings,
+)
 
 
 def purchase(
@@ -40,8 +45,20 @@ def purchase(
 def set_auto_recharge(
     engine: sa.Engine, account_id: int, *, enabled: bool, threshold: int, amount: int
 ) -> dict[str, Any]:
-    """When paid credit falls under ``threshold``, buy ``amount`` more (one at a time)."""
-    Wallet(engine).account(account_id)
+    """When paid credit falls under ``threshold``, buy ``amount`` more (one at a time).
+
+    Turning it on with an ``amount`` no card payment can take (not whole cents) is refused
+    (`payment_setup_invalid`), as buying that amount is; turning it off always works.
+    """
+    account = Wallet(engine).account(account_id)
+    if enabled:
+        try:
+            minor_units(amount, account.currency)
+        except PaymentSetupError as refusal:
+            raise PaymentSetupError(
+                f"the auto-recharge amount cannot be paid by card: {refusal.detail}",
+                field="amount",
+            ) from None
     with engine.begin() as conn:
         recharge.configure(
             conn, account_id, enabled=enabled, threshold=threshold, amount=amount, now=now_micros()

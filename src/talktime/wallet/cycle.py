@@ -3,7 +3,8 @@
 Per account and period, in one transaction: expire what is left of the free monthly credit (no
 rollover), issue the new period's free credit, charge each active number's rental (suspending a
 number the credit does not cover) and move the account to the new period. Idempotent per
-account and period; after downtime it catches up period by period, in order.
+account and period; after downtime it catches up period by period, in order, at most
+`MAX_PERIODS_PER_RUN` periods per account in one run (the next run goes on).
 """
 
 from __future__ import annotations
@@ -159,34 +160,82 @@ class CycleFailure:
     detail: str
 
 
+@dataclass(frozen=True)
+class CycleBehind:
+    """An account that reached the run's bound (`MAX_PERIODS_PER_RUN`) with ended periods left;
+    the next run goes on from the period it is in, which already ended."""
+
+    account_id: int
+    period_start: datetime
+    period_end: datetime
+
+
+def latest_period_end(conn: sa.Connection) -> datetime | None:
+    """The latest end of any account's current period (None when there are no accounts)."""
+    latest = conn.execute(sa.select(sa.func.max(accounts.c.period_end))).scalar()
+    return None if latest is None else from_micros(int(latest))
+
+
 def run_cycle(
     engine: sa.Engine,
     now: datetime | None = None,
     failures: list[CycleFailure] | None = None,
+    *,
+    behind: list[CycleBehind] | None = None,
+    max_periods: int | None = None,
 ) -> list[CycleRun]:
     """Advance every account whose period ended by ``now`` (default: the current time), one
-    period at a time and in order, until each is in the period holding ``now``.
+    period at a time and in order, until each is in the period holding ``now`` or has opened
+    ``max_periods`` periods in this run (default `MAX_PERIODS_PER_RUN`).
 
-    An account that is refused (a `TalktimeError`, such as an unknown plan) is left as it is,
-    logged and appended to ``failures``; the other accounts are still advanced.
+    An account stopped by that bound while still behind is logged and appended to ``behind``;
+    the next run continues it. An account that is refused (a `TalktimeError`, such as an unknown
+    plan) is left as it is, logged and appended to ``failures``. The other accounts are still
+    advanced either way.
     """
     at = to_micros(now or utcnow())
+    bound = MAX_PERIODS_PER_RUN if max_periods is None else max_periods
+    if bound < 1:
+        raise ValueError(f"max_periods must be at least 1, not {bound}")
     runs: list[CycleRun] = []
-    failed: set[int] = set()
+    opened: dict[int, int] = {}  # periods opened per account in this run
+    done: set[int] = set()  # refused, or at the bound: not looked at again in this run
+    lagging: list[CycleBehind] = []
     while True:
         with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            due = [a for a in due_accounts(conn, at, limit=1000 + len(failed)) if a not in failed]
+            due = [a for a in due_accounts(conn, at, limit=1000 + len(done)) if a not in done]
         if not due:
-            return runs
+            break
         for account_id in due:
+            count = opened.get(account_id, 0)
+            last: CycleRun | None = None
             try:
-                for _ in range(MAX_PERIODS_PER_RUN):
+                while count < bound:
                     run = advance(engine, account_id, at)
                     if run is None:
                         break
                     runs.append(run)
+                    count += 1
+                    last = run
             except TalktimeError as refusal:
                 log.error("cycle: account %s not advanced: %s", account_id, refusal.detail)
-                failed.add(account_id)
+                done.add(account_id)
                 if failures is not None:
                     failures.append(CycleFailure(account_id, refusal.code, refusal.detail))
+            opened[account_id] = count
+            if count >= bound and account_id not in done:
+                done.add(account_id)
+                if last is not None and to_micros(last.period_end) <= at:
+                    lagging.append(CycleBehind(account_id, last.period_start, last.period_end))
+    if lagging:
+        log.warning(
+            "cycle: %d account(s) still behind after %d periods each in this run (first: account"
+            " %s, in the period ending %s); the next run goes on",
+            len(lagging),
+            bound,
+            lagging[0].account_id,
+            lagging[0].period_end.isoformat(),
+        )
+    if behind is not None:
+        behind.extend(lagging)
+    return runs

@@ -1,0 +1,236 @@
+"""The monthly cycle's bound on catch-up, on both backends: one run opens at most
+`MAX_PERIODS_PER_RUN` periods per account and names the accounts still behind, the next run goes
+on in order, a caught-up database is left alone, and `talktime cycle run` refuses an implausible
+`--now` and says when to run again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from talktime.cli import app
+from talktime.config import get_settings
+from talktime.store.recharge_tables import cycle_runs
+from talktime.store.wallet_tables import ledger
+from talktime.wallet import Wallet, rentals
+from talktime.wallet import cycle as cycle_module
+from talktime.wallet.cycle import CycleBehind, CycleRun, run_cycle
+from talktime.wallet.periods import add_months, to_micros
+from wallet_helpers import FREE, PLAN, T0, make_wallet
+
+D = 1_000_000
+APR1 = datetime(2026, 4, 1, tzinfo=UTC)
+FAR = datetime(2030, 1, 15, tzinfo=UTC)  # 46 periods after APR1
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def months_from(start: datetime, count: int) -> list[datetime]:
+    return [add_months(start, i) for i in range(count)]
+
+
+def rent(engine: sa.Engine, account: int, e164: str, price: int) -> None:
+    with engine.begin() as conn:
+        rentals.add_number(
+            conn,
+            account,
+            e164,
+            country="US",
+            number_type="local",
+            monthly_price=price,
+            rate_ref="numbers-2026-01:US:local",
+            now=to_micros(T0),
+            sms_enabled=True,
+        )
+
+
+def starts_of(runs: list[CycleRun], account: int) -> list[datetime]:
+    return [r.period_start for r in runs if r.account_id == account]
+
+
+def snapshot(engine: sa.Engine) -> tuple[int, int, list[tuple[int, int]]]:
+    """Ledger entries, cycle runs and each account's period end: what a run would change."""
+    with engine.connect() as conn:
+        entries = conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar_one()
+        runs = conn.execute(sa.select(sa.func.count()).select_from(cycle_runs)).scalar_one()
+        ends = conn.execute(sa.text("SELECT id, period_end FROM accounts ORDER BY id")).all()
+    return entries, runs, [(int(r.id), int(r.period_end)) for r in ends]
+
+
+@pytest.fixture
+def accounts(engine: sa.Engine) -> tuple[Wallet, int, int, int]:
+    """Two accounts created at T0 (one renting a number) and one whose period started 2029-10,
+    exactly three periods behind FAR."""
+    wallet = make_wallet(engine)
+    renter = wallet.create_account("renter", PLAN, "a").account.id
+    rent(engine, renter, "+14155550100", 1 * D)
+    plain = wallet.create_account("plain", PLAN, "b").account.id
+    later = Wallet(engine, clock=lambda: utc(2029, 10, 10))
+    recent = later.create_account("recent", PLAN, "c").account.id
+    return wallet, renter, plain, recent
+
+
+def test_a_run_far_ahead_opens_the_bound_per_account_and_names_those_still_behind(
+    engine: sa.Engine, accounts: tuple[Wallet, int, int, int]
+) -> None:
+    wallet, renter, plain, recent = accounts
+    behind: list[CycleBehind] = []
+    runs = run_cycle(engine, FAR, behind=behind, max_periods=3)
+    assert starts_of(runs, renter) == months_from(APR1, 3)
+    assert starts_of(runs, plain) == months_from(APR1, 3)
+    assert starts_of(runs, recent) == months_from(utc(2029, 11, 1), 3)  # caught up at the bound
+    assert all(r.rentals_charged == 1 * D for r in runs if r.account_id == renter)
+    assert behind == [
+        CycleBehind(account, utc(2026, 6, 1), utc(2026, 7, 1)) for account in (renter, plain)
+    ]
+    assert wallet.account(renter).period_end == utc(2026, 7, 1)
+    assert wallet.account(recent).period_end == utc(2030, 2, 1)
+
+
+def test_the_next_run_goes_on_in_order_until_every_account_has_caught_up(
+    engine: sa.Engine, accounts: tuple[Wallet, int, int, int]
+) -> None:
+    wallet, renter, plain, recent = accounts
+    runs = run_cycle(engine, FAR, max_periods=3)
+    behind: list[CycleBehind] = []
+    second = run_cycle(engine, FAR, behind=behind, max_periods=3)
+    assert starts_of(second, renter) == months_from(utc(2026, 7, 1), 3)
+    assert starts_of(second, recent) == []
+    assert [b.account_id for b in behind] == [renter, plain]
+    runs += second
+    rounds = 2
+    while behind:
+        behind.clear()
+        runs += run_cycle(engine, FAR, behind=behind, max_periods=3)
+        rounds += 1
+    assert rounds == 16  # 46 periods, 3 a run
+    assert starts_of(runs, renter) == starts_of(runs, plain) == months_from(APR1, 46)
+    with engine.connect() as conn:
+        opened = conn.execute(
+            sa.select(cycle_runs.c.period_start)
+            .where(cycle_runs.c.account_id == renter)
+            .order_by(cycle_runs.c.period_start)
+        ).scalars()
+        assert list(opened) == [to_micros(s) for s in months_from(APR1, 46)]
+    assert wallet.account(plain).period_start == utc(2030, 1, 1)
+    assert len(wallet.events(renter, "free_credit.granted")) == 1 + 46
+    assert wallet.balance(renter, FAR).free == FREE - 1 * D
+    assert wallet.verify(FAR) == []
+
+
+def test_rerunning_at_the_same_now_after_catching_up_changes_nothing(
+    engine: sa.Engine, accounts: tuple[Wallet, int, int, int]
+) -> None:
+    wallet = accounts[0]
+    behind: list[CycleBehind] = [CycleBehind(0, APR1, APR1)]
+    while behind:
+        behind.clear()
+        run_cycle(engine, FAR, behind=behind, max_periods=20)
+    before = snapshot(engine)
+    for _ in range(2):
+        assert run_cycle(engine, FAR, behind=behind, max_periods=20) == []
+        assert run_cycle(engine, FAR, behind=behind) == []
+        assert behind == []
+        assert snapshot(engine) == before
+    assert wallet.verify(FAR) == []
+
+
+def test_a_run_without_max_periods_honours_max_periods_per_run(
+    engine: sa.Engine, accounts: tuple[Wallet, int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, renter, plain, recent = accounts
+    monkeypatch.setattr(cycle_module, "MAX_PERIODS_PER_RUN", 2)
+    behind: list[CycleBehind] = []
+    runs = run_cycle(engine, FAR, behind=behind)
+    assert starts_of(runs, renter) == starts_of(runs, plain) == months_from(APR1, 2)
+    assert [b.account_id for b in behind] == [renter, plain, recent]
+
+
+def test_a_clock_far_ahead_stops_at_240_periods_per_account(engine: sa.Engine) -> None:
+    assert cycle_module.MAX_PERIODS_PER_RUN == 240
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "a").account.id
+    behind: list[CycleBehind] = []
+    runs = run_cycle(engine, utc(9998, 12, 31), behind=behind)
+    assert len(runs) == 240
+    assert runs[-1].period_start == utc(2046, 3, 1)
+    assert behind == [CycleBehind(account, utc(2046, 3, 1), utc(2046, 4, 1))]
+
+
+def test_max_periods_must_be_at_least_one(engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        run_cycle(engine, FAR, max_periods=0)
+
+
+# ---- `talktime cycle run` -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A CLI runner whose settings point at the test's database."""
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        yield CliRunner()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_cycle_run_names_the_accounts_still_behind_and_exits_3_until_caught_up(
+    engine: sa.Engine, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "a").account.id
+    monkeypatch.setattr(cycle_module, "MAX_PERIODS_PER_RUN", 2)
+    first = cli.invoke(app, ["cycle", "run", "--now", "2026-08-15"])
+    assert first.exit_code == 3, first.output
+    assert "2 period(s) opened; 1 account(s) still behind: run again" in first.stdout
+    said = " ".join(first.stderr.split())  # the console wraps long lines
+    assert f"account {account} still behind: its period 2026-05-01 to 2026-06-01" in said
+    second = cli.invoke(app, ["cycle", "run", "--now", "2026-08-15", "--json"])
+    assert second.exit_code == 3, second.output
+    assert "still behind" in second.stderr
+    third = cli.invoke(app, ["cycle", "run", "--now", "2026-08-15"])
+    assert third.exit_code == 0, third.output
+    assert "1 period(s) opened" in third.stdout
+    assert "behind" not in third.output
+    assert wallet.account(account).period_start == utc(2026, 8, 1)
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        ("9999-12-31", "past the year 9999"),
+        ("2027-04-01T00:00:01Z", "more than a year after the latest end"),
+    ],
+)
+def test_cycle_run_refuses_an_implausible_now_and_changes_nothing(
+    engine: sa.Engine, cli: CliRunner, now: str, reason: str
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "a").account.id  # period ends 2026-04-01
+    before = snapshot(engine)
+    out = cli.invoke(app, ["cycle", "run", "--now", now])
+    assert out.exit_code == 1
+    said = " ".join(out.stderr.split())  # the console wraps long lines
+    assert said.startswith("error[implausible_time]: ")
+    assert reason in said
+    assert snapshot(engine) == before
+    assert wallet.account(account).period_end == APR1
+
+
+def test_cycle_run_accepts_a_now_a_year_after_the_latest_period_end(
+    engine: sa.Engine, cli: CliRunner
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "a").account.id
+    out = cli.invoke(app, ["cycle", "run", "--now", "2027-04-01"])
+    assert out.exit_code == 0, out.output
+    assert "13 period(s) opened" in out.stdout
+    assert wallet.account(account).period_start == utc(2027, 4, 1)
