@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
@@ -15,6 +15,19 @@ accounts_app = typer.Typer(help="Accounts: create one on a plan.", no_args_is_he
 keys_app = typer.Typer(help="API keys: create one (shown once).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+
+MAX_ID: Final = 2**62
+"""The largest row id (as over the API, `api.models.RowId`); a larger one overflows the database."""
+
+
+def require_id(value: int, what: str) -> int:
+    """Return `value` if it can be a row id (1 to 2^62), else refuse before any query."""
+    if not 1 <= value <= MAX_ID:
+        fail(
+            "invalid_request",
+            f"{what} {value} is out of range: ids are whole numbers from 1 to 2^62 ({MAX_ID})",
+        )
+    return value
 
 
 @accounts_app.command("create")
@@ -60,9 +73,7 @@ def create_account(
 
 @keys_app.command("create")
 def create_key(
-    account: Annotated[
-        int | None, typer.Argument(help="Account id (omit with --admin).", min=1)
-    ] = None,
+    account: Annotated[int | None, typer.Argument(help="Account id (omit with --admin).")] = None,
     admin_key: Annotated[bool, typer.Option("--admin", help="Create an admin key.")] = False,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
 ) -> None:
@@ -73,6 +84,8 @@ def create_key(
 
     if admin_key == (account is not None):
         fail("invalid_request", "give an ACCOUNT id, or --admin for an admin key (not both)")
+    if account is not None:
+        require_id(account, "account id")
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     try:

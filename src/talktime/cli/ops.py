@@ -8,14 +8,21 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
+from talktime.cli.accounts import require_id
 from talktime.cli.app import app, console, err_console, fail, print_json
 from talktime.config import get_settings
+
+if TYPE_CHECKING:
+    from talktime.ops.statements import Statement
 
 
 @app.command()
@@ -47,7 +54,7 @@ def worker(
     from talktime.store import make_engine
 
     for module in plugin or []:
-        importlib.import_module(module)
+        _import_plugin(module)
     if list_kinds:
         table = Table("kind", "runs", "every", "what / why not")
         for item in registry.describe():
@@ -77,6 +84,25 @@ def worker(
             runner.run(exit_when_idle=exit_when_idle)
     finally:
         engine.dispose()
+
+
+def _import_plugin(module: str) -> None:
+    """Import a `--plugin` module, refusing with its name when it cannot be found or imported
+    (an error raised by the plugin's own code still shows its traceback)."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        fail("plugin_not_found", f"--plugin {module!r} is not a module name such as my.jobs")
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module + ".").startswith(exc.name + "."):
+            fail(
+                "plugin_not_found",
+                f"--plugin {module!r}: there is no module {exc.name!r}; check the name, and "
+                "that it is installed or on PYTHONPATH",
+            )
+        fail("plugin_import_failed", f"--plugin {module!r} could not be imported: {exc}")
+    except ImportError as exc:
+        fail("plugin_import_failed", f"--plugin {module!r} could not be imported: {exc}")
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -125,6 +151,8 @@ def list_jobs(
     from talktime.ops.clock import iso
     from talktime.store import make_engine
 
+    if retry is not None:
+        require_id(retry, "job id")
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     try:
@@ -150,14 +178,14 @@ def list_jobs(
         return
     table = Table("id", "kind", "state", "attempts", "run at", "worker", "last error")
     for r in rows:
-        table.add_row(
+        table.add_row(  # Text: an error message is shown as written, never read as markup
             str(r.id),
-            r.kind,
+            Text(r.kind),
             r.state,
             f"{r.attempts}/{r.max_attempts}",
             iso(r.run_at) or "",
-            r.locked_by or "",
-            (r.last_error or "")[:80],
+            Text(r.locked_by or ""),
+            Text((r.last_error or "")[:80]),
         )
     console.print(table)
     if not rows:
@@ -242,6 +270,7 @@ def usage_report(
     from talktime.ops.clock import from_datetime, now_us
     from talktime.store import make_engine
 
+    require_id(account, "account id")
     now = now_us()
     today = datetime.now(UTC)
     start = _when(since) or from_datetime(datetime(today.year, today.month, 1, tzinfo=UTC))
@@ -265,7 +294,7 @@ def usage_report(
     table = Table(*dims, "count", "quantity", "amount")
     for row in rows:
         table.add_row(
-            *(str(row[d] or "") for d in dims),
+            *(Text(str(row[d] or "")) for d in dims),
             str(row["count"]),
             str(row["quantity"]),
             row["amount"],
@@ -290,15 +319,13 @@ def statement_command(
     ] = None,
 ) -> None:
     """An account's monthly statement: opening, credit, usage, expiries, refunds, closing."""
-    from pathlib import Path
-
-    from talktime import money
     from talktime.errors import TalktimeError
     from talktime.ops import pdf, statements
     from talktime.store import make_engine
 
     if output_format not in ("text", "json", "csv", "pdf"):
         fail("invalid_format", f"--format must be text, json, csv or pdf, not {output_format!r}")
+    require_id(account, "account id")
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     try:
@@ -309,30 +336,18 @@ def statement_command(
         engine.dispose()
     if output_format == "pdf":
         path = Path(output or f"statement-{account}-{period}.pdf")
-        path.write_bytes(pdf.render(stmt))
+        _write(path, pdf.render(stmt))
         console.print(f"wrote {path}", highlight=False)
         return
     if output_format == "text":
-        f = money.format
-        table = Table("", "free", "paid", "total", title=f"{stmt.account_name} {stmt.period}")
-        table.add_row(
-            "Opening balance",
-            f(stmt.opening_free),
-            f(stmt.opening_paid),
-            f(stmt.opening_free + stmt.opening_paid),
+        # Amounts are never cut off: they keep one line each while they fit beside a label
+        # column of a few characters (the labels wrap), else they fold onto more lines.
+        bare = Measurement.get(
+            console, console.options.update_width(10_000), _statement_table(stmt, labels=False)
         )
-        for line in stmt.lines:
-            table.add_row(
-                f"  {line.label} ({line.entries})", f(line.free), f(line.paid), f(line.total)
-            )
-        table.add_row(
-            "Closing balance",
-            f(stmt.closing_free),
-            f(stmt.closing_paid),
-            f(stmt.closing_free + stmt.closing_paid),
-        )
+        fold = bare.maximum + _LABEL_ROOM > console.width
         text = None
-        console.print(table)
+        console.print(_statement_table(stmt, fold_amounts=fold))
     else:
         import json
 
@@ -342,7 +357,41 @@ def statement_command(
     if text is None:
         return
     if output:
-        Path(output).write_text(text)
+        _write(Path(output), text.encode())
         console.print(f"wrote {output}", highlight=False)
     else:
         sys.stdout.write(text)
+
+
+_LABEL_ROOM = 5
+"""Columns a statement's labels get at the least before its amounts fold instead."""
+
+
+def _statement_table(stmt: Statement, *, labels: bool = True, fold_amounts: bool = False) -> Table:
+    """The statement as a rich table; amounts whole on one line unless `fold_amounts`, and
+    the labels left empty unless `labels` (to measure how wide the amounts alone are)."""
+    from talktime import money
+
+    f = money.format
+    table = Table(title=Text(f"{stmt.account_name} {stmt.period}"))
+    table.add_column("", overflow="fold")
+    for head in ("free", "paid", "total"):
+        table.add_column(head, justify="right", no_wrap=not fold_amounts, overflow="fold")
+    rows = [("Opening balance", stmt.opening_free, stmt.opening_paid)]
+    rows += [(f"  {line.label} ({line.entries})", line.free, line.paid) for line in stmt.lines]
+    rows.append(("Closing balance", stmt.closing_free, stmt.closing_paid))
+    for label, free, paid in rows:
+        table.add_row(label if labels else "", f(free), f(paid), f(free + paid))
+    return table
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, refusing with the path and the reason when that fails."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        fail(
+            "output_not_writable",
+            f"cannot write {str(path)!r}: {exc.strerror or exc}; give a path in an existing "
+            "directory you can write to",
+        )

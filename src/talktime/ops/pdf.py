@@ -24,11 +24,11 @@ def _ascii(text: str) -> str:
 def render(stmt: Statement) -> bytes:
     """The statement as PDF bytes: header, opening balance, lines by section, closing balance."""
     pdf = FPDF(format="A4")
-    pdf.set_title(f"talktime statement {stmt.period}")
+    pdf.set_title(_ascii(f"talktime statement {stmt.period}"))
     pdf.set_author("talktime")
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 10, f"Statement {stmt.period}", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 10, _ascii(f"Statement {stmt.period}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     pdf.cell(
         0,

@@ -32,7 +32,9 @@ from talktime.wallet.model import (
     USAGE,
 )
 
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+# ASCII digits only (`\d` also matches other scripts' digits such as `２０２６`), and `\Z`
+# rather than `$`, which would let a final newline through.
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})\Z")
 SECTIONS = ("credit", "usage", "expiry", "refund")
 CHANNEL_LABELS = {
     "sms": "SMS",

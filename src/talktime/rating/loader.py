@@ -353,11 +353,14 @@ class _Table:
         for name in self.required:
             if name not in self.columns:
                 self.problems.add(self.file, number, 1, f"missing column {name!r}")
-        allowed = {*self.required, "note"}
+        allowed = (*self.required, "note")  # a tuple: the message lists them in this order
         for name, index in self.columns.items():
             if name not in allowed:
                 self.problems.add(
-                    self.file, number, index + 1, f"unknown column {name!r}; known: {allowed}"
+                    self.file,
+                    number,
+                    index + 1,
+                    f"unknown column {name!r}; known: {', '.join(allowed)}",
                 )
 
     def __iter__(self) -> Iterator[tuple[int, _Row]]:

@@ -15,7 +15,7 @@ from talktime import money
 from talktime.api.auth import Admin
 from talktime.api.deps import Engine, IdempotencyKey
 from talktime.api.models import Amount, BalanceSnapshot, PositiveAmount, RowId, problems
-from talktime.rating import import_card, list_cards
+from talktime.rating import InvalidRateCardError, import_card, list_cards
 from talktime.service import admin as service
 from talktime.service.accounts import require_account
 from talktime.service.errors import InvalidRequestError
@@ -243,5 +243,14 @@ def import_rate_card(body: CardIn, request: Request, _admin: Admin) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
             (FilePath(tmp) / name).write_text(text, encoding="utf-8")
-        card, new = import_card(tmp, request.app.state.settings.rate_cards_dir)
+        try:
+            card, new = import_card(tmp, request.app.state.settings.rate_cards_dir)
+        except InvalidRateCardError as exc:
+            raise _uploaded(exc, str(FilePath(tmp))) from None
     return {**_card(card), "new": new}
+
+
+def _uploaded(exc: InvalidRateCardError, directory: str) -> InvalidRateCardError:
+    """The refusal naming the uploaded card, not the server's temporary `directory`."""
+    detail = exc.detail.replace(f"rate card {directory}", "the uploaded rate card")
+    return InvalidRateCardError(detail.replace(directory, "the upload"), **exc.extra)

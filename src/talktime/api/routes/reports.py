@@ -123,7 +123,17 @@ def _at(moment: datetime) -> int:
     responses={200: {"content": {CSV: {}, PDF: {}}}, **problems(403, 404)},
 )
 def get_statement(
-    period: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
+    period: Annotated[
+        str,
+        # The pattern is documented, not enforced here: `statements.period_bounds` refuses every
+        # other period as `invalid_period` with a sentence (a failed pattern would be an
+        # `invalid_request` quoting the regex).
+        Path(
+            description="A calendar month (UTC), 1970-01 to 9999-11.",
+            examples=["2026-10"],
+            json_schema_extra={"pattern": "^[0-9]{4}-[0-9]{2}$"},
+        ),
+    ],
     account: AccountId,
     request: Request,
 ) -> Any:
