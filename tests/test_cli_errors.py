@@ -191,3 +191,17 @@ def test_statement_text_never_loses_a_digit_at_any_width(
         output = text_statement(cli, monkeypatch, account, width)
         assert "…" not in output, (width, output)
         assert amount_columns(output) == expected, (width, output)
+
+
+def test_a_text_statement_with_output_is_written_to_the_file(
+    cli: CliRunner, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # -o was ignored for text: the table went to the terminal and no file was written
+    account = rich_account(engine)
+    shown = text_statement(cli, monkeypatch, account, 100)
+    target = tmp_path / "statement.txt"
+    result = cli.invoke(app, ["statement", str(account), "2026-09", "-o", str(target)])
+    assert result.exit_code == 0, result.exception
+    assert f"wrote {target}" in result.output
+    assert "18446744073709.551616" not in result.output
+    assert target.read_text() == shown

@@ -10,10 +10,11 @@ from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime import money
+from talktime.ids import MAX_ID
 
 PROBLEM_JSON = "application/problem+json"
 
-RowId = Annotated[int, Path(ge=1, le=2**62, description="A numeric id (1 to 2^62).")]
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id (1 to 2^62).")]
 """A numeric id in a path: bounded, so an id the database cannot hold is a 422, not a 500."""
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 
 from talktime.cli.app import app, console, fail, print_json
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
+from talktime.ids import MAX_ID
 
 accounts_app = typer.Typer(help="Accounts: create one on a plan.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create one (shown once).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
-
-MAX_ID: Final = 2**62
-"""The largest row id (as over the API, `api.models.RowId`); a larger one overflows the database."""
 
 
 def require_id(value: int, what: str) -> int:

@@ -33,6 +33,9 @@ def fail(code: str, message: str, exit_code: int = 1) -> NoReturn:
     """Print a refusal as `error[code]: sentence` on stderr and exit non-zero (no traceback)."""
     # escape: rich would otherwise eat "[code]" as a markup tag and drop it from the output
     err_console.print(
-        f"[bold red]{escape(f'error[{code}]')}[/]: {escape(message)}", highlight=False, markup=True
+        f"[bold red]{escape(f'error[{code}]')}[/]: {escape(message)}",
+        highlight=False,
+        markup=True,
+        soft_wrap=True,  # one line, never broken mid-path: scripts and tests grep it
     )
     raise typer.Exit(exit_code)

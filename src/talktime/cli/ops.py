@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -346,16 +348,19 @@ def statement_command(
             console, console.options.update_width(10_000), _statement_table(stmt, labels=False)
         )
         fold = bare.maximum + _LABEL_ROOM > console.width
-        text = None
-        console.print(_statement_table(stmt, fold_amounts=fold))
+        table = _statement_table(stmt, fold_amounts=fold)
+        if output is None:
+            console.print(table)
+            return
+        plain = Console(file=io.StringIO(), width=console.width, color_system=None)
+        plain.print(table)
+        text = plain.file.getvalue()  # type: ignore[attr-defined]
     else:
         import json
 
         text = (
             stmt.to_csv() if output_format == "csv" else json.dumps(stmt.to_dict(), indent=2) + "\n"
         )
-    if text is None:
-        return
     if output:
         _write(Path(output), text.encode())
         console.print(f"wrote {output}", highlight=False)

@@ -11,10 +11,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from talktime.ids import MAX_ID
 from talktime.wallet.errors import InvalidRequestError
 
-MAX_ID = 2**62
-"""The largest id accepted (the API's bound too; ids are BIGINT on PostgreSQL)."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 """Times are accepted in [EARLIEST, LATEST): far enough from year 9999 that every period end,

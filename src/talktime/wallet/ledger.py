@@ -9,6 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from talktime.ids import MAX_ID
 from talktime.store.wallet_tables import ledger
 from talktime.wallet.book import check_text
 from talktime.wallet.errors import InvalidRequestError
@@ -16,7 +17,7 @@ from talktime.wallet.model import LedgerEntry, LedgerPage
 from talktime.wallet.periods import from_micros, to_micros
 
 MAX_PAGE = 500
-MAX_CURSOR = 2**62
+MAX_CURSOR = MAX_ID
 """The largest cursor taken (ledger ids stay far below; a larger number would overflow)."""
 
 

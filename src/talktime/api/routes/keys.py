@@ -11,6 +11,7 @@ from talktime import keys
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
 from talktime.api.models import RowId, problems
+from talktime.ids import MAX_ID
 from talktime.service.accounts import require_account
 
 router = APIRouter(tags=["keys"])
@@ -109,7 +110,7 @@ def admin_create_admin_key(body: KeyIn, _admin: Admin, engine: Engine) -> NewKey
 def admin_list_keys(
     _admin: Admin,
     engine: Engine,
-    account_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    account_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> KeyList:
     """Every key, or one account's keys."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
