@@ -192,3 +192,17 @@ def test_a_batch_item_with_a_bad_account_id_is_refused_alone(wallet: Wallet) -> 
         "ChargeResult",
     ]
     assert wallet.verify() == []
+
+
+@pytest.mark.parametrize(
+    "now", [datetime(2026, 4, 1), "2026-04-01", datetime(9500, 1, 1, tzinfo=UTC)]
+)
+def test_the_cycle_and_the_recharge_job_refuse_a_bad_now(engine: sa.Engine, now: object) -> None:
+    from talktime.wallet.cycle import run_cycle
+    from talktime.wallet.payments import TestProvider
+    from talktime.wallet.recharge import process_recharges
+
+    with pytest.raises(InvalidRequestError):
+        run_cycle(engine, now)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError):
+        process_recharges(engine, TestProvider(), now)  # type: ignore[arg-type]

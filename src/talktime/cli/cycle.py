@@ -16,15 +16,19 @@ app.add_typer(cycle_app, name="cycle")
 
 
 def parse_now(text: str | None) -> datetime | None:
-    """An ISO 8601 instant (a bare date or a time without zone is taken as UTC), or None."""
+    """An ISO 8601 instant (a bare date or a time without zone is taken as UTC), or None;
+    raises ValueError when it is not one, and refuses (`invalid_time`) one outside the range
+    the wallet accepts."""
+    from talktime.wallet.inputs import EARLIEST, LATEST
+
     if text is None:
         return None
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not EARLIEST <= moment < LATEST:
+        fail("invalid_time", f"--now {text!r} is out of range: give a time from 1970 to 8999")
+    return moment
 
-
-LATEST_NOW = datetime(9999, 1, 1, tzinfo=UTC)
-"""`--now` must be before this: a period holding a later time may end past the year 9999."""
 
 MAX_MONTHS_AHEAD = 12
 """How far `--now` may be past the latest end of any account's period (a year of periods)."""
@@ -34,17 +38,10 @@ EXIT_BEHIND = 3
 
 
 def check_plausible(at: datetime, text: str, latest_end: datetime | None) -> None:
-    """Refuse (`implausible_time`) a ``--now`` past the year 9998, or more than a year after
-    ``latest_end``, the latest end of any account's period: it would bill months that have not
-    happened."""
+    """Refuse (`implausible_time`) a ``--now`` more than a year after ``latest_end``, the
+    latest end of any account's period: it would bill months that have not happened."""
     from talktime.wallet.periods import add_months
 
-    if at >= LATEST_NOW:
-        fail(
-            "implausible_time",
-            f"--now {text!r} is too far ahead: billing periods past the year 9999 cannot be "
-            "represented; give a time before 9999-01-01",
-        )
     if latest_end is not None and at > add_months(latest_end, MAX_MONTHS_AHEAD):
         fail(
             "implausible_time",

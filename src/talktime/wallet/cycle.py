@@ -20,6 +20,7 @@ from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import charges, grants, rentals
 from talktime.wallet.book import Book
+from talktime.wallet.inputs import check_moment
 from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros, utcnow
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ def run_cycle(
     plan) is left as it is, logged and appended to ``failures``. The other accounts are still
     advanced either way.
     """
+    check_moment(now, "now")
     at = to_micros(now or utcnow())
     bound = MAX_PERIODS_PER_RUN if max_periods is None else max_periods
     if bound < 1:

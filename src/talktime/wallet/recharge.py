@@ -26,6 +26,7 @@ from talktime.store.wallet_tables import accounts
 from talktime.wallet import grants, idempotency
 from talktime.wallet.book import AccountState, Book, check_amount
 from talktime.wallet.errors import AccountNotFoundError
+from talktime.wallet.inputs import check_moment
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
 from talktime.wallet.payments import PaymentProvider, PaymentRequest, PaymentResult
 from talktime.wallet.periods import from_micros, to_micros, utcnow
@@ -572,6 +573,7 @@ def process_recharges(
     results; returns one outcome per recharge looked at. Safe to run from many workers at once:
     claims skip rows another worker holds, and a retry reuses the recharge's key."""
     settings = settings or get_settings()
+    check_moment(now, "now")
     at = to_micros(now or utcnow())
     claimed, outcomes = _claim(engine, at, batch)
     for item in claimed:
@@ -614,6 +616,7 @@ def purchase(
     """
     check_amount(amount, what="purchase amount")
     idempotency.check_key(key)
+    check_moment(now, "now")
     at = to_micros(now or utcnow())
     fp = idempotency.fingerprint(PURCHASE, {"amount": amount})
     with engine.begin() as conn:
