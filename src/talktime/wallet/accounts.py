@@ -163,6 +163,10 @@ def update(
         if changes.get(column) is not None:
             check_amount(changes[column], allow_zero=True, what=column.replace("_", " "))
     book.conn.execute(sa.update(accounts).where(accounts.c.id == state.id).values(**changes))
+    if "monthly_limit" in changes:
+        from talktime.wallet import recharge  # imports this module's neighbours: at call time
+
+        recharge.resume_postponed(book.conn, state.id, book.now)
     for column, value in changes.items():
         if hasattr(state, column):
             setattr(state, column, value)

@@ -228,12 +228,37 @@ def in_flight(conn: sa.Connection, account_id: int) -> Recharge | None:
     return None if row is None else _recharge(row)
 
 
+LIMIT_POSTPONED = "the monthly limit is reached; retried when the next period starts"
+"""The `last_error` of a recharge postponed to the period's end by the monthly limit."""
+
+
+def resume_postponed(conn: sa.Connection, account_id: int, now: int) -> int:
+    """Make recharges postponed by the monthly limit due at once (the limit was just changed:
+    the next pass decides again, and postpones them again if the limit is still reached);
+    returns how many."""
+    done = conn.execute(
+        sa.update(recharges)
+        .where(
+            recharges.c.account_id == account_id,
+            recharges.c.state == constant("pending"),
+            recharges.c.last_error == LIMIT_POSTPONED,
+            recharges.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(done.rowcount)
+
+
 def limit_reached(book: Book, state: AccountState) -> bool:
-    """True when this period's paid usage has reached the account's monthly limit."""
+    """True when this period's paid usage has reached the monthly limit now in force.
+
+    Only the usage counts: the period's `limit_reached` flag records that the
+    `monthly_limit.reached` event was sent (a refused charge sets it too, and raising the limit
+    does not clear it), so it must not keep auto-recharge off once the limit allows more.
+    """
     if state.monthly_limit is None:
         return False
-    used = book.period_usage(state)
-    return used >= state.monthly_limit or bool(state.limit_flagged.get(state.period_at(book.now)))
+    return book.period_usage(state) >= state.monthly_limit
 
 
 def paid_available(state: AccountState, now: int) -> int:
@@ -388,7 +413,7 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
                 )
                 continue
             if limit_reached(book, state):
-                reason = "the monthly limit is reached; retried when the next period starts"
+                reason = LIMIT_POSTPONED
                 conn.execute(
                     sa.update(recharges)
                     .where(recharges.c.id == row.id)
