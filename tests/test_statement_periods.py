@@ -89,5 +89,21 @@ def test_pdf_render_never_crashes_on_text_its_font_cannot_show() -> None:
     data = pdf.render(_statement("２０２６-11", "株式会社 Ωmega 🚀 \u0085"))
     assert data.startswith(b"%PDF-")
     text = pdfium.PdfDocument(data)[0].get_textpage().get_text_range()
-    assert "Statement ????-11" in text
+    assert "Statement 2026-11" in text  # fullwidth digits spelled as their plain forms
     assert "Closing balance" in text
+
+
+def test_pdf_spells_names_by_their_plain_letters_and_wraps_a_long_one() -> None:
+    # Latin-1's core font used to print "Zoë Müller ?" and cut a long name off the page
+    name = "Zoë Müller Łódź “Quotes” – dash " + "A" * 200
+    page = pdfium.PdfDocument(pdf.render(_statement("2026-11", name)))[0]
+    text = page.get_textpage().get_text_range()
+    assert 'Zoë Müller Lódz "Quotes" - dash' in text  # ó is Latin-1; Ł and ź are not
+    account_line = "".join(text.split("Account 1 - ")[1].split("(USD)")[0].split())
+    assert "?" not in account_line
+    assert account_line.endswith("A" * 200)  # whole, across the wrapped lines
+    textpage = page.get_textpage()
+    boxes = [textpage.get_charbox(i) for i in range(textpage.count_chars())]
+    assert max(right for _left, _bottom, right, _top in boxes) <= page.get_width()
+    textpage.close()
+    page.close()

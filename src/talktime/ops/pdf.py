@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from fpdf import FPDF
+from fpdf.enums import WrapMode
 
 from talktime import money
 from talktime.ops.clock import iso
@@ -16,9 +19,43 @@ SECTION_TITLES = {
 }
 
 
+_PUNCTUATION = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+        "\u0141": "L",
+        "\u0142": "l",
+        "\u0110": "D",
+        "\u0111": "d",
+        "\u0152": "OE",
+        "\u0153": "oe",
+        "\u00a0": " ",
+    }
+)
+
+
 def _ascii(text: str) -> str:
-    """Core PDF fonts are Latin-1: replace what they cannot show."""
-    return text.encode("latin-1", "replace").decode("latin-1")
+    """Core PDF fonts are Latin-1: keep what they show, spell typographic punctuation and
+    letters with marks by their plain forms (`Łódź` -> `Lodz`), and only then write `?`."""
+    out = []
+    for char in text.translate(_PUNCTUATION):
+        if ord(char) < 256:
+            out.append(char)
+            continue
+        base = "".join(
+            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+        )
+        out.append(base if base and all(ord(c) < 256 for c in base) else "?")
+    return "".join(out)
 
 
 def render(stmt: Statement) -> bytes:
@@ -30,12 +67,14 @@ def render(stmt: Statement) -> bytes:
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 10, _ascii(f"Statement {stmt.period}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
-    pdf.cell(
+    # multi_cell wraps a long account name inside the page instead of running off its edge
+    pdf.multi_cell(
         0,
         6,
         _ascii(f"Account {stmt.account_id} - {stmt.account_name} ({stmt.currency})"),
         new_x="LMARGIN",
         new_y="NEXT",
+        wrapmode=WrapMode.CHAR,
     )
     pdf.cell(
         0, 6, f"From {iso(stmt.start)} to {iso(stmt.end)} (UTC)", new_x="LMARGIN", new_y="NEXT"
