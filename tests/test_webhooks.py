@@ -144,6 +144,13 @@ def test_a_malformed_url_is_refused_as_not_allowed_never_an_error(url: str) -> N
         check_url(url, allow_private=True)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]"])
+def test_ipv6_loopback_is_treated_like_ipv4_loopback(host: str) -> None:
+    assert check_url(f"http://{host}/hook", allow_private=True)
+    with pytest.raises(WebhookUrlNotAllowedError, match="loopback"):
+        check_url(f"http://{host}/hook", allow_private=False)
+
+
 def test_public_addresses_are_allowed() -> None:
     assert check_url("https://8.8.8.8/hooks", allow_private=False)
 

@@ -28,10 +28,10 @@ def _refusal(addr: Address, allow_private: bool) -> str | None:
         return _refusal(addr.ipv4_mapped, allow_private)
     if addr.is_link_local:
         return "link-local"
+    if addr.is_loopback:  # before reserved: ::1 lies in the reserved ::/8
+        return None if allow_private else "loopback"
     if addr.is_multicast or addr.is_unspecified or addr.is_reserved:
         return "reserved"
-    if addr.is_loopback:
-        return None if allow_private else "loopback"
     if not addr.is_global:
         return None if allow_private else "private"
     return None

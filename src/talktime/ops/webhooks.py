@@ -32,6 +32,7 @@ from talktime.store.ops_tables import (
     webhook_endpoints,
     webhook_events,
 )
+from talktime.store.wallet_tables import accounts
 
 DELIVER = "webhooks.deliver"
 RETRY_WINDOW_US = 24 * HOUR
@@ -136,11 +137,16 @@ def create_endpoint(
     *,
     now: int | None = None,
 ) -> Endpoint:
-    """Register an endpoint with a fresh `whsec_` secret, after checking the URL policy."""
+    """Register an endpoint with a fresh `whsec_` secret, after checking the URL policy.
+
+    The account row is locked (PostgreSQL; SQLite's write lock serialises anyway) before counting,
+    so concurrent creations never exceed `MAX_ENDPOINTS_PER_ACCOUNT`.
+    """
     check_url(url, allow_private=settings.webhooks_allow_private)
     now = now_us() if now is None else now
     endpoint_id = "we_" + secrets.token_hex(12)
     with engine.begin() as conn:
+        conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
         count = conn.execute(
             sa.select(sa.func.count()).where(webhook_endpoints.c.account_id == account_id)
         ).scalar_one()
@@ -314,17 +320,17 @@ def record_event(
             )
             .returning(webhook_deliveries.c.id)
         ).scalar_one()
-        _queue_attempt(conn, int(delivery_id), 1, now)
+        _queue_attempt(conn, int(delivery_id), f"webhook:{delivery_id}:1", now)
     return event_id
 
 
-def _queue_attempt(conn: sa.Connection, delivery_id: int, attempt: int, at: int) -> None:
+def _queue_attempt(conn: sa.Connection, delivery_id: int, dedupe_key: str, at: int) -> None:
     jobs.enqueue(
         conn,
         DELIVER,
         {"delivery_id": delivery_id},
         run_at=at,
-        dedupe_key=f"webhook:{delivery_id}:{attempt}",
+        dedupe_key=dedupe_key,
         max_attempts=5,
         now=at,
     )
@@ -401,8 +407,10 @@ def deliver(
 ) -> str:
     """Make one attempt at a pending delivery; returns the delivery's state afterwards.
 
-    Idempotent: a delivery that is no longer pending is left alone. The attempt is recorded, and
-    the delivery updated, only if no other worker recorded this attempt first.
+    Idempotent: a delivery that is no longer pending is left alone, and so is one whose next
+    attempt is not due yet (a job left over from before a redelivery or another job's attempt).
+    The attempt is recorded, and the delivery updated, only if no other worker recorded an attempt
+    or redelivered it meanwhile.
     """
     now = now_us() if now is None else now
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
@@ -422,6 +430,8 @@ def deliver(
         ).first()
     if row is None or row.state != "pending":
         return "missing" if row is None else str(row.state)
+    if row.next_attempt_at is not None and now < row.next_attempt_at:
+        return "pending"  # a stale job: the attempt it was queued for was made or superseded
     if not row.enabled:
         with engine.begin() as conn:
             conn.execute(
@@ -443,11 +453,12 @@ def deliver(
                 webhook_deliveries.c.id == delivery_id,
                 webhook_deliveries.c.state == "pending",
                 webhook_deliveries.c.attempts == row.attempts,
+                webhook_deliveries.c.next_attempt_at.is_not_distinct_from(row.next_attempt_at),
             )
             .values(attempts=attempt, last_response_code=result.response_code)
         ).rowcount
         if claimed != 1:
-            return "pending"  # another worker recorded this attempt first
+            return "pending"  # another worker recorded this attempt first, or a redelivery came
         conn.execute(
             webhook_attempts.insert().values(
                 delivery_id=delivery_id,
@@ -486,21 +497,23 @@ def _settle(conn: sa.Connection, row: Any, attempt: int, result: AttemptResult, 
         conn.execute(
             webhook_deliveries.update().where(delivery.id == row.id).values(next_attempt_at=next_at)
         )
-        _queue_attempt(conn, row.id, attempt + 1, next_at)
+        _queue_attempt(conn, row.id, f"webhook:{row.id}:{attempt + 1}", next_at)
         return "pending"
     conn.execute(
         webhook_deliveries.update()
         .where(delivery.id == row.id)
         .values(state="failed", next_attempt_at=None)
     )
-    _disable(conn, row, attempt, now)
+    _disable(conn, row, attempt, result, now)
     return "failed"
 
 
-def _disable(conn: sa.Connection, row: Any, attempts: int, now: int) -> None:
+def _disable(conn: sa.Connection, row: Any, attempts: int, last: AttemptResult, now: int) -> None:
+    """Disable the endpoint, naming the attempt that gave up (`last`) in the reason."""
+    outcome = last.response_code if last.response_code is not None else last.outcome
     reason = (
         f"every attempt to deliver event {row.event_id} failed for 24 hours "
-        f"({attempts} attempts, last: {row.last_response_code or 'no response'})"
+        f"({attempts} attempts, last: {outcome})"
     )
     disabled = conn.execute(
         webhook_endpoints.update()
@@ -520,7 +533,11 @@ def _disable(conn: sa.Connection, row: Any, attempts: int, now: int) -> None:
 def redeliver(
     engine: sa.Engine, account_id: int, delivery_id: int, *, now: int | None = None
 ) -> None:
-    """Send a delivery again now (failed or delivered), with a fresh 24-hour retry window."""
+    """Send a delivery again now (failed, delivered or pending), with a fresh 24-hour window.
+
+    A retry already scheduled for a pending delivery becomes stale (see `deliver`): it sends
+    nothing.
+    """
     now = now_us() if now is None else now
     with engine.begin() as conn:
         row = conn.execute(
@@ -542,7 +559,9 @@ def redeliver(
             .where(webhook_deliveries.c.id == delivery_id)
             .values(state="pending", window_start=now, next_attempt_at=now, delivered_at=None)
         )
-        _queue_attempt(conn, delivery_id, int(row.attempts) + 1, now)
+        # A key of its own: `webhook:{id}:{n}` may name a finished job (an attempt the disabled
+        # endpoint skipped) or a scheduled retry, and then nothing would be queued.
+        _queue_attempt(conn, delivery_id, f"webhook:{delivery_id}:redeliver:{now}", now)
 
 
 def list_deliveries(
