@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from talktime.ops.statements import Statement
 
 
+MIN_LEASE_SECONDS = 0.1
+MAX_LEASE_SECONDS = 86_400.0
+"""A job's lease is renewed every third of it while the job runs, so it only has to outlast a
+stalled heartbeat; it is also how long a crashed worker's job waits to be taken over. A day is
+plenty for the one and the longest sensible wait for the other, and keeps every lease end a
+valid timestamp on both backends."""
+
+
 @app.command()
 def worker(
     once: Annotated[bool, typer.Option(help="Run what is due now, then exit.")] = False,
@@ -34,7 +42,10 @@ def worker(
         bool, typer.Option(help="Exit as soon as a pass finds nothing due.")
     ] = False,
     lease_seconds: Annotated[
-        float, typer.Option(min=0.1, help="Lease of a claimed job; renewed while it runs.")
+        float,
+        typer.Option(
+            help="Lease of a claimed job, 0.1 to 86400 s; renewed while it runs.",
+        ),
     ] = 60.0,
     poll_seconds: Annotated[float, typer.Option(min=0.01, help="Sleep when idle.")] = 1.0,
     plugin: Annotated[
@@ -55,6 +66,12 @@ def worker(
     from talktime.ops.worker import Worker
     from talktime.store import make_engine
 
+    if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:  # also refuses nan
+        fail(
+            "invalid_lease",
+            f"--lease-seconds must be a number from {MIN_LEASE_SECONDS:g} to "
+            f"{MAX_LEASE_SECONDS:g} (one day), not {lease_seconds:g}",
+        )
     for module in plugin or []:
         _import_plugin(module)
     if list_kinds:
@@ -275,8 +292,12 @@ def usage_report(
     require_id(account, "account id")
     now = now_us()
     today = datetime.now(UTC)
-    start = _when(since) or from_datetime(datetime(today.year, today.month, 1, tzinfo=UTC))
-    end = _when(until) or now + 1
+    start = _when(since)
+    if start is None:  # not `or`: 1970-01-01T00:00Z is 0
+        start = from_datetime(datetime(today.year, today.month, 1, tzinfo=UTC))
+    end = _when(until)
+    if end is None:
+        end = now + 1
     dims = [d for part in group_by or [] for d in part.split(",") if d]
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)

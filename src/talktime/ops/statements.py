@@ -86,13 +86,20 @@ def period_bounds(period: str) -> tuple[int, int]:
 
 
 def channel_of(reference: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
-    """SQL: the usage channel of a ledger reference (`msg_…`, `call_…`, `number:…`)."""
+    """SQL: the usage channel of a ledger reference (`msg_…`, `call_…`, `number:…`), the
+    prefix matched case-sensitively on every backend (SQLite's LIKE ignores case)."""
     return sa.case(
-        (reference.like("msg\\_%", escape="\\"), "sms"),
-        (reference.like("call\\_%", escape="\\"), "call"),
-        (reference.like("number:%"), "number"),
+        (has_prefix(reference, "msg_"), "sms"),
+        (has_prefix(reference, "call_"), "call"),
+        (has_prefix(reference, "number:"), "number"),
         else_="other",
     )
+
+
+def has_prefix(column: sa.ColumnElement[Any], prefix: str) -> sa.ColumnElement[bool]:
+    """SQL: whether `column` starts with `prefix`, case-sensitively on SQLite and PostgreSQL
+    alike (unlike LIKE, which ignores case on SQLite)."""
+    return sa.func.substr(column, 1, len(prefix)) == prefix
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,19 @@ import sqlalchemy as sa
 from talktime import money
 from talktime.errors import TalktimeError
 from talktime.numbers import InvalidNumberError, classify
-from talktime.ops.clock import HOUR, iso
+from talktime.ops.clock import HOUR, from_datetime, iso
+from talktime.ops.statements import StatementAccountNotFoundError, has_prefix
 from talktime.store.api_tables import calls, messages
 from talktime.store.recharge_tables import phone_numbers
-from talktime.store.wallet_tables import ledger
+from talktime.store.wallet_tables import accounts, ledger
+from talktime.wallet.inputs import EARLIEST, LATEST
 
 DIMENSIONS = ("day", "channel", "direction", "country", "number_type", "user", "phone_number")
 MAX_RANGE_US = 366 * 24 * HOUR
 MAX_ROWS = 1_000_000
+EARLIEST_US = from_datetime(EARLIEST)
+LATEST_US = from_datetime(LATEST)
+"""`since` and `until` lie in [EARLIEST_US, LATEST_US] (UTC), the times the wallet accepts."""
 
 
 class InvalidUsageQueryError(TalktimeError):
@@ -123,7 +128,7 @@ def _items(conn: sa.Connection, account_id: int, since: int, until: int) -> Iter
         .where(
             ledger.c.account_id == account_id,
             ledger.c.kind == "usage",
-            ledger.c.reference.like("number:%"),
+            has_prefix(ledger.c.reference, "number:"),
             ledger.c.created_at >= since,
             ledger.c.created_at < until,
         )
@@ -153,7 +158,8 @@ def _value(item: Item, dimension: str) -> str | None:
 def usage(
     engine: sa.Engine, account_id: int, since: int, until: int, group_by: Sequence[str] = ()
 ) -> list[Group]:
-    """The account's usage in [since, until), grouped by `group_by` (in that order)."""
+    """The account's usage in [since, until), grouped by `group_by` (in that order); an
+    unknown account is refused as `account_not_found`."""
     bad = [d for d in group_by if d not in DIMENSIONS]
     if bad:
         raise InvalidUsageQueryError(
@@ -161,12 +167,22 @@ def usage(
         )
     if len(set(group_by)) != len(group_by):
         raise InvalidUsageQueryError("name each group_by dimension once")
+    for name, moment in (("since", since), ("until", until)):
+        if not EARLIEST_US <= moment <= LATEST_US:
+            raise InvalidUsageQueryError(
+                f"`{name}` is out of range: times from 1970-01-01 to 9000-01-01 (UTC) are accepted"
+            )
     if until <= since:
         raise InvalidUsageQueryError("`until` must be after `since`")
     if until - since > MAX_RANGE_US:
         raise InvalidUsageQueryError("a usage report covers at most 366 days; narrow the range")
     totals: dict[tuple[str | None, ...], list[int]] = {}
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        if (
+            conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first()
+            is None
+        ):
+            raise StatementAccountNotFoundError(f"no account {account_id}")
         for n, item in enumerate(_items(conn, account_id, since, until)):
             if n >= MAX_ROWS:
                 raise InvalidUsageQueryError(f"more than {MAX_ROWS} items in the range; narrow it")
