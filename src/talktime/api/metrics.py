@@ -11,11 +11,13 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from talktime.api.models import REPLAYED_HEADER
 from talktime.ops.metrics import Metrics
 
 router = APIRouter(tags=["operations"])
 
 PROBLEM = b"application/problem+json"
+REPLAYED = REPLAYED_HEADER.lower().encode()
 MAX_PROBLEM_BYTES = 64 * 1024
 
 
@@ -40,12 +42,14 @@ class MetricsMiddleware:
         started = time.perf_counter()
         status = 500
         problem: bytearray | None = None
+        replayed = False
 
         async def capture(message: Message) -> None:
-            nonlocal status, problem
+            nonlocal status, problem, replayed
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = dict(message.get("headers", ()))
+                replayed = headers.get(REPLAYED) == b"true"
                 if headers.get(b"content-type", b"").startswith(PROBLEM):
                     problem = bytearray()
             elif (
@@ -67,6 +71,7 @@ class MetricsMiddleware:
                 status,
                 time.perf_counter() - started,
                 _code(problem) if problem is not None else None,
+                moved_money=not replayed,
             )
 
 

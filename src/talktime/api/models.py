@@ -142,6 +142,15 @@ class BalanceSnapshot(BaseModel):
     available: str
 
 
-def stored(status: int, body: str) -> Response:
-    """A stored JSON response (idempotent replays send these exact bytes)."""
-    return Response(content=body, status_code=status, media_type="application/json")
+REPLAYED_HEADER = "Idempotent-Replayed"
+"""Set to `true` on an answer replayed for an Idempotency-Key that had already answered (the
+body is the original's, byte for byte); the metrics do not count such a request as a charge."""
+
+
+def stored(status: int, body: str, *, replayed: bool = False) -> Response:
+    """A stored JSON response (idempotent replays send these exact bytes, marked with
+    `REPLAYED_HEADER`)."""
+    headers = {REPLAYED_HEADER: "true"} if replayed else None
+    return Response(
+        content=body, status_code=status, media_type="application/json", headers=headers
+    )

@@ -104,12 +104,23 @@ class Metrics:
             self.registry.register(StoreCollector(engine))
 
     def observe(
-        self, method: str, route: str, status: int, seconds: float, code: str | None
+        self,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        code: str | None,
+        *,
+        moved_money: bool = True,
     ) -> None:
-        """Count one finished request."""
+        """Count one finished request. A success on a charging route counts as a charge unless
+        `moved_money` is False: an idempotent replay of an earlier answer, or a free one (an
+        inbound message that cost nothing)."""
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
         if code is not None:
             self.refusals.labels(code, str(status)).inc()
-        elif 200 <= status < 300 and method == "POST" and CHARGING_ROUTE.match(route):
+        elif (
+            moved_money and 200 <= status < 300 and method == "POST" and CHARGING_ROUTE.match(route)
+        ):
             self.charges.labels(route).inc()

@@ -25,14 +25,15 @@ def purchase(
     amount: int,
     key: str,
     provider: PaymentProvider | None = None,
-) -> dict[str, Any]:
-    """Buy credit: the provider is paid first, the credit granted after (never twice per key)."""
+) -> tuple[bool, dict[str, Any]]:
+    """Buy credit: the provider is paid first, the credit granted after (never twice per key).
+    Returns whether the key had already answered (a replay), and the answer."""
     Wallet(engine).account(account_id)  # 404 before any payment is attempted
     result = recharge.purchase(
         engine, account_id, amount, key, provider or provider_from_settings(settings)
     )
     g = result.grant
-    return {
+    return result.replayed, {
         "grant_id": g.id,
         "amount": fmt(g.original),
         "source": g.source,

@@ -41,10 +41,12 @@ class KeepWritesError(Exception):
 
 @dataclass(frozen=True)
 class StoredResponse:
-    """A response kept for replays: HTTP status and the exact JSON text."""
+    """A response kept for replays: HTTP status and the exact JSON text; `replayed` is True
+    when it answers a key that had already answered (nothing was done this time)."""
 
     status: int
     body: str
+    replayed: bool = False
 
 
 def fingerprint(operation: str, request: Any) -> str:
@@ -82,7 +84,7 @@ def replay(
             "use a new key for a new request.",
             idempotency_key=key,
         )
-    return StoredResponse(status=int(row.status), body=str(row.response))
+    return StoredResponse(status=int(row.status), body=str(row.response), replayed=True)
 
 
 def remember(

@@ -92,7 +92,7 @@ def authorize_call(
     not even the first increment is covered."""
     req = calls.CallRequest(body.direction, body.from_, body.to, body.user)
     result = calls.authorize_call(engine, request.app.state.settings, account_id, req, key)
-    return stored(result.status, result.body)
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.post(
@@ -103,7 +103,7 @@ def extend_call(
 ) -> Response:
     """Hold the next increments of a long call; returns the new `max_duration_seconds`."""
     result = calls.extend_call(engine, request.app.state.settings, account_id, call_id, key)
-    return stored(result.status, result.body)
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.post(
@@ -127,7 +127,7 @@ def complete_call(
         body.model_dump(exclude_none=True),
         key,
     )
-    return stored(result.status, result.body)
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.get("/v1/calls/{call_id}", response_model=CallOut, responses=problems(403, 404))

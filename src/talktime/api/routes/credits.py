@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import money
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import Amount, PositiveAmount, problems
+from talktime.api.models import REPLAYED_HEADER, Amount, PositiveAmount, problems
 from talktime.api.routes.balance import BalanceOut
 from talktime.service import credits, users
 
@@ -57,14 +57,22 @@ class AutoRechargeIn(BaseModel):
     responses=problems(402, 403, 409, 422, 503),
 )
 def purchase(
-    body: PurchaseIn, request: Request, account_id: AccountId, engine: Engine, key: IdempotencyKey
+    body: PurchaseIn,
+    request: Request,
+    response: Response,
+    account_id: AccountId,
+    engine: Engine,
+    key: IdempotencyKey,
 ) -> dict[str, Any]:
     """Buy credit through the account's payment provider; the credit is granted only after
     the payment succeeded, and a replayed key never pays twice."""
     users.require_permission_of(engine, account_id, body.user, "billing.manage")
-    return credits.purchase(
+    replayed, answer = credits.purchase(
         engine, request.app.state.settings, account_id, money.parse(body.amount), key
     )
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return answer
 
 
 @router.put("/v1/settings/auto-recharge", response_model=BalanceOut, responses=problems(403, 422))

@@ -90,7 +90,7 @@ async def send_message(
     )
     settings = request.app.state.settings
     result = await messages.send_sms_async(engine, settings, account_id, req, key)
-    return stored(result.status, result.body)
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.post(
@@ -112,4 +112,4 @@ def record_inbound(
         from_=body.from_, to=body.to, text=body.text, media=tuple(body.media or ())
     )
     result = messages.record_inbound(engine, request.app.state.settings, account_id, req, key)
-    return stored(result.status, result.body)
+    return stored(result.status, result.body, replayed=result.replayed)

@@ -56,7 +56,7 @@ def add_number(
     """Add a number: type and SMS capability from its classification, monthly price from the
     rate card, the first month charged at once (402 if the credit does not cover it)."""
     result = numbers.add_number(engine, request.app.state.settings, account_id, body.e164, key)
-    return stored(result.status, result.body)
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.get("/v1/numbers", response_model=NumberList, responses=problems(403))
