@@ -205,3 +205,19 @@ def test_a_text_statement_with_output_is_written_to_the_file(
     assert f"wrote {target}" in result.output
     assert "18446744073709.551616" not in result.output
     assert target.read_text() == shown
+
+
+def test_the_jobs_table_keeps_kinds_and_times_whole_at_80_columns(
+    cli: CliRunner, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at 80 columns the kind and the run time were cut: "webhooks.de…", "2026-11-30T0…"
+    with engine.begin() as conn:
+        jobs.enqueue(conn, "webhooks.deliver", {"delivery_id": 1}, run_at=1_795_000_000_000_000)
+    monkeypatch.setattr(ops_cli, "console", Console(width=80))
+    result = cli.invoke(app, ["jobs"])
+    assert result.exit_code == 0, result.exception
+    assert "…" not in result.output
+    assert "webhooks.deliver" in result.output
+    assert "2026-11-18" in result.output
+    assert "11:06:40" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80

@@ -156,3 +156,14 @@ def test_worker_refuses_a_lease_that_is_not_finite_or_out_of_bounds(
     assert "error[invalid_lease]" in result.output
     assert "0.1 to 86400" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e300", "3600.5", "0.001"])
+def test_worker_refuses_a_poll_that_is_not_finite_or_out_of_bounds(
+    cli: CliRunner, value: str
+) -> None:
+    result = cli.invoke(app, ["worker", "--once", "--poll-seconds", value])
+    assert result.exit_code == 1, result.output
+    assert "error[invalid_poll]" in result.output
+    assert "0.01 to 3600" in result.output
+    assert "Traceback" not in result.output

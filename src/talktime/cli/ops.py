@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.measure import Measurement
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from talktime.cli.accounts import require_id
@@ -33,6 +33,9 @@ MAX_LEASE_SECONDS = 86_400.0
 stalled heartbeat; it is also how long a crashed worker's job waits to be taken over. A day is
 plenty for the one and the longest sensible wait for the other, and keeps every lease end a
 valid timestamp on both backends."""
+MIN_POLL_SECONDS = 0.01
+MAX_POLL_SECONDS = 3600.0
+"""How long an idle worker sleeps between passes (a longer sleep delays periodic jobs)."""
 
 
 @app.command()
@@ -47,7 +50,7 @@ def worker(
             help="Lease of a claimed job, 0.1 to 86400 s; renewed while it runs.",
         ),
     ] = 60.0,
-    poll_seconds: Annotated[float, typer.Option(min=0.01, help="Sleep when idle.")] = 1.0,
+    poll_seconds: Annotated[float, typer.Option(help="Sleep when idle, 0.01 to 3600 s.")] = 1.0,
     plugin: Annotated[
         list[str] | None,
         typer.Option(help="Import this module first (it may register more job handlers)."),
@@ -71,6 +74,12 @@ def worker(
             "invalid_lease",
             f"--lease-seconds must be a number from {MIN_LEASE_SECONDS:g} to "
             f"{MAX_LEASE_SECONDS:g} (one day), not {lease_seconds:g}",
+        )
+    if not MIN_POLL_SECONDS <= poll_seconds <= MAX_POLL_SECONDS:  # also refuses nan
+        fail(
+            "invalid_poll",
+            f"--poll-seconds must be a number from {MIN_POLL_SECONDS:g} to "
+            f"{MAX_POLL_SECONDS:g} (an hour), not {poll_seconds:g}",
         )
     for module in plugin or []:
         _import_plugin(module)
@@ -195,14 +204,24 @@ def list_jobs(
             ]
         )
         return
-    table = Table("id", "kind", "state", "attempts", "run at", "worker", "last error")
+    # id, kind, state and attempts stay whole; the time wraps between date and time of day
+    # (to the second, UTC; --json has it exact); worker and error text fold
+    table = Table(
+        Column("id", no_wrap=True),
+        Column("kind", no_wrap=True),
+        Column("state", no_wrap=True),
+        Column("tries", no_wrap=True),
+        Column("run at (UTC)", min_width=10),
+        Column("worker", overflow="fold", min_width=6),
+        Column("last error", overflow="fold", min_width=10),
+    )
     for r in rows:
         table.add_row(  # Text: an error message is shown as written, never read as markup
             str(r.id),
             Text(r.kind),
             r.state,
             f"{r.attempts}/{r.max_attempts}",
-            iso(r.run_at) or "",
+            (iso(r.run_at) or "")[:19].replace("T", " "),
             Text(r.locked_by or ""),
             Text((r.last_error or "")[:80]),
         )
