@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
+
+from talktime.wallet import recharge as rc
+from talktime.wallet.payments import PaymentSetupError
+from wallet_helpers import make_wallet
+
 from apikit import tenant
 
 PATH = "/v1/settings/auto-recharge"
@@ -57,3 +64,18 @@ def test_a_member_without_billing_manage_is_refused_before_the_amount_is_looked_
     response = api.put(PATH, json=body, headers=t.auth)
     assert response.status_code == 403, response.text
     assert response.json()["code"] == "permission_denied"
+
+
+def test_the_library_refuses_a_sub_cent_recharge_amount_too(engine: sa.Engine) -> None:
+    # `wallet.recharge.configure` (embedded use) took any amount; every recharge of it failed
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", "free", "create").account.id
+    with pytest.raises(PaymentSetupError) as refused, engine.begin() as conn:
+        rc.configure(conn, account, enabled=True, threshold=0, amount=10_100, now=0)
+    assert refused.value.extra["field"] == "amount"
+    with engine.connect() as conn:
+        assert rc.get_settings_of(conn, account) is None  # nothing stored
+    with engine.begin() as conn:  # off: any amount
+        assert not rc.configure(
+            conn, account, enabled=False, threshold=0, amount=10_100, now=0
+        ).enabled

@@ -12,8 +12,6 @@ from talktime.service.common import fmt, now_micros
 from talktime.wallet import Wallet, recharge
 from talktime.wallet.payments import (
     PaymentProvider,
-    PaymentSetupError,
-    minor_units,
     provider_from_settings,
 )
 
@@ -51,16 +49,8 @@ def set_auto_recharge(
     Turning it on with an ``amount`` no card payment can take (not whole cents) is refused
     (`payment_setup_invalid`), as buying that amount is; turning it off always works.
     """
-    account = Wallet(engine).account(account_id)
-    if enabled:
-        try:
-            minor_units(amount, account.currency)
-        except PaymentSetupError as refusal:
-            raise PaymentSetupError(
-                f"the auto-recharge amount cannot be paid by card: {refusal.detail}",
-                field="amount",
-            ) from None
-    with engine.begin() as conn:
+    Wallet(engine).account(account_id)
+    with engine.begin() as conn:  # `configure` refuses an amount a card cannot take
         recharge.configure(
             conn, account_id, enabled=enabled, threshold=threshold, amount=amount, now=now_micros()
         )

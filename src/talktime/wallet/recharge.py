@@ -28,7 +28,13 @@ from talktime.wallet.book import AccountState, Book, check_amount
 from talktime.wallet.errors import AccountNotFoundError
 from talktime.wallet.inputs import check_moment
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
-from talktime.wallet.payments import PaymentProvider, PaymentRequest, PaymentResult
+from talktime.wallet.payments import (
+    PaymentProvider,
+    PaymentRequest,
+    PaymentResult,
+    PaymentSetupError,
+    minor_units,
+)
 from talktime.wallet.periods import from_micros, to_micros, utcnow
 
 log = logging.getLogger(__name__)
@@ -182,10 +188,25 @@ def configure(
 ) -> RechargeSettings:
     """Set auto-recharge: when paid credit falls under ``threshold``, buy ``amount`` more.
 
-    Enabling again clears the decline count left by an earlier automatic disable.
+    Enabling it with an amount no card payment can take in the account's currency (not whole
+    cents) is refused (`payment_setup_invalid`), as buying that amount is; turning it off
+    always works. Enabling again clears the decline count left by an earlier automatic disable.
     """
     check_amount(threshold, allow_zero=True, what="recharge threshold")
     check_amount(amount, what="recharge amount")
+    if enabled:
+        currency = conn.execute(
+            sa.select(accounts.c.currency).where(accounts.c.id == account_id)
+        ).scalar()
+        if currency is None:
+            raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
+        try:
+            minor_units(amount, currency)
+        except PaymentSetupError as refusal:
+            raise PaymentSetupError(
+                f"the auto-recharge amount cannot be paid by card: {refusal.detail}",
+                field="amount",
+            ) from None
     values: dict[str, Any] = {
         "enabled": enabled,
         "threshold": threshold,
