@@ -40,7 +40,6 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.inputs import (
     check_id,
-    check_lines,
     check_moment,
     check_priority,
     check_string,
@@ -363,7 +362,6 @@ class Wallet:
     ) -> SettleResult:
         """Charge the actual amount, release the rest; a shortfall is recorded `uncollected`."""
         check_id(hold_id, "hold id")
-        check_lines(lines)
         return self._write(lambda b: holds.settle(b, hold_id, actual, key, lines), now)
 
     def void(self, hold_id: int, key: str, now: datetime | None = None) -> HoldResult:

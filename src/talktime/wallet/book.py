@@ -468,11 +468,10 @@ class Book:
         hold_id: int | None = None,
         reference: str | None = None,
         key: str | None = None,
-        lines: Any = None,
+        lines_json: str | None = None,
     ) -> None:
-        """Queue one ledger entry (written at flush)."""
-        if lines is not None:
-            lines = json.dumps(lines, separators=(",", ":"))
+        """Queue one ledger entry (written at flush); ``lines_json`` is the priced lines as
+        `inputs.encode_lines` gives them."""
         self.entries.append(
             (
                 transaction_id,
@@ -483,7 +482,7 @@ class Book:
                 kind,
                 reference,
                 key,
-                lines,
+                lines_json,
                 self.now,
             )
         )

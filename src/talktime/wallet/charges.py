@@ -14,7 +14,7 @@ from talktime.errors import TalktimeError
 from talktime.wallet.book import Book, check_amount, check_text, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
 from talktime.wallet.idempotency import charge_fingerprint
-from talktime.wallet.inputs import check_id, check_lines
+from talktime.wallet.inputs import check_id, encode_lines
 from talktime.wallet.model import USAGE, ChargeResult, charge_json, from_json
 
 OPERATION = "charge"
@@ -47,7 +47,7 @@ def charge(
     check_id(account_id, "account id")
     check_amount(amount)
     check_text(reference, "reference")
-    check_lines(lines)
+    lines_json = encode_lines(lines)
     state = book.account(account_id, key if isinstance(key, str) else None)
     fp = charge_fingerprint(OPERATION, amount, reference, lines)
     stored = book.replay(state.id, key, OPERATION, fp)
@@ -70,7 +70,14 @@ def charge(
     for g, take in takes:
         g.remaining -= take
         book.entry(
-            transaction_id, state.id, g.id, -take, USAGE, reference=reference, key=key, lines=lines
+            transaction_id,
+            state.id,
+            g.id,
+            -take,
+            USAGE,
+            reference=reference,
+            key=key,
+            lines_json=lines_json,
         )
     book.add_usage(state, paid)
     # Every take came out of available credit, so it fell by exactly the amount.

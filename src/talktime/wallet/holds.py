@@ -33,6 +33,7 @@ from talktime.wallet.errors import (
 )
 from talktime.wallet.grants import expire_grant
 from talktime.wallet.idempotency import fingerprint
+from talktime.wallet.inputs import encode_lines
 from talktime.wallet.model import (
     HOLD,
     HOLD_RELEASE,
@@ -250,6 +251,7 @@ def settle(
     negative balance. A hold the periodic job already expired can still be settled.
     """
     check_amount(actual, allow_zero=True)
+    lines_json = encode_lines(lines)
     state, row = _hold(book, hold_id)
     fp = fingerprint("settle", {"hold_id": hold_id, "actual": actual, "lines": lines})
     stored = book.replay(state.id, key, "settle", fp)
@@ -288,7 +290,7 @@ def settle(
             hold_id=hold_id,
             reference=row.reference,
             key=key,
-            lines=lines,
+            lines_json=lines_json,
         )
     if rest:
         book.entry(
@@ -300,7 +302,7 @@ def settle(
             hold_id=hold_id,
             reference=row.reference,
             key=key,
-            lines=lines,
+            lines_json=lines_json,
         )
         book.event(
             state.id,

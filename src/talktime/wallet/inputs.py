@@ -89,12 +89,13 @@ def check_priority(value: object) -> None:
         raise InvalidRequestError(f"the priority is from 0 to {MAX_PRIORITY}, not {value}")
 
 
-def check_lines(lines: Any) -> None:
-    """Priced lines must be JSON without NaN or infinities (PostgreSQL's json type refuses
-    them; SQLite would store invalid JSON); None passes."""
+def encode_lines(lines: Any) -> str | None:
+    """Priced lines as the JSON text a ledger entry stores (None stays None), refused unless
+    they are JSON without NaN or infinities (PostgreSQL's json type refuses those; SQLite
+    would store invalid JSON). Encoded once per operation, whatever the entries it writes."""
     if lines is None:
-        return
+        return None
     try:
-        json.dumps(lines, allow_nan=False, separators=(",", ":"))
+        return json.dumps(lines, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"the priced lines are not valid JSON: {exc}") from None
