@@ -160,3 +160,20 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Typer `CliRunner` whose settings point at the test's database (and at no config
+    file), the settings cache cleared before and after."""
+    from typer.testing import CliRunner
+
+    from talktime.config import get_settings
+
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
+    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    get_settings.cache_clear()
+    try:
+        yield CliRunner()
+    finally:
+        get_settings.cache_clear()

@@ -6,7 +6,6 @@ amount short, however narrow the terminal."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from typer.testing import CliRunner
 
 from talktime import money
 from talktime.cli import app
-from talktime.config import get_settings
 from talktime.ops import jobs
 from talktime.ops.statements import statement
 from talktime.store.api_tables import api_keys
@@ -35,16 +33,10 @@ SEPT = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
-    # wide enough that rich does not wrap a refusal (it would break long paths mid-word)
+def cli(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """conftest's runner, with a stderr console wide enough that rich never wraps a refusal."""
     monkeypatch.setattr(cli_app, "err_console", Console(stderr=True, width=1000))
-    get_settings.cache_clear()
-    try:
-        yield CliRunner()
-    finally:
-        get_settings.cache_clear()
+    return cli
 
 
 def refused(result: Result, code: str) -> str:

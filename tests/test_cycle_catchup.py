@@ -5,7 +5,6 @@ on in order, a caught-up database is left alone, and `talktime cycle run` refuse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,6 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from talktime.cli import app
-from talktime.config import get_settings
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import ledger
 from talktime.wallet import Wallet, rentals
@@ -169,17 +167,6 @@ def test_max_periods_must_be_at_least_one(engine: sa.Engine) -> None:
 
 
 # ---- `talktime cycle run` -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    """A CLI runner whose settings point at the test's database."""
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    try:
-        yield CliRunner()
-    finally:
-        get_settings.cache_clear()
 
 
 def test_cycle_run_names_the_accounts_still_behind_and_exits_3_until_caught_up(

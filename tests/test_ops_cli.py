@@ -5,32 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from talktime import money
 from talktime.cli import app
-from talktime.config import get_settings
 from talktime.ops import jobs
 from talktime.wallet import Wallet
 
 SEPT = datetime(2026, 9, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
-    get_settings.cache_clear()
-    try:
-        yield CliRunner()
-    finally:
-        get_settings.cache_clear()
 
 
 def _account(engine: sa.Engine) -> int:

@@ -4,7 +4,6 @@ never a 500 or a traceback; and no text can crash the PDF."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from talktime.cli import app
-from talktime.config import get_settings
 from talktime.ops import pdf
 from talktime.ops.statements import InvalidPeriodError, Line, Statement, period_bounds
 
@@ -53,17 +51,6 @@ def test_openapi_documents_the_period_as_ascii_digits(api: Any) -> None:
     operation = api.get("/openapi.json").json()["paths"]["/v1/statements/{period}"]["get"]
     (period,) = [p for p in operation["parameters"] if p["name"] == "period"]
     assert period["schema"]["pattern"] == "^[0-9]{4}-[0-9]{2}$"
-
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
-    get_settings.cache_clear()
-    try:
-        yield CliRunner()
-    finally:
-        get_settings.cache_clear()
 
 
 def test_cli_statement_refuses_non_ascii_digits_without_a_traceback(

@@ -4,7 +4,6 @@ reference prefixes matched case-sensitively on both backends, and the worker's l
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from typer.testing import CliRunner
 
 from talktime import money
 from talktime.cli import app
-from talktime.config import get_settings
 from talktime.ops.clock import from_datetime
 from talktime.ops.statements import statement
 from talktime.ops.usage import usage
@@ -30,17 +28,6 @@ OUT_OF_RANGE = [
     ("1969-12-31T23:00:00+00:00", "1970-01-02T00:00:00+00:00"),
     ("8999-12-31T00:00:00+00:00", "9000-01-01T00:00:01+00:00"),
 ]
-
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
-    get_settings.cache_clear()
-    try:
-        yield CliRunner()
-    finally:
-        get_settings.cache_clear()
 
 
 def _account(engine: sa.Engine) -> int:
