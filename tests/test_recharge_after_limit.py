@@ -13,19 +13,25 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from talktime.wallet import MonthlyLimitReachedError
+from talktime.wallet import MonthlyLimitReachedError, Wallet
 from talktime.wallet.payments import TestProvider
 from test_recharge import D, enable, paid_account, process, recharges_of
 from wallet_helpers import T0, make_wallet
 
 
-def test_a_charge_refused_for_the_limit_does_not_keep_auto_recharge_off_once_raised(
-    engine: sa.Engine,
-) -> None:
+def _limited(engine: sa.Engine) -> tuple[Wallet, int]:
+    """An account with 20 of paid credit, a limit of 100, auto-recharge of 10 under 15."""
     wallet = make_wallet(engine)
     account = paid_account(wallet, 20 * D)
     wallet.set_monthly_limit(account, 100 * D, "limit-100")
     enable(wallet, account, threshold=15 * D, amount=10 * D)
+    return wallet, account
+
+
+def test_a_charge_refused_for_the_limit_does_not_keep_auto_recharge_off_once_raised(
+    engine: sa.Engine,
+) -> None:
+    wallet, account = _limited(engine)
     wallet.set_monthly_limit(account, 1 * D, "limit-1")
     with pytest.raises(MonthlyLimitReachedError):
         wallet.charge(account, 5 * D, "refused")  # flags the period's limit event
@@ -40,10 +46,7 @@ def test_a_charge_refused_for_the_limit_does_not_keep_auto_recharge_off_once_rai
 def test_a_recharge_postponed_for_the_limit_is_due_again_when_the_limit_is_raised(
     engine: sa.Engine,
 ) -> None:
-    wallet = make_wallet(engine)
-    account = paid_account(wallet, 20 * D)
-    wallet.set_monthly_limit(account, 100 * D, "limit-100")
-    enable(wallet, account, threshold=15 * D, amount=10 * D)
+    wallet, account = _limited(engine)
     wallet.charge(account, 10 * D, "under-threshold")  # queues a recharge; usage 10
     wallet.set_monthly_limit(account, 10 * D, "limit-10")  # usage has reached it
     assert process(wallet, TestProvider()) == ["postponed"]
@@ -59,10 +62,7 @@ def test_a_recharge_postponed_for_the_limit_is_due_again_when_the_limit_is_raise
 def test_a_postponed_recharge_is_postponed_again_if_the_new_limit_is_still_reached(
     engine: sa.Engine,
 ) -> None:
-    wallet = make_wallet(engine)
-    account = paid_account(wallet, 20 * D)
-    wallet.set_monthly_limit(account, 100 * D, "limit-100")
-    enable(wallet, account, threshold=15 * D, amount=10 * D)
+    wallet, account = _limited(engine)
     wallet.charge(account, 10 * D, "under-threshold")
     wallet.set_monthly_limit(account, 10 * D, "limit-10")
     assert process(wallet, TestProvider()) == ["postponed"]
