@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from talktime.store.rawsql import RawStatement
 from talktime.store.wallet_tables import idempotency
 from talktime.wallet.errors import IdempotencyConflictError, InvalidRequestError
+from talktime.wallet.inputs import encodes_as_utf8
 
 RETENTION_MICROS: Final = 30 * 86_400 * 1_000_000
 """Keys are kept at least this long (30 days)."""
@@ -48,16 +49,8 @@ def is_valid_key(key: object) -> bool:
         isinstance(key, str)
         and 0 < len(key) <= MAX_KEY_LENGTH
         and "\x00" not in key
-        and (key.isascii() or _is_utf8(key))
+        and encodes_as_utf8(key)
     )
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_key(key: str) -> None:

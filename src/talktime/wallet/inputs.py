@@ -71,12 +71,19 @@ def check_storable(value: str, what: str) -> None:
     """Refuse a NUL character (PostgreSQL text cannot hold one) or a lone surrogate."""
     if "\x00" in value:
         raise InvalidRequestError(f"the {what} must not contain NUL characters")
+    if not encodes_as_utf8(value):
+        raise InvalidRequestError(f"the {what} holds a lone surrogate, which is not valid text")
+
+
+def encodes_as_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate (which no database column can store)."""
+    if text.isascii():
+        return True
     try:
-        value.encode()
+        text.encode()
     except UnicodeEncodeError:
-        raise InvalidRequestError(
-            f"the {what} holds a lone surrogate, which is not valid text"
-        ) from None
+        return False
+    return True
 
 
 def check_priority(value: object) -> None:
