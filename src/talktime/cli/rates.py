@@ -20,6 +20,7 @@ from talktime.errors import TalktimeError
 from talktime.rating import (
     InvalidRateCardError,
     RateCard,
+    RateCardNotFoundError,
     import_card,
     list_cards,
     load_card,
@@ -39,15 +40,23 @@ def _origin(card: RateCard) -> str:
     return "shipped" if Path(card.source).parent == shipped_cards_dir() else "imported"
 
 
+def _in_force(name: str, directory: str) -> RateCard | None:
+    """The version of card ``name`` in force today, or None while every version is future."""
+    try:
+        return load_card(name, directory=directory)
+    except RateCardNotFoundError:
+        return None
+
+
 @rates_app.command("list")
 def rates_list(as_json: JsonOption = False) -> None:
     """Every card version, shipped and imported; `*` marks the version in force today."""
     settings = get_settings()
     try:
         cards = list_cards(settings.rate_cards_dir)
-        in_force = {c.name: load_card(c.name, directory=settings.rate_cards_dir) for c in cards}
     except TalktimeError as exc:
         fail(exc.code, exc.detail)
+    in_force = {c.name: _in_force(c.name, settings.rate_cards_dir) for c in cards}
     rows = [
         {
             "name": c.name,
@@ -215,6 +224,12 @@ def rates_import(
                 soft_wrap=True,
             )
         fail(exc.code, exc.detail)
+    except OSError as exc:
+        fail(
+            "rate_cards_dir_not_writable",
+            f"cannot store the card under {settings.rate_cards_dir} ({exc.strerror}): make it "
+            "a writable directory or point the rate_cards_dir setting elsewhere",
+        )
     state = "imported" if created else "already imported (same content)"
     console.print(
         f"{state}: {card.ref} effective from {card.effective_from} in {card.source}",

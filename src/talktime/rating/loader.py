@@ -114,7 +114,9 @@ def read_card(path: Path | str) -> RateCard:
     for name in FILES:
         file = path / name
         try:
-            texts[name] = file.read_text(encoding="utf-8")
+            # utf-8-sig: a byte order mark (spreadsheets write one) is the file's signature,
+            # not text of its first line
+            texts[name] = file.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             problems.add(name, 0, 0, f"missing: a rate card needs {', '.join(FILES)}")
         except (OSError, UnicodeDecodeError) as exc:

@@ -22,7 +22,8 @@ from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["admin"])
 
-CardName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", examples=["default"])]
+# the names `talktime.rating.loader.NAME` accepts for a card (dots included: "acme.v2")
+CardName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", examples=["default"])]
 PlanName = Annotated[str, Field(min_length=1, max_length=64, examples=["business"])]
 
 
