@@ -69,6 +69,7 @@ def run(
     One run opens at most MAX_PERIODS_PER_RUN (240) periods per account; an account still
     behind after that is named on stderr and the run exits 3: run it again to go on. Exits 1
     when an account could not be advanced."""
+    from talktime.service import cards
     from talktime.store import make_engine
     from talktime.wallet.cycle import CycleBehind, CycleFailure, latest_period_end, run_cycle
     from talktime.wallet.model import to_dict
@@ -85,7 +86,9 @@ def run(
         if at is not None:
             with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
                 check_plausible(at, str(now), latest_period_end(conn))
-        runs = run_cycle(engine, at, failures, behind=behind)
+        runs = run_cycle(
+            engine, at, failures, behind=behind, plan_credit=cards.plan_credit(settings)
+        )
     finally:
         engine.dispose()
     for f in failures:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from talktime.ops import jobs, registry, webhooks
 from talktime.ops.clock import HOUR, MINUTE, SECOND, now_us, to_datetime
+from talktime.service import cards
 from talktime.service import idempotency as request_keys
 from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.wallet_tables import outbox
@@ -99,7 +100,7 @@ def expire(ctx: registry.JobContext, _job: jobs.Job) -> None:
 @registry.handler("wallet.run_cycle")
 def cycle(ctx: registry.JobContext, _job: jobs.Job) -> None:
     """Close ended periods: expire free credit, grant the new, charge rentals."""
-    run_cycle(ctx.engine, to_datetime(ctx.now()))
+    run_cycle(ctx.engine, to_datetime(ctx.now()), plan_credit=cards.plan_credit(ctx.settings))
 
 
 @registry.handler("recharge.process")

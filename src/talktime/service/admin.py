@@ -19,10 +19,11 @@ from talktime.wallet.periods import to_micros
 
 
 def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> None:
-    """Copy the plans (monthly free credit) of the card in force into the plans table."""
+    """Copy the plans (monthly free credit) of the card in force into the plans table, in the
+    caller's transaction (in name order, so concurrent syncs lock the rows in one order)."""
     card = load_card(card_name, directory=settings.rate_cards_dir)
     now = now_micros()
-    for plan, free in card.plans.items():
+    for plan, free in sorted(card.plans.items()):
         accounts.upsert_plan(conn, plan, free, now)
 
 
@@ -64,9 +65,6 @@ def create_account(
 ) -> dict[str, Any]:
     """Create an account on ``plan`` (its first free credit issued) with optional purchased
     ``credit``, priced with ``rate_card`` (default: the configured card); one transaction."""
-    card_name = rate_card or settings.rate_card
-    with engine.begin() as conn:
-        sync_plans(conn, card_name, settings)
     try:
         return _create_account(engine, settings, name, plan, key, credit, rate_card, monthly_limit)
     except sa.exc.IntegrityError:
@@ -86,6 +84,9 @@ def _create_account(
     monthly_limit: int | None,
 ) -> dict[str, Any]:
     with engine.begin() as conn:
+        # the first free credit is the plan's on this account's card: synced in the same
+        # transaction, so a concurrent creation on another card cannot change it in between
+        sync_plans(conn, rate_card or settings.rate_card, settings)
         book = Book(conn, now_micros())
         created = accounts.create(book, name, plan, key, monthly_limit=monthly_limit)
         account_id = created.account.id

@@ -11,8 +11,10 @@ import time
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.rating import RateCard, load_card
+from talktime.rating import RateCard, RateCardNotFoundError, load_card
 from talktime.store.api_tables import account_cards
+from talktime.wallet.cycle import PlanCredit
+from talktime.wallet.periods import from_micros
 
 
 def card_name(conn: sa.Connection, account_id: int, settings: Settings) -> str:
@@ -48,3 +50,24 @@ def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) 
             account_cards.insert().values(account_id=account_id, card=name, updated_at=now)
         )
     return card
+
+
+def plan_credit(settings: Settings) -> PlanCredit:
+    """The monthly cycle's source of free credit: the plan's credit on the account's own card,
+    in the version in force when the period starts (None, so the plans table's, when that card
+    has no such plan or no version in force then).
+
+    The plans table holds one figure per plan name, copied from whichever card was synced
+    last; a plan of the same name on another card must not set this account's credit.
+    """
+
+    def credit(conn: sa.Connection, account_id: int, plan: str, period_start: int) -> int | None:
+        name = card_name(conn, account_id, settings)
+        day = from_micros(period_start).date()
+        try:
+            card = load_card(name, at=day, directory=settings.rate_cards_dir)
+        except RateCardNotFoundError:
+            return None
+        return card.plans.get(plan)
+
+    return credit

@@ -10,6 +10,7 @@ account and period; after downtime it catches up period by period, in order, at 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 
 MAX_PERIODS_PER_RUN = 240
 """Bound on catch-up per account in one run (20 years of months)."""
+
+PlanCredit = Callable[[sa.Connection, int, str, int], "int | None"]
+"""``(conn, account_id, plan, period_start)`` -> the plan's monthly free credit for that
+account and period, or None to use the plans table. The service passes one that reads the
+account's own rate card (plans of the same name may differ between cards)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ def due_accounts(conn: sa.Connection, now: int, limit: int = 1000) -> list[int]:
     return [r.id for r in conn.execute(query)]
 
 
-def advance(engine: sa.Engine, account_id: int, now: int) -> CycleRun | None:
+def advance(
+    engine: sa.Engine, account_id: int, now: int, plan_credit: PlanCredit | None = None
+) -> CycleRun | None:
     """Move one account into its next period if its current one ended by ``now``.
 
     One transaction. A period caught up after downtime is closed as of its end (the time of
@@ -83,7 +91,10 @@ def advance(engine: sa.Engine, account_id: int, now: int) -> CycleRun | None:
         expired = grants.expire(book, state)
         granted = 0
         if state.status == "active":
-            free = grants.issue_free_credit(book, state, start, end)
+            amount = (
+                None if plan_credit is None else plan_credit(conn, account_id, state.plan, start)
+            )
+            free = grants.issue_free_credit(book, state, start, end, amount)
             granted = free.original if free is not None else 0
         charged = 0
         suspended: list[str] = []
@@ -184,6 +195,7 @@ def run_cycle(
     *,
     behind: list[CycleBehind] | None = None,
     max_periods: int | None = None,
+    plan_credit: PlanCredit | None = None,
 ) -> list[CycleRun]:
     """Advance every account whose period ended by ``now`` (default: the current time), one
     period at a time and in order, until each is in the period holding ``now`` or has opened
@@ -192,7 +204,8 @@ def run_cycle(
     An account stopped by that bound while still behind is logged and appended to ``behind``;
     the next run continues it. An account that is refused (a `TalktimeError`, such as an unknown
     plan) is left as it is, logged and appended to ``failures``. The other accounts are still
-    advanced either way.
+    advanced either way. ``plan_credit`` says each account's free credit for a period (default:
+    the plans table).
     """
     check_moment(now, "now")
     at = to_micros(now or utcnow())
@@ -213,7 +226,7 @@ def run_cycle(
             last: CycleRun | None = None
             try:
                 while count < bound:
-                    run = advance(engine, account_id, at)
+                    run = advance(engine, account_id, at, plan_credit)
                     if run is None:
                         break
                     runs.append(run)

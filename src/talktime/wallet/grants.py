@@ -168,10 +168,15 @@ def issue(
 
 
 def issue_free_credit(
-    book: Book, state: AccountState, period_start: int, period_end: int
+    book: Book,
+    state: AccountState,
+    period_start: int,
+    period_end: int,
+    amount: int | None = None,
 ) -> Grant | None:
     """Issue the plan's free monthly credit for the period ``[period_start, period_end)``,
     effective at its start and expiring at its end, with a `free_credit.granted` event.
+    ``amount`` is the plan's credit when the caller knows it (else the plans table's).
 
     Returns None (and changes nothing) if that period's free credit was already issued.
     """
@@ -184,7 +189,8 @@ def issue_free_credit(
     ).first()
     if exists is not None:
         return None
-    amount = plan_free_credit(book.conn, state.plan)
+    if amount is None:
+        amount = plan_free_credit(book.conn, state.plan)
     grant = insert_grant(
         book,
         state,
