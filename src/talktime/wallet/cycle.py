@@ -91,10 +91,13 @@ def advance(
         expired = grants.expire(book, state)
         granted = 0
         if state.status == "active":
-            amount = (
-                None if plan_credit is None else plan_credit(conn, account_id, state.plan, start)
-            )
-            free = grants.issue_free_credit(book, state, start, end, amount)
+            amount = None
+            if plan_credit is not None:
+                amount = plan_credit(conn, account_id, state.plan, start)
+            if amount is None:  # the plans table's figure
+                free = grants.issue_free_credit(book, state, start, end)
+            else:
+                free = grants.issue_free_credit(book, state, start, end, amount)
             granted = free.original if free is not None else 0
         charged = 0
         suspended: list[str] = []
