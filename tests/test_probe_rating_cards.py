@@ -143,3 +143,30 @@ def test_a_card_with_a_dotted_name_can_be_assigned_to_an_account(api: Any) -> No
     )
     assert response.status_code == 200, response.text
     assert response.json()["rate_card"] == "acme.v2"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1e"])
+def test_a_note_holding_a_unicode_line_separator_stays_one_row(
+    tmp_path: Path, separator: str
+) -> None:
+    card = copy_card(
+        tmp_path / "card",
+        append={"sms.csv": f'outbound,NZ,0.05,"plausible:{separator}New Zealand"\n'},
+    )
+    rate = read_card(card).sms_rates[("outbound", "NZ")]
+    assert (rate.per_segment, rate.ref.line) == (60_000, 21)
+
+
+def test_cr_only_line_ends_read_like_lf(tmp_path: Path) -> None:
+    plain = read_card(copy_card(tmp_path / "plain"))
+    old_mac = copy_card(tmp_path / "cr")
+    for file in FILES:
+        if file != "card.toml":  # TOML ends lines with LF or CR LF only
+            path = old_mac / file
+            path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
+    card = read_card(old_mac)
+    assert (card.sms_rates, card.voice_rates, card.number_rates) == (
+        plain.sms_rates,
+        plain.voice_rates,
+        plain.number_rates,
+    )

@@ -245,7 +245,7 @@ class _TomlReader:
     """Reads typed values out of parsed TOML; problems name the line where the key appears."""
 
     def __init__(self, text: str, data: dict[str, Any], problems: _Problems) -> None:
-        self.lines = text.splitlines()
+        self.lines = _lines(text)
         self.data = data
         self.problems = problems
 
@@ -321,6 +321,18 @@ def _is_prefix(value: object) -> bool:
     return isinstance(value, str) and 2 <= len(value) <= 16 and E164.match(value + "0") is not None
 
 
+_LINE_END: Final = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a card file, cut only where CSV and TOML end a line (CR LF, CR, LF).
+
+    `str.splitlines` also cuts at U+2028, U+0085, form feeds and the like, which a note may
+    hold: the rest of that row then read as a row of its own.
+    """
+    return _LINE_END.split(text)
+
+
 class _Table:
     """A CSV table: `#` comment lines and blank lines skipped, header checked, cells located."""
 
@@ -331,7 +343,7 @@ class _Table:
         self.columns: dict[str, int] = {}
         self.rows: list[tuple[int, list[str]]] = []
         header_seen = False
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(_lines(text), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             cells = next(csv.reader([line]))
