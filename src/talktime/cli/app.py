@@ -39,3 +39,43 @@ def fail(code: str, message: str, exit_code: int = 1) -> NoReturn:
         soft_wrap=True,  # one line, never broken mid-path: scripts and tests grep it
     )
     raise typer.Exit(exit_code)
+
+
+def _bad_byte(text: str) -> tuple[int, int] | None:
+    """(character index, byte) of the first byte Python could not decode as UTF-8 when it
+    read ``text`` from the command line or stdin (kept as U+DC80..U+DCFF by surrogateescape)."""
+    for index, char in enumerate(text):
+        if 0xDC80 <= ord(char) <= 0xDCFF:
+            return index, ord(char) - 0xDC00
+    return None
+
+
+def cli_text(text: str, what: str) -> str:
+    """``text`` as given on the command line, refused with `error[invalid_text]` naming the
+    first byte that is not UTF-8 (Python would otherwise hand it on as a lone surrogate)."""
+    bad = _bad_byte(text)
+    if bad is not None:
+        fail(
+            "invalid_text",
+            f"the {what} is not valid UTF-8: byte 0x{bad[1]:02X} at character {bad[0]}; "
+            "give it as UTF-8 text",
+        )
+    return text
+
+
+def read_utf8(data: bytes, source: str) -> str:
+    """Decode ``data`` read from ``source`` as UTF-8 (a leading byte order mark dropped), or
+    refuse with `error[invalid_text]` naming the offset of the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(
+            "invalid_text",
+            f"{source} is not valid UTF-8: byte 0x{data[exc.start]:02X} at offset {exc.start}; "
+            "save it as UTF-8",
+        )
+
+
+def read_stdin() -> str:
+    """All of stdin as UTF-8 text (see `read_utf8`)."""
+    return read_utf8(sys.stdin.buffer.read(), "stdin")

@@ -7,7 +7,6 @@ and prints `error[code]: sentence`.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ import typer
 from rich.table import Table
 
 from talktime import money
-from talktime.cli.app import app, console, fail, print_json
+from talktime.cli.app import app, cli_text, console, fail, print_json, read_stdin, read_utf8
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
 from talktime.rating import Call, Quote, RateCard, load_card, price_call, price_number_rental
@@ -79,7 +78,7 @@ def quote_sms(
             card_for(card),
             from_,
             to,
-            text,
+            cli_text(text, "text"),
             "inbound" if inbound else "outbound",
             smart_encoding=smart_encoding,
         )
@@ -140,7 +139,7 @@ def quote_number(
 
 def _read_json(source: str) -> dict[str, object]:
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        text = read_stdin() if source == "-" else read_utf8(Path(source).read_bytes(), source)
     except OSError as exc:
         fail("invalid_call", f"cannot read {source}: {exc.strerror}")
     try:

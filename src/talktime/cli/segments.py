@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import unicodedata
 from typing import Annotated, cast
 
@@ -10,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from talktime.cli.app import app, console, fail, print_json
+from talktime.cli.app import app, cli_text, console, fail, print_json, read_stdin
 from talktime.errors import TalktimeError
 from talktime.sms import Language, Segmentation, Split, segment
 
@@ -113,9 +112,11 @@ def segments_command(
 ) -> None:
     """Count the SMS segments of a message: encoding, units, and each part as sent."""
     if text is None:
-        text = sys.stdin.read()
+        text = read_stdin()
         if text.endswith("\n"):  # the newline that ends the input is not part of the message
             text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    else:
+        text = cli_text(text, "text")
     lang = cast(Language | None, language)  # segment() refuses anything else
     mode = cast(Split, split)
     try:
