@@ -68,3 +68,16 @@ def test_adding_ones_suspended_number_says_to_release_it_and_add_it_again(
     assert released.status_code == 200, released.text
     again = t.post("/v1/numbers", {"e164": t.number})
     assert (again.status_code, again.json()["status"]) == (201, "active")
+
+
+def test_a_number_spelled_with_its_trunk_prefix_cannot_rent_a_held_line_twice(api: Any) -> None:
+    owner = tenant(api, credit="5.00", number="+447400123456")
+    other = tenant(api, credit="5.00", number=None)
+    before = other.balance()
+    refused = other.post("/v1/numbers", {"e164": "+4407400123456"})
+    # Before: 201, the line +447400123456 rented by a second account under another spelling.
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_number")
+    assert "write it as +447400123456" in refused.json()["detail"]
+    assert other.balance() == before
+    assert other.get("/v1/numbers").json()["numbers"] == []
+    assert len(owner.get("/v1/numbers").json()["numbers"]) == 1
