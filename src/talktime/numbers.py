@@ -84,6 +84,13 @@ def _classify(e164: str) -> NumberInfo:
     if not phonenumbers.is_valid_number(parsed):
         reason = _invalid_reason(parsed)
         raise InvalidNumberError(f"{e164} is not a valid phone number: {reason}", number=e164)
+    canonical = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if canonical != e164:  # +4407400123456 is +447400123456: one line, one spelling
+        raise InvalidNumberError(
+            f"{e164} is not in E.164 form: write it as {canonical}, without the national "
+            "trunk prefix (such as 0) after the country code",
+            number=e164,
+        )
     region = phonenumbers.region_code_for_number(parsed)
     if region is None or region == "001":
         raise InvalidNumberError(

@@ -22,7 +22,6 @@ from talktime.rating import Call, RateCard, VoiceRate, load_card, price_call
 from talktime.service import cards, users
 from talktime.service.common import (
     balance_dict,
-    charge_or_refuse,
     fmt,
     iso,
     new_id,
@@ -30,12 +29,16 @@ from talktime.service.common import (
     with_money_facts,
 )
 from talktime.service.errors import CallStateError, NotFoundError
-from talktime.service.idempotency import StoredResponse, run_once
+from talktime.service.idempotency import KeepWritesError, StoredResponse, run_once
 from talktime.service.messages import account_number
 from talktime.store.api_tables import calls
 from talktime.wallet import holds
-from talktime.wallet.book import Book
-from talktime.wallet.errors import InsufficientCreditError
+from talktime.wallet.book import AccountState, Book
+from talktime.wallet.errors import (
+    HoldNotPendingError,
+    InsufficientCreditError,
+    MonthlyLimitReachedError,
+)
 
 SECOND = 1_000_000
 MIN_TTL_S = 3600
@@ -84,6 +87,45 @@ def reserve(rate: VoiceRate, held_s: int, window: int, available: int) -> tuple[
             break
         best = (seconds, extra)
     return best
+
+
+def holdable(book: Book, state: AccountState) -> int:
+    """The most a hold may reserve now: the available credit, taken in consumption order,
+    where the paid part stops at what the monthly limit leaves after this period's paid usage
+    and the paid credit pending holds reserve (a hold past it would be refused whole)."""
+    live = state.live(book.now)
+    if state.monthly_limit is None:
+        return sum(g.available for g in live)
+    left = max(state.monthly_limit - book.period_usage(state) - holds.paid_reserved(state), 0)
+    total = 0
+    for g in live:
+        if not g.paid:
+            total += g.available
+            continue
+        take = min(g.available, left)
+        total += take
+        left -= take
+        if take < g.available:  # the next amount would come from this paid grant
+            break
+    return total
+
+
+def _limit_refusal(
+    book: Book, state: AccountState, amount: int, currency: str, max_duration_seconds: int
+) -> KeepWritesError | None:
+    """The monthly-limit refusal of a hold of ``amount`` (its `monthly_limit.reached` event
+    kept), or None when the limit is not what stops it."""
+    live = state.live(book.now)
+    if amount > sum(g.available for g in live):
+        return None
+    try:
+        paid = sum(take for g, take in book.plan(live, amount) if g.paid)
+        book.check_limit(state, paid, holds.paid_reserved(state))
+    except MonthlyLimitReachedError as refusal:
+        refusal.extra["max_duration_seconds"] = max_duration_seconds
+        book.flush()
+        return KeepWritesError(with_money_facts(refusal, currency))
+    return None
 
 
 def _ttl(covered_s: int) -> int:
@@ -153,9 +195,12 @@ def authorize_call(
         card = cards.card_for(conn, account_id, settings)
         rate = leg_rate(card, req.direction, req.from_, req.to)
         available = state.available(now)
-        covered, amount = reserve(rate, 0, settings.call_hold_seconds, available)
+        covered, amount = reserve(rate, 0, settings.call_hold_seconds, holdable(book, state))
         if covered == 0:
-            raise _not_covered(rate, available, card.currency)
+            needed = rate.cost(rate.first_increment_s)
+            raise _limit_refusal(book, state, needed, card.currency, 0) or _not_covered(
+                rate, available, card.currency
+            )
         call_id = new_id("call")
         hold_id = None
         balance = state.balances(now)
@@ -210,11 +255,11 @@ def extend_call(
         rate = leg_rate(card, row.direction, row.from_number, row.to_number)
         available = state.available(now)
         covered, extra = reserve(
-            rate, row.max_duration_seconds, settings.call_hold_seconds, available
+            rate, row.max_duration_seconds, settings.call_hold_seconds, holdable(book, state)
         )
         if covered == row.max_duration_seconds:
             needed = rate.cost(covered + rate.next_increment_s) - rate.cost(covered)
-            raise with_money_facts(
+            raise _limit_refusal(book, state, needed, card.currency, covered) or with_money_facts(
                 InsufficientCreditError(
                     "The credit does not cover another billing increment of this call; "
                     "add credit to let it run longer.",
@@ -226,7 +271,15 @@ def extend_call(
             )
         balance = state.balances(now)
         if row.hold_id is not None:
-            held = holds.extend(book, row.hold_id, extra, f"call-extend:{key}", _ttl(covered))
+            try:
+                held = holds.extend(book, row.hold_id, extra, f"call-extend:{key}", _ttl(covered))
+            except HoldNotPendingError:
+                raise CallStateError(
+                    f"Call {call_id} can no longer be extended: its credit hold lapsed after "
+                    "it went too long without an extend. Complete it with what happened (it "
+                    "is still billed) and authorize a new call to go on.",
+                    call=call_id,
+                ) from None
             balance = held.balance
         book.flush()
         conn.execute(
@@ -261,7 +314,7 @@ def complete_call(
         now = now_micros()
         _row(conn, account_id, call_id)
         book = Book(conn, now)
-        state = book.account(account_id)
+        book.account(account_id)  # lock the account, then read the call again
         row = _row(conn, account_id, call_id)
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is already {row.state}.")
@@ -276,22 +329,29 @@ def complete_call(
         )
         quote = price_call(card, call)
         lines = [line.to_dict() for line in quote.lines]
-        uncollected = 0
-        balance = state.balances(now)
-        if row.hold_id is not None:
-            settled = holds.settle(book, row.hold_id, quote.total, f"call-end:{key}", lines)
-            uncollected, balance = settled.uncollected, settled.balance
-        elif quote.total > 0:
-            charged = charge_or_refuse(
-                book, account_id, quote.total, f"call-end:{key}", call_id, lines, card.currency
-            )
-            balance = charged.balance
+        hold_id = row.hold_id
+        if hold_id is None:
+            # The first leg was free, so nothing was held: settle an empty hold instead, so
+            # that legs known only now are charged as on any call, never refused (the call
+            # happened) and any shortfall is recorded as uncollected.
+            hold_id = holds.authorize(
+                book,
+                account_id,
+                0,
+                f"call-end-hold:{key}",
+                _ttl(0),
+                reference=call_id,
+                allow_zero=True,
+            ).hold.id
+        settled = holds.settle(book, hold_id, quote.total, f"call-end:{key}", lines)
+        uncollected, balance = settled.uncollected, settled.balance
         book.flush()
         conn.execute(
             calls.update()
             .where(calls.c.id == call_id)
             .values(
                 state="completed",
+                hold_id=hold_id,
                 amount=quote.total,
                 uncollected=uncollected,
                 legs=json.dumps(lines),

@@ -15,7 +15,16 @@ from talktime.wallet.book import Book
 from talktime.wallet.errors import MonthlyLimitReachedError
 from talktime.wallet.model import ChargeResult
 
-MONEY_FACTS = ("needed", "available", "limit", "used", "amount", "monthly_limit", "period_usage")
+MONEY_FACTS = (
+    "needed",
+    "available",
+    "limit",
+    "used",
+    "reserved",
+    "amount",
+    "monthly_limit",
+    "period_usage",
+)
 """Refusal facts that are amounts of money: shown to clients as decimal strings."""
 
 

@@ -501,21 +501,29 @@ class Book:
             state.limit_flagged[period] = bool(row.limit_reached) if row else False
         return state.usage[period]
 
-    def check_limit(self, state: AccountState, paid: int) -> None:
-        """Refuse when ``paid`` more paid credit would pass the monthly limit."""
+    def check_limit(self, state: AccountState, paid: int, reserved: int = 0) -> None:
+        """Refuse when ``paid`` more paid credit would pass the monthly limit; ``reserved`` is
+        paid credit already held for usage to come (pending holds), counted as used."""
         if state.monthly_limit is None or paid == 0:
             return
         used = self.period_usage(state)
-        if used + paid > state.monthly_limit:
+        if used + reserved + paid > state.monthly_limit:
             self.flag_limit(state)
+            left = money.format(max(state.monthly_limit - used - reserved, 0))
+            held = (
+                f" after the {money.format(reserved)} held for usage in progress"
+                if reserved
+                else ""
+            )
+            facts = {"reserved": reserved} if reserved else {}
             raise MonthlyLimitReachedError(
-                f"this would use {money.format(paid)} of paid credit, but only "
-                f"{money.format(max(state.monthly_limit - used, 0))} of the monthly limit of "
-                f"{money.format(state.monthly_limit)} is left this period; raise the limit or "
-                "wait for the next period",
+                f"this would use {money.format(paid)} of paid credit, but only {left} of the "
+                f"monthly limit of {money.format(state.monthly_limit)} is left this period"
+                f"{held}; raise the limit or wait for the next period",
                 limit=state.monthly_limit,
                 used=used,
                 needed=paid,
+                **facts,
             )
 
     def flag_limit(self, state: AccountState) -> None:

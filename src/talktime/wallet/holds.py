@@ -102,8 +102,14 @@ def _reserve_plan(book: Book, state: AccountState, amount: int) -> list[tuple[Li
             available=available,
         )
     takes = book.plan(live, amount)
-    book.check_limit(state, sum(t for g, t in takes if g.paid))
+    book.check_limit(state, sum(t for g, t in takes if g.paid), paid_reserved(state))
     return takes
+
+
+def paid_reserved(state: AccountState) -> int:
+    """Paid credit the account's pending holds reserve: it counts towards the monthly limit
+    of a new reservation, or each extend of a call would pass the limit a step at a time."""
+    return sum(g.held for g in state.grants.values() if g.paid)
 
 
 def _reserve(
@@ -162,9 +168,15 @@ def authorize(
     key: str,
     ttl_micros: int,
     reference: str | None = None,
+    *,
+    allow_zero: bool = False,
 ) -> HoldResult:
-    """Reserve ``amount`` (all or nothing) until now + ttl; returns the pending hold."""
-    check_amount(amount)
+    """Reserve ``amount`` (all or nothing) until now + ttl; returns the pending hold.
+
+    ``allow_zero`` admits an empty hold (a call whose held leg is free), settled later like
+    any other.
+    """
+    check_amount(amount, allow_zero=allow_zero)
     check_text(reference, "reference")
     if ttl_micros <= 0:
         raise InvalidRequestError("a hold's time to live must be positive")

@@ -6,6 +6,7 @@ suspends a number whose rental the credit does not cover. Works on an open conne
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,6 +164,10 @@ def rent_number(
     raise, and the caller's transaction rolls back.
     """
     state = book.account(account_id)
+    if monthly_price == 0:
+        return _rent_free(
+            book, state.id, e164, key, country, number_type, rate_ref, sms_enabled, voice_enabled
+        )
     if idempotency.lookup(book.conn, state.id, [key]):
         held = book.conn.execute(
             sa.select(phone_numbers.c.id)
@@ -186,12 +191,50 @@ def rent_number(
         sms_enabled=sms_enabled,
         voice_enabled=voice_enabled,
     )
-    if monthly_price == 0:
-        return number, None
     charge = charges.charge(
         book, state.id, monthly_price, key, *_first_month(e164, rate_ref, monthly_price)
     )
     return number, charge
+
+
+def _rent_free(
+    book: Book,
+    account_id: int,
+    e164: str,
+    key: str,
+    country: str,
+    number_type: str,
+    rate_ref: str,
+    sms_enabled: bool,
+    voice_enabled: bool,
+) -> tuple[PhoneNumber, None]:
+    """`rent_number` of a number priced 0: no charge, so the key keeps the number's id."""
+    request = {
+        "e164": e164,
+        "country": country,
+        "number_type": number_type,
+        "rate_ref": rate_ref,
+        "sms_enabled": sms_enabled,
+        "voice_enabled": voice_enabled,
+    }
+    digest = idempotency.fingerprint("rent_number", request)
+    stored = book.replay(account_id, key, "rent_number", digest)
+    if stored is not None:
+        return get_number(book.conn, account_id, json.loads(stored)["number_id"]), None
+    number = add_number(
+        book.conn,
+        account_id,
+        e164,
+        country=country,
+        number_type=number_type,
+        monthly_price=0,
+        rate_ref=rate_ref,
+        now=book.now,
+        sms_enabled=sms_enabled,
+        voice_enabled=voice_enabled,
+    )
+    book.remember(account_id, key, "rent_number", digest, json.dumps({"number_id": number.id}))
+    return number, None
 
 
 def _first_month(e164: str, rate_ref: str, price: int) -> tuple[str, list[dict[str, Any]]]:

@@ -16,7 +16,11 @@ from talktime.service.common import to_json
 
 router = APIRouter(tags=["calls"])
 
-Seconds = Annotated[int, Field(ge=0, le=7 * 24 * 3600, description="Seconds (0: unanswered).")]
+Seconds = Annotated[
+    int,
+    # strict: `true` or `"70"` is not a duration (lax parsing billed `true` as one second)
+    Field(strict=True, ge=0, le=7 * 24 * 3600, description="Seconds (0: unanswered)."),
+]
 CallId = Annotated[str, Path(max_length=40)]
 
 
