@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -652,6 +653,7 @@ def purchase(
     provider: PaymentProvider,
     *,
     now: datetime | None = None,
+    on_grant: Callable[[Book, GrantResult], None] | None = None,
 ) -> GrantResult:
     """Buy ``amount`` micro-units of credit with the account's saved payment method.
 
@@ -659,6 +661,8 @@ def purchase(
     succeeded returns the original grant without paying again (a different amount under it is
     an `idempotency_conflict`); a retry after a provider error reuses the same payment key, so
     the card is never charged twice. A decline raises `PaymentDeclinedError` and grants nothing.
+    ``on_grant`` runs inside the transaction of a new grant (never for a replay), so what it
+    writes commits with the credit or not at all.
     """
     check_amount(amount, what="purchase amount")
     idempotency.check_key(key)
@@ -712,4 +716,6 @@ def purchase(
         )
         book.remember(account_id, key, PURCHASE, fp, to_json(granted))
         book.flush()
+        if on_grant is not None:
+            on_grant(book, granted)
     return granted
