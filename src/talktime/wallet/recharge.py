@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -399,7 +399,7 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
 
     Those that must not be paid now are settled here: canceled when auto-recharge was turned
     off or credit is no longer low (only if never sent to the provider), postponed to the next
-    period while the monthly limit is reached.
+    period while the monthly limit is reached. One never sent takes the amount set now.
     """
     claimed: list[Recharge] = []
     settled: list[RechargeOutcome] = []
@@ -445,17 +445,21 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
                     RechargeOutcome(row.id, row.account_id, row.sequence, "postponed", reason)
                 )
                 continue
+            # Never sent: it buys the amount set now (the setting may have changed since it
+            # was queued). Once sent, its amount is fixed: retries repeat the same payment.
+            amount = cfg.amount if untouched and cfg is not None else row.amount
             conn.execute(
                 sa.update(recharges)
                 .where(recharges.c.id == row.id)
                 .values(
                     state="processing",
+                    amount=amount,
                     claimed_at=now,
                     attempts=row.attempts + 1,
                     next_attempt_at=now + LEASE_MICROS,
                 )
             )
-            claimed.append(_recharge(row))
+            claimed.append(replace(_recharge(row), amount=amount))
     return claimed, settled
 
 
