@@ -1,8 +1,11 @@
 """A tiny local Stripe: speaks `POST /v1/payment_intents` on loopback for the provider tests.
 
 Payment methods named `pm_card_visa` succeed; `pm_card_chargeDeclined*` decline with a 402
-card_error (as Stripe does for off-session payments); `pm_server_error` answers 500. Requests
-with an `Idempotency-Key` seen before get the first response again, like Stripe.
+card_error (as Stripe does for off-session payments); `pm_server_error` answers 500;
+`pm_processing` (a bank debit, say) leaves the intent `processing` until a test changes its
+status in `Seen.intents`, which `GET /v1/payment_intents/{id}` reads. Requests with an
+`Idempotency-Key` seen before get the first response again, like Stripe (a `processing` intent
+stays `processing` in the replay whatever it became since).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Seen:
     requests: list[dict[str, Any]] = field(default_factory=list)
     replies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     intents_created: int = 0
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 DECLINE_CODES = {
@@ -46,8 +50,9 @@ def _answer(form: dict[str, str], seen: Seen, ids: Iterator[int]) -> tuple[int, 
         "currency": form["currency"],
         "customer": form.get("customer"),
         "payment_method": pm,
-        "status": "succeeded",
+        "status": "processing" if pm == "pm_processing" else "succeeded",
     }
+    seen.intents[pi_id] = intent
     if pm in DECLINE_CODES:
         intent["status"] = "requires_payment_method"
         return 402, {
@@ -97,6 +102,21 @@ def fake_stripe() -> Iterator[tuple[str, Seen]]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Request-Id", "req_fake")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            with lock:
+                seen.requests.append({"path": self.path, "form": {}, "idempotency_key": None})
+                intent = seen.intents.get(self.path.removeprefix("/v1/payment_intents/"))
+                status = 200 if intent is not None else 404
+                data = (
+                    intent if intent is not None else {"error": {"type": "invalid_request_error"}}
+                )
+                payload = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
 

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime import money
 from talktime.ids import MAX_ID
+from talktime.wallet.book import MAX_WALLET_AMOUNT
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -40,9 +41,11 @@ def _e164(value: str) -> str:
 
 def _amount(value: str) -> str:
     try:
-        money.parse(value)
+        parsed = money.parse(value)
     except money.MoneyError as exc:
         raise ValueError(str(exc)) from None
+    if parsed > MAX_WALLET_AMOUNT:
+        raise ValueError(f"must be at most {money.format(MAX_WALLET_AMOUNT)}")
     return value
 
 

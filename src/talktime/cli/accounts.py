@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
@@ -50,7 +51,7 @@ def create_account(
         fail("invalid_amount", f"--credit: {exc}")
     engine = make_engine(settings.database_url, settings)
     try:
-        account = admin.create_account(
+        created = admin.create_account(
             engine,
             settings,
             name,
@@ -63,6 +64,7 @@ def create_account(
         fail(exc.code, exc.detail)
     finally:
         engine.dispose()
+    account = json.loads(created.body)
     if as_json:
         print_json(account)
     else:

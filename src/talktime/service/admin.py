@@ -3,6 +3,9 @@ subscription status, grant credit by hand, assign rate cards."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +15,12 @@ from talktime.config import Settings
 from talktime.rating import load_card
 from talktime.service import cards
 from talktime.service.common import fmt, iso, now_micros
+from talktime.service.errors import RequestConflictError
+from talktime.service.idempotency import StoredResponse
 from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
+from talktime.wallet.errors import IdempotencyConflictError
+from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint
 from talktime.wallet.model import Account, Balances
 from talktime.wallet.periods import to_micros
 
@@ -52,6 +59,23 @@ def account_dict(
     }
 
 
+CREATE_ACCOUNT = "admin.create_account"
+"""The operation name of `POST /v1/admin/accounts` among the stored answers (no account yet)."""
+
+
+@contextmanager
+def _named(key: str) -> Iterator[None]:
+    """A conflict on a key derived from the caller's ``key`` names the key the caller sent."""
+    try:
+        yield
+    except IdempotencyConflictError:
+        raise RequestConflictError(
+            f"Idempotency-Key {key!r} was already used for a different request; "
+            "use a new key for a new request.",
+            idempotency_key=key,
+        ) from None
+
+
 def create_account(
     engine: sa.Engine,
     settings: Settings,
@@ -62,35 +86,47 @@ def create_account(
     credit: int = 0,
     rate_card: str | None = None,
     monthly_limit: int | None = None,
-) -> dict[str, Any]:
+) -> StoredResponse:
     """Create an account on ``plan`` (its first free credit issued) with optional purchased
-    ``credit``, priced with ``rate_card`` (default: the configured card); one transaction."""
-    try:
-        return _create_account(engine, settings, name, plan, key, credit, rate_card, monthly_limit)
-    except sa.exc.IntegrityError:
-        # A concurrent request with the same key committed first (its idempotency record
-        # collided with ours): this transaction rolled back, and a second run replays it.
-        return _create_account(engine, settings, name, plan, key, credit, rate_card, monthly_limit)
+    ``credit``, priced with ``rate_card`` (default: the configured card); one transaction.
+
+    The answer is stored with the account under ``key``: a replay returns it byte for byte,
+    and the same key with any other field (credit and rate card included) is refused (409).
+    """
+    request = {
+        "name": name,
+        "plan": plan,
+        "credit": credit,
+        "rate_card": rate_card,
+        "monthly_limit": monthly_limit,
+    }
+    with _named(key):
+        try:
+            return _create_account(engine, settings, key, request)
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same key committed first (its idempotency record
+            # collided with ours): this transaction rolled back, and a second run replays it.
+            return _create_account(engine, settings, key, request)
 
 
 def _create_account(
-    engine: sa.Engine,
-    settings: Settings,
-    name: str,
-    plan: str,
-    key: str,
-    credit: int,
-    rate_card: str | None,
-    monthly_limit: int | None,
-) -> dict[str, Any]:
+    engine: sa.Engine, settings: Settings, key: str, request: dict[str, Any]
+) -> StoredResponse:
+    answer_key, digest = f"answer:{key}", fingerprint(CREATE_ACCOUNT, request)
     with engine.begin() as conn:
+        book = Book(conn, now_micros())
+        stored = book.replay(NO_ACCOUNT, answer_key, CREATE_ACCOUNT, digest)
+        if stored is not None:
+            return StoredResponse(201, stored, replayed=True)
         # the first free credit is the plan's on this account's card: synced in the same
         # transaction, so a concurrent creation on another card cannot change it in between
-        sync_plans(conn, rate_card or settings.rate_card, settings)
-        book = Book(conn, now_micros())
-        created = accounts.create(book, name, plan, key, monthly_limit=monthly_limit)
+        sync_plans(conn, request["rate_card"] or settings.rate_card, settings)
+        created = accounts.create(
+            book, request["name"], request["plan"], key, monthly_limit=request["monthly_limit"]
+        )
         account_id = created.account.id
         balance = created.balance
+        credit, rate_card = request["credit"], request["rate_card"]
         if credit > 0:
             granted = grants.issue(
                 book, account_id, "purchased", credit, f"{key}:credit", source="bootstrap"
@@ -99,7 +135,14 @@ def _create_account(
         book.flush()
         if rate_card and not created.replayed:
             cards.assign(conn, account_id, rate_card, settings)
-        return account_dict(conn, created.account, balance, settings)
+        body = json.dumps(
+            account_dict(conn, created.account, balance, settings),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        book.remember(NO_ACCOUNT, answer_key, CREATE_ACCOUNT, digest, body)
+        book.flush()
+        return StoredResponse(201, body, replayed=created.replayed)
 
 
 def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[str, Any]:
@@ -122,7 +165,7 @@ def update_account(
     rate_card: str | None = None,
 ) -> dict[str, Any]:
     """Change an account's plan, subscription status or rate card, in one transaction."""
-    with engine.begin() as conn:
+    with _named(key), engine.begin() as conn:
         if plan is not None:
             sync_plans(conn, rate_card or cards.card_name(conn, account_id, settings), settings)
         book = Book(conn, now_micros())
@@ -146,14 +189,15 @@ def grant_credit(
     *,
     expires_at: datetime | None = None,
     source: str | None = None,
-) -> dict[str, Any]:
-    """Grant credit by hand (promotional, purchased, refund), idempotent by key."""
-    with Wallet(engine) as wallet:  # gives its connection back to the pool when done
+) -> StoredResponse:
+    """Grant credit by hand (promotional, purchased, refund), idempotent by key: a replay
+    answers the original grant and balances, marked replayed."""
+    with _named(key), Wallet(engine) as wallet:  # gives its connection back to the pool
         result = wallet.grant(
             account_id, kind, amount, f"admin-grant:{key}", expires_at=expires_at, source=source
         )
     g = result.grant
-    return {
+    body = {
         "grant": {
             "id": g.id,
             "kind": g.kind,
@@ -171,3 +215,5 @@ def grant_credit(
         },
         "created_at": iso(to_micros(g.effective_at)),
     }
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return StoredResponse(201, text, replayed=result.replayed)

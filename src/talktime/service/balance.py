@@ -41,9 +41,14 @@ def balance(engine: sa.Engine, account_id: int) -> dict[str, Any]:
     limit with this period's paid usage, and the auto-recharge state."""
     # one read transaction: the account, its balances and auto-recharge from one snapshot
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn, conn.begin():
-        account = accounts.get_account(conn, account_id)
-        b = accounts.read_balance(conn, account_id, to_micros(utcnow()))
-        auto = _auto_recharge(conn, account_id)
+        return balance_in(conn, account_id)
+
+
+def balance_in(conn: sa.Connection, account_id: int) -> dict[str, Any]:
+    """`balance` read on ``conn`` (inside the caller's transaction: it sees its writes)."""
+    account = accounts.get_account(conn, account_id)
+    b = accounts.read_balance(conn, account_id, to_micros(utcnow()))
+    auto = _auto_recharge(conn, account_id)
     return {
         "currency": account.currency,
         "free": fmt(b.free),

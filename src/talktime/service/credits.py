@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.service.balance import balance
+from talktime.service import users
+from talktime.service.balance import balance, balance_in
 from talktime.service.common import fmt, now_micros
+from talktime.service.idempotency import (
+    StoredResponse,
+    fingerprint,
+    remember,
+    replay,
+    writer_turn,
+)
 from talktime.wallet import Wallet, recharge
+from talktime.wallet.book import Book
+from talktime.wallet.model import GrantResult
 from talktime.wallet.payments import (
     PaymentProvider,
     provider_from_settings,
 )
+
+PURCHASE = "credits.purchase"
+"""The operation name of `POST /v1/credits` among the account's stored responses."""
+
+
+def _answer(conn: sa.Connection, result: GrantResult) -> StoredResponse:
+    g = result.grant
+    body = {
+        "grant_id": g.id,
+        "amount": fmt(g.original),
+        "source": g.source,
+        "transaction_id": result.transaction_id,
+        "balance": balance_in(conn, g.account_id),
+        "created_at": g.effective_at.isoformat(),
+    }
+    return StoredResponse(201, json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+
+
+def _stored(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredResponse | None:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return replay(conn, account_id, key, PURCHASE, digest)
 
 
 def purchase(
@@ -23,22 +55,52 @@ def purchase(
     amount: int,
     key: str,
     provider: PaymentProvider | None = None,
-) -> tuple[bool, dict[str, Any]]:
+    *,
+    user: str | None = None,
+) -> StoredResponse:
     """Buy credit: the provider is paid first, the credit granted after (never twice per key).
-    Returns whether the key had already answered (a replay), and the answer."""
+
+    The answer is stored with the grant, so a replay of ``key`` returns it byte for byte (the
+    balance as it was then); the same key with another amount or ``user`` is refused (409).
+    A named ``user`` needs `billing.manage` (checked after the replay lookup, as for messages).
+    """
+    digest = fingerprint(PURCHASE, {"amount": amount, "user": user})
+    known = _stored(engine, account_id, key, digest)
+    if known is not None:
+        return known
     Wallet(engine).account(account_id)  # 404 before any payment is attempted
+    users.require_permission_of(engine, account_id, user, "billing.manage")
+    answers: list[StoredResponse] = []
+
+    def on_grant(book: Book, granted: GrantResult) -> None:
+        answer = _answer(book.conn, granted)
+        remember(book.conn, account_id, key, PURCHASE, digest, answer)
+        answers.append(answer)
+
     result = recharge.purchase(
-        engine, account_id, amount, key, provider or provider_from_settings(settings)
+        engine,
+        account_id,
+        amount,
+        key,
+        provider or provider_from_settings(settings),
+        on_grant=on_grant,
     )
-    g = result.grant
-    return result.replayed, {
-        "grant_id": g.id,
-        "amount": fmt(g.original),
-        "source": g.source,
-        "transaction_id": result.transaction_id,
-        "balance": balance(engine, account_id),
-        "created_at": g.effective_at.isoformat(),
-    }
+    if answers:
+        return answers[0]
+    # The wallet replayed the grant: a concurrent twin stored the answer with it, or the key
+    # was used before answers were stored with purchases (store one now, once).
+    known = _stored(engine, account_id, key, digest)
+    if known is not None:
+        return known
+    try:
+        with writer_turn(engine), engine.begin() as conn:
+            answer = _answer(conn, result)
+            remember(conn, account_id, key, PURCHASE, digest, answer)
+    except sa.exc.IntegrityError:
+        known = _stored(engine, account_id, key, digest)
+        assert known is not None
+        return known
+    return StoredResponse(answer.status, answer.body, replayed=True)
 
 
 def set_auto_recharge(

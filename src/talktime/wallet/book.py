@@ -189,6 +189,10 @@ def new_transaction_id() -> str:
     return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
+MAX_WALLET_AMOUNT = 2**62
+"""The largest amount (micro-units) the wallet takes; the API refuses a larger one up front."""
+
+
 def check_amount(amount: int, *, allow_zero: bool = False, what: str = "amount") -> None:
     """Refuse anything but a positive (or zero, when allowed) int of micro-units."""
     if isinstance(amount, bool) or not isinstance(amount, int):
@@ -201,7 +205,7 @@ def check_amount(amount: int, *, allow_zero: bool = False, what: str = "amount")
             f"not {amount}",
             amount=amount,
         )
-    if amount > 2**62:
+    if amount > MAX_WALLET_AMOUNT:
         raise InvalidAmountError(f"the {what} {amount} is too large", amount=amount)
 
 

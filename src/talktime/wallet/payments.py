@@ -180,8 +180,10 @@ class StripeProvider:
     """Stripe: an off-session, confirmed PaymentIntent on the customer's saved payment method.
 
     The idempotency key goes to Stripe as `Idempotency-Key`, so a retry returns the first
-    PaymentIntent instead of charging again. Card errors become ``declined`` with Stripe's
-    decline code; network, rate-limit and server errors become ``error`` (safe to retry).
+    PaymentIntent instead of charging again; an intent still `processing` (a bank debit) is
+    read again, since that replay would say `processing` for ever. Card errors become
+    ``declined`` with Stripe's decline code; network, rate-limit and server errors and a
+    payment still processing become ``error`` (safe to retry).
     """
 
     name = "stripe"
@@ -231,6 +233,13 @@ class StripeProvider:
             return PaymentResult("error", None, f"stripe: {exc.user_message or exc}")
         except stripe.StripeError as exc:
             return PaymentResult("error", None, f"stripe refused the request: {exc.user_message}")
+        if intent.status == "processing":
+            # A retry under the same key gets Stripe's saved first answer, `processing` for
+            # ever: read the intent itself to learn whether it has succeeded or failed since.
+            try:
+                intent = self._client.v1.payment_intents.retrieve(intent.id)
+            except stripe.StripeError as exc:
+                return PaymentResult("error", intent.id, f"stripe: {exc.user_message or exc}")
         if intent.status == "succeeded":
             return PaymentResult("succeeded", intent.id)
         if intent.status in ("requires_payment_method", "requires_action", "canceled"):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -398,7 +399,7 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
 
     Those that must not be paid now are settled here: canceled when auto-recharge was turned
     off or credit is no longer low (only if never sent to the provider), postponed to the next
-    period while the monthly limit is reached.
+    period while the monthly limit is reached. One never sent takes the amount set now.
     """
     claimed: list[Recharge] = []
     settled: list[RechargeOutcome] = []
@@ -444,17 +445,21 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
                     RechargeOutcome(row.id, row.account_id, row.sequence, "postponed", reason)
                 )
                 continue
+            # Never sent: it buys the amount set now (the setting may have changed since it
+            # was queued). Once sent, its amount is fixed: retries repeat the same payment.
+            amount = cfg.amount if untouched and cfg is not None else row.amount
             conn.execute(
                 sa.update(recharges)
                 .where(recharges.c.id == row.id)
                 .values(
                     state="processing",
+                    amount=amount,
                     claimed_at=now,
                     attempts=row.attempts + 1,
                     next_attempt_at=now + LEASE_MICROS,
                 )
             )
-            claimed.append(_recharge(row))
+            claimed.append(replace(_recharge(row), amount=amount))
     return claimed, settled
 
 
@@ -652,6 +657,7 @@ def purchase(
     provider: PaymentProvider,
     *,
     now: datetime | None = None,
+    on_grant: Callable[[Book, GrantResult], None] | None = None,
 ) -> GrantResult:
     """Buy ``amount`` micro-units of credit with the account's saved payment method.
 
@@ -659,6 +665,8 @@ def purchase(
     succeeded returns the original grant without paying again (a different amount under it is
     an `idempotency_conflict`); a retry after a provider error reuses the same payment key, so
     the card is never charged twice. A decline raises `PaymentDeclinedError` and grants nothing.
+    ``on_grant`` runs inside the transaction of a new grant (never for a replay), so what it
+    writes commits with the credit or not at all.
     """
     check_amount(amount, what="purchase amount")
     idempotency.check_key(key)
@@ -712,4 +720,6 @@ def purchase(
         )
         book.remember(account_id, key, PURCHASE, fp, to_json(granted))
         book.flush()
+        if on_grant is not None:
+            on_grant(book, granted)
     return granted

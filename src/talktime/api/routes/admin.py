@@ -8,13 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import money
 from talktime.api.auth import Admin
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import Amount, BalanceSnapshot, PositiveAmount, RowId, problems
+from talktime.api.models import (
+    Amount,
+    BalanceSnapshot,
+    PositiveAmount,
+    RowId,
+    problems,
+    stored,
+)
 from talktime.rating import InvalidRateCardError, import_card, list_cards
 from talktime.service import admin as service
 from talktime.service.accounts import require_account
@@ -125,10 +132,10 @@ class CardImported(CardOut):
 )
 def create_account(
     body: AccountIn, request: Request, _admin: Admin, engine: Engine, key: IdempotencyKey
-) -> dict[str, Any]:
+) -> Response:
     """Create an account on a plan (its free monthly credit issued at once), with optional
-    starting credit and rate card."""
-    return service.create_account(
+    starting credit and rate card. A replay of the key answers the original response."""
+    result = service.create_account(
         engine,
         request.app.state.settings,
         body.name,
@@ -138,6 +145,7 @@ def create_account(
         rate_card=body.rate_card,
         monthly_limit=None if body.monthly_limit is None else money.parse(body.monthly_limit),
     )
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.get(
@@ -188,7 +196,7 @@ def update_account(
 )
 def grant_credit(
     account_id: RowId, body: GrantIn, _admin: Admin, engine: Engine, key: IdempotencyKey
-) -> dict[str, Any]:
+) -> Response:
     """Grant credit by hand (promotional, purchased or refund)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
@@ -197,7 +205,7 @@ def grant_credit(
         expires = expires.replace(tzinfo=UTC)
     if expires is not None and expires <= datetime.now(UTC):
         raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
-    return service.grant_credit(
+    result = service.grant_credit(
         engine,
         account_id,
         body.kind,
@@ -206,6 +214,7 @@ def grant_credit(
         expires_at=expires,
         source=body.source,
     )
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 def _card(card: Any) -> dict[str, Any]:

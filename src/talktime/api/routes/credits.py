@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime import money
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import REPLAYED_HEADER, Amount, PositiveAmount, problems
+from talktime.api.models import Amount, PositiveAmount, problems, stored
 from talktime.api.routes.balance import BalanceOut
 from talktime.service import credits, users
 
@@ -57,22 +57,20 @@ class AutoRechargeIn(BaseModel):
     responses=problems(402, 403, 409, 422, 503),
 )
 def purchase(
-    body: PurchaseIn,
-    request: Request,
-    response: Response,
-    account_id: AccountId,
-    engine: Engine,
-    key: IdempotencyKey,
-) -> dict[str, Any]:
+    body: PurchaseIn, request: Request, account_id: AccountId, engine: Engine, key: IdempotencyKey
+) -> Response:
     """Buy credit through the account's payment provider; the credit is granted only after
-    the payment succeeded, and a replayed key never pays twice."""
-    users.require_permission_of(engine, account_id, body.user, "billing.manage")
-    replayed, answer = credits.purchase(
-        engine, request.app.state.settings, account_id, money.parse(body.amount), key
+    the payment succeeded, and a replayed key never pays twice (it answers the original
+    response, byte for byte)."""
+    result = credits.purchase(
+        engine,
+        request.app.state.settings,
+        account_id,
+        money.parse(body.amount),
+        key,
+        user=body.user,
     )
-    if replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    return answer
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.put("/v1/settings/auto-recharge", response_model=BalanceOut, responses=problems(403, 422))

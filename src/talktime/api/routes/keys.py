@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import keys
 from talktime.api.auth import AccountId, Admin
@@ -18,6 +18,8 @@ router = APIRouter(tags=["keys"])
 
 
 class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field("", max_length=200, description="A label to recognise the key by.")
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import policy
 from talktime.api.auth import AccountId, Admin
@@ -21,6 +21,8 @@ Permission = Annotated[str, Field(examples=["calls.make"], pattern=r"^[a-z.]+$",
 
 
 class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200)
     role: policy.Role = "member"
     restrictions: list[Permission] = Field(
@@ -29,6 +31,8 @@ class UserIn(BaseModel):
 
 
 class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(None, min_length=1, max_length=200)
     role: policy.Role | None = None
     restrictions: list[Permission] | None = Field(None, max_length=4)
