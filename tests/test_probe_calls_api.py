@@ -181,3 +181,31 @@ def test_a_duration_that_is_not_an_integer_is_refused_and_changes_nothing(
     assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
     assert t.get(f"/v1/calls/{call['id']}").json()["state"] == "authorized"
     assert t.balance() == before
+
+
+def test_a_message_cannot_take_the_limit_room_a_call_in_progress_holds(
+    api: Any, wallet: Wallet
+) -> None:
+    apikit.import_tiny_card(api)
+    t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")
+    _limit(t, "1.05")  # $0.05 of paid usage left this period
+    call = _authorize(t)
+    assert call.json()["held"] == "0.0400"  # 3 minutes of paid credit reserved
+    # A $0.01 message fits in the $0.01 still free of the limit...
+    assert t.sms("+14155550111").status_code == 201
+    # ...a second one does not: before, charges ignored the call's $0.04 and the call's settle
+    # then took the period's usage past the limit.
+    refused = t.sms("+14155550111")
+    assert refused.status_code == 402, refused.text
+    problem = refused.json()
+    assert problem["code"] == "monthly_limit_reached"
+    assert (problem["used"], problem["reserved"], problem["needed"]) == (
+        "1.0100",
+        "0.0400",
+        "0.0100",
+    )
+    assert "after the 0.0400 held for usage in progress" in problem["detail"]
+    done = t.post(f"/v1/calls/{call.json()['id']}/complete", {"duration": 170})
+    assert done.json()["amount"] == "0.0400"
+    assert t.balance()["period_usage"] == "1.0500"  # exactly the limit, never past it
+    assert wallet.verify() == []

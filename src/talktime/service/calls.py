@@ -96,7 +96,7 @@ def holdable(book: Book, state: AccountState) -> int:
     live = state.live(book.now)
     if state.monthly_limit is None:
         return sum(g.available for g in live)
-    left = max(state.monthly_limit - book.period_usage(state) - holds.paid_reserved(state), 0)
+    left = max(state.monthly_limit - book.period_usage(state) - state.paid_held(), 0)
     total = 0
     for g in live:
         if not g.paid:
@@ -120,7 +120,7 @@ def _limit_refusal(
         return None
     try:
         paid = sum(take for g, take in book.plan(live, amount) if g.paid)
-        book.check_limit(state, paid, holds.paid_reserved(state))
+        book.check_limit(state, paid)
     except MonthlyLimitReachedError as refusal:
         refusal.extra["max_duration_seconds"] = max_duration_seconds
         book.flush()

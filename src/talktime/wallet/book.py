@@ -310,6 +310,11 @@ class AccountState:
                 free += amount
         return Balances(free=free, paid=paid, held=held, available=free + paid - held)
 
+    def paid_held(self) -> int:
+        """Paid credit the account's pending holds reserve (it counts towards the monthly
+        limit as if used: the holds settle into paid usage later)."""
+        return sum(g.held for g in self.grants.values() if g.paid)
+
     def period_at(self, now: int) -> int:
         """Start of the billing period holding ``now`` (for the usage counter)."""
         if self.period_start <= now < self.period_end:
@@ -505,12 +510,14 @@ class Book:
             state.limit_flagged[period] = bool(row.limit_reached) if row else False
         return state.usage[period]
 
-    def check_limit(self, state: AccountState, paid: int, reserved: int = 0) -> None:
-        """Refuse when ``paid`` more paid credit would pass the monthly limit; ``reserved`` is
-        paid credit already held for usage to come (pending holds), counted as used."""
+    def check_limit(self, state: AccountState, paid: int) -> None:
+        """Refuse when ``paid`` more paid credit would pass the monthly limit, counting the
+        paid credit pending holds reserve as used (`AccountState.paid_held`): a charge or a
+        new reservation must leave room for the calls in progress to settle."""
         if state.monthly_limit is None or paid == 0:
             return
         used = self.period_usage(state)
+        reserved = state.paid_held()
         if used + reserved + paid > state.monthly_limit:
             self.flag_limit(state)
             left = money.format(max(state.monthly_limit - used - reserved, 0))

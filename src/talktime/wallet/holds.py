@@ -102,14 +102,8 @@ def _reserve_plan(book: Book, state: AccountState, amount: int) -> list[tuple[Li
             available=available,
         )
     takes = book.plan(live, amount)
-    book.check_limit(state, sum(t for g, t in takes if g.paid), paid_reserved(state))
+    book.check_limit(state, sum(t for g, t in takes if g.paid))
     return takes
-
-
-def paid_reserved(state: AccountState) -> int:
-    """Paid credit the account's pending holds reserve: it counts towards the monthly limit
-    of a new reservation, or each extend of a call would pass the limit a step at a time."""
-    return sum(g.held for g in state.grants.values() if g.paid)
 
 
 def _reserve(
