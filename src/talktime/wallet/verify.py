@@ -158,26 +158,34 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                 )
             )
 
-    breaches.extend(_check_usage(conn, grant_rows))
+    breaches.extend(_check_usage(conn))
     return breaches
 
 
-def _check_usage(conn: sa.Connection, grant_rows: dict[int, sa.Row]) -> list[Breach]:  # type: ignore[type-arg]
-    """Period usage counters equal the paid credit used in each period."""
+def _check_usage(conn: sa.Connection) -> list[Breach]:
+    """Period usage counters equal the paid credit used in each period.
+
+    The paid grants are joined in SQL, not listed as parameters: a database with more paid
+    grants than a statement can bind (65,535 on PostgreSQL) is still read in one statement.
+    """
     anchors = {
         a.id: a.anchor_at for a in conn.execute(sa.select(accounts.c.id, accounts.c.anchor_at))
     }
-    paid_grants = [gid for gid, g in grant_rows.items() if g.kind in PAID_KINDS]
     used: dict[tuple[int, int], int] = defaultdict(int)
-    if paid_grants:
-        rows = conn.execute(
-            sa.select(ledger.c.account_id, ledger.c.amount, ledger.c.created_at).where(
-                ledger.c.kind == USAGE, ledger.c.grant_id.in_(paid_grants)
-            )
-        )
-        for r in rows:
-            period = period_bounds_micros(anchors[r.account_id], r.created_at)[0]
-            used[(r.account_id, period)] -= r.amount
+    last: dict[int, tuple[int, int]] = {}  # account -> the period of its previous entry
+    rows = conn.execution_options(yield_per=10_000).execute(
+        sa.select(ledger.c.account_id, ledger.c.amount, ledger.c.created_at)
+        .select_from(ledger.join(grants, grants.c.id == ledger.c.grant_id))
+        .where(ledger.c.kind == USAGE, grants.c.kind.in_(sorted(PAID_KINDS)))
+    )
+    for r in rows:
+        who, at = r.account_id, r.created_at
+        bounds = last.get(who)
+        if bounds is None or not bounds[0] <= at < bounds[1]:
+            if who not in anchors:
+                continue  # an entry of no account: reported by the grant checks
+            bounds = last[who] = period_bounds_micros(anchors[who], at)
+        used[(who, bounds[0])] -= r.amount
     counted = {
         (u.account_id, u.period_start): u.paid_used for u in conn.execute(sa.select(usage_periods))
     }
