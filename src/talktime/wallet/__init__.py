@@ -484,8 +484,13 @@ class Wallet:
             return outbox.list_events(conn, account_id, type)
 
     def verify(self, now: datetime | None = None) -> list[Breach]:
-        """Every broken invariant in the database (empty when all is well)."""
-        with self._read() as conn:
+        """Every broken invariant in the database (empty when all is well), read in one
+        snapshot: SQLite's read transaction, PostgreSQL's REPEATABLE READ (under READ COMMITTED
+        each query saw other commits, so a live database showed breaches that were not there)."""
+        conn = self._read()
+        if self.engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn:
             return verify(conn, self._micros(now))
 
     def purge_idempotency(self, now: datetime | None = None) -> int:
