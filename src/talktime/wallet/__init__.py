@@ -159,7 +159,13 @@ class Wallet:
         raise AssertionError("unreachable")
 
     def _read(self) -> sa.Connection:
-        return self.engine.connect().execution_options(sqlite_begin="DEFERRED")
+        """A connection whose queries all read one snapshot: SQLite's read transaction,
+        PostgreSQL's REPEATABLE READ (under READ COMMITTED each query saw other commits, so a
+        read of a database in use mixed states: `verify` reported breaches that were not there)."""
+        conn = self.engine.connect().execution_options(sqlite_begin="DEFERRED")
+        if self.engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn
 
     # ---- plans and accounts ------------------------------------------------------------------
 
@@ -484,13 +490,8 @@ class Wallet:
             return outbox.list_events(conn, account_id, type)
 
     def verify(self, now: datetime | None = None) -> list[Breach]:
-        """Every broken invariant in the database (empty when all is well), read in one
-        snapshot: SQLite's read transaction, PostgreSQL's REPEATABLE READ (under READ COMMITTED
-        each query saw other commits, so a live database showed breaches that were not there)."""
-        conn = self._read()
-        if self.engine.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn:
+        """Every broken invariant in the database (empty when all is well)."""
+        with self._read() as conn:
             return verify(conn, self._micros(now))
 
     def purge_idempotency(self, now: datetime | None = None) -> int:
