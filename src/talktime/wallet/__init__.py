@@ -159,7 +159,13 @@ class Wallet:
         raise AssertionError("unreachable")
 
     def _read(self) -> sa.Connection:
-        return self.engine.connect().execution_options(sqlite_begin="DEFERRED")
+        """A connection whose queries all read one snapshot: SQLite's read transaction,
+        PostgreSQL's REPEATABLE READ (under READ COMMITTED each query saw other commits, so a
+        read of a database in use mixed states: `verify` reported breaches that were not there)."""
+        conn = self.engine.connect().execution_options(sqlite_begin="DEFERRED")
+        if self.engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn
 
     # ---- plans and accounts ------------------------------------------------------------------
 

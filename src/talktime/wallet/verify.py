@@ -1,14 +1,17 @@
 """`verify`: check every wallet invariant over the whole database and name each breach.
 
 Grants never negative and never reserve more than they hold; the ledger explains every grant's
-balance and reservation; holds and their per-grant allocations agree; expired free credit was
-expired; period usage counters match the paid usage in the ledger.
+issue, balance and reservation, per grant and per hold, with each kind of entry on its own side
+of zero; holds and their per-grant allocations agree, within one account; expired free credit
+was expired and free monthly credit lasts exactly its period; period usage counters match the
+paid usage in the ledger. The ledger is read in one aggregate pass plus one pass over paid usage.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,12 +25,23 @@ from talktime.store.wallet_tables import (
 )
 from talktime.wallet.model import (
     BALANCE_ENTRY_KINDS,
+    EXPIRY,
+    GRANT,
+    HOLD,
     HOLD_ENTRY_KINDS,
+    HOLD_RELEASE,
     PAID_KINDS,
+    RECHARGE,
+    REFUND,
     UNCOLLECTED,
     USAGE,
 )
-from talktime.wallet.periods import period_bounds_micros
+from talktime.wallet.periods import from_micros, period_bounds_micros
+
+ISSUE_KINDS = frozenset({GRANT, RECHARGE})
+"""The entry that issues a grant: exactly one per grant, for its `original` amount."""
+POSITIVE_KINDS = frozenset({GRANT, RECHARGE, HOLD_RELEASE})
+NEGATIVE_KINDS = frozenset({USAGE, EXPIRY, REFUND, HOLD, UNCOLLECTED})
 
 
 @dataclass(frozen=True)
@@ -47,45 +61,97 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
     breaches: list[Breach] = []
     add = breaches.append
 
+    anchors = {
+        a.id: a.anchor_at for a in conn.execute(sa.select(accounts.c.id, accounts.c.anchor_at))
+    }
     grant_rows = {g.id: g for g in conn.execute(sa.select(grants))}
+    hold_rows = {
+        h.id: h
+        for h in conn.execute(
+            sa.select(holds.c.id, holds.c.account_id, holds.c.amount, holds.c.state)
+        )
+    }
     balance_sums: dict[int, int] = defaultdict(int)
     hold_sums: dict[int, int] = defaultdict(int)
+    issued: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # grant -> [sum, count]
+    reserved: dict[tuple[int, int], int] = defaultdict(int)  # (hold, grant) -> -hold entries
     sums = conn.execute(
         sa.select(
             ledger.c.account_id,
             ledger.c.grant_id,
+            ledger.c.hold_id,
             ledger.c.kind,
             sa.func.sum(ledger.c.amount).label("total"),
             sa.func.count().label("n"),
-        ).group_by(ledger.c.account_id, ledger.c.grant_id, ledger.c.kind)
+            sa.func.min(ledger.c.amount).label("low"),
+            sa.func.max(ledger.c.amount).label("high"),
+            sa.func.min(ledger.c.created_at).label("first_at"),
+        ).group_by(ledger.c.account_id, ledger.c.grant_id, ledger.c.hold_id, ledger.c.kind)
     )
     for row in sums:
-        if row.grant_id is None:
-            if row.kind != UNCOLLECTED:
-                add(Breach(row.account_id, "entry_without_grant", f"{row.n} {row.kind} entries"))
-            continue
-        g = grant_rows.get(row.grant_id)
-        if g is None or g.account_id != row.account_id:
+        who, kind, total = row.account_id, row.kind, int(row.total)
+        where = "no grant" if row.grant_id is None else f"grant {row.grant_id}"
+        if row.hold_id is not None:
+            where += f", hold {row.hold_id}"
+        if (kind in POSITIVE_KINDS and row.low < 0) or (kind in NEGATIVE_KINDS and row.high > 0):
             add(
                 Breach(
-                    row.account_id,
+                    who,
+                    "entry_sign",
+                    f"{kind} entries ({where}) must be "
+                    f"{'positive' if kind in POSITIVE_KINDS else 'negative'}; "
+                    f"one is {row.low if kind in POSITIVE_KINDS else row.high}",
+                )
+            )
+        if row.hold_id is not None:
+            h = hold_rows.get(row.hold_id)
+            if h is None or h.account_id != who:
+                add(
+                    Breach(
+                        who,
+                        "entry_on_foreign_hold",
+                        f"{row.n} {kind} entries ({where}) name a hold of "
+                        f"{'no account' if h is None else f'account {h.account_id}'}",
+                    )
+                )
+        if row.grant_id is None:
+            if kind != UNCOLLECTED:
+                add(Breach(who, "entry_without_grant", f"{row.n} {kind} entries"))
+            continue
+        g = grant_rows.get(row.grant_id)
+        if g is None or g.account_id != who:
+            add(
+                Breach(
+                    who,
                     "entry_on_foreign_grant",
-                    f"{row.n} {row.kind} entries name grant {row.grant_id} of another account",
+                    f"{row.n} {kind} entries name grant {row.grant_id} of another account",
                 )
             )
             continue
-        if row.kind in BALANCE_ENTRY_KINDS:
-            balance_sums[row.grant_id] += int(row.total)
-        elif row.kind in HOLD_ENTRY_KINDS:
-            hold_sums[row.grant_id] += int(row.total)
+        if kind in BALANCE_ENTRY_KINDS:
+            balance_sums[g.id] += total
+        elif kind in HOLD_ENTRY_KINDS:
+            hold_sums[g.id] += total
+            if row.hold_id is None:
+                add(Breach(who, "hold_entry_without_hold", f"{row.n} {kind} entries ({where})"))
+            else:
+                reserved[(row.hold_id, g.id)] -= total
         else:
-            add(Breach(row.account_id, "unknown_entry_kind", f"{row.kind!r} on grant {g.id}"))
+            add(Breach(who, "unknown_entry_kind", f"{kind!r} on grant {g.id}"))
+        if kind in ISSUE_KINDS:
+            issued[g.id][0] += total
+            issued[g.id][1] += row.n
+        elif kind == EXPIRY and (g.expires_at is None or row.first_at < g.expires_at):
+            add(Breach(who, "early_expiry", f"{where} has an expiry entry before it expires"))
+        elif kind == REFUND and g.kind != "purchased":
+            add(Breach(who, "refund_of_unbought_credit", f"{where} is {g.kind} credit"))
 
     allocated: dict[int, int] = defaultdict(int)
     hold_allocated: dict[int, int] = defaultdict(int)
-    hold_rows = {h.id: h for h in conn.execute(sa.select(holds))}
+    pair_allocated: dict[tuple[int, int], int] = defaultdict(int)
     for a in conn.execute(sa.select(hold_allocations)):
         h = hold_rows.get(a.hold_id)
+        g = grant_rows.get(a.grant_id)
         if h is None or h.state != "pending":
             add(
                 Breach(
@@ -95,8 +161,34 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                     f"{a.amount} on grant {a.grant_id}",
                 )
             )
+        owners = {a.account_id, h.account_id if h else None, g.account_id if g else None}
+        if len(owners) > 1:
+            for owner in sorted(o for o in owners if o is not None):
+                add(
+                    Breach(
+                        owner,
+                        "allocation_account_mismatch",
+                        f"hold {a.hold_id} reserving on grant {a.grant_id} is filed under "
+                        f"account {a.account_id}, the hold is of "
+                        f"{h.account_id if h else 'no account'} and the grant of "
+                        f"{g.account_id if g else 'no account'}",
+                    )
+                )
         allocated[a.grant_id] += a.amount
         hold_allocated[a.hold_id] += a.amount
+        pair_allocated[(a.hold_id, a.grant_id)] += a.amount
+    for hold_id, grant_id in reserved.keys() | pair_allocated.keys():
+        entries, allocation = reserved[(hold_id, grant_id)], pair_allocated[(hold_id, grant_id)]
+        if entries != allocation:
+            owner = grant_rows.get(grant_id) or hold_rows.get(hold_id)
+            add(
+                Breach(
+                    owner.account_id if owner is not None else 0,
+                    "ledger_hold_mismatch",
+                    f"hold {hold_id}'s entries reserve {entries} on grant {grant_id} but its "
+                    f"allocation there is {allocation}",
+                )
+            )
     for h in hold_rows.values():
         if h.state == "pending" and hold_allocated[h.id] != h.amount:
             add(
@@ -108,76 +200,119 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
             )
 
     for g in grant_rows.values():
-        who = g.account_id
-        if g.remaining < 0 or g.held < 0:
+        breaches.extend(
+            _check_grant(g, now, anchors.get(g.account_id), balance_sums, hold_sums, allocated)
+        )
+        total, count = issued.get(g.id, (0, 0))
+        if count != 1 or total != g.original:
             add(
                 Breach(
-                    who, "negative_balance", f"grant {g.id}: remaining {g.remaining}, held {g.held}"
-                )
-            )
-        if g.held > g.remaining:
-            add(Breach(who, "over_reserved", f"grant {g.id} reserves {g.held} of {g.remaining}"))
-        if g.remaining > g.original:
-            add(Breach(who, "over_original", f"grant {g.id}: {g.remaining} > {g.original}"))
-        if balance_sums[g.id] != g.remaining:
-            add(
-                Breach(
-                    who,
-                    "ledger_balance_mismatch",
-                    f"grant {g.id} holds {g.remaining} but its entries sum to {balance_sums[g.id]}",
-                )
-            )
-        if -hold_sums[g.id] != g.held:
-            add(
-                Breach(
-                    who,
-                    "ledger_hold_mismatch",
-                    f"grant {g.id} reserves {g.held} but its hold entries sum to "
-                    f"{-hold_sums[g.id]}",
-                )
-            )
-        if allocated[g.id] != g.held:
-            add(
-                Breach(
-                    who,
-                    "hold_allocations_mismatch",
-                    f"grant {g.id} reserves {g.held} but holds allocate {allocated[g.id]}",
-                )
-            )
-        if (
-            g.kind == "free_monthly"
-            and g.expires_at is not None
-            and g.expires_at <= now
-            and g.remaining != g.held
-        ):
-            add(
-                Breach(
-                    who,
-                    "free_credit_not_expired",
-                    f"free credit grant {g.id} expired but still holds {g.remaining - g.held}",
+                    g.account_id,
+                    "issue_mismatch",
+                    f"grant {g.id} is for {g.original} but its {count} issuing entries "
+                    f"sum to {total}",
                 )
             )
 
-    breaches.extend(_check_usage(conn, grant_rows))
+    breaches.extend(_check_usage(conn, anchors))
     return breaches
 
 
-def _check_usage(conn: sa.Connection, grant_rows: dict[int, sa.Row]) -> list[Breach]:  # type: ignore[type-arg]
-    """Period usage counters equal the paid credit used in each period."""
-    anchors = {
-        a.id: a.anchor_at for a in conn.execute(sa.select(accounts.c.id, accounts.c.anchor_at))
-    }
-    paid_grants = [gid for gid, g in grant_rows.items() if g.kind in PAID_KINDS]
-    used: dict[tuple[int, int], int] = defaultdict(int)
-    if paid_grants:
-        rows = conn.execute(
-            sa.select(ledger.c.account_id, ledger.c.amount, ledger.c.created_at).where(
-                ledger.c.kind == USAGE, ledger.c.grant_id.in_(paid_grants)
+def _check_grant(
+    g: Any,
+    now: int,
+    anchor_at: int | None,
+    balance_sums: dict[int, int],
+    hold_sums: dict[int, int],
+    allocated: dict[int, int],
+) -> list[Breach]:
+    """The breaches of one grant's own balances against its entries and allocations."""
+    who = g.account_id
+    found = []
+    if g.remaining < 0 or g.held < 0:
+        found.append(
+            Breach(who, "negative_balance", f"grant {g.id}: remaining {g.remaining}, held {g.held}")
+        )
+    if g.held > g.remaining:
+        found.append(
+            Breach(who, "over_reserved", f"grant {g.id} reserves {g.held} of {g.remaining}")
+        )
+    if g.remaining > g.original:
+        found.append(Breach(who, "over_original", f"grant {g.id}: {g.remaining} > {g.original}"))
+    if balance_sums[g.id] != g.remaining:
+        found.append(
+            Breach(
+                who,
+                "ledger_balance_mismatch",
+                f"grant {g.id} holds {g.remaining} but its entries sum to {balance_sums[g.id]}",
             )
         )
-        for r in rows:
-            period = period_bounds_micros(anchors[r.account_id], r.created_at)[0]
-            used[(r.account_id, period)] -= r.amount
+    if -hold_sums[g.id] != g.held:
+        found.append(
+            Breach(
+                who,
+                "ledger_hold_mismatch",
+                f"grant {g.id} reserves {g.held} but its hold entries sum to {-hold_sums[g.id]}",
+            )
+        )
+    if allocated[g.id] != g.held:
+        found.append(
+            Breach(
+                who,
+                "hold_allocations_mismatch",
+                f"grant {g.id} reserves {g.held} but holds allocate {allocated[g.id]}",
+            )
+        )
+    if g.kind != "free_monthly":
+        return found
+    if g.expires_at is not None and g.expires_at <= now and g.remaining != g.held:
+        found.append(
+            Breach(
+                who,
+                "free_credit_not_expired",
+                f"free credit grant {g.id} expired but still holds {g.remaining - g.held}",
+            )
+        )
+    if g.period_start is not None and anchor_at is not None:
+        start, end = period_bounds_micros(anchor_at, g.period_start)
+        if (start, end) != (g.period_start, g.expires_at):
+            runs = "never expires" if g.expires_at is None else f"expires {_iso(g.expires_at)}"
+            found.append(
+                Breach(
+                    who,
+                    "free_credit_outside_its_period",
+                    f"free credit grant {g.id} starts {_iso(g.period_start)} and {runs}, but "
+                    f"its period runs {_iso(start)} to {_iso(end)}",
+                )
+            )
+    return found
+
+
+def _iso(micros: int) -> str:
+    return from_micros(micros).isoformat()
+
+
+def _check_usage(conn: sa.Connection, anchors: dict[int, int]) -> list[Breach]:
+    """Period usage counters equal the paid credit used in each period.
+
+    The paid grants are joined in SQL, not listed as parameters: a database with more paid
+    grants than a statement can bind (65,535 on PostgreSQL) is still read in one statement.
+    """
+    used: dict[tuple[int, int], int] = defaultdict(int)
+    last: dict[int, tuple[int, int]] = {}  # account -> the period of its previous entry
+    rows = conn.execution_options(yield_per=10_000).execute(
+        sa.select(ledger.c.account_id, ledger.c.amount, ledger.c.created_at)
+        .select_from(ledger.join(grants, grants.c.id == ledger.c.grant_id))
+        .where(ledger.c.kind == USAGE, grants.c.kind.in_(sorted(PAID_KINDS)))
+    )
+    for r in rows:
+        who, at = r.account_id, r.created_at
+        bounds = last.get(who)
+        if bounds is None or not bounds[0] <= at < bounds[1]:
+            if who not in anchors:
+                continue  # an entry of no account: reported by the grant checks
+            bounds = last[who] = period_bounds_micros(anchors[who], at)
+        used[(who, bounds[0])] -= r.amount
     counted = {
         (u.account_id, u.period_start): u.paid_used for u in conn.execute(sa.select(usage_periods))
     }
