@@ -162,6 +162,24 @@ def test_api_quotes_an_sms(client: TestClient) -> None:
     assert inbound.json()["total"] == "0.0100"
 
 
+@pytest.mark.parametrize("duration", [True, 70.0, "70"])
+def test_api_call_quote_durations_are_json_integers_as_on_calls(
+    client: TestClient, duration: object
+) -> None:
+    call = {"direction": "outbound", "from": US, "to": US2, "duration": duration}
+    response = client.post("/v1/quotes/calls", json=call)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "duration"
+    forwarded = {
+        "direction": "inbound",
+        "from": US2,
+        "to": US,
+        "duration": 60,
+        "forward": {"to": US2, "duration": duration},
+    }
+    assert client.post("/v1/quotes/calls", json=forwarded).status_code == 422
+
+
 def test_api_quotes_a_call_with_transfers(client: TestClient) -> None:
     call = {
         "direction": "outbound",

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from talktime import policy
 from talktime.config import Settings
 from talktime.service import users
 from talktime.service.balance import balance, balance_in
@@ -62,13 +63,16 @@ def purchase(
 
     The answer is stored with the grant, so a replay of ``key`` returns it byte for byte (the
     balance as it was then); the same key with another amount or ``user`` is refused (409).
-    A named ``user`` needs `billing.manage` (checked after the replay lookup, as for messages).
+    A named ``user`` needs `billing.manage` (checked after the replay lookup, as for messages),
+    and the subscription must be active.
     """
     digest = fingerprint(PURCHASE, {"amount": amount, "user": user})
     known = _stored(engine, account_id, key, digest)
     if known is not None:
         return known
-    Wallet(engine).account(account_id)  # 404 before any payment is attempted
+    account = Wallet(engine).account(account_id)  # 404 before any payment is attempted
+    # no card is charged for credit the account could not use (403 subscription_inactive)
+    policy.require_active_subscription(account.status)
     users.require_permission_of(engine, account_id, user, "billing.manage")
     answers: list[StoredResponse] = []
 

@@ -398,7 +398,8 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
     """Claim due recharges (pending, or processing with an expired lease) in one transaction.
 
     Those that must not be paid now are settled here: canceled when auto-recharge was turned
-    off or credit is no longer low (only if never sent to the provider), postponed to the next
+    off, the subscription is no longer active or credit is no longer low (only if never sent to
+    the provider), postponed to the next
     period while the monthly limit is reached. One never sent takes the amount set now.
     """
     claimed: list[Recharge] = []
@@ -422,6 +423,8 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
             reason = None
             if untouched and (cfg is None or not cfg.enabled):
                 reason = "auto-recharge is turned off"
+            elif untouched and state.status != "active":
+                reason = f"the subscription is {state.status}"
             elif untouched and paid_available(state, now) >= (cfg.threshold if cfg else 0):
                 reason = "paid credit is no longer under the threshold"
             if reason is not None:

@@ -43,7 +43,7 @@ class ForwardBody(_Body):
     """The call was forwarded to `to` for `duration` seconds (inbound calls only)."""
 
     to: str = Field(description=E164_HELP, max_length=16)
-    duration: int = Field(ge=0, description="Seconds of the forwarding leg.")
+    duration: int = Field(strict=True, ge=0, description="Seconds of the forwarding leg.")
 
 
 class TransferBody(_Body):
@@ -51,8 +51,12 @@ class TransferBody(_Body):
 
     kind: Literal["user", "external"]
     to: str = Field(description=E164_HELP, max_length=16)
-    outbound_duration: int = Field(ge=0, description="Seconds of the transferring outbound leg.")
-    inbound_duration: int = Field(0, ge=0, description="Seconds the receiving user talked.")
+    outbound_duration: int = Field(
+        strict=True, ge=0, description="Seconds of the transferring outbound leg."
+    )
+    inbound_duration: int = Field(
+        0, strict=True, ge=0, description="Seconds the receiving user talked."
+    )
     caller_id: str | None = Field(None, description="Caller ID of the outbound leg.")
 
 
@@ -64,7 +68,9 @@ class CallQuoteRequest(_Body):
         alias="from", description="Caller ID (outbound) or caller (inbound), E.164.", max_length=16
     )
     to: str = Field(description="Called (outbound) or receiving (inbound) number.", max_length=16)
-    duration: int = Field(ge=0, description="Seconds of the original leg (0: not answered).")
+    duration: int = Field(
+        strict=True, ge=0, description="Seconds of the original leg (0: not answered)."
+    )
     forward: ForwardBody | None = None
     transfers: list[TransferBody] = Field(default_factory=list, max_length=100)
     card: str | None = Field(None, description="Rate card name (default: setting rate_card).")

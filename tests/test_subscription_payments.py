@@ -1,0 +1,71 @@
+"""No card is charged for an account whose subscription is not active: a purchase is refused
+(403 `subscription_inactive`) and a recharge never sent to the provider is canceled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from talktime.api import create_app
+from talktime.config import Settings
+from talktime.wallet import recharge as rc
+from talktime.wallet.payments import TestProvider
+from test_recharge import CFG, D, enable, paid_account, recharges_of
+from wallet_helpers import T0, make_wallet
+
+import apikit
+from apikit import tenant
+
+
+@pytest.fixture
+def paying(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """An app whose payment provider is the deterministic `test` one."""
+    settings = Settings(
+        database_url=db_url,
+        admin_key=apikit.ADMIN_KEY,
+        rate_cards_dir=str(tmp_path / "cards"),
+        payment_provider="test",
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+        client.app.state.engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("status", ["canceled", "past_due"])
+def test_a_purchase_for_an_inactive_subscription_is_refused_and_charges_nothing(
+    paying: TestClient, status: str
+) -> None:
+    t = tenant(paying, number=None)
+    bought = t.post("/v1/credits", {"amount": "10.00"}, key="before")
+    assert bought.status_code == 201, bought.text
+    apikit.set_status(paying, t.account_id, status)
+    before = t.balance()
+    refused = t.post("/v1/credits", {"amount": "10.00"}, key="after")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "subscription_inactive"
+    assert t.balance() == before
+    # A replay of a purchase made while active is still its original answer.
+    again = t.post("/v1/credits", {"amount": "10.00"}, key="before")
+    assert (again.status_code, again.content) == (201, bought.content)
+    apikit.set_status(paying, t.account_id, "active")
+    assert t.post("/v1/credits", {"amount": "10.00"}, key="after").status_code == 201
+
+
+def test_a_queued_recharge_of_a_canceled_account_is_canceled_unpaid(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
+    enable(wallet, account)
+    wallet.charge(account, 6 * D, "c1")  # under the threshold: a recharge is queued
+    wallet.set_status(account, "canceled", "cancel")
+    provider = TestProvider()
+    done = rc.process_recharges(wallet.engine, provider, T0, settings=CFG)
+    assert [(o.outcome, o.reason) for o in done] == [("canceled", "the subscription is canceled")]
+    assert provider.attempts == []
+    [recharge] = recharges_of(wallet, account)
+    assert recharge.state == "canceled"
+    assert wallet.balance(account).paid == 4 * D
+    assert wallet.verify() == []
