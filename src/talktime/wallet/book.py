@@ -711,7 +711,11 @@ def _upsert_usage(dialect: str) -> RawStatement:
             index_elements=[usage_periods.c.account_id, usage_periods.c.period_start],
             set_={
                 "paid_used": usage_periods.c.paid_used + insert.excluded.paid_used,
-                "limit_reached": insert.excluded.limit_reached,
+                # once sent, the period's event stays sent: a book that never read the flag
+                # (no limit in force) writes False, which must not clear it
+                "limit_reached": sa.or_(
+                    usage_periods.c.limit_reached, insert.excluded.limit_reached
+                ),
             },
         ),
         ("account_id", "period_start", "paid_used", "limit_reached"),
