@@ -371,17 +371,25 @@ class LimitMachine(RuleBasedStateMachine):
     def batch(self, data: st.DataObject, amounts: list[int]) -> None:
         items: list[ChargeItem] = []
         for a in amounts:
-            if items and data.draw(st.integers(0, 4), label="repeat an item") == 0:
+            repeat = data.draw(st.integers(0, 5), label="repeat an item") if items else 9
+            if repeat == 0:  # the same request again
                 items.append(data.draw(st.sampled_from(items), label="repeated item"))
+            elif repeat == 1:  # another amount under an earlier item's key
+                earlier = data.draw(st.sampled_from(items), label="earlier item")
+                items.append(ChargeItem(self.account, earlier.amount + 1, earlier.key))
             else:
                 items.append(ChargeItem(self.account, a, self.some_key(data)))
         results = self.wallet.charge_batch(items, now=self.now)
-        answered: dict[str, ChargeResult] = {}
+        answered: dict[str, tuple[int, ChargeResult]] = {}
         for item, result in zip(items, results, strict=True):
             if item.key in answered:
+                amount, first = answered[item.key]
+                if amount != item.amount:
+                    assert isinstance(result, IdempotencyConflictError), result
+                    continue
                 assert isinstance(result, ChargeResult), result
                 assert result.replayed
-                assert to_json(result) == to_json(answered[item.key])
+                assert to_json(result) == to_json(first)
                 continue
             try:
                 expected = self.model.charge(self.now, item.amount)
@@ -396,7 +404,7 @@ class LimitMachine(RuleBasedStateMachine):
                 continue
             assert isinstance(result, ChargeResult), (item, result)
             assert (result.from_free, result.from_paid) == expected
-            answered[item.key] = result
+            answered[item.key] = (item.amount, result)
             if item.key in self.refused_keys:
                 self.refused_keys.remove(item.key)
             self.done.append(Done("charge", (self.account, item.amount, item.key), to_json(result)))

@@ -506,7 +506,9 @@ class Book:
         if period not in state.usage:
             found = _USAGE.rows(self.conn, {"account_id": state.id, "period_start": period})
             row = found[0] if found else None
-            state.usage[period] = row.paid_used if row else 0
+            # what this book added and has not written yet counts too
+            pending = state.usage_delta.get(period, 0)
+            state.usage[period] = (row.paid_used if row else 0) + pending
             state.limit_flagged[period] = bool(row.limit_reached) if row else False
         return state.usage[period]
 
@@ -562,7 +564,8 @@ class Book:
         period = state.period_at(self.now)
         if state.monthly_limit is not None:
             self.period_usage(state)
-        state.usage[period] = state.usage.get(period, 0) + paid
+        if period in state.usage:  # else not read yet (no limit): a later read adds the delta
+            state.usage[period] += paid
         state.usage_delta[period] = state.usage_delta.get(period, 0) + paid
         if state.monthly_limit is not None and state.usage[period] >= state.monthly_limit:
             self.flag_limit(state)

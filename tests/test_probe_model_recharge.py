@@ -1,0 +1,331 @@
+"""A stateful model of auto-recharge together with the monthly limit, holds, the subscription
+status and setting changes, on SQLite and PostgreSQL.
+
+Written from the README (Payments, auto-recharge and the monthly cycle; Wallet decisions):
+
+- a debit that used paid credit (a charge, or a settle) queues a recharge due at once when
+  auto-recharge is on, paid credit available (not reserved by holds) is under the threshold,
+  this period's paid usage has not reached the limit and no recharge is in flight; a
+  reservation or a refused charge queues nothing;
+- a charge or reservation counts paid usage plus the paid credit pending holds reserve; a
+  settle never checks the limit;
+- the worker cancels a recharge never sent to the provider when auto-recharge is off, the
+  subscription is not `active` or paid credit is back at or over the threshold; otherwise,
+  while the limit is reached, it postpones it to the period's end; otherwise it pays the amount
+  set now (a recharge already sent keeps its amount); a limit change makes a postponed one due;
+- a provider error retries the same recharge after 60 s x 2^(attempt-1); a decline ends it and
+  queues the next after 60 s x 2^(declines-1), until the third turns auto-recharge off.
+
+The account has no free credit (its plan's is 0), so every debit is paid.
+``PROBE_MODEL_EXAMPLES`` / ``PROBE_MODEL_STEPS`` raise the example counts for a soak.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from talktime.config import Settings
+from talktime.wallet import InsufficientCreditError, MonthlyLimitReachedError, Wallet
+from talktime.wallet import recharge as rc
+from talktime.wallet.cycle import advance
+from talktime.wallet.payments import TestProvider
+from talktime.wallet.periods import period_bounds, to_micros
+
+EXAMPLES = int(os.environ.get("PROBE_MODEL_EXAMPLES", "10"))
+STEPS = int(os.environ.get("PROBE_MODEL_STEPS", "30"))
+CENT = 10_000
+CFG = Settings(recharge_max_declines=3, recharge_backoff_seconds=60)
+_examples = itertools.count()
+
+
+@dataclass
+class MRecharge:
+    due: datetime
+    attempts: int = 0
+    amount: int | None = None  # fixed once sent
+    postponed: bool = False
+
+
+@dataclass
+class MHold:
+    amount: int
+    state: str = "pending"
+
+
+@dataclass
+class M:
+    """The account: paid credit as one pool (no expiry), holds, usage per period, settings."""
+
+    anchor: datetime
+    paid: int = 0  # remaining (reserved included)
+    held: int = 0
+    limit: int | None = None
+    usage: dict[datetime, int] = field(default_factory=dict)
+    status: str = "active"
+    enabled: bool = True
+    threshold: int = 0
+    amount: int = CENT
+    declines: int = 0
+    flight: MRecharge | None = None
+
+    def period(self, now: datetime) -> tuple[datetime, datetime]:
+        return period_bounds(self.anchor, now)
+
+    def used(self, now: datetime) -> int:
+        return self.usage.get(self.period(now)[0], 0)
+
+    def limit_reached(self, now: datetime) -> bool:
+        return self.limit is not None and self.used(now) >= self.limit
+
+    def refusal(self, now: datetime, amount: int) -> type[Exception] | None:
+        if amount > self.paid - self.held:
+            return InsufficientCreditError
+        if self.limit is not None and self.used(now) + self.held + amount > self.limit:
+            return MonthlyLimitReachedError
+        return None
+
+    def used_paid(self, now: datetime, amount: int) -> None:
+        if amount == 0:
+            return
+        start = self.period(now)[0]
+        self.usage[start] = self.usage.get(start, 0) + amount
+        if (
+            self.enabled
+            and self.paid - self.held < self.threshold
+            and not self.limit_reached(now)
+            and self.flight is None
+        ):
+            self.flight = MRecharge(due=now)
+
+
+class RechargeLimitMachine(RuleBasedStateMachine):
+    engine: sa.Engine
+
+    @initialize(
+        limit=st.none() | st.integers(0, 60).map(lambda c: c * CENT),
+        threshold=st.integers(0, 40).map(lambda c: c * CENT),
+        amount=st.integers(1, 8).map(lambda c: c * CENT),
+        bought=st.integers(0, 40).map(lambda c: c * CENT),
+        anchor_day=st.sampled_from([1, 30, 31]),
+    )
+    def start(
+        self, limit: int | None, threshold: int, amount: int, bought: int, anchor_day: int
+    ) -> None:
+        era = next(_examples)
+        self.now = datetime(2400 + 3 * era, 1, anchor_day, 9, tzinfo=UTC)
+        self.wallet = Wallet(self.engine, clock=lambda: self.now)
+        self.wallet.upsert_plan("nofree", 0)
+        self.provider = TestProvider()
+        self.account = self.wallet.create_account(
+            "r", "nofree", f"create-{era}", anchor=self.now, monthly_limit=limit
+        ).account.id
+        self.keys = itertools.count()
+        self.m = M(self.now, limit=limit, threshold=threshold, amount=amount)
+        if bought:
+            self.wallet.grant(self.account, "purchased", bought, self.key())
+            self.m.paid = bought
+        self.configure(True, threshold, amount)
+        self.holds: dict[int, MHold] = {}
+
+    def key(self) -> str:
+        return f"k{self.account}-{next(self.keys)}"
+
+    def configure(self, enabled: bool, threshold: int, amount: int) -> None:
+        with self.engine.begin() as conn:
+            rc.configure(
+                conn,
+                self.account,
+                enabled=enabled,
+                threshold=threshold,
+                amount=amount,
+                now=to_micros(self.now),
+            )
+        self.m.enabled, self.m.threshold, self.m.amount = enabled, threshold, amount
+        if enabled:
+            self.m.declines = 0
+
+    @rule(amount=st.integers(1, 10).map(lambda c: c * CENT))
+    def an_operator_grants_credit(self, amount: int) -> None:
+        self.wallet.grant(self.account, "purchased", amount, self.key())
+        self.m.paid += amount
+
+    # ---- debits -----------------------------------------------------------------------------
+
+    @rule(amount=st.integers(1, 6).map(lambda c: c * CENT + 1))
+    def charge(self, amount: int) -> None:
+        refused = self.m.refusal(self.now, amount)
+        if refused is not None:
+            with pytest.raises(refused):
+                self.wallet.charge(self.account, amount, self.key())
+            return
+        self.wallet.charge(self.account, amount, self.key())
+        self.m.paid -= amount
+        self.m.used_paid(self.now, amount)
+
+    @rule(amount=st.integers(1, 6).map(lambda c: c * CENT))
+    def authorize(self, amount: int) -> None:
+        refused = self.m.refusal(self.now, amount)
+        ttl = timedelta(days=400)
+        if refused is not None:
+            with pytest.raises(refused):
+                self.wallet.authorize(self.account, amount, self.key(), ttl)
+            return
+        hold = self.wallet.authorize(self.account, amount, self.key(), ttl)
+        self.m.held += amount
+        self.holds[hold.hold.id] = MHold(amount)
+
+    def pending(self) -> list[int]:
+        return sorted(h for h, v in self.holds.items() if v.state == "pending")
+
+    @precondition(lambda self: self.pending())
+    @rule(data=st.data(), actual=st.integers(0, 8).map(lambda c: c * CENT))
+    def settle(self, data: st.DataObject, actual: int) -> None:
+        hold_id = data.draw(st.sampled_from(self.pending()))
+        hold = self.holds[hold_id]
+        result = self.wallet.settle(hold_id, actual, self.key())
+        self.m.held -= hold.amount
+        charged = min(actual, self.m.paid - self.m.held)
+        assert (result.charged, result.uncollected) == (charged, actual - charged)
+        self.m.paid -= charged
+        hold.state = "settled"
+        self.m.used_paid(self.now, charged)
+
+    @precondition(lambda self: self.pending())
+    @rule(data=st.data())
+    def void(self, data: st.DataObject) -> None:
+        hold_id = data.draw(st.sampled_from(self.pending()))
+        self.wallet.void(hold_id, self.key())
+        self.m.held -= self.holds[hold_id].amount
+        self.holds[hold_id].state = "voided"
+
+    # ---- settings ---------------------------------------------------------------------------
+
+    @rule(limit=st.none() | st.integers(0, 80).map(lambda c: c * CENT))
+    def limit_changes(self, limit: int | None) -> None:
+        self.wallet.set_monthly_limit(self.account, limit, self.key())
+        self.m.limit = limit
+        if self.m.flight is not None and self.m.flight.postponed and self.m.flight.due > self.now:
+            self.m.flight.due = self.now
+
+    @rule(status=st.sampled_from(["active", "active", "past_due", "canceled"]))
+    def status_changes(self, status: str) -> None:
+        self.wallet.set_status(self.account, status, self.key())
+        self.m.status = status
+
+    @rule(
+        enabled=st.booleans(),
+        threshold=st.integers(0, 40).map(lambda c: c * CENT),
+        amount=st.integers(1, 8).map(lambda c: c * CENT),
+    )
+    def auto_recharge_changes(self, enabled: bool, threshold: int, amount: int) -> None:
+        self.configure(enabled, threshold, amount)
+
+    @rule(mode=st.sampled_from(["accept", "decline", "fail"]))
+    def the_card_changes(self, mode: str) -> None:
+        who = str(self.account)
+        self.provider.accept(who)
+        if mode == "decline":
+            self.provider.decline(who, "insufficient_funds")
+        elif mode == "fail":
+            self.provider.fail(who)
+
+    # ---- time and the worker ----------------------------------------------------------------
+
+    @rule(step=st.sampled_from([timedelta(minutes=1), timedelta(minutes=5), timedelta(days=9)]))
+    def time_passes_and_the_cycle_runs(self, step: timedelta) -> None:
+        self.now += step
+        at = to_micros(self.now)
+        while advance(self.engine, self.account, at) is not None:
+            pass
+
+    @rule()
+    def recharges_are_processed(self) -> None:
+        outcomes = [
+            o.outcome
+            for o in rc.process_recharges(self.engine, self.provider, self.now, settings=CFG)
+            if o.account_id == self.account
+        ]
+        assert outcomes == self.model_process(), (outcomes, self.m)
+
+    def model_process(self) -> list[str]:
+        m, r, now = self.m, self.m.flight, self.now
+        if r is None or r.due > now:
+            return []
+        if r.attempts == 0 and (
+            not m.enabled or m.status != "active" or m.paid - m.held >= m.threshold
+        ):
+            m.flight = None
+            return ["canceled"]
+        if m.limit_reached(now):
+            r.due, r.postponed = m.period(now)[1], True
+            return ["postponed"]
+        r.postponed = False
+        if r.amount is None:
+            r.amount = m.amount
+        r.attempts += 1
+        who = str(self.account)
+        if who in self.provider.failing_accounts:
+            r.due = now + timedelta(seconds=60 * 2 ** (r.attempts - 1))
+            return ["error"]
+        if who in self.provider.declining_accounts:
+            m.declines += 1
+            m.flight = None
+            if m.declines >= CFG.recharge_max_declines:
+                m.enabled = False
+            else:
+                m.flight = MRecharge(due=now + timedelta(seconds=60 * 2 ** (m.declines - 1)))
+            return ["declined"]
+        m.paid += r.amount
+        m.declines = 0
+        m.flight = None
+        return ["succeeded"]
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    @invariant()
+    def the_wallet_and_recharges_match_the_model(self) -> None:
+        if not hasattr(self, "m"):
+            return
+        b = self.wallet.balance(self.account, self.now)
+        assert (b.free, b.paid, b.held) == (0, self.m.paid, self.m.held)
+        assert b.period_usage == self.m.used(self.now)
+        with self.engine.connect() as conn:
+            flying = rc.in_flight(conn, self.account)
+            cfg = rc.get_settings_of(conn, self.account)
+        assert cfg is not None
+        assert (cfg.enabled, cfg.consecutive_declines) == (self.m.enabled, self.m.declines)
+        assert (flying is None) == (self.m.flight is None), (flying, self.m.flight)
+        if flying is not None and self.m.flight is not None:
+            assert flying.next_attempt_at == self.m.flight.due
+            assert flying.attempts == self.m.flight.attempts
+            if self.m.flight.amount is not None:
+                assert flying.amount == self.m.flight.amount
+
+    def teardown(self) -> None:
+        if hasattr(self, "m"):
+            breaches = [b for b in self.wallet.verify(self.now) if b.account_id == self.account]
+            self.wallet.close()
+            assert breaches == []
+
+
+def test_auto_recharge_keeps_the_monthly_limit_holds_and_settings_of_the_model(
+    engine: sa.Engine,
+) -> None:
+    RechargeLimitMachine.engine = engine
+    run = RechargeLimitMachine.TestCase
+    run.settings = settings(
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    run().runTest()
