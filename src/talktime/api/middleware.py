@@ -18,6 +18,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from talktime.store.migrate import NOT_MIGRATED, missing_table
+
 log = logging.getLogger("talktime.api")
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -168,7 +170,18 @@ class RequestContextMiddleware:
                     "Request body too large",
                     f"The request body exceeds the limit of {limit} bytes.",
                 )
-        except Exception:
+        except Exception as exc:
+            if missing_table(exc):
+                log.error("%s", NOT_MIGRATED, extra={"request_id": request_id})
+                if not started:
+                    await problem(
+                        503,
+                        "database_not_migrated",
+                        "Database not migrated",
+                        "The service's database has no talktime tables, or an older schema; "
+                        "an operator must run `talktime db upgrade`.",
+                    )
+                return
             log.exception(
                 "unexpected error",
                 extra={"request_id": request_id, "path": scope.get("path", "")},
