@@ -85,8 +85,15 @@ class Worker:
         return "lost"
 
     def _heartbeat(self, job: jobs.Job, done: threading.Event) -> None:
+        """Renew the job's lease every third of it until `done`; a renewal the database refuses
+        (locked, restarting) is tried again at the next beat instead of ending the thread."""
         while not done.wait(self.lease_us / SECOND / 3):
-            if not jobs.heartbeat(self.engine, job, self.lease_us):
+            try:
+                renewed = jobs.heartbeat(self.engine, job, self.lease_us)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("job %s: could not renew its lease, will retry: %s", job.id, exc)
+                continue
+            if not renewed:
                 log.warning("job %s: lease taken over by another worker", job.id)
                 return
 
