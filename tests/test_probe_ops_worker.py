@@ -171,3 +171,33 @@ def test_the_worker_and_run_refuse_an_unmigrated_database(
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("error[database_not_migrated]: "), done.stderr
     assert "talktime db upgrade" in done.stderr
+
+
+def test_periodic_work_goes_on_after_the_clock_is_set_back(engine: sa.Engine) -> None:
+    # every slot up to the old time already had its job: after the clock was set back an hour
+    # no hold expiry, recharge or cycle ran for an hour
+    registry.handler("test.tick")(lambda ctx, job: None)
+    registry.periodic("test.tick", 60 * SECOND, "test")
+    try:
+        worker = Worker(engine, Settings(database_url=str(engine.url)), name="w")
+        start = 1_800_000_000 * SECOND
+
+        def ran(now: int) -> int:
+            worker.schedule_periodic(now=now)
+            done = 0
+            for job in jobs.claim(engine, "w", limit=100, now=now, kinds=("test.tick",)):
+                with engine.begin() as conn:
+                    done += jobs.finish(conn, job, now=now)
+            return done
+
+        assert sum(ran(start + minute * 60 * SECOND) for minute in range(60)) == 60
+        back = start + 30 * SECOND  # the clock is set back by an hour
+        assert ran(back) == 1
+        assert ran(back + 10 * SECOND) == 0, "still once per slot"
+        assert ran(back + 60 * SECOND) == 1
+        caught_up = start + 61 * 60 * SECOND
+        assert ran(caught_up) == 1
+        assert ran(caught_up + 10 * SECOND) == 0
+    finally:
+        registry.PERIODIC.pop("test.tick")
+        registry.HANDLERS.pop("test.tick")
