@@ -4,6 +4,7 @@ never repeat a password."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,3 +87,23 @@ def test_a_database_that_does_not_answer_is_database_unavailable(tmp_path: Path,
     assert err.startswith("error[database_unavailable]: the database ")
     assert "did not answer" in err
     assert "hunter2" not in err
+
+
+def test_talktime_config_masks_a_password_given_as_a_query_parameter_or_in_the_stripe_base(
+    tmp_path: Path,
+) -> None:
+    # libpq takes `?password=`: `talktime config` showed it, and the stripe_api_base userinfo
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
+    environ.update(
+        TALKTIME_CONFIG=str(tmp_path / "none.toml"),
+        TALKTIME_DATABASE_URL="postgresql+psycopg://u@db/talktime?password=hunter2&sslmode=require",
+        TALKTIME_STRIPE_API_BASE="https://proxy:sk_live_hunter3@stripe.internal:8443",
+    )
+    done = subprocess.run(
+        [TALKTIME, "config", "--json"], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["database_url"] == "postgresql+psycopg://u@db/talktime?password=***&sslmode=require"
+    assert data["stripe_api_base"] == "https://proxy:***@stripe.internal:8443"
+    assert "hunter" not in done.stdout

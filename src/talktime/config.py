@@ -169,17 +169,35 @@ class Settings(BaseSettings):
                 value = "********" if value.get_secret_value() else ""
             out[name] = value
         out["database_url"] = hide_password(self.database_url)
+        if self.stripe_api_base is not None:
+            out["stripe_api_base"] = hide_userinfo(self.stripe_api_base)
         return out
 
 
 def hide_password(url: str) -> str:
-    """The URL with any password replaced by ***."""
+    """The database URL with any password replaced by ***, the one after the user name and a
+    `password=` query parameter (libpq takes both) alike; `***` if it cannot be parsed."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:
+        return "***"
+    hidden = "talktime-hidden-password"  # rendered URL-encoded otherwise: %2A%2A%2A
+    secret = {k: hidden for k in parsed.query if k.lower() in ("password", "passwd")}
+    rendered = parsed.update_query_dict(secret).render_as_string(hide_password=True)
+    return rendered.replace(hidden, "***")
+
+
+def hide_userinfo(url: str) -> str:
+    """An http(s) URL with any password in it replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
         return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def load_settings() -> Settings:
