@@ -164,3 +164,19 @@ def test_a_request_on_an_unmigrated_database_is_a_503_saying_to_migrate(
             assert "talktime db upgrade" in body["detail"]
         assert client.get("/healthz").status_code == 503
     app.state.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+psycopg://talktime@127.0.0.1:1/talktime", "sqlite:////nonexistent/dir/x.db"],
+)
+def test_a_request_while_the_database_is_down_is_a_503_saying_to_retry(url: str) -> None:
+    # it was a 500 internal_error with a traceback in the log: a client could not tell a
+    # database outage (retry) from a bug
+    app = create_app(Settings(database_url=url, admin_key=apikit.ADMIN_KEY))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/balance", headers={"Authorization": "Bearer tt_abc_def"})
+        body = _problem(response, 503, "database_unavailable")
+        assert "try again" in body["detail"]
+        assert client.get("/healthz").status_code == 503
+    app.state.engine.dispose()

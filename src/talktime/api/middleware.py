@@ -16,6 +16,7 @@ import logging
 import re
 import uuid
 
+import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from talktime.store.migrate import NOT_MIGRATED, missing_table
@@ -180,6 +181,17 @@ class RequestContextMiddleware:
                         "Database not migrated",
                         "The service's database has no talktime tables, or an older schema; "
                         "an operator must run `talktime db upgrade`.",
+                    )
+                return
+            if isinstance(exc, sa.exc.OperationalError):
+                log.warning("database unavailable: %s", exc.orig, extra={"request_id": request_id})
+                if not started:
+                    await problem(
+                        503,
+                        "database_unavailable",
+                        "Database unavailable",
+                        "The service could not reach its database; try again shortly (a "
+                        "money-moving request with the same Idempotency-Key).",
                     )
                 return
             log.exception(
