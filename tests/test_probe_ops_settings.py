@@ -107,3 +107,19 @@ def test_talktime_config_masks_a_password_given_as_a_query_parameter_or_in_the_s
     assert data["database_url"] == "postgresql+psycopg://u@db/talktime?password=***&sslmode=require"
     assert data["stripe_api_base"] == "https://proxy:***@stripe.internal:8443"
     assert "hunter" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["serve", "--port", "70000"], ["run", "--port", "-1"], ["serve", "--workers", "0"]]
+)
+def test_a_listen_port_or_worker_count_out_of_range_is_refused_before_starting(
+    args: list[str],
+) -> None:
+    # `talktime serve --port 70000` started and logged "running on http://127.0.0.1:70000"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
+    environ.update(TALKTIME_CONFIG="/nonexistent/talktime.toml")
+    done = subprocess.run(
+        [TALKTIME, *args], env=environ, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '{args[1]}'" in done.stderr

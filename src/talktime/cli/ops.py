@@ -260,7 +260,10 @@ def list_jobs(
 @app.command("run")
 def run(
     host: Annotated[str | None, typer.Option(help="Listen address (default: settings).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default: settings).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Listen port, 0 to 65535 (default: settings)."),
+    ] = None,
 ) -> None:
     """Serve the API and run one worker beside it; Ctrl-C (or SIGTERM) stops both."""
     import uvicorn
