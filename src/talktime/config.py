@@ -6,12 +6,14 @@ Environment variables win over the file; the file (path in `TALKTIME_CONFIG`, de
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +21,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from talktime.errors import TalktimeError
+
 DEFAULT_DATABASE_URL = "sqlite:///./talktime.db"
+SECRET_SETTINGS = frozenset({"admin_key", "stripe_api_key", "database_url"})
+"""Settings whose value is never repeated in an error message (a URL may hold a password)."""
+
+
+class SettingsError(TalktimeError):
+    """The settings (environment or TOML file) cannot be used; the sentence says which one."""
+
+    code = "invalid_settings"
+    status = 500
+    title = "Invalid settings"
 
 
 def config_path() -> Path:
@@ -99,6 +113,42 @@ class Settings(BaseSettings):
         60, ge=0, description="wait before retrying a declined recharge; doubles per decline"
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL; use sqlite:///path/talktime.db or "
+                "postgresql+psycopg://user:password@host:5432/dbname"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"unsupported database {backend!r}; use a sqlite:// or postgresql:// URL"
+            )
+        return value
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # a port that is not a number raises ValueError
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("not an http(s) URL such as https://api.stripe.com")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -119,20 +169,75 @@ class Settings(BaseSettings):
                 value = "********" if value.get_secret_value() else ""
             out[name] = value
         out["database_url"] = hide_password(self.database_url)
+        if self.stripe_api_base is not None:
+            out["stripe_api_base"] = hide_userinfo(self.stripe_api_base)
         return out
 
 
 def hide_password(url: str) -> str:
-    """The URL with any password replaced by ***."""
+    """The database URL with any password replaced by ***, the one after the user name and a
+    `password=` query parameter (libpq takes both) alike; `***` if it cannot be parsed."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:
+        return "***"
+    hidden = "talktime-hidden-password"  # rendered URL-encoded otherwise: %2A%2A%2A
+    secret = {k: hidden for k in parsed.query if k.lower() in ("password", "passwd")}
+    rendered = parsed.update_query_dict(secret).render_as_string(hide_password=True)
+    return rendered.replace(hidden, "***")
+
+
+def hide_userinfo(url: str) -> str:
+    """An http(s) URL with any password in it replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
         return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def load_settings() -> Settings:
+    """Read the settings, or raise `SettingsError` naming the setting, where it was given (the
+    environment variable or the TOML file) and what is wrong, instead of a validation dump."""
+    path = config_path()
+    try:
+        return Settings()
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"the settings file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(
+            f"the settings file {str(path)!r} cannot be read: {exc.strerror or exc}"
+        ) from None
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    """One sentence per problem of a settings ValidationError."""
+    environ = {name.upper() for name in os.environ}
+    known = list(Settings.model_fields)
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+        env = f"TALKTIME_{name.upper()}"
+        where = env if env in environ else f"{name} in {str(path)!r}"
+        if error.get("type") == "extra_forbidden":
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown setting {name!r} in {str(path)!r}{hint}")
+            continue
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        value = error.get("input")
+        shown = "" if name in SECRET_SETTINGS or isinstance(value, dict) else f" = {value!r}"
+        problems.append(f"setting {where}{shown}: {message}")
+    return "; ".join(problems) + "; fix or remove it"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once (`SettingsError` when they cannot be used)."""
+    return load_settings()

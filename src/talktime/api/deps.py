@@ -20,6 +20,7 @@ async def engine(request: Request) -> sa.Engine:
 
 
 async def idempotency_key(
+    request: Request,
     key: Annotated[
         str | None,
         Header(
@@ -30,7 +31,15 @@ async def idempotency_key(
         ),
     ] = None,
 ) -> str:
-    """The request's Idempotency-Key header (required)."""
+    """The request's Idempotency-Key header (required, and only one: with two different keys
+    the request would silently have run under the first)."""
+    given = request.headers.getlist("idempotency-key")
+    if len(set(given)) > 1:
+        raise InvalidRequestError(
+            f"Send one Idempotency-Key header; this request has {len(given)} with different "
+            "values, so it is not clear which one the request may be replayed under.",
+            field="Idempotency-Key",
+        )
     if not key or not key.strip():
         raise InvalidRequestError(
             "Send an Idempotency-Key header (any unique string, e.g. a UUID) with this request.",

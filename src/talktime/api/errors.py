@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from talktime.api.middleware import current_request_id
 from talktime.errors import TalktimeError
@@ -34,6 +35,22 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Starlette's own 405 names only
+    the first route that matched the path, so `Allow` missed GET on `/v1/keys` (it said POST)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn refusals and invalid input into problem documents."""
 
@@ -42,24 +59,103 @@ def install(app: FastAPI) -> None:
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
         code = codes.get(exc.status_code, f"http_{exc.status_code}")
         title = code.replace("_", " ").capitalize()
-        response = problem(exc.status_code, code, title, str(exc.detail))
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # FastAPI's answer to a JSON body that is not UTF-8: malformed JSON like any other
+            return problem(
+                422,
+                "invalid_request",
+                "Invalid request",
+                "The request body is not valid JSON: it is not UTF-8 text.",
+            )
+        allow = _allowed_methods(request) if exc.status_code == 405 else []
+        if exc.status_code == 404 and detail == "Not Found":  # the router's: no such path
+            detail = f"There is no {request.url.path}; the API's paths are listed at /docs."
+        elif allow:
+            detail = (
+                f"{request.method} is not allowed on {request.url.path}; use {', '.join(allow)}."
+            )
+        response = problem(exc.status_code, code, title, detail)
         if exc.headers:
             response.headers.update(exc.headers)
+        if allow:
+            response.headers["Allow"] = ", ".join(allow)
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        raw = list(exc.errors())
         errors = [
             {
                 "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
                 "message": err.get("msg", "invalid"),
             }
-            for err in exc.errors()
+            for err in raw
         ]
+        whole = _whole_body_problem(request, raw[0]) if raw else None
+        if whole is not None:
+            status, code, title, detail = whole
+            if status != 422:
+                return problem(status, code, title, detail)
+            errors[0] = {"field": "", "message": detail}
+            return problem(422, code, title, detail, errors=errors)
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         detail = f"{first['field'] or 'request'}: {first['message']}"
         return problem(422, "invalid_request", "Invalid request", detail, errors=errors)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _whole_body_problem(request: Request, error: Any) -> tuple[int, str, str, str] | None:
+    """(status, code, title, sentence) when the body as a whole is unusable: not JSON by its
+    Content-Type (415), not valid JSON, missing, or not a JSON object (422). FastAPI's own words
+    named no field ("request: Input should be a valid dictionary...") or a false one (the
+    character offset of a syntax error as the field "8")."""
+    loc = tuple(error.get("loc", ()))
+    if not loc or loc[0] != "body":
+        return None
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        reason = str((error.get("ctx") or {}).get("error", "JSON decode error"))
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return (
+            422,
+            "invalid_request",
+            "Invalid request",
+            f"The request body is not valid JSON: {reason}{where}.",
+        )
+    if len(loc) != 1:
+        return None
+    content_type = request.headers.get("content-type", "")
+    if kind != "missing" and not _is_json(content_type):
+        given = f"it was {content_type!r}" if content_type else "it was missing"
+        return (
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            f"Send the body as JSON with the header Content-Type: application/json ({given}).",
+        )
+    if kind == "missing":
+        return (
+            422,
+            "invalid_request",
+            "Invalid request",
+            "The request body is missing; send a JSON object.",
+        )
+    found = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    shape = found.get(type(error.get("input")), "a number")
+    return (
+        422,
+        "invalid_request",
+        "Invalid request",
+        f"The request body must be a JSON object, not {shape}.",
+    )

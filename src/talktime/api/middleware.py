@@ -16,7 +16,10 @@ import logging
 import re
 import uuid
 
+import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from talktime.store.migrate import NOT_MIGRATED, missing_table
 
 log = logging.getLogger("talktime.api")
 
@@ -168,7 +171,29 @@ class RequestContextMiddleware:
                     "Request body too large",
                     f"The request body exceeds the limit of {limit} bytes.",
                 )
-        except Exception:
+        except Exception as exc:
+            if missing_table(exc):
+                log.error("%s", NOT_MIGRATED, extra={"request_id": request_id})
+                if not started:
+                    await problem(
+                        503,
+                        "database_not_migrated",
+                        "Database not migrated",
+                        "The service's database has no talktime tables, or an older schema; "
+                        "an operator must run `talktime db upgrade`.",
+                    )
+                return
+            if isinstance(exc, sa.exc.OperationalError):
+                log.warning("database unavailable: %s", exc.orig, extra={"request_id": request_id})
+                if not started:
+                    await problem(
+                        503,
+                        "database_unavailable",
+                        "Database unavailable",
+                        "The service could not reach its database; try again shortly (a "
+                        "money-moving request with the same Idempotency-Key).",
+                    )
+                return
             log.exception(
                 "unexpected error",
                 extra={"request_id": request_id, "path": scope.get("path", "")},

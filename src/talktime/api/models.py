@@ -94,7 +94,7 @@ def fmt(amount: int) -> str:
 
 
 _DESCRIPTIONS = {
-    400: "Bad request: the body is not JSON, or the request cannot be acted on as written",
+    400: "Bad request: the request cannot be acted on as written",
     401: "Missing, malformed, unknown or revoked API key",
     402: "Not enough credit, or the monthly limit is reached; nothing was charged",
     403: "Forbidden: inactive subscription, missing permission or wrong kind of key",

@@ -14,10 +14,14 @@ from talktime.api.models import PROBLEM_JSON, Problem
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
-_ALWAYS_FOR_INPUT = {"422": "Invalid input; the problem names the field"}
+_ALWAYS_FOR_INPUT = {
+    "422": "Invalid input (also a body that is not valid JSON or not an object); the problem "
+    "names the field"
+}
 _ALWAYS_FOR_BODY = {
-    "400": "The body is not valid JSON",
+    "400": "Bad request: the request cannot be acted on as written",
     "413": "Request body too large",
+    "415": "The body is not sent as JSON (Content-Type: application/json)",
 }
 
 

@@ -19,30 +19,41 @@ from talktime.cli.app import app, fail
 
 
 def main() -> None:
-    """Console-script entry point. A database without talktime's tables (never migrated, or
-    migrated by an older version) is refused with the command that fixes it, not a traceback."""
+    """Console-script entry point. Settings that cannot be used, a database that cannot be
+    reached, and one without talktime's tables (never migrated, or migrated by an older
+    version) are refused with what to fix, not a traceback."""
     try:
         app()
     except Exception as exc:
-        if not _missing_table(exc):
+        code, sentence = _refusal(exc)
+        if not code:
             raise
         try:
-            fail(
-                "database_not_migrated",
-                "the database has no talktime tables, or an older schema: run "
-                "`talktime db upgrade` first",
-            )
+            fail(code, sentence)
         except typer.Exit as stop:  # outside the app, so not turned into an exit by Typer
             raise SystemExit(stop.exit_code) from None
 
 
-def _missing_table(exc: BaseException) -> bool:
-    """SQLite's "no such table" or PostgreSQL's undefined_table (42P01)."""
+def _refusal(exc: Exception) -> tuple[str, str]:
+    """(code, sentence) for an error the operator can fix, or ("", "") for a real bug."""
     import sqlalchemy as sa
 
-    if not isinstance(exc, sa.exc.DBAPIError):
-        return False
-    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
+    from talktime.config import SettingsError, get_settings, hide_password
+    from talktime.store.migrate import NOT_MIGRATED, missing_table
+
+    if isinstance(exc, SettingsError):
+        return exc.code, exc.detail
+    if missing_table(exc):
+        return "database_not_migrated", NOT_MIGRATED
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]
+        url = hide_password(get_settings().database_url)
+        return (
+            "database_unavailable",
+            f"the database {url} did not answer: {reason}; check that it is running and "
+            "that TALKTIME_DATABASE_URL (or database_url) points at it",
+        )
+    return "", ""
 
 
 __all__ = ["app", "main"]

@@ -35,8 +35,11 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Listen address (default from settings).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default from settings).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Listen port, 0 to 65535 (default from settings)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes.")] = None,
 ) -> None:
     """Run the HTTP service (uvicorn) on the configured database."""
     import uvicorn

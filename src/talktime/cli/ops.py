@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import os
@@ -24,6 +25,8 @@ from talktime.cli.app import app, console, err_console, fail, print_json
 from talktime.config import get_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from talktime.ops.statements import Statement
 
 
@@ -98,6 +101,7 @@ def worker(
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
     engine = make_engine(settings.database_url, settings)
+    _require_migrated(engine)
     runner = Worker(
         engine, settings, lease_us=int(lease_seconds * SECOND), poll_us=int(poll_seconds * SECOND)
     )
@@ -112,6 +116,28 @@ def worker(
             runner.run(exit_when_idle=exit_when_idle)
     finally:
         engine.dispose()
+
+
+def _require_migrated(engine: Engine) -> None:
+    """Refuse to start on a database that is not at this version's migration (the worker would
+    otherwise log a failed query every second, and the API answer every request with 503). A
+    database that does not answer yet is left to the worker's retry loop."""
+    import sqlalchemy as sa
+
+    from talktime.store import current_revision, head_revision
+    from talktime.store.migrate import NOT_MIGRATED
+
+    try:
+        current = current_revision(engine)
+    except sa.exc.OperationalError:
+        return
+    head = head_revision()
+    if current != head:
+        fail(
+            "database_not_migrated",
+            f"{NOT_MIGRATED} (the database is at revision {current or 'none'}; this version "
+            f"needs {head})",
+        )
 
 
 def _import_plugin(module: str) -> None:
@@ -149,8 +175,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
     def watch() -> None:
         signum = os.read(read_end, 1)[0]
-        err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
-        stop.set()
+        stop.set()  # first: saying so can fail (a closed terminal, a broken stderr pipe)
+        with contextlib.suppress(OSError, ValueError):
+            err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
 
     threading.Thread(target=watch, name="stop-signals", daemon=True).start()
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -233,15 +260,24 @@ def list_jobs(
 @app.command("run")
 def run(
     host: Annotated[str | None, typer.Option(help="Listen address (default: settings).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default: settings).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Listen port, 0 to 65535 (default: settings)."),
+    ] = None,
 ) -> None:
     """Serve the API and run one worker beside it; Ctrl-C (or SIGTERM) stops both."""
     import uvicorn
 
     from talktime import logs
+    from talktime.store import make_engine
 
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
+    engine = make_engine(settings.database_url, settings)
+    try:
+        _require_migrated(engine)
+    finally:
+        engine.dispose()
     child = subprocess.Popen([sys.executable, "-m", "talktime", "worker"])
 
     def _forward(signum: int, _frame: FrameType | None) -> None:

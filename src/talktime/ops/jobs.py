@@ -91,15 +91,17 @@ def claim(
     """Take up to `limit` due jobs for `worker`: pending ones whose time has come, and running ones
     whose lease ran out (their worker died). Each claim counts as an attempt."""
     now = now_us() if now is None else now
+    lapsed = sa.and_(jobs.c.state == "running", jobs.c.locked_until < now)
     due = sa.or_(
         sa.and_(jobs.c.state == "pending", jobs.c.run_at <= now),
-        sa.and_(jobs.c.state == "running", jobs.c.locked_until < now),
+        sa.and_(lapsed, jobs.c.attempts < jobs.c.max_attempts),
     )
     pick = sa.select(jobs.c.id).where(due)
     if kinds is not None:
         pick = pick.where(jobs.c.kind.in_(kinds))
     pick = pick.order_by(jobs.c.run_at, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
     with engine.begin() as conn:
+        _fail_abandoned(conn, lapsed, kinds, now)
         ids = [row[0] for row in conn.execute(pick)]
         if not ids:
             return []
@@ -137,6 +139,36 @@ def claim(
         for r in rows
     ]
     return sorted(claimed, key=lambda j: (j.run_at, j.id))
+
+
+ABANDONED = (
+    "its last attempt never finished: the worker running it stopped (killed, crashed or lost "
+    "the database) and its lease ran out"
+)
+
+
+def _fail_abandoned(
+    conn: sa.Connection,
+    lapsed: sa.ColumnElement[bool],
+    kinds: tuple[str, ...] | None,
+    now: int,
+) -> None:
+    """Mark `failed` the running jobs whose lease ran out on their last attempt: a job that
+    kills its worker every time (out of memory, a crash in native code) would otherwise be
+    claimed again forever, past its `max_attempts`."""
+    stmt = jobs.update().where(lapsed, jobs.c.attempts >= jobs.c.max_attempts)
+    if kinds is not None:
+        stmt = stmt.where(jobs.c.kind.in_(kinds))
+    conn.execute(
+        stmt.values(
+            state="failed",
+            locked_by=None,
+            locked_until=None,
+            last_error=ABANDONED,
+            updated_at=now,
+            finished_at=now,
+        )
+    )
 
 
 def _fence(job: Job) -> sa.ColumnElement[bool]:

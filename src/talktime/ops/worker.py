@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from talktime.config import Settings
 from talktime.ops import jobs, registry
 from talktime.ops.clock import SECOND, now_us
+from talktime.store.ops_tables import jobs as jobs_table
 
 log = logging.getLogger("talktime.worker")
 
@@ -40,25 +41,50 @@ class Worker:
     ran: int = 0
 
     def schedule_periodic(self, now: int | None = None) -> int:
-        """Queue each periodic task's job for the current slot; returns how many were new."""
+        """Queue each periodic task's job for the current slot; returns how many were new.
+
+        When the next slot's job exists already, the clock was set back since it was queued,
+        and the slots up to the old time are all taken: the current slot then gets one more
+        job (dedupe key `periodic:<kind>:<slot>:clock-back`), so hold expiry, recharges and
+        the cycle do not stop until the clock catches up again."""
         now = now_us() if now is None else now
         new = 0
         with self.engine.begin() as conn:
+            taken: dict[str, tuple[registry.Periodic, int]] = {}
             for task in registry.PERIODIC.values():
                 if task.kind not in registry.HANDLERS:
                     continue
                 slot = now // task.interval_us
-                job_id = jobs.enqueue(
-                    conn,
-                    task.kind,
-                    {"slot": slot},
-                    run_at=slot * task.interval_us,
-                    dedupe_key=f"periodic:{task.kind}:{slot}",
-                    max_attempts=3,
-                    now=now,
-                )
-                new += job_id is not None
+                if self._enqueue_slot(conn, task, slot, f"periodic:{task.kind}:{slot}", now):
+                    new += 1
+                else:
+                    taken[f"periodic:{task.kind}:{slot + 1}"] = (task, slot)
+            if taken:
+                ahead = conn.execute(
+                    sa.select(jobs_table.c.dedupe_key).where(
+                        jobs_table.c.dedupe_key.in_(list(taken))
+                    )
+                ).scalars()
+                for key in ahead:
+                    task, slot = taken[key]
+                    again = f"periodic:{task.kind}:{slot}:clock-back"
+                    new += self._enqueue_slot(conn, task, slot, again, now)
         return new
+
+    @staticmethod
+    def _enqueue_slot(
+        conn: sa.Connection, task: registry.Periodic, slot: int, key: str, now: int
+    ) -> bool:
+        job_id = jobs.enqueue(
+            conn,
+            task.kind,
+            {"slot": slot},
+            run_at=slot * task.interval_us,
+            dedupe_key=key,
+            max_attempts=3,
+            now=now,
+        )
+        return job_id is not None
 
     def run_job(self, job: jobs.Job) -> str:
         """Run one claimed job; returns `done`, `pending` (will retry), `failed` or `lost`."""
@@ -85,8 +111,15 @@ class Worker:
         return "lost"
 
     def _heartbeat(self, job: jobs.Job, done: threading.Event) -> None:
+        """Renew the job's lease every third of it until `done`; a renewal the database refuses
+        (locked, restarting) is tried again at the next beat instead of ending the thread."""
         while not done.wait(self.lease_us / SECOND / 3):
-            if not jobs.heartbeat(self.engine, job, self.lease_us):
+            try:
+                renewed = jobs.heartbeat(self.engine, job, self.lease_us)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("job %s: could not renew its lease, will retry: %s", job.id, exc)
+                continue
+            if not renewed:
                 log.warning("job %s: lease taken over by another worker", job.id)
                 return
 

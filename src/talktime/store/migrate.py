@@ -41,3 +41,17 @@ def head_revision() -> str | None:
     """The newest revision the package ships (read once per process: the scripts are part of
     the installed package; parsing them cost `/healthz` about 20 ms of CPU a call)."""
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def missing_table(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database saying a talktime table is not there (SQLite's "no such
+    table", PostgreSQL's undefined_table 42P01): never migrated, or migrated by an older
+    version."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
+
+
+NOT_MIGRATED = (
+    "the database has no talktime tables, or an older schema: run `talktime db upgrade` first"
+)

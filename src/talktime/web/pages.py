@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+from starlette.types import Scope
 
 import talktime
 from talktime.config import Settings
@@ -107,7 +109,20 @@ def calculator_estimate(body: EstimateRequest, request: Request) -> dict[str, An
     )
 
 
+class Assets(StaticFiles):
+    """The pages' assets, each answered with `Cache-Control: no-cache`: a browser keeps its copy
+    but asks again (a 304 by ETag when unchanged). Without the header browsers cache a file by
+    heuristic, a tenth of its age since Last-Modified, so after an upgrade a page could run days
+    with the old script against the new API."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def install(app: FastAPI) -> None:
     """Serve the pages and their assets from ``app``."""
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="web-static")
+    app.mount("/static", Assets(directory=HERE / "static"), name="web-static")
     app.include_router(router)
