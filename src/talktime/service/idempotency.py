@@ -200,6 +200,15 @@ def _grouped_unit(
             status, body = work(conn)
         except KeepWritesError as exc:
             return _Refused(exc.refusal)
+        except TalktimeError:
+            # On PostgreSQL another process's batch may have committed the same key after the
+            # lookup above and before the work locked the account: the wallet then refuses the
+            # key as used for another charge (its message id differs). Answer as that request
+            # did (this read, after the lock, sees its commit), as `run_once` does.
+            stored = replay(conn, account_id, key, operation, digest)
+            if stored is not None:
+                return stored
+            raise
         response = StoredResponse(status=status, body=_canonical(body))
         remember(conn, account_id, key, operation, digest, response)
         return response
@@ -235,7 +244,7 @@ def _run_grouped(
     unit = _grouped_unit(account_id, key, operation, digest, work)
     for attempt in range(2):
         try:
-            outcome = committer.submit(unit)
+            outcome = committer.submit(unit, account_id)
         except sa.exc.DBAPIError as exc:
             if _retry_once(exc, attempt):
                 continue
@@ -263,7 +272,7 @@ async def run_once_async(
     unit = _grouped_unit(account_id, key, operation, digest, work)
     for attempt in range(2):
         try:
-            outcome = await committer.run(unit)
+            outcome = await committer.run(unit, account_id)
         except sa.exc.DBAPIError as exc:
             if _retry_once(exc, attempt):
                 continue
