@@ -175,9 +175,15 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
     def watch() -> None:
         signum = os.read(read_end, 1)[0]
-        stop.set()  # first: saying so can fail (a closed terminal, a broken stderr pipe)
-        with contextlib.suppress(OSError, ValueError):
-            err_console.print(f"worker: {signal.Signals(signum).name}, finishing the current job")
+        # Say so before the stop (once stopped, the process may exit before a later print), but
+        # stop whatever saying so does: a closed terminal or a broken stderr pipe raises.
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                err_console.print(
+                    f"worker: {signal.Signals(signum).name}, finishing the current job"
+                )
+        finally:
+            stop.set()
 
     threading.Thread(target=watch, name="stop-signals", daemon=True).start()
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
