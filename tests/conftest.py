@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,3 +178,43 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield CliRunner()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin_url: str = request.getfixturevalue("pg_admin_url")
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
+def paying(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """An in-process client of an app whose payment provider is the deterministic `test` one."""
+    from fastapi.testclient import TestClient
+
+    from talktime.api import create_app
+    from talktime.config import Settings
+
+    import apikit
+
+    settings = Settings(
+        database_url=db_url,
+        admin_key=apikit.ADMIN_KEY,
+        rate_cards_dir=str(tmp_path / "cards"),
+        payment_provider="test",
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+        client.app.state.engine.dispose()  # type: ignore[attr-defined]

@@ -3,15 +3,12 @@ duplicate Idempotency-Key headers, and an API on a database that was never migra
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from talktime.api import create_app
 from talktime.config import Settings
@@ -125,25 +122,6 @@ def test_two_different_idempotency_keys_are_refused_and_nothing_is_charged(api: 
     again = api.post("/v1/messages", json=body, headers=headers[:2])
     assert again.headers.get("idempotent-replayed") == "true"
     assert again.json() == sent.json()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no tables at all."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    admin_url: str = request.getfixturevalue("pg_admin_url")
-    name = f"empty_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def test_a_request_on_an_unmigrated_database_is_a_503_saying_to_migrate(

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-
-from talktime.api import create_app
-from talktime.config import Settings
 
 import apikit
 from apikit import Tenant, tenant
-
-
-@pytest.fixture
-def paying(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """An app whose payment provider is the deterministic `test` one."""
-    settings = Settings(
-        database_url=db_url,
-        admin_key=apikit.ADMIN_KEY,
-        rate_cards_dir=str(tmp_path / "cards"),
-        payment_provider="test",
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
-        client.app.state.engine.dispose()  # type: ignore[attr-defined]
 
 
 def _user(t: Tenant, role: str) -> str:

@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from talktime.api import create_app
-from talktime.config import Settings
 from talktime.wallet import recharge as rc
 from talktime.wallet.payments import TestProvider
 from test_recharge import CFG, D, enable, paid_account, recharges_of
@@ -19,20 +14,6 @@ from wallet_helpers import T0, make_wallet
 
 import apikit
 from apikit import tenant
-
-
-@pytest.fixture
-def paying(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """An app whose payment provider is the deterministic `test` one."""
-    settings = Settings(
-        database_url=db_url,
-        admin_key=apikit.ADMIN_KEY,
-        rate_cards_dir=str(tmp_path / "cards"),
-        payment_provider="test",
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
-        client.app.state.engine.dispose()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("status", ["canceled", "past_due"])

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime.service.common import fmt
+from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
 from talktime.wallet import Wallet, accounts
 from talktime.wallet import ledger as wallet_ledger
@@ -36,21 +37,11 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
     }
 
 
-def _snapshot(engine: sa.Engine) -> sa.Connection:
-    """A connection whose queries read one snapshot: SQLite's read transaction, PostgreSQL's
-    REPEATABLE READ (READ COMMITTED gives each query its own: a charge committing between
-    them showed its usage but not its debit)."""
-    conn = engine.connect().execution_options(sqlite_begin="DEFERRED")
-    if engine.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    return conn
-
-
 def balance(engine: sa.Engine, account_id: int) -> dict[str, Any]:
     """Free credit left this period and when it expires, paid, held, available, the monthly
     limit with this period's paid usage, and the auto-recharge state."""
     # one read transaction: the account, its balances and auto-recharge from one snapshot
-    with _snapshot(engine) as conn, conn.begin():
+    with read_snapshot(engine) as conn, conn.begin():
         return balance_in(conn, account_id)
 
 
@@ -101,7 +92,7 @@ def ledger(
     until: datetime | None = None,
 ) -> dict[str, Any]:
     """A page of the account's ledger, newest first."""
-    with _snapshot(engine) as conn, conn.begin():
+    with read_snapshot(engine) as conn, conn.begin():
         currency = accounts.get_account(conn, account_id).currency
         page = wallet_ledger.list_entries(
             conn,

@@ -124,3 +124,13 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
             ) from exc
 
     return engine
+
+
+def read_snapshot(engine: sa.Engine) -> sa.Connection:
+    """A connection whose queries all read one snapshot once a transaction begins: SQLite's
+    deferred read transaction, PostgreSQL's REPEATABLE READ (under READ COMMITTED each query
+    saw other commits, so a read of a database in use mixed states)."""
+    conn = engine.connect().execution_options(sqlite_begin="DEFERRED")
+    if engine.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn

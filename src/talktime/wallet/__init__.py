@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
+from talktime.store.engine import read_snapshot
 from talktime.store.reuse import ConnectionStack, is_disconnect
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import grants as grants_table
@@ -159,13 +160,9 @@ class Wallet:
         raise AssertionError("unreachable")
 
     def _read(self) -> sa.Connection:
-        """A connection whose queries all read one snapshot: SQLite's read transaction,
-        PostgreSQL's REPEATABLE READ (under READ COMMITTED each query saw other commits, so a
-        read of a database in use mixed states: `verify` reported breaches that were not there)."""
-        conn = self.engine.connect().execution_options(sqlite_begin="DEFERRED")
-        if self.engine.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        return conn
+        """A connection reading one snapshot (`store.engine.read_snapshot`: under READ
+        COMMITTED `verify` reported breaches that were not there)."""
+        return read_snapshot(self.engine)
 
     # ---- plans and accounts ------------------------------------------------------------------
 
