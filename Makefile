@@ -30,8 +30,12 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist; each starts its own PostgreSQL cluster): the machines have two
+# cores, and the suite spends much of its time waiting for fsyncs and servers.
+PYTEST_WORKERS ?= 2
+
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck pytest
 

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from setuplock import setup_lock
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless=new",
@@ -31,6 +33,13 @@ class ChromiumUnavailableError(RuntimeError):
 
 def ensure_chromium() -> Path:
     """The path of Debian's Chromium, installing the package first when it is missing."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    with setup_lock():  # parallel test workers: one installs, the others wait and find it
+        return _install()
+
+
+def _install() -> Path:
     if CHROMIUM.exists():
         return CHROMIUM
     if os.geteuid() != 0 or shutil.which("apt-get") is None:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from setuplock import setup_lock
+
 
 class PostgresUnavailableError(RuntimeError):
     """PostgreSQL could not be installed or started; the message says why."""
@@ -100,8 +102,8 @@ class PostgresServer:
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
-def start(install: bool = True, fsync: bool = True) -> PostgresServer:
-    """Install if needed, initdb and start a cluster on a free port, or raise the reason."""
+def _prepare(install: bool) -> tuple[Path, str | None]:
+    """The server binaries' directory (installing them if allowed) and the OS user to run as."""
     bindir = _find_bindir()
     if bindir is None:
         if not install:
@@ -125,6 +127,13 @@ def start(install: bool = True, fsync: bool = True) -> PostgresServer:
                 check=False,
                 capture_output=True,
             )
+    return bindir, os_user
+
+
+def start(install: bool = True, fsync: bool = True) -> PostgresServer:
+    """Install if needed, initdb and start a cluster on a free port, or raise the reason."""
+    with setup_lock():  # parallel test workers: one installs, the others wait and find it
+        bindir, os_user = _prepare(install)
     top = Path(tempfile.mkdtemp(prefix="talktime-pg-"))
     datadir = top / "data"
     sockdir = top / "sock"
