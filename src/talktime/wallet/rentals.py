@@ -314,13 +314,21 @@ def reactivate_number(conn: sa.Connection, account_id: int, number_id: int) -> P
 
 
 def rentals_due(conn: sa.Connection, account_id: int, period_start: int) -> list[PhoneNumber]:
-    """Active numbers of the account added before ``period_start``: they owe that period's rent."""
+    """Numbers the account held when the period started: added before ``period_start`` and
+    active, or released after it started (the cycle ran late: the number still owes that
+    period's rent, as it would had the cycle run on time)."""
     query = (
         sa.select(phone_numbers)
         .where(
             phone_numbers.c.account_id == account_id,
-            phone_numbers.c.status == "active",
             phone_numbers.c.created_at < period_start,
+            sa.or_(
+                phone_numbers.c.status == "active",
+                sa.and_(
+                    phone_numbers.c.status == "released",
+                    phone_numbers.c.released_at > period_start,
+                ),
+            ),
         )
         .order_by(phone_numbers.c.id)
     )
