@@ -87,3 +87,36 @@ def test_a_released_number_whose_late_rent_is_not_covered_is_not_suspended_or_an
     assert wallet.events(account, "number.suspended") == []
     assert wallet.balance(account, utc(2026, 4, 2)).available == 0
     assert wallet.verify(utc(2026, 4, 2)) == []
+
+
+def test_a_suspended_number_released_after_the_next_period_began_owes_nothing_for_it(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", "free", "create").account.id
+    number = rent(engine, account, "+14155550100", 1 * D)
+    [april] = run_cycle(engine, utc(2026, 4, 1))
+    assert april.numbers_suspended == ("+14155550100",)
+    wallet.grant(account, "purchased", 5 * D, "buy", now=utc(2026, 4, 10))
+    release(engine, account, number, utc(2026, 5, 1, 0, 2))
+    [may] = run_cycle(engine, utc(2026, 5, 1, 0, 5))
+    assert may.rentals_charged == 0
+    assert wallet.balance(account, utc(2026, 5, 2)).paid == 5 * D
+    assert wallet.verify(utc(2026, 5, 2)) == []
+
+
+def test_after_downtime_a_released_number_whose_rent_was_not_covered_owes_no_later_period(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", "free", "create").account.id
+    number = rent(engine, account, "+14155550100", 1 * D)
+    wallet.grant(account, "purchased", 5 * D, "buy", now=utc(2026, 4, 10))  # after April began
+    release(engine, account, number, utc(2026, 5, 10))
+    runs = run_cycle(engine, utc(2026, 6, 15))
+    # April's rent was not covered (the credit came later): on time, the number would have
+    # been suspended then and never charged again; so May is not charged either.
+    assert [(r.rentals_charged, r.numbers_suspended) for r in runs] == [(0, ()), (0, ()), (0, ())]
+    assert wallet.balance(account, utc(2026, 6, 15)).paid == 5 * D
+    assert wallet.events(account, "number.suspended") == []
+    assert wallet.verify(utc(2026, 6, 15)) == []

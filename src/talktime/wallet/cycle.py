@@ -124,7 +124,9 @@ def advance(
                 charged += number.monthly_price
             except TalktimeError as refusal:
                 if not rentals.suspend_number(conn, account_id, number.id, now=book.now):
-                    continue  # released since the period began: nothing left to suspend
+                    # released since the period began: nothing to suspend, no later rent
+                    rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
+                    continue
                 suspended.append(number.e164)
                 book.event(
                     account_id,
