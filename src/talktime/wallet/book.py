@@ -321,6 +321,13 @@ class AccountState:
             return self.period_start
         return period_bounds_micros(self.anchor_at, now)[0]
 
+    def period_end_at(self, now: int) -> int:
+        """End of the billing period holding ``now`` (from the anchor when the cycle has not
+        moved the account into that period yet)."""
+        if self.period_start <= now < self.period_end:
+            return self.period_end
+        return period_bounds_micros(self.anchor_at, now)[1]
+
 
 class Book:
     """One unit of work on an open connection inside a transaction (see module docstring).

@@ -1,10 +1,10 @@
 """The monthly cycle: close each account's ended billing period and open the next one.
 
 Per account and period, in one transaction: expire what is left of the free monthly credit (no
-rollover), issue the new period's free credit, charge each active number's rental (suspending a
-number the credit does not cover) and move the account to the new period. Idempotent per
-account and period; after downtime it catches up period by period, in order, at most
-`MAX_PERIODS_PER_RUN` periods per account in one run (the next run goes on).
+rollover), issue the new period's free credit, charge the rental of each number held when the
+period began (suspending a number the credit does not cover) and move the account to the new
+period. Idempotent per account and period; after downtime it catches up period by period, in
+order, at most `MAX_PERIODS_PER_RUN` periods per account in one run (the next run goes on).
 """
 
 from __future__ import annotations
@@ -123,7 +123,10 @@ def advance(
                 )
                 charged += number.monthly_price
             except TalktimeError as refusal:
-                rentals.suspend_number(conn, account_id, number.id, now=book.now)
+                if not rentals.suspend_number(conn, account_id, number.id, now=book.now):
+                    # released since the period began: nothing to suspend, no later rent
+                    rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
+                    continue
                 suspended.append(number.e164)
                 book.event(
                     account_id,

@@ -442,7 +442,11 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
                 conn.execute(
                     sa.update(recharges)
                     .where(recharges.c.id == row.id)
-                    .values(state="pending", next_attempt_at=state.period_end, last_error=reason)
+                    .values(
+                        state="pending",
+                        next_attempt_at=state.period_end_at(now),
+                        last_error=reason,
+                    )
                 )
                 settled.append(
                     RechargeOutcome(row.id, row.account_id, row.sequence, "postponed", reason)

@@ -297,6 +297,22 @@ def suspend_number(conn: sa.Connection, account_id: int, number_id: int, *, now:
     return done.rowcount == 1
 
 
+def stop_late_rent(conn: sa.Connection, account_id: int, number_id: int, *, now: int) -> None:
+    """Record on a released number that a late period's rent was not covered (its
+    `suspended_at`; it stays released), so no later period charges it: had the cycle run on
+    time it would have been suspended then."""
+    conn.execute(
+        sa.update(phone_numbers)
+        .where(
+            phone_numbers.c.id == number_id,
+            phone_numbers.c.account_id == account_id,
+            phone_numbers.c.status == "released",
+            phone_numbers.c.suspended_at.is_(None),
+        )
+        .values(suspended_at=now)
+    )
+
+
 def reactivate_number(conn: sa.Connection, account_id: int, number_id: int) -> PhoneNumber:
     """Make a suspended number active again (the caller charges the month it owes first)."""
     number = get_number(conn, account_id, number_id)
@@ -314,13 +330,22 @@ def reactivate_number(conn: sa.Connection, account_id: int, number_id: int) -> P
 
 
 def rentals_due(conn: sa.Connection, account_id: int, period_start: int) -> list[PhoneNumber]:
-    """Active numbers of the account added before ``period_start``: they owe that period's rent."""
+    """Numbers the account held when the period started: added before ``period_start`` and
+    active, or released after it started without ever being suspended (the cycle ran late:
+    the number still owes that period's rent, as it would had the cycle run on time)."""
     query = (
         sa.select(phone_numbers)
         .where(
             phone_numbers.c.account_id == account_id,
-            phone_numbers.c.status == "active",
             phone_numbers.c.created_at < period_start,
+            sa.or_(
+                phone_numbers.c.status == "active",
+                sa.and_(
+                    phone_numbers.c.status == "released",
+                    phone_numbers.c.released_at > period_start,
+                    phone_numbers.c.suspended_at.is_(None),
+                ),
+            ),
         )
         .order_by(phone_numbers.c.id)
     )
