@@ -467,6 +467,8 @@ def _statement_table(stmt: Statement, *, labels: bool = True, fold_amounts: bool
     rows = [("Opening balance", stmt.opening_free, stmt.opening_paid)]
     rows += [(f"  {line.label} ({line.entries})", line.free, line.paid) for line in stmt.lines]
     rows.append(("Closing balance", stmt.closing_free, stmt.closing_paid))
+    if stmt.uncollected:  # apart from the balance, as in the CSV, JSON and PDF
+        rows.append(("Uncollected (not covered by credit)", 0, stmt.uncollected))
     for label, free, paid in rows:
         table.add_row(label if labels else "", f(free), f(paid), f(free + paid))
     return table

@@ -58,6 +58,32 @@ def _ascii(text: str) -> str:
     return "".join(out)
 
 
+def _figures(stmt: Statement) -> list[int]:
+    """Every amount the table shows."""
+    pairs = [(stmt.opening_free, stmt.opening_paid), (stmt.closing_free, stmt.closing_paid)]
+    pairs += [(line.free, line.paid) for line in stmt.lines]
+    return [x for free, paid in pairs for x in (free, paid, free + paid)]
+
+
+def _columns(pdf: FPDF, stmt: Statement) -> tuple[float, tuple[float, float, float, float]]:
+    """The table's font size and column widths (mm): amount columns wide enough for the
+    widest amount in bold, so no amount runs into its neighbour; the font shrinks from 10 pt
+    only when the labels would not fit beside them."""
+    texts = [money.format(x, 2) for x in _figures(stmt)]
+    labels = ["Opening balance", "Closing balance"]
+    labels += [_ascii(f"  {line.label} ({line.entries})") for line in stmt.lines]
+    size = 10.0
+    while True:
+        pdf.set_font("Helvetica", "B", size)
+        need = max(pdf.get_string_width(t) for t in texts) + 2 * pdf.c_margin
+        amount = max(32.0, need)
+        label = pdf.epw - 3 * amount
+        room = max(pdf.get_string_width(t) for t in labels) + 2 * pdf.c_margin
+        if label >= room or size <= 4:
+            return size, (label, amount, amount, amount)
+        size -= 0.5
+
+
 def render(stmt: Statement) -> bytes:
     """The statement as PDF bytes: header, opening balance, lines by section, closing balance."""
     pdf = FPDF(format="A4")
@@ -80,10 +106,10 @@ def render(stmt: Statement) -> bytes:
         0, 6, f"From {iso(stmt.start)} to {iso(stmt.end)} (UTC)", new_x="LMARGIN", new_y="NEXT"
     )
     pdf.ln(4)
-    widths = (90, 32, 32, 32)
+    size, widths = _columns(pdf, stmt)
 
     def row(label: str, free: int, paid: int, bold: bool = False) -> None:
-        pdf.set_font("Helvetica", "B" if bold else "", 10)
+        pdf.set_font("Helvetica", "B" if bold else "", size)
         cells = (label, money.format(free, 2), money.format(paid, 2), money.format(free + paid, 2))
         for i, (text, width) in enumerate(zip(cells, widths, strict=True)):
             pdf.cell(
@@ -96,7 +122,7 @@ def render(stmt: Statement) -> bytes:
                 new_y="TOP" if i < 3 else "NEXT",
             )
 
-    pdf.set_font("Helvetica", "B", 10)
+    pdf.set_font("Helvetica", "B", size)
     for i, (head, width) in enumerate(zip(("", "Free", "Paid", "Total"), widths, strict=True)):
         pdf.cell(
             width,

@@ -111,15 +111,7 @@ def advance(
                     number.monthly_price,
                     rental_key(number.id, start),
                     reference=f"number:{number.e164}",
-                    lines=[
-                        {
-                            "kind": "number_rental",
-                            "number": number.e164,
-                            "rate": number.rate_ref,
-                            "amount": number.monthly_price,
-                            "period_start": from_micros(start).isoformat(),
-                        }
-                    ],
+                    lines=[rentals.renewal_line(number, start)],
                 )
                 charged += number.monthly_price
             except TalktimeError as refusal:

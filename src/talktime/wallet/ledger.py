@@ -13,7 +13,7 @@ from talktime.ids import MAX_ID
 from talktime.store.wallet_tables import ledger
 from talktime.wallet.book import check_text
 from talktime.wallet.errors import InvalidRequestError
-from talktime.wallet.model import LedgerEntry, LedgerPage
+from talktime.wallet.model import ENTRY_KINDS, LedgerEntry, LedgerPage
 from talktime.wallet.periods import from_micros, to_micros
 
 MAX_PAGE = 500
@@ -40,6 +40,11 @@ def list_entries(
     filters = {"kind": kind, "reference": reference, "transaction_id": transaction_id}
     for what, value in filters.items():
         check_text(value, what, limit=None)  # a filter may be long; it may not hold NUL
+    if kind is not None and kind not in ENTRY_KINDS:
+        # an unknown kind would match nothing: a typo read as "no entries"
+        raise InvalidRequestError(
+            f"kind {kind!r} is not a ledger entry kind; use one of {', '.join(ENTRY_KINDS)}"
+        )
     query = sa.select(ledger).where(ledger.c.account_id == account_id)
     if cursor is not None:
         # ASCII digits only (str.isdigit also takes '²'), and no more than an id can hold

@@ -32,6 +32,8 @@ HOLD_RELEASE: Final = "hold_release"
 UNCOLLECTED: Final = "uncollected"
 BALANCE_ENTRY_KINDS: Final = frozenset({GRANT, RECHARGE, USAGE, EXPIRY, REFUND})
 HOLD_ENTRY_KINDS: Final = frozenset({HOLD, HOLD_RELEASE})
+ENTRY_KINDS: Final = (GRANT, RECHARGE, USAGE, EXPIRY, REFUND, HOLD, HOLD_RELEASE, UNCOLLECTED)
+"""Every kind a ledger entry can have."""
 
 T = TypeVar("T")
 

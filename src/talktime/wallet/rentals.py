@@ -14,6 +14,7 @@ from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 
+from talktime import money
 from talktime.errors import TalktimeError
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
@@ -235,6 +236,25 @@ def _rent_free(
     )
     book.remember(account_id, key, "rent_number", digest, json.dumps({"number_id": number.id}))
     return number, None
+
+
+def renewal_line(number: PhoneNumber, period_start: int) -> dict[str, Any]:
+    """The priced line of one month's rental of ``number`` from ``period_start``, shaped as
+    rating's lines are (money as decimal strings, as the ledger shows every other line)."""
+    price = money.format(number.monthly_price)
+    return {
+        "kind": "number_rental",
+        "description": f"rental of {number.e164} ({number.country} {number.number_type})",
+        "quantity": "1",
+        "unit": "months",
+        "unit_price": price,
+        "unrounded": price,
+        "amount": price,
+        "rounding": "none",
+        "rate": number.rate_ref,
+        "number": number.e164,
+        "period_start": from_micros(period_start).isoformat(),
+    }
 
 
 def _first_month(e164: str, rate_ref: str, price: int) -> tuple[str, list[dict[str, Any]]]:

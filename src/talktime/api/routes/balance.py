@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,7 +76,9 @@ def get_balance(account_id: AccountId, engine: Engine) -> dict[str, Any]:
 
 
 LedgerKind = Annotated[
-    str | None, Query(pattern=r"^[a-z_]{1,20}$", description="e.g. usage, grant, hold")
+    Literal["grant", "recharge", "usage", "expiry", "refund", "hold", "hold_release", "uncollected"]
+    | None,
+    Query(description="Only entries of this kind (an unknown kind is a 422, never an empty page)."),
 ]
 
 
