@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -64,6 +64,9 @@ from talktime.wallet.model import (
 )
 from talktime.wallet.periods import from_micros, period_bounds, to_micros, utcnow
 from talktime.wallet.verify import Breach, verify
+
+if TYPE_CHECKING:
+    from talktime.wallet.cycle import CycleRun
 
 T = TypeVar("T")
 
@@ -405,6 +408,14 @@ class Wallet:
         for account_id in sorted(due):
             total += self._write(functools.partial(_expire_grants, account_id), from_micros(at))
         return total
+
+    def run_cycle(self, now: datetime | None = None) -> list[CycleRun]:
+        """The monthly cycle (`talktime.wallet.cycle.run_cycle`) on this wallet's database at
+        ``now`` (default: the wallet's clock): each account whose period ended moves on, with
+        its plan's free credit from the plans table. Returns the periods opened."""
+        from talktime.wallet.cycle import run_cycle  # imports this package: at call time
+
+        return run_cycle(self.engine, self.clock() if now is None else now)
 
     def refund(
         self, account_id: int, grant_id: int, amount: int, key: str, now: datetime | None = None

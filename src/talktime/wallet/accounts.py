@@ -101,7 +101,14 @@ def create(
     """
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidRequestError("an account name is a non-empty string of at most 200 characters")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+    # ASCII letters only: "ßab" is three letters whose upper case "SSAB" is four, which
+    # SQLite stored and PostgreSQL's VARCHAR(3) refused with a raw error
+    if (
+        not isinstance(currency, str)
+        or len(currency) != 3
+        or not currency.isascii()
+        or not currency.isalpha()
+    ):
         raise InvalidRequestError(f"currency {currency!r} is not a 3-letter ISO 4217 code")
     for what, value in (("monthly limit", monthly_limit), ("threshold", low_balance_threshold)):
         if value is not None:

@@ -7,7 +7,7 @@ transaction with other work.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -26,6 +26,7 @@ from talktime.wallet.book import (
 )
 from talktime.wallet.errors import (
     GrantNotFoundError,
+    IdempotencyConflictError,
     InvalidRequestError,
     PlanNotFoundError,
     RefundNotAllowedError,
@@ -136,16 +137,17 @@ def issue(
     """Idempotently grant credit to an account (purchased, promotional, refund...)."""
     check_text(source, "source")
     state = book.account(account_id, key)
-    params = {
-        "kind": kind,
-        "amount": amount,
-        "expires_at": expires_at.isoformat() if expires_at else None,
-        "effective_at": effective_at.isoformat() if effective_at else None,
-        "priority": priority,
-        "source": source,
-    }
-    fp = fingerprint("grant", params)
-    stored = book.replay(state.id, key, "grant", fp)
+    fp = _grant_fingerprint(kind, amount, expires_at, effective_at, priority, source, utc=True)
+    try:
+        stored = book.replay(state.id, key, "grant", fp)
+    except IdempotencyConflictError:
+        # a record stored before times were fingerprinted in UTC: compare as it was written
+        legacy = _grant_fingerprint(
+            kind, amount, expires_at, effective_at, priority, source, utc=False
+        )
+        if legacy == fp:
+            raise
+        stored = book.replay(state.id, key, "grant", legacy)
     if stored is not None:
         return from_json(GrantResult, stored, replayed=True)
     transaction_id = new_transaction_id()
@@ -165,6 +167,36 @@ def issue(
     result = GrantResult(transaction_id, grant, state.balances(book.now))
     book.remember(state.id, key, "grant", fp, to_json(result))
     return result
+
+
+def _grant_fingerprint(
+    kind: str,
+    amount: int,
+    expires_at: datetime | None,
+    effective_at: datetime | None,
+    priority: int | None,
+    source: str | None,
+    *,
+    utc: bool,
+) -> str:
+    """The fingerprint of a grant request; with ``utc`` its times are written in UTC, so the
+    same instant given with another offset is the same request (before, it was an
+    `idempotency_conflict`). A UTC time is written the same either way."""
+
+    def text(moment: datetime | None) -> str | None:
+        if moment is None:
+            return None
+        return (moment.astimezone(UTC) if utc else moment).isoformat()
+
+    params = {
+        "kind": kind,
+        "amount": amount,
+        "expires_at": text(expires_at),
+        "effective_at": text(effective_at),
+        "priority": priority,
+        "source": source,
+    }
+    return fingerprint("grant", params)
 
 
 def issue_free_credit(

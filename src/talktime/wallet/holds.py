@@ -212,8 +212,11 @@ def extend(
     book: Book, hold_id: int, amount: int, key: str, ttl_micros: int | None = None
 ) -> HoldResult:
     """Reserve ``amount`` more on a pending hold (all or nothing); with ``ttl_micros`` also move
-    its deadline to now + ttl."""
+    its deadline to now + ttl (a positive one, as `authorize` takes: a ttl of zero or less
+    would end the hold's reservation at once)."""
     check_amount(amount, allow_zero=ttl_micros is not None)
+    if ttl_micros is not None and ttl_micros <= 0:
+        raise InvalidRequestError("a hold's time to live must be positive")
     state, row = _hold(book, hold_id)
     fp = fingerprint("extend", {"hold_id": hold_id, "amount": amount, "ttl": ttl_micros})
     stored = book.replay(state.id, key, "extend", fp)

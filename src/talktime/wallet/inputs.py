@@ -51,6 +51,8 @@ def check_ttl(value: object, what: str = "a hold's ttl") -> None:
     """A ttl is a positive `timedelta` of at most `MAX_TTL`."""
     if not isinstance(value, timedelta):
         raise InvalidRequestError(f"{what} is a datetime.timedelta, not {type(value).__name__}")
+    if value <= timedelta(0):
+        raise InvalidRequestError(f"{what} must be positive, not {value}")
     if value > MAX_TTL:
         raise InvalidRequestError(f"{what} is at most {MAX_TTL.days} days")
 

@@ -25,9 +25,9 @@ from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import grants, idempotency
-from talktime.wallet.book import AccountState, Book, check_amount
-from talktime.wallet.errors import AccountNotFoundError
-from talktime.wallet.inputs import check_moment
+from talktime.wallet.book import AccountState, Book, check_amount, check_text
+from talktime.wallet.errors import AccountNotFoundError, InvalidRequestError
+from talktime.wallet.inputs import check_id, check_moment
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
 from talktime.wallet.payments import (
     PaymentProvider,
@@ -162,6 +162,15 @@ def get_settings_of(conn: sa.Connection, account_id: int) -> RechargeSettings | 
     return None if row is None else _settings(row)
 
 
+def _check_setting_call(account_id: object, now: object) -> None:
+    """Refuse an account id or a time (epoch microseconds) of the wrong type or out of range
+    before any query, as the `Wallet` methods do (a 2^64 id was a raw driver error, different
+    on each backend)."""
+    check_id(account_id, "account id")
+    if isinstance(now, bool) or not isinstance(now, int):
+        raise InvalidRequestError(f"now is an int of epoch microseconds, not {type(now).__name__}")
+
+
 def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> None:
     if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
@@ -193,6 +202,9 @@ def configure(
     cents) is refused (`payment_setup_invalid`), as buying that amount is; turning it off
     always works. Enabling again clears the decline count left by an earlier automatic disable.
     """
+    _check_setting_call(account_id, now)
+    if not isinstance(enabled, bool):
+        raise InvalidRequestError(f"enabled is True or False, not {enabled!r}")
     check_amount(threshold, allow_zero=True, what="recharge threshold")
     check_amount(amount, what="recharge amount")
     if enabled:
@@ -230,7 +242,12 @@ def set_payment_method(
     payment_method: str | None,
     now: int,
 ) -> RechargeSettings:
-    """Save the provider's customer and payment-method references used for every payment."""
+    """Save the provider's customer and payment-method references used for every payment
+    (None clears one). Each is text of at most 200 characters without NUL characters, refused
+    with `invalid_request` otherwise (SQLite stored what PostgreSQL refused)."""
+    _check_setting_call(account_id, now)
+    check_text(customer, "customer")
+    check_text(payment_method, "payment method")
     _upsert(
         conn,
         account_id,
@@ -675,6 +692,7 @@ def purchase(
     ``on_grant`` runs inside the transaction of a new grant (never for a replay), so what it
     writes commits with the credit or not at all.
     """
+    check_id(account_id, "account id")
     check_amount(amount, what="purchase amount")
     idempotency.check_key(key)
     check_moment(now, "now")
