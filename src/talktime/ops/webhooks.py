@@ -21,6 +21,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from talktime import money
 from talktime.config import Settings
 from talktime.errors import TalktimeError
 from talktime.ops import jobs, signing
@@ -334,6 +335,38 @@ def _queue_attempt(conn: sa.Connection, delivery_id: int, dedupe_key: str, at: i
         max_attempts=5,
         now=at,
     )
+
+
+MONEY_FIELDS = frozenset(
+    {
+        "actual",
+        "amount",
+        "available",
+        "limit",
+        "monthly_price",
+        "paid_balance",
+        "threshold",
+        "uncollected",
+        "used",
+    }
+)
+"""Keys of the wallet's event payloads that hold money (integer micro-units in the outbox)."""
+
+
+def event_data(payload: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    """A wallet outbox payload as a webhook's `data`: its money as decimal strings (`"4.0000"`,
+    as the API writes it) next to the account's `currency`; other fields as they are."""
+    data: dict[str, Any] = {}
+    has_money = False
+    for key, value in payload.items():
+        if key in MONEY_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+            data[key] = money.format(value, 4)
+            has_money = True
+        else:
+            data[key] = value
+    if has_money:
+        data["currency"] = currency
+    return data
 
 
 def body(event_id: str, event_type: str, created_at: int, data: Mapping[str, Any]) -> bytes:
