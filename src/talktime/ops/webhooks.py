@@ -497,6 +497,8 @@ def _post(url: str, payload: bytes, head: dict[str, str], settings: Settings) ->
         )
     except WebhookUrlNotAllowedError as exc:
         return AttemptResult("blocked", None, 0, exc.detail)
+    except httpx.InvalidURL as exc:  # a URL stored before check_url parsed it as httpx does
+        return AttemptResult("blocked", None, 0, f"the webhook URL is not a valid URL: {exc}")
     except httpx.HTTPError as exc:
         latency = (time.perf_counter_ns() - started) // 1000
         if deadline.expired:
