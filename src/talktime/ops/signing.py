@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from talktime.errors import TalktimeError
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 5 * 60
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")  # Unix seconds; 15 digits are 31 million years
 
 
 class WebhookSignatureError(TalktimeError):
@@ -66,10 +68,13 @@ def verify(
     """
     try:
         msg_id = received["webhook-id"]
-        timestamp = int(received["webhook-timestamp"])
+        stamp = received["webhook-timestamp"]
         offered = received["webhook-signature"].split()
-    except (KeyError, ValueError) as exc:
+    except KeyError as exc:
         raise WebhookSignatureError("missing or malformed webhook headers") from exc
+    if not _TIMESTAMP.fullmatch(stamp):  # int() took "+1", " 1", "1_0" and 400-digit numbers
+        raise WebhookSignatureError("the webhook-timestamp header is not Unix seconds")
+    timestamp = int(stamp)
     now = time.time() if now is None else now
     if abs(now - timestamp) > tolerance:
         raise WebhookSignatureError("webhook timestamp is too far from the current time")

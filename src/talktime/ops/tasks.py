@@ -14,7 +14,7 @@ from talktime.ops.clock import HOUR, MINUTE, SECOND, now_us, to_datetime
 from talktime.service import cards
 from talktime.service import idempotency as request_keys
 from talktime.store.ops_tables import jobs as jobs_table
-from talktime.store.wallet_tables import outbox
+from talktime.store.wallet_tables import accounts, outbox
 from talktime.wallet import Wallet
 from talktime.wallet import idempotency as wallet_keys
 from talktime.wallet.cycle import run_cycle
@@ -30,7 +30,8 @@ def dispatch_outbox(engine: sa.Engine, worker: str, now: int | None = None) -> i
 
     Rows are claimed with SKIP LOCKED (PostgreSQL) or under the write lock (SQLite) and marked
     delivered in the same transaction, so two workers never dispatch the same event; the event id
-    (`evt_<outbox id>`) makes a replay harmless anyway."""
+    (`evt_<outbox id>`) makes a replay harmless anyway. Money in the payload (micro-units) goes
+    out as decimal strings with the account's currency (`webhooks.event_data`)."""
     now = now_us() if now is None else now
     with engine.begin() as conn:
         rows = conn.execute(
@@ -41,12 +42,13 @@ def dispatch_outbox(engine: sa.Engine, worker: str, now: int | None = None) -> i
             .limit(OUTBOX_BATCH)
             .with_for_update(skip_locked=True)
         ).all()
+        currencies = _currencies(conn, {int(r.account_id) for r in rows})
         for row in rows:
             webhooks.record_event(
                 conn,
                 int(row.account_id),
                 row.type,
-                row.payload,
+                webhooks.event_data(row.payload, currencies.get(int(row.account_id), "USD")),
                 event_id=f"evt_{row.id}",
                 source="outbox",
                 now=now,
@@ -64,6 +66,16 @@ def dispatch_outbox(engine: sa.Engine, worker: str, now: int | None = None) -> i
                 )
             )
     return len(rows)
+
+
+def _currencies(conn: sa.Connection, account_ids: set[int]) -> dict[int, str]:
+    """The currency of each account (read apart: a join would lock account rows too)."""
+    if not account_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(accounts.c.id, accounts.c.currency).where(accounts.c.id.in_(account_ids))
+    )
+    return {int(i): str(c) for i, c in rows}
 
 
 @registry.handler(webhooks.DELIVER)

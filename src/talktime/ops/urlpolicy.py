@@ -11,6 +11,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
+
 from talktime.errors import TalktimeError
 
 
@@ -55,7 +57,8 @@ def check_url(url: str, *, allow_private: bool) -> str:
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
-    except ValueError as exc:  # e.g. a bracketed host that is no IPv6 address
+        httpx.URL(url)  # what the sender parses: urlsplit drops a tab or newline, httpx refuses
+    except (ValueError, httpx.InvalidURL) as exc:  # e.g. a bracketed host that is no IPv6 address
         raise WebhookUrlNotAllowedError(f"the webhook URL is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not hostname:
         raise WebhookUrlNotAllowedError("a webhook URL must be an http:// or https:// URL")

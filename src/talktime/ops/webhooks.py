@@ -9,8 +9,10 @@ for that long is disabled and a `webhook_endpoint.disabled` event goes to the ac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +23,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from talktime import money
 from talktime.config import Settings
 from talktime.errors import TalktimeError
 from talktime.ops import jobs, signing
@@ -336,6 +339,38 @@ def _queue_attempt(conn: sa.Connection, delivery_id: int, dedupe_key: str, at: i
     )
 
 
+MONEY_FIELDS = frozenset(
+    {
+        "actual",
+        "amount",
+        "available",
+        "limit",
+        "monthly_price",
+        "paid_balance",
+        "threshold",
+        "uncollected",
+        "used",
+    }
+)
+"""Keys of the wallet's event payloads that hold money (integer micro-units in the outbox)."""
+
+
+def event_data(payload: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    """A wallet outbox payload as a webhook's `data`: its money as decimal strings (`"4.0000"`,
+    as the API writes it) next to the account's `currency`; other fields as they are."""
+    data: dict[str, Any] = {}
+    has_money = False
+    for key, value in payload.items():
+        if key in MONEY_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+            data[key] = money.format(value, 4)
+            has_money = True
+        else:
+            data[key] = value
+    if has_money:
+        data["currency"] = currency
+    return data
+
+
 def body(event_id: str, event_type: str, created_at: int, data: Mapping[str, Any]) -> bytes:
     """The JSON body sent for an event (the same bytes on every attempt)."""
     doc = {"id": event_id, "type": event_type, "timestamp": iso(created_at), "data": data}
@@ -362,38 +397,114 @@ _clients_lock = threading.Lock()
 
 
 def _client(timeout: float) -> httpx.Client:
-    """One pooled client per timeout for the process (building one loads the CA bundle)."""
+    """One client per timeout for the process (building one loads the CA bundle). It keeps no
+    idle connection: each attempt connects anew, so `_Deadline` always knows its socket."""
     with _clients_lock:
         client = _clients.get(timeout)
         if client is None:
-            client = _clients[timeout] = httpx.Client(timeout=timeout, follow_redirects=False)
+            client = _clients[timeout] = httpx.Client(
+                timeout=timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
         return client
 
 
+class _Deadline:
+    """Ends an attempt after `seconds` in all: httpx's timeouts count each read on its own, so a
+    receiver sending a byte every few seconds (headers or body) held the worker for ever.
+
+    The connection's socket is learnt from httpcore's trace events; when the time is up it is
+    shut down (not closed: the reading thread still owns the descriptor), which ends the read
+    that is waiting with an error.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore trace hook: remember the socket of each new connection (plain or TLS)."""
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+                if self.expired:
+                    self._cut(sock)
+
+    @staticmethod
+    def _cut(sock: socket.socket) -> None:
+        # socket.socket's own shutdown: an SSLSocket's would drop its TLS state mid-read
+        with contextlib.suppress(OSError):  # already closed
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                self._cut(sock)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def finish(self) -> None:
+        """The attempt is over: the timer touches no socket from now on."""
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+
 def _post(url: str, payload: bytes, head: dict[str, str], settings: Settings) -> AttemptResult:
+    """POST one attempt within `webhooks_timeout_seconds` in all; only the status line and
+    headers of the answer are read (a receiver's huge body is never loaded)."""
     started = time.perf_counter_ns()
+    timeout = settings.webhooks_timeout_seconds
+    deadline = _Deadline(timeout)
     try:
         check_url(url, allow_private=settings.webhooks_allow_private)
-        response = _client(settings.webhooks_timeout_seconds).post(
-            url,
-            content=payload,
-            headers={**head, "content-type": "application/json", "user-agent": "talktime-webhooks"},
-        )
+        with (
+            deadline,
+            _client(timeout).stream(
+                "POST",
+                url,
+                content=payload,
+                headers={
+                    **head,
+                    "content-type": "application/json",
+                    "user-agent": "talktime-webhooks",
+                },
+                extensions={"trace": deadline.trace},
+            ) as response,
+        ):
+            status = response.status_code
+            deadline.finish()  # before the response closes its connection
         latency = (time.perf_counter_ns() - started) // 1000
-        ok = 200 <= response.status_code < 300
+        ok = 200 <= status < 300
         return AttemptResult(
-            "ok" if ok else "http_error",
-            response.status_code,
-            latency,
-            None if ok else f"HTTP {response.status_code}",
+            "ok" if ok else "http_error", status, latency, None if ok else f"HTTP {status}"
         )
     except WebhookUrlNotAllowedError as exc:
         return AttemptResult("blocked", None, 0, exc.detail)
-    except httpx.TimeoutException as exc:
-        latency = (time.perf_counter_ns() - started) // 1000
-        return AttemptResult("timeout", None, latency, f"timed out: {exc}")
+    except httpx.InvalidURL as exc:  # a URL stored before check_url parsed it as httpx does
+        return AttemptResult("blocked", None, 0, f"the webhook URL is not a valid URL: {exc}")
     except httpx.HTTPError as exc:
         latency = (time.perf_counter_ns() - started) // 1000
+        if deadline.expired:
+            return AttemptResult("timeout", None, latency, f"no answer within {timeout:g} s")
+        if isinstance(exc, httpx.TimeoutException):
+            return AttemptResult("timeout", None, latency, f"timed out: {exc}")
         return AttemptResult("network_error", None, latency, f"{type(exc).__name__}: {exc}")
 
 
