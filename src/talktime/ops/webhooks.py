@@ -36,6 +36,7 @@ from talktime.store.ops_tables import (
     webhook_events,
 )
 from talktime.store.wallet_tables import accounts
+from talktime.wallet import outbox
 
 DELIVER = "webhooks.deliver"
 RETRY_WINDOW_US = 24 * HOUR
@@ -43,6 +44,8 @@ RETRY_BASE_US = 30 * SECOND
 RETRY_CAP_US = 4 * HOUR
 ALL_EVENTS = "*"
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+#: Every event type an endpoint can ask for (besides "*").
+EVENT_TYPES = (*outbox.EVENT_TYPES, ENDPOINT_DISABLED)
 MAX_ENDPOINTS_PER_ACCOUNT = 20
 
 
@@ -127,6 +130,14 @@ def _event_types(types: Sequence[str]) -> list[str]:
     cleaned = sorted({t.strip() for t in types if t.strip()})
     if not cleaned:
         raise InvalidEventTypesError('list at least one event type, or "*" for every event')
+    unknown = [t for t in cleaned if t != ALL_EVENTS and t not in EVENT_TYPES]
+    if unknown:
+        raise InvalidEventTypesError(
+            f"unknown event type {', '.join(repr(t) for t in unknown)}: the types are "
+            f'{", ".join(EVENT_TYPES)}, or "*" for every event',
+            unknown=unknown,
+            known=list(EVENT_TYPES),
+        )
     return cleaned
 
 

@@ -17,6 +17,22 @@ MONTHLY_LIMIT_REACHED: Final = "monthly_limit.reached"
 CHARGE_UNCOLLECTED: Final = "charge.uncollected"
 FREE_CREDIT_EXPIRED: Final = "free_credit.expired"
 FREE_CREDIT_GRANTED: Final = "free_credit.granted"
+NUMBER_SUSPENDED: Final = "number.suspended"
+RECHARGE_SUCCEEDED: Final = "recharge.succeeded"
+RECHARGE_FAILED: Final = "recharge.failed"
+
+#: Every event type the wallet writes to the outbox.
+EVENT_TYPES: Final = (
+    BALANCE_LOW,
+    CREDIT_DEPLETED,
+    MONTHLY_LIMIT_REACHED,
+    CHARGE_UNCOLLECTED,
+    FREE_CREDIT_EXPIRED,
+    FREE_CREDIT_GRANTED,
+    NUMBER_SUSPENDED,
+    RECHARGE_SUCCEEDED,
+    RECHARGE_FAILED,
+)
 
 
 def event_row(account_id: int, type_: str, payload: dict[str, Any], now: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
-from talktime.wallet import grants, idempotency
+from talktime.wallet import grants, idempotency, outbox
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
 from talktime.wallet.errors import AccountNotFoundError, InvalidRequestError
 from talktime.wallet.inputs import check_id, check_moment
@@ -40,8 +40,8 @@ from talktime.wallet.periods import from_micros, to_micros, utcnow
 
 log = logging.getLogger(__name__)
 
-RECHARGE_SUCCEEDED: Final = "recharge.succeeded"
-RECHARGE_FAILED: Final = "recharge.failed"
+RECHARGE_SUCCEEDED: Final = outbox.RECHARGE_SUCCEEDED
+RECHARGE_FAILED: Final = outbox.RECHARGE_FAILED
 PURCHASE: Final = "purchase"
 LEASE_MICROS: Final = 5 * 60 * 1_000_000
 """A claimed recharge unfinished this long is claimed again (same key: never charged twice)."""

@@ -19,13 +19,13 @@ from talktime.errors import TalktimeError
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
-from talktime.wallet import charges, idempotency
+from talktime.wallet import charges, idempotency, outbox
 from talktime.wallet.book import Book
 from talktime.wallet.errors import AccountNotFoundError
 from talktime.wallet.model import ChargeResult
 from talktime.wallet.periods import from_micros
 
-NUMBER_SUSPENDED: Final = "number.suspended"
+NUMBER_SUSPENDED: Final = outbox.NUMBER_SUSPENDED
 NumberStatus = Literal["active", "suspended", "released"]
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}\Z")
 
