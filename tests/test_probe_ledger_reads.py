@@ -52,6 +52,22 @@ def test_an_unknown_ledger_kind_is_a_422_naming_the_kinds_not_an_empty_page(api:
         assert "'hold_release'" in problem["detail"]
 
 
+def test_a_ledger_range_whose_until_is_not_after_its_since_is_a_422_not_an_empty_page(
+    api: Any,
+) -> None:
+    t = tenant(api, credit="5.00")
+    swapped = ("2030-01-01T00:00:00Z", "2020-01-01T00:00:00Z")
+    empty = ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+    for since, until in (swapped, empty):
+        response = t.get("/v1/ledger", since=since, until=until)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_request"
+        assert "`until` must be after `since`" in response.json()["detail"]
+    wide = t.get("/v1/ledger", since="2000-01-01T00:00:00Z", until="2100-01-01T00:00:00Z")
+    assert wide.status_code == 200
+    assert wide.json()["entries"]
+
+
 def test_the_api_takes_every_ledger_kind_the_wallet_writes() -> None:
     literal = typing.get_args(typing.get_args(LedgerKind)[0])[0]
     assert set(typing.get_args(literal)) == set(ENTRY_KINDS)
@@ -64,6 +80,8 @@ def test_the_embedded_ledger_refuses_an_unknown_kind(engine: sa.Engine) -> None:
     assert [e.kind for e in wallet.ledger(account, kind="grant").entries] == ["grant"]
     with pytest.raises(InvalidRequestError, match="not a ledger entry kind"):
         wallet.ledger(account, kind="grants")
+    with pytest.raises(InvalidRequestError, match="`until` must be after `since`"):
+        wallet.ledger(account, since=SEPT + timedelta(days=1), until=SEPT)
 
 
 def test_the_cli_text_statement_shows_the_uncollected_amount(

@@ -45,6 +45,9 @@ def list_entries(
         raise InvalidRequestError(
             f"kind {kind!r} is not a ledger entry kind; use one of {', '.join(ENTRY_KINDS)}"
         )
+    if since is not None and until is not None and to_micros(until) <= to_micros(since):
+        # an empty range is a mistake (the bounds swapped), not "no entries"
+        raise InvalidRequestError("`until` must be after `since`")
     query = sa.select(ledger).where(ledger.c.account_id == account_id)
     if cursor is not None:
         # ASCII digits only (str.isdigit also takes '²'), and no more than an id can hold

@@ -14,6 +14,7 @@ from talktime.api.deps import Engine
 from talktime.api.models import Amount, problems
 from talktime.service import balance as service
 from talktime.service import users
+from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["credit"])
 
@@ -82,7 +83,7 @@ LedgerKind = Annotated[
 ]
 
 
-@router.get("/v1/ledger", response_model=LedgerOut, responses=problems(400, 403))
+@router.get("/v1/ledger", response_model=LedgerOut, responses=problems(400, 403, 422))
 def get_ledger(
     account_id: AccountId,
     engine: Engine,
@@ -96,6 +97,9 @@ def get_ledger(
     """The account's ledger entries, newest first, with filters and a cursor (times without a
     zone are UTC)."""
     since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    if since is not None and until is not None and until <= since:
+        # swapped bounds read as "no entries" otherwise; /v1/usage refuses them the same way
+        raise InvalidRequestError("`until` must be after `since`")
     return service.ledger(
         engine,
         account_id,
