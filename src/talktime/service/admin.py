@@ -173,7 +173,14 @@ def update_account(
         if plan is not None:
             accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
         if status is not None:
-            accounts.update(book, account_id, "set_status", {"status": status}, f"{key}:status")
+            accounts.update(
+                book,
+                account_id,
+                "set_status",
+                {"status": status},
+                f"{key}:status",
+                plan_credit=cards.plan_credit(settings),
+            )
         book.flush()
         if rate_card is not None:
             cards.assign(conn, account_id, rate_card, settings)

@@ -4,6 +4,7 @@ monthly limit, low-balance threshold, the plans table, and balance reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -151,10 +152,21 @@ def create(
 
 
 def update(
-    book: Book, account_id: int, operation: str, changes: dict[str, Any], key: str
+    book: Book,
+    account_id: int,
+    operation: str,
+    changes: dict[str, Any],
+    key: str,
+    plan_credit: Callable[[sa.Connection, int, str, int], int | None] | None = None,
 ) -> AccountResult:
-    """Idempotently change account settings (plan, status, monthly limit, threshold)."""
+    """Idempotently change account settings (plan, status, monthly limit, threshold).
+
+    A subscription that becomes `active` again gets the current period's free credit if the
+    cycle skipped it (the account was not active at the period's start); ``plan_credit`` says
+    how much, as for the cycle (default: the plans table's).
+    """
     state = book.account(account_id, key)
+    reactivated = changes.get("status") == "active" and state.status != "active"
     fp = fingerprint(operation, changes)
     stored = book.replay(state.id, key, operation, fp)
     if stored is not None:
@@ -177,6 +189,12 @@ def update(
     for column, value in changes.items():
         if hasattr(state, column):
             setattr(state, column, value)
+    if reactivated and state.period_start <= book.now < state.period_end:
+        # a period already ended is the cycle's to close; this one's credit is due now
+        amount = None
+        if plan_credit is not None:
+            amount = plan_credit(book.conn, state.id, state.plan, state.period_start)
+        issue_free_credit(book, state, state.period_start, state.period_end, amount)
     result = AccountResult(get_account(book.conn, state.id), state.balances(book.now))
     book.remember(state.id, key, operation, fp, to_json(result))
     return result

@@ -1,0 +1,97 @@
+"""A subscription that is not active when its period starts gets no free credit from the cycle;
+once it is active again it gets that period's free credit, once, from its own plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from talktime import money
+from talktime.api import create_app
+from talktime.config import Settings
+from talktime.service import cards
+from talktime.wallet import Wallet
+from talktime.wallet.cycle import run_cycle
+from wallet_helpers import FREE, PLAN
+
+import apikit
+
+MARCH = datetime(2026, 3, 1, tzinfo=UTC)
+APRIL = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def _free_grants(wallet: Wallet, account: int, now: datetime) -> list[int]:
+    return [e.amount for e in wallet.ledger(account, kind="grant", until=now).entries]
+
+
+def test_an_account_past_due_at_the_period_start_gets_its_free_credit_when_active_again(
+    engine: sa.Engine,
+) -> None:
+    wallet = Wallet(engine)
+    wallet.upsert_plan(PLAN, FREE, now=MARCH)
+    account = wallet.create_account("Acme", PLAN, "acct", now=MARCH).account.id
+    wallet.set_status(account, "past_due", "late", now=MARCH + timedelta(days=20))
+    run_cycle(engine, APRIL + timedelta(minutes=5))
+    assert wallet.balance(account, now=APRIL + timedelta(days=1)).free == 0
+
+    paid_up = APRIL + timedelta(days=2)
+    result = wallet.set_status(account, "active", "paid", now=paid_up)
+    assert result.balance.free == FREE
+    assert wallet.balance(account, now=paid_up).free == FREE
+    grant = wallet.ledger(account, kind="grant", limit=1, until=paid_up + timedelta(1)).entries
+    assert grant[0].amount == FREE
+    events = [e for e in wallet.events(account) if e["type"] == "free_credit.granted"]
+    assert len(events) == 2  # March's at creation, April's now
+    assert events[-1]["payload"]["period_start"] == APRIL.isoformat()
+
+    # a replay, or another lapse and recovery in the same period, grants nothing more
+    assert wallet.set_status(account, "active", "paid", now=paid_up).replayed
+    wallet.set_status(account, "past_due", "late-2", now=paid_up + timedelta(days=1))
+    wallet.set_status(account, "active", "paid-2", now=paid_up + timedelta(days=2))
+    assert len(_free_grants(wallet, account, APRIL + timedelta(days=10))) == 2
+    assert wallet.balance(account, now=APRIL + timedelta(days=10)).free == FREE
+    assert wallet.verify(now=APRIL + timedelta(days=10)) == []
+
+
+def test_a_reactivation_after_the_period_ended_leaves_that_period_to_the_cycle(
+    engine: sa.Engine,
+) -> None:
+    wallet = Wallet(engine)
+    wallet.upsert_plan(PLAN, FREE, now=MARCH)
+    account = wallet.create_account("Acme", PLAN, "acct", now=MARCH).account.id
+    wallet.set_status(account, "past_due", "late", now=MARCH + timedelta(days=20))
+    # March ended, the cycle has not run: active again, no credit for March or April yet
+    wallet.set_status(account, "active", "paid", now=APRIL + timedelta(minutes=1))
+    assert len(_free_grants(wallet, account, APRIL + timedelta(days=1))) == 1
+    run_cycle(engine, APRIL + timedelta(minutes=5))  # the cycle grants April's, once
+    assert wallet.balance(account, now=APRIL + timedelta(hours=1)).free == FREE
+    assert len(_free_grants(wallet, account, APRIL + timedelta(days=1))) == 2
+    assert wallet.verify(now=APRIL + timedelta(days=1)) == []
+
+
+def test_an_api_reactivation_grants_the_plans_credit_from_the_accounts_own_card(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=db_url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(tmp_path / "cards")
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=1, hour=0)
+        last_month = last_month.replace(minute=0, second=0, microsecond=0)
+        wallet = Wallet(engine)
+        wallet.upsert_plan("business", money.parse("99.00"), now=last_month)  # not the card's
+        account = wallet.create_account("Acme", "business", "acct", now=last_month).account.id
+        wallet.set_status(account, "past_due", "late", now=last_month + timedelta(days=1))
+        run_cycle(engine, now, plan_credit=cards.plan_credit(settings))
+        assert wallet.balance(account).free == 0
+
+        apikit.set_status(client, account, "active")
+        assert wallet.balance(account).free == money.parse("10.00")  # the default card's
+        apikit.set_status(client, account, "active")
+        assert wallet.balance(account).free == money.parse("10.00")
+        assert wallet.verify() == []
