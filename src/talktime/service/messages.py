@@ -322,8 +322,10 @@ def record_inbound(
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
         number = account_number(conn, req.to)
-        policy.require_sending_number(number, req.to, account_id)
+        policy.require_receiving_sms_number(number, req.to, account_id)
+        assert number is not None
         card = cards.card_for(conn, account_id, settings)
+        policy.require_sms_route(card.classify(req.from_).country, number.country, inbound=True)
         segmentation = sms.segment(req.text)
         quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)
         message_id = new_id("msg")
