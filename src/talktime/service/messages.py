@@ -148,6 +148,7 @@ def _check_text(text: str, settings: Settings) -> None:
         )
     if not text:
         raise InvalidRequestError("The text is empty; send at least one character.", field="text")
+    sms.require_valid_text(text)
 
 
 def _body(

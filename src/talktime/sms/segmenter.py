@@ -306,12 +306,7 @@ def _ucs2(
     try:
         data = _encode(text)[0]
     except UnicodeEncodeError as exc:
-        raise InvalidTextError(
-            f"The text holds a lone surrogate (U+{ord(text[exc.start]):04X} at character "
-            f"{exc.start}), which is not valid Unicode: send both halves of the pair, or "
-            "remove it.",
-            position=exc.start,
-        ) from None
+        raise _lone_surrogate(text, exc.start) from None
     units = len(data) >> 1
     if units <= UCS2_SINGLE_UNITS:
         room = UCS2_SINGLE_UNITS
@@ -319,6 +314,25 @@ def _ucs2(
     parts, last = _ucs2_parts(text, data, UCS2_MULTI_UNITS, grapheme)
     room = UCS2_MULTI_UNITS
     return _make("UCS-2", units, tuple(parts), language, text, replacements, room - last, room)
+
+
+def _lone_surrogate(text: str, position: int) -> InvalidTextError:
+    return InvalidTextError(
+        f"The text holds a lone surrogate (U+{ord(text[position]):04X} at character "
+        f"{position}), which is not valid Unicode: send both halves of the pair, or remove it.",
+        position=position,
+    )
+
+
+def require_valid_text(text: str) -> None:
+    """Raise InvalidTextError (with its position) when ``text`` holds a lone surrogate, as
+    `segment` does for such a text; a caller checks it before anything else reads the text."""
+    if text.isascii():
+        return
+    try:
+        _encode(text)
+    except UnicodeEncodeError as exc:
+        raise _lone_surrogate(text, exc.start) from None
 
 
 def _plain_pair(pair: str) -> bool:

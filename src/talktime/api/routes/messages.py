@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import E164, BalanceSnapshot, Line, problems, stored
+from talktime.api.models import (
+    E164,
+    BalanceSnapshot,
+    Line,
+    problems,
+    stored,
+    text_at_most,
+    text_schema,
+)
 from talktime.service import messages
 
 router = APIRouter(tags=["messages"])
 
 MediaUrl = Annotated[str, Field(max_length=2000)]
+OutboundText = Annotated[
+    Any,
+    AfterValidator(text_at_most(20_000)),
+    text_schema(20_000, "Limited to `sms_max_text_chars` (1,600)."),
+]
+InboundText = Annotated[
+    Any, AfterValidator(text_at_most(20_000)), text_schema(20_000, "The message received.")
+]
 
 
 class MessageIn(BaseModel):
@@ -23,7 +39,7 @@ class MessageIn(BaseModel):
 
     from_: E164 = Field(alias="from", description="The account's SMS-enabled sending number.")
     to: E164
-    text: str = Field(max_length=20_000, description="Limited to `sms_max_text_chars` (1,600).")
+    text: OutboundText
     user: str = Field(min_length=1, max_length=40, description="The user sending it.")
     media: list[MediaUrl] | None = Field(None, max_length=10, description="Refused: no MMS.")
     smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
@@ -34,7 +50,7 @@ class InboundIn(BaseModel):
 
     from_: E164 = Field(alias="from", description="Who sent it.")
     to: E164 = Field(description="The account's number that received it.")
-    text: str = Field(max_length=20_000)
+    text: InboundText
     media: list[MediaUrl] | None = Field(None, max_length=10)
 
 
