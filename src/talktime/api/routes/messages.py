@@ -24,13 +24,18 @@ from talktime.service import messages
 router = APIRouter(tags=["messages"])
 
 MediaUrl = Annotated[str, Field(max_length=2000)]
+MAX_TEXT = 100_000
+"""A bound past the body limit (64 KiB), so that any longer text than `sms_max_text_chars`
+reaches the service and is refused as `text_too_long` with that limit."""
 OutboundText = Annotated[
     Any,
-    AfterValidator(text_at_most(20_000)),
-    text_schema(20_000, "Limited to `sms_max_text_chars` (1,600)."),
+    AfterValidator(text_at_most(MAX_TEXT)),
+    text_schema(MAX_TEXT, "Limited to `sms_max_text_chars` (1,600 characters)."),
 ]
 InboundText = Annotated[
-    Any, AfterValidator(text_at_most(20_000)), text_schema(20_000, "The message received.")
+    Any,
+    AfterValidator(text_at_most(MAX_TEXT)),
+    text_schema(MAX_TEXT, "The message received; limited to `sms_max_text_chars` (1,600)."),
 ]
 
 
