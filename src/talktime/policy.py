@@ -184,7 +184,8 @@ def _require_sms_number(
         raise NumberNotSmsEnabledError(f"{e164} is {number.status}; {fix}.", number=e164)
     if not number.sms_enabled or not sms_capable(number.country):
         raise NumberNotSmsEnabledError(
-            f"{e164} is not SMS-enabled (SMS is available on US, CA, GB and AU numbers).",
+            f"{e164} is not SMS-enabled (SMS is available on local and mobile numbers of the "
+            "US, CA, GB and AU).",
             number=e164,
         )
 
@@ -203,6 +204,11 @@ def require_receiving_number(number: SendingNumber | None, e164: str, account_id
         )
 
 
+def _a(country: str) -> str:
+    """``country`` (a two-letter code, read letter by letter) with its article: "a US", "an AU"."""
+    return ("an " if country[:1] in "AEFHILMNORSX" else "a ") + country
+
+
 def require_sms_route(from_country: str, to_country: str, *, inbound: bool = False) -> None:
     """SMS only between numbers of one country, except between the US and Canada, in both
     directions (``inbound``: a message received from a ``from_country`` number on the account's
@@ -214,12 +220,13 @@ def require_sms_route(from_country: str, to_country: str, *, inbound: bool = Fal
         return
     if inbound:
         detail = (
-            f"An SMS cannot be received from a {from_country} number on a {to_country} number: "
-            "SMS only goes between numbers of one country (US and CA may text each other)."
+            f"An SMS cannot be received from {_a(from_country)} number on {_a(to_country)} "
+            "number: SMS only goes between numbers of one country (US and CA may text each "
+            "other)."
         )
     else:
         detail = (
-            f"SMS cannot be sent from a {from_country} number to a {to_country} number; "
+            f"SMS cannot be sent from {_a(from_country)} number to {_a(to_country)} number; "
             "send from a number of the recipient's country (US and CA may text each other)."
         )
     raise SmsCrossCountryError(detail, from_country=from_country, to_country=to_country)
