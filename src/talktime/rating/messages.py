@@ -25,7 +25,8 @@ def price_sms(
     """Price one SMS: segments (`talktime.sms.segment`) x (base fee + the other party's country
     rate), the message's cost rounded per the card. The other party is `to` for an outbound
     message and `from_` for an inbound one; both numbers must be valid E.164. An inbound message
-    on a card without inbound SMS rows is free: a quote of total 0 and no lines.
+    on a card without inbound SMS rows is free: a quote of total 0 and no lines. Smart encoding
+    rewrites an outgoing text, so it is refused (InvalidUsageError) for an inbound one.
 
     A caller that already segmented ``text`` (with the same ``smart_encoding``) passes that
     ``segmentation`` so the text is not walked twice."""
@@ -33,6 +34,11 @@ def price_sms(
         card.classify(from_)
         party = card.classify(to)
     elif direction == "inbound":
+        if smart_encoding:
+            raise InvalidUsageError(
+                "smart_encoding applies to outgoing messages only: an incoming message is "
+                "billed as it arrived; leave it out for an inbound quote."
+            )
         party = card.classify(from_)
         card.classify(to)
     else:
