@@ -414,11 +414,19 @@ def _cluster_cut(text: str, cut: int, capacity: int, floor: int) -> tuple[int, i
     safe = cut - 1
     while safe > floor and _JOINER.search(text, safe - 1, safe + 1) is not None:
         safe -= 1
-    for cluster in _CLUSTER.finditer(text, safe):
-        if cluster.end() > cut:
-            if cluster.start() >= cut:
+    # Clusters are found in a window that starts at that boundary: `\X` searched from a position
+    # of the whole text counts every regional indicator before it (GB12/GB13 parity), which made
+    # a long run of flags quadratic. A cluster across the cut that fits in a part ends inside
+    # the window; one cut off by the window's end is longer than a part either way.
+    window = text[safe : cut + capacity + 1]
+    for cluster in _CLUSTER.finditer(window):
+        end = safe + cluster.end()
+        if end > cut:
+            begin = safe + cluster.start()
+            if begin >= cut:
                 return cut, 0  # already a boundary
             if len(cluster.group().encode("utf-16-le")) >> 1 > capacity:
-                return cut, cluster.end()  # longer than a part: code point boundaries
-            return cluster.start(), 0
+                whole = _CLUSTER.match(text[begin:])  # longer than a part: where it ends
+                return cut, begin + whole.end()  # type: ignore[union-attr]  # \X matches
+            return begin, 0
     return cut, 0
