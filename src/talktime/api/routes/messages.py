@@ -98,8 +98,9 @@ async def send_message(
     Refusals: 402 `insufficient_credit` (with `needed` and `available`) or
     `monthly_limit_reached`; 403 `subscription_inactive` or `permission_denied`; 409
     `idempotency_conflict`; 422 `mms_not_supported`, `number_not_sms_enabled`,
-    `sms_cross_country`, `text_too_long`, `unknown_user`. A replay of the same key returns the
-    original response. The route awaits the group commit on the event loop (no thread waits).
+    `sms_cross_country`, `text_too_long`, `invalid_text` (a lone surrogate), `unknown_user`.
+    A replay of the same key returns the original response. The route awaits the group commit
+    on the event loop (no thread waits).
     """
     req = messages.SendSms(
         from_=body.from_,
@@ -128,7 +129,13 @@ def record_inbound(
     key: IdempotencyKey,
 ) -> Response:
     """Record a message received on one of the account's numbers (charged only if the
-    account's rate card prices inbound messages)."""
+    account's rate card prices inbound messages).
+
+    Refusals, first one wins: 403 `subscription_inactive`; 422 `mms_not_supported`,
+    `text_too_long` or `invalid_text`, `number_not_sms_enabled` (`to` is not an active,
+    SMS-enabled number of the account), `sms_cross_country` (the sender's country differs,
+    except US <-> CA); 402 `insufficient_credit` when the card charges it; 409
+    `idempotency_conflict`. A replay of the same key returns the original response."""
     req = messages.InboundSms(
         from_=body.from_, to=body.to, text=body.text, media=tuple(body.media or ())
     )
