@@ -31,6 +31,7 @@ from talktime.service.common import (
 from talktime.service.errors import InvalidRequestError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import StoredResponse, run_once, run_once_async, writer_turn
+from talktime.sms import smart
 from talktime.store.api_tables import account_cards, messages, users
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import phone_numbers
@@ -237,6 +238,12 @@ def _send_work(
         policy.require_permission(actor, "sms.send")
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
+        if req.smart_encoding and not smart.replace(req.text)[0]:
+            raise InvalidRequestError(
+                "The text holds only invisible characters, which smart encoding removes, so the "
+                "message would be empty; send at least one visible character.",
+                field="text",
+            )
         number = _sending_number(req.from_, context.number_account, context)
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None
