@@ -103,6 +103,7 @@ def test_a_passed_segmentation_prices_exactly_as_segmenting_again(
     text: str, smart: bool, direction: str
 ) -> None:
     card = load_card("passthrough")
+    smart = smart and direction == "outbound"  # an inbound quote refuses smart encoding
     try:
         done = sms.segment(text, smart_encoding=smart)
     except sms.InvalidTextError:

@@ -154,18 +154,38 @@ def sms_capable(country: str) -> bool:
 
 def require_sending_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
     """The from-number must be the account's, active and SMS-enabled."""
+    _require_sms_number(number, e164, account_id, receiving=False)
+
+
+def require_receiving_sms_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
+    """An inbound SMS must arrive on one of the account's active, SMS-enabled numbers (the same
+    code as for sending, with sentences about receiving)."""
+    _require_sms_number(number, e164, account_id, receiving=True)
+
+
+def _require_sms_number(
+    number: SendingNumber | None, e164: str, account_id: int, *, receiving: bool
+) -> None:
     if number is None or number.account_id != account_id:
+        fix = (
+            "messages are received only on your own SMS-enabled numbers"
+            if receiving
+            else "send from one of your SMS-enabled numbers"
+        )
         raise NumberNotSmsEnabledError(
-            f"{e164} is not a number of this account; send from one of your SMS-enabled numbers.",
-            number=e164,
+            f"{e164} is not a number of this account; {fix}.", number=e164
         )
     if number.status != "active":
-        raise NumberNotSmsEnabledError(
-            f"{e164} is {number.status}; send from an active number.", number=e164
+        fix = (
+            "messages are received only on active numbers"
+            if receiving
+            else "send from an active number"
         )
+        raise NumberNotSmsEnabledError(f"{e164} is {number.status}; {fix}.", number=e164)
     if not number.sms_enabled or not sms_capable(number.country):
         raise NumberNotSmsEnabledError(
-            f"{e164} is not SMS-enabled (SMS is available on US, CA, GB and AU numbers).",
+            f"{e164} is not SMS-enabled (SMS is available on local and mobile numbers of the "
+            "US, CA, GB and AU).",
             number=e164,
         )
 
@@ -184,16 +204,29 @@ def require_receiving_number(number: SendingNumber | None, e164: str, account_id
         )
 
 
-def require_sms_route(from_country: str, to_country: str) -> None:
-    """SMS only between numbers of one country, except between the US and Canada."""
+def _a(country: str) -> str:
+    """``country`` (a two-letter code, read letter by letter) with its article: "a US", "an AU"."""
+    return ("an " if country[:1] in "AEFHILMNORSX" else "a ") + country
+
+
+def require_sms_route(from_country: str, to_country: str, *, inbound: bool = False) -> None:
+    """SMS only between numbers of one country, except between the US and Canada, in both
+    directions (``inbound``: a message received from a ``from_country`` number on the account's
+    ``to_country`` number)."""
     if from_country == to_country:
         return
     zone_from = SMS_ZONES.get(from_country)
     if zone_from is not None and zone_from == SMS_ZONES.get(to_country):
         return
-    raise SmsCrossCountryError(
-        f"SMS cannot be sent from a {from_country} number to a {to_country} number; "
-        "send from a number of the recipient's country (US and CA may text each other).",
-        from_country=from_country,
-        to_country=to_country,
-    )
+    if inbound:
+        detail = (
+            f"An SMS cannot be received from {_a(from_country)} number on {_a(to_country)} "
+            "number: SMS only goes between numbers of one country (US and CA may text each "
+            "other)."
+        )
+    else:
+        detail = (
+            f"SMS cannot be sent from {_a(from_country)} number to {_a(to_country)} number; "
+            "send from a number of the recipient's country (US and CA may text each other)."
+        )
+    raise SmsCrossCountryError(detail, from_country=from_country, to_country=to_country)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Path
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from talktime import money
 from talktime.ids import MAX_ID
@@ -55,6 +56,28 @@ E164 = Annotated[
     AfterValidator(_e164),
 ]
 """A phone number in E.164 form."""
+
+
+def text_at_most(max_length: int) -> Callable[[Any], str]:
+    """The validator of a message text field typed ``Annotated[Any, ...]``: a str of at most
+    ``max_length`` characters, handed over as JSON decoded it. Typed Any so that a lone
+    surrogate (``"\\ud83d"``) reaches the SMS code, which refuses it as 422 `invalid_text` with
+    its position (a ``str`` field answers a bare `invalid_request`)."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("Input should be a valid string")
+        if len(value) > max_length:
+            raise ValueError(f"String should have at most {max_length} characters")
+        return value
+
+    return check
+
+
+def text_schema(max_length: int, description: str) -> WithJsonSchema:
+    """The JSON schema of a `text_at_most` field: a string of at most ``max_length``."""
+    return WithJsonSchema({"type": "string", "maxLength": max_length, "description": description})
+
 
 Amount = Annotated[
     str,

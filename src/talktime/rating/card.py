@@ -161,6 +161,11 @@ class RateCard:
         info = classify(e164)
         return self.overrides.apply(info) if self.overrides else info
 
+    def prices_sms(self, direction: Direction) -> bool:
+        """Whether the card has any SMS rate row for ``direction`` (a card without inbound rows
+        does not charge received messages)."""
+        return any(key[0] == direction for key in self.sms_rates)
+
     def sms_rate(self, direction: Direction, country: str) -> SmsRate:
         """Price per segment of an SMS in `direction` with a party in `country`."""
         rate = self.sms_rates.get((direction, country)) or self.sms_rates.get(

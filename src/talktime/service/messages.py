@@ -31,6 +31,7 @@ from talktime.service.common import (
 from talktime.service.errors import InvalidRequestError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import StoredResponse, run_once, run_once_async, writer_turn
+from talktime.sms import smart
 from talktime.store.api_tables import account_cards, messages, users
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import phone_numbers
@@ -148,6 +149,7 @@ def _check_text(text: str, settings: Settings) -> None:
         )
     if not text:
         raise InvalidRequestError("The text is empty; send at least one character.", field="text")
+    sms.require_valid_text(text)
 
 
 def _body(
@@ -236,6 +238,12 @@ def _send_work(
         policy.require_permission(actor, "sms.send")
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
+        if req.smart_encoding and not smart.replace(req.text)[0]:
+            raise InvalidRequestError(
+                "The text holds only invisible characters, which smart encoding removes, so the "
+                "message would be empty; send at least one visible character.",
+                field="text",
+            )
         number = _sending_number(req.from_, context.number_account, context)
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None
@@ -322,8 +330,10 @@ def record_inbound(
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
         number = account_number(conn, req.to)
-        policy.require_sending_number(number, req.to, account_id)
+        policy.require_receiving_sms_number(number, req.to, account_id)
+        assert number is not None
         card = cards.card_for(conn, account_id, settings)
+        policy.require_sms_route(card.classify(req.from_).country, number.country, inbound=True)
         segmentation = sms.segment(req.text)
         quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)
         message_id = new_id("msg")

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from talktime.sms.errors import InvalidTextError, SegmentOptionError
 from talktime.sms.gsm import LANGUAGES, Language
-from talktime.sms.segmenter import SPLITS, Encoding, Segmentation, Split, segment
+from talktime.sms.segmenter import (
+    SPLITS,
+    Encoding,
+    Segmentation,
+    Split,
+    require_valid_text,
+    segment,
+)
 from talktime.sms.smart import LOOK_ALIKES
 
 __all__ = [
@@ -20,5 +27,6 @@ __all__ = [
     "SegmentOptionError",
     "Segmentation",
     "Split",
+    "require_valid_text",
     "segment",
 ]

@@ -306,12 +306,7 @@ def _ucs2(
     try:
         data = _encode(text)[0]
     except UnicodeEncodeError as exc:
-        raise InvalidTextError(
-            f"The text holds a lone surrogate (U+{ord(text[exc.start]):04X} at character "
-            f"{exc.start}), which is not valid Unicode: send both halves of the pair, or "
-            "remove it.",
-            position=exc.start,
-        ) from None
+        raise _lone_surrogate(text, exc.start) from None
     units = len(data) >> 1
     if units <= UCS2_SINGLE_UNITS:
         room = UCS2_SINGLE_UNITS
@@ -319,6 +314,25 @@ def _ucs2(
     parts, last = _ucs2_parts(text, data, UCS2_MULTI_UNITS, grapheme)
     room = UCS2_MULTI_UNITS
     return _make("UCS-2", units, tuple(parts), language, text, replacements, room - last, room)
+
+
+def _lone_surrogate(text: str, position: int) -> InvalidTextError:
+    return InvalidTextError(
+        f"The text holds a lone surrogate (U+{ord(text[position]):04X} at character "
+        f"{position}), which is not valid Unicode: send both halves of the pair, or remove it.",
+        position=position,
+    )
+
+
+def require_valid_text(text: str) -> None:
+    """Raise InvalidTextError (with its position) when ``text`` holds a lone surrogate, as
+    `segment` does for such a text; a caller checks it before anything else reads the text."""
+    if text.isascii():
+        return
+    try:
+        _encode(text)
+    except UnicodeEncodeError as exc:
+        raise _lone_surrogate(text, exc.start) from None
 
 
 def _plain_pair(pair: str) -> bool:
@@ -400,11 +414,19 @@ def _cluster_cut(text: str, cut: int, capacity: int, floor: int) -> tuple[int, i
     safe = cut - 1
     while safe > floor and _JOINER.search(text, safe - 1, safe + 1) is not None:
         safe -= 1
-    for cluster in _CLUSTER.finditer(text, safe):
-        if cluster.end() > cut:
-            if cluster.start() >= cut:
+    # Clusters are found in a window that starts at that boundary: `\X` searched from a position
+    # of the whole text counts every regional indicator before it (GB12/GB13 parity), which made
+    # a long run of flags quadratic. A cluster across the cut that fits in a part ends inside
+    # the window; one cut off by the window's end is longer than a part either way.
+    window = text[safe : cut + capacity + 1]
+    for cluster in _CLUSTER.finditer(window):
+        end = safe + cluster.end()
+        if end > cut:
+            begin = safe + cluster.start()
+            if begin >= cut:
                 return cut, 0  # already a boundary
             if len(cluster.group().encode("utf-16-le")) >> 1 > capacity:
-                return cut, cluster.end()  # longer than a part: code point boundaries
-            return cluster.start(), 0
+                whole = _CLUSTER.match(text[begin:])  # longer than a part: where it ends
+                return cut, begin + whole.end()  # type: ignore[union-attr]  # \X matches
+            return begin, 0
     return cut, 0

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import E164, BalanceSnapshot, Line, problems, stored
+from talktime.api.models import (
+    E164,
+    BalanceSnapshot,
+    Line,
+    problems,
+    stored,
+    text_at_most,
+    text_schema,
+)
 from talktime.service import messages
 
 router = APIRouter(tags=["messages"])
 
 MediaUrl = Annotated[str, Field(max_length=2000)]
+MAX_TEXT = 100_000
+"""A bound past the body limit (64 KiB), so that any longer text than `sms_max_text_chars`
+reaches the service and is refused as `text_too_long` with that limit."""
+OutboundText = Annotated[
+    Any,
+    AfterValidator(text_at_most(MAX_TEXT)),
+    text_schema(MAX_TEXT, "Limited to `sms_max_text_chars` (1,600 characters)."),
+]
+InboundText = Annotated[
+    Any,
+    AfterValidator(text_at_most(MAX_TEXT)),
+    text_schema(MAX_TEXT, "The message received; limited to `sms_max_text_chars` (1,600)."),
+]
 
 
 class MessageIn(BaseModel):
@@ -23,7 +44,7 @@ class MessageIn(BaseModel):
 
     from_: E164 = Field(alias="from", description="The account's SMS-enabled sending number.")
     to: E164
-    text: str = Field(max_length=20_000, description="Limited to `sms_max_text_chars` (1,600).")
+    text: OutboundText
     user: str = Field(min_length=1, max_length=40, description="The user sending it.")
     media: list[MediaUrl] | None = Field(None, max_length=10, description="Refused: no MMS.")
     smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
@@ -34,7 +55,7 @@ class InboundIn(BaseModel):
 
     from_: E164 = Field(alias="from", description="Who sent it.")
     to: E164 = Field(description="The account's number that received it.")
-    text: str = Field(max_length=20_000)
+    text: InboundText
     media: list[MediaUrl] | None = Field(None, max_length=10)
 
 
@@ -77,8 +98,9 @@ async def send_message(
     Refusals: 402 `insufficient_credit` (with `needed` and `available`) or
     `monthly_limit_reached`; 403 `subscription_inactive` or `permission_denied`; 409
     `idempotency_conflict`; 422 `mms_not_supported`, `number_not_sms_enabled`,
-    `sms_cross_country`, `text_too_long`, `unknown_user`. A replay of the same key returns the
-    original response. The route awaits the group commit on the event loop (no thread waits).
+    `sms_cross_country`, `text_too_long`, `invalid_text` (a lone surrogate), `unknown_user`.
+    A replay of the same key returns the original response. The route awaits the group commit
+    on the event loop (no thread waits).
     """
     req = messages.SendSms(
         from_=body.from_,
@@ -107,7 +129,13 @@ def record_inbound(
     key: IdempotencyKey,
 ) -> Response:
     """Record a message received on one of the account's numbers (charged only if the
-    account's rate card prices inbound messages)."""
+    account's rate card prices inbound messages).
+
+    Refusals, first one wins: 403 `subscription_inactive`; 422 `mms_not_supported`,
+    `text_too_long` or `invalid_text`, `number_not_sms_enabled` (`to` is not an active,
+    SMS-enabled number of the account), `sms_cross_country` (the sender's country differs,
+    except US <-> CA); 402 `insufficient_credit` when the card charges it; 409
+    `idempotency_conflict`. A replay of the same key returns the original response."""
     req = messages.InboundSms(
         from_=body.from_, to=body.to, text=body.text, media=tuple(body.media or ())
     )

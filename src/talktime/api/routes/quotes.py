@@ -5,12 +5,12 @@ Thin routes over `talktime.rating`; numbers must be E.164, money comes back as d
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from talktime.api.models import Problem
+from talktime.api.models import Problem, text_at_most, text_schema
 from talktime.rating import Call, RateCard, price_call, price_sms
 from talktime.service import cards
 
@@ -20,6 +20,10 @@ _NO_SUCH_CARD: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No rate card has the `card` name given"}
 }
 """Quotes need no API key, so only the card lookup adds a refusal to the input errors."""
+
+QuoteText = Annotated[
+    Any, AfterValidator(text_at_most(100_000)), text_schema(100_000, "The message text.")
+]
 
 E164_HELP = "E.164: '+', country code and number, digits only (+14155550123)"
 
@@ -33,7 +37,7 @@ class SmsQuoteRequest(_Body):
 
     from_: str = Field(alias="from", description=E164_HELP, max_length=16)
     to: str = Field(description=E164_HELP, max_length=16)
-    text: str = Field(description="The message text.", max_length=100_000)
+    text: QuoteText
     direction: Literal["outbound", "inbound"] = "outbound"
     smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
     card: str | None = Field(None, description="Rate card name (default: setting rate_card).")

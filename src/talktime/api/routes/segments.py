@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field
 
+from talktime.api.models import text_at_most, text_schema
 from talktime.sms import segment
 
 router = APIRouter(prefix="/v1/sms", tags=["sms"])
@@ -14,20 +15,8 @@ router = APIRouter(prefix="/v1/sms", tags=["sms"])
 MAX_TEXT = 100_000
 
 
-def _message_text(value: Any) -> str:
-    # Typed Any so that pydantic hands over the str as JSON decoded it: a lone surrogate
-    # ("\ud83d") then reaches segment(), which refuses it as 422 invalid_text with its position.
-    if not isinstance(value, str):
-        raise ValueError("Input should be a valid string")
-    if len(value) > MAX_TEXT:
-        raise ValueError(f"String should have at most {MAX_TEXT} characters")
-    return value
-
-
 MessageText = Annotated[
-    Any,
-    AfterValidator(_message_text),
-    WithJsonSchema({"type": "string", "maxLength": MAX_TEXT, "description": "The message."}),
+    Any, AfterValidator(text_at_most(MAX_TEXT)), text_schema(MAX_TEXT, "The message.")
 ]
 
 
