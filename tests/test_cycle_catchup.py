@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from talktime.cli import app
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import ledger
-from talktime.wallet import Wallet, rentals
+from talktime.wallet import InvalidRequestError, Wallet, rentals
 from talktime.wallet import cycle as cycle_module
 from talktime.wallet.cycle import CycleBehind, CycleRun, run_cycle
 from talktime.wallet.periods import add_months, to_micros
@@ -162,7 +162,7 @@ def test_a_clock_far_ahead_stops_at_240_periods_per_account(engine: sa.Engine) -
 
 
 def test_max_periods_must_be_at_least_one(engine: sa.Engine) -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(InvalidRequestError, match="at least 1"):
         run_cycle(engine, FAR, max_periods=0)
 
 

@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from talktime.api.middleware import current_request_id
 from talktime.errors import TalktimeError
+from talktime.store.migrate import DatabaseNotMigratedError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -56,6 +57,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TalktimeError)
     async def _refusal(_request: Request, exc: TalktimeError) -> JSONResponse:
+        if isinstance(exc, DatabaseNotMigratedError):
+            raise exc  # the middleware's answer, which speaks to the operator, not to embedders
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
 
     @app.exception_handler(HTTPException)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from talktime.errors import TalktimeError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -43,10 +48,20 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+class DatabaseNotMigratedError(TalktimeError):
+    """The database has no talktime tables (never migrated) or an older schema."""
+
+    code: ClassVar[str] = "database_not_migrated"
+    status: ClassVar[int] = 503
+    title: ClassVar[str] = "Database not migrated"
+
+
 def missing_table(exc: BaseException) -> bool:
     """Whether ``exc`` is the database saying a talktime table is not there (SQLite's "no such
     table", PostgreSQL's undefined_table 42P01): never migrated, or migrated by an older
-    version."""
+    version. A `DatabaseNotMigratedError` (the embedded API's refusal for it) counts too."""
+    if isinstance(exc, DatabaseNotMigratedError):
+        return True
     if not isinstance(exc, sa.exc.DBAPIError):
         return False
     return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
@@ -55,3 +70,20 @@ def missing_table(exc: BaseException) -> bool:
 NOT_MIGRATED = (
     "the database has no talktime tables, or an older schema: run `talktime db upgrade` first"
 )
+
+EMBEDDED_NOT_MIGRATED = (
+    "the database has no talktime tables, or an older schema: run `talktime db upgrade` first, "
+    "or open the wallet with `Wallet.open(url, migrate=True)`"
+)
+
+
+@contextmanager
+def refuse_unmigrated() -> Iterator[None]:
+    """Turn the database's "no such table" error (a different class per backend) raised in the
+    block into `DatabaseNotMigratedError`; any other error passes unchanged. Also a decorator."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if missing_table(exc):
+            raise DatabaseNotMigratedError(EMBEDDED_NOT_MIGRATED) from exc
+        raise

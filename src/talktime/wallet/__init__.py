@@ -19,6 +19,7 @@ from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
 from talktime.store.engine import read_snapshot
+from talktime.store.migrate import DatabaseNotMigratedError, refuse_unmigrated
 from talktime.store.reuse import ConnectionStack, is_disconnect
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import grants as grants_table
@@ -135,11 +136,12 @@ class Wallet:
     def book(self, now: datetime | None = None) -> Iterator[Book]:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
         back if it raises). Use it to compose several operations atomically."""
-        with self._connections.begin() as conn:
+        with refuse_unmigrated(), self._connections.begin() as conn:
             book = Book(conn, self._micros(now))
             yield book
             book.flush(commit=True)
 
+    @refuse_unmigrated()
     def _write(self, work: Callable[[Book], T], now: datetime | None) -> T:
         for attempt in range(_RETRIES):
             try:
@@ -162,17 +164,25 @@ class Wallet:
                     raise
         raise AssertionError("unreachable")
 
-    def _read(self) -> sa.Connection:
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
         """A connection reading one snapshot (`store.engine.read_snapshot`: under READ
         COMMITTED `verify` reported breaches that were not there)."""
-        return read_snapshot(self.engine)
+        with refuse_unmigrated(), read_snapshot(self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A connection in a new transaction of the engine (committed unless the block raises)."""
+        with refuse_unmigrated(), self.engine.begin() as conn:
+            yield conn
 
     # ---- plans and accounts ------------------------------------------------------------------
 
     def upsert_plan(self, name: str, monthly_free_credit: int, now: datetime | None = None) -> None:
         """Create or update a plan's monthly free credit (the service syncs the rate card)."""
         check_string(name, "plan name", limit=64)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             accounts.upsert_plan(conn, name, monthly_free_credit, self._micros(now))
 
     def plans(self) -> dict[str, int]:
@@ -504,7 +514,7 @@ class Wallet:
 
     def purge_idempotency(self, now: datetime | None = None) -> int:
         """Delete idempotency records older than 30 days; returns how many."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return idempotency.purge(conn, self._micros(now))
 
 
@@ -539,6 +549,7 @@ __all__ = [
     "Breach",
     "ChargeItem",
     "ChargeResult",
+    "DatabaseNotMigratedError",
     "Grant",
     "GrantNotFoundError",
     "GrantResult",

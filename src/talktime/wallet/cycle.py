@@ -17,10 +17,12 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
+from talktime.store.migrate import refuse_unmigrated
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import charges, grants, rentals
 from talktime.wallet.book import Book
+from talktime.wallet.errors import InvalidRequestError
 from talktime.wallet.inputs import check_moment
 from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros, utcnow
 
@@ -186,6 +188,7 @@ def latest_period_end(conn: sa.Connection) -> datetime | None:
     return None if latest is None else from_micros(int(latest))
 
 
+@refuse_unmigrated()
 def run_cycle(
     engine: sa.Engine,
     now: datetime | None = None,
@@ -203,13 +206,15 @@ def run_cycle(
     the next run continues it. An account that is refused (a `TalktimeError`, such as an unknown
     plan) is left as it is, logged and appended to ``failures``. The other accounts are still
     advanced either way. ``plan_credit`` says each account's free credit for a period (default:
-    the plans table).
+    the plans table). A database never migrated is refused with `DatabaseNotMigratedError`.
     """
     check_moment(now, "now")
+    if max_periods is not None and (
+        isinstance(max_periods, bool) or not isinstance(max_periods, int) or max_periods < 1
+    ):
+        raise InvalidRequestError(f"max_periods is an int of at least 1, not {max_periods!r}")
     at = to_micros(now or utcnow())
     bound = MAX_PERIODS_PER_RUN if max_periods is None else max_periods
-    if bound < 1:
-        raise ValueError(f"max_periods must be at least 1, not {bound}")
     runs: list[CycleRun] = []
     opened: dict[int, int] = {}  # periods opened per account in this run
     done: set[int] = set()  # refused, or at the bound: not looked at again in this run

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from talktime.errors import TalktimeError
+from talktime.store.migrate import (  # re-exported: a database never migrated
+    DatabaseNotMigratedError as DatabaseNotMigratedError,
+)
 
 
 class WalletError(TalktimeError):

@@ -223,11 +223,12 @@ def extend(
     if stored is not None:
         return from_json(HoldResult, stored, replayed=True)
     if row.state != "pending" or row.expires_at <= book.now:
+        # past its deadline it is expired, whether or not the expiry job closed it yet
+        shown = "expired" if row.state == "pending" else row.state
         raise HoldNotPendingError(
-            f"hold {hold_id} is {'expired' if row.state == 'pending' else row.state} and "
-            "cannot be extended; authorize a new hold",
+            f"hold {hold_id} is {shown} and cannot be extended; authorize a new hold",
             hold_id=hold_id,
-            state=row.state,
+            state=shown,
         )
     before = state.available(book.now)
     takes = _reserve_plan(book, state, amount) if amount else []

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from talktime import money
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
+from talktime.store.migrate import refuse_unmigrated
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
@@ -187,6 +188,7 @@ def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> Non
         )
 
 
+@refuse_unmigrated()
 def configure(
     conn: sa.Connection,
     account_id: int,
@@ -234,6 +236,7 @@ def configure(
     return found
 
 
+@refuse_unmigrated()
 def set_payment_method(
     conn: sa.Connection,
     account_id: int,
@@ -636,6 +639,7 @@ def _record(
         return RechargeOutcome(item.id, item.account_id, item.sequence, "declined", result.reason)
 
 
+@refuse_unmigrated()
 def process_recharges(
     engine: sa.Engine,
     provider: PaymentProvider,
@@ -673,6 +677,7 @@ def _purchase_replay(book: Book, account_id: int, key: str, fp: str) -> GrantRes
     return None if stored is None else from_json(GrantResult, stored, replayed=True)
 
 
+@refuse_unmigrated()
 def purchase(
     engine: sa.Engine,
     account_id: int,
