@@ -124,7 +124,7 @@ def test_an_upload_whose_csv_starts_with_a_byte_order_mark_is_imported(api: Any)
     assert response.status_code == 201, response.text
     quote = api.post(
         "/v1/quotes/sms",
-        json={"from": "+14155550123", "to": "+447400123456", "text": "hi", "card": "excel"},
+        json={"from": "+447400123450", "to": "+447400123456", "text": "hi", "card": "excel"},
     )
     assert quote.json()["total"] == "0.0500"
 

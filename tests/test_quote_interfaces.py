@@ -212,7 +212,7 @@ def test_api_quotes_a_call_with_transfers(client: TestClient) -> None:
             "/v1/quotes/sms",
             {"from": US, "to": "+17875550123", "text": "x"},
             422,
-            "destination_not_priced",
+            "sms_cross_country",  # as a send: the country rule before the price
         ),
         (
             "/v1/quotes/sms",

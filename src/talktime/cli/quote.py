@@ -18,7 +18,7 @@ from talktime.cli.app import app, cli_text, console, fail, print_json, read_stdi
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
 from talktime.rating import Call, Quote, RateCard, load_card, price_call, price_number_rental
-from talktime.rating import price_sms as _price_sms
+from talktime.service import messages as message_service
 
 quote_app = typer.Typer(
     help="Price an SMS, a call or a number rental with a rate card (nothing is charged).",
@@ -74,12 +74,13 @@ def quote_sms(
 ) -> None:
     """Price one SMS: segments x the rate of the other party's country."""
     try:
-        quote = _price_sms(
+        quote = message_service.quote_sms(
             card_for(card),
             from_,
             to,
             cli_text(text, "text"),
             "inbound" if inbound else "outbound",
+            get_settings(),
             smart_encoding=smart_encoding,
         )
     except TalktimeError as exc:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from talktime import policy, sms
 from talktime.config import Settings
 from talktime.errors import TalktimeError
-from talktime.rating import Quote, RateCard, price_sms
+from talktime.rating import Direction, Quote, RateCard, price_sms
 from talktime.service import cards
 from talktime.service import users as user_service
 from talktime.service.common import (
@@ -152,6 +152,35 @@ def _check_text(text: str, settings: Settings) -> None:
     sms.require_valid_text(text)
 
 
+def _check_smart_text(text: str, smart_encoding: bool) -> None:
+    if smart_encoding and not smart.replace(text)[0]:
+        raise InvalidRequestError(
+            "The text holds only invisible characters, which smart encoding removes, so the "
+            "message would be empty; send at least one visible character.",
+            field="text",
+        )
+
+
+def quote_sms(
+    card: RateCard,
+    from_: str,
+    to: str,
+    text: str,
+    direction: Direction,
+    settings: Settings,
+    *,
+    smart_encoding: bool = False,
+) -> Quote:
+    """Price one SMS as a send would, refusing what a send always refuses whoever sends it:
+    a text that is empty, too long or not text, and a route between countries SMS never takes.
+    (The sending number's own checks need an account: a quote has none.)"""
+    _check_text(text, settings)
+    _check_smart_text(text, smart_encoding)
+    from_country, to_country = card.classify(from_).country, card.classify(to).country
+    policy.require_sms_route(from_country, to_country, inbound=direction == "inbound")
+    return price_sms(card, from_, to, text, direction, smart_encoding)
+
+
 def _body(
     message_id: str,
     direction: str,
@@ -238,12 +267,7 @@ def _send_work(
         policy.require_permission(actor, "sms.send")
         policy.refuse_media(req.media)
         _check_text(req.text, settings)
-        if req.smart_encoding and not smart.replace(req.text)[0]:
-            raise InvalidRequestError(
-                "The text holds only invisible characters, which smart encoding removes, so the "
-                "message would be empty; send at least one visible character.",
-                field="text",
-            )
+        _check_smart_text(req.text, req.smart_encoding)
         number = _sending_number(req.from_, context.number_account, context)
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime.api.models import Problem, text_at_most, text_schema
-from talktime.rating import Call, RateCard, price_call, price_sms
-from talktime.service import cards
+from talktime.rating import Call, RateCard, price_call
+from talktime.service import cards, messages
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
 
@@ -114,12 +114,13 @@ def _card(request: Request, name: str | None) -> RateCard:
 )
 def quote_sms(body: SmsQuoteRequest, request: Request) -> dict[str, Any]:
     """Price one SMS: segments x the rate of the other party's country, rounded per the card."""
-    quote = price_sms(
+    quote = messages.quote_sms(
         _card(request, body.card),
         body.from_,
         body.to,
         body.text,
         body.direction,
+        request.app.state.settings,
         smart_encoding=body.smart_encoding,
     )
     return quote.to_dict()
