@@ -95,7 +95,8 @@ def install(app: FastAPI) -> None:
         errors = [
             {
                 "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-                "message": err.get("msg", "invalid"),
+                # our validators' own sentences, without pydantic's "Value error, " label
+                "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
             }
             for err in raw
         ]

@@ -52,10 +52,14 @@ def _amount(value: str) -> str:
 
 E164 = Annotated[
     str,
-    Field(min_length=8, max_length=16, examples=["+14155550100"], pattern=r"^\+[1-9][0-9]{6,14}$"),
+    Field(
+        examples=["+14155550100"],
+        # in the schema only: as constraints they ran first and answered with the raw regex
+        json_schema_extra={"minLength": 8, "maxLength": 16, "pattern": r"^\+[1-9][0-9]{6,14}$"},
+    ),
     AfterValidator(_e164),
 ]
-"""A phone number in E.164 form."""
+"""A phone number in E.164 form; anything else is a 422 with one sentence saying what is."""
 
 
 def text_at_most(max_length: int) -> Callable[[Any], str]:
