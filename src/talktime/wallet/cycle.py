@@ -88,7 +88,8 @@ def advance(
         state = book.account(account_id)  # locked: re-check under the lock
         if state.period_end != boundary:
             return None
-        expired = grants.expire(book, state)
+        expired = grants.expire(book, state, events=False)
+        before = state.available(book.now) + expired
         granted = 0
         if state.status == "active":
             amount = None
@@ -99,6 +100,8 @@ def advance(
             else:
                 free = grants.issue_free_credit(book, state, start, end, amount)
             granted = free.original if free is not None else 0
+        if expired:  # judged with the new free credit in, before this period's rentals
+            book.debit_events(state, before)
         charged = 0
         suspended: list[str] = []
         for number in rentals.rentals_due(conn, account_id, start):

@@ -82,7 +82,7 @@ def insert_grant(
         raise InvalidRequestError(
             f"grant kind {kind!r} is not one of {', '.join(GRANT_KINDS)}", kind=kind
         )
-    check_amount(amount, allow_zero=kind == "free_monthly")
+    check_amount(amount)  # a plan without free credit issues no grant at all
     effective = book.now if effective_at is None else effective_at
     if expires_at is not None and expires_at <= effective:
         raise InvalidRequestError(
@@ -210,7 +210,8 @@ def issue_free_credit(
     effective at its start and expiring at its end, with a `free_credit.granted` event.
     ``amount`` is the plan's credit when the caller knows it (else the plans table's).
 
-    Returns None (and changes nothing) if that period's free credit was already issued.
+    Returns None (and changes nothing) if that period's free credit was already issued or
+    the plan has none.
     """
     exists = book.conn.execute(
         sa.select(grants.c.id).where(
@@ -223,6 +224,8 @@ def issue_free_credit(
         return None
     if amount is None:
         amount = plan_free_credit(book.conn, state.plan)
+    if amount == 0:  # a plan without free credit: no empty grant, entry or event
+        return None
     grant = insert_grant(
         book,
         state,
@@ -248,12 +251,21 @@ def issue_free_credit(
     return grant
 
 
-def expire(book: Book, state: AccountState) -> int:
+def expire(book: Book, state: AccountState, *, events: bool = True) -> int:
     """Write an `expiry` entry for the unreserved credit left on each expired grant of the
-    account (free monthly credit also queues `free_credit.expired`); returns the amount."""
-    return sum(
+    account (free monthly credit also queues `free_credit.expired`); returns the amount.
+
+    With ``events``, `balance.low` / `credit.depleted` are queued as for a charge when the
+    available credit, counting the credit expired here, falls under the threshold / to zero.
+    The cycle passes False and judges the balance itself once the new free credit is issued.
+    """
+    expired = sum(
         expire_grant(book, state, g) for g in sorted(state.grants.values(), key=LiveGrant.order_key)
     )
+    if events and expired:
+        after = state.available(book.now)  # expired grants are not usable: unchanged above
+        book.debit_events(state, after + expired, after)
+    return expired
 
 
 def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:

@@ -1,0 +1,139 @@
+"""Grant expiry sends `balance.low` / `credit.depleted` like a charge, once per crossing and in
+the expiry's own transaction (the periodic job and the monthly cycle), on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from talktime.wallet import PlanNotFoundError, Wallet
+from talktime.wallet.cycle import CycleFailure, run_cycle
+from wallet_helpers import PLAN, T0, make_wallet
+
+D = 1_000_000
+APR1 = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def low_and_depleted(wallet: Wallet, account: int) -> tuple[list[int], int]:
+    """The `available` of each `balance.low` event and the number of `credit.depleted`."""
+    low = [e["payload"]["available"] for e in wallet.events(account, "balance.low")]
+    return low, len(wallet.events(account, "credit.depleted"))
+
+
+def promo_account(wallet: Wallet, promo: int, purchased: int) -> int:
+    """A zero-credit-plan account with a $5 threshold, ``promo`` expiring a day after T0 and
+    ``purchased`` credit that never expires."""
+    account = wallet.create_account("acme", "free", "create", low_balance_threshold=5 * D)
+    wallet.grant(account.account.id, "promotional", promo, "promo", expires_at=T0 + timedelta(1))
+    if purchased:
+        wallet.grant(account.account.id, "purchased", purchased, "bought")
+    return account.account.id
+
+
+def test_expiring_a_grant_below_the_threshold_sends_balance_low_once(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 8 * D, 1 * D)
+    assert wallet.expire_grants(T0 + timedelta(2)) == 8 * D
+    assert wallet.balance(account, T0 + timedelta(2)).available == 1 * D
+    assert low_and_depleted(wallet, account) == ([1 * D], 0)
+    [low] = wallet.events(account, "balance.low")
+    assert low["payload"]["threshold"] == 5 * D
+    assert wallet.expire_grants(T0 + timedelta(3)) == 0  # nothing left to expire: no repeat
+    assert low_and_depleted(wallet, account) == ([1 * D], 0)
+    assert wallet.verify(T0 + timedelta(3)) == []
+
+
+def test_expiring_the_last_credit_sends_balance_low_and_credit_depleted(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 8 * D, 0)
+    wallet.expire_grants(T0 + timedelta(2))
+    assert low_and_depleted(wallet, account) == ([0], 1)
+
+
+def test_an_expiry_that_stays_over_the_threshold_sends_nothing(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 2 * D, 10 * D)
+    wallet.expire_grants(T0 + timedelta(2))
+    assert low_and_depleted(wallet, account) == ([], 0)
+
+
+def test_an_expiry_already_under_the_threshold_sends_no_second_balance_low(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 2 * D, 3 * D)
+    wallet.charge(account, 1 * D, "c")  # 5 -> 4: this charge crossed the threshold
+    assert low_and_depleted(wallet, account) == ([4 * D], 0)
+    wallet.expire_grants(T0 + timedelta(2))  # 4 -> 3: no new crossing
+    assert low_and_depleted(wallet, account) == ([4 * D], 0)
+
+
+def test_the_cycle_judges_the_balance_after_the_new_free_credit(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "create", low_balance_threshold=5 * D)
+    account_id = account.account.id
+    wallet.charge(account_id, 3 * D, "c")  # 7 of the $10 free credit left
+    [run] = run_cycle(engine, APR1)
+    assert (run.expired, run.granted) == (7 * D, 10 * D)
+    assert low_and_depleted(wallet, account_id) == ([], 0)  # 7 -> 10: no alert
+
+
+def test_the_cycle_expiring_free_credit_under_the_threshold_sends_balance_low(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=5 * D
+    ).account.id
+    wallet.grant(account_id, "purchased", 1 * D, "bought")
+    wallet.set_plan(account_id, "free", "plan")  # no free credit from April
+    [run] = run_cycle(engine, APR1)
+    assert (run.expired, run.granted) == (10 * D, 0)
+    assert low_and_depleted(wallet, account_id) == ([1 * D], 0)
+    run_cycle(engine, APR1 + timedelta(1))  # idempotent: no second event
+    assert low_and_depleted(wallet, account_id) == ([1 * D], 0)
+    assert wallet.verify(APR1) == []
+
+
+def test_the_cycle_expiring_all_credit_of_a_canceled_account_sends_credit_depleted(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=5 * D
+    ).account.id
+    wallet.set_status(account_id, "canceled", "cancel")
+    run_cycle(engine, APR1)
+    assert low_and_depleted(wallet, account_id) == ([0], 1)
+
+
+def test_a_rolled_back_cycle_writes_no_balance_event(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=5 * D
+    ).account.id
+
+    def refuse(conn: sa.Connection, account: int, plan: str, start: int) -> int | None:
+        raise PlanNotFoundError("gone", plan=plan)
+
+    failures: list[CycleFailure] = []
+    assert run_cycle(engine, APR1, failures, plan_credit=refuse) == []
+    assert [f.account_id for f in failures] == [account_id]
+    assert low_and_depleted(wallet, account_id) == ([], 0)
+    assert wallet.balance(account_id, T0).available == 10 * D
+
+
+@pytest.mark.parametrize("threshold", [None, 0])
+def test_no_threshold_or_a_zero_threshold_never_sends_balance_low_on_expiry(
+    engine: sa.Engine, threshold: int | None
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", "free", "create", low_balance_threshold=threshold)
+    account_id = account.account.id
+    wallet.grant(account_id, "promotional", 8 * D, "promo", expires_at=T0 + timedelta(1))
+    wallet.expire_grants(T0 + timedelta(2))
+    assert low_and_depleted(wallet, account_id) == ([], 1)
