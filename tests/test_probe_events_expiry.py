@@ -137,3 +137,54 @@ def test_no_threshold_or_a_zero_threshold_never_sends_balance_low_on_expiry(
     wallet.grant(account_id, "promotional", 8 * D, "promo", expires_at=T0 + timedelta(1))
     wallet.expire_grants(T0 + timedelta(2))
     assert low_and_depleted(wallet, account_id) == ([], 1)
+
+
+def test_the_expiry_job_before_the_cycle_leaves_the_month_end_judgement_to_the_cycle(
+    engine: sa.Engine,
+) -> None:
+    # the worker's order at month end: `wallet.expire` (every minute) before the cycle
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=5 * D
+    ).account.id
+    wallet.grant(account_id, "purchased", 1 * D, "bought")
+    assert wallet.expire_grants(APR1 + timedelta(minutes=1)) == 10 * D
+    assert low_and_depleted(wallet, account_id) == ([], 0)  # April's credit is still to come
+    [run] = run_cycle(engine, APR1 + timedelta(minutes=5))
+    assert (run.expired, run.granted) == (0, 10 * D)
+    assert low_and_depleted(wallet, account_id) == ([], 0)  # 11 -> 11: no alert
+    assert wallet.verify(APR1 + timedelta(minutes=5)) == []
+
+
+def test_after_the_expiry_job_the_cycle_still_alerts_when_no_new_credit_comes(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=5 * D
+    ).account.id
+    wallet.grant(account_id, "purchased", 1 * D, "bought")
+    wallet.charge(account_id, 2 * D, "c")  # 8 of the free credit left: 9 available
+    wallet.set_plan(account_id, "free", "plan")
+    wallet.expire_grants(APR1 + timedelta(minutes=1))
+    assert low_and_depleted(wallet, account_id) == ([], 0)
+    run_cycle(engine, APR1 + timedelta(minutes=5))
+    assert low_and_depleted(wallet, account_id) == ([1 * D], 0)  # 9 -> 1
+    run_cycle(engine, APR1 + timedelta(minutes=6))
+    wallet.expire_grants(APR1 + timedelta(minutes=7))
+    assert low_and_depleted(wallet, account_id) == ([1 * D], 0)
+
+
+def test_a_promotion_expiring_with_the_month_is_judged_with_the_new_free_credit(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=15 * D
+    ).account.id
+    wallet.grant(account_id, "promotional", 8 * D, "promo", expires_at=APR1)
+    # the job judges the promotion alone (18 -> 10: under 15), the cycle the free credit
+    wallet.expire_grants(APR1 + timedelta(minutes=1))
+    assert low_and_depleted(wallet, account_id) == ([10 * D], 0)
+    run_cycle(engine, APR1 + timedelta(minutes=5))
+    assert low_and_depleted(wallet, account_id) == ([10 * D], 0)

@@ -88,8 +88,11 @@ def advance(
         state = book.account(account_id)  # locked: re-check under the lock
         if state.period_end != boundary:
             return None
-        expired = grants.expire(book, state, events=False)
-        before = state.available(book.now) + expired
+        ending = grants.period_end_free_credit(conn, account_id, boundary)
+        expired, judged = grants.expire_parts(book, state)
+        # available just before: the period's free credit (the expiry job may have expired it
+        # already, without judging it) plus the other credit expired here
+        before = state.available(book.now) + ending + judged
         granted = 0
         if state.status == "active":
             amount = None
@@ -100,7 +103,7 @@ def advance(
             else:
                 free = grants.issue_free_credit(book, state, start, end, amount)
             granted = free.original if free is not None else 0
-        if expired:  # judged with the new free credit in, before this period's rentals
+        if before > state.available(book.now):  # judged with the new free credit in
             book.debit_events(state, before)
         charged = 0
         suspended: list[str] = []

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from talktime import money
 from talktime.store.tables import constant
-from talktime.store.wallet_tables import grants, plans
+from talktime.store.wallet_tables import grants, ledger, plans
 from talktime.wallet import outbox
 from talktime.wallet.book import (
     AccountState,
@@ -257,15 +257,46 @@ def expire(book: Book, state: AccountState, *, events: bool = True) -> int:
 
     With ``events``, `balance.low` / `credit.depleted` are queued as for a charge when the
     available credit, counting the credit expired here, falls under the threshold / to zero.
-    The cycle passes False and judges the balance itself once the new free credit is issued.
+    The period's free monthly credit, expiring at the end of the account's current period, is
+    left to the cycle, which judges its drop once the new period's credit is in: until the
+    cycle runs it counts as still there (`period_end_free_credit`).
     """
-    expired = sum(
-        expire_grant(book, state, g) for g in sorted(state.grants.values(), key=LiveGrant.order_key)
-    )
-    if events and expired:
+    expired, judged = expire_parts(book, state)
+    if events and judged:
         after = state.available(book.now)  # expired grants are not usable: unchanged above
-        book.debit_events(state, after + expired, after)
+        if state.period_end <= book.now:  # the cycle is due: the period's free credit stays
+            after += period_end_free_credit(book.conn, state.id, state.period_end)
+        book.debit_events(state, after + judged, after)
     return expired
+
+
+def expire_parts(book: Book, state: AccountState) -> tuple[int, int]:
+    """Expire as `expire` does, without events; returns (everything expired, the part that is
+    not the free monthly credit expiring at the end of the account's current period)."""
+    expired = judged = 0
+    for g in sorted(state.grants.values(), key=LiveGrant.order_key):
+        amount = expire_grant(book, state, g)
+        expired += amount
+        if g.kind != "free_monthly" or g.expires_at != state.period_end:
+            judged += amount
+    return expired, judged
+
+
+def period_end_free_credit(conn: sa.Connection, account_id: int, end: int) -> int:
+    """The free monthly credit that was available just before ``end`` on the account's grants
+    expiring at ``end`` (from the entries written before it), whoever expired it since."""
+    total = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount), 0))
+        .select_from(ledger.join(grants, grants.c.id == ledger.c.grant_id))
+        .where(
+            ledger.c.account_id == account_id,
+            ledger.c.created_at < end,
+            grants.c.account_id == account_id,
+            grants.c.kind == constant("free_monthly"),
+            grants.c.expires_at == end,
+        )
+    ).scalar()
+    return int(total or 0)
 
 
 def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
