@@ -188,3 +188,25 @@ def test_a_promotion_expiring_with_the_month_is_judged_with_the_new_free_credit(
     assert low_and_depleted(wallet, account_id) == ([10 * D], 0)
     run_cycle(engine, APR1 + timedelta(minutes=5))
     assert low_and_depleted(wallet, account_id) == ([10 * D], 0)
+
+
+def test_a_charge_after_the_expiry_that_crossed_itself_is_not_alerted_twice(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 8 * D, 6 * D)
+    # the promotion lapsed at T0 + 1 day (14 -> 6: still over $5); the job has not run yet
+    wallet.charge(account, 2 * D, "c", now=T0 + timedelta(hours=30))  # 6 -> 4: crossed here
+    assert low_and_depleted(wallet, account) == ([4 * D], 0)
+    wallet.expire_grants(T0 + timedelta(2))
+    assert low_and_depleted(wallet, account) == ([4 * D], 0)
+
+
+def test_the_expiry_alert_names_the_credit_left_when_the_grant_lapsed(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 8 * D, 3 * D)
+    # 11 -> 3 when the promotion lapsed; a charge since took it to 2.5 (already under)
+    wallet.charge(account, D // 2, "c", now=T0 + timedelta(hours=30))
+    assert low_and_depleted(wallet, account) == ([], 0)
+    wallet.expire_grants(T0 + timedelta(2))
+    assert low_and_depleted(wallet, account) == ([3 * D], 0)

@@ -89,7 +89,7 @@ def advance(
         if state.period_end != boundary:
             return None
         ending = grants.period_end_free_credit(conn, account_id, boundary)
-        expired, judged = grants.expire_parts(book, state)
+        expired, judged, _ = grants.expire_parts(book, state)
         # available just before: the period's free credit (the expiry job may have expired it
         # already, without judging it) plus the other credit expired here
         before = state.available(book.now) + ending + judged

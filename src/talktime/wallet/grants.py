@@ -256,30 +256,56 @@ def expire(book: Book, state: AccountState, *, events: bool = True) -> int:
     account (free monthly credit also queues `free_credit.expired`); returns the amount.
 
     With ``events``, `balance.low` / `credit.depleted` are queued as for a charge when the
-    available credit, counting the credit expired here, falls under the threshold / to zero.
-    The period's free monthly credit, expiring at the end of the account's current period, is
-    left to the cycle, which judges its drop once the new period's credit is in: until the
-    cycle runs it counts as still there (`period_end_free_credit`).
+    available credit fell under the threshold / to zero at a grant's `expires_at` (judged on
+    the ledger as it stood then, so a charge since, which judged its own drop, is not judged
+    twice). The period's free monthly credit, expiring at the end of the account's current
+    period, counts as still there: the cycle judges its drop once the new period's credit is in.
     """
-    expired, judged = expire_parts(book, state)
+    expired, judged, moments = expire_parts(book, state)
     if events and judged:
-        after = state.available(book.now)  # expired grants are not usable: unchanged above
-        if state.period_end <= book.now:  # the cycle is due: the period's free credit stays
-            after += period_end_free_credit(book.conn, state.id, state.period_end)
-        book.debit_events(state, after + judged, after)
+        for moment in moments:
+            before, after = available_around(book.conn, state, moment)
+            book.debit_events(state, before, after)
     return expired
 
 
-def expire_parts(book: Book, state: AccountState) -> tuple[int, int]:
-    """Expire as `expire` does, without events; returns (everything expired, the part that is
-    not the free monthly credit expiring at the end of the account's current period)."""
+def expire_parts(book: Book, state: AccountState) -> tuple[int, int, list[int]]:
+    """Expire as `expire` does, without events; returns everything expired, the part that is
+    not the free monthly credit expiring at the end of the account's current period, and the
+    `expires_at` of that part's grants (ascending, each once)."""
     expired = judged = 0
+    moments: set[int] = set()
     for g in sorted(state.grants.values(), key=LiveGrant.order_key):
         amount = expire_grant(book, state, g)
         expired += amount
-        if g.kind != "free_monthly" or g.expires_at != state.period_end:
+        if amount and (g.kind != "free_monthly" or g.expires_at != state.period_end):
             judged += amount
-    return expired, judged
+            assert g.expires_at is not None  # only expiring grants expire
+            moments.add(g.expires_at)
+    return expired, judged, sorted(moments)
+
+
+def available_around(conn: sa.Connection, state: AccountState, moment: int) -> tuple[int, int]:
+    """The account's available credit just before ``moment`` and at it, from the ledger entries
+    written before it. The free monthly credit expiring at the end of the account's current
+    period counts as still there (the cycle judges that drop)."""
+    g, entry = grants, ledger
+    stays = sa.and_(g.c.kind == constant("free_monthly"), g.c.expires_at == state.period_end)
+    usable_before = sa.and_(
+        g.c.effective_at < moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at >= moment, stays)
+    )
+    usable_at = sa.and_(
+        g.c.effective_at <= moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at > moment, stays)
+    )
+    row = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((usable_before, entry.c.amount), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((usable_at, entry.c.amount), else_=0)), 0),
+        )
+        .select_from(entry.join(g, g.c.id == entry.c.grant_id))
+        .where(entry.c.account_id == state.id, entry.c.created_at < moment)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def period_end_free_credit(conn: sa.Connection, account_id: int, end: int) -> int:
