@@ -210,3 +210,15 @@ def test_the_expiry_alert_names_the_credit_left_when_the_grant_lapsed(engine: sa
     assert low_and_depleted(wallet, account) == ([], 0)
     wallet.expire_grants(T0 + timedelta(2))
     assert low_and_depleted(wallet, account) == ([3 * D], 0)
+
+
+def test_a_hold_closing_on_a_lapsed_grant_before_the_job_still_alerts_the_lapse(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = promo_account(wallet, 8 * D, 1 * D)
+    hold = wallet.authorize(account, 1 * D, "call", timedelta(days=3)).hold.id  # on the promo
+    wallet.void(hold, "hang-up", now=T0 + timedelta(hours=30))  # expires the promotion's rest
+    wallet.expire_grants(T0 + timedelta(2))  # nothing left for the job
+    assert low_and_depleted(wallet, account) == ([1 * D], 0)  # 8 -> 1 when it lapsed
+    assert wallet.verify(T0 + timedelta(2)) == []

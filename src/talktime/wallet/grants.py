@@ -263,10 +263,25 @@ def expire(book: Book, state: AccountState, *, events: bool = True) -> int:
     """
     expired, judged, moments = expire_parts(book, state)
     if events and judged:
-        for moment in moments:
-            before, after = available_around(book.conn, state, moment)
-            book.debit_events(state, before, after)
+        judge_lapses(book, state, moments)
     return expired
+
+
+def lapse_moment(state: AccountState, g: LiveGrant, now: int) -> int | None:
+    """``g``'s `expires_at` when it lapsed by ``now`` with unreserved credit not yet expired
+    whose drop is judged on expiry (not the period's free credit: the cycle judges that)."""
+    if g.expires_at is None or g.expires_at > now or g.available <= 0:
+        return None
+    if g.kind == "free_monthly" and g.expires_at == state.period_end:
+        return None
+    return g.expires_at
+
+
+def judge_lapses(book: Book, state: AccountState, moments: list[int]) -> None:
+    """`balance.low` / `credit.depleted` for the drops at each of ``moments`` (each once)."""
+    for moment in sorted(set(moments)):
+        before, after = available_around(book.conn, state, moment)
+        book.debit_events(state, before, after)
 
 
 def expire_parts(book: Book, state: AccountState) -> tuple[int, int, list[int]]:
@@ -276,12 +291,12 @@ def expire_parts(book: Book, state: AccountState) -> tuple[int, int, list[int]]:
     expired = judged = 0
     moments: set[int] = set()
     for g in sorted(state.grants.values(), key=LiveGrant.order_key):
+        moment = lapse_moment(state, g, book.now)
         amount = expire_grant(book, state, g)
         expired += amount
-        if amount and (g.kind != "free_monthly" or g.expires_at != state.period_end):
+        if moment is not None:
             judged += amount
-            assert g.expires_at is not None  # only expiring grants expire
-            moments.add(g.expires_at)
+            moments.add(moment)
     return expired, judged, sorted(moments)
 
 
