@@ -1,7 +1,8 @@
 """The monthly cycle: close each account's ended billing period and open the next one.
 
 Per account and period, in one transaction: expire what is left of the free monthly credit (no
-rollover), issue the new period's free credit, charge the rental of each number held when the
+rollover), issue the new period's free credit (then judge `balance.low` / `credit.depleted` on
+what expired against what was issued), charge the rental of each number held when the
 period began (suspending a number the credit does not cover) and move the account to the new
 period. Idempotent per account and period; after downtime it catches up period by period, in
 order, at most `MAX_PERIODS_PER_RUN` periods per account in one run (the next run goes on).
