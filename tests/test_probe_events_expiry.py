@@ -222,3 +222,38 @@ def test_a_hold_closing_on_a_lapsed_grant_before_the_job_still_alerts_the_lapse(
     wallet.expire_grants(T0 + timedelta(2))  # nothing left for the job
     assert low_and_depleted(wallet, account) == ([1 * D], 0)  # 8 -> 1 when it lapsed
     assert wallet.verify(T0 + timedelta(2)) == []
+
+
+def test_a_charge_between_the_period_end_and_the_cycle_is_not_alerted_twice(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=5 * D
+    ).account.id
+    wallet.grant(account_id, "purchased", 7 * D, "bought")
+    wallet.set_plan(account_id, "free", "plan")  # no free credit from April
+    # March's free credit lapsed at APR1: the charge sees 7 and takes it to 4 (its own alert)
+    wallet.charge(account_id, 3 * D, "c", now=APR1 + timedelta(minutes=1))
+    assert low_and_depleted(wallet, account_id) == ([4 * D], 0)
+    run_cycle(engine, APR1 + timedelta(minutes=5))  # 17 -> 7 at APR1: no crossing of its own
+    assert low_and_depleted(wallet, account_id) == ([4 * D], 0)
+
+
+def test_a_late_cycle_judges_a_promotion_that_lapsed_after_the_period_end_with_the_new_credit(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account(
+        "acme", PLAN, "create", low_balance_threshold=15 * D
+    ).account.id
+    promo_end = APR1 + timedelta(days=1)
+    wallet.grant(account_id, "promotional", 8 * D, "promo", expires_at=promo_end)
+    # nothing ran until two days into April: March's 10 -> April's 10 at APR1 (18 -> 18),
+    # then the promotion lapsed (18 -> 10)
+    [run] = run_cycle(engine, APR1 + timedelta(days=2))
+    assert run.expired == 18 * D
+    assert low_and_depleted(wallet, account_id) == ([10 * D], 0)
+    assert wallet.expire_grants(APR1 + timedelta(days=2)) == 0
+    assert low_and_depleted(wallet, account_id) == ([10 * D], 0)
+    assert wallet.verify(APR1 + timedelta(days=2)) == []

@@ -300,12 +300,18 @@ def expire_parts(book: Book, state: AccountState) -> tuple[int, int, list[int]]:
     return expired, judged, sorted(moments)
 
 
-def available_around(conn: sa.Connection, state: AccountState, moment: int) -> tuple[int, int]:
+def available_around(
+    conn: sa.Connection, state: AccountState, moment: int, *, keep_period_free: bool = True
+) -> tuple[int, int]:
     """The account's available credit just before ``moment`` and at it, from the ledger entries
-    written before it. The free monthly credit expiring at the end of the account's current
-    period counts as still there (the cycle judges that drop)."""
+    written before it. With ``keep_period_free``, the free monthly credit expiring at the end
+    of the account's current period counts as still there (the cycle judges that drop)."""
     g, entry = grants, ledger
-    stays = sa.and_(g.c.kind == constant("free_monthly"), g.c.expires_at == state.period_end)
+    stays = sa.and_(
+        sa.true() if keep_period_free else sa.false(),
+        g.c.kind == constant("free_monthly"),
+        g.c.expires_at == state.period_end,
+    )
     usable_before = sa.and_(
         g.c.effective_at < moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at >= moment, stays)
     )
@@ -321,23 +327,6 @@ def available_around(conn: sa.Connection, state: AccountState, moment: int) -> t
         .where(entry.c.account_id == state.id, entry.c.created_at < moment)
     ).one()
     return int(row[0]), int(row[1])
-
-
-def period_end_free_credit(conn: sa.Connection, account_id: int, end: int) -> int:
-    """The free monthly credit that was available just before ``end`` on the account's grants
-    expiring at ``end`` (from the entries written before it), whoever expired it since."""
-    total = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount), 0))
-        .select_from(ledger.join(grants, grants.c.id == ledger.c.grant_id))
-        .where(
-            ledger.c.account_id == account_id,
-            ledger.c.created_at < end,
-            grants.c.account_id == account_id,
-            grants.c.kind == constant("free_monthly"),
-            grants.c.expires_at == end,
-        )
-    ).scalar()
-    return int(total or 0)
 
 
 def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
