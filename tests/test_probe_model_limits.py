@@ -276,13 +276,17 @@ class LimitMachine(RuleBasedStateMachine):
             "L", self.model.plan, self.key(), anchor=self.now, monthly_limit=limit, now=self.now
         )
         self.account = created.account.id
-        (g,) = self.wallet.grants(self.account)
-        assert (g.kind, g.original, g.expires_at) == (
-            "free_monthly",
-            free,
-            period_bounds(self.now, self.now)[1],
-        )
-        self.model.grants[g.id] = G(g.id, g.kind, free, 0, g.effective_at, g.expires_at)
+        issued = self.wallet.grants(self.account)
+        if free == 0:  # a plan without free credit issues no grant
+            assert issued == []
+        else:
+            (g,) = issued
+            assert (g.kind, g.original, g.expires_at) == (
+                "free_monthly",
+                free,
+                period_bounds(self.now, self.now)[1],
+            )
+            self.model.grants[g.id] = G(g.id, g.kind, free, 0, g.effective_at, g.expires_at)
         self.done: list[Done] = []
         self.refused_keys: list[str] = []
         if bought:
@@ -566,7 +570,7 @@ class LimitMachine(RuleBasedStateMachine):
                 for g in self.wallet.grants(self.account)
                 if g.kind == "free_monthly" and g.period_start == run.period_start
             ]
-            if credit is None:
+            if not credit:  # inactive, or a plan without free credit: no grant
                 assert found == []
                 assert run.granted == 0
                 continue

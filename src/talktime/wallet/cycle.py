@@ -1,10 +1,12 @@
 """The monthly cycle: close each account's ended billing period and open the next one.
 
 Per account and period, in one transaction: expire what is left of the free monthly credit (no
-rollover), issue the new period's free credit, charge the rental of each number held when the
-period began (suspending a number the credit does not cover) and move the account to the new
-period. Idempotent per account and period; after downtime it catches up period by period, in
-order, at most `MAX_PERIODS_PER_RUN` periods per account in one run (the next run goes on).
+rollover), issue the new period's free credit (then judge `balance.low` / `credit.depleted` on
+the credit at the period end against the credit after it, the new included), charge the
+rental of each number held when the period began (suspending a number the credit does not
+cover) and move the account to the new period. Idempotent per account and period; after
+downtime it catches up period by period, in order, at most `MAX_PERIODS_PER_RUN` periods per
+account in one run (the next run goes on).
 """
 
 from __future__ import annotations
@@ -90,7 +92,15 @@ def advance(
         state = book.account(account_id)  # locked: re-check under the lock
         if state.period_end != boundary:
             return None
-        expired = grants.expire(book, state)
+        expired, _, lapses = grants.expire_parts(book, state)
+        grants.judge_lapses(book, state, [m for m in lapses if m < boundary])
+        # the ledger as it stood at the period end (whoever expired the free credit since):
+        # what a charge made after it saw and judged is not judged again. Other credit lapsing
+        # then was judged by the expiry job, unless it is expired here.
+        before, kept = grants.available_around(conn, state, boundary)
+        _, at_end = grants.available_around(conn, state, boundary, keep_period_free=False)
+        if boundary in lapses:
+            book.debit_events(state, before, kept)
         granted = 0
         if state.status == "active":
             amount = None
@@ -101,6 +111,10 @@ def advance(
             else:
                 free = grants.issue_free_credit(book, state, start, end, amount)
             granted = free.original if free is not None else 0
+        book.debit_events(state, kept, at_end + granted)  # with the new free credit in
+        for moment in sorted(m for m in lapses if m > boundary):  # a late cycle: lapsed since
+            lapse = grants.available_around(conn, state, moment, keep_period_free=False)
+            book.debit_events(state, lapse[0] + granted, lapse[1] + granted)
         charged = 0
         suspended: list[str] = []
         for number in rentals.rentals_due(conn, account_id, start):

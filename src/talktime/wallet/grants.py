@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from talktime import money
 from talktime.store.tables import constant
-from talktime.store.wallet_tables import grants, plans
+from talktime.store.wallet_tables import grants, ledger, plans
 from talktime.wallet import outbox
 from talktime.wallet.book import (
     AccountState,
@@ -82,7 +82,7 @@ def insert_grant(
         raise InvalidRequestError(
             f"grant kind {kind!r} is not one of {', '.join(GRANT_KINDS)}", kind=kind
         )
-    check_amount(amount, allow_zero=kind == "free_monthly")
+    check_amount(amount)  # a plan without free credit issues no grant at all
     effective = book.now if effective_at is None else effective_at
     if expires_at is not None and expires_at <= effective:
         raise InvalidRequestError(
@@ -210,7 +210,8 @@ def issue_free_credit(
     effective at its start and expiring at its end, with a `free_credit.granted` event.
     ``amount`` is the plan's credit when the caller knows it (else the plans table's).
 
-    Returns None (and changes nothing) if that period's free credit was already issued.
+    Returns None (and changes nothing) if that period's free credit was already issued or
+    the plan has none.
     """
     exists = book.conn.execute(
         sa.select(grants.c.id).where(
@@ -223,6 +224,8 @@ def issue_free_credit(
         return None
     if amount is None:
         amount = plan_free_credit(book.conn, state.plan)
+    if amount == 0:  # a plan without free credit: no empty grant, entry or event
+        return None
     grant = insert_grant(
         book,
         state,
@@ -248,12 +251,82 @@ def issue_free_credit(
     return grant
 
 
-def expire(book: Book, state: AccountState) -> int:
+def expire(book: Book, state: AccountState, *, events: bool = True) -> int:
     """Write an `expiry` entry for the unreserved credit left on each expired grant of the
-    account (free monthly credit also queues `free_credit.expired`); returns the amount."""
-    return sum(
-        expire_grant(book, state, g) for g in sorted(state.grants.values(), key=LiveGrant.order_key)
+    account (free monthly credit also queues `free_credit.expired`); returns the amount.
+
+    With ``events``, `balance.low` / `credit.depleted` are queued as for a charge when the
+    available credit fell under the threshold / to zero at a grant's `expires_at` (judged on
+    the ledger as it stood then, so a charge since, which judged its own drop, is not judged
+    twice). The period's free monthly credit, expiring at the end of the account's current
+    period, counts as still there: the cycle judges its drop once the new period's credit is in.
+    """
+    expired, judged, moments = expire_parts(book, state)
+    if events and judged:
+        judge_lapses(book, state, moments)
+    return expired
+
+
+def lapse_moment(state: AccountState, g: LiveGrant, now: int) -> int | None:
+    """``g``'s `expires_at` when it lapsed by ``now`` with unreserved credit not yet expired
+    whose drop is judged on expiry (not the period's free credit: the cycle judges that)."""
+    if g.expires_at is None or g.expires_at > now or g.available <= 0:
+        return None
+    if g.kind == "free_monthly" and g.expires_at == state.period_end:
+        return None
+    return g.expires_at
+
+
+def judge_lapses(book: Book, state: AccountState, moments: list[int]) -> None:
+    """`balance.low` / `credit.depleted` for the drops at each of ``moments`` (each once)."""
+    for moment in sorted(set(moments)):
+        before, after = available_around(book.conn, state, moment)
+        book.debit_events(state, before, after)
+
+
+def expire_parts(book: Book, state: AccountState) -> tuple[int, int, list[int]]:
+    """Expire as `expire` does, without events; returns everything expired, the part that is
+    not the free monthly credit expiring at the end of the account's current period, and the
+    `expires_at` of that part's grants (ascending, each once)."""
+    expired = judged = 0
+    moments: set[int] = set()
+    for g in sorted(state.grants.values(), key=LiveGrant.order_key):
+        moment = lapse_moment(state, g, book.now)
+        amount = expire_grant(book, state, g)
+        expired += amount
+        if moment is not None:
+            judged += amount
+            moments.add(moment)
+    return expired, judged, sorted(moments)
+
+
+def available_around(
+    conn: sa.Connection, state: AccountState, moment: int, *, keep_period_free: bool = True
+) -> tuple[int, int]:
+    """The account's available credit just before ``moment`` and at it, from the ledger entries
+    written before it. With ``keep_period_free``, the free monthly credit expiring at the end
+    of the account's current period counts as still there (the cycle judges that drop)."""
+    g, entry = grants, ledger
+    stays = sa.and_(
+        sa.true() if keep_period_free else sa.false(),
+        g.c.kind == constant("free_monthly"),
+        g.c.expires_at == state.period_end,
     )
+    usable_before = sa.and_(
+        g.c.effective_at < moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at >= moment, stays)
+    )
+    usable_at = sa.and_(
+        g.c.effective_at <= moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at > moment, stays)
+    )
+    row = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((usable_before, entry.c.amount), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((usable_at, entry.c.amount), else_=0)), 0),
+        )
+        .select_from(entry.join(g, g.c.id == entry.c.grant_id))
+        .where(entry.c.account_id == state.id, entry.c.created_at < moment)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:

@@ -31,7 +31,7 @@ from talktime.wallet.errors import (
     InsufficientCreditError,
     InvalidRequestError,
 )
-from talktime.wallet.grants import expire_grant
+from talktime.wallet.grants import expire_grant, judge_lapses, lapse_moment
 from talktime.wallet.idempotency import fingerprint
 from talktime.wallet.inputs import encode_lines
 from talktime.wallet.model import (
@@ -382,9 +382,19 @@ def due_holds(conn: sa.Connection, now: int, limit: int = 1000) -> list[int]:
 def _close(
     book: Book, state: AccountState, row: Any, new_state: str, transaction_id: str, key: str | None
 ) -> None:
-    released = _release(book, state, row.id, _allocations(book, row.id), transaction_id, key)
+    allocations = _allocations(book, row.id)
+    # a lapsed grant whose unreserved rest the expiry job has not expired yet: its drop at
+    # `expires_at` is judged here, as the job would have
+    lapses = [
+        moment
+        for g in (book.grant(state, grant_id) for grant_id in allocations)
+        if g is not None and (moment := lapse_moment(state, g, book.now)) is not None
+    ]
+    released = _release(book, state, row.id, allocations, transaction_id, key)
     for g in released:
         expire_grant(book, state, g)
+    if lapses:
+        judge_lapses(book, state, lapses)
     book.conn.execute(
         sa.update(holds).where(holds.c.id == row.id).values(state=new_state, closed_at=book.now)
     )
