@@ -6,10 +6,10 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import talktime
-from talktime.api import errors, openapi
+from talktime.api import deps, errors, openapi
 from talktime.api.auth import key_reader_for
 from talktime.api.metrics import MetricsMiddleware
 from talktime.api.metrics import router as metrics_router
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=talktime.__version__,
         description="Prepaid usage billing for business calling and SMS.",
         lifespan=lifespan,
+        dependencies=[Depends(deps.one_value_per_query_parameter)],
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -1,11 +1,13 @@
-"""Request dependencies shared by the routes: the database engine and the idempotency key.
+"""Request dependencies shared by the routes: the database engine, the idempotency key and the
+one-value-per-query-parameter rule.
 
-Both are coroutines: they do no I/O, so FastAPI runs them on the event loop instead of sending
+All are coroutines: they do no I/O, so FastAPI runs them on the event loop instead of sending
 each to the thread pool."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import sqlalchemy as sa
 from fastapi import Depends, Header, Request
@@ -50,3 +52,49 @@ async def idempotency_key(
 
 Engine = Annotated[sa.Engine, Depends(engine)]
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+
+
+_SINGLE_VALUED: dict[int, frozenset[str]] = {}
+
+
+def _takes_many(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset)
+
+
+def _single_valued(route: Any) -> frozenset[str]:
+    """The query parameters of ``route`` (its dependencies' included) that take one value."""
+    known = _SINGLE_VALUED.get(id(route))
+    if known is None:
+        names: set[str] = set()
+        pending = [route.dependant]
+        while pending:  # the route's own parameters and its dependencies'
+            dependant = pending.pop()
+            pending.extend(dependant.dependencies)
+            names.update(
+                p.alias for p in dependant.query_params if not _takes_many(p.field_info.annotation)
+            )
+        known = frozenset(names)
+        _SINGLE_VALUED[id(route)] = known
+    return known
+
+
+async def one_value_per_query_parameter(request: Request) -> None:
+    """Refuse a query parameter given twice where it takes one value: FastAPI would silently
+    use the last (``?kind=usage&kind=grant`` listed grants only, ``?limit=1&limit=500`` 500)."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None:
+        return
+    single = _single_valued(route)
+    for name in single:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise InvalidRequestError(
+                f"The query parameter `{name}` is given {len(values)} times "
+                f"({', '.join(repr(v) for v in values)}); give it once.",
+                field=name,
+            )
