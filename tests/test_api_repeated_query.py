@@ -1,5 +1,6 @@
-"""A query parameter that takes one value, given twice, is a 422 naming it (FastAPI silently used
-the last value); parameters documented as repeatable (`group_by`) still take several."""
+"""Query strings: a parameter that takes one value, given twice, is a 422 naming it (FastAPI used
+the last value; `group_by` may repeat), and a time whose "+" arrived as a space says to
+encode it."""
 
 from __future__ import annotations
 
@@ -29,3 +30,16 @@ def test_a_parameter_given_once_or_a_repeatable_one_is_taken(api: Any) -> None:
     usage = api.get("/v1/usage?group_by=channel&group_by=day", headers=t.auth)
     assert usage.status_code == 200, usage.text
     assert api.get("/v1/ledger?kind=grant&kind=grant", headers=t.auth).status_code == 422
+
+
+def test_a_time_whose_plus_arrived_as_a_space_says_to_encode_it(api: Any) -> None:
+    t = apikit.tenant(api, credit="5.00")
+    for path in ("/v1/ledger", "/v1/usage"):
+        response = api.get(f"{path}?since=2026-01-01T00:00:00+05:30", headers=t.auth)
+        assert response.status_code == 422, response.text
+        assert "write the offset's '+' as %2B" in response.json()["detail"]
+        encoded = api.get(f"{path}?since=2026-01-01T00:00:00%2B05:30", headers=t.auth)
+        assert encoded.status_code == 200, encoded.text
+    other = api.get("/v1/ledger?since=yesterday", headers=t.auth)
+    assert other.status_code == 422
+    assert "%2B" not in other.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -96,7 +97,8 @@ def install(app: FastAPI) -> None:
             {
                 "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
                 # our validators' own sentences, without pydantic's "Value error, " label
-                "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
+                "message": str(err.get("msg", "invalid")).removeprefix("Value error, ")
+                + _plus_hint(err),
             }
             for err in raw
         ]
@@ -110,6 +112,19 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         detail = f"{first['field'] or 'request'}: {first['message']}"
         return problem(422, "invalid_request", "Invalid request", detail, errors=errors)
+
+
+_SPACED_OFFSET = re.compile(r"\d ([0-9]{2}:?[0-9]{2})\Z")
+
+
+def _plus_hint(error: Any) -> str:
+    """A query time whose `+hh:mm` offset arrived as a space (an unencoded '+' in a URL means a
+    space): say so, instead of only "unexpected extra characters"."""
+    value = error.get("input")
+    loc = error.get("loc", ())
+    if loc and loc[0] == "query" and isinstance(value, str) and _SPACED_OFFSET.search(value):
+        return " (a '+' in a URL reads as a space: write the offset's '+' as %2B)"
+    return ""
 
 
 def _is_json(content_type: str) -> bool:
