@@ -97,8 +97,7 @@ def advance(
         # the ledger as it stood at the period end (whoever expired the free credit since):
         # what a charge made after it saw and judged is not judged again. Other credit lapsing
         # then was judged by the expiry job, unless it is expired here.
-        before, kept = grants.available_around(conn, state, boundary)
-        _, at_end = grants.available_around(conn, state, boundary, keep_period_free=False)
+        before, kept, _, at_end = grants.available_around_both(conn, state, boundary)
         if boundary in lapses:
             book.debit_events(state, before, kept)
         granted = 0

@@ -8,6 +8,7 @@ transaction with other work.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -306,27 +307,39 @@ def available_around(
     """The account's available credit just before ``moment`` and at it, from the ledger entries
     written before it. With ``keep_period_free``, the free monthly credit expiring at the end
     of the account's current period counts as still there (the cycle judges that drop)."""
+    kept_before, kept_at, before, at = available_around_both(conn, state, moment)
+    return (kept_before, kept_at) if keep_period_free else (before, at)
+
+
+def available_around_both(
+    conn: sa.Connection, state: AccountState, moment: int
+) -> tuple[int, int, int, int]:
+    """`available_around` with and without ``keep_period_free``, in one read of the account's
+    entries before ``moment`` (that read grows with the account's ledger: the cycle reads once).
+    Returns (kept before, kept at, before, at)."""
     g, entry = grants, ledger
-    stays = sa.and_(
-        sa.true() if keep_period_free else sa.false(),
-        g.c.kind == constant("free_monthly"),
-        g.c.expires_at == state.period_end,
-    )
-    usable_before = sa.and_(
-        g.c.effective_at < moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at >= moment, stays)
-    )
-    usable_at = sa.and_(
-        g.c.effective_at <= moment, sa.or_(g.c.expires_at.is_(None), g.c.expires_at > moment, stays)
-    )
+    stays = sa.and_(g.c.kind == constant("free_monthly"), g.c.expires_at == state.period_end)
+
+    def usable(before: bool, keep: bool) -> sa.ColumnElement[bool]:
+        started = g.c.effective_at < moment if before else g.c.effective_at <= moment
+        lasts = g.c.expires_at >= moment if before else g.c.expires_at > moment
+        alive = [g.c.expires_at.is_(None), lasts, *([stays] if keep else [])]
+        return sa.and_(started, sa.or_(*alive))
+
+    def total(condition: sa.ColumnElement[bool]) -> Any:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, entry.c.amount), else_=0)), 0)
+
     row = conn.execute(
         sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((usable_before, entry.c.amount), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((usable_at, entry.c.amount), else_=0)), 0),
+            total(usable(True, True)),
+            total(usable(False, True)),
+            total(usable(True, False)),
+            total(usable(False, False)),
         )
         .select_from(entry.join(g, g.c.id == entry.c.grant_id))
         .where(entry.c.account_id == state.id, entry.c.created_at < moment)
     ).one()
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
