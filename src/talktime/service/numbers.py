@@ -13,8 +13,6 @@ from talktime.rating import price_number_rental
 from talktime.service import cards
 from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
 from talktime.service.idempotency import StoredResponse, run_once
-from talktime.store.recharge_tables import phone_numbers
-from talktime.store.tables import constant
 from talktime.wallet import rentals
 from talktime.wallet.book import Book
 
@@ -40,33 +38,6 @@ def number_dict(number: rentals.PhoneNumber, currency: str) -> dict[str, Any]:
     }
 
 
-def _require_free(conn: sa.Connection, account_id: int, e164: str) -> None:
-    """Refuse a number some account holds (not released), saying whose it is."""
-    row = conn.execute(
-        sa.select(phone_numbers.c.id, phone_numbers.c.account_id, phone_numbers.c.status).where(
-            phone_numbers.c.e164 == e164, phone_numbers.c.status != constant("released")
-        )
-    ).first()
-    if row is None:
-        return
-    if row.account_id != account_id:
-        raise rentals.NumberInUseError(
-            f"{e164} is rented by another account; choose another number.", e164=e164
-        )
-    if row.status == "suspended":
-        raise rentals.NumberInUseError(
-            f"{e164} is already this account's number {row.id}, suspended because a monthly "
-            "rental was not covered; release it and add it again to pay for it and use it.",
-            e164=e164,
-            number_id=row.id,
-        )
-    raise rentals.NumberInUseError(
-        f"{e164} is already this account's number {row.id}; nothing to add.",
-        e164=e164,
-        number_id=row.id,
-    )
-
-
 def add_number(
     engine: sa.Engine, settings: Settings, account_id: int, e164: str, key: str
 ) -> StoredResponse:
@@ -82,7 +53,7 @@ def add_number(
         card = cards.card_for(conn, account_id, settings)
         info = card.classify(e164)
         quote = price_number_rental(card, e164)
-        _require_free(conn, account_id, info.e164)  # before the charge can refuse for credit
+        rentals.require_free(conn, account_id, info.e164)  # before the charge can refuse for credit
         lines = [line.to_dict() for line in quote.lines]  # ledger and response
         balance = state.balances(now)
         if quote.total > 0:

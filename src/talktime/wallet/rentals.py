@@ -91,6 +91,34 @@ def _number(row: Any) -> PhoneNumber:
     )
 
 
+def require_free(conn: sa.Connection, account_id: int, e164: str) -> None:
+    """Refuse a number some account holds (not released), saying whose it is and what to do
+    (`NumberInUseError`): another account's cannot be released by this one."""
+    row = conn.execute(
+        sa.select(phone_numbers.c.id, phone_numbers.c.account_id, phone_numbers.c.status).where(
+            phone_numbers.c.e164 == e164, phone_numbers.c.status != constant("released")
+        )
+    ).first()
+    if row is None:
+        return
+    if row.account_id != account_id:
+        raise NumberInUseError(
+            f"{e164} is rented by another account; choose another number.", e164=e164
+        )
+    if row.status == "suspended":
+        raise NumberInUseError(
+            f"{e164} is already this account's number {row.id}, suspended because a monthly "
+            "rental was not covered; release it and add it again to pay for it and use it.",
+            e164=e164,
+            number_id=row.id,
+        )
+    raise NumberInUseError(
+        f"{e164} is already this account's number {row.id}; nothing to add.",
+        e164=e164,
+        number_id=row.id,
+    )
+
+
 def add_number(
     conn: sa.Connection,
     account_id: int,
@@ -119,15 +147,7 @@ def add_number(
         raise InvalidNumberError("a rented number must name the rate that priced it (rate_ref)")
     if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-    held = conn.execute(
-        sa.select(phone_numbers.c.account_id).where(
-            phone_numbers.c.e164 == e164, phone_numbers.c.status != constant("released")
-        )
-    ).first()
-    if held is not None:
-        raise NumberInUseError(
-            f"{e164} is already rented by an account; release it first", e164=e164
-        )
+    require_free(conn, account_id, e164)
     values = {
         "account_id": account_id,
         "e164": e164,
