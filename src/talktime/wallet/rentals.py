@@ -21,9 +21,9 @@ from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import charges, idempotency, outbox
 from talktime.wallet.book import Book
-from talktime.wallet.errors import AccountNotFoundError
+from talktime.wallet.errors import AccountNotFoundError, IdempotencyConflictError
 from talktime.wallet.model import ChargeResult
-from talktime.wallet.periods import from_micros
+from talktime.wallet.periods import from_micros, to_micros
 
 NUMBER_SUSPENDED: Final = outbox.NUMBER_SUSPENDED
 NumberStatus = Literal["active", "suspended", "released"]
@@ -189,17 +189,26 @@ def rent_number(
         return _rent_free(
             book, state.id, e164, key, country, number_type, rate_ref, sms_enabled, voice_enabled
         )
+    first = _first_month(e164, country, number_type, rate_ref, monthly_price)
     if idempotency.lookup(book.conn, state.id, [key]):
+        replay = charges.charge(book, state.id, monthly_price, key, *first)
+        # The number this key rented: added in the charge's transaction, at its time (not a
+        # later rental of the same number, after a release, under another key).
         held = book.conn.execute(
             sa.select(phone_numbers.c.id)
-            .where(phone_numbers.c.account_id == state.id, phone_numbers.c.e164 == e164)
+            .where(
+                phone_numbers.c.account_id == state.id,
+                phone_numbers.c.e164 == e164,
+                phone_numbers.c.created_at == to_micros(replay.created_at),
+            )
             .order_by(phone_numbers.c.id.desc())
         ).first()
-        if held is not None:
-            replay = charges.charge(
-                book, state.id, monthly_price, key, *_first_month(e164, rate_ref, monthly_price)
+        if held is None:  # the key charged this number's month but did not rent it
+            raise IdempotencyConflictError(
+                f"key {key!r} was already used for a different request; use a new key",
+                key=key,
             )
-            return get_number(book.conn, state.id, held.id), replay
+        return get_number(book.conn, state.id, held.id), replay
     number = add_number(
         book.conn,
         state.id,
@@ -212,9 +221,7 @@ def rent_number(
         sms_enabled=sms_enabled,
         voice_enabled=voice_enabled,
     )
-    charge = charges.charge(
-        book, state.id, monthly_price, key, *_first_month(e164, rate_ref, monthly_price)
-    )
+    charge = charges.charge(book, state.id, monthly_price, key, *first)
     return number, charge
 
 
@@ -258,27 +265,40 @@ def _rent_free(
     return number, None
 
 
-def renewal_line(number: PhoneNumber, period_start: int) -> dict[str, Any]:
-    """The priced line of one month's rental of ``number`` from ``period_start``, shaped as
-    rating's lines are (money as decimal strings, as the ledger shows every other line)."""
-    price = money.format(number.monthly_price)
+def _rental_line(
+    e164: str, country: str, number_type: str, rate_ref: str, price: int
+) -> dict[str, Any]:
+    """One month's rental as a priced line, shaped as rating's (money as decimal strings)."""
+    amount = money.format(price)
     return {
         "kind": "number_rental",
-        "description": f"rental of {number.e164} ({number.country} {number.number_type})",
+        "description": f"rental of {e164} ({country.upper()} {number_type})",
         "quantity": "1",
         "unit": "months",
-        "unit_price": price,
-        "unrounded": price,
-        "amount": price,
+        "unit_price": amount,
+        "unrounded": amount,
+        "amount": amount,
         "rounding": "none",
-        "rate": number.rate_ref,
-        "number": number.e164,
-        "period_start": from_micros(period_start).isoformat(),
+        "rate": rate_ref,
+        "number": e164,
     }
 
 
-def _first_month(e164: str, rate_ref: str, price: int) -> tuple[str, list[dict[str, Any]]]:
-    line = {"kind": "number_rental", "number": e164, "rate": rate_ref, "amount": price}
+def renewal_line(number: PhoneNumber, period_start: int) -> dict[str, Any]:
+    """The priced line of one month's rental of ``number`` from ``period_start``, shaped as
+    rating's lines are (money as decimal strings, as the ledger shows every other line)."""
+    line = _rental_line(
+        number.e164, number.country, number.number_type, number.rate_ref, number.monthly_price
+    )
+    return {**line, "period_start": from_micros(period_start).isoformat()}
+
+
+def _first_month(
+    e164: str, country: str, number_type: str, rate_ref: str, price: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """The reference and priced line of `rent_number`'s first month (decimal strings, as the
+    renewals' and the API's lines)."""
+    line = _rental_line(e164, country, number_type, rate_ref, price)
     return f"number:{e164}", [{**line, "first_month": True}]
 
 
