@@ -84,3 +84,29 @@ def test_the_wallet_refuses_another_accounts_number_saying_to_choose_another(
     assert str(refused.value) == (
         f"+14155550100 is already this account's number {number_id}; nothing to add."
     )
+
+
+def test_one_account_adding_one_number_under_several_keys_at_once_rents_it_once(
+    api: Any,
+) -> None:
+    t = tenant(api, credit="50.00", number=None)
+    barrier = Barrier(N)
+
+    def add(_: int) -> Any:
+        barrier.wait()
+        return t.post("/v1/numbers", {"e164": "+61412345678"})
+
+    with ThreadPoolExecutor(max_workers=N) as pool:
+        answers = list(pool.map(add, range(N)))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * (N - 1)
+    (won,) = [a.json() for a in answers if a.status_code == 201]
+    for lost in (a.json() for a in answers if a.status_code == 409):
+        assert lost["detail"] == (
+            f"+61412345678 is already this account's number {won['id']}; nothing to add."
+        )
+    assert [n["id"] for n in t.get("/v1/numbers").json()["numbers"]] == [won["id"]]
+    assert [e["amount"] for e in t.ledger() if e["kind"] == "usage"] in (
+        ["-6.0000"],
+        ["-4.0000", "-2.0000"],
+        ["-2.0000", "-4.0000"],
+    )
