@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from talktime.api.auth import AccountId
 from talktime.api.models import RowId, problems
@@ -20,6 +20,8 @@ EndpointId = Annotated[str, Path(max_length=40, pattern=r"^we_[0-9a-f]+$")]
 
 
 class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str = Field(max_length=2000, examples=["https://example.com/talktime/hooks"])
     event_types: list[str] = Field(
         default_factory=lambda: ["*"], max_length=50, description='event types, or ["*"] for all'
@@ -28,6 +30,8 @@ class EndpointIn(BaseModel):
 
 
 class EndpointPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str | None = Field(None, max_length=2000)
     event_types: list[str] | None = Field(None, max_length=50)
     description: str | None = Field(None, max_length=500)
