@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 import talktime
 from talktime.cli.app import app, console, db_app, print_json
@@ -27,7 +28,7 @@ def show_config(
         print_json(data)
         return
     for key, value in data.items():
-        console.print(f"[bold]{key}[/] = {value!r}", highlight=False)
+        console.print(f"[bold]{key}[/] = {escape(repr(value))}", highlight=False)
 
 
 @app.command()
@@ -69,7 +70,7 @@ def db_upgrade(
     engine = make_engine(settings.database_url, settings)
     upgrade(engine, revision)
     console.print(
-        f"database {hide_password(settings.database_url)} at revision "
+        f"database {escape(hide_password(settings.database_url))} at revision "
         f"[bold]{current_revision(engine)}[/]",
         highlight=False,
     )
