@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 import talktime
-from talktime.cli.app import app, console, db_app, print_json
+from talktime.cli.app import app, console, db_app, fail, print_json
 from talktime.config import get_settings, hide_password
 
 
@@ -64,11 +64,21 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Create or upgrade the database schema to the newest revision."""
+    from alembic.util import CommandError
+
     from talktime.store import current_revision, make_engine, upgrade
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
-    upgrade(engine, revision)
+    try:
+        upgrade(engine, revision)
+    except CommandError as exc:  # an unknown or unreachable target: alembic's own sentence
+        engine.dispose()
+        fail(
+            "invalid_revision",
+            f"cannot upgrade to revision {revision!r}: {exc}; give `head` (the default) or a "
+            "revision `talktime db current` names",
+        )
     console.print(
         f"database {escape(hide_password(settings.database_url))} at revision "
         f"[bold]{current_revision(engine)}[/]",
