@@ -89,9 +89,9 @@ def test_a_plan_of_the_same_name_on_another_card_never_sets_an_accounts_free_cre
     assert result.exit_code == 0, result.output
     granted = {r["account_id"]: r["granted"] for r in json.loads(result.stdout)}
     assert granted == {
-        on_default.account_id: 10_000_000,
-        on_premium.account_id: 20_000_000,
-        late_default.account_id: 10_000_000,
+        on_default.account_id: "10.0000",
+        on_premium.account_id: "20.0000",
+        late_default.account_id: "10.0000",
     }
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from talktime.cli.app import app, console, fail, print_json
+from talktime.cli.app import app, cli_text, console, fail, print_json
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
 from talktime.ids import MAX_ID
@@ -17,6 +17,10 @@ accounts_app = typer.Typer(help="Accounts: create one on a plan.", no_args_is_he
 keys_app = typer.Typer(help="API keys: create one (shown once).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+
+
+MAX_KEY_NAME = 200
+"""The longest key name (`api_keys.name`, and the API's limit)."""
 
 
 def require_id(value: int, what: str) -> int:
@@ -43,12 +47,19 @@ def create_account(
     from talktime import money
     from talktime.service import admin
     from talktime.store import make_engine
+    from talktime.wallet.book import MAX_WALLET_AMOUNT
 
     settings = get_settings()
+    name = cli_text(name, "account name")
     try:
         amount = money.parse(credit)
     except money.MoneyError as exc:
         fail("invalid_amount", f"--credit: {exc}")
+    if amount > MAX_WALLET_AMOUNT:  # as the API: the wallet's bound, written as money
+        fail(
+            "invalid_amount",
+            f"--credit: {credit!r} is too large; give at most {money.format(MAX_WALLET_AMOUNT)}",
+        )
     engine = make_engine(settings.database_url, settings)
     try:
         created = admin.create_account(
@@ -86,6 +97,12 @@ def create_key(
         fail("invalid_request", "give an ACCOUNT id, or --admin for an admin key (not both)")
     if account is not None:
         require_id(account, "account id")
+    name = cli_text(name, "key name")
+    if len(name) > MAX_KEY_NAME:  # the column's width (PostgreSQL would refuse a longer one)
+        fail(
+            "invalid_request",
+            f"--name is {len(name)} characters long; a key name has at most {MAX_KEY_NAME}",
+        )
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 import talktime
-from talktime.cli.app import app, console, db_app, print_json
+from talktime.cli.app import app, console, db_app, fail, print_json
 from talktime.config import get_settings, hide_password
 
 
@@ -27,7 +28,7 @@ def show_config(
         print_json(data)
         return
     for key, value in data.items():
-        console.print(f"[bold]{key}[/] = {value!r}", highlight=False)
+        console.print(f"[bold]{key}[/] = {escape(repr(value))}", highlight=False)
 
 
 @app.command()
@@ -63,13 +64,23 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Create or upgrade the database schema to the newest revision."""
+    from alembic.util import CommandError
+
     from talktime.store import current_revision, make_engine, upgrade
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
-    upgrade(engine, revision)
+    try:
+        upgrade(engine, revision)
+    except CommandError as exc:  # an unknown or unreachable target: alembic's own sentence
+        engine.dispose()
+        fail(
+            "invalid_revision",
+            f"cannot upgrade to revision {revision!r}: {exc}; give `head` (the default) or a "
+            "revision `talktime db current` names",
+        )
     console.print(
-        f"database {hide_password(settings.database_url)} at revision "
+        f"database {escape(hide_password(settings.database_url))} at revision "
         f"[bold]{current_revision(engine)}[/]",
         highlight=False,
     )

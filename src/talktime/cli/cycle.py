@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from talktime import money
 from talktime.cli.app import app, console, err_console, fail, print_json
@@ -28,6 +29,15 @@ def parse_now(text: str | None) -> datetime | None:
     if not EARLIEST <= moment < LATEST:
         fail("invalid_time", f"--now {text!r} is out of range: give a time from 1970 to 8999")
     return moment
+
+
+MONEY_FIELDS = ("expired", "granted", "rentals_charged")
+"""The amounts of a cycle run (micro-units inside), printed as decimal strings."""
+
+
+def _run_dict(run: dict[str, Any]) -> dict[str, Any]:
+    """A cycle run as JSON data, its amounts as decimal strings as everywhere at the edges."""
+    return {k: money.format(v) if k in MONEY_FIELDS else v for k, v in run.items()}
 
 
 MAX_MONTHS_AHEAD = 12
@@ -93,7 +103,7 @@ def run(
         engine.dispose()
     for f in failures:
         err_console.print(
-            f"account {f.account_id} not advanced ({f.code}): {f.detail}", highlight=False
+            Text(f"account {f.account_id} not advanced ({f.code}): {f.detail}"), highlight=False
         )
     for b in behind:
         err_console.print(
@@ -102,7 +112,7 @@ def run(
             highlight=False,
         )
     if as_json:
-        print_json([to_dict(r) for r in runs])
+        print_json([_run_dict(to_dict(r)) for r in runs])
     if failures:
         raise typer.Exit(1)
     if as_json:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
@@ -108,7 +109,10 @@ def worker(
 
     _stop_on_signals(runner.stop)
     for kind, reason in registry.UNAVAILABLE.items():
-        err_console.print(f"worker: [yellow]{kind} will not run[/]: {reason}", highlight=False)
+        err_console.print(
+            f"worker: [yellow]{escape(kind)} will not run[/]: {escape(str(reason))}",
+            highlight=False,
+        )
     try:
         if once:
             runner.run_once()
@@ -421,7 +425,7 @@ def statement_command(
     if output_format == "pdf":
         path = Path(output or f"statement-{account}-{period}.pdf")
         _write(path, pdf.render(stmt))
-        console.print(f"wrote {path}", highlight=False)
+        console.print(Text(f"wrote {path}"), highlight=False)
         return
     if output_format == "text":
         # Amounts are never cut off: they keep one line each while they fit beside a label
@@ -445,7 +449,7 @@ def statement_command(
         )
     if output:
         _write(Path(output), text.encode())
-        console.print(f"wrote {output}", highlight=False)
+        console.print(Text(f"wrote {output}"), highlight=False)
     else:
         sys.stdout.write(text)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from talktime import money
 from talktime.cli.app import app, console, err_console, fail, print_json
@@ -72,7 +74,7 @@ def rates_list(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"rate cards (imported ones in {settings.rate_cards_dir})")
+    table = Table(title=Text(f"rate cards (imported ones in {settings.rate_cards_dir})"))
     for column in ("", "name", "version", "effective from", "currency", "origin"):
         table.add_column(column)
     for row in rows:
@@ -155,10 +157,10 @@ def rates_show(
         return
     console.print(
         f"[bold]{card.ref}[/] effective from {card.effective_from} ({card.currency}), "
-        f"{_origin(card)}: {card.source}",
+        f"{_origin(card)}: {escape(card.source)}",
         highlight=False,
     )
-    console.print(card.description, highlight=False)
+    console.print(card.description, highlight=False, markup=False)
     plans = ", ".join(f"{p} {money.format(c, 2)}" for p, c in card.plans.items())
     console.print(f"plans (monthly free credit): {plans}", highlight=False)
     for table_name, rows in card_rows(card).items():
@@ -168,7 +170,7 @@ def rates_show(
         for column in rows[0]:
             table.add_column(column)
         for row in rows:
-            table.add_row(*(str(v) for v in row.values()))
+            table.add_row(*(Text(str(v)) for v in row.values()))
         console.print(table)
 
 
@@ -199,10 +201,12 @@ def rates_validate(
         print_json({"valid": True, **card.summary()})
         return
     console.print(
-        f"ok: {card.ref} effective from {card.effective_from}: {len(card.sms_rates)} SMS, "
-        f"{len(card.voice_rates)} voice, "
-        f"{sum(len(v) for v in card.voice_prefixes.values())} prefix, "
-        f"{len(card.number_rates)} number rates, {len(card.plans)} plans",
+        Text(
+            f"ok: {card.ref} effective from {card.effective_from}: {len(card.sms_rates)} SMS, "
+            f"{len(card.voice_rates)} voice, "
+            f"{sum(len(v) for v in card.voice_prefixes.values())} prefix, "
+            f"{len(card.number_rates)} number rates, {len(card.plans)} plans"
+        ),
         highlight=False,
     )
 
@@ -232,6 +236,6 @@ def rates_import(
         )
     state = "imported" if created else "already imported (same content)"
     console.print(
-        f"{state}: {card.ref} effective from {card.effective_from} in {card.source}",
+        Text(f"{state}: {card.ref} effective from {card.effective_from} in {card.source}"),
         highlight=False,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from talktime.cli.app import app, console, fail, print_json
 from talktime.cli.cycle import parse_now
@@ -46,6 +47,7 @@ def run(
     for o in outcomes:
         reason = f" ({o.reason})" if o.reason else ""
         console.print(
-            f"account {o.account_id} recharge #{o.sequence}: {o.outcome}{reason}", highlight=False
+            Text(f"account {o.account_id} recharge #{o.sequence}: {o.outcome}{reason}"),
+            highlight=False,
         )
     console.print(f"{len(outcomes)} recharge(s) looked at", highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from talktime.cli.app import app, console, err_console, print_json
 from talktime.config import get_settings
@@ -29,7 +30,7 @@ def verify(
         )
     elif breaches:
         for breach in breaches:
-            err_console.print(f"[bold red]breach[/] {breach}", highlight=False)
+            err_console.print(f"[bold red]breach[/] {escape(str(breach))}", highlight=False)
     else:
         console.print("wallet verified: every invariant holds", highlight=False)
     if breaches:
