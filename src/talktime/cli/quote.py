@@ -35,7 +35,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the quote as JSO
 def card_for(name: str | None) -> RateCard:
     """The card in force today: `name` or the configured default, shipped or imported."""
     settings = get_settings()
-    return load_card(name or settings.rate_card, directory=settings.rate_cards_dir)
+    return load_card(
+        settings.rate_card if name is None else name, directory=settings.rate_cards_dir
+    )
 
 
 def show(quote: Quote, as_json: bool) -> None:
