@@ -143,9 +143,8 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
         eng.dispose()
 
 
-@pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
-    """An in-process client of the app on the test's database, with an admin key."""
+def _client(db_url: str, tmp_path: Path, **settings: Any) -> Iterator[Any]:
+    """An in-process client of the app on ``db_url`` with the admin key (and ``settings``)."""
     from fastapi.testclient import TestClient
 
     from talktime.api import create_app
@@ -153,14 +152,23 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
 
     import apikit
 
-    settings = Settings(
-        database_url=db_url,
-        admin_key=apikit.ADMIN_KEY,
-        rate_cards_dir=str(tmp_path / "cards"),
+    app = create_app(
+        Settings(
+            database_url=db_url,
+            admin_key=apikit.ADMIN_KEY,
+            rate_cards_dir=str(tmp_path / "cards"),
+            **settings,
+        )
     )
-    app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+        app.state.engine.dispose()
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """An in-process client of the app on the test's database, with an admin key."""
+    yield from _client(db_url, tmp_path)
 
 
 @pytest.fixture
@@ -202,19 +210,4 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 @pytest.fixture
 def paying(db_url: str, tmp_path: Path) -> Iterator[Any]:
     """An in-process client of an app whose payment provider is the deterministic `test` one."""
-    from fastapi.testclient import TestClient
-
-    from talktime.api import create_app
-    from talktime.config import Settings
-
-    import apikit
-
-    settings = Settings(
-        database_url=db_url,
-        admin_key=apikit.ADMIN_KEY,
-        rate_cards_dir=str(tmp_path / "cards"),
-        payment_provider="test",
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
-        client.app.state.engine.dispose()  # type: ignore[attr-defined]
+    yield from _client(db_url, tmp_path, payment_provider="test")

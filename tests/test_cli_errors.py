@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import Result
 from rich.console import Console
 from typer.testing import CliRunner
 
+from clikit import refused, wide_cli  # noqa: F401  (wide_cli: the `cli` fixture)
 from talktime import money
 from talktime.cli import app
 from talktime.ops import jobs
@@ -25,26 +25,10 @@ from talktime.wallet import Wallet
 from ops_helpers import make_account
 
 # The modules: `talktime.cli.app` as an attribute is the Typer app of that name.
-cli_app = sys.modules["talktime.cli.app"]
 ops_cli = sys.modules["talktime.cli.ops"]
 
 MAX_ID = 2**62
 SEPT = datetime(2026, 9, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def cli(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """conftest's runner, with a stderr console wide enough that rich never wraps a refusal."""
-    monkeypatch.setattr(cli_app, "err_console", Console(stderr=True, width=1000))
-    return cli
-
-
-def refused(result: Result, code: str) -> str:
-    """The refusal's message, after checking it was a clean `error[code]` and exit 1."""
-    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
-    assert result.exit_code == 1, result.output
-    assert f"error[{code}]: " in result.output, result.output
-    return result.output
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from talktime.wallet import AccountState, Book, InvalidRequestError, Wallet, gra
 from talktime.wallet import recharge as rc
 from talktime.wallet.cycle import CycleFailure, run_cycle
 from talktime.wallet.periods import to_micros
-from wallet_helpers import FREE, PLAN, T0, make_wallet
+from wallet_helpers import FREE, PLAN, T0, make_wallet, rent
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -25,22 +25,6 @@ APR1 = datetime(2026, 4, 1, tzinfo=UTC)
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def rent(engine: sa.Engine, account: int, e164: str, price: int, at: datetime = T0) -> int:
-    with engine.begin() as conn:
-        number = rentals.add_number(
-            conn,
-            account,
-            e164,
-            country="US",
-            number_type="local",
-            monthly_price=price,
-            rate_ref="numbers-2026-01:US:local",
-            now=to_micros(at),
-            sms_enabled=True,
-        )
-    return number.id
 
 
 def number_status(engine: sa.Engine, account: int, number_id: int) -> str:

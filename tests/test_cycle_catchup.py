@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from talktime.cli import app
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import ledger
-from talktime.wallet import InvalidRequestError, Wallet, rentals
+from talktime.wallet import InvalidRequestError, Wallet
 from talktime.wallet import cycle as cycle_module
 from talktime.wallet.cycle import CycleBehind, CycleRun, run_cycle
 from talktime.wallet.periods import add_months, to_micros
-from wallet_helpers import FREE, PLAN, T0, make_wallet
+from wallet_helpers import FREE, PLAN, make_wallet, rent
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -31,21 +31,6 @@ def utc(*args: int) -> datetime:
 
 def months_from(start: datetime, count: int) -> list[datetime]:
     return [add_months(start, i) for i in range(count)]
-
-
-def rent(engine: sa.Engine, account: int, e164: str, price: int) -> None:
-    with engine.begin() as conn:
-        rentals.add_number(
-            conn,
-            account,
-            e164,
-            country="US",
-            number_type="local",
-            monthly_price=price,
-            rate_ref="numbers-2026-01:US:local",
-            now=to_micros(T0),
-            sms_enabled=True,
-        )
 
 
 def starts_of(runs: list[CycleRun], account: int) -> list[datetime]:

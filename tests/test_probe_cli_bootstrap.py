@@ -4,37 +4,17 @@ wallet's bound) with `error[code]: sentence` and nothing written, alike on both 
 
 from __future__ import annotations
 
-import sys
-
-import pytest
 import sqlalchemy as sa
-from click.testing import Result
-from rich.console import Console
 from typer.testing import CliRunner
 
+from clikit import refused, wide_cli  # noqa: F401  (wide_cli: the `cli` fixture)
 from talktime.cli import app
 from talktime.store.api_tables import api_keys
 from talktime.store.wallet_tables import accounts
 
 from ops_helpers import make_account
 
-cli_app = sys.modules["talktime.cli.app"]
 NOT_UTF8 = "caf\udce9"  # b"caf\xe9" (Latin-1) as Python hands a command-line argument on
-
-
-@pytest.fixture
-def cli(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """conftest's runner, with a stderr console wide enough that rich never wraps a refusal."""
-    monkeypatch.setattr(cli_app, "err_console", Console(stderr=True, width=1000))
-    return cli
-
-
-def refused(result: Result, code: str) -> str:
-    """The refusal's output, after checking it was a clean `error[code]` and exit 1."""
-    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
-    assert result.exit_code == 1, result.output
-    assert f"error[{code}]: " in result.output, result.output
-    return result.output
 
 
 def count(engine: sa.Engine, table: sa.Table) -> int:

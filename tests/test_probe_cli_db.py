@@ -3,24 +3,13 @@ what to give, not alembic's traceback, and leaves the database where it was."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import sqlalchemy as sa
-from rich.console import Console
 from typer.testing import CliRunner
 
+from clikit import wide_cli  # noqa: F401  (the `cli` fixture)
 from talktime.cli import app
 from talktime.store import current_revision, head_revision
-
-cli_app = sys.modules["talktime.cli.app"]
-
-
-@pytest.fixture
-def cli(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """conftest's runner, with a stderr console wide enough that rich never wraps a refusal."""
-    monkeypatch.setattr(cli_app, "err_console", Console(stderr=True, width=1000))
-    return cli
 
 
 @pytest.mark.parametrize("revision", ["nope", "-1", "9999"])

@@ -10,28 +10,13 @@ import sqlalchemy as sa
 from talktime.wallet import rentals
 from talktime.wallet.cycle import run_cycle
 from talktime.wallet.periods import to_micros
-from wallet_helpers import PLAN, T0, make_wallet
+from wallet_helpers import PLAN, make_wallet, rent
 
 D = 1_000_000
 
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def rent(engine: sa.Engine, account: int, e164: str, price: int) -> int:
-    with engine.begin() as conn:
-        number = rentals.add_number(
-            conn,
-            account,
-            e164,
-            country="US",
-            number_type="local",
-            monthly_price=price,
-            rate_ref="numbers-2026-01:US:local",
-            now=to_micros(T0),
-        )
-    return number.id
 
 
 def release(engine: sa.Engine, account: int, number_id: int, at: datetime) -> None:

@@ -92,7 +92,7 @@ def advance(
         state = book.account(account_id)  # locked: re-check under the lock
         if state.period_end != boundary:
             return None
-        expired, _, lapses = grants.expire_parts(book, state)
+        expired, lapses = grants.expire_parts(book, state)
         grants.judge_lapses(book, state, [m for m in lapses if m < boundary])
         # the ledger as it stood at the period end (whoever expired the free credit since):
         # what a charge made after it saw and judged is not judged again. Other credit lapsing

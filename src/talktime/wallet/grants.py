@@ -252,19 +252,18 @@ def issue_free_credit(
     return grant
 
 
-def expire(book: Book, state: AccountState, *, events: bool = True) -> int:
+def expire(book: Book, state: AccountState) -> int:
     """Write an `expiry` entry for the unreserved credit left on each expired grant of the
     account (free monthly credit also queues `free_credit.expired`); returns the amount.
 
-    With ``events``, `balance.low` / `credit.depleted` are queued as for a charge when the
+    `balance.low` / `credit.depleted` are queued as for a charge when the
     available credit fell under the threshold / to zero at a grant's `expires_at` (judged on
     the ledger as it stood then, so a charge since, which judged its own drop, is not judged
     twice). The period's free monthly credit, expiring at the end of the account's current
     period, counts as still there: the cycle judges its drop once the new period's credit is in.
     """
-    expired, judged, moments = expire_parts(book, state)
-    if events and judged:
-        judge_lapses(book, state, moments)
+    expired, moments = expire_parts(book, state)
+    judge_lapses(book, state, moments)
     return expired
 
 
@@ -285,20 +284,18 @@ def judge_lapses(book: Book, state: AccountState, moments: list[int]) -> None:
         book.debit_events(state, before, after)
 
 
-def expire_parts(book: Book, state: AccountState) -> tuple[int, int, list[int]]:
-    """Expire as `expire` does, without events; returns everything expired, the part that is
-    not the free monthly credit expiring at the end of the account's current period, and the
-    `expires_at` of that part's grants (ascending, each once)."""
-    expired = judged = 0
+def expire_parts(book: Book, state: AccountState) -> tuple[int, list[int]]:
+    """Expire as `expire` does, without the balance events; returns everything expired and the
+    `expires_at` of the lapses to judge (`lapse_moment`: not the free monthly credit expiring
+    at the end of the account's current period), ascending, each once."""
+    expired = 0
     moments: set[int] = set()
     for g in sorted(state.grants.values(), key=LiveGrant.order_key):
         moment = lapse_moment(state, g, book.now)
-        amount = expire_grant(book, state, g)
-        expired += amount
+        expired += expire_grant(book, state, g)
         if moment is not None:
-            judged += amount
             moments.add(moment)
-    return expired, judged, sorted(moments)
+    return expired, sorted(moments)
 
 
 def available_around(
