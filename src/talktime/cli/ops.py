@@ -318,17 +318,15 @@ def run(
 
 def _when(text: str | None) -> int | None:
     """An ISO date or date-time (UTC when no offset is given) as epoch microseconds."""
-    from datetime import UTC, datetime
-
-    from talktime.ops.clock import from_datetime
+    from talktime.ops.clock import from_datetime, parse_iso
 
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = parse_iso(text)
     except ValueError:
         fail("invalid_time", f"{text!r} is not an ISO date or date-time such as 2026-10-01")
-    return from_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return from_datetime(moment)
 
 
 @app.command("usage")

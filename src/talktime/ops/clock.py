@@ -29,6 +29,14 @@ def from_datetime(at: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds
 
 
+def parse_iso(text: str) -> datetime:
+    """An ISO 8601 date or date-time as Python reads it (`datetime.fromisoformat`: `2026-10-01`,
+    `20261001`, `2026-10-01T12:00+02:00`...), UTC when it has no offset; ValueError otherwise.
+    The CLI and the API read report times with it, so one text means one moment in both."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def iso(us: int | None) -> str | None:
     """Epoch microseconds as ISO 8601 UTC text, or None."""
     return None if us is None else to_datetime(us).isoformat().replace("+00:00", "Z")
