@@ -23,6 +23,7 @@ from talktime.numbers import InvalidNumberError, classify
 from talktime.ops.clock import HOUR, from_datetime, iso
 from talktime.ops.statements import StatementAccountNotFoundError, has_prefix
 from talktime.store.api_tables import calls, messages
+from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.wallet_tables import accounts, ledger
 from talktime.wallet.inputs import EARLIEST, LATEST
@@ -177,7 +178,8 @@ def usage(
     if until - since > MAX_RANGE_US:
         raise InvalidUsageQueryError("a usage report covers at most 366 days; narrow the range")
     totals: dict[tuple[str | None, ...], list[int]] = {}
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+    # one snapshot for the four reads (PostgreSQL's READ COMMITTED mixed moments)
+    with read_snapshot(engine) as conn:
         if (
             conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first()
             is None
