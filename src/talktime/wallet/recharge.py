@@ -173,7 +173,10 @@ def _check_setting_call(account_id: object, now: object) -> None:
 
 
 def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> None:
-    if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+    """Write the account's settings row (inserted the first time), under the account's lock:
+    on PostgreSQL two first writes at once both found no row and the second insert failed."""
+    account = sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
+    if conn.execute(account).first() is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
     if _settings_row(conn, account_id) is None:
         base = {"enabled": False, "threshold": 0, "amount": 1, "consecutive_declines": 0}
