@@ -438,8 +438,14 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
             .limit(batch)
             .with_for_update(skip_locked=True)
         )
-        for row in conn.execute(query).all():
-            book = Book(conn, now)
+        rows = conn.execute(query).all()
+        # Lock the accounts in id order, as batches of charges do: locked in the order the
+        # recharges were due, a claim and a batch over the same two accounts deadlocked on
+        # PostgreSQL (and the whole claim was rolled back).
+        book = Book(conn, now)
+        for account_id in sorted({row.account_id for row in rows}):
+            book.account(account_id)
+        for row in rows:
             state = book.account(row.account_id)
             cfg = _settings_row(conn, row.account_id)
             untouched = row.attempts == 0
