@@ -173,7 +173,10 @@ def _check_setting_call(account_id: object, now: object) -> None:
 
 
 def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> None:
-    if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+    """Write the account's settings row (inserted the first time), under the account's lock:
+    on PostgreSQL two first writes at once both found no row and the second insert failed."""
+    account = sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
+    if conn.execute(account).first() is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
     if _settings_row(conn, account_id) is None:
         base = {"enabled": False, "threshold": 0, "amount": 1, "consecutive_declines": 0}
@@ -435,8 +438,14 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
             .limit(batch)
             .with_for_update(skip_locked=True)
         )
-        for row in conn.execute(query).all():
-            book = Book(conn, now)
+        rows = conn.execute(query).all()
+        # Lock the accounts in id order, as batches of charges do: locked in the order the
+        # recharges were due, a claim and a batch over the same two accounts deadlocked on
+        # PostgreSQL (and the whole claim was rolled back).
+        book = Book(conn, now)
+        for account_id in sorted({row.account_id for row in rows}):
+            book.account(account_id)
+        for row in rows:
             state = book.account(row.account_id)
             cfg = _settings_row(conn, row.account_id)
             untouched = row.attempts == 0
