@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +15,12 @@ from talktime.config import Settings
 from talktime.rating import load_card
 from talktime.service import cards
 from talktime.service.common import fmt, iso, now_micros
-from talktime.service.errors import RequestConflictError
+from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
 from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError
+from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
 from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint
 from talktime.wallet.model import Account, Balances
 from talktime.wallet.periods import to_micros
@@ -198,11 +199,31 @@ def grant_credit(
     source: str | None = None,
 ) -> StoredResponse:
     """Grant credit by hand (promotional, purchased, refund), idempotent by key: a replay
-    answers the original grant and balances, marked replayed."""
+    answers the original grant and balances, marked replayed. An ``expires_at`` already past
+    is refused (422), unless ``key`` granted this very request while it was still ahead."""
+    wallet_key = f"admin-grant:{key}"
     with _named(key), Wallet(engine) as wallet:  # gives its connection back to the pool
-        result = wallet.grant(
-            account_id, kind, amount, f"admin-grant:{key}", expires_at=expires_at, source=source
-        )
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            with wallet.book() as book:  # rolled back unless it only replays
+                try:
+                    result = grants.issue(
+                        book,
+                        account_id,
+                        kind,
+                        amount,
+                        wallet_key,
+                        expires_at=expires_at,
+                        source=source,
+                    )
+                except WalletInvalidRequestError:  # not a replay: the grant itself is refused
+                    result = None
+                if result is None or not result.replayed:
+                    refusal = "expires_at must be in the future."
+                    raise InvalidRequestError(refusal, field="expires_at")
+        else:
+            result = wallet.grant(
+                account_id, kind, amount, wallet_key, expires_at=expires_at, source=source
+            )
     g = result.grant
     body = {
         "grant": {
