@@ -155,6 +155,10 @@ def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[
         return account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings)
 
 
+UPDATE_ACCOUNT = "admin.update_account"
+"""The operation name of `PATCH /v1/admin/accounts/{id}` among the account's stored answers."""
+
+
 def update_account(
     engine: sa.Engine,
     settings: Settings,
@@ -164,13 +168,23 @@ def update_account(
     plan: str | None = None,
     status: str | None = None,
     rate_card: str | None = None,
-) -> dict[str, Any]:
-    """Change an account's plan, subscription status or rate card, in one transaction."""
+) -> StoredResponse:
+    """Change an account's plan, subscription status or rate card, in one transaction.
+
+    The answer is stored with the change under ``key`` (as `{key}:answer` in the account's
+    scope): a replay returns it byte for byte, and the same key with any other change (a
+    rate card or plan added to a status change) is refused (409) instead of applied.
+    """
+    request = {"plan": plan, "status": status, "rate_card": rate_card}
+    answer_key, digest = f"{key}:answer", fingerprint(UPDATE_ACCOUNT, request)
     with _named(key), engine.begin() as conn:
         if plan is not None:
             sync_plans(conn, rate_card or cards.card_name(conn, account_id, settings), settings)
         book = Book(conn, now_micros())
-        book.account(account_id)
+        state = book.account(account_id)
+        stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
+        if stored is not None:
+            return StoredResponse(200, stored, replayed=True)
         if plan is not None:
             accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
         if status is not None:
@@ -185,7 +199,15 @@ def update_account(
         book.flush()
         if rate_card is not None:
             cards.assign(conn, account_id, rate_card, settings)
-    return get_account(engine, settings, account_id)
+        account = accounts.get_account(conn, account_id)
+        body = json.dumps(
+            account_dict(conn, account, state.balances(book.now), settings),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        book.remember(account_id, answer_key, UPDATE_ACCOUNT, digest, body)
+        book.flush()
+    return StoredResponse(200, body)
 
 
 def grant_credit(

@@ -171,12 +171,13 @@ def update_account(
     _admin: Admin,
     engine: Engine,
     key: IdempotencyKey,
-) -> dict[str, Any]:
+) -> Response:
     """Change the plan (free credit from the next period), the subscription status, or the
-    rate card."""
+    rate card. A replay of the key answers the original response; the same key with another
+    change is 409 `idempotency_conflict`."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
-    return service.update_account(
+    result = service.update_account(
         engine,
         request.app.state.settings,
         account_id,
@@ -185,6 +186,7 @@ def update_account(
         status=body.status,
         rate_card=body.rate_card,
     )
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.post(
