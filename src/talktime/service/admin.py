@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +15,12 @@ from talktime.config import Settings
 from talktime.rating import load_card
 from talktime.service import cards
 from talktime.service.common import fmt, iso, now_micros
-from talktime.service.errors import RequestConflictError
+from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
 from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError
+from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
 from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint
 from talktime.wallet.model import Account, Balances
 from talktime.wallet.periods import to_micros
@@ -154,6 +155,10 @@ def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[
         return account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings)
 
 
+UPDATE_ACCOUNT = "admin.update_account"
+"""The operation name of `PATCH /v1/admin/accounts/{id}` among the account's stored answers."""
+
+
 def update_account(
     engine: sa.Engine,
     settings: Settings,
@@ -163,13 +168,23 @@ def update_account(
     plan: str | None = None,
     status: str | None = None,
     rate_card: str | None = None,
-) -> dict[str, Any]:
-    """Change an account's plan, subscription status or rate card, in one transaction."""
+) -> StoredResponse:
+    """Change an account's plan, subscription status or rate card, in one transaction.
+
+    The answer is stored with the change under ``key`` (as `{key}:answer` in the account's
+    scope): a replay returns it byte for byte, and the same key with any other change (a
+    rate card or plan added to a status change) is refused (409) instead of applied.
+    """
+    request = {"plan": plan, "status": status, "rate_card": rate_card}
+    answer_key, digest = f"{key}:answer", fingerprint(UPDATE_ACCOUNT, request)
     with _named(key), engine.begin() as conn:
         if plan is not None:
             sync_plans(conn, rate_card or cards.card_name(conn, account_id, settings), settings)
         book = Book(conn, now_micros())
-        book.account(account_id)
+        state = book.account(account_id)
+        stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
+        if stored is not None:
+            return StoredResponse(200, stored, replayed=True)
         if plan is not None:
             accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
         if status is not None:
@@ -184,7 +199,15 @@ def update_account(
         book.flush()
         if rate_card is not None:
             cards.assign(conn, account_id, rate_card, settings)
-    return get_account(engine, settings, account_id)
+        account = accounts.get_account(conn, account_id)
+        body = json.dumps(
+            account_dict(conn, account, state.balances(book.now), settings),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        book.remember(account_id, answer_key, UPDATE_ACCOUNT, digest, body)
+        book.flush()
+    return StoredResponse(200, body)
 
 
 def grant_credit(
@@ -198,11 +221,31 @@ def grant_credit(
     source: str | None = None,
 ) -> StoredResponse:
     """Grant credit by hand (promotional, purchased, refund), idempotent by key: a replay
-    answers the original grant and balances, marked replayed."""
+    answers the original grant and balances, marked replayed. An ``expires_at`` already past
+    is refused (422), unless ``key`` granted this very request while it was still ahead."""
+    wallet_key = f"admin-grant:{key}"
     with _named(key), Wallet(engine) as wallet:  # gives its connection back to the pool
-        result = wallet.grant(
-            account_id, kind, amount, f"admin-grant:{key}", expires_at=expires_at, source=source
-        )
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            with wallet.book() as book:  # rolled back unless it only replays
+                try:
+                    result = grants.issue(
+                        book,
+                        account_id,
+                        kind,
+                        amount,
+                        wallet_key,
+                        expires_at=expires_at,
+                        source=source,
+                    )
+                except WalletInvalidRequestError:  # not a replay: the grant itself is refused
+                    result = None
+                if result is None or not result.replayed:
+                    refusal = "expires_at must be in the future."
+                    raise InvalidRequestError(refusal, field="expires_at")
+        else:
+            result = wallet.grant(
+                account_id, kind, amount, wallet_key, expires_at=expires_at, source=source
+            )
     g = result.grant
     body = {
         "grant": {

@@ -31,6 +31,14 @@ PURCHASE = "credits.purchase"
 """The operation name of `POST /v1/credits` among the account's stored responses."""
 
 
+def wallet_key(key: str) -> str:
+    """The wallet's key for a purchase under the caller's ``key``: prefixed like the keys of
+    every other request (`sms:`, `call:`, `number:`...), so a fresh key such as `sms:abc` is
+    not taken for the record of the message sent under `abc` (it was a 409). The provider is
+    still paid under `purchase_payment_key` of the caller's own key, as before."""
+    return f"credits:{key}"
+
+
 def _answer(conn: sa.Connection, result: GrantResult) -> StoredResponse:
     g = result.grant
     body = {
@@ -85,9 +93,10 @@ def purchase(
         engine,
         account_id,
         amount,
-        key,
+        wallet_key(key),
         provider or provider_from_settings(settings),
         on_grant=on_grant,
+        payment_key=recharge.purchase_payment_key(account_id, key),
     )
     if answers:
         return answers[0]

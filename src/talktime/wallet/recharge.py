@@ -696,6 +696,7 @@ def purchase(
     *,
     now: datetime | None = None,
     on_grant: Callable[[Book, GrantResult], None] | None = None,
+    payment_key: str | None = None,
 ) -> GrantResult:
     """Buy ``amount`` micro-units of credit with the account's saved payment method.
 
@@ -704,12 +705,16 @@ def purchase(
     an `idempotency_conflict`); a retry after a provider error reuses the same payment key, so
     the card is never charged twice. A decline raises `PaymentDeclinedError` and grants nothing.
     ``on_grant`` runs inside the transaction of a new grant (never for a replay), so what it
-    writes commits with the credit or not at all.
+    writes commits with the credit or not at all. ``payment_key`` is the provider's (and the
+    grant's) key, by default `purchase_payment_key` of ``key``.
     """
     check_id(account_id, "account id")
     check_amount(amount, what="purchase amount")
     idempotency.check_key(key)
     check_moment(now, "now")
+    if payment_key is not None:
+        idempotency.check_key(payment_key)
+    paid_under = payment_key or purchase_payment_key(account_id, key)
     at = to_micros(now or utcnow())
     fp = idempotency.fingerprint(PURCHASE, {"amount": amount})
     with engine.begin() as conn:
@@ -724,7 +729,7 @@ def purchase(
         account_id=str(account_id),
         amount=amount,
         currency=currency,
-        idempotency_key=purchase_payment_key(account_id, key),
+        idempotency_key=paid_under,
         customer=cfg.customer if cfg else None,
         payment_method=cfg.payment_method if cfg else None,
         description="talktime credit purchase",
@@ -754,7 +759,7 @@ def purchase(
             account_id,
             "purchased",
             amount,
-            purchase_payment_key(account_id, key),
+            paid_under,
             source=f"purchase:{result.reference}",
         )
         book.remember(account_id, key, PURCHASE, fp, to_json(granted))

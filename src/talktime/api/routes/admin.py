@@ -25,7 +25,6 @@ from talktime.api.models import (
 from talktime.rating import InvalidRateCardError, import_card, list_cards
 from talktime.service import admin as service
 from talktime.service.accounts import require_account
-from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["admin"])
 
@@ -172,12 +171,13 @@ def update_account(
     _admin: Admin,
     engine: Engine,
     key: IdempotencyKey,
-) -> dict[str, Any]:
+) -> Response:
     """Change the plan (free credit from the next period), the subscription status, or the
-    rate card."""
+    rate card. A replay of the key answers the original response; the same key with another
+    change is 409 `idempotency_conflict`."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
-    return service.update_account(
+    result = service.update_account(
         engine,
         request.app.state.settings,
         account_id,
@@ -186,6 +186,7 @@ def update_account(
         status=body.status,
         rate_card=body.rate_card,
     )
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.post(
@@ -203,8 +204,6 @@ def grant_credit(
     expires = body.expires_at
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
-    if expires is not None and expires <= datetime.now(UTC):
-        raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
     result = service.grant_credit(
         engine,
         account_id,
