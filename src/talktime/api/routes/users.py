@@ -18,6 +18,14 @@ from talktime.service.accounts import require_account
 router = APIRouter(tags=["users"])
 
 Permission = Annotated[str, Field(examples=["calls.make"], pattern=r"^[a-z.]+$", max_length=40)]
+ActingUser = Annotated[
+    str | None,
+    Field(
+        max_length=40,
+        description="The user making this change; when given, that user needs the `admin` "
+        "permission (403 `permission_denied` otherwise).",
+    ),
+]
 
 
 class UserIn(BaseModel):
@@ -28,6 +36,7 @@ class UserIn(BaseModel):
     restrictions: list[Permission] = Field(
         default_factory=list, max_length=4, description="Permissions taken away from this user."
     )
+    acting_user: ActingUser = None
 
 
 class UserPatch(BaseModel):
@@ -36,6 +45,7 @@ class UserPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     role: policy.Role | None = None
     restrictions: list[Permission] | None = Field(None, max_length=4)
+    acting_user: ActingUser = None
 
 
 class UserOut(BaseModel):
@@ -62,9 +72,16 @@ def _out(user: service.User) -> UserOut:
     )
 
 
+def _require_admin(conn: sa.Connection, account_id: int, acting_user: str | None) -> None:
+    """A change made by a named user needs that user's `admin` permission."""
+    if acting_user is not None:
+        policy.require_permission(service.actor(conn, account_id, acting_user), "admin")
+
+
 def _create(engine: sa.Engine, account_id: int, body: UserIn) -> UserOut:
     with engine.begin() as conn:
         require_account(conn, account_id)
+        _require_admin(conn, account_id, body.acting_user)
         return _out(service.create_user(conn, account_id, body.name, body.role, body.restrictions))
 
 
@@ -76,6 +93,7 @@ def _list(engine: sa.Engine, account_id: int) -> UserList:
 
 def _patch(engine: sa.Engine, account_id: int, user_id: str, body: UserPatch) -> UserOut:
     with engine.begin() as conn:
+        _require_admin(conn, account_id, body.acting_user)
         user = service.update_user(
             conn,
             account_id,
@@ -92,7 +110,8 @@ UserId = Annotated[str, Path(max_length=40)]
 
 @router.post("/v1/users", status_code=201, response_model=UserOut, responses=problems(403))
 def create_user(body: UserIn, account_id: AccountId, engine: Engine) -> UserOut:
-    """Add a user (with a role and optional restrictions) to the key's account."""
+    """Add a user (with a role and optional restrictions) to the key's account; an
+    `acting_user` needs `admin`."""
     return _create(engine, account_id, body)
 
 
@@ -111,7 +130,8 @@ def get_user(user_id: UserId, account_id: AccountId, engine: Engine) -> UserOut:
 
 @router.patch("/v1/users/{user_id}", response_model=UserOut, responses=problems(403, 404))
 def update_user(user_id: UserId, body: UserPatch, account_id: AccountId, engine: Engine) -> UserOut:
-    """Change a user's name, role or restrictions (e.g. restrict calling or SMS)."""
+    """Change a user's name, role or restrictions (e.g. restrict calling or SMS); an
+    `acting_user` needs `admin`."""
     return _patch(engine, account_id, user_id, body)
 
 
