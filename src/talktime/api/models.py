@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Path
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from talktime import money
 from talktime.ids import MAX_ID
@@ -18,6 +18,9 @@ PROBLEM_JSON = "application/problem+json"
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id (1 to 2^62).")]
 """A numeric id in a path: bounded, so an id the database cannot hold is a 422, not a 500."""
+AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]{1,6})?$"
+"""What a money field takes, as documented in the OpenAPI schema; `money.parse` enforces it and
+says in a sentence what is wrong with any other text."""
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 
 
@@ -37,6 +40,17 @@ class Problem(BaseModel):
 def _e164(value: str) -> str:
     if not _E164.match(value):
         raise ValueError("must be an E.164 number: '+', country code and digits (+14155550100)")
+    return value
+
+
+def _amount_text(value: Any) -> Any:
+    """Refuse a JSON number, boolean or null in a money field with `money.parse`'s sentence
+    (pydantic's "Input should be a valid string" did not say an amount is a decimal string)."""
+    if not isinstance(value, str):
+        try:
+            money.parse(value)
+        except money.MoneyError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
@@ -87,10 +101,12 @@ Amount = Annotated[
     str,
     Field(
         examples=["25.00"],
-        pattern=r"^[0-9]+(\.[0-9]{1,6})?$",
         max_length=24,
         description="A decimal amount of money (at most 6 decimals), never a float.",
+        # in the schema only: as a constraint it ran first and answered with the raw regex
+        json_schema_extra={"pattern": AMOUNT_PATTERN},
     ),
+    BeforeValidator(_amount_text),
     AfterValidator(_amount),
 ]
 """A non-negative decimal money string."""
@@ -106,10 +122,11 @@ PositiveAmount = Annotated[
     str,
     Field(
         examples=["25.00"],
-        pattern=r"^[0-9]+(\.[0-9]{1,6})?$",
         max_length=24,
         description="A decimal amount of money above zero (at most 6 decimals).",
+        json_schema_extra={"pattern": AMOUNT_PATTERN},
     ),
+    BeforeValidator(_amount_text),
     AfterValidator(_positive),
 ]
 """A positive decimal money string."""
