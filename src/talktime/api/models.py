@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -13,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from talktime import money
 from talktime.ids import MAX_ID
 from talktime.wallet.book import MAX_WALLET_AMOUNT
+from talktime.wallet.inputs import EARLIEST, LATEST
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -130,6 +132,43 @@ PositiveAmount = Annotated[
     AfterValidator(_positive),
 ]
 """A positive decimal money string."""
+
+
+_NUMBER = re.compile(r"\s*[+-]?[0-9]*\.?[0-9]+\.?\s*\Z")
+
+
+def _iso_time(value: Any) -> Any:
+    """Refuse a number where a time is expected: pydantic read a JSON number or a string of
+    digits as Unix seconds, or as milliseconds past 2e10 (20000000001 was 1970-08-20)."""
+    if isinstance(value, bool):
+        return value  # pydantic refuses it as no datetime
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError(
+            "must be an ISO 8601 time such as 2026-10-01T00:00:00Z (a time without a zone is "
+            "UTC), not a number"
+        )
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    """A time without a zone is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: times from 1970-01-01 to 9000-01-01 (UTC) "
+            "are accepted"
+        )
+    return value
+
+
+Time = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_utc)]
+"""An ISO 8601 time (UTC when it has no zone); a number is a 422, not a Unix timestamp."""
+
+TimeInRange = Annotated[Time, AfterValidator(_in_range)]
+"""A `Time` the wallet accepts: from 1970-01-01 to 9000-01-01 (UTC), else a 422 naming it."""
 
 
 def fmt(amount: int) -> str:

@@ -19,6 +19,7 @@ from talktime.api.models import (
     BalanceSnapshot,
     PositiveAmount,
     RowId,
+    TimeInRange,
     problems,
     stored,
 )
@@ -71,7 +72,7 @@ class GrantIn(BaseModel):
 
     kind: Literal["promotional", "purchased", "refund"]
     amount: PositiveAmount
-    expires_at: datetime | None = None
+    expires_at: TimeInRange | None = None
     source: str | None = Field(None, max_length=200)
 
 
@@ -201,8 +202,6 @@ def grant_credit(
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
     expires = body.expires_at
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
     if expires is not None and expires <= datetime.now(UTC):
         raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
     result = service.grant_credit(

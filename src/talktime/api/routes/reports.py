@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from talktime.api.auth import AccountId
-from talktime.api.models import problems
+from talktime.api.models import Time, problems
 from talktime.ops import pdf, statements, usage
 from talktime.ops.clock import from_datetime, iso, now_us
 
@@ -82,9 +82,9 @@ def get_usage(
     account: AccountId,
     request: Request,
     since: Annotated[
-        datetime | None, Query(description="start, inclusive (default: this month's start)")
+        Time | None, Query(description="start, inclusive (default: this month's start)")
     ] = None,
-    until: Annotated[datetime | None, Query(description="end, exclusive (default: now)")] = None,
+    until: Annotated[Time | None, Query(description="end, exclusive (default: now)")] = None,
     group_by: Annotated[
         list[str] | None,
         Query(
