@@ -63,3 +63,30 @@ def test_a_call_hold_window_longer_than_any_call_leg_is_refused_naming_it(
 def test_the_call_hold_bound_is_a_call_legs_longest() -> None:
     assert MAX_CALL_HOLD_SECONDS == MAX_LEG_SECONDS
     assert Settings(call_hold_seconds=MAX_LEG_SECONDS).call_hold_seconds == MAX_LEG_SECONDS
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["port = true", "workers = true", "sqlite_busy_timeout_ms = false", "pg_pool_size = true"],
+)
+def test_a_toml_boolean_for_a_number_setting_is_refused_not_read_as_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, line: str
+) -> None:
+    config = tmp_path / "talktime.toml"
+    config.write_text(line + "\n")
+    monkeypatch.setenv("TALKTIME_CONFIG", str(config))
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    name = line.split(" = ")[0]
+    assert f"setting {name} in " in refused.value.detail
+    assert "must be a number, not a boolean" in refused.value.detail
+
+
+def test_a_toml_boolean_still_sets_a_boolean_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "talktime.toml"
+    config.write_text("group_commit = false\nport = 8080\n")
+    monkeypatch.setenv("TALKTIME_CONFIG", str(config))
+    settings = load_settings()
+    assert (settings.group_commit, settings.port) == (False, 8080)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -127,6 +127,15 @@ class Settings(BaseSettings):
     recharge_backoff_seconds: int = Field(
         60, ge=0, description="wait before retrying a declined recharge; doubles per decline"
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_number(cls, value: object, info: ValidationInfo) -> object:
+        """Refuse a TOML boolean for a number: pydantic read `port = true` as port 1."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            raise ValueError("must be a number, not a boolean")
+        return value
 
     @field_validator("database_url")
     @classmethod
