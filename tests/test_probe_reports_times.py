@@ -48,7 +48,7 @@ def test_a_unix_timestamp_is_refused_with_a_sentence_not_read_as_1970(api: Any) 
         assert response.status_code == 422, response.text
         problem = response.json()
         assert problem["code"] == "invalid_request"
-        assert "ISO date or date-time such as 2026-10-01" in problem["detail"]
+        assert "or a date such as 2026-10-01" in problem["detail"]
         assert "not a Unix timestamp" in problem["detail"]
 
 

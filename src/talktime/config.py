@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,12 @@ from pydantic_settings import (
 from talktime.errors import TalktimeError
 
 DEFAULT_DATABASE_URL = "sqlite:///./talktime.db"
+MAX_SQLITE_BUSY_TIMEOUT_MS = 2**31 - 1
+"""SQLite's busy timeout is a 32-bit int: `PRAGMA busy_timeout` quietly sets 0 (no wait at all)
+for anything larger."""
+MAX_CALL_HOLD_SECONDS = 7 * 24 * 3600
+"""A call leg lasts at most a week (`talktime.rating.card.MAX_LEG_SECONDS`): a longer hold window
+covers time no call can use, and reserving it walks every increment of it."""
 SECRET_SETTINGS = frozenset({"admin_key", "stripe_api_key", "database_url"})
 """Settings whose value is never repeated in an error message (a URL may hold a password)."""
 
@@ -53,7 +59,12 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
         "FULL", description="SQLite synchronous pragma; FULL makes an acknowledged write durable"
     )
-    sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="how long SQLite waits on a lock")
+    sqlite_busy_timeout_ms: int = Field(
+        5000,
+        ge=0,
+        le=MAX_SQLITE_BUSY_TIMEOUT_MS,
+        description="how long SQLite waits on a lock (SQLite reads a larger value as 0)",
+    )
     group_commit: bool = Field(
         True,
         description="one writer thread per process commits the send-SMS charges of concurrent "
@@ -96,7 +107,11 @@ class Settings(BaseSettings):
     )
     rate_card: str = Field("default", description="rate card used when a request names none")
     call_hold_seconds: int = Field(
-        300, ge=1, description="call time reserved per authorize or extend (whole increments)"
+        300,
+        ge=1,
+        le=MAX_CALL_HOLD_SECONDS,
+        description="call time reserved per authorize or extend (whole increments), at most a "
+        "call leg's longest (604800 s, a week)",
     )
     payment_provider: Literal["manual", "test", "stripe"] = Field(
         "manual",
@@ -112,6 +127,15 @@ class Settings(BaseSettings):
     recharge_backoff_seconds: int = Field(
         60, ge=0, description="wait before retrying a declined recharge; doubles per decline"
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_number(cls, value: object, info: ValidationInfo) -> object:
+        """Refuse a TOML boolean for a number: pydantic read `port = true` as port 1."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            raise ValueError("must be a number, not a boolean")
+        return value
 
     @field_validator("database_url")
     @classmethod

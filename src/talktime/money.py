@@ -20,6 +20,12 @@ DOLLAR: Final = MICROS_PER_UNIT
 MAX_DECIMALS: Final = 6
 MAX_AMOUNT: Final = 9_223_372_036_854_775_807  # BIGINT: what the database can hold
 
+_MAX_WHOLE_DIGITS: Final = len(str(MAX_AMOUNT // MICROS_PER_UNIT))
+"""Digits of the largest whole part an amount can have: a longer one is too large, refused before
+``int()`` (which raises a plain ValueError past 4,300 digits)."""
+_SHOWN: Final = 40
+"""A refused text is quoted up to this many characters."""
+
 _DECIMAL = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
 
 
@@ -35,29 +41,37 @@ def parse(text: str, *, allow_negative: bool = False) -> int:
     ``allow_negative``, negative amounts.
     """
     if isinstance(text, bool) or not isinstance(text, str):
-        raise MoneyError(
-            f'an amount must be a decimal string such as "1.50", not {type(text).__name__}'
-        )
+        kind = "null" if text is None else type(text).__name__
+        raise MoneyError(f'an amount must be a decimal string such as "1.50", not {kind}')
+    shown = _quote(text)
     match = _DECIMAL.match(text)
     if match is None:
         raise MoneyError(
-            f"{text!r} is not a decimal amount: write digits with an optional '.' and up to "
+            f"{shown} is not a decimal amount: write digits with an optional '.' and up to "
             f'{MAX_DECIMALS} decimals, such as "0.0085" (no exponent, no spaces)'
         )
     frac = match["frac"] or ""
     if len(frac) > MAX_DECIMALS:
         raise MoneyError(
-            f"{text!r} has {len(frac)} decimals; amounts carry at most {MAX_DECIMALS} "
+            f"{shown} has {len(frac)} decimals; amounts carry at most {MAX_DECIMALS} "
             "(one micro-unit)"
         )
-    value = int(match["int"]) * MICROS_PER_UNIT + int(frac.ljust(MAX_DECIMALS, "0"))
+    whole = match["int"].lstrip("0") or "0"
+    if len(whole) > _MAX_WHOLE_DIGITS:
+        raise MoneyError(f"{shown} is too large to be an amount of money")
+    value = int(whole) * MICROS_PER_UNIT + int(frac.ljust(MAX_DECIMALS, "0"))
     if match["sign"] == "-":
         value = -value
     if value < 0 and not allow_negative:
-        raise MoneyError(f"{text!r} is negative; this amount must be zero or more")
+        raise MoneyError(f"{shown} is negative; this amount must be zero or more")
     if abs(value) > MAX_AMOUNT:
-        raise MoneyError(f"{text!r} is too large to be an amount of money")
+        raise MoneyError(f"{shown} is too large to be an amount of money")
     return value
+
+
+def _quote(text: str) -> str:
+    """``repr(text)``, cut to its first `_SHOWN` characters (marked with ...) when longer."""
+    return repr(text) if len(text) <= _SHOWN else f"{text[:_SHOWN]!r}..."
 
 
 def format(amount: int, decimals: int = 4) -> str:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from talktime import money
 from talktime.ids import MAX_ID
+from talktime.ops.clock import parse_iso
 from talktime.wallet.book import MAX_WALLET_AMOUNT
+from talktime.wallet.inputs import EARLIEST, LATEST
 
 PROBLEM_JSON = "application/problem+json"
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id (1 to 2^62).")]
 """A numeric id in a path: bounded, so an id the database cannot hold is a 422, not a 500."""
+AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]{1,6})?$"
+"""What a money field takes, as documented in the OpenAPI schema; `money.parse` enforces it and
+says in a sentence what is wrong with any other text."""
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 
 
@@ -37,6 +43,17 @@ class Problem(BaseModel):
 def _e164(value: str) -> str:
     if not _E164.match(value):
         raise ValueError("must be an E.164 number: '+', country code and digits (+14155550100)")
+    return value
+
+
+def _amount_text(value: Any) -> Any:
+    """Refuse a JSON number, boolean or null in a money field with `money.parse`'s sentence
+    (pydantic's "Input should be a valid string" did not say an amount is a decimal string)."""
+    if not isinstance(value, str):
+        try:
+            money.parse(value)
+        except money.MoneyError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
@@ -87,10 +104,12 @@ Amount = Annotated[
     str,
     Field(
         examples=["25.00"],
-        pattern=r"^[0-9]+(\.[0-9]{1,6})?$",
         max_length=24,
         description="A decimal amount of money (at most 6 decimals), never a float.",
+        # in the schema only: as a constraint it ran first and answered with the raw regex
+        json_schema_extra={"pattern": AMOUNT_PATTERN},
     ),
+    BeforeValidator(_amount_text),
     AfterValidator(_amount),
 ]
 """A non-negative decimal money string."""
@@ -106,13 +125,57 @@ PositiveAmount = Annotated[
     str,
     Field(
         examples=["25.00"],
-        pattern=r"^[0-9]+(\.[0-9]{1,6})?$",
         max_length=24,
         description="A decimal amount of money above zero (at most 6 decimals).",
+        json_schema_extra={"pattern": AMOUNT_PATTERN},
     ),
+    BeforeValidator(_amount_text),
     AfterValidator(_positive),
 ]
 """A positive decimal money string."""
+
+
+_NUMBER = re.compile(r"\s*[+-]?[0-9]*\.?[0-9]+\.?\s*\Z")
+
+
+def _iso_time(value: Any) -> Any:
+    """Read a time as `talktime usage` does (`parse_iso`: `20261001` is that day in both);
+    refuse a number: pydantic read a JSON number or a string of digits as Unix seconds, or as
+    milliseconds past 2e10 (20000000001 was 1970-08-20). Other text goes on to pydantic."""
+    if isinstance(value, bool):
+        return value  # pydantic refuses it as no datetime
+    if isinstance(value, str):
+        try:
+            return parse_iso(value)
+        except ValueError:
+            pass
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError(
+            "must be an ISO 8601 time such as 2026-10-01T12:00:00Z or a date such as "
+            "2026-10-01 (UTC when no offset is given), not a Unix timestamp"
+        )
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    """A time without a zone is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: times from 1970-01-01 to 9000-01-01 (UTC) "
+            "are accepted"
+        )
+    return value
+
+
+Time = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_utc)]
+"""An ISO 8601 time (UTC when it has no zone); a number is a 422, not a Unix timestamp."""
+
+TimeInRange = Annotated[Time, AfterValidator(_in_range)]
+"""A `Time` the wallet accepts: from 1970-01-01 to 9000-01-01 (UTC), else a 422 naming it."""
 
 
 def fmt(amount: int) -> str:

@@ -52,6 +52,22 @@ NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
 PLAN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 COUNTRIES: Final = frozenset(phonenumbers.SUPPORTED_REGIONS)
 MAX_ROWS: Final = 200_000
+MAX_CARD_AMOUNT: Final = 2**62
+"""The largest amount a card may name: what a wallet takes (`talktime.wallet.book`'s
+MAX_WALLET_AMOUNT). A larger plan credit or price was imported, then refused in micro-units by
+every account created or charged with the card."""
+
+
+def _card_money(text: Any) -> int:
+    """`money.parse` bounded by `MAX_CARD_AMOUNT` (MoneyError beyond it)."""
+    amount = money.parse(text)
+    if amount > MAX_CARD_AMOUNT:
+        raise money.MoneyError(
+            f"{text!r} is more than a wallet holds; give at most {money.format(MAX_CARD_AMOUNT)}"
+        )
+    return amount
+
+
 """Bound on the rows of one table, so a runaway file is refused instead of eaten."""
 
 SMS_COLUMNS: Final = ("direction", "country", "per_segment")
@@ -297,7 +313,7 @@ class _TomlReader:
             self.problem(key, f"{key} is required")
             return 0
         try:
-            return money.parse(value)
+            return _card_money(value)
         except money.MoneyError as exc:
             self.problem(key, f"{key}: {exc}")
             return 0
@@ -426,7 +442,7 @@ class _Row:
 
     def money(self, name: str) -> int:
         try:
-            return money.parse(self.cell(name))
+            return _card_money(self.cell(name))
         except money.MoneyError as exc:
             self.bad(name, str(exc))
             return 0

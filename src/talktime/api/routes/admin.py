@@ -4,7 +4,6 @@ rate cards (list, import, assign to an account)."""
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
@@ -19,6 +18,7 @@ from talktime.api.models import (
     BalanceSnapshot,
     PositiveAmount,
     RowId,
+    TimeInRange,
     problems,
     stored,
 )
@@ -70,7 +70,7 @@ class GrantIn(BaseModel):
 
     kind: Literal["promotional", "purchased", "refund"]
     amount: PositiveAmount
-    expires_at: datetime | None = None
+    expires_at: TimeInRange | None = None
     source: str | None = Field(None, max_length=200)
 
 
@@ -201,16 +201,13 @@ def grant_credit(
     """Grant credit by hand (promotional, purchased or refund)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
-    expires = body.expires_at
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
     result = service.grant_credit(
         engine,
         account_id,
         body.kind,
         money.parse(body.amount),
         key,
-        expires_at=expires,
+        expires_at=body.expires_at,  # a Time: UTC when sent without a zone
         source=body.source,
     )
     return stored(result.status, result.body, replayed=result.replayed)

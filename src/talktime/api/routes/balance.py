@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime import money
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine
-from talktime.api.models import Amount, problems
+from talktime.api.models import Amount, TimeInRange, problems
 from talktime.service import balance as service
 from talktime.service import users
 from talktime.service.errors import InvalidRequestError
@@ -91,12 +90,11 @@ def get_ledger(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     kind: LedgerKind = None,
     reference: Annotated[str | None, Query(max_length=200)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeInRange | None = None,
+    until: TimeInRange | None = None,
 ) -> dict[str, Any]:
     """The account's ledger entries, newest first, with filters and a cursor (times without a
     zone are UTC)."""
-    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
     if since is not None and until is not None and until <= since:
         # swapped bounds read as "no entries" otherwise; /v1/usage refuses them the same way
         raise InvalidRequestError("`until` must be after `since`")

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from talktime.api.auth import AccountId
-from talktime.api.models import problems
+from talktime.api.models import Time, problems
 from talktime.ops import pdf, statements, usage
-from talktime.ops.clock import from_datetime, iso, now_us, parse_iso
+from talktime.ops.clock import from_datetime, iso, now_us
 
 router = APIRouter(tags=["reports"])
 
@@ -65,29 +64,6 @@ class StatementOut(BaseModel):
     uncollected: str
 
 
-_NUMBER = re.compile(r"\s*[+-]?[0-9]+(\.[0-9]*)?\s*\Z")
-
-
-def _iso_first(value: Any) -> Any:
-    """Read a query time as `talktime usage` does (`parse_iso`), so `20261001` is that day
-    in both, not the Unix timestamp 20261001 (1970-08-23) that pydantic would read; other
-    texts `parse_iso` does not read go on to pydantic's own parsing."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return parse_iso(value)
-    except ValueError:
-        if _NUMBER.match(value):
-            raise ValueError(
-                "must be an ISO date or date-time such as 2026-10-01 or "
-                "2026-10-01T12:00:00Z, not a Unix timestamp"
-            ) from None
-    return value
-
-
-Moment = Annotated[datetime | None, BeforeValidator(_iso_first)]
-
-
 def _wants(request: Request, media: str) -> bool:
     return media in request.headers.get("accept", "")
 
@@ -106,9 +82,9 @@ def get_usage(
     account: AccountId,
     request: Request,
     since: Annotated[
-        Moment, Query(description="start, inclusive (default: this month's start)")
+        Time | None, Query(description="start, inclusive (default: this month's start)")
     ] = None,
-    until: Annotated[Moment, Query(description="end, exclusive (default: now)")] = None,
+    until: Annotated[Time | None, Query(description="end, exclusive (default: now)")] = None,
     group_by: Annotated[
         list[str] | None,
         Query(
