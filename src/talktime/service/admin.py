@@ -12,26 +12,28 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.rating import load_card
+from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service.common import fmt, iso, now_micros
 from talktime.service.errors import RequestConflictError
 from talktime.service.idempotency import StoredResponse
 from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
-from talktime.wallet.errors import IdempotencyConflictError
+from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint
 from talktime.wallet.model import Account, Balances
 from talktime.wallet.periods import to_micros
 
 
-def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> None:
+def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> RateCard:
     """Copy the plans (monthly free credit) of the card in force into the plans table, in the
-    caller's transaction (in name order, so concurrent syncs lock the rows in one order)."""
+    caller's transaction (in name order, so concurrent syncs lock the rows in one order);
+    returns that card."""
     card = load_card(card_name, directory=settings.rate_cards_dir)
     now = now_micros()
     for plan, free in sorted(card.plans.items()):
         accounts.upsert_plan(conn, plan, free, now)
+    return card
 
 
 def account_dict(
@@ -57,6 +59,20 @@ def account_dict(
             "available": fmt(balance.available),
         },
     }
+
+
+@contextmanager
+def _plan_on(card: RateCard, plan: str) -> Iterator[None]:
+    """An unknown plan is refused naming the plans of the card that prices the account (the
+    wallet's sentence tells an embedder to add the plan, which the API and CLI cannot do)."""
+    try:
+        yield
+    except PlanNotFoundError:
+        known = ", ".join(repr(p) for p in sorted(card.plans))
+        fix = f"choose one of {known}" if known else "import a version with a [plans] table"
+        raise PlanNotFoundError(
+            f"rate card {card.name!r} has no plan {plan!r}; {fix}", plan=plan, card=card.name
+        ) from None
 
 
 CREATE_ACCOUNT = "admin.create_account"
@@ -120,10 +136,17 @@ def _create_account(
             return StoredResponse(201, stored, replayed=True)
         # the first free credit is the plan's on this account's card: synced in the same
         # transaction, so a concurrent creation on another card cannot change it in between
-        sync_plans(conn, request["rate_card"] or settings.rate_card, settings)
-        created = accounts.create(
-            book, request["name"], request["plan"], key, monthly_limit=request["monthly_limit"]
-        )
+        # billed in the currency of the card that prices it
+        card = sync_plans(conn, request["rate_card"] or settings.rate_card, settings)
+        with _plan_on(card, request["plan"]):
+            created = accounts.create(
+                book,
+                request["name"],
+                request["plan"],
+                key,
+                currency=card.currency,
+                monthly_limit=request["monthly_limit"],
+            )
         account_id = created.account.id
         balance = created.balance
         credit, rate_card = request["credit"], request["rate_card"]
@@ -154,6 +177,10 @@ def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[
         return account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings)
 
 
+UPDATE_ACCOUNT = "admin.update_account"
+"""The operation name of `PATCH /v1/admin/accounts/{id}` among the account's stored answers."""
+
+
 def update_account(
     engine: sa.Engine,
     settings: Settings,
@@ -163,15 +190,30 @@ def update_account(
     plan: str | None = None,
     status: str | None = None,
     rate_card: str | None = None,
-) -> dict[str, Any]:
-    """Change an account's plan, subscription status or rate card, in one transaction."""
+) -> StoredResponse:
+    """Change an account's plan, subscription status or rate card, in one transaction.
+
+    The card is assigned first, so a plan chosen and free credit due in the same request come
+    from the new card. The answer is stored under ``key``: a replay returns it byte for byte,
+    and the same key with any other change is refused (409).
+    """
+    request = {"plan": plan, "status": status, "rate_card": rate_card}
+    answer_key, digest = f"answer:{key}", fingerprint(UPDATE_ACCOUNT, request)
     with _named(key), engine.begin() as conn:
-        if plan is not None:
-            sync_plans(conn, rate_card or cards.card_name(conn, account_id, settings), settings)
+        card = None
+        if plan is not None:  # the plans rows before the account's, as on creation
+            name = rate_card or cards.card_name(conn, account_id, settings)
+            card = sync_plans(conn, name, settings)
         book = Book(conn, now_micros())
         book.account(account_id)
-        if plan is not None:
-            accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
+        stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
+        if stored is not None:
+            return StoredResponse(200, stored, replayed=True)
+        if rate_card is not None:
+            cards.assign(conn, account_id, rate_card, settings)
+        if plan is not None and card is not None:
+            with _plan_on(card, plan):
+                accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
         if status is not None:
             accounts.update(
                 book,
@@ -182,9 +224,16 @@ def update_account(
                 plan_credit=cards.plan_credit(settings),
             )
         book.flush()
-        if rate_card is not None:
-            cards.assign(conn, account_id, rate_card, settings)
-    return get_account(engine, settings, account_id)
+        account = accounts.get_account(conn, account_id)
+        b = accounts.read_balance(conn, account_id, book.now)
+        body = json.dumps(
+            account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        book.remember(account_id, answer_key, UPDATE_ACCOUNT, digest, body)
+        book.flush()
+        return StoredResponse(200, body)
 
 
 def grant_credit(

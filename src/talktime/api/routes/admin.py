@@ -26,6 +26,7 @@ from talktime.rating import InvalidRateCardError, import_card, list_cards
 from talktime.service import admin as service
 from talktime.service.accounts import require_account
 from talktime.service.errors import InvalidRequestError
+from talktime.wallet.inputs import LATEST
 
 router = APIRouter(tags=["admin"])
 
@@ -172,12 +173,12 @@ def update_account(
     _admin: Admin,
     engine: Engine,
     key: IdempotencyKey,
-) -> dict[str, Any]:
+) -> Response:
     """Change the plan (free credit from the next period), the subscription status, or the
-    rate card."""
+    rate card. A replay of the key answers the original response."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
-    return service.update_account(
+    result = service.update_account(
         engine,
         request.app.state.settings,
         account_id,
@@ -186,6 +187,7 @@ def update_account(
         status=body.status,
         rate_card=body.rate_card,
     )
+    return stored(result.status, result.body, replayed=result.replayed)
 
 
 @router.post(
@@ -205,6 +207,12 @@ def grant_credit(
         expires = expires.replace(tzinfo=UTC)
     if expires is not None and expires <= datetime.now(UTC):
         raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
+    if expires is not None and expires >= LATEST:  # a 422 naming the field, as the line above
+        raise InvalidRequestError(
+            f"expires_at {expires.isoformat()} is too far ahead: give a time before the year "
+            f"{LATEST.year}, or none for credit that never expires.",
+            field="expires_at",
+        )
     result = service.grant_credit(
         engine,
         account_id,
