@@ -137,7 +137,8 @@ def _create_account(
         # the first free credit is the plan's on this account's card: synced in the same
         # transaction, so a concurrent creation on another card cannot change it in between
         # billed in the currency of the card that prices it
-        card = sync_plans(conn, request["rate_card"] or settings.rate_card, settings)
+        named = request["rate_card"]  # '' names no card: refused, never the default card
+        card = sync_plans(conn, settings.rate_card if named is None else named, settings)
         with _plan_on(card, request["plan"]):
             created = accounts.create(
                 book,
@@ -156,7 +157,7 @@ def _create_account(
             )
             balance = granted.balance
         book.flush()
-        if rate_card and not created.replayed:
+        if rate_card is not None and not created.replayed:
             cards.assign(conn, account_id, rate_card, settings)
         body = json.dumps(
             account_dict(conn, created.account, balance, settings),
