@@ -27,6 +27,7 @@ from talktime.rating.errors import (
     InvalidCallError,
     InvalidRateCardError,
     InvalidUsageError,
+    RateCardCurrencyError,
     RateCardNotFoundError,
     RateCardVersionExistsError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "Quote",
     "QuoteLine",
     "RateCard",
+    "RateCardCurrencyError",
     "RateCardNotFoundError",
     "RateCardVersionExistsError",
     "RateRef",

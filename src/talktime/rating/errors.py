@@ -40,6 +40,15 @@ class RateCardVersionExistsError(TalktimeError):
     title = "Rate card version exists"
 
 
+class RateCardCurrencyError(TalktimeError):
+    """A card in another currency than the one it would price: an account billed in USD
+    priced with a EUR card, or a new version of a card that changes its currency."""
+
+    code = "rate_card_currency_mismatch"
+    status = 422
+    title = "Rate card in another currency"
+
+
 class InvalidCallError(TalktimeError):
     """A call description that cannot be rated (negative duration, forwarded outbound...)."""
 

@@ -39,6 +39,7 @@ from talktime.rating.card import (
 )
 from talktime.rating.errors import (
     InvalidRateCardError,
+    RateCardCurrencyError,
     RateCardNotFoundError,
     RateCardVersionExistsError,
 )
@@ -664,11 +665,12 @@ def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bo
 
     Returns the card and whether it was new. Importing the same version again with the same
     content does nothing; with different content it is refused: a version, once imported, never
-    changes, so every charge that names it keeps meaning the same rate.
+    changes, so every charge that names it keeps meaning the same rate. Every version of a
+    card prices in one currency (accounts priced with it are billed in that currency).
     """
     card = read_card(source)
-    for existing in card_dirs(card.name, directory):
-        old = read_card(existing)
+    olds = [read_card(existing) for existing in card_dirs(card.name, directory)]
+    for old in olds:
         if old.version == card.version:
             if old.digest == card.digest:
                 return old, False
@@ -677,6 +679,16 @@ def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bo
                 "rates a new version",
                 card=card.name,
                 version=card.version,
+            )
+    for old in olds:
+        if old.currency != card.currency:
+            raise RateCardCurrencyError(
+                f"rate card {card.ref} prices in {card.currency} but {old.ref} prices in "
+                f"{old.currency}: every version of a card keeps its currency; import the new "
+                "rates as a card of another name",
+                card=card.name,
+                currency=card.currency,
+                card_currency=old.currency,
             )
     target = Path(directory) / card.name / card.version
     staging = target.with_name(f".{card.version}.importing")

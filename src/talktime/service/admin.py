@@ -12,27 +12,29 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.rating import load_card
+from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service.common import fmt, iso, now_micros
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
 from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
-from talktime.wallet.errors import IdempotencyConflictError
+from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
 from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint
 from talktime.wallet.model import Account, Balances
 from talktime.wallet.periods import to_micros
 
 
-def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> None:
+def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> RateCard:
     """Copy the plans (monthly free credit) of the card in force into the plans table, in the
-    caller's transaction (in name order, so concurrent syncs lock the rows in one order)."""
+    caller's transaction (in name order, so concurrent syncs lock the rows in one order);
+    returns that card."""
     card = load_card(card_name, directory=settings.rate_cards_dir)
     now = now_micros()
     for plan, free in sorted(card.plans.items()):
         accounts.upsert_plan(conn, plan, free, now)
+    return card
 
 
 def account_dict(
@@ -58,6 +60,20 @@ def account_dict(
             "available": fmt(balance.available),
         },
     }
+
+
+@contextmanager
+def _plan_on(card: RateCard, plan: str) -> Iterator[None]:
+    """An unknown plan is refused naming the plans of the card that prices the account (the
+    wallet's sentence tells an embedder to add the plan, which the API and CLI cannot do)."""
+    try:
+        yield
+    except PlanNotFoundError:
+        known = ", ".join(repr(p) for p in sorted(card.plans))
+        fix = f"choose one of {known}" if known else "import a version with a [plans] table"
+        raise PlanNotFoundError(
+            f"rate card {card.name!r} has no plan {plan!r}; {fix}", plan=plan, card=card.name
+        ) from None
 
 
 CREATE_ACCOUNT = "admin.create_account"
@@ -121,10 +137,18 @@ def _create_account(
             return StoredResponse(201, stored, replayed=True)
         # the first free credit is the plan's on this account's card: synced in the same
         # transaction, so a concurrent creation on another card cannot change it in between
-        sync_plans(conn, request["rate_card"] or settings.rate_card, settings)
-        created = accounts.create(
-            book, request["name"], request["plan"], key, monthly_limit=request["monthly_limit"]
-        )
+        # billed in the currency of the card that prices it
+        named = request["rate_card"]  # '' names no card: refused, never the default card
+        card = sync_plans(conn, settings.rate_card if named is None else named, settings)
+        with _plan_on(card, request["plan"]):
+            created = accounts.create(
+                book,
+                request["name"],
+                request["plan"],
+                key,
+                currency=card.currency,
+                monthly_limit=request["monthly_limit"],
+            )
         account_id = created.account.id
         balance = created.balance
         credit, rate_card = request["credit"], request["rate_card"]
@@ -134,7 +158,7 @@ def _create_account(
             )
             balance = granted.balance
         book.flush()
-        if rate_card and not created.replayed:
+        if rate_card is not None and not created.replayed:
             cards.assign(conn, account_id, rate_card, settings)
         body = json.dumps(
             account_dict(conn, created.account, balance, settings),
@@ -171,22 +195,28 @@ def update_account(
 ) -> StoredResponse:
     """Change an account's plan, subscription status or rate card, in one transaction.
 
-    The answer is stored with the change under ``key`` (as `{key}:answer` in the account's
-    scope): a replay returns it byte for byte, and the same key with any other change (a
-    rate card or plan added to a status change) is refused (409) instead of applied.
+    The card is assigned first, so a plan chosen and free credit due in the same request come
+    from the new card. The answer is stored with the change under ``key`` (as `{key}:answer`
+    in the account's scope): a replay returns it byte for byte, and the same key with any other
+    change (a rate card or plan added to a status change) is refused (409) instead of applied.
     """
     request = {"plan": plan, "status": status, "rate_card": rate_card}
     answer_key, digest = f"{key}:answer", fingerprint(UPDATE_ACCOUNT, request)
     with _named(key), engine.begin() as conn:
-        if plan is not None:
-            sync_plans(conn, rate_card or cards.card_name(conn, account_id, settings), settings)
+        card = None
+        if plan is not None:  # the plans rows before the account's, as on creation
+            name = rate_card or cards.card_name(conn, account_id, settings)
+            card = sync_plans(conn, name, settings)
         book = Book(conn, now_micros())
-        state = book.account(account_id)
+        book.account(account_id)
         stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
         if stored is not None:
             return StoredResponse(200, stored, replayed=True)
-        if plan is not None:
-            accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
+        if rate_card is not None:
+            cards.assign(conn, account_id, rate_card, settings)
+        if plan is not None and card is not None:
+            with _plan_on(card, plan):
+                accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
         if status is not None:
             accounts.update(
                 book,
@@ -197,17 +227,16 @@ def update_account(
                 plan_credit=cards.plan_credit(settings),
             )
         book.flush()
-        if rate_card is not None:
-            cards.assign(conn, account_id, rate_card, settings)
         account = accounts.get_account(conn, account_id)
+        b = accounts.read_balance(conn, account_id, book.now)
         body = json.dumps(
-            account_dict(conn, account, state.balances(book.now), settings),
+            account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings),
             separators=(",", ":"),
             ensure_ascii=False,
         )
         book.remember(account_id, answer_key, UPDATE_ACCOUNT, digest, body)
         book.flush()
-    return StoredResponse(200, body)
+        return StoredResponse(200, body)
 
 
 def grant_credit(

@@ -238,6 +238,21 @@ def _card_of(row: Any, settings: Settings) -> RateCard:
     return load_card(name, version or None, directory=settings.rate_cards_dir)
 
 
+def _may_go_on(conn: sa.Connection, state: AccountState, row: Any) -> None:
+    """An extend is held to the call policy as of now: the subscription still active and the
+    call's user still allowed `calls.make` (a cancellation or a restriction made during the
+    call stops it at its next extend; completing it still bills what happened)."""
+    try:
+        policy.require_active_subscription(state.status)
+        policy.require_permission(users.actor(conn, state.id, row.user_id), "calls.make")
+    except (policy.SubscriptionInactiveError, policy.PermissionDeniedError) as refusal:
+        raise type(refusal)(
+            f"{refusal.detail} The call was not extended; complete it with what happened "
+            "(it is still billed).",
+            **refusal.extra,
+        ) from None
+
+
 def extend_call(
     engine: sa.Engine, settings: Settings, account_id: int, call_id: str, key: str
 ) -> StoredResponse:
@@ -251,6 +266,7 @@ def extend_call(
         row = _row(conn, account_id, call_id)  # again, now that the account is locked
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is {row.state}; only a live call can extend.")
+        _may_go_on(conn, state, row)
         card = _card_of(row, settings)
         rate = leg_rate(card, row.direction, row.from_number, row.to_number)
         available = state.available(now)

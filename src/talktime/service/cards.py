@@ -11,8 +11,9 @@ import time
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.rating import RateCard, RateCardNotFoundError, load_card
+from talktime.rating import RateCard, RateCardCurrencyError, RateCardNotFoundError, load_card
 from talktime.store.api_tables import account_cards
+from talktime.store.wallet_tables import accounts
 from talktime.wallet.cycle import PlanCredit
 from talktime.wallet.periods import from_micros
 
@@ -37,8 +38,13 @@ def card_named(name: str | None, settings: Settings) -> RateCard:
 
 
 def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) -> RateCard:
-    """Price the account with card ``name`` from now on (refused if no version is in force)."""
+    """Price the account with card ``name`` from now on (refused if no version is in force,
+    or if the card prices in another currency than the account's)."""
     card = load_card(name, directory=settings.rate_cards_dir)
+    currency = conn.execute(
+        sa.select(accounts.c.currency).where(accounts.c.id == account_id)
+    ).scalar()
+    require_currency(card, currency, account_id)
     now = time.time_ns() // 1000
     updated = conn.execute(
         account_cards.update()
@@ -50,6 +56,18 @@ def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) 
             account_cards.insert().values(account_id=account_id, card=name, updated_at=now)
         )
     return card
+
+
+def require_currency(card: RateCard, currency: str | None, account_id: int) -> None:
+    """Refuse to price an account billed in ``currency`` with a card in another currency."""
+    if currency is not None and card.currency != currency:
+        raise RateCardCurrencyError(
+            f"rate card {card.name!r} prices in {card.currency} but account {account_id} is "
+            f"billed in {currency}; choose a card that prices in {currency}",
+            card=card.name,
+            currency=card.currency,
+            account_currency=currency,
+        )
 
 
 def plan_credit(settings: Settings) -> PlanCredit:

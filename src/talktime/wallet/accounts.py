@@ -162,8 +162,9 @@ def update(
     """Idempotently change account settings (plan, status, monthly limit, threshold).
 
     A subscription that becomes `active` again gets the current period's free credit if the
-    cycle skipped it (the account was not active at the period's start); ``plan_credit`` says
-    how much, as for the cycle (default: the plans table's).
+    cycle skipped it (the account was not active at the period's start; never in the period
+    the account was created in); ``plan_credit`` says how much, as for the cycle (default:
+    the plans table's).
     """
     state = book.account(account_id, key)
     reactivated = changes.get("status") == "active" and state.status != "active"
@@ -189,7 +190,11 @@ def update(
     for column, value in changes.items():
         if hasattr(state, column):
             setattr(state, column, value)
-    if reactivated and state.period_start <= book.now < state.period_end:
+    if (
+        reactivated
+        and state.period_start <= book.now < state.period_end
+        and _opened_by_cycle(book.conn, state.id, state.period_start)
+    ):
         # a period already ended is the cycle's to close; this one's credit is due now
         amount = None
         if plan_credit is not None:
@@ -198,6 +203,20 @@ def update(
     result = AccountResult(get_account(book.conn, state.id), state.balances(book.now))
     book.remember(state.id, key, operation, fp, to_json(result))
     return result
+
+
+def _opened_by_cycle(conn: sa.Connection, account_id: int, period_start: int) -> bool:
+    """Whether the period starting at ``period_start`` began after the account was created.
+
+    Only such a period can have been skipped by the cycle (status not active at its start).
+    An account is active when created, and its creation issued that period's free credit
+    from the plan it had then, so a plan changed since applies from the next period even
+    across a lapse and a reactivation in between.
+    """
+    created = conn.execute(
+        sa.select(accounts.c.created_at).where(accounts.c.id == account_id)
+    ).scalar()
+    return created is not None and created < period_start
 
 
 def read_balance(conn: sa.Connection, account_id: int, now: int) -> Balance:
