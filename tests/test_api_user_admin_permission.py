@@ -1,5 +1,5 @@
-"""User management made for a named user (`acting_user`) needs that user's `admin` permission;
-an account key alone still manages its users, as before."""
+"""User management: a named `acting_user` needs the `admin` permission (an account key alone
+still manages its users, as before), and a user is named with more than spaces."""
 
 from __future__ import annotations
 
@@ -103,3 +103,25 @@ def test_the_admin_key_route_holds_a_named_acting_user_to_the_same_rule(api: Any
         f"/v1/admin/accounts/{t.account_id}/users/{t.user}", json={"role": "viewer"}, headers=ADMIN
     )
     assert unnamed.status_code == 200, unnamed.text
+
+
+def test_a_user_name_of_only_spaces_is_refused_naming_the_field(api: Any) -> None:
+    t = tenant(api, number=None)
+    before = _users(api, t.auth)
+    created = api.post("/v1/users", json={"name": "   "}, headers=t.auth)
+    renamed = api.patch(f"/v1/users/{t.user}", json={"name": " \t"}, headers=t.auth)
+    for response in (created, renamed):
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "name"
+        assert "more than spaces" in response.json()["detail"]
+    assert _users(api, t.auth) == before
+
+
+def test_changing_a_user_of_an_unknown_account_says_the_account_is_missing(api: Any) -> None:
+    listed = api.get("/v1/admin/accounts/999999/users", headers=ADMIN)
+    changed = api.patch(
+        "/v1/admin/accounts/999999/users/usr_x", json={"role": "viewer"}, headers=ADMIN
+    )
+    assert listed.status_code == changed.status_code == 404
+    assert listed.json()["code"] == changed.json()["code"] == "not_found"
+    assert changed.json()["detail"] == "No account 999999."  # it named the user

@@ -45,6 +45,13 @@ def _role(role: str) -> str:
     return role
 
 
+def _name(name: str) -> str:
+    """A user's name: some text besides spaces (as an account's name)."""
+    if not name.strip():
+        raise InvalidRequestError("A user's name needs more than spaces.", field="name")
+    return name
+
+
 def _user(row: Any) -> User:
     return User(
         id=row.id,
@@ -67,7 +74,7 @@ def create_user(
     user = User(
         id=f"usr_{uuid.uuid4().hex}",
         account_id=account_id,
-        name=name,
+        name=_name(name),
         role=_role(role),
         restrictions=policy.check_restrictions(restrictions),
         created_at=time.time_ns() // 1000,
@@ -145,7 +152,7 @@ def update_user(
     get_user(conn, account_id, user_id)
     values: dict[str, Any] = {}
     if name is not None:
-        values["name"] = name
+        values["name"] = _name(name)
     if role is not None:
         values["role"] = _role(role)
     if restrictions is not None:

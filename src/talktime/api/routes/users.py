@@ -93,6 +93,7 @@ def _list(engine: sa.Engine, account_id: int) -> UserList:
 
 def _patch(engine: sa.Engine, account_id: int, user_id: str, body: UserPatch) -> UserOut:
     with engine.begin() as conn:
+        require_account(conn, account_id)  # an unknown account is 404 account_not_found
         _require_admin(conn, account_id, body.acting_user)
         user = service.update_user(
             conn,
