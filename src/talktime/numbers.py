@@ -64,19 +64,25 @@ def classify(e164: str) -> NumberInfo:
     Each +1 region is its own country (+1 787 is PR, +1 242 is BS), and so are GG, JE and IM
     inside +44. Results are cached in a bounded LRU of `CACHE_SIZE` numbers.
     """
+    return _classify(require_e164(e164))
+
+
+def require_e164(e164: object) -> str:
+    """``e164`` when it is written as E.164 ('+', country code, digits only, at most 15), else
+    `InvalidNumberError` with the sentence `classify` gives; the writing only, not validity."""
     if type(e164) is not str:
         raise InvalidNumberError(f"a phone number is a string such as +14155550123, not {e164!r}")
-    return _classify(e164)
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _classify(e164: str) -> NumberInfo:
     if E164.match(e164) is None:
         raise InvalidNumberError(
             f"{e164!r} is not an E.164 number: write '+', the country code and the number, "
             "digits only, at most 15 (such as +14155550123)",
             number=e164,
         )
+    return e164
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _classify(e164: str) -> NumberInfo:
     try:
         parsed = phonenumbers.parse(e164, None)
     except NumberParseException as exc:  # an unknown country code

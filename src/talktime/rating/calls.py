@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from talktime.numbers import require_e164
 from talktime.rating.card import MAX_LEG_SECONDS, Direction
 from talktime.rating.errors import InvalidCallError
 
@@ -73,6 +74,9 @@ class Call:
                 f"direction must be 'outbound' or 'inbound', not {self.direction!r}"
             )
         _check_duration("duration", self.duration)
+        if self.direction == "inbound":
+            # the caller prices nothing, but a call description names real numbers only
+            require_e164(self.from_)
         if self.forward is not None:
             if self.direction != "inbound":
                 raise InvalidCallError("only an inbound call can be forwarded")

@@ -19,6 +19,7 @@ from talktime import policy
 from talktime.config import Settings
 from talktime.errors import TalktimeError
 from talktime.rating import Call, RateCard, VoiceRate, load_card, price_call
+from talktime.rating.card import MAX_LEG_SECONDS
 from talktime.service import cards, users
 from talktime.service.common import (
     balance_dict,
@@ -66,12 +67,18 @@ def leg_rate(card: RateCard, direction: str, from_: str, to: str) -> VoiceRate:
 
 
 def _steps(rate: VoiceRate, start: int, window: int) -> list[int]:
-    """Billed durations after ``start`` seconds, one more increment each, up to ``window`` more."""
+    """Billed durations after ``start`` seconds, one more increment each, up to ``window`` more
+    and never past `MAX_LEG_SECONDS` (the longest leg a completion can report; a step that
+    only passes it because of the increments is cut to it, which costs the same)."""
     out: list[int] = []
+    if start >= MAX_LEG_SECONDS:
+        return out
     step = rate.first_increment_s if start == 0 else rate.next_increment_s
     total = start + step
     while not out or total <= start + window:
-        out.append(total)
+        out.append(min(total, MAX_LEG_SECONDS))
+        if total >= MAX_LEG_SECONDS:
+            break
         total += rate.next_increment_s
     return out
 
@@ -266,6 +273,14 @@ def extend_call(
         row = _row(conn, account_id, call_id)  # again, now that the account is locked
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is {row.state}; only a live call can extend.")
+        if row.max_duration_seconds >= MAX_LEG_SECONDS:
+            raise CallStateError(
+                f"Call {call_id} already holds the longest call leg talktime bills "
+                f"({MAX_LEG_SECONDS} s, a week); complete it with what happened and authorize "
+                "a new call to go on.",
+                call=call_id,
+                max_duration_seconds=row.max_duration_seconds,
+            )
         _may_go_on(conn, state, row)
         card = _card_of(row, settings)
         rate = leg_rate(card, row.direction, row.from_number, row.to_number)
