@@ -1,4 +1,5 @@
-"""Bootstrap without the API: `talktime accounts create` and `talktime keys create`."""
+"""Bootstrap without the API: `talktime accounts create`, `talktime accounts` (the list, to
+check before re-running a bootstrap) and `talktime keys create`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import uuid
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 
 from talktime.cli.app import app, cli_text, console, fail, print_json
@@ -13,7 +15,10 @@ from talktime.config import get_settings
 from talktime.errors import TalktimeError
 from talktime.ids import MAX_ID
 
-accounts_app = typer.Typer(help="Accounts: create one on a plan.", no_args_is_help=True)
+accounts_app = typer.Typer(
+    help="Accounts: list them (the default), or create one on a plan.",
+    invoke_without_command=True,
+)
 keys_app = typer.Typer(help="API keys: create one (shown once).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
@@ -31,6 +36,77 @@ def require_id(value: int, what: str) -> int:
             f"{what} {value} is out of range: ids are whole numbers from 1 to 2^62 ({MAX_ID})",
         )
     return value
+
+
+@accounts_app.callback()
+def accounts_main(ctx: typer.Context) -> None:
+    """Accounts: `talktime accounts` lists them; `talktime accounts create` makes one."""
+    if ctx.invoked_subcommand is None:
+        list_accounts(limit=DEFAULT_LIST_LIMIT, as_json=False)
+
+
+DEFAULT_LIST_LIMIT = 100
+"""How many accounts `talktime accounts` shows (the newest)."""
+
+
+@accounts_app.command("list")
+def list_accounts(
+    limit: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Show at most this many (the newest).")
+    ] = DEFAULT_LIST_LIMIT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the accounts (oldest first): id, name, plan, status, currency, creation time."""
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    from talktime.ops.clock import iso
+    from talktime.store import make_engine
+    from talktime.store.wallet_tables import accounts
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings)
+    columns = (accounts.c.id, accounts.c.name, accounts.c.plan, accounts.c.status)
+    try:
+        with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one()
+            query = sa.select(*columns, accounts.c.currency, accounts.c.created_at)
+            rows = conn.execute(query.order_by(accounts.c.id.desc()).limit(limit)).all()
+    finally:
+        engine.dispose()
+    found = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "plan": r.plan,
+            "status": r.status,
+            "currency": r.currency,
+            "created_at": iso(r.created_at),
+        }
+        for r in reversed(rows)
+    ]
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console.print("no accounts yet (`talktime accounts create NAME --plan PLAN`)")
+        return
+    table = Table(
+        Column("id", no_wrap=True),
+        Column("name", overflow="fold"),
+        Column("plan", overflow="fold"),
+        Column("status", no_wrap=True),
+        Column("currency", no_wrap=True),
+        Column("created (UTC)", min_width=10),
+    )
+    for a in found:  # Text: names are shown as written, never read as markup
+        created = (a["created_at"] or "")[:19].replace("T", " ")
+        table.add_row(
+            str(a["id"]), Text(a["name"]), Text(a["plan"]), a["status"], a["currency"], created
+        )
+    console.print(table)
+    if total > len(found):
+        console.print(f"the newest {len(found)} of {total} accounts (--limit to see more)")
 
 
 @accounts_app.command("create")
