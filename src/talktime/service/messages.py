@@ -161,6 +161,14 @@ def _check_smart_text(text: str, smart_encoding: bool) -> None:
         )
 
 
+def check_outgoing_text(text: str, settings: Settings, *, smart_encoding: bool = False) -> None:
+    """Refuse an outgoing text that every send refuses, in the send's order and with its codes:
+    too long (`text_too_long`), empty, a lone surrogate (`invalid_text`), then only invisible
+    characters that smart encoding removes."""
+    _check_text(text, settings)
+    _check_smart_text(text, smart_encoding)
+
+
 def quote_sms(
     card: RateCard,
     from_: str,
@@ -174,8 +182,7 @@ def quote_sms(
     """Price one SMS as a send would, refusing what a send always refuses whoever sends it:
     a text that is empty, too long or not text, and a route between countries SMS never takes.
     (The sending number's own checks need an account: a quote has none.)"""
-    _check_text(text, settings)
-    _check_smart_text(text, smart_encoding)
+    check_outgoing_text(text, settings, smart_encoding=smart_encoding)
     from_country, to_country = card.classify(from_).country, card.classify(to).country
     policy.require_sms_route(from_country, to_country, inbound=direction == "inbound")
     return price_sms(card, from_, to, text, direction, smart_encoding)

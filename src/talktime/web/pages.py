@@ -8,20 +8,20 @@ OpenAPI schema: they serve people, not API clients.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 from starlette.types import Scope
 
 import talktime
 from talktime.config import Settings
-from talktime.errors import TalktimeError
 from talktime.rating import RateCard, load_card
+from talktime.service import messages
 from talktime.web import estimate
 
 HERE = Path(__file__).parent
@@ -29,12 +29,17 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 
-class TextTooLongError(TalktimeError):
-    """The calculator's text is longer than the API would accept in one message."""
+MAX_TEXT = 100_000
 
-    code = "text_too_long"
-    status = 422
-    title = "Text too long"
+
+def _a_str(value: Any) -> str:
+    """A JSON string as decoded, lone surrogates included (a ``str`` field refused "\\ud83d" as
+    a bare `invalid_request`; the SMS code refuses it as `invalid_text` with its position)."""
+    if not isinstance(value, str):
+        raise ValueError("Input should be a valid string")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"String should have at most {MAX_TEXT} characters")
+    return value
 
 
 class EstimateRequest(BaseModel):
@@ -42,7 +47,7 @@ class EstimateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(max_length=100_000)
+    text: Annotated[Any, AfterValidator(_a_str)]
     smart_encoding: bool = False
     language: Literal["tr", "es", "pt"] | None = None
     country: str = Field("US", pattern=r"^[A-Z]{2}$")
@@ -86,7 +91,9 @@ def calculator_page(request: Request) -> HTMLResponse:
         "calculator",
         countries=estimate.countries(card),
         card=card,
-        max_text=settings.sms_max_text_chars,
+        # browsers count `maxlength` in UTF-16 code units and cut what is longer; the limit is
+        # in characters, each at most two units, so the box admits every text the API takes
+        max_units=2 * settings.sms_max_text_chars,
     )
 
 
@@ -94,12 +101,9 @@ def calculator_page(request: Request) -> HTMLResponse:
 def calculator_estimate(body: EstimateRequest, request: Request) -> dict[str, Any]:
     """The estimated cost of an outbound SMS of the text to the country (public, no key)."""
     settings = _settings(request)
-    if len(body.text) > settings.sms_max_text_chars:
-        raise TextTooLongError(
-            f"The text has {len(body.text)} characters; a message may have at most "
-            f"{settings.sms_max_text_chars}.",
-            limit=settings.sms_max_text_chars,
-        )
+    # the text rules of a send and of a quote, with their codes and sentences: no estimate of a
+    # message that no send would take
+    messages.check_outgoing_text(body.text, settings, smart_encoding=body.smart_encoding)
     return estimate.estimate(
         active_card(settings),
         body.text,

@@ -101,6 +101,11 @@
       $("error").hidden = false;
       return;
     }
+    if (!text.value) { // nothing to price yet (the API refuses an empty message)
+      $("cost").textContent = "–";
+      $("cost-note").textContent = "";
+      return;
+    }
     try {
       const estimate = await post("/calculator/estimate", { ...body(smart.checked), country: country.value });
       if (mine !== seq) return;
