@@ -728,19 +728,26 @@ def redeliver(
 
 
 def list_deliveries(
-    engine: sa.Engine, account_id: int, endpoint_id: str, limit: int = 100
+    engine: sa.Engine,
+    account_id: int,
+    endpoint_id: str,
+    limit: int = 100,
+    *,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The endpoint's deliveries, newest first, each with its attempt log."""
+    """The endpoint's deliveries, newest first, each with its attempt log; with `before`, only
+    those older than that delivery id (the next page starts before the last id of this one)."""
     get_endpoint(engine, account_id, endpoint_id)
     d = webhook_deliveries.c
+    query = (
+        sa.select(webhook_deliveries, webhook_events.c.type)
+        .join(webhook_events, webhook_events.c.id == d.event_id)
+        .where(d.endpoint_id == endpoint_id)
+    )
+    if before is not None:
+        query = query.where(d.id < before)
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        rows = conn.execute(
-            sa.select(webhook_deliveries, webhook_events.c.type)
-            .join(webhook_events, webhook_events.c.id == d.event_id)
-            .where(d.endpoint_id == endpoint_id)
-            .order_by(d.id.desc())
-            .limit(limit)
-        ).all()
+        rows = conn.execute(query.order_by(d.id.desc()).limit(limit)).all()
         ids = [r.id for r in rows]
         attempts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
         if ids:
