@@ -64,3 +64,24 @@ def test_a_redelivery_retries_on_the_documented_schedule_from_its_start(
     assert reason is not None
     # the 15 attempts of the redelivery's 24 hours, not every attempt since the event (30)
     assert "failed for 24 hours (15 attempts, last: 500)" in reason
+
+
+def test_a_delivery_first_attempted_a_day_late_is_retried_for_24_hours_before_disabling(
+    engine: sa.Engine,
+) -> None:
+    account = make_account(engine)
+    settings = settings_for(engine)
+    t0 = now_us()
+    late = t0 + 25 * HOUR  # the worker was down for a day after the dispatch
+    with receiver([500]) as hook:
+        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
+        with engine.begin() as conn:
+            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+        # it was disabled at once: "failed for 24 hours (1 attempts, last: 500)"
+        assert run_due(engine, settings, late) == ["pending"]
+        assert webhooks.get_endpoint(engine, account, endpoint.id).enabled
+        assert _attempt_times(engine, settings, late) == [*SCHEDULE_S[1:], 24 * 3600]
+        assert len(hook.requests) == 15
+    reason = webhooks.get_endpoint(engine, account, endpoint.id).disabled_reason
+    assert reason is not None
+    assert "failed for 24 hours (15 attempts, last: 500)" in reason

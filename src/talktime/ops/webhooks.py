@@ -645,15 +645,17 @@ def _settle(conn: sa.Connection, row: Any, attempt: int, result: AttemptResult, 
         .where(endpoint.id == row.endpoint_id)
         .values(failure_count=endpoint.failure_count + 1)
     )
-    # The schedule counts the attempts of this window only: a redelivery's fresh window starts
-    # again at 30 s, as the first one did.
-    in_window = conn.execute(
-        sa.select(sa.func.count()).where(
+    # The schedule counts the attempts of this window only (this one included): a redelivery's
+    # fresh window starts again at 30 s, as the first one did. The 24 hours run from the window's
+    # first attempt, so a delivery whose first attempt came late (a worker down for a day) is
+    # still retried before the endpoint is disabled.
+    in_window, first_at = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(webhook_attempts.c.at)).where(
             webhook_attempts.c.delivery_id == row.id,
             webhook_attempts.c.at >= row.window_start,
         )
-    ).scalar_one()
-    window_end = row.window_start + RETRY_WINDOW_US
+    ).one()
+    window_end = int(first_at) + RETRY_WINDOW_US
     # the last retry is made when the window ends, so a delivery gives up only after 24 hours
     next_at = min(now + retry_delay_us(int(in_window)), window_end)
     if now < window_end:
