@@ -76,8 +76,9 @@ def test_redelivering_a_pending_delivery_sends_now_and_its_scheduled_retry_sends
         # the retry scheduled before the redelivery is due now, but the next attempt is not
         assert run_due(engine, settings, t0 + 30 * SECOND) == ["pending"]
         assert len(hook.requests) == 2, "the superseded retry sent no second copy"
-        assert next_run_at(engine) == t0 + 65 * SECOND
-        assert run_due(engine, settings, t0 + 65 * SECOND) == ["delivered"]
+        # the redelivery's fresh window retries on the schedule from its start: 30 s after it
+        assert next_run_at(engine) == t0 + 35 * SECOND
+        assert run_due(engine, settings, t0 + 35 * SECOND) == ["delivered"]
         assert len(hook.requests) == 3
         assert len(set(hook.ids())) == 1
     assert _attempt_outcomes(engine, account, endpoint.id) == ["http_error", "http_error", "ok"]

@@ -264,9 +264,24 @@ def rotate_secret(engine: sa.Engine, account_id: int, endpoint_id: str) -> Endpo
 
 
 def delete_endpoint(engine: sa.Engine, account_id: int, endpoint_id: str) -> None:
-    """Remove an endpoint with its deliveries and their attempt log."""
-    get_endpoint(engine, account_id, endpoint_id)
+    """Remove an endpoint with its deliveries and their attempt log.
+
+    The endpoint row is locked first (PostgreSQL; SQLite's write lock serialises anyway): a
+    dispatch adding a delivery, or an attempt being recorded, finishes before the rows are counted
+    for deletion, or finds the endpoint gone (they lock it too), so neither breaks the foreign
+    keys half way.
+    """
     with engine.begin() as conn:
+        found = conn.execute(
+            sa.select(webhook_endpoints.c.id)
+            .where(
+                webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.account_id == account_id,
+            )
+            .with_for_update()
+        ).first()
+        if found is None:
+            raise WebhookEndpointNotFoundError(f"no webhook endpoint {endpoint_id} in this account")
         ids = sa.select(webhook_deliveries.c.id).where(
             webhook_deliveries.c.endpoint_id == endpoint_id
         )
@@ -311,11 +326,16 @@ def record_event(
     ).scalar_one_or_none()
     if inserted is None:
         return None
+    # FOR KEY SHARE: an endpoint being deleted is waited for and then skipped, and one read here
+    # is deleted only after this transaction has committed its deliveries (see delete_endpoint).
     endpoints = conn.execute(
-        sa.select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+        sa.select(webhook_endpoints.c.id, webhook_endpoints.c.event_types)
+        .where(
             webhook_endpoints.c.account_id == account_id,
             webhook_endpoints.c.enabled == sa.true(),
         )
+        .order_by(webhook_endpoints.c.id)
+        .with_for_update(read=True, key_share=True)
     ).all()
     for endpoint_id, types in endpoints:
         if ALL_EVENTS not in types and event_type not in types:
@@ -569,6 +589,17 @@ def deliver(
     result = _post(row.url, payload, head, settings)
     attempt = int(row.attempts) + 1
     with engine.begin() as conn:
+        # The endpoint first (FOR NO KEY UPDATE, as _settle updates it): a deletion under way is
+        # waited for and then found, instead of deleting the delivery under a new attempt row.
+        if (
+            conn.execute(
+                sa.select(webhook_endpoints.c.id)
+                .where(webhook_endpoints.c.id == row.endpoint_id)
+                .with_for_update(key_share=True)
+            ).first()
+            is None
+        ):
+            return "missing"
         claimed = conn.execute(
             webhook_deliveries.update()
             .where(
@@ -614,8 +645,20 @@ def _settle(conn: sa.Connection, row: Any, attempt: int, result: AttemptResult, 
         .where(endpoint.id == row.endpoint_id)
         .values(failure_count=endpoint.failure_count + 1)
     )
-    next_at = now + retry_delay_us(attempt)
-    if next_at <= row.window_start + RETRY_WINDOW_US:
+    # The schedule counts the attempts of this window only (this one included): a redelivery's
+    # fresh window starts again at 30 s, as the first one did. The 24 hours run from the window's
+    # first attempt, so a delivery whose first attempt came late (a worker down for a day) is
+    # still retried before the endpoint is disabled.
+    in_window, first_at = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(webhook_attempts.c.at)).where(
+            webhook_attempts.c.delivery_id == row.id,
+            webhook_attempts.c.at >= row.window_start,
+        )
+    ).one()
+    window_end = int(first_at) + RETRY_WINDOW_US
+    # the last retry is made when the window ends, so a delivery gives up only after 24 hours
+    next_at = min(now + retry_delay_us(int(in_window)), window_end)
+    if now < window_end:
         conn.execute(
             webhook_deliveries.update().where(delivery.id == row.id).values(next_attempt_at=next_at)
         )
@@ -626,7 +669,7 @@ def _settle(conn: sa.Connection, row: Any, attempt: int, result: AttemptResult, 
         .where(delivery.id == row.id)
         .values(state="failed", next_attempt_at=None)
     )
-    _disable(conn, row, attempt, result, now)
+    _disable(conn, row, int(in_window), result, now)
     return "failed"
 
 
@@ -687,19 +730,26 @@ def redeliver(
 
 
 def list_deliveries(
-    engine: sa.Engine, account_id: int, endpoint_id: str, limit: int = 100
+    engine: sa.Engine,
+    account_id: int,
+    endpoint_id: str,
+    limit: int = 100,
+    *,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The endpoint's deliveries, newest first, each with its attempt log."""
+    """The endpoint's deliveries, newest first, each with its attempt log; with `before`, only
+    those older than that delivery id (the next page starts before the last id of this one)."""
     get_endpoint(engine, account_id, endpoint_id)
     d = webhook_deliveries.c
+    query = (
+        sa.select(webhook_deliveries, webhook_events.c.type)
+        .join(webhook_events, webhook_events.c.id == d.event_id)
+        .where(d.endpoint_id == endpoint_id)
+    )
+    if before is not None:
+        query = query.where(d.id < before)
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        rows = conn.execute(
-            sa.select(webhook_deliveries, webhook_events.c.type)
-            .join(webhook_events, webhook_events.c.id == d.event_id)
-            .where(d.endpoint_id == endpoint_id)
-            .order_by(d.id.desc())
-            .limit(limit)
-        ).all()
+        rows = conn.execute(query.order_by(d.id.desc()).limit(limit)).all()
         ids = [r.id for r in rows]
         attempts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
         if ids:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime.api.auth import AccountId
 from talktime.api.models import RowId, problems
 from talktime.config import Settings
+from talktime.ids import MAX_ID
 from talktime.ops import webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -156,10 +157,19 @@ def list_deliveries(
     account: AccountId,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="only deliveries older than this delivery id: the next page starts "
+            "before the last id of the previous one",
+        ),
+    ] = None,
 ) -> list[dict[str, Any]]:
-    """The endpoint's deliveries, newest first, each with its attempt log."""
+    """The endpoint's deliveries, newest first, each with its attempt log; `before` pages on."""
     engine, _ = _ctx(request)
-    return webhooks.list_deliveries(engine, account, endpoint_id, limit)
+    return webhooks.list_deliveries(engine, account, endpoint_id, limit, before=before)
 
 
 @router.post(
