@@ -483,6 +483,8 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
                 continue
             # Never sent: it buys the amount set now (the setting may have changed since it
             # was queued). Once sent, its amount is fixed: retries repeat the same payment.
+            # The attempt is counted by `_pay`, just before the provider is asked: a worker
+            # killed while paying the first of a batch leaves the others never sent.
             amount = cfg.amount if untouched and cfg is not None else row.amount
             conn.execute(
                 sa.update(recharges)
@@ -491,7 +493,6 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
                     state="processing",
                     amount=amount,
                     claimed_at=now,
-                    attempts=row.attempts + 1,
                     next_attempt_at=now + LEASE_MICROS,
                 )
             )
@@ -506,7 +507,14 @@ def _account_currency(conn: sa.Connection, account_id: int) -> str:
 
 
 def _pay(engine: sa.Engine, provider: PaymentProvider, item: Recharge) -> PaymentResult:
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+    """Count the attempt (from now on the recharge may have been paid: it is never canceled
+    and keeps its amount), then ask the provider under the recharge's key."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(recharges)
+            .where(recharges.c.id == item.id)
+            .values(attempts=recharges.c.attempts + 1)
+        )
         cfg = get_settings_of(conn, item.account_id)
         currency = _account_currency(conn, item.account_id)
     request = PaymentRequest(
