@@ -97,6 +97,15 @@ def prune_jobs(ctx: registry.JobContext, _job: jobs.Job) -> None:
 
 
 registry.periodic("jobs.prune", HOUR, "delete finished jobs older than a day")
+
+
+@registry.handler("webhooks.sweep")
+def sweep_webhooks(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Queue an attempt for overdue pending deliveries whose job was given up."""
+    webhooks.sweep(ctx.engine, now=ctx.now())
+
+
+registry.periodic("webhooks.sweep", 5 * MINUTE, "re-queue webhook deliveries whose job was lost")
 registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to webhook deliveries")
 
 

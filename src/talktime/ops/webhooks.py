@@ -29,6 +29,7 @@ from talktime.errors import TalktimeError
 from talktime.ops import jobs, signing
 from talktime.ops.clock import HOUR, SECOND, iso, now_us
 from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url
+from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.ops_tables import (
     webhook_attempts,
     webhook_deliveries,
@@ -727,6 +728,56 @@ def redeliver(
         # A key of its own: `webhook:{id}:{n}` may name a finished job (an attempt the disabled
         # endpoint skipped) or a scheduled retry, and then nothing would be queued.
         _queue_attempt(conn, delivery_id, f"webhook:{delivery_id}:redeliver:{now}", now)
+
+
+STALE_US = 10 * 60 * SECOND
+"""How long past its time a pending delivery may wait before `sweep` looks for its job."""
+SWEEP_BATCH = 500
+
+
+def sweep(engine: sa.Engine, *, now: int | None = None) -> int:
+    """Queue an attempt for every pending delivery that is overdue and has no job waiting or
+    running for it; returns how many were queued.
+
+    A delivery's job is given up (`failed`, "its last attempt never finished") when the workers
+    running it die five times in a row; nothing else would queue it again, so the delivery
+    stayed `pending` and its event was never sent. A delivery that has waited past its 24 hours
+    that way is marked `failed` instead (redeliver it by hand), so a delivery that kills its
+    worker is not retried for ever.
+    """
+    now = now_us() if now is None else now
+    d, e = webhook_deliveries.c, webhook_endpoints.c
+    prefix = sa.literal("webhook:") + sa.cast(d.id, sa.String) + sa.literal(":%")
+    live_job = (
+        sa.select(jobs_table.c.id)
+        .where(
+            jobs_table.c.kind == DELIVER,
+            jobs_table.c.state.in_(("pending", "running")),
+            jobs_table.c.dedupe_key.like(prefix),
+        )
+        .exists()
+    )
+    with engine.begin() as conn:
+        # from the endpoints, through the (endpoint_id, state) index: pending rows only
+        rows = conn.execute(
+            sa.select(d.id, d.window_start)
+            .select_from(webhook_endpoints.join(webhook_deliveries, d.endpoint_id == e.id))
+            .where(d.state == "pending", d.next_attempt_at <= now - STALE_US, ~live_job)
+            .order_by(d.id)
+            .limit(SWEEP_BATCH)
+        ).all()
+        queued = 0
+        for row in rows:
+            if now - int(row.window_start) > RETRY_WINDOW_US + STALE_US:
+                conn.execute(
+                    webhook_deliveries.update()
+                    .where(d.id == row.id, d.state == "pending")
+                    .values(state="failed", next_attempt_at=None)
+                )
+                continue
+            _queue_attempt(conn, int(row.id), f"webhook:{row.id}:sweep:{now}", now)
+            queued += 1
+    return queued
 
 
 def list_deliveries(

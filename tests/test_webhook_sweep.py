@@ -1,0 +1,64 @@
+"""A webhook delivery whose job was given up (its workers died five times mid-attempt) is not
+lost: the periodic sweep queues a new attempt for it, and gives up on it only after its 24
+hours. Before, the delivery stayed `pending` for ever and its event was never sent."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from talktime.config import Settings
+from talktime.ops import jobs, webhooks
+from talktime.ops.clock import HOUR, SECOND, now_us
+
+from ops_helpers import make_account
+from receiver import receiver
+
+
+def _lose_the_job(engine: sa.Engine, start: int) -> int:
+    """Five workers each claim the delivery's job and die; returns the time after the last."""
+    t = start
+    for i in range(5):
+        claimed = jobs.claim(engine, f"dead-{i}", now=t, lease_us=SECOND, kinds=(webhooks.DELIVER,))
+        assert len(claimed) == 1
+        t += 2 * SECOND
+    assert jobs.claim(engine, "alive", now=t, kinds=(webhooks.DELIVER,)) == []  # given up
+    return t
+
+
+def test_a_delivery_whose_job_was_given_up_is_queued_again_and_sent(engine: sa.Engine) -> None:
+    settings = Settings(database_url=str(engine.url), webhooks_allow_private=True)
+    account = make_account(engine)
+    with receiver([200]) as hook:
+        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
+        start = now_us()
+        with engine.begin() as conn:
+            event = webhooks.record_event(conn, account, "balance.low", {"n": 1}, now=start)
+        t = _lose_the_job(engine, start + SECOND)
+        # too soon: the delivery is not overdue yet
+        assert webhooks.sweep(engine, now=t) == 0
+        later = start + webhooks.STALE_US + SECOND
+        assert webhooks.sweep(engine, now=later) == 1
+        assert webhooks.sweep(engine, now=later + SECOND) == 0  # its job is waiting: once only
+        [job] = jobs.claim(engine, "alive", now=later + SECOND, kinds=(webhooks.DELIVER,))
+        delivery_id = int(job.payload["delivery_id"])
+        assert webhooks.deliver(engine, settings, delivery_id, now=later + SECOND) == "delivered"
+        assert hook.ids() == [event]
+    [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
+    assert delivery["state"] == "delivered"
+
+
+def test_a_delivery_lost_past_its_24_hours_is_failed_not_retried_for_ever(
+    engine: sa.Engine,
+) -> None:
+    settings = Settings(database_url=str(engine.url), webhooks_allow_private=True)
+    account = make_account(engine)
+    with receiver([200]) as hook:
+        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
+        start = now_us()
+        with engine.begin() as conn:
+            webhooks.record_event(conn, account, "balance.low", {"n": 1}, now=start)
+        _lose_the_job(engine, start + SECOND)
+        assert webhooks.sweep(engine, now=start + 25 * HOUR) == 0
+        assert hook.ids() == []
+    [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
+    assert delivery["state"] == "failed"
