@@ -144,12 +144,18 @@ class Settings(BaseSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            backend = make_url(value).get_backend_name()
+            url = make_url(value)
+            backend = url.get_backend_name()
         except (ArgumentError, ValueError):
             raise ValueError(
                 "not a database URL; use sqlite:///path/talktime.db or "
                 "postgresql+psycopg://user:password@host:5432/dbname"
             ) from None
+        if url.host and "@" in url.host:  # the rest of the password would be read as the host
+            raise ValueError(
+                "the user name or password holds an '@': write each '@' in them as %40 "
+                "(percent-encode them)"
+            )
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(
                 f"unsupported database {backend!r}; use a sqlite:// or postgresql:// URL"
@@ -208,20 +214,24 @@ def hide_password(url: str) -> str:
     except Exception:
         return "***"
     hidden = "talktime-hidden-password"  # rendered URL-encoded otherwise: %2A%2A%2A
+    if parsed.host and "@" in parsed.host:  # a raw '@' in the password: the rest is no host
+        parsed = parsed.set(password=hidden, host=parsed.host.rsplit("@", 1)[1])
     secret = {k: hidden for k in parsed.query if k.lower() in ("password", "passwd")}
     rendered = parsed.update_query_dict(secret).render_as_string(hide_password=True)
     return rendered.replace(hidden, "***")
 
 
 def hide_userinfo(url: str) -> str:
-    """An http(s) URL with any password in it replaced by ***."""
+    """An http(s) URL with any password in it replaced by ***; a user name without a password
+    is hidden too (Stripe takes its secret key as the user name of basic auth)."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    userinfo = f"{parts.username}:***" if parts.password else "***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def load_settings() -> Settings:
@@ -255,10 +265,22 @@ def _describe(exc: ValidationError, path: Path) -> str:
             problems.append(f"unknown setting {name!r} in {str(path)!r}{hint}")
             continue
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        value = error.get("input")
-        shown = "" if name in SECRET_SETTINGS or isinstance(value, dict) else f" = {value!r}"
+        shown = _shown(name, error.get("input"))
         problems.append(f"setting {where}{shown}: {message}")
     return "; ".join(problems) + "; fix or remove it"
+
+
+def _shown(name: str, value: object) -> str:
+    """` = <value>` for a refused setting's message; nothing for a secret, and a URL with the
+    credentials in it hidden."""
+    if name in SECRET_SETTINGS or isinstance(value, dict):
+        return ""
+    if name == "stripe_api_base" and isinstance(value, str):
+        try:
+            value = hide_userinfo(value)
+        except ValueError:  # not even split into parts: it may still hold a key
+            return ""
+    return f" = {value!r}"
 
 
 @lru_cache(maxsize=1)

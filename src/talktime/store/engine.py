@@ -46,6 +46,9 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
     at BEGIN (``BEGIN IMMEDIATE``, or the connection's ``sqlite_begin`` execution option) so
     read-then-write never fails half-way with SQLITE_BUSY.
     PostgreSQL: a bounded pool with pre-ping and recycling.
+    Both: a failed statement's error message names its SQL but not its parameters
+    (``hide_parameters``), so a logged 500 never carries a webhook secret, a key hash, a phone
+    number or a name that was being written.
     """
     settings = settings or get_settings()
     url = make_url(url or settings.database_url)
@@ -57,6 +60,7 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
             url = url.set(drivername="postgresql+psycopg")
         engine = sa.create_engine(
             url,
+            hide_parameters=True,
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_max_overflow,
             pool_pre_ping=True,
@@ -82,7 +86,10 @@ def _sync_open_pipeline(
 
 def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
     memory = url.database in (None, "", ":memory:")
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "isolation_level": None}}
+    kwargs: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False, "isolation_level": None},
+        "hide_parameters": True,
+    }
     if memory:
         kwargs["poolclass"] = sa.StaticPool
     elif url.query.get("pool") == "null":
