@@ -66,3 +66,5 @@ def configure(fmt: Literal["console", "json"] = "console", level: str = "INFO") 
         logger.propagate = True
     # Alembic announces its context on every revision check (e.g. each /healthz).
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request's URL at INFO: a webhook URL may carry a token in its query.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -53,6 +53,15 @@ def _refusal(exc: Exception) -> tuple[str, str]:
             f"the database {url} did not answer: {reason}; check that it is running and "
             "that TALKTIME_DATABASE_URL (or database_url) points at it",
         )
+    if isinstance(exc, sa.exc.ProgrammingError) and getattr(exc.orig, "sqlstate", 0) is None:
+        # refused by the driver before any SQL ran (psycopg: "invalid connection option")
+        reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]
+        url = hide_password(get_settings().database_url)
+        return (
+            "invalid_settings",
+            f"the database URL {url} cannot be used: {reason}; fix TALKTIME_DATABASE_URL "
+            "(or database_url)",
+        )
     return "", ""
 
 
