@@ -66,18 +66,26 @@ def db_upgrade(
     """Create or upgrade the database schema to the newest revision."""
     from alembic.util import CommandError
 
-    from talktime.store import current_revision, make_engine, upgrade
+    from talktime.store import current_revision, head_revision, make_engine, upgrade
+    from talktime.store.migrate import newer_than_package
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
+    current = current_revision(engine)
+    if newer_than_package(current):
+        engine.dispose()
+        fail("database_newer", _newer_sentence(current, head_revision()))
     try:
         upgrade(engine, revision)
-    except CommandError as exc:  # an unknown or unreachable target: alembic's own sentence
+    except (CommandError, AssertionError) as exc:
+        # an unknown or unreachable target: alembic's own sentence (an empty one, `@` or
+        # `0006+1` fail an assertion in alembic's resolver, before any migration runs)
         engine.dispose()
+        reason = str(exc) or "it resolves to no revision"
         fail(
             "invalid_revision",
-            f"cannot upgrade to revision {revision!r}: {exc}; give `head` (the default) or a "
-            "revision `talktime db current` names",
+            f"cannot upgrade to revision {revision!r}: {reason}; give `head` (the default) or "
+            "a revision `talktime db current` names",
         )
     console.print(
         f"database {escape(hide_password(settings.database_url))} at revision "
@@ -87,15 +95,29 @@ def db_upgrade(
     engine.dispose()
 
 
+def _newer_sentence(current: str | None, head: str | None) -> str:
+    return (
+        f"the database is at revision {current!r}, which this talktime ({talktime.__version__}, "
+        f"newest revision {head!r}) does not ship: a newer talktime migrated it; run that "
+        "version (talktime does not downgrade a database)"
+    )
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's migration revision and the newest one shipped."""
     from talktime.store import current_revision, head_revision, make_engine
+    from talktime.store.migrate import newer_than_package
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     current = current_revision(engine)
     head = head_revision()
-    state = "up to date" if current == head else "needs `talktime db upgrade`"
+    if current == head:
+        state = "up to date"
+    elif newer_than_package(current):
+        state = "migrated by a newer talktime: run that version"
+    else:
+        state = "needs `talktime db upgrade`"
     console.print(f"current: {current}  head: {head}  ({state})", highlight=False)
     engine.dispose()

@@ -48,6 +48,19 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+@functools.cache
+def shipped_revisions() -> frozenset[str]:
+    """Every revision the package ships (a database at another one was migrated by a newer
+    talktime)."""
+    return frozenset(s.revision for s in ScriptDirectory(str(MIGRATIONS)).walk_revisions())
+
+
+def newer_than_package(revision: str | None) -> bool:
+    """Whether a database at ``revision`` was migrated past what this package ships: a
+    newer talktime upgraded it, and this one can neither read its schema nor downgrade it."""
+    return revision is not None and revision not in shipped_revisions()
+
+
 class DatabaseNotMigratedError(TalktimeError):
     """The database has no talktime tables (never migrated) or an older schema."""
 
