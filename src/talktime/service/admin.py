@@ -21,7 +21,7 @@ from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
-from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint
+from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint, lookup, replay
 from talktime.wallet.model import Account, Balances
 from talktime.wallet.periods import to_micros
 
@@ -212,6 +212,8 @@ def update_account(
         stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
         if stored is not None:
             return StoredResponse(200, stored, replayed=True)
+        # the same key on a grant of this account is a different request (409)
+        book.replay(account_id, grant_key(key), UPDATE_ACCOUNT, digest)
         if rate_card is not None:
             cards.assign(conn, account_id, rate_card, settings)
         if plan is not None and card is not None:
@@ -239,6 +241,15 @@ def update_account(
         return StoredResponse(200, body)
 
 
+GRANT_CREDIT = "admin.grant"
+"""The operation an admin grant is known by when its key is found on another request."""
+
+
+def grant_key(key: str) -> str:
+    """The wallet key of an admin grant made under the caller's ``key``."""
+    return f"admin-grant:{key}"
+
+
 def grant_credit(
     engine: sa.Engine,
     account_id: int,
@@ -252,8 +263,13 @@ def grant_credit(
     """Grant credit by hand (promotional, purchased, refund), idempotent by key: a replay
     answers the original grant and balances, marked replayed. An ``expires_at`` already past
     is refused (422), unless ``key`` granted this very request while it was still ahead."""
-    wallet_key = f"admin-grant:{key}"
+    wallet_key = grant_key(key)
     with _named(key), Wallet(engine) as wallet:  # gives its connection back to the pool
+        with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            # the same key on a change of this account is a different request (409)
+            answer_key = f"{key}:answer"
+            record = lookup(conn, account_id, [answer_key]).get(answer_key)
+        replay(record, answer_key, GRANT_CREDIT, "")
         if expires_at is not None and expires_at <= datetime.now(UTC):
             with wallet.book() as book:  # rolled back unless it only replays
                 try:
