@@ -51,7 +51,7 @@ from talktime.wallet.recharge import process_recharges
 
 import apikit
 
-EXAMPLES = int(os.environ.get("TALKTIME_STATE_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("TALKTIME_STATE_EXAMPLES", "6"))
 STEPS = int(os.environ.get("TALKTIME_STATE_STEPS", "50"))
 
 # The README's roles (Billing API, Decisions).
