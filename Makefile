@@ -33,9 +33,11 @@ typecheck: $(VENV)/.installed-dev
 # Two test processes (pytest-xdist; each starts its own PostgreSQL cluster): the machines have two
 # cores, and the suite spends much of its time waiting for fsyncs and servers.
 PYTEST_WORKERS ?= 2
+# The slowest tests are listed at the end of every run, to keep an eye on the suite's time.
+PYTEST_ARGS ?= --durations=15
 
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
