@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime import policy
 from talktime.config import Settings
@@ -19,7 +20,9 @@ from talktime.service.idempotency import (
     replay,
     writer_turn,
 )
+from talktime.store.wallet_tables import idempotency
 from talktime.wallet import Wallet, recharge
+from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
 from talktime.wallet.model import GrantResult
 from talktime.wallet.payments import (
@@ -29,6 +32,8 @@ from talktime.wallet.payments import (
 
 PURCHASE = "credits.purchase"
 """The operation name of `POST /v1/credits` among the account's stored responses."""
+PURCHASE_STARTED = "credits.started"
+"""The operation of the record a purchase leaves once it was allowed, before it pays."""
 
 
 def wallet_key(key: str) -> str:
@@ -52,6 +57,46 @@ def _answer(conn: sa.Connection, result: GrantResult) -> StoredResponse:
     return StoredResponse(201, json.dumps(body, separators=(",", ":"), ensure_ascii=False))
 
 
+def started_key(key: str) -> str:
+    """The wallet key of the record saying the purchase under ``key`` was allowed and went to
+    the provider (its own prefix: no other request's wallet key starts with it)."""
+    return f"credits-started:{key}"
+
+
+def _started(engine: sa.Engine, account_id: int, key: str, digest: str) -> bool:
+    """True when this very request (same key, amount and user) was allowed before and went to
+    the provider: its payment may have been taken, so a retry must finish it."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        found = wallet_idempotency.lookup(conn, account_id, [started_key(key)])
+    record = found.get(started_key(key))
+    return record is not None and record[:2] == (PURCHASE_STARTED, digest)
+
+
+def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
+    """Record, before paying, that the request was allowed (committed on its own, so it
+    survives a crash between the payment and the grant). The same key once used for another
+    request that never completed (a decline, a provider error) takes the new request's
+    fingerprint."""
+    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
+        idempotency
+    )
+    row = {
+        "account_id": account_id,
+        "key": started_key(key),
+        "operation": PURCHASE_STARTED,
+        "fingerprint": digest,
+        "response": "{}",
+        "created_at": now_micros(),
+    }
+    with writer_turn(engine), engine.begin() as conn:
+        conn.execute(
+            insert.values(row).on_conflict_do_update(
+                index_elements=[idempotency.c.account_id, idempotency.c.key],
+                set_={"fingerprint": insert.excluded.fingerprint},
+            )
+        )
+
+
 def _stored(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredResponse | None:
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         return replay(conn, account_id, key, PURCHASE, digest)
@@ -72,16 +117,20 @@ def purchase(
     The answer is stored with the grant, so a replay of ``key`` returns it byte for byte (the
     balance as it was then); the same key with another amount or ``user`` is refused (409).
     A named ``user`` needs `billing.manage` (checked after the replay lookup, as for messages),
-    and the subscription must be active.
+    and the subscription must be active. Both are checked once: a retry of a purchase that was
+    allowed and went to the provider finishes it (the payment may have been taken before a
+    crash) even if the subscription lapsed or the user lost the permission meanwhile.
     """
     digest = fingerprint(PURCHASE, {"amount": amount, "user": user})
     known = _stored(engine, account_id, key, digest)
     if known is not None:
         return known
     account = Wallet(engine).account(account_id)  # 404 before any payment is attempted
-    # no card is charged for credit the account could not use (403 subscription_inactive)
-    policy.require_active_subscription(account.status)
-    users.require_permission_of(engine, account_id, user, "billing.manage")
+    if not _started(engine, account_id, key, digest):
+        # no card is charged for credit the account could not use (403 subscription_inactive)
+        policy.require_active_subscription(account.status)
+        users.require_permission_of(engine, account_id, user, "billing.manage")
+        _start(engine, account_id, key, digest)
     answers: list[StoredResponse] = []
 
     def on_grant(book: Book, granted: GrantResult) -> None:
