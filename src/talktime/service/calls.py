@@ -199,7 +199,7 @@ def authorize_call(
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
         if req.direction == "inbound":
             policy.require_receiving_number(account_number(conn, req.to), req.to, account_id)
-        card = cards.card_for(conn, account_id, settings)
+        card = cards.pricing_card(conn, account_id, settings)
         rate = leg_rate(card, req.direction, req.from_, req.to)
         available = state.available(now)
         covered, amount = reserve(rate, 0, settings.call_hold_seconds, holdable(book, state))

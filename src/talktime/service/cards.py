@@ -31,6 +31,22 @@ def card_for(conn: sa.Connection, account_id: int, settings: Settings) -> RateCa
     return card_named(card_name(conn, account_id, settings), settings)
 
 
+def pricing_card(conn: sa.Connection, account_id: int, settings: Settings) -> RateCard:
+    """`card_for`, refused (422 `rate_card_currency_mismatch`) when that card prices in another
+    currency than the account is billed in: an assigned card is checked when assigned, but the
+    default card (`rate_card` setting) can be changed to a card in any currency."""
+    card = card_for(conn, account_id, settings)
+    currency = conn.execute(
+        sa.select(accounts.c.currency).where(accounts.c.id == account_id)
+    ).scalar()
+    require_currency(card, currency, account_id, PRICING_ADVICE)
+    return card
+
+
+PRICING_ADVICE = "nothing was charged; an operator must give the account a card in its currency"
+"""How a request priced with a card in another currency ends its refusal."""
+
+
 def card_named(name: str | None, settings: Settings) -> RateCard:
     """The version in force of card ``name``, or of the configured default when None (an
     account with no card of its own)."""
@@ -58,12 +74,15 @@ def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) 
     return card
 
 
-def require_currency(card: RateCard, currency: str | None, account_id: int) -> None:
-    """Refuse to price an account billed in ``currency`` with a card in another currency."""
+def require_currency(
+    card: RateCard, currency: str | None, account_id: int, advice: str | None = None
+) -> None:
+    """Refuse to price an account billed in ``currency`` with a card in another currency;
+    ``advice`` ends the sentence (by default: choose another card)."""
     if currency is not None and card.currency != currency:
         raise RateCardCurrencyError(
             f"rate card {card.name!r} prices in {card.currency} but account {account_id} is "
-            f"billed in {currency}; choose a card that prices in {currency}",
+            f"billed in {currency}; {advice or 'choose a card that prices in ' + currency}",
             card=card.name,
             currency=card.currency,
             account_currency=currency,
@@ -73,7 +92,8 @@ def require_currency(card: RateCard, currency: str | None, account_id: int) -> N
 def plan_credit(settings: Settings) -> PlanCredit:
     """The monthly cycle's source of free credit: the plan's credit on the account's own card,
     in the version in force when the period starts (None, so the plans table's, when that card
-    has no such plan or no version in force then).
+    has no such plan or no version in force then, or prices in another currency than the
+    account's: the default card can be changed to any card).
 
     The plans table holds one figure per plan name, copied from whichever card was synced
     last; a plan of the same name on another card must not set this account's credit.
@@ -85,6 +105,11 @@ def plan_credit(settings: Settings) -> PlanCredit:
         try:
             card = load_card(name, at=day, directory=settings.rate_cards_dir)
         except RateCardNotFoundError:
+            return None
+        currency = conn.execute(
+            sa.select(accounts.c.currency).where(accounts.c.id == account_id)
+        ).scalar()
+        if card.currency != currency:
             return None
         return card.plans.get(plan)
 

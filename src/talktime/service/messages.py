@@ -36,6 +36,7 @@ from talktime.store.api_tables import account_cards, messages, users
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
+from talktime.store.wallet_tables import accounts
 from talktime.wallet.book import Book
 
 
@@ -130,6 +131,10 @@ def _send_context_statement() -> RawStatement:
             .where(account_cards.c.account_id == account)
             .scalar_subquery()
             .label("card"),
+            sa.select(accounts.c.currency)
+            .where(accounts.c.id == account)
+            .scalar_subquery()
+            .label("currency"),
         )
         .select_from(wanted.outerjoin(phone_numbers, number))
         .limit(1)
@@ -279,6 +284,7 @@ def _send_work(
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None
         card = cards.card_named(context.card, settings)
+        cards.require_currency(card, context.currency, account_id, cards.PRICING_ADVICE)
         policy.require_sms_route(number.country, card.classify(req.to).country)
         segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
         quote = price_sms(
@@ -363,7 +369,7 @@ def record_inbound(
         number = account_number(conn, req.to)
         policy.require_receiving_sms_number(number, req.to, account_id)
         assert number is not None
-        card = cards.card_for(conn, account_id, settings)
+        card = cards.pricing_card(conn, account_id, settings)
         policy.require_sms_route(card.classify(req.from_).country, number.country, inbound=True)
         segmentation = sms.segment(req.text)
         quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)

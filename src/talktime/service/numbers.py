@@ -50,7 +50,7 @@ def add_number(
         wallet_key = f"number:{key}"
         state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
-        card = cards.card_for(conn, account_id, settings)
+        card = cards.pricing_card(conn, account_id, settings)
         info = card.classify(e164)
         quote = price_number_rental(card, e164)
         rentals.require_free(conn, account_id, info.e164)  # before the charge can refuse for credit
