@@ -14,6 +14,7 @@ from talktime.cli import app
 from talktime.config import Settings, get_settings
 
 US, US2, CA, GB = "+14155550100", "+14155550111", "+14165550123", "+447400123456"
+IE, IE2, US_TOLL_FREE = "+353851234567", "+353861234567", "+18005550100"
 
 
 @pytest.fixture
@@ -30,6 +31,10 @@ def client(tmp_path: Path) -> TestClient:
         ({"from": US, "to": US2, "text": "\u200b", "smart_encoding": True}, "invalid_request"),
         ({"from": US, "to": GB, "text": "hi"}, "sms_cross_country"),
         ({"from": GB, "to": US, "text": "hi", "direction": "inbound"}, "sms_cross_country"),
+        # no account can have an SMS-enabled number in IE, nor a toll-free one
+        ({"from": IE, "to": IE2, "text": "hi"}, "number_not_sms_enabled"),
+        ({"from": US_TOLL_FREE, "to": US, "text": "hi"}, "number_not_sms_enabled"),
+        ({"from": IE, "to": IE2, "text": "hi", "direction": "inbound"}, "number_not_sms_enabled"),
     ],
 )
 def test_an_sms_quote_refuses_what_every_send_refuses(
@@ -61,6 +66,7 @@ def test_the_cli_sms_quote_refuses_like_a_send(monkeypatch: pytest.MonkeyPatch) 
         crossed = runner.invoke(app, ["quote", "sms", "hi", "--from", US, "--to", GB])
         empty = runner.invoke(app, ["quote", "sms", "", "--from", US, "--to", US2])
         fine = runner.invoke(app, ["quote", "sms", "hi", "--from", US, "--to", CA])
+        irish = runner.invoke(app, ["quote", "sms", "hi", "--from", IE, "--to", IE2])
     finally:
         get_settings.cache_clear()
     assert crossed.exit_code == 1
@@ -68,3 +74,5 @@ def test_the_cli_sms_quote_refuses_like_a_send(monkeypatch: pytest.MonkeyPatch) 
     assert empty.exit_code == 1
     assert "error[invalid_request]" in empty.output
     assert fine.exit_code == 0, fine.output
+    assert irish.exit_code == 1
+    assert "error[number_not_sms_enabled]" in irish.output

@@ -152,6 +152,22 @@ def sms_capable(country: str) -> bool:
     return country in SMS_COUNTRIES
 
 
+SMS_NUMBER_TYPES = frozenset({"local", "mobile"})
+"""The number types that can be SMS-enabled (in the `SMS_COUNTRIES`)."""
+
+
+def require_sms_capable(e164: str, country: str, number_type: str) -> None:
+    """Refuse an SMS that no number like ``e164`` could send or receive (a quote has no
+    account to hold the number: this is the part of the number's checks it can make)."""
+    if sms_capable(country) and number_type in SMS_NUMBER_TYPES:
+        return
+    raise NumberNotSmsEnabledError(
+        f"{e164} cannot be SMS-enabled (SMS is available on local and mobile numbers of the "
+        "US, CA, GB and AU), so no SMS is priced for it.",
+        number=e164,
+    )
+
+
 def require_sending_number(number: SendingNumber | None, e164: str, account_id: int) -> None:
     """The from-number must be the account's, active and SMS-enabled."""
     _require_sms_number(number, e164, account_id, receiving=False)

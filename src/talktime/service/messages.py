@@ -185,10 +185,14 @@ def quote_sms(
     smart_encoding: bool = False,
 ) -> Quote:
     """Price one SMS as a send would, refusing what a send always refuses whoever sends it:
-    a text that is empty, too long or not text, and a route between countries SMS never takes.
-    (The sending number's own checks need an account: a quote has none.)"""
+    a text that is empty, too long or not text, an account-side number (``from_`` outbound,
+    ``to`` inbound) that no account could have SMS-enabled, and a route between countries SMS
+    never takes. (The rest of the number's checks need an account: a quote has none.)"""
     check_outgoing_text(text, settings, smart_encoding=smart_encoding)
-    from_country, to_country = card.classify(from_).country, card.classify(to).country
+    sender, recipient = card.classify(from_), card.classify(to)
+    own = recipient if direction == "inbound" else sender
+    policy.require_sms_capable(own.e164, own.country, own.type)
+    from_country, to_country = sender.country, recipient.country
     policy.require_sms_route(from_country, to_country, inbound=direction == "inbound")
     return price_sms(card, from_, to, text, direction, smart_encoding)
 

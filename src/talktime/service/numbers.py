@@ -16,7 +16,7 @@ from talktime.service.idempotency import StoredResponse, run_once
 from talktime.wallet import rentals
 from talktime.wallet.book import Book
 
-SMS_TYPES = frozenset({"local", "mobile"})
+SMS_TYPES = policy.SMS_NUMBER_TYPES
 """Number types that can be SMS-enabled (in the SMS countries); toll-free and other cannot."""
 
 
