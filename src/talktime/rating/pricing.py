@@ -13,7 +13,17 @@ from talktime.rating.errors import InvalidUsageError
 from talktime.rating.quote import Quote, QuoteLine
 
 _SIXTY: Final = Decimal(60)
+_MINUTE_PLACES: Final = Decimal("0.000001")
 MAX_MONTHS: Final = 120
+
+
+def billed_minutes(seconds: int) -> Decimal:
+    """Billed seconds as minutes: exact when a decimal can say it (90 s: 1.5), else to six
+    places (7 s: 0.116667; the 28 digits of a division said nothing more). The line's
+    `unrounded` is computed from the seconds, never from this figure."""
+    minutes = Decimal(seconds) / _SIXTY
+    exact = minutes.quantize(_MINUTE_PLACES)
+    return minutes if exact == minutes else exact
 
 
 def price_call(card: RateCard, call: Call) -> Quote:
@@ -38,7 +48,7 @@ def price_call(card: RateCard, call: Call) -> Quote:
             QuoteLine(
                 "call_leg",
                 f"{what}, {leg.duration} s",
-                Decimal(billed) / _SIXTY,
+                billed_minutes(billed),
                 "minutes",
                 rate.per_minute,
                 unrounded,

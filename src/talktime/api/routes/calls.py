@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
@@ -60,7 +60,14 @@ class CallCompleteIn(BaseModel):
 
     duration: Seconds
     forward: ForwardIn | None = None
-    transfers: list[TransferIn] = Field(default_factory=list, max_length=100)
+    transfers: list[TransferIn] | None = Field(default_factory=list, max_length=100)
+
+    @field_validator("transfers")
+    @classmethod
+    def _no_transfers(cls, value: list[TransferIn] | None) -> list[TransferIn]:
+        """`null` says no transfers, as `[]` does (and as `forward: null` says no forwarding);
+        both are the same request under one key."""
+        return value or []
 
 
 class CallOut(BaseModel):
