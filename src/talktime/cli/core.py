@@ -87,9 +87,14 @@ def db_upgrade(
             f"cannot upgrade to revision {revision!r}: {reason}; give `head` (the default) or "
             "a revision `talktime db current` names",
         )
+    after = current_revision(engine)
+    past = ""
+    if revision not in ("head", after) and after == current:
+        # alembic's upgrade to an older revision does nothing: say so rather than nothing
+        past = f" (already past revision {revision!r}: talktime does not downgrade a database)"
     console.print(
         f"database {escape(hide_password(settings.database_url))} at revision "
-        f"[bold]{current_revision(engine)}[/]",
+        f"[bold]{after}[/]{escape(past)}",
         highlight=False,
     )
     engine.dispose()
