@@ -294,3 +294,27 @@ def test_concurrent_grants_with_one_key_grant_once_and_answer_alike(api: Any) ->
     assert len({a.body for a in answers}) == 1
     assert sorted(a.replayed for a in answers) == [False, True, True, True]
     assert t.balance()["paid"] == "1.0000"
+
+
+def test_a_status_change_made_before_answers_were_stored_replays_without_applying_again(
+    api: Any,
+) -> None:
+    """Such a change left only its wallet record `{key}:status`: a replay answers the account
+    as it is now (documented), and neither changes the status back nor issues credit."""
+    t = tenant(api, number=None)
+    assert _patch(api, t.account_id, {"status": "canceled"}, "pre-1").status_code == 200
+    _to_old_scheme(api, t.account_id, "pre-1", answer=False)
+    with api.app.state.engine.begin() as conn:
+        conn.execute(
+            sa.update(idempotency)
+            .where(idempotency.c.account_id == t.account_id)
+            .where(idempotency.c.key == "admin-status:pre-1")
+            .values(key="pre-1:status")
+        )
+    assert _patch(api, t.account_id, {"status": "active"}, "pre-2").status_code == 200
+    now = _account(api, t.account_id)
+    again = _patch(api, t.account_id, {"status": "canceled"}, "pre-1")
+    assert again.status_code == 200, again.text
+    assert _account(api, t.account_id) == now  # still active, no new credit
+    assert again.json()["status"] == "active"
+    assert _patch(api, t.account_id, {"status": "canceled"}, "pre-1").content == again.content

@@ -220,6 +220,17 @@ def _legacy(conn: sa.Connection, account_id: int, key: str) -> tuple[str, str, s
     return None
 
 
+def _change_key(conn: sa.Connection, account_id: int, key: str, field: str) -> str:
+    """The wallet key of the `set_<field>` a PATCH under ``key`` makes: `admin-<field>:<key>`
+    (apart from a tenant's `sms:`, `call:`... keys), or `<key>:<field>` where a PATCH made
+    before answers were stored (before 30 Nov; kept 30 days) changed it, so that its replay
+    replays the change instead of applying it again. A record there of another operation is
+    a tenant's (`sms:` + `x:status`): not ours."""
+    old = f"{key}:{field}"
+    record = lookup(conn, account_id, [old]).get(old)
+    return old if record is not None and record[0] == f"set_{field}" else f"admin-{field}:{key}"
+
+
 def _conflict(key: str) -> RequestConflictError:
     return RequestConflictError(
         f"Idempotency-Key {key!r} was already used for a different request; "
@@ -296,14 +307,15 @@ def _update_account(
             cards.assign(conn, account_id, rate_card, settings)
         if plan is not None and card is not None:
             with _plan_on(card, plan):
-                accounts.update(book, account_id, "set_plan", {"plan": plan}, f"admin-plan:{key}")
+                plan_key = _change_key(conn, account_id, key, "plan")
+                accounts.update(book, account_id, "set_plan", {"plan": plan}, plan_key)
         if status is not None:
             accounts.update(
                 book,
                 account_id,
                 "set_status",
                 {"status": status},
-                f"admin-status:{key}",
+                _change_key(conn, account_id, key, "status"),
                 plan_credit=cards.plan_credit(settings),
             )
         book.flush()
