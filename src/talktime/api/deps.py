@@ -47,7 +47,18 @@ async def idempotency_key(
             "Send an Idempotency-Key header (any unique string, e.g. a UUID) with this request.",
             field="Idempotency-Key",
         )
+    if any(c in key for c in _NOT_IN_HEADERS):
+        # HTTP never carries them (RFC 9110 5.5), so no client's key holds one; the admin
+        # routes keep their keys behind a line feed, apart from the account's clients' keys
+        raise InvalidRequestError(
+            "An Idempotency-Key cannot hold a line break or a NUL character; send printable "
+            "characters (e.g. a UUID).",
+            field="Idempotency-Key",
+        )
     return key
+
+
+_NOT_IN_HEADERS = ("\r", "\n", "\x00")
 
 
 Engine = Annotated[sa.Engine, Depends(engine)]

@@ -4,7 +4,7 @@ subscription status, grant credit by hand, assign rate cards."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from talktime.config import Settings
 from talktime.rating import RateCard, load_card
 from talktime.service import cards
+from talktime.service import idempotency as idem
 from talktime.service.common import fmt, iso, now_micros
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
@@ -21,8 +22,8 @@ from talktime.wallet import Wallet, accounts, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
-from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint, lookup, replay
-from talktime.wallet.model import Account, Balances
+from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint, lookup
+from talktime.wallet.model import Account, Balances, GrantResult
 from talktime.wallet.periods import to_micros
 
 
@@ -182,6 +183,77 @@ def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[
 UPDATE_ACCOUNT = "admin.update_account"
 """The operation name of `PATCH /v1/admin/accounts/{id}` among the account's stored answers."""
 
+GRANT_CREDIT = "admin.grant"
+"""The operation name of `POST /v1/admin/accounts/{id}/grants` among the stored answers."""
+
+ADMIN_SCOPE = "admin\n"
+"""Prefix of the `api_requests` key of an admin request: the account's API clients keep theirs
+there under the raw Idempotency-Key, which never holds a line feed (`api.deps` refuses CR, LF
+and NUL, as HTTP does), so an admin's key and a tenant's key of the same account never meet."""
+
+
+def answer_key(key: str) -> str:
+    """The `api_requests` key an admin request made under the caller's ``key`` is kept under
+    (one record per account and key, whichever admin route used it first)."""
+    return ADMIN_SCOPE + key
+
+
+def grant_key(key: str) -> str:
+    """The wallet key of an admin grant made under the caller's ``key``."""
+    return f"admin-grant:{key}"
+
+
+def _legacy(conn: sa.Connection, account_id: int, key: str) -> tuple[str, str, str] | None:
+    """The record of ``key`` from before admin answers were kept in `api_requests` (kept 30
+    days): a PATCH's answer in the wallet as `{key}:answer` (operation, fingerprint, answer),
+    or a grant's wallet record (operation `GRANT_CREDIT`, no answer); None if neither.
+
+    A `{key}:answer` wallet record of another operation is a tenant's (`sms:` + `x:answer`),
+    not an admin request: ignored."""
+    old_answer = f"{key}:answer"
+    found = lookup(conn, account_id, [old_answer, grant_key(key)])
+    record = found.get(old_answer)
+    if record is not None and record[0] == UPDATE_ACCOUNT:
+        return record
+    if grant_key(key) in found:
+        return (GRANT_CREDIT, "", "")
+    return None
+
+
+def _change_key(conn: sa.Connection, account_id: int, key: str, field: str) -> str:
+    """The wallet key of the `set_<field>` a PATCH under ``key`` makes: `admin-<field>:<key>`
+    (apart from a tenant's `sms:`, `call:`... keys), or `<key>:<field>` where a PATCH made
+    before answers were stored (before 30 Nov; kept 30 days) changed it, so that its replay
+    replays the change instead of applying it again. A record there of another operation is
+    a tenant's (`sms:` + `x:status`): not ours."""
+    old = f"{key}:{field}"
+    record = lookup(conn, account_id, [old]).get(old)
+    return old if record is not None and record[0] == f"set_{field}" else f"admin-{field}:{key}"
+
+
+def _conflict(key: str) -> RequestConflictError:
+    return RequestConflictError(
+        f"Idempotency-Key {key!r} was already used for a different request; "
+        "use a new key for a new request.",
+        idempotency_key=key,
+    )
+
+
+def _admin_request(key: str, work: Callable[[], StoredResponse]) -> StoredResponse:
+    """Run ``work`` (which opens its transaction, replays and remembers under
+    `answer_key(key)`), once more if a concurrent request with the same key committed its
+    record first (then the second run replays it or refuses it); conflicts name ``key``."""
+    with _named(key):
+        for attempt in range(2):
+            try:
+                return work()
+            except RequestConflictError:
+                raise _conflict(key) from None  # not the namespaced key
+            except sa.exc.IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
 
 def update_account(
     engine: sa.Engine,
@@ -196,58 +268,63 @@ def update_account(
     """Change an account's plan, subscription status or rate card, in one transaction.
 
     The card is assigned first, so a plan chosen and free credit due in the same request come
-    from the new card. The answer is stored with the change under ``key`` (as `{key}:answer`
-    in the account's scope): a replay returns it byte for byte, and the same key with any other
-    change (a rate card or plan added to a status change) is refused (409) instead of applied.
+    from the new card. The answer is stored with the change in `api_requests` under
+    `answer_key(key)`: a replay returns it byte for byte, and the same key with any other
+    change (a rate card or plan added to a status change) or on a grant is refused (409).
     """
     request = {"plan": plan, "status": status, "rate_card": rate_card}
-    answer_key, digest = f"{key}:answer", fingerprint(UPDATE_ACCOUNT, request)
-    with _named(key), engine.begin() as conn:
+    digest = fingerprint(UPDATE_ACCOUNT, request)
+    return _admin_request(
+        key, lambda: _update_account(engine, settings, account_id, key, request, digest)
+    )
+
+
+def _update_account(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    key: str,
+    request: dict[str, Any],
+    digest: str,
+) -> StoredResponse:
+    plan, status, rate_card = request["plan"], request["status"], request["rate_card"]
+    with engine.begin() as conn:
         card = None
         if plan is not None:  # the plans rows before the account's, as on creation
             name = rate_card or cards.card_name(conn, account_id, settings)
             card = sync_plans(conn, name, settings)
         book = Book(conn, now_micros())
-        book.account(account_id)
-        stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
+        book.account(account_id)  # locked: a request with this key waits for this one
+        stored = idem.replay(conn, account_id, answer_key(key), UPDATE_ACCOUNT, digest)
         if stored is not None:
-            return StoredResponse(200, stored, replayed=True)
-        # the same key on a grant of this account is a different request (409)
-        book.replay(account_id, grant_key(key), UPDATE_ACCOUNT, digest)
+            return stored
+        old = _legacy(conn, account_id, key)
+        if old is not None:
+            if old[:2] != (UPDATE_ACCOUNT, digest):
+                raise _conflict(key)
+            return StoredResponse(200, old[2], replayed=True)
         if rate_card is not None:
             cards.assign(conn, account_id, rate_card, settings)
         if plan is not None and card is not None:
             with _plan_on(card, plan):
-                accounts.update(book, account_id, "set_plan", {"plan": plan}, f"{key}:plan")
+                plan_key = _change_key(conn, account_id, key, "plan")
+                accounts.update(book, account_id, "set_plan", {"plan": plan}, plan_key)
         if status is not None:
             accounts.update(
                 book,
                 account_id,
                 "set_status",
                 {"status": status},
-                f"{key}:status",
+                _change_key(conn, account_id, key, "status"),
                 plan_credit=cards.plan_credit(settings),
             )
         book.flush()
         account = accounts.get_account(conn, account_id)
         b = accounts.read_balance(conn, account_id, book.now)
-        body = json.dumps(
-            account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings),
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        book.remember(account_id, answer_key, UPDATE_ACCOUNT, digest, body)
-        book.flush()
-        return StoredResponse(200, body)
-
-
-GRANT_CREDIT = "admin.grant"
-"""The operation an admin grant is known by when its key is found on another request."""
-
-
-def grant_key(key: str) -> str:
-    """The wallet key of an admin grant made under the caller's ``key``."""
-    return f"admin-grant:{key}"
+        body = account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings)
+        response = StoredResponse(200, _text(body))
+        idem.remember(conn, account_id, answer_key(key), UPDATE_ACCOUNT, digest, response)
+        return response
 
 
 def grant_credit(
@@ -260,39 +337,65 @@ def grant_credit(
     expires_at: datetime | None = None,
     source: str | None = None,
 ) -> StoredResponse:
-    """Grant credit by hand (promotional, purchased, refund), idempotent by key: a replay
-    answers the original grant and balances, marked replayed. An ``expires_at`` already past
-    is refused (422), unless ``key`` granted this very request while it was still ahead."""
+    """Grant credit by hand (promotional, purchased, refund), in one transaction with its
+    answer, stored in `api_requests` under `answer_key(key)`: a replay answers the original
+    grant and balances, marked replayed; the same key with another grant or on an account
+    change is refused (409). An ``expires_at`` already past is refused (422), unless ``key``
+    granted this very request while it was still ahead."""
+    request = {
+        "kind": kind,
+        "amount": amount,
+        "expires_at": None if expires_at is None else to_micros(expires_at),
+        "source": source,
+    }
+    digest = fingerprint(GRANT_CREDIT, request)
+    return _admin_request(
+        key,
+        lambda: _grant_credit(engine, account_id, key, digest, kind, amount, expires_at, source),
+    )
+
+
+def _grant_credit(
+    engine: sa.Engine,
+    account_id: int,
+    key: str,
+    digest: str,
+    kind: str,
+    amount: int,
+    expires_at: datetime | None,
+    source: str | None,
+) -> StoredResponse:
     wallet_key = grant_key(key)
-    with _named(key), Wallet(engine) as wallet:  # gives its connection back to the pool
-        with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            # the same key on a change of this account is a different request (409)
-            answer_key = f"{key}:answer"
-            record = lookup(conn, account_id, [answer_key]).get(answer_key)
-        replay(record, answer_key, GRANT_CREDIT, "")
-        if expires_at is not None and expires_at <= datetime.now(UTC):
-            with wallet.book() as book:  # rolled back unless it only replays
-                try:
-                    result = grants.issue(
-                        book,
-                        account_id,
-                        kind,
-                        amount,
-                        wallet_key,
-                        expires_at=expires_at,
-                        source=source,
-                    )
-                except WalletInvalidRequestError:  # not a replay: the grant itself is refused
-                    result = None
-                if result is None or not result.replayed:
-                    refusal = "expires_at must be in the future."
-                    raise InvalidRequestError(refusal, field="expires_at")
-        else:
-            result = wallet.grant(
-                account_id, kind, amount, wallet_key, expires_at=expires_at, source=source
+    with engine.begin() as conn:
+        book = Book(conn, now_micros())
+        book.account(account_id, wallet_key)  # locked: a request with this key waits for this
+        stored = idem.replay(conn, account_id, answer_key(key), GRANT_CREDIT, digest)
+        if stored is not None:
+            return stored
+        old = _legacy(conn, account_id, key)
+        if old is not None and old[0] != GRANT_CREDIT:
+            raise _conflict(key)  # an account change before the upgrade
+        # a grant before the upgrade has no answer here: its wallet record replays it below
+        past = expires_at is not None and expires_at <= datetime.now(UTC)
+        try:
+            result = grants.issue(
+                book, account_id, kind, amount, wallet_key, expires_at=expires_at, source=source
             )
+        except WalletInvalidRequestError:
+            if not past:
+                raise
+            result = None  # not a replay: the grant itself is refused
+        if result is None or (past and not result.replayed):
+            raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
+        book.flush()
+        response = StoredResponse(201, _text(_grant_body(result)), replayed=result.replayed)
+        idem.remember(conn, account_id, answer_key(key), GRANT_CREDIT, digest, response)
+        return response
+
+
+def _grant_body(result: GrantResult) -> dict[str, Any]:
     g = result.grant
-    body = {
+    return {
         "grant": {
             "id": g.id,
             "kind": g.kind,
@@ -310,5 +413,7 @@ def grant_credit(
         },
         "created_at": iso(to_micros(g.effective_at)),
     }
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    return StoredResponse(201, text, replayed=result.replayed)
+
+
+def _text(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
