@@ -201,6 +201,17 @@ def usage(
     ]
 
 
+def account_currency(engine: sa.Engine, account_id: int) -> str:
+    """The currency of the account's amounts (`account_not_found` for an unknown account)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(accounts.c.currency).where(accounts.c.id == account_id)
+        ).scalar()
+    if found is None:
+        raise StatementAccountNotFoundError(f"no account {account_id}")
+    return str(found)
+
+
 def to_dicts(groups: Sequence[Group], group_by: Sequence[str]) -> list[dict[str, Any]]:
     """JSON rows: the dimension values, count, quantity (segments, calls, rentals), amount."""
     return [

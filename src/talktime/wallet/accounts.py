@@ -233,10 +233,11 @@ def read_balance(conn: sa.Connection, account_id: int, now: int) -> Balance:
             usage_periods.c.account_id == account_id, usage_periods.c.period_start == period
         )
     ).scalar()
+    # every free grant `free` counts (free monthly and promotional): the first to lapse
     free_expiry = [
         g.expires_at
         for g in state.grants.values()
-        if g.kind == "free_monthly" and g.usable(now) and g.expires_at is not None
+        if not g.paid and g.usable(now) and g.expires_at is not None
     ]
     b = state.balances(now)
     start, end = (

@@ -28,7 +28,10 @@ class AutoRecharge(BaseModel):
 class BalanceOut(BaseModel):
     currency: str = Field(examples=["USD"])
     free: str = Field(description="Free monthly credit left this period.")
-    free_expires_at: str | None = Field(description="When the free credit left expires.")
+    free_expires_at: str | None = Field(
+        description="When the free credit left (monthly or promotional) first expires; null "
+        "when none of it expires."
+    )
     paid: str
     held: str = Field(description="Reserved by calls in progress.")
     available: str = Field(description="free + paid - held: what the next charge can use.")

@@ -30,6 +30,7 @@ class UsageRow(BaseModel):
 
 
 class UsageReport(BaseModel):
+    currency: str = Field(examples=["USD"], description="The currency of every amount.")
     since: str | None
     until: str | None
     group_by: list[str]
@@ -103,6 +104,7 @@ def get_usage(
         return Response(usage.to_csv(groups, dims), media_type=f"{CSV}; charset=utf-8")
     return JSONResponse(
         {
+            "currency": usage.account_currency(request.app.state.engine, account),
             "since": iso(start),
             "until": iso(end),
             "group_by": dims,

@@ -62,7 +62,7 @@
   function showBalance(b) {
     currency = b.currency;
     $("free").textContent = money(b.free);
-    $("free-resets").textContent = day(b.free_expires_at || b.period_end);
+    $("free-resets").textContent = day(b.period_end);  // the free monthly credit renews then
     $("paid").textContent = money(b.paid);
     $("held").textContent = money(b.held);
     $("available").textContent = money(b.available);
