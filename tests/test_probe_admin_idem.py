@@ -318,3 +318,27 @@ def test_a_status_change_made_before_answers_were_stored_replays_without_applyin
     assert _account(api, t.account_id) == now  # still active, no new credit
     assert again.json()["status"] == "active"
     assert _patch(api, t.account_id, {"status": "canceled"}, "pre-1").content == again.content
+
+
+def test_an_account_created_with_credit_under_an_admin_key_never_meets_a_tenant_message_key(
+    api: Any,
+) -> None:
+    """The starting credit was granted under the wallet key `<key>:credit`: an account created
+    under `sms:y` refused every message sent under `y:credit` (409, naming `sms:y:credit`)."""
+    body = {"name": "Ada Ltd", "plan": "startup", "credit": "5.00"}
+    created = api.post(
+        "/v1/admin/accounts", json=body, headers={**ADMIN, "Idempotency-Key": "sms:y"}
+    )
+    assert created.status_code == 201, created.text
+    account_id = created.json()["id"]
+    made = api.post(f"/v1/admin/accounts/{account_id}/keys", json={}, headers=ADMIN)
+    t = apikit.Tenant(api, account_id, made.json()["key"], "")
+    t.user = api.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
+    number = t.post("/v1/numbers", {"e164": "+14155550100"})
+    assert number.status_code == 201, number.text
+    sms = {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user}
+    sent = t.post("/v1/messages", sms, key="y:credit")
+    assert sent.status_code == 201, sent.text
+    again = api.post("/v1/admin/accounts", json=body, headers={**ADMIN, "Idempotency-Key": "sms:y"})
+    assert (again.status_code, again.json()["id"]) == (201, account_id)
+    assert t.balance()["paid"] == "5.0000"  # granted once (the free credit paid the rest)

@@ -154,8 +154,12 @@ def _create_account(
         balance = created.balance
         credit, rate_card = request["credit"], request["rate_card"]
         if credit > 0:
+            # its own prefix: `<key>:credit` was the wallet key of a message sent under
+            # `y:credit` when the admin's key was `sms:y` (one of them was refused 409); a
+            # creation from before answers were stored replays under the key it granted with
+            credit_key = f"{key}:credit" if created.replayed else f"admin-credit:{key}"
             granted = grants.issue(
-                book, account_id, "purchased", credit, f"{key}:credit", source="bootstrap"
+                book, account_id, "purchased", credit, credit_key, source="bootstrap"
             )
             balance = granted.balance
         book.flush()
