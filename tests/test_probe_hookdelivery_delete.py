@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from talktime.ops import jobs, webhooks
 from talktime.ops.clock import now_us
 from talktime.store.ops_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
-from test_webhooks import settings_for
 
-from ops_helpers import make_account
+from ops_helpers import endpoint_with_event, make_account, settings_for
 from receiver import receiver
 
 
@@ -100,9 +99,7 @@ def test_deleting_an_endpoint_while_an_attempt_is_recorded_removes_the_attempt_t
     settings = settings_for(engine)
     t0 = now_us()
     with receiver([500]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
         [job] = jobs.claim(engine, "test", now=t0, kinds=(webhooks.DELIVER,))
         with engine.connect() as other:  # e.g. another delivery's attempt updating the endpoint
             transaction = other.begin()

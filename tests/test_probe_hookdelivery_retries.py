@@ -8,9 +8,8 @@ import sqlalchemy as sa
 
 from talktime.ops import webhooks
 from talktime.ops.clock import HOUR, SECOND, now_us
-from test_webhooks import next_run_at, run_due, settings_for
 
-from ops_helpers import make_account
+from ops_helpers import endpoint_with_event, make_account, next_run_at, run_due, settings_for
 from receiver import receiver
 
 SCHEDULE_S = [0, 30, 90, 210, 450, 930, 1890, 3810, 7650, 15330, 29730, 44130, 58530, 72930]
@@ -32,9 +31,7 @@ def test_a_failing_delivery_is_retried_until_its_24_hours_are_up_before_disablin
     settings = settings_for(engine)
     t0 = now_us()
     with receiver([500]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
         times = _attempt_times(engine, settings, t0)
     # the documented schedule, then a last attempt when the 24 hours end (it gave up at 20.3 h)
     assert times == [*SCHEDULE_S, 24 * 3600]
@@ -50,9 +47,7 @@ def test_a_redelivery_retries_on_the_documented_schedule_from_its_start(
     settings = settings_for(engine)
     t0 = now_us()
     with receiver([500]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
         _attempt_times(engine, settings, t0)
         webhooks.update_endpoint(engine, settings, account, endpoint.id, enabled=True)
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
@@ -74,9 +69,7 @@ def test_a_delivery_first_attempted_a_day_late_is_retried_for_24_hours_before_di
     t0 = now_us()
     late = t0 + 25 * HOUR  # the worker was down for a day after the dispatch
     with receiver([500]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
         # it was disabled at once: "failed for 24 hours (1 attempts, last: 500)"
         assert run_due(engine, settings, late) == ["pending"]
         assert webhooks.get_endpoint(engine, account, endpoint.id).enabled
