@@ -192,16 +192,8 @@ class ApiMachine(RuleBasedStateMachine):
     def open_account(self, card: str, plan: str, credit: str, first: str) -> None:
         self.card = load_card(card, directory=self.cards_dir)
         body = {"name": f"state-{self.era}", "plan": plan, "credit": credit, "rate_card": card}
-        r = self.client.post(
-            "/v1/admin/accounts", json=body, headers={**apikit.ADMIN, **apikit.idem()}
-        )
-        assert r.status_code == 201, r.text
-        self.account = r.json()["id"]
-        r = self.client.post(
-            f"/v1/admin/accounts/{self.account}/keys", json={}, headers=apikit.ADMIN
-        )
-        assert r.status_code == 201, r.text
-        self.auth = {"Authorization": f"Bearer {r.json()['key']}"}
+        self.account, key = apikit.account_with_key(self.client, body)
+        self.auth = {"Authorization": f"Bearer {key}"}
         self.users: dict[str, tuple[str, set[str]]] = {}
         self.names: dict[str, str] = {}
         for name, role in [("ada", "member"), ("bea", "billing"), ("cy", "admin")]:
