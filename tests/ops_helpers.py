@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,7 +19,10 @@ from talktime.api import create_app
 from talktime.config import Settings
 from talktime.keys import create_key
 from talktime.ops import jobs, webhooks
+from talktime.ops.clock import now_us
 from talktime.wallet import Wallet
+
+from receiver import Receiver, receiver
 
 TESTS = Path(__file__).parent
 
@@ -80,6 +84,27 @@ def endpoint_with_event(
     with engine.begin() as conn:
         webhooks.record_event(conn, account, "balance.low", {}, now=now)
     return endpoint
+
+
+@contextmanager
+def hooked_event(
+    engine: sa.Engine, statuses: list[int]
+) -> Iterator[tuple[int, Settings, int, Receiver, webhooks.Endpoint]]:
+    """A new account with an endpoint at a receiver answering `statuses` and one event for it
+    at t0 (now): yields (account, settings, t0, receiver, endpoint), the receiver up inside."""
+    account = make_account(engine)
+    settings = settings_for(engine)
+    t0 = now_us()
+    with receiver(statuses) as hook:
+        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
+        yield account, settings, t0, hook, endpoint
+
+
+def disabled_reason(engine: sa.Engine, account: int, endpoint_id: str) -> str:
+    """Why the endpoint was disabled (it must have been given a reason)."""
+    reason = webhooks.get_endpoint(engine, account, endpoint_id).disabled_reason
+    assert reason is not None
+    return reason
 
 
 def run_due(engine: sa.Engine, settings: Settings, now: int) -> list[str]:

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from talktime.ops import webhooks
-from talktime.ops.clock import HOUR, SECOND, now_us
+from talktime.ops import tasks, webhooks  # noqa: F401 - tasks: the Worker's handlers
+from talktime.ops.clock import HOUR, SECOND
 from talktime.ops.worker import Worker
 
 from ops_helpers import (
     api_client,
     attempt_outcomes,
     bearer,
-    endpoint_with_event,
+    hooked_event,
     make_account,
     next_run_at,
     run_due,
@@ -55,11 +55,7 @@ def test_redelivering_what_a_disabled_endpoint_missed_sends_it(db_url: str) -> N
 def test_redelivering_a_pending_delivery_sends_now_and_its_scheduled_retry_sends_nothing(
     engine: sa.Engine,
 ) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([500, 500, 200]) as hook:
-        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
+    with hooked_event(engine, [500, 500, 200]) as (account, settings, t0, hook, endpoint):
         assert run_due(engine, settings, t0) == ["pending"]
         assert next_run_at(engine) == t0 + 30 * SECOND
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
@@ -78,11 +74,7 @@ def test_redelivering_a_pending_delivery_sends_now_and_its_scheduled_retry_sends
 
 
 def test_redelivering_a_delivered_delivery_twice_sends_it_twice(engine: sa.Engine) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([200]) as hook:
-        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
+    with hooked_event(engine, [200]) as (account, settings, t0, hook, endpoint):
         assert run_due(engine, settings, t0) == ["delivered"]
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
         for n in (1, 2):
@@ -93,11 +85,7 @@ def test_redelivering_a_delivered_delivery_twice_sends_it_twice(engine: sa.Engin
 
 
 def test_the_disabled_reason_names_the_attempt_that_gave_up(engine: sa.Engine) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([500]) as hook:
-        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
+    with hooked_event(engine, [500]) as (account, settings, t0, hook, endpoint):
         for _ in range(3):
             at = next_run_at(engine)
             assert at is not None
@@ -117,12 +105,8 @@ def test_the_disabled_reason_names_the_attempt_that_gave_up(engine: sa.Engine) -
 def test_an_attempt_overtaken_by_a_redelivery_is_not_recorded_and_the_redelivery_is_sent(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    post = webhooks._post
-    with receiver([500, 200]) as hook:
-        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
+    with hooked_event(engine, [500, 200]) as (account, settings, t0, hook, endpoint):
+        post = webhooks._post
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
 
         def post_then_redeliver(*args: Any) -> webhooks.AttemptResult:
