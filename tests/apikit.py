@@ -47,6 +47,14 @@ class Tenant:
         body = {"from": self.number, "to": to, "text": text, "user": self.user, **extra}
         return self.post("/v1/messages", body)
 
+    def authorize(self, direction: str = "outbound", other: str = "+14155550111") -> httpx.Response:
+        """`POST /v1/calls` by the member: from the number to `other` (outbound) or back."""
+        if direction == "outbound":
+            body = {"direction": direction, "from": self.number, "to": other, "user": self.user}
+        else:
+            body = {"direction": direction, "from": other, "to": self.number, "user": self.user}
+        return self.post("/v1/calls", body)
+
     def balance(self) -> dict[str, Any]:
         response = self.get("/v1/balance")
         assert response.status_code == 200, response.text
@@ -72,12 +80,8 @@ def tenant(
     body: dict[str, Any] = {"name": f"acct-{uuid.uuid4().hex[:6]}", "plan": plan}
     if rate_card:
         body["rate_card"] = rate_card
-    response = client.post("/v1/admin/accounts", json=body, headers={**ADMIN, **idem()})
-    assert response.status_code == 201, response.text
-    account_id = response.json()["id"]
-    response = client.post(f"/v1/admin/accounts/{account_id}/keys", json={}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    t = Tenant(client, account_id, response.json()["key"], "")
+    account_id, key = account_with_key(client, body)
+    t = Tenant(client, account_id, key, "")
     response = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth)
     assert response.status_code == 201, response.text
     t.user = response.json()["id"]
@@ -88,6 +92,16 @@ def tenant(
         assert response.status_code == 201, response.text
         t.number, t.number_id = number, response.json()["id"]
     return t
+
+
+def account_with_key(client: httpx.Client, body: dict[str, Any]) -> tuple[int, str]:
+    """Create an account from `body` (admin API) and an API key of it: (account id, key)."""
+    response = client.post("/v1/admin/accounts", json=body, headers={**ADMIN, **idem()})
+    assert response.status_code == 201, response.text
+    account_id: int = response.json()["id"]
+    response = client.post(f"/v1/admin/accounts/{account_id}/keys", json={}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return account_id, response.json()["key"]
 
 
 def grant(client: httpx.Client, account_id: int, amount: str, kind: str = "purchased") -> None:

@@ -172,6 +172,20 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
+def wallet(db_url: str) -> Iterator[Any]:
+    """The wallet on the test's database (beside an `api` client), with an engine of its own:
+    to read events, expire holds and check every invariant. Files that need a wallet on the
+    `engine` fixture define their own `wallet`."""
+    from talktime.wallet import Wallet
+
+    w = Wallet.open(db_url)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
 def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A Typer `CliRunner` whose settings point at the test's database (and at no config
     file), the settings cache cleared before and after."""

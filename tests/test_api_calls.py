@@ -6,20 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import apikit
-from apikit import Tenant, tenant
-
-
-def _authorize(t: Tenant, direction: str = "outbound", to: str = "+14155550111") -> Any:
-    if direction == "outbound":
-        body = {"direction": "outbound", "from": t.number, "to": to, "user": t.user}
-    else:
-        body = {"direction": "inbound", "from": to, "to": t.number, "user": t.user}
-    return t.post("/v1/calls", body)
+from apikit import tenant
 
 
 def test_a_70_second_us_call_bills_two_minutes_and_releases_the_rest(api: Any) -> None:
     t = tenant(api)
-    held = _authorize(t)
+    held = t.authorize()
     assert held.status_code == 201, held.text
     call = held.json()
     assert call["state"] == "authorized"
@@ -39,7 +31,7 @@ def test_a_70_second_us_call_bills_two_minutes_and_releases_the_rest(api: Any) -
 
 def test_a_forwarded_call_is_billed_as_two_legs(api: Any) -> None:
     t = tenant(api)
-    call = _authorize(t, "inbound").json()
+    call = t.authorize("inbound").json()
     body = {"duration": 70, "forward": {"to": "+14155550122", "duration": 60}}
     done = t.post(f"/v1/calls/{call['id']}/complete", body).json()
     kinds = [line["description"].split(" (")[0] for line in done["lines"]]
@@ -51,7 +43,7 @@ def test_a_forwarded_call_is_billed_as_two_legs(api: Any) -> None:
 
 def test_a_call_transferred_to_users_adds_two_legs_per_transfer(api: Any) -> None:
     t = tenant(api, credit="5.00")
-    call = _authorize(t).json()
+    call = t.authorize().json()
     transfer = {"kind": "user", "to": "+14155550133", "outbound_duration": 10}
     body = {
         "duration": 30,
@@ -63,7 +55,7 @@ def test_a_call_transferred_to_users_adds_two_legs_per_transfer(api: Any) -> Non
 
 def test_a_call_transferred_to_an_external_number_adds_one_leg(api: Any) -> None:
     t = tenant(api)
-    call = _authorize(t).json()
+    call = t.authorize().json()
     body = {
         "duration": 30,
         "transfers": [{"kind": "external", "to": "+14155550144", "outbound_duration": 60}],
@@ -74,7 +66,7 @@ def test_a_call_transferred_to_an_external_number_adds_one_leg(api: Any) -> None
 
 def test_the_caller_ids_country_prices_an_international_call(api: Any) -> None:
     t = tenant(api)
-    call = _authorize(t, to="+61412345678").json()
+    call = t.authorize(other="+61412345678").json()
     done = t.post(f"/v1/calls/{call['id']}/complete", {"duration": 60}).json()
     assert "from +14155550100 to +61412345678" in done["lines"][0]["description"]
     assert done["lines"][0]["rate"].startswith("default@")
@@ -83,7 +75,7 @@ def test_the_caller_ids_country_prices_an_international_call(api: Any) -> None:
 def test_no_credit_for_the_first_increment_is_402_with_zero_duration(api: Any) -> None:
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="1.00")  # nothing after the number
-    refused = _authorize(t)
+    refused = t.authorize()
     assert refused.status_code == 402
     assert refused.json()["code"] == "insufficient_credit"
     assert refused.json()["max_duration_seconds"] == 0
@@ -93,7 +85,7 @@ def test_no_credit_for_the_first_increment_is_402_with_zero_duration(api: Any) -
 def test_the_hold_covers_what_the_credit_allows_and_extend_holds_more(api: Any) -> None:
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="1.03")  # $0.03 after the number
-    call = _authorize(t).json()
+    call = t.authorize().json()
     assert call["max_duration_seconds"] == 120  # 2 min = $0.026 -> $0.03; 3 min = $0.04
     refused = t.post(f"/v1/calls/{call['id']}/extend", {})
     assert (refused.status_code, refused.json()["code"]) == (402, "insufficient_credit")
@@ -108,7 +100,7 @@ def test_the_hold_covers_what_the_credit_allows_and_extend_holds_more(api: Any) 
 
 def test_a_completed_call_cannot_be_extended_or_completed_again(api: Any) -> None:
     t = tenant(api)
-    call = _authorize(t).json()
+    call = t.authorize().json()
     assert t.post(f"/v1/calls/{call['id']}/complete", {"duration": 0}).status_code == 200
     assert t.post(f"/v1/calls/{call['id']}/extend", {}).status_code == 409
     again = t.post(f"/v1/calls/{call['id']}/complete", {"duration": 5})
@@ -117,7 +109,7 @@ def test_a_completed_call_cannot_be_extended_or_completed_again(api: Any) -> Non
 
 def test_an_unanswered_call_costs_nothing(api: Any) -> None:
     t = tenant(api)
-    call = _authorize(t).json()
+    call = t.authorize().json()
     done = t.post(f"/v1/calls/{call['id']}/complete", {"duration": 0}).json()
     assert done["amount"] == "0.0000"
     assert t.balance()["available"] == "1.0000"
@@ -126,7 +118,7 @@ def test_an_unanswered_call_costs_nothing(api: Any) -> None:
 def test_a_user_restricted_from_calling_is_refused(api: Any) -> None:
     t = tenant(api)
     api.patch(f"/v1/users/{t.user}", json={"restrictions": ["calls.make"]}, headers=t.auth)
-    refused = _authorize(t)
+    refused = t.authorize()
     assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
 
 

@@ -3,7 +3,6 @@ hold, durations that are not integers; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,24 +13,6 @@ from talktime.wallet import Wallet
 
 import apikit
 from apikit import ADMIN, Tenant, tenant
-
-
-@pytest.fixture
-def wallet(db_url: str) -> Iterator[Wallet]:
-    """The wallet on the test's database, to read events and check every invariant."""
-    w = Wallet.open(db_url)
-    try:
-        yield w
-    finally:
-        w.close()
-
-
-def _authorize(t: Tenant, direction: str = "outbound") -> Any:
-    if direction == "outbound":
-        body = {"direction": "outbound", "from": t.number, "to": "+14155550111", "user": t.user}
-    else:
-        body = {"direction": "inbound", "from": "+14155550111", "to": t.number, "user": t.user}
-    return t.post("/v1/calls", body)
 
 
 def _import_free_inbound_card(client: Any) -> None:
@@ -61,7 +42,7 @@ def test_a_call_whose_held_leg_is_free_completes_and_records_the_shortfall_uncol
 ) -> None:
     _import_free_inbound_card(api)
     t = tenant(api, plan="trial", rate_card="freein", credit="1.00")  # all spent on the number
-    call = _authorize(t, "inbound").json()
+    call = t.authorize("inbound").json()
     assert (call["held"], call["max_duration_seconds"]) == ("0.0000", 300)
     body = {"duration": 60, "forward": {"to": "+14155550122", "duration": 60}}
     done = t.post(f"/v1/calls/{call['id']}/complete", body)
@@ -84,7 +65,7 @@ def test_a_call_whose_held_leg_is_free_completes_past_the_monthly_limit(
     _import_free_inbound_card(api)
     t = tenant(api, plan="trial", rate_card="freein", credit="2.00")  # $1 paid left
     _limit(t, "1.00")  # the number took all of it
-    call = _authorize(t, "inbound").json()
+    call = t.authorize("inbound").json()
     body = {"duration": 60, "forward": {"to": "+14155550122", "duration": 120}}
     done = t.post(f"/v1/calls/{call['id']}/complete", body)
     assert done.status_code == 200, done.text  # settling never refuses: the call happened
@@ -97,7 +78,7 @@ def test_authorize_holds_only_what_the_monthly_limit_leaves(api: Any, wallet: Wa
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")  # $4 paid after the number
     _limit(t, "1.05")  # $0.05 of it left this period
-    call = _authorize(t)
+    call = t.authorize()
     # 3 min = $0.039 -> $0.04 fits; 4 min = $0.06 does not. Before, the whole 5-minute hold
     # ($0.07) was refused with 402 monthly_limit_reached although credit and limit allow 3.
     assert call.status_code == 201, call.text
@@ -127,7 +108,7 @@ def test_a_call_refused_for_the_monthly_limit_tells_amounts_as_decimals_and_zero
     t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")
     _limit(t, "1.01")  # $0.01 left: less than one minute's $0.02
     before = t.balance()
-    refused = _authorize(t)
+    refused = t.authorize()
     assert refused.status_code == 402, refused.text
     problem = refused.json()
     assert problem["code"] == "monthly_limit_reached"
@@ -144,7 +125,7 @@ def test_extending_a_call_whose_hold_lapsed_is_call_not_active_and_it_still_comp
     api: Any, wallet: Wallet
 ) -> None:
     t = tenant(api, credit="5.00")
-    call = _authorize(t).json()
+    call = t.authorize().json()
     assert wallet.expire_holds(datetime.now(UTC) + timedelta(hours=2)) == 1
     refused = t.post(f"/v1/calls/{call['id']}/extend", {})
     # Before: 409 hold_not_pending "hold 1 is expired ...; authorize a new hold", naming the
@@ -174,7 +155,7 @@ def test_a_duration_that_is_not_an_integer_is_refused_and_changes_nothing(
     api: Any, body: dict[str, Any]
 ) -> None:
     t = tenant(api, credit="5.00")
-    call = _authorize(t).json()
+    call = t.authorize().json()
     before = t.balance()
     refused = t.post(f"/v1/calls/{call['id']}/complete", body)
     # Before, `true` was billed as a 1-second call and "70" as 70 seconds.
@@ -189,7 +170,7 @@ def test_a_message_cannot_take_the_limit_room_a_call_in_progress_holds(
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")
     _limit(t, "1.05")  # $0.05 of paid usage left this period
-    call = _authorize(t)
+    call = t.authorize()
     assert call.json()["held"] == "0.0400"  # 3 minutes of paid credit reserved
     # A $0.01 message fits in the $0.01 still free of the limit...
     assert t.sms("+14155550111").status_code == 201

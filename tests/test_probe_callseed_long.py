@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from talktime.api import create_app
-from talktime.config import Settings
+from conftest import _client
 from talktime.rating.card import MAX_LEG_SECONDS
 
 import apikit
@@ -20,35 +19,20 @@ from apikit import tenant
 WEEK = 7 * 24 * 3600
 
 
-def _app(db_url: str, tmp_path: Path, hold_seconds: int) -> Iterator[TestClient]:
-    app = create_app(
-        Settings(
-            database_url=db_url,
-            admin_key=apikit.ADMIN_KEY,
-            rate_cards_dir=str(tmp_path / "cards"),
-            call_hold_seconds=hold_seconds,
-        )
-    )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-        app.state.engine.dispose()
-
-
 @pytest.fixture
 def week_api(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """The app with the longest hold window the settings allow (a week per step)."""
-    yield from _app(db_url, tmp_path, WEEK)
+    yield from _client(db_url, tmp_path, call_hold_seconds=WEEK)
 
 
 @pytest.fixture
 def day_api(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """The app holding 100,000 s per step: a week is not a whole number of steps."""
-    yield from _app(db_url, tmp_path, 100_000)
+    yield from _client(db_url, tmp_path, call_hold_seconds=100_000)
 
 
 def _authorize(t: apikit.Tenant) -> dict[str, Any]:
-    body = {"direction": "outbound", "from": t.number, "to": "+14155550111", "user": t.user}
-    response = t.post("/v1/calls", body)
+    response = t.authorize()
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data

@@ -5,7 +5,6 @@ charged and what a quote says. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,16 +40,6 @@ DOMESTIC = {
     AU_LOCAL: "+61298765432",
     AU_MOBILE: "+61412345679",
 }
-
-
-@pytest.fixture
-def wallet(db_url: str) -> Iterator[Wallet]:
-    """The wallet on the test's database, to expire holds and check every invariant."""
-    w = Wallet.open(db_url)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def leg(per_minute: str, seconds: int) -> int:

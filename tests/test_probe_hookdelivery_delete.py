@@ -11,12 +11,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from talktime.ops import jobs, webhooks
-from talktime.ops.clock import now_us
 from talktime.store.ops_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
-from test_webhooks import settings_for
 
-from ops_helpers import make_account
-from receiver import receiver
+from ops_helpers import hooked_event, make_account, settings_for
 
 
 def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
@@ -96,13 +93,7 @@ def test_a_dispatch_while_an_endpoint_is_being_deleted_skips_it_and_commits(
 def test_deleting_an_endpoint_while_an_attempt_is_recorded_removes_the_attempt_too(
     engine: sa.Engine,
 ) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([500]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+    with hooked_event(engine, [500]) as (account, settings, t0, hook, endpoint):
         [job] = jobs.claim(engine, "test", now=t0, kinds=(webhooks.DELIVER,))
         with engine.connect() as other:  # e.g. another delivery's attempt updating the endpoint
             transaction = other.begin()

@@ -6,10 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from talktime.ops import webhooks
-from test_webhooks import settings_for
-from test_webhooks_api import _client, _key
 
-from ops_helpers import make_account
+from ops_helpers import api_client, bearer, make_account, settings_for
 
 
 def _deliveries(client: TestClient, base: str, auth: dict[str, str], query: str) -> list[int]:
@@ -19,10 +17,10 @@ def _deliveries(client: TestClient, base: str, auth: dict[str, str], query: str)
 
 
 def test_every_delivery_is_listed_page_by_page_with_before(db_url: str) -> None:
-    client, engine = _client(db_url, webhooks_allow_private=True)
+    client, engine = api_client(db_url, webhooks_allow_private=True)
     account = make_account(engine)
     other = make_account(engine, "other")
-    auth = _key(engine, account)
+    auth = bearer(engine, account)
     created = client.post(
         "/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/hooks"}, headers=auth
     ).json()

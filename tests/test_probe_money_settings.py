@@ -19,21 +19,23 @@ from talktime.rating.card import MAX_LEG_SECONDS
 from talktime.store import make_engine
 
 
-def _load(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+def _refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    """The detail of the SettingsError that loading these TALKTIME_* variables raises."""
     monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
     for name, value in env.items():
         monkeypatch.setenv(f"TALKTIME_{name.upper()}", value)
-    return load_settings()
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    return refused.value.detail
 
 
 @pytest.mark.parametrize("value", ["2147483648", "10000000000", "99999999999999999999"])
 def test_a_sqlite_busy_timeout_sqlite_would_read_as_zero_is_refused_naming_it(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    with pytest.raises(SettingsError) as refused:
-        _load(monkeypatch, sqlite_busy_timeout_ms=value)
-    assert "TALKTIME_SQLITE_BUSY_TIMEOUT_MS" in refused.value.detail
-    assert "2147483647" in refused.value.detail
+    detail = _refusal(monkeypatch, sqlite_busy_timeout_ms=value)
+    assert "TALKTIME_SQLITE_BUSY_TIMEOUT_MS" in detail
+    assert "2147483647" in detail
 
 
 def test_the_longest_accepted_busy_timeout_is_the_one_sqlite_applies(tmp_path: Path) -> None:
@@ -54,10 +56,9 @@ def test_the_longest_accepted_busy_timeout_is_the_one_sqlite_applies(tmp_path: P
 def test_a_call_hold_window_longer_than_any_call_leg_is_refused_naming_it(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    with pytest.raises(SettingsError) as refused:
-        _load(monkeypatch, call_hold_seconds=value)
-    assert "TALKTIME_CALL_HOLD_SECONDS" in refused.value.detail
-    assert "604800" in refused.value.detail
+    detail = _refusal(monkeypatch, call_hold_seconds=value)
+    assert "TALKTIME_CALL_HOLD_SECONDS" in detail
+    assert "604800" in detail
 
 
 def test_the_call_hold_bound_is_a_call_legs_longest() -> None:

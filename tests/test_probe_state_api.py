@@ -18,6 +18,8 @@ import itertools
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,23 @@ class Refusal(Exception):  # noqa: N818 (a predicted outcome, raised to stop the
         self.status, self.code = status, code
 
 
+@dataclass
+class Prediction:
+    """What the model predicts for one step: success, or the refusal its checks raised."""
+
+    refusal: Refusal | None = None
+
+
+@contextmanager
+def predict() -> Iterator[Prediction]:
+    """Run the model's checks of a step: a `Refusal` raised inside is the prediction."""
+    prediction = Prediction()
+    try:
+        yield prediction
+    except Refusal as refusal:
+        prediction.refusal = refusal
+
+
 class ApiMachine(RuleBasedStateMachine):
     client: Any
     engine: Any
@@ -173,16 +192,8 @@ class ApiMachine(RuleBasedStateMachine):
     def open_account(self, card: str, plan: str, credit: str, first: str) -> None:
         self.card = load_card(card, directory=self.cards_dir)
         body = {"name": f"state-{self.era}", "plan": plan, "credit": credit, "rate_card": card}
-        r = self.client.post(
-            "/v1/admin/accounts", json=body, headers={**apikit.ADMIN, **apikit.idem()}
-        )
-        assert r.status_code == 201, r.text
-        self.account = r.json()["id"]
-        r = self.client.post(
-            f"/v1/admin/accounts/{self.account}/keys", json={}, headers=apikit.ADMIN
-        )
-        assert r.status_code == 201, r.text
-        self.auth = {"Authorization": f"Bearer {r.json()['key']}"}
+        self.account, key = apikit.account_with_key(self.client, body)
+        self.auth = {"Authorization": f"Bearer {key}"}
         self.users: dict[str, tuple[str, set[str]]] = {}
         self.names: dict[str, str] = {}
         for name, role in [("ada", "member"), ("bea", "billing"), ("cy", "admin")]:
@@ -323,11 +334,25 @@ class ApiMachine(RuleBasedStateMachine):
             self.done.append(Done(method, path, body, key, admin, r.status_code, r.text))
         return r, key
 
-    def outcome(self, r: Any, expected: Refusal | None, ok: int) -> None:
-        if expected is not None:
-            assert (r.status_code, r.json().get("code")) == (expected.status, expected.code), r.text
+    def step(
+        self, p: Prediction, ok: int, method: str, path: str, body: Any, *, keyed: bool = True
+    ) -> Any:
+        """Send a step's request; it gets `ok`, or the refusal the model predicted."""
+        r, _ = self.send(method, path, body, keyed=keyed)
+        if p.refusal is not None:
+            expected = (p.refusal.status, p.refusal.code)
+            assert (r.status_code, r.json().get("code")) == expected, r.text
         else:
             assert r.status_code == ok, r.text
+        return r
+
+    def agreed(self, got: dict[str, Any], *, balance: bool = True, **amounts: int) -> None:
+        """A successful step's answer agrees with the model (updated for the step): each named
+        amount, then (unless `balance` is false) the balance it reports."""
+        for name, amount in amounts.items():
+            assert money.parse(got[name]) == amount, (name, got)
+        if balance:
+            self.check_balance(got["balance"])
 
     def check_balance(self, snapshot: dict[str, Any]) -> None:
         free = sum(g.remaining for g in self.grants.values() if not g.paid)
@@ -360,20 +385,16 @@ class ApiMachine(RuleBasedStateMachine):
     )
     def purchase(self, amount: str, user: str | None) -> None:
         uid = self.user_id(user)
-        expected = None
-        try:
+        with predict() as p:
             self.expect_active()
             self.expect_permission(uid, "billing.manage")
-        except Refusal as refusal:
-            expected = refusal
         body: dict[str, Any] = {"amount": amount}
         if uid is not None:
             body["user"] = uid
-        r, _ = self.send("POST", "/v1/credits", body)
-        self.outcome(r, expected, 201)
-        if expected is None:
+        r = self.step(p, 201, "POST", "/v1/credits", body)
+        if p.refusal is None:
             self.add_grant("purchased", money.parse(amount))
-            self.check_balance(r.json()["balance"])
+            self.agreed(r.json())
 
     def draw_number(self, data: st.DataObject) -> str:
         """Mostly one of the account's numbers, sometimes any other."""
@@ -399,33 +420,15 @@ class ApiMachine(RuleBasedStateMachine):
         to = data.draw(st.sampled_from(OTHERS))
         text = data.draw(TEXTS)
         user = self.draw_user(data)
-        expected: Refusal | None = None
-        quote = None
-        try:
+        total = from_free = from_paid = 0
+        with predict() as p:
             self.expect_active()
             self.expect_permission(user, "sms.send")
-            number = self.numbers.get(from_)
-            if number is None or not number["sms"]:
-                raise Refusal(422, "number_not_sms_enabled")
-            countries = {number["country"], classify(to).country}
-            if len(countries) > 1 and countries != {"US", "CA"}:
-                raise Refusal(422, "sms_cross_country")
-            try:
-                quote = price_sms(self.card, from_, to, text, "outbound")
-            except TalktimeError as refusal:
-                raise Refusal(refusal.status, refusal.code) from None
-            split = self.charge(quote.total) if quote.total else (0, 0)
-        except Refusal as refusal:
-            expected = refusal
+            total, (from_free, from_paid) = self.sms_charge(from_, to, text, "outbound")
         body = {"from": from_, "to": to, "text": text, "user": user}
-        r, _ = self.send("POST", "/v1/messages", body)
-        self.outcome(r, expected, 201)
-        if expected is None:
-            assert quote is not None
-            got = r.json()
-            assert money.parse(got["amount"]) == quote.total
-            assert (money.parse(got["from_free"]), money.parse(got["from_paid"])) == split
-            self.check_balance(got["balance"])
+        r = self.step(p, 201, "POST", "/v1/messages", body)
+        if p.refusal is None:
+            self.agreed(r.json(), amount=total, from_free=from_free, from_paid=from_paid)
 
     @precondition(lambda self: self.account is not None and self.numbers)
     @rule(data=st.data())
@@ -433,53 +436,52 @@ class ApiMachine(RuleBasedStateMachine):
         to = data.draw(st.sampled_from(sorted(self.numbers)))
         from_ = data.draw(st.sampled_from(OTHERS))
         text = data.draw(TEXTS)
-        expected: Refusal | None = None
-        quote = None
-        try:
+        total = from_free = from_paid = 0
+        with predict() as p:
             self.expect_active()
-            number = self.numbers[to]
-            if not number["sms"]:
-                raise Refusal(422, "number_not_sms_enabled")
-            countries = {number["country"], classify(from_).country}
-            if len(countries) > 1 and countries != {"US", "CA"}:
-                raise Refusal(422, "sms_cross_country")
-            try:
-                quote = price_sms(self.card, from_, to, text, "inbound")
-            except TalktimeError as refusal:
-                raise Refusal(refusal.status, refusal.code) from None
-            split = self.charge(quote.total) if quote.total else (0, 0)
-        except Refusal as refusal:
-            expected = refusal
-        r, _ = self.send("POST", "/v1/messages/inbound", {"from": from_, "to": to, "text": text})
-        self.outcome(r, expected, 201)
-        if expected is None:
-            assert quote is not None
+            total, (from_free, from_paid) = self.sms_charge(from_, to, text, "inbound")
+        body = {"from": from_, "to": to, "text": text}
+        r = self.step(p, 201, "POST", "/v1/messages/inbound", body)
+        if p.refusal is None:
             got = r.json()
-            assert money.parse(got["amount"]) == quote.total
-            assert (money.parse(got["from_free"]), money.parse(got["from_paid"])) == split
+            self.agreed(got, balance=False, amount=total, from_free=from_free, from_paid=from_paid)
+
+    def sms_charge(
+        self, from_: str, to: str, text: str, direction: str
+    ) -> tuple[int, tuple[int, int]]:
+        """(price, (from_free, from_paid)) of a message on one of the account's numbers (the
+        sender's outbound, the recipient's inbound), charged to the model; or a Refusal."""
+        mine, other = (from_, to) if direction == "outbound" else (to, from_)
+        number = self.numbers.get(mine)
+        if number is None or not number["sms"]:
+            raise Refusal(422, "number_not_sms_enabled")
+        countries = {number["country"], classify(other).country}
+        if len(countries) > 1 and countries != {"US", "CA"}:
+            raise Refusal(422, "sms_cross_country")
+        try:
+            quote = price_sms(self.card, from_, to, text, direction)
+        except TalktimeError as refusal:
+            raise Refusal(refusal.status, refusal.code) from None
+        return quote.total, self.charge(quote.total) if quote.total else (0, 0)
 
     @precondition(lambda self: self.account is not None)
     @rule(e164=st.sampled_from(RENTABLE))
     def rent_number(self, e164: str) -> None:
-        expected: Refusal | None = None
-        try:
+        price = 0
+        with predict() as p:
             self.expect_active()
             if e164 in self.numbers:
                 raise Refusal(409, "number_in_use")
             price = price_number_rental(self.card, e164).total
             self.charge(price)
-        except Refusal as refusal:
-            expected = refusal
-        r, _ = self.send("POST", "/v1/numbers", {"e164": e164})
-        self.outcome(r, expected, 201)
-        if expected is None:
+        r = self.step(p, 201, "POST", "/v1/numbers", {"e164": e164})
+        if p.refusal is None:
             got = r.json()
             info = classify(e164)
             sms_ok = info.country in SMS_COUNTRIES and info.type in ("local", "mobile")
             assert got["sms_enabled"] == sms_ok
-            assert money.parse(got["charged"]) == price
             self.numbers[e164] = {"id": got["id"], "sms": sms_ok, "country": info.country}
-            self.check_balance(got["balance"])
+            self.agreed(got, charged=price)
 
     @precondition(lambda self: self.account is not None and self.numbers)
     @rule(data=st.data())
@@ -501,9 +503,8 @@ class ApiMachine(RuleBasedStateMachine):
             from_ = data.draw(st.sampled_from(OTHERS))
             to = self.draw_number(data)
         user = self.draw_user(data)
-        expected: Refusal | None = None
         covered = amount = 0
-        try:
+        with predict() as p:
             self.expect_active()
             self.expect_permission(user, "calls.make")
             if direction == "inbound" and to not in self.numbers:
@@ -512,19 +513,16 @@ class ApiMachine(RuleBasedStateMachine):
             covered, amount = self.holdable_steps(rate, 0)
             if covered == 0:
                 raise self.short(rate.cost(rate.first_increment_s))
-        except Refusal as refusal:
-            expected = refusal
         body = {"direction": direction, "from": from_, "to": to, "user": user}
-        r, _ = self.send("POST", "/v1/calls", body)
-        self.outcome(r, expected, 201)
-        if expected is None:
+        r = self.step(p, 201, "POST", "/v1/calls", body)
+        if p.refusal is None:
             got = r.json()
             call = MCall(got["id"], direction, from_, to, user, covered, 0)
             self.reserve(call, amount)
             self.calls[call.id] = call
-            assert (got["max_duration_seconds"], money.parse(got["held"])) == (covered, amount)
-            self.check_balance(got["balance"])
-        elif expected.status == 402:
+            assert got["max_duration_seconds"] == covered
+            self.agreed(got, held=amount)
+        elif p.refusal.status == 402:
             assert r.json()["max_duration_seconds"] == 0
 
     def rate(self, direction: str, from_: str, to: str) -> Any:
@@ -570,9 +568,8 @@ class ApiMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def extend_call(self, data: st.DataObject) -> None:
         call = self.draw_call(data)
-        expected: Refusal | None = None
         covered = extra = 0
-        try:
+        with predict() as p:
             if call.state != "authorized":
                 raise Refusal(409, "call_not_active")
             self.expect_active()
@@ -581,20 +578,14 @@ class ApiMachine(RuleBasedStateMachine):
             covered, extra = self.holdable_steps(rate, call.covered)
             if covered == call.covered:
                 raise self.short(rate.cost(covered + rate.next_increment_s) - rate.cost(covered))
-        except Refusal as refusal:
-            expected = refusal
-        r, _ = self.send("POST", f"/v1/calls/{call.id}/extend", None)
-        self.outcome(r, expected, 200)
-        if expected is None:
+        r = self.step(p, 200, "POST", f"/v1/calls/{call.id}/extend", None)
+        if p.refusal is None:
             self.reserve(call, extra)
             call.covered = covered
             got = r.json()
-            assert (got["max_duration_seconds"], money.parse(got["held"])) == (
-                covered,
-                call.held_amount,
-            )
-            self.check_balance(got["balance"])
-        elif expected.status == 402:
+            assert got["max_duration_seconds"] == covered
+            self.agreed(got, held=call.held_amount)
+        elif p.refusal.status == 402:
             assert r.json()["max_duration_seconds"] == call.covered
 
     @precondition(lambda self: self.account is not None and self.calls)
@@ -629,9 +620,8 @@ class ApiMachine(RuleBasedStateMachine):
                 | ({"inbound_duration": i} if k == "user" else {})
                 for k, to, o, i in transfers
             ]
-        expected: Refusal | None = None
         total = 0
-        try:
+        with predict() as p:
             if call.state != "authorized":
                 raise Refusal(409, "call_not_active")
             try:
@@ -643,17 +633,13 @@ class ApiMachine(RuleBasedStateMachine):
                 ).total
             except TalktimeError as refusal:
                 raise Refusal(refusal.status, refusal.code) from None
-        except Refusal as refusal:
-            expected = refusal
-        r, _ = self.send("POST", f"/v1/calls/{call.id}/complete", body)
-        self.outcome(r, expected, 200)
-        if expected is None:
+        r = self.step(p, 200, "POST", f"/v1/calls/{call.id}/complete", body)
+        if p.refusal is None:
             charged, uncollected = self.settle(call, total)
             call.state = "completed"
             got = r.json()
-            assert money.parse(got["amount"]) == total
             assert money.parse(got["uncollected"] or "0") == uncollected, (charged, got)
-            self.check_balance(got["balance"])
+            self.agreed(got, amount=total)
 
     @precondition(lambda self: self.account is not None)
     @rule(
@@ -665,14 +651,10 @@ class ApiMachine(RuleBasedStateMachine):
         body: dict[str, Any] = {"monthly_limit": limit}
         if uid is not None:
             body["user"] = uid
-        expected = None
-        try:
+        with predict() as p:
             self.expect_permission(uid, "billing.manage")
-        except Refusal as refusal:
-            expected = refusal
-        r, _ = self.send("PUT", "/v1/settings/monthly-limit", body, keyed=False)
-        self.outcome(r, expected, 200)
-        if expected is None:
+        self.step(p, 200, "PUT", "/v1/settings/monthly-limit", body, keyed=False)
+        if p.refusal is None:
             self.limit = None if limit is None else money.parse(limit)
             self.postponed = False
 
@@ -690,14 +672,10 @@ class ApiMachine(RuleBasedStateMachine):
         body: dict[str, Any] = {"enabled": enabled, "threshold": threshold, "amount": amount}
         if uid is not None:
             body["user"] = uid
-        expected = None
-        try:
+        with predict() as p:
             self.expect_permission(uid, "billing.manage")
-        except Refusal as refusal:
-            expected = refusal
-        r, _ = self.send("PUT", "/v1/settings/auto-recharge", body, keyed=False)
-        self.outcome(r, expected, 200)
-        if expected is None:
+        r = self.step(p, 200, "PUT", "/v1/settings/auto-recharge", body, keyed=False)
+        if p.refusal is None:
             self.recharge = (enabled, money.parse(threshold), money.parse(amount))
             assert r.json()["auto_recharge"]["enabled"] is enabled
 

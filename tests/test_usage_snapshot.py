@@ -20,14 +20,18 @@ SEPT = datetime(2026, 9, 1, tzinfo=UTC)
 
 def _commit_a_message_then_a_call(engine: sa.Engine, account: int) -> None:
     at = from_datetime(SEPT + timedelta(days=2))
-    common = {"account_id": account, "currency": "USD", "user_id": None}
+    common = {
+        "account_id": account,
+        "currency": "USD",
+        "user_id": None,
+        "direction": "outbound",
+        "from_number": "+14155550100",
+        "to_number": "+14155550101",
+    }
     with engine.begin() as conn:
         conn.execute(
             messages.insert().values(
                 id="msg_late",
-                from_number="+14155550100",
-                to_number="+14155550101",
-                direction="outbound",
                 encoding="GSM-7",
                 segments=1,
                 amount=10_000,
@@ -40,9 +44,6 @@ def _commit_a_message_then_a_call(engine: sa.Engine, account: int) -> None:
         conn.execute(
             calls.insert().values(
                 id="call_late",
-                direction="outbound",
-                from_number="+14155550100",
-                to_number="+14155550101",
                 state="completed",
                 card="default",
                 authorized_amount=13_000,

@@ -8,34 +8,29 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from talktime.api import create_app
-from talktime.config import Settings
-from talktime.keys import create_key
-from talktime.ops import webhooks
-from talktime.ops.clock import HOUR, SECOND, now_us
+from talktime.ops import tasks, webhooks  # noqa: F401 - tasks: the Worker's handlers
+from talktime.ops.clock import HOUR, SECOND
 from talktime.ops.worker import Worker
-from test_webhooks import next_run_at, run_due, settings_for
 
-from ops_helpers import make_account
+from ops_helpers import (
+    api_client,
+    attempt_outcomes,
+    bearer,
+    hooked_event,
+    make_account,
+    next_run_at,
+    run_due,
+    settings_for,
+)
 from receiver import receiver
 
 
-def _attempt_outcomes(engine: sa.Engine, account: int, endpoint_id: str) -> list[str]:
-    [delivery] = webhooks.list_deliveries(engine, account, endpoint_id)
-    return [a["outcome"] for a in delivery["attempt_log"]]
-
-
 def test_redelivering_what_a_disabled_endpoint_missed_sends_it(db_url: str) -> None:
-    settings = Settings(database_url=db_url, webhooks_allow_private=True)
-    app = create_app(settings)
-    client = TestClient(app, raise_server_exceptions=False)
-    engine: sa.Engine = app.state.engine
+    client, engine = api_client(db_url, webhooks_allow_private=True)
     account = make_account(engine)
-    with engine.begin() as conn:
-        auth = {"Authorization": f"Bearer {create_key(conn, account).token}"}
-    worker = Worker(engine, settings, name="w")
+    auth = bearer(engine, account)
+    worker = Worker(engine, settings_for(engine), name="w")
     with receiver([200]) as hook:
         endpoint = client.post(
             "/v1/webhooks/endpoints", json={"url": hook.url}, headers=auth
@@ -60,13 +55,7 @@ def test_redelivering_what_a_disabled_endpoint_missed_sends_it(db_url: str) -> N
 def test_redelivering_a_pending_delivery_sends_now_and_its_scheduled_retry_sends_nothing(
     engine: sa.Engine,
 ) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([500, 500, 200]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+    with hooked_event(engine, [500, 500, 200]) as (account, settings, t0, hook, endpoint):
         assert run_due(engine, settings, t0) == ["pending"]
         assert next_run_at(engine) == t0 + 30 * SECOND
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
@@ -81,34 +70,22 @@ def test_redelivering_a_pending_delivery_sends_now_and_its_scheduled_retry_sends
         assert run_due(engine, settings, t0 + 35 * SECOND) == ["delivered"]
         assert len(hook.requests) == 3
         assert len(set(hook.ids())) == 1
-    assert _attempt_outcomes(engine, account, endpoint.id) == ["http_error", "http_error", "ok"]
+    assert attempt_outcomes(engine, account, endpoint.id) == ["http_error", "http_error", "ok"]
 
 
 def test_redelivering_a_delivered_delivery_twice_sends_it_twice(engine: sa.Engine) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([200]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+    with hooked_event(engine, [200]) as (account, settings, t0, hook, endpoint):
         assert run_due(engine, settings, t0) == ["delivered"]
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
         for n in (1, 2):
             webhooks.redeliver(engine, account, delivery["id"], now=t0 + n * SECOND)
             assert run_due(engine, settings, t0 + n * SECOND) == ["delivered"]
         assert len(hook.requests) == 3
-    assert _attempt_outcomes(engine, account, endpoint.id) == ["ok", "ok", "ok"]
+    assert attempt_outcomes(engine, account, endpoint.id) == ["ok", "ok", "ok"]
 
 
 def test_the_disabled_reason_names_the_attempt_that_gave_up(engine: sa.Engine) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    with receiver([500]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+    with hooked_event(engine, [500]) as (account, settings, t0, hook, endpoint):
         for _ in range(3):
             at = next_run_at(engine)
             assert at is not None
@@ -128,14 +105,8 @@ def test_the_disabled_reason_names_the_attempt_that_gave_up(engine: sa.Engine) -
 def test_an_attempt_overtaken_by_a_redelivery_is_not_recorded_and_the_redelivery_is_sent(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account = make_account(engine)
-    settings = settings_for(engine)
-    t0 = now_us()
-    post = webhooks._post
-    with receiver([500, 200]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+    with hooked_event(engine, [500, 200]) as (account, settings, t0, hook, endpoint):
+        post = webhooks._post
         [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
 
         def post_then_redeliver(*args: Any) -> webhooks.AttemptResult:
@@ -146,7 +117,7 @@ def test_an_attempt_overtaken_by_a_redelivery_is_not_recorded_and_the_redelivery
         monkeypatch.setattr(webhooks, "_post", post_then_redeliver)
         assert webhooks.deliver(engine, settings, delivery["id"], now=t0) == "pending"
         monkeypatch.setattr(webhooks, "_post", post)
-        assert _attempt_outcomes(engine, account, endpoint.id) == []
+        assert attempt_outcomes(engine, account, endpoint.id) == []
         assert run_due(engine, settings, t0 + SECOND) == ["delivered", "delivered"]
         assert len(hook.requests) == 2
-    assert _attempt_outcomes(engine, account, endpoint.id) == ["ok"]
+    assert attempt_outcomes(engine, account, endpoint.id) == ["ok"]

@@ -17,14 +17,22 @@ import pytest
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.ops import jobs, signing, tasks, webhooks
+from talktime.ops import signing, tasks, webhooks
 from talktime.ops.clock import HOUR, SECOND, now_us
 from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url
 from talktime.ops.worker import Worker
 from talktime.store.ops_tables import webhook_attempts, webhook_deliveries, webhook_events
 from talktime.store.wallet_tables import outbox
 
-from ops_helpers import make_account, start_worker, wait_for
+from ops_helpers import (
+    endpoint_with_event,
+    make_account,
+    next_run_at,
+    run_due,
+    settings_for,
+    start_worker,
+    wait_for,
+)
 from receiver import Receiver, receiver
 
 
@@ -43,11 +51,6 @@ def verify_like_a_receiver(secret: str, headers: Mapping[str, str], body: bytes)
     raise ValueError("bad signature")
 
 
-def settings_for(engine: sa.Engine, **extra: object) -> Settings:
-    url = engine.url.render_as_string(hide_password=False)
-    return Settings(database_url=url, webhooks_allow_private=True, **extra)  # type: ignore[arg-type]
-
-
 def emit(engine: sa.Engine, account: int, event_type: str, data: dict[str, object]) -> int:
     """Write an event to the wallet's outbox, as the wallet does."""
     with engine.begin() as conn:
@@ -58,23 +61,6 @@ def emit(engine: sa.Engine, account: int, event_type: str, data: dict[str, objec
                 .returning(outbox.c.id)
             ).scalar_one()
         )
-
-
-def run_due(engine: sa.Engine, settings: Settings, now: int) -> list[str]:
-    """Claim and run every delivery job due at `now` (a fake clock); returns the outcomes."""
-    out = []
-    while claimed := jobs.claim(engine, "test", now=now, kinds=(webhooks.DELIVER,)):
-        for job in claimed:
-            out.append(webhooks.deliver(engine, settings, int(job.payload["delivery_id"]), now=now))
-            with engine.begin() as conn:
-                assert jobs.finish(conn, job, now=now)
-    return out
-
-
-def next_run_at(engine: sa.Engine) -> int | None:
-    pending = jobs.list_jobs(engine, ("pending",))
-    due = [j.run_at for j in pending if j.kind == webhooks.DELIVER]
-    return min(due) if due else None
 
 
 def test_signature_matches_the_standard_webhooks_test_vector() -> None:
@@ -293,9 +279,7 @@ def test_a_slow_receiver_times_out_and_is_retried(engine: sa.Engine) -> None:
     settings = settings_for(engine, webhooks_timeout_seconds=0.2)
     t0 = now_us()
     with receiver([200], hold=True) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {}, now=t0)
+        endpoint = endpoint_with_event(engine, settings, account, hook.url, t0)
         assert run_due(engine, settings, t0) == ["pending"]
     [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
     [attempt] = delivery["attempt_log"]

@@ -5,32 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
-from talktime.api import create_app
-from talktime.config import Settings
-from talktime.keys import create_key
 from talktime.ops import webhooks
 
-from ops_helpers import make_account
-
-
-def _client(db_url: str, **settings: object) -> tuple[TestClient, sa.Engine]:
-    app = create_app(Settings(database_url=db_url, **settings))  # type: ignore[arg-type]
-    return TestClient(app, raise_server_exceptions=False), app.state.engine
-
-
-def _key(engine: sa.Engine, account: int) -> dict[str, str]:
-    with engine.begin() as conn:
-        token = create_key(conn, account).token
-    return {"Authorization": f"Bearer {token}"}
+from ops_helpers import api_client, bearer, make_account
 
 
 def test_an_account_creates_lists_changes_and_deletes_its_endpoints(db_url: str) -> None:
-    client, engine = _client(db_url, webhooks_allow_private=True)
+    client, engine = api_client(db_url, webhooks_allow_private=True)
     account = make_account(engine)
-    auth = _key(engine, account)
+    auth = bearer(engine, account)
     created = client.post(
         "/v1/webhooks/endpoints",
         json={"url": "http://127.0.0.1:9/hooks", "event_types": ["balance.low"]},
@@ -54,8 +37,8 @@ def test_an_account_creates_lists_changes_and_deletes_its_endpoints(db_url: str)
 
 
 def test_a_private_url_is_refused_with_a_problem(db_url: str) -> None:
-    client, engine = _client(db_url)
-    auth = _key(engine, make_account(engine))
+    client, engine = api_client(db_url)
+    auth = bearer(engine, make_account(engine))
     response = client.post(
         "/v1/webhooks/endpoints", json={"url": "http://10.0.0.5/hooks"}, headers=auth
     )
@@ -71,7 +54,7 @@ def test_a_private_url_is_refused_with_a_problem(db_url: str) -> None:
 
 
 def test_another_accounts_endpoint_answers_404_everywhere(db_url: str) -> None:
-    client, engine = _client(db_url, webhooks_allow_private=True)
+    client, engine = api_client(db_url, webhooks_allow_private=True)
     mine, theirs = make_account(engine, "mine"), make_account(engine, "theirs")
     endpoint = webhooks.create_endpoint(
         engine,
@@ -82,7 +65,7 @@ def test_another_accounts_endpoint_answers_404_everywhere(db_url: str) -> None:
     with engine.begin() as conn:
         webhooks.record_event(conn, mine, "balance.low", {})
     [delivery] = webhooks.list_deliveries(engine, mine, endpoint.id)
-    auth = _key(engine, theirs)
+    auth = bearer(engine, theirs)
     base = f"/v1/webhooks/endpoints/{endpoint.id}"
     answers = [
         client.get(base, headers=auth),
@@ -98,9 +81,9 @@ def test_another_accounts_endpoint_answers_404_everywhere(db_url: str) -> None:
 
 
 def test_deliveries_show_the_attempt_log_and_can_be_redelivered(db_url: str) -> None:
-    client, engine = _client(db_url, webhooks_allow_private=True)
+    client, engine = api_client(db_url, webhooks_allow_private=True)
     account = make_account(engine)
-    auth = _key(engine, account)
+    auth = bearer(engine, account)
     endpoint = client.post(
         "/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/x"}, headers=auth
     ).json()
@@ -122,7 +105,7 @@ def test_deliveries_show_the_attempt_log_and_can_be_redelivered(db_url: str) -> 
 
 
 def test_the_openapi_schema_lists_the_webhook_routes(tmp_path: Path) -> None:
-    client, _ = _client(f"sqlite:///{tmp_path / 'x.db'}")
+    client, _ = api_client(f"sqlite:///{tmp_path / 'x.db'}")
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/webhooks/endpoints" in paths
     assert "/v1/webhooks/deliveries/{delivery_id}/redeliver" in paths
