@@ -144,13 +144,13 @@ def test_transfers_null_means_no_transfers_and_replays_a_completion_sent_with_an
     api: Any,
 ) -> None:
     t = tenant(api, credit="1.00", number="+14155550100")
-    call = _authorize(t).json()
+    call = t.authorize().json()
     path = f"/v1/calls/{call['id']}/complete"
     done = t.post(path, {"duration": 70, "transfers": []}, key="done")
     assert done.status_code == 200, done.text
     again = t.post(path, {"duration": 70, "transfers": None, "forward": None}, key="done")
     assert (again.status_code, again.content) == (200, done.content)
-    other = _authorize(t).json()
+    other = t.authorize().json()
     nulls = t.post(f"/v1/calls/{other['id']}/complete", {"duration": 70, "transfers": None})
     assert nulls.status_code == 200, nulls.text
     assert nulls.json()["amount"] == done.json()["amount"]
