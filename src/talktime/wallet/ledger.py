@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from talktime.ids import MAX_ID
-from talktime.store.wallet_tables import ledger
+from talktime.store.wallet_tables import holds, ledger
 from talktime.wallet.book import check_text
 from talktime.wallet.errors import InvalidRequestError
 from talktime.wallet.model import ENTRY_KINDS, LedgerEntry, LedgerPage
@@ -48,7 +48,13 @@ def list_entries(
     if since is not None and until is not None and to_micros(until) <= to_micros(since):
         # an empty range is a mistake (the bounds swapped), not "no entries"
         raise InvalidRequestError("`until` must be after `since`")
-    query = sa.select(ledger).where(ledger.c.account_id == account_id)
+    # a hold's entries carry its id, not its reference: they show (and are found by) the
+    # reference of their hold, so a call's holds are listed with its other entries
+    query = (
+        sa.select(ledger, holds.c.reference.label("hold_reference"))
+        .select_from(ledger.outerjoin(holds, holds.c.id == ledger.c.hold_id))
+        .where(ledger.c.account_id == account_id)
+    )
     if cursor is not None:
         # ASCII digits only (str.isdigit also takes '²'), and no more than an id can hold
         if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_CURSOR:
@@ -57,7 +63,7 @@ def list_entries(
     if kind is not None:
         query = query.where(ledger.c.kind == kind)
     if reference is not None:
-        query = query.where(ledger.c.reference == reference)
+        query = query.where(sa.func.coalesce(ledger.c.reference, holds.c.reference) == reference)
     if transaction_id is not None:
         query = query.where(ledger.c.transaction_id == transaction_id)
     if since is not None:
@@ -74,7 +80,7 @@ def list_entries(
             hold_id=r.hold_id,
             amount=r.amount,
             kind=r.kind,
-            reference=r.reference,
+            reference=r.reference if r.reference is not None else r.hold_reference,
             idempotency_key=r.idempotency_key,
             lines=r.lines,
             created_at=from_micros(r.created_at),
