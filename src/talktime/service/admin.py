@@ -17,7 +17,7 @@ from talktime.service import cards
 from talktime.service.common import fmt, iso, now_micros
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
-from talktime.wallet import Wallet, accounts, grants
+from talktime.wallet import Wallet, accounts, cycle, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
@@ -207,7 +207,11 @@ def update_account(
         if plan is not None:  # the plans rows before the account's, as on creation
             name = rate_card or cards.card_name(conn, account_id, settings)
             card = sync_plans(conn, name, settings)
-        book = Book(conn, now_micros())
+        now = now_micros()
+        # periods begun since the cycle last ran open with the plan, status and card they
+        # began with: a change made now applies from the next period
+        cycle.catch_up(conn, account_id, now, cards.plan_credit(settings))
+        book = Book(conn, now)
         book.account(account_id)
         stored = book.replay(account_id, answer_key, UPDATE_ACCOUNT, digest)
         if stored is not None:
