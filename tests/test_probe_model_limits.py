@@ -15,6 +15,8 @@ from the code:
 - `monthly_limit.reached` is queued once per period: when paid usage reaches the limit or when a
   charge or reservation is refused for it;
 - a plan change applies from the next period's free credit (the plans table at cycle time);
+  a plan or status change made in a period the cycle has not opened yet first opens it (and any
+  other period begun since) with the plan and status it began with;
   the cycle issues free credit only to `active` subscriptions; the wallet itself does not refuse
   charges of a `past_due` or `canceled` account (that is the service's policy);
 - a refund takes back unspent, unexpired, unreserved credit of a `purchased` grant only;
@@ -516,6 +518,7 @@ class LimitMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def plan_changes(self, data: st.DataObject) -> None:
         plan = data.draw(st.sampled_from(sorted(self.plans)))
+        self.cycle_runs()  # the change opens the periods begun before it, as they began
         self.wallet.set_plan(self.account, plan, self.key(), now=self.now)
         self.model.plan = plan
 
@@ -527,8 +530,24 @@ class LimitMachine(RuleBasedStateMachine):
 
     @rule(status=st.sampled_from(["active", "past_due", "canceled"]))
     def status_changes(self, status: str) -> None:
+        was = self.model.status
+        self.cycle_runs()  # the change opens the periods begun before it, as they began
         self.wallet.set_status(self.account, status, self.key(), now=self.now)
         self.model.status = status
+        start, end = period_bounds(self.model.anchor, self.now)
+        credit = self.plans[self.model.plan]
+        had = any(
+            g.kind == "free_monthly" and g.effective_at == start for g in self.model.grants.values()
+        )
+        if status != "active" or was == "active" or start == self.model.anchor or had or not credit:
+            return  # only a period the cycle opened while the account was not active: once
+        (free,) = [
+            g
+            for g in self.wallet.grants(self.account)
+            if g.kind == "free_monthly" and g.period_start == start
+        ]
+        assert (free.original, free.effective_at, free.expires_at) == (credit, start, end)
+        self.model.grants[free.id] = G(free.id, "free_monthly", credit, 0, start, end)
 
     # ---- time -------------------------------------------------------------------------------
 

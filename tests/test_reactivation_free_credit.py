@@ -63,10 +63,11 @@ def test_a_reactivation_after_the_period_ended_leaves_that_period_to_the_cycle(
     wallet.upsert_plan(PLAN, FREE, now=MARCH)
     account = wallet.create_account("Acme", PLAN, "acct", now=MARCH).account.id
     wallet.set_status(account, "past_due", "late", now=MARCH + timedelta(days=20))
-    # March ended, the cycle has not run: active again, no credit for March or April yet
+    # March ended, the cycle has not run: the change first opens April as the cycle would (past
+    # due then: no credit), then the reactivation grants April's; none more for March
     wallet.set_status(account, "active", "paid", now=APRIL + timedelta(minutes=1))
-    assert len(_free_grants(wallet, account, APRIL + timedelta(days=1))) == 1
-    run_cycle(engine, APRIL + timedelta(minutes=5))  # the cycle grants April's, once
+    assert len(_free_grants(wallet, account, APRIL + timedelta(days=1))) == 2
+    run_cycle(engine, APRIL + timedelta(minutes=5))  # nothing left to open: April's once
     assert wallet.balance(account, now=APRIL + timedelta(hours=1)).free == FREE
     assert len(_free_grants(wallet, account, APRIL + timedelta(days=1))) == 2
     assert wallet.verify(now=APRIL + timedelta(days=1)) == []

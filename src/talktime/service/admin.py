@@ -18,7 +18,7 @@ from talktime.service import idempotency as idem
 from talktime.service.common import fmt, iso, now_micros
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
-from talktime.wallet import Wallet, accounts, grants
+from talktime.wallet import Wallet, accounts, cycle, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
@@ -297,7 +297,11 @@ def _update_account(
         if plan is not None:  # the plans rows before the account's, as on creation
             name = rate_card or cards.card_name(conn, account_id, settings)
             card = sync_plans(conn, name, settings)
-        book = Book(conn, now_micros())
+        now = now_micros()
+        # periods begun since the cycle last ran open with the plan, status and card they
+        # began with: a change made now applies from the next period
+        cycle.catch_up(conn, account_id, now, cards.plan_credit(settings))
+        book = Book(conn, now)
         book.account(account_id)  # locked: a request with this key waits for this one
         stored = idem.replay(conn, account_id, answer_key(key), UPDATE_ACCOUNT, digest)
         if stored is not None:

@@ -166,12 +166,21 @@ def update(
     the account was created in); ``plan_credit`` says how much, as for the cycle (default:
     the plans table's).
     """
+    fresh = account_id not in book.states
     state = book.account(account_id, key)
-    reactivated = changes.get("status") == "active" and state.status != "active"
     fp = fingerprint(operation, changes)
     stored = book.replay(state.id, key, operation, fp)
     if stored is not None:
         return from_json(AccountResult, stored, replayed=True)
+    if fresh and ("plan" in changes or "status" in changes) and book.now >= state.period_end:
+        # the cycle has not opened the periods begun since: open them with the plan and
+        # status they began with (a change applies from the next period), then reload
+        from talktime.wallet import cycle  # imports this module's neighbours: at call time
+
+        cycle.catch_up(book.conn, state.id, book.now, plan_credit)
+        del book.states[state.id]
+        state = book.account(state.id)
+    reactivated = changes.get("status") == "active" and state.status != "active"
     if "status" in changes and changes["status"] not in STATUSES:
         raise InvalidRequestError(
             f"status {changes['status']!r} is not one of {', '.join(STATUSES)}",

@@ -79,92 +79,115 @@ def advance(
     another worker advanced it first).
     """
     with engine.begin() as conn:
-        row = conn.execute(
-            sa.select(accounts.c.period_end, accounts.c.anchor_at).where(
-                accounts.c.id == account_id
+        return advance_in(conn, account_id, now, plan_credit)
+
+
+def catch_up(
+    conn: sa.Connection, account_id: int, now: int, plan_credit: PlanCredit | None = None
+) -> list[CycleRun]:
+    """Open, on ``conn`` (in the caller's transaction), every period of the account that began
+    by ``now`` and the cycle has not opened yet (at most `MAX_PERIODS_PER_RUN`).
+
+    A plan or status change calls it first, so the periods that began before the change are
+    opened with the plan and status they began with, as the cycle running on time would have.
+    """
+    runs: list[CycleRun] = []
+    while len(runs) < MAX_PERIODS_PER_RUN:
+        run = advance_in(conn, account_id, now, plan_credit)
+        if run is None:
+            break
+        runs.append(run)
+    return runs
+
+
+def advance_in(
+    conn: sa.Connection, account_id: int, now: int, plan_credit: PlanCredit | None = None
+) -> CycleRun | None:
+    """`advance` on ``conn``, in the caller's transaction."""
+    row = conn.execute(
+        sa.select(accounts.c.period_end, accounts.c.anchor_at).where(accounts.c.id == account_id)
+    ).first()
+    if row is None or row.period_end > now:
+        return None
+    boundary = row.period_end
+    start, end = period_bounds_micros(row.anchor_at, boundary)
+    book = Book(conn, boundary if end <= now else now)
+    state = book.account(account_id)  # locked: re-check under the lock
+    if state.period_end != boundary:
+        return None
+    expired, lapses = grants.expire_parts(book, state)
+    grants.judge_lapses(book, state, [m for m in lapses if m < boundary])
+    # the ledger as it stood at the period end (whoever expired the free credit since):
+    # what a charge made after it saw and judged is not judged again. Other credit lapsing
+    # then was judged by the expiry job, unless it is expired here.
+    before, kept, _, at_end = grants.available_around_both(conn, state, boundary)
+    if boundary in lapses:
+        book.debit_events(state, before, kept)
+    granted = 0
+    if state.status == "active":
+        amount = None
+        if plan_credit is not None:
+            amount = plan_credit(conn, account_id, state.plan, start)
+        if amount is None:  # the plans table's figure
+            free = grants.issue_free_credit(book, state, start, end)
+        else:
+            free = grants.issue_free_credit(book, state, start, end, amount)
+        granted = free.original if free is not None else 0
+    book.debit_events(state, kept, at_end + granted)  # with the new free credit in
+    for moment in sorted(m for m in lapses if m > boundary):  # a late cycle: lapsed since
+        lapse = grants.available_around(conn, state, moment, keep_period_free=False)
+        book.debit_events(state, lapse[0] + granted, lapse[1] + granted)
+    charged = 0
+    suspended: list[str] = []
+    for number in rentals.rentals_due(conn, account_id, start):
+        if number.monthly_price == 0:
+            continue
+        try:
+            charges.charge(
+                book,
+                account_id,
+                number.monthly_price,
+                rental_key(number.id, start),
+                reference=f"number:{number.e164}",
+                lines=[rentals.renewal_line(number, start)],
             )
-        ).first()
-        if row is None or row.period_end > now:
-            return None
-        boundary = row.period_end
-        start, end = period_bounds_micros(row.anchor_at, boundary)
-        book = Book(conn, boundary if end <= now else now)
-        state = book.account(account_id)  # locked: re-check under the lock
-        if state.period_end != boundary:
-            return None
-        expired, lapses = grants.expire_parts(book, state)
-        grants.judge_lapses(book, state, [m for m in lapses if m < boundary])
-        # the ledger as it stood at the period end (whoever expired the free credit since):
-        # what a charge made after it saw and judged is not judged again. Other credit lapsing
-        # then was judged by the expiry job, unless it is expired here.
-        before, kept, _, at_end = grants.available_around_both(conn, state, boundary)
-        if boundary in lapses:
-            book.debit_events(state, before, kept)
-        granted = 0
-        if state.status == "active":
-            amount = None
-            if plan_credit is not None:
-                amount = plan_credit(conn, account_id, state.plan, start)
-            if amount is None:  # the plans table's figure
-                free = grants.issue_free_credit(book, state, start, end)
-            else:
-                free = grants.issue_free_credit(book, state, start, end, amount)
-            granted = free.original if free is not None else 0
-        book.debit_events(state, kept, at_end + granted)  # with the new free credit in
-        for moment in sorted(m for m in lapses if m > boundary):  # a late cycle: lapsed since
-            lapse = grants.available_around(conn, state, moment, keep_period_free=False)
-            book.debit_events(state, lapse[0] + granted, lapse[1] + granted)
-        charged = 0
-        suspended: list[str] = []
-        for number in rentals.rentals_due(conn, account_id, start):
-            if number.monthly_price == 0:
+            charged += number.monthly_price
+        except TalktimeError as refusal:
+            if not rentals.suspend_number(conn, account_id, number.id, now=book.now):
+                # released since the period began: nothing to suspend, no later rent
+                rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
                 continue
-            try:
-                charges.charge(
-                    book,
-                    account_id,
-                    number.monthly_price,
-                    rental_key(number.id, start),
-                    reference=f"number:{number.e164}",
-                    lines=[rentals.renewal_line(number, start)],
-                )
-                charged += number.monthly_price
-            except TalktimeError as refusal:
-                if not rentals.suspend_number(conn, account_id, number.id, now=book.now):
-                    # released since the period began: nothing to suspend, no later rent
-                    rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
-                    continue
-                suspended.append(number.e164)
-                book.event(
-                    account_id,
-                    rentals.NUMBER_SUSPENDED,
-                    {
-                        "number_id": number.id,
-                        "number": number.e164,
-                        "monthly_price": number.monthly_price,
-                        "reason": refusal.code,
-                        "period_start": from_micros(start).isoformat(),
-                    },
-                )
-        conn.execute(
-            sa.update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(period_start=start, period_end=end)
-        )
-        state.period_start, state.period_end = start, end
-        conn.execute(
-            sa.insert(cycle_runs).values(
-                account_id=account_id,
-                period_start=start,
-                period_end=end,
-                expired=expired,
-                granted=granted,
-                rentals_charged=charged,
-                numbers_suspended=len(suspended),
-                ran_at=now,
+            suspended.append(number.e164)
+            book.event(
+                account_id,
+                rentals.NUMBER_SUSPENDED,
+                {
+                    "number_id": number.id,
+                    "number": number.e164,
+                    "monthly_price": number.monthly_price,
+                    "reason": refusal.code,
+                    "period_start": from_micros(start).isoformat(),
+                },
             )
+    conn.execute(
+        sa.update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(period_start=start, period_end=end)
+    )
+    state.period_start, state.period_end = start, end
+    conn.execute(
+        sa.insert(cycle_runs).values(
+            account_id=account_id,
+            period_start=start,
+            period_end=end,
+            expired=expired,
+            granted=granted,
+            rentals_charged=charged,
+            numbers_suspended=len(suspended),
+            ran_at=now,
         )
-        book.flush()
+    )
+    book.flush()
     return CycleRun(
         account_id=account_id,
         period_start=from_micros(start),
