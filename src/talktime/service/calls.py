@@ -192,7 +192,7 @@ def authorize_call(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        book = Book(conn, now)
+        book = Book(conn, now, catch_up=cards.catch_up(settings))
         wallet_key = f"call:{key}"
         state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
@@ -268,7 +268,7 @@ def extend_call(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         row = _row(conn, account_id, call_id)
-        book = Book(conn, now)
+        book = Book(conn, now, catch_up=cards.catch_up(settings))
         state = book.account(account_id)
         row = _row(conn, account_id, call_id)  # again, now that the account is locked
         if row.state != "authorized":
@@ -344,7 +344,7 @@ def complete_call(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         _row(conn, account_id, call_id)
-        book = Book(conn, now)
+        book = Book(conn, now, catch_up=cards.catch_up(settings))
         book.account(account_id)  # lock the account, then read the call again
         row = _row(conn, account_id, call_id)
         if row.state != "authorized":

@@ -14,6 +14,8 @@ from talktime.config import Settings
 from talktime.rating import RateCard, RateCardCurrencyError, RateCardNotFoundError, load_card
 from talktime.store.api_tables import account_cards
 from talktime.store.wallet_tables import accounts
+from talktime.wallet import cycle
+from talktime.wallet.book import CatchUp
 from talktime.wallet.cycle import PlanCredit
 from talktime.wallet.periods import from_micros
 
@@ -87,6 +89,12 @@ def require_currency(
             currency=card.currency,
             account_currency=currency,
         )
+
+
+def catch_up(settings: Settings) -> CatchUp:
+    """A charging `Book`'s ``catch_up``: an account whose period ended before the monthly
+    cycle ran gets the new period opened first, with its free credit from its own card."""
+    return cycle.catch_up_hook(plan_credit(settings))
 
 
 def plan_credit(settings: Settings) -> PlanCredit:

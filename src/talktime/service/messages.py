@@ -273,7 +273,7 @@ def _send_work(
         # on PostgreSQL its result comes back in the lock's round trip
         params = {"e164": req.from_, "user": req.user, "account": account_id}
         pending_context = _SEND_CONTEXT.start(conn, params)
-        book = Book(conn, now)
+        book = Book(conn, now, catch_up=cards.catch_up(settings))
         wallet_key = f"sms:{key}"
         # locks the account for this transaction and reads the wallet key's record with it
         state = book.account(account_id, wallet_key)
@@ -364,7 +364,7 @@ def record_inbound(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        book = Book(conn, now)
+        book = Book(conn, now, catch_up=cards.catch_up(settings))
         wallet_key = f"sms-in:{key}"
         state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)

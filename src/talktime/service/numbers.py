@@ -46,7 +46,7 @@ def add_number(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        book = Book(conn, now)
+        book = Book(conn, now, catch_up=cards.catch_up(settings))
         wallet_key = f"number:{key}"
         state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)

@@ -74,6 +74,14 @@ T = TypeVar("T")
 _RETRIES = 5
 
 
+def _catch_up(conn: sa.Connection, account_id: int, now: int) -> None:
+    """The wallet's books open an account's begun periods first, with the plans table's free
+    credit, as `Wallet.run_cycle` does (see `Book.catch_up`)."""
+    from talktime.wallet.cycle import catch_up_hook  # imports this package: at call time
+
+    catch_up_hook()(conn, account_id, now)
+
+
 class Wallet:
     """The credit wallet on one database. Amounts are int micro-units; times are aware UTC
     datetimes; every method that writes takes an idempotency key and an optional ``now``
@@ -137,7 +145,7 @@ class Wallet:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
         back if it raises). Use it to compose several operations atomically."""
         with refuse_unmigrated(), self._connections.begin() as conn:
-            book = Book(conn, self._micros(now))
+            book = Book(conn, self._micros(now), catch_up=_catch_up)
             yield book
             book.flush(commit=True)
 
@@ -147,7 +155,7 @@ class Wallet:
             try:
                 refusal: MonthlyLimitReachedError | None = None
                 with self._connections.begin() as conn:
-                    book = Book(conn, self._micros(now))
+                    book = Book(conn, self._micros(now), catch_up=_catch_up)
                     try:
                         result = work(book)
                     except MonthlyLimitReachedError as exc:

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -182,6 +182,10 @@ _USAGE = RawStatement(
 )
 
 
+CatchUp = Callable[[sa.Connection, int, int], object]
+"""``(conn, account_id, now)``: open the account's periods begun by ``now`` (see `Book`)."""
+
+
 def new_transaction_id() -> str:
     """A fresh ledger transaction id (also the id of a charge): 32 hex digits, the wall-clock
     microseconds then 72 random bits, so ids sort by time and the ledger's transaction index
@@ -336,9 +340,14 @@ class Book:
     `flush()` before the transaction commits. `now` is epoch microseconds.
     """
 
-    def __init__(self, conn: sa.Connection, now: int) -> None:
+    def __init__(self, conn: sa.Connection, now: int, *, catch_up: CatchUp | None = None) -> None:
         self.conn = conn
         self.now = now
+        self.catch_up = catch_up
+        """Opens the periods of an account that began by ``now`` and the monthly cycle has not
+        opened yet (`cycle.catch_up` with the caller's plan credit), run before the account
+        is used: the new period's free credit pays from its first microsecond, not from
+        whenever the cycle runs. None for the cycle's own books (and reads)."""
         self.states: dict[int, AccountState] = {}
         self.entries: list[tuple[Any, ...]] = []
         """Queued ledger rows, in `_ENTRY_COLUMNS` order."""
@@ -368,11 +377,11 @@ class Book:
         # an invalid key is refused by the request's own replay; the database never sees it
         lookup = key if key and idem.is_valid_key(key) else None
         params = {"account_id": account_id, "key": lookup or ""}
-        if self.conn.dialect.name == "postgresql":
-            # Lock, then read in a later statement (a fresh snapshot), in one round trip.
-            rows = _LOAD_ONE.rows_after(self.conn, _LOCK_ONE, params)
-        else:
-            rows = _LOAD_ONE.rows(self.conn, params)
+        rows = self._load_one(params)
+        if rows and self.catch_up is not None and rows[0].period_end <= self.now:
+            # the period ended and the cycle has not opened the next one: open it first
+            self.catch_up(self.conn, account_id, self.now)
+            rows = self._load_one(params)
         if not rows:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
         state = account_state(rows[0])
@@ -389,6 +398,12 @@ class Book:
         self.states[account_id] = state
         return state
 
+    def _load_one(self, params: dict[str, Any]) -> list[Any]:
+        if self.conn.dialect.name == "postgresql":
+            # Lock, then read in a later statement (a fresh snapshot), in one round trip.
+            return list(_LOAD_ONE.rows_after(self.conn, _LOCK_ONE, params))
+        return list(_LOAD_ONE.rows(self.conn, params))
+
     def load(self, requests: Sequence[tuple[int, str]]) -> None:
         """Lock and load the accounts of many ``(account_id, key)`` requests at once, in id
         order (so concurrent batches never deadlock), with the records of those keys; missing
@@ -404,6 +419,13 @@ class Book:
                 loaded = self._load_rows(cursor, sql, ids, requests)
         finally:
             cursor.close()
+        if self.catch_up is not None:
+            states = self.states
+            ended = [a for a in wanted if a in states and states[a].period_end <= self.now]
+            for account_id in ended:  # as in `account`: open the periods begun first
+                del self.states[account_id]
+                self.catch_up(self.conn, account_id, self.now)
+                self.account(account_id)
         if loaded is None:
             return
         pairs, found = loaded

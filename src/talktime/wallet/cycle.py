@@ -23,7 +23,7 @@ from talktime.store.migrate import refuse_unmigrated
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import charges, grants, rentals
-from talktime.wallet.book import Book
+from talktime.wallet.book import Book, CatchUp
 from talktime.wallet.errors import InvalidRequestError
 from talktime.wallet.inputs import check_moment
 from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros, utcnow
@@ -98,6 +98,21 @@ def catch_up(
             break
         runs.append(run)
     return runs
+
+
+def catch_up_hook(plan_credit: PlanCredit | None = None) -> CatchUp:
+    """A `Book`'s ``catch_up``: `catch_up` with ``plan_credit``, in a savepoint. An account
+    the cycle cannot advance (a plan no card or table knows) is left where it is, as the
+    cycle leaves it (and reports it): the request goes on in the period as it stands."""
+
+    def hook(conn: sa.Connection, account_id: int, now: int) -> None:
+        try:
+            with conn.begin_nested():
+                catch_up(conn, account_id, now, plan_credit)
+        except TalktimeError as refusal:
+            log.warning("account %s: its new period could not be opened: %s", account_id, refusal)
+
+    return hook
 
 
 def advance_in(

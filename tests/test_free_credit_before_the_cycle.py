@@ -1,0 +1,105 @@
+"""The new period's free credit pays from the period's first microsecond, not from whenever the
+monthly cycle runs: a charge, a batch, a hold or a number on an account whose period ended
+before the cycle opened the next one opens it first (before 30 Nov such a charge took paid
+credit, counted against the monthly limit, or was refused for want of credit). The cycle then
+finds nothing left to do, and `verify` is clean. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from talktime import money
+from talktime.api import create_app
+from talktime.config import Settings
+from talktime.service import cards
+from talktime.wallet import ChargeItem, Wallet
+from talktime.wallet.cycle import run_cycle
+from wallet_helpers import FREE, PLAN, make_wallet
+
+import apikit
+
+JAN = datetime(2026, 1, 10, tzinfo=UTC)
+FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
+GAP = FEB_1 + timedelta(minutes=2)  # after the boundary, before the cycle's next slot
+
+
+def _account(wallet: Wallet, paid: int = 0) -> int:
+    account = wallet.create_account("Acme", PLAN, "acme", now=JAN).account.id
+    wallet.charge(account, FREE, "use-january", now=JAN)  # January's free credit all used
+    if paid:
+        wallet.grant(account, "purchased", paid, "bought", now=JAN)
+    return account
+
+
+def test_a_charge_after_the_boundary_before_the_cycle_takes_the_new_free_credit(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = _account(wallet, paid=5_000_000)
+    charged = wallet.charge(account, 1_000_000, "feb-1", now=GAP)
+    assert (charged.from_free, charged.from_paid) == (1_000_000, 0)
+    assert charged.balance.free == FREE - 1_000_000
+    assert charged.balance.paid == 5_000_000
+    assert run_cycle(engine, GAP) == []  # already opened
+    assert wallet.verify(now=GAP) == []
+    again = wallet.charge(account, 1_000_000, "feb-1", now=GAP + timedelta(hours=1))
+    assert again.replayed and again.transaction_id == charged.transaction_id
+
+
+def test_an_account_with_only_free_credit_is_not_refused_in_the_gap(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    account = _account(wallet)
+    held = wallet.authorize(account, 2_000_000, "call-1", timedelta(minutes=5), now=GAP)
+    assert held.balance.held == 2_000_000
+    results = wallet.charge_batch(
+        [ChargeItem(account, 1_000_000, "b-1"), ChargeItem(account, 1_000_000, "b-2")], now=GAP
+    )
+    assert [r.from_free for r in results] == [1_000_000, 1_000_000]  # type: ignore[union-attr]
+    assert wallet.verify(now=GAP) == []
+
+
+def test_a_batch_of_several_accounts_opens_each_ended_period_once(engine: sa.Engine) -> None:
+    wallet = make_wallet(engine)
+    first = _account(wallet)
+    second = wallet.create_account("Beta", PLAN, "beta", now=JAN).account.id
+    items = [ChargeItem(a, 1_000_000, f"k-{a}-{i}") for a in (first, second) for i in range(2)]
+    results = wallet.charge_batch(items, now=GAP)
+    assert all(r.from_paid == 0 for r in results)  # type: ignore[union-attr]
+    free = {a: wallet.balance(a, now=GAP).free for a in (first, second)}
+    assert free == {first: FREE - 2_000_000, second: FREE - 2_000_000}
+    assert run_cycle(engine, GAP) == []
+    assert wallet.verify(now=GAP) == []
+
+
+def test_a_send_and_a_number_over_http_in_the_gap_use_this_months_free_credit(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=db_url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(tmp_path / "cards")
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        wallet = Wallet(engine)
+        wallet.upsert_plan("startup", money.parse("2.00"), now=last_month)
+        account = wallet.create_account("Acme", "startup", "acct", now=last_month).account.id
+        wallet.charge(account, money.parse("2.00"), "last-month", now=last_month)
+        key = client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=apikit.ADMIN)
+        t = apikit.Tenant(client, account, key.json()["key"], "")
+        t.user = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
+        number = t.post("/v1/numbers", {"e164": "+14155550100"})
+        assert number.status_code == 201, number.text  # it was 402: no paid credit at all
+        sent = t.post(
+            "/v1/messages",
+            {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
+        )
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["from_paid"] == "0.0000"
+        assert run_cycle(engine, now, plan_credit=cards.plan_credit(settings)) == []
+        assert wallet.verify() == []
