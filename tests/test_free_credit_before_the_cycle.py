@@ -47,7 +47,8 @@ def test_a_charge_after_the_boundary_before_the_cycle_takes_the_new_free_credit(
     assert run_cycle(engine, GAP) == []  # already opened
     assert wallet.verify(now=GAP) == []
     again = wallet.charge(account, 1_000_000, "feb-1", now=GAP + timedelta(hours=1))
-    assert again.replayed and again.transaction_id == charged.transaction_id
+    assert again.replayed
+    assert again.transaction_id == charged.transaction_id
 
 
 def test_an_account_with_only_free_credit_is_not_refused_in_the_gap(engine: sa.Engine) -> None:

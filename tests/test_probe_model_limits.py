@@ -361,6 +361,7 @@ class LimitMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), amount=st.integers(1, 5_000))
     def charge(self, data: st.DataObject, amount: int) -> None:
+        self.cycle_runs()  # a charging request opens the periods begun first (Book.catch_up)
         key = self.some_key(data)
         got = self.expect(
             key,
@@ -375,6 +376,7 @@ class LimitMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), amounts=st.lists(st.integers(0, 4_000), min_size=1, max_size=5))
     def batch(self, data: st.DataObject, amounts: list[int]) -> None:
+        self.cycle_runs()  # a charging request opens the periods begun first (Book.catch_up)
         items: list[ChargeItem] = []
         for a in amounts:
             repeat = data.draw(st.integers(0, 5), label="repeat an item") if items else 9
@@ -426,6 +428,7 @@ class LimitMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), amount=st.integers(1, 5_000), minutes=st.integers(1, 60 * 24 * 40))
     def authorize(self, data: st.DataObject, amount: int, minutes: int) -> None:
+        self.cycle_runs()  # a charging request opens the periods begun first (Book.catch_up)
         key = self.some_key(data)
         ttl = timedelta(minutes=minutes)
         hold = H(0, 0, self.now + ttl)
@@ -444,6 +447,7 @@ class LimitMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.pending(live=False))
     @rule(data=st.data(), amount=st.integers(1, 4_000))
     def extend(self, data: st.DataObject, amount: int) -> None:
+        self.cycle_runs()  # a charging request opens the periods begun first (Book.catch_up)
         hold = self.model.holds[data.draw(st.sampled_from(self.pending(live=False)))]
         key = self.some_key(data)
 
@@ -462,6 +466,7 @@ class LimitMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model.holds)
     @rule(data=st.data(), actual=st.integers(0, 9_000))
     def settle(self, data: st.DataObject, actual: int) -> None:
+        self.cycle_runs()  # a charging request opens the periods begun first (Book.catch_up)
         hold = self.model.holds[data.draw(st.sampled_from(sorted(self.model.holds)))]
         key = self.some_key(data)
 
@@ -614,6 +619,7 @@ class LimitMachine(RuleBasedStateMachine):
         """The same request again, whatever changed since: the stored answer, nothing moves;
         the same key with another amount is a conflict."""
         done = data.draw(st.sampled_from(self.done))
+        self.cycle_runs()  # a replayed charge opens the periods begun first too
         w, now = self.wallet, self.now
         calls = {
             "charge": lambda a, n, k, d=0: w.charge(a, n + d, k, now=now),

@@ -145,9 +145,9 @@ def test_monthly_limit_caps_paid_usage_and_queues_one_event(wallet: Wallet) -> N
     assert len(wallet.events(account, "monthly_limit.reached")) == 1
     wallet.charge(account, 1_000_000, "c")
     assert wallet.balance(account).period_usage == 3_000_000
-    # A new period starts a new counter.
+    # A new period starts a new counter (its free credit pays first, cycle run or not).
     next_month = add_months(T0, 1)
-    assert wallet.charge(account, 1_000_000, "d", now=next_month).from_paid == 1_000_000
+    assert wallet.charge(account, FREE + 1_000_000, "d", now=next_month).from_paid == 1_000_000
     assert wallet.balance(account, now=next_month).period_usage == 1_000_000
 
 

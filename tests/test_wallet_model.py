@@ -193,8 +193,16 @@ class WalletMachine(RuleBasedStateMachine):
             result.grant.id, kind, amount, 0, self.now, expires
         )
 
+    def periods_open_first(self) -> None:
+        """A charge, batch, hold or settle on an account whose period ended opens the new
+        period first (`Book.catch_up`), as the cycle would: the model does what the cycle
+        does before it predicts the request."""
+        if self.wallet.account(self.account).period_end <= self.now:
+            self.monthly_cycle_runs()
+
     @rule(amount=st.integers(1, 9_000))
     def charge(self, amount: int) -> None:
+        self.periods_open_first()
         key = self.fresh()
         expected = self.model.charge(self.now, amount)
         if expected is None:
@@ -208,6 +216,7 @@ class WalletMachine(RuleBasedStateMachine):
 
     @rule(amounts=st.lists(st.integers(1, 4_000), min_size=1, max_size=4))
     def batch(self, amounts: list[int]) -> None:
+        self.periods_open_first()
         items = [ChargeItem(self.account, a, self.fresh()) for a in amounts]
         results = self.wallet.charge_batch(items, now=self.now)
         for item, result in zip(items, results, strict=True):
@@ -222,6 +231,7 @@ class WalletMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def replay(self, data: st.DataObject) -> None:
         key, amount, stored = data.draw(st.sampled_from(self.charged))
+        self.periods_open_first()  # a replay is a charge request: it opens the period too
         again = self.wallet.charge(self.account, amount, key, now=self.now)
         assert again.replayed
         assert to_json(again) == stored
@@ -234,6 +244,7 @@ class WalletMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(1, 6_000), minutes=st.integers(1, 600))
     def authorize(self, amount: int, minutes: int) -> None:
+        self.periods_open_first()
         hold = MHold(0, 0, self.now + timedelta(minutes=minutes))
         expected = self.model.reserve(self.now, hold, amount)
         try:
@@ -254,6 +265,7 @@ class WalletMachine(RuleBasedStateMachine):
     @rule(data=st.data(), amount=st.integers(1, 3_000))
     def extend(self, data: st.DataObject, amount: int) -> None:
         hold = self.holds[data.draw(st.sampled_from(self.pending()))]
+        self.periods_open_first()
         expected = self.model.reserve(self.now, hold, amount)
         try:
             result = self.wallet.extend(hold.id, amount, self.fresh(), now=self.now)
@@ -269,6 +281,7 @@ class WalletMachine(RuleBasedStateMachine):
         hold = self.holds[data.draw(st.sampled_from(sorted(self.holds)))]
         if hold.state not in ("pending", "expired"):
             return
+        self.periods_open_first()
         charged, uncollected = self.model.settle(self.now, hold, actual)
         result = self.wallet.settle(hold.id, actual, self.fresh(), now=self.now)
         assert (result.charged, result.uncollected) == (charged, uncollected)

@@ -143,19 +143,26 @@ class Wallet:
     @contextmanager
     def book(self, now: datetime | None = None) -> Iterator[Book]:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
-        back if it raises). Use it to compose several operations atomically."""
+        back if it raises). Use it to compose several operations atomically; like a charge,
+        it opens the periods of an account begun and not yet opened by the cycle first."""
         with refuse_unmigrated(), self._connections.begin() as conn:
             book = Book(conn, self._micros(now), catch_up=_catch_up)
             yield book
             book.flush(commit=True)
 
     @refuse_unmigrated()
-    def _write(self, work: Callable[[Book], T], now: datetime | None) -> T:
+    def _write(
+        self, work: Callable[[Book], T], now: datetime | None, *, charges_credit: bool = False
+    ) -> T:
+        """Run ``work`` in a transaction of its own (retried after a lost race). A write that
+        ``charges_credit`` (a charge, batch, hold or settle) opens the account's periods begun
+        and not yet opened by the cycle first (`Book.catch_up`); the jobs and grants do not."""
+        catch_up = _catch_up if charges_credit else None
         for attempt in range(_RETRIES):
             try:
                 refusal: MonthlyLimitReachedError | None = None
                 with self._connections.begin() as conn:
-                    book = Book(conn, self._micros(now), catch_up=_catch_up)
+                    book = Book(conn, self._micros(now), catch_up=catch_up)
                     try:
                         result = work(book)
                     except MonthlyLimitReachedError as exc:
@@ -328,7 +335,9 @@ class Wallet:
     ) -> ChargeResult:
         """Debit the whole amount or refuse (`insufficient_credit`, `monthly_limit_reached`)."""
         return self._write(
-            lambda b: charges.charge(b, account_id, amount, key, reference, lines), now
+            lambda b: charges.charge(b, account_id, amount, key, reference, lines),
+            now,
+            charges_credit=True,
         )
 
     def charge_batch(
@@ -339,7 +348,7 @@ class Wallet:
             isinstance(item, ChargeItem) for item in items
         ):
             raise InvalidRequestError("a batch is a list of ChargeItem")
-        return self._write(lambda b: charges.charge_many(b, items), now)
+        return self._write(lambda b: charges.charge_many(b, items), now, charges_credit=True)
 
     def authorize(
         self,
@@ -356,7 +365,9 @@ class Wallet:
         check_ttl(ttl)
         ttl_micros = _micros_of(ttl)
         return self._write(
-            lambda b: holds.authorize(b, account_id, amount, key, ttl_micros, reference), now
+            lambda b: holds.authorize(b, account_id, amount, key, ttl_micros, reference),
+            now,
+            charges_credit=True,
         )
 
     def extend(
@@ -373,7 +384,9 @@ class Wallet:
         if ttl is not None:
             check_ttl(ttl)
         ttl_micros = None if ttl is None else _micros_of(ttl)
-        return self._write(lambda b: holds.extend(b, hold_id, amount, key, ttl_micros), now)
+        return self._write(
+            lambda b: holds.extend(b, hold_id, amount, key, ttl_micros), now, charges_credit=True
+        )
 
     def settle(
         self,
@@ -386,7 +399,9 @@ class Wallet:
     ) -> SettleResult:
         """Charge the actual amount, release the rest; a shortfall is recorded `uncollected`."""
         check_id(hold_id, "hold id")
-        return self._write(lambda b: holds.settle(b, hold_id, actual, key, lines), now)
+        return self._write(
+            lambda b: holds.settle(b, hold_id, actual, key, lines), now, charges_credit=True
+        )
 
     def void(self, hold_id: int, key: str, now: datetime | None = None) -> HoldResult:
         """Release a pending hold without charging."""
