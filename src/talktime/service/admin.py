@@ -15,9 +15,10 @@ from talktime.config import Settings
 from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service import idempotency as idem
-from talktime.service.common import fmt, iso, now_micros
+from talktime.service.common import balance_dict, fmt, iso, now_micros
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
+from talktime.store.wallet_tables import accounts as accounts_table
 from talktime.wallet import Wallet, accounts, cycle, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
@@ -396,12 +397,16 @@ def _grant_credit(
         if result is None or (past and not result.replayed):
             raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
         book.flush()
-        response = StoredResponse(201, _text(_grant_body(result)), replayed=result.replayed)
+        currency = conn.execute(
+            sa.select(accounts_table.c.currency).where(accounts_table.c.id == account_id)
+        ).scalar_one()
+        body = _grant_body(result, currency)
+        response = StoredResponse(201, _text(body), replayed=result.replayed)
         idem.remember(conn, account_id, answer_key(key), GRANT_CREDIT, digest, response)
         return response
 
 
-def _grant_body(result: GrantResult) -> dict[str, Any]:
+def _grant_body(result: GrantResult, currency: str) -> dict[str, Any]:
     g = result.grant
     return {
         "grant": {
@@ -413,12 +418,7 @@ def _grant_body(result: GrantResult) -> dict[str, Any]:
             "source": g.source,
         },
         "transaction_id": result.transaction_id,
-        "balance": {
-            "free": fmt(result.balance.free),
-            "paid": fmt(result.balance.paid),
-            "held": fmt(result.balance.held),
-            "available": fmt(result.balance.available),
-        },
+        "balance": balance_dict(result.balance, currency),
         "created_at": iso(to_micros(g.effective_at)),
     }
 

@@ -83,15 +83,9 @@ class GrantOut(BaseModel):
         expires_at: str | None
         source: str | None
 
-    class Balance(BaseModel):
-        free: str
-        paid: str
-        held: str
-        available: str
-
     grant: Grant
     transaction_id: str
-    balance: Balance
+    balance: BalanceSnapshot
     created_at: str
 
 
