@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from apikit import ADMIN, idem, tenant
 from test_probe_admin_accounts import _euro
+
+from apikit import ADMIN, idem, tenant
 
 
 def _grant(api: Any, account_id: int) -> dict[str, Any]:
