@@ -7,7 +7,11 @@ live server), so the same steps drive in-process and end-to-end tests.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -136,3 +140,43 @@ def import_tiny_card(client: httpx.Client) -> None:
     files["card.toml"] = header
     response = client.post("/v1/admin/rate-cards", json=files, headers=ADMIN)
     assert response.status_code == 201, response.text
+
+
+@dataclass
+class LastMonth:
+    """An in-process app and an account the wallet created at the start of last month, so
+    its period has ended and the monthly cycle has not run for it."""
+
+    client: Any  # fastapi.testclient.TestClient
+    settings: Any  # talktime.config.Settings
+    engine: Any  # sqlalchemy.Engine
+    wallet: Any  # talktime.wallet.Wallet
+    account: int
+    now: datetime
+    last_month: datetime
+    this_month: datetime
+
+
+@contextmanager
+def account_from_last_month(
+    db_url: str, cards_dir: Path, plan: str, free_credit: str
+) -> Iterator[LastMonth]:
+    """`LastMonth` on ``db_url`` (admin key, rate cards under ``cards_dir``): the account is on
+    ``plan``, whose free credit in the plans table is ``free_credit``."""
+    from fastapi.testclient import TestClient
+
+    from talktime import money
+    from talktime.api import create_app
+    from talktime.config import Settings
+    from talktime.wallet import Wallet
+
+    settings = Settings(database_url=db_url, admin_key=ADMIN_KEY, rate_cards_dir=str(cards_dir))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        wallet = Wallet(engine)
+        wallet.upsert_plan(plan, money.parse(free_credit), now=last_month)
+        account = wallet.create_account("Acme", plan, "acct", now=last_month).account.id
+        yield LastMonth(client, settings, engine, wallet, account, now, last_month, this_month)

@@ -10,11 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from talktime import money
-from talktime.api import create_app
-from talktime.config import Settings
 from talktime.service import cards
 from talktime.wallet import ChargeItem, Wallet
 from talktime.wallet.cycle import run_cycle
@@ -79,18 +76,9 @@ def test_a_batch_of_several_accounts_opens_each_ended_period_once(engine: sa.Eng
 def test_a_send_and_a_number_over_http_in_the_gap_use_this_months_free_credit(
     db_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=db_url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(tmp_path / "cards")
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
-        now = datetime.now(UTC)
-        this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        last_month = (this_month - timedelta(days=1)).replace(day=1)
-        wallet = Wallet(engine)
-        wallet.upsert_plan("startup", money.parse("2.00"), now=last_month)
-        account = wallet.create_account("Acme", "startup", "acct", now=last_month).account.id
-        wallet.charge(account, money.parse("2.00"), "last-month", now=last_month)
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
+        client, wallet, account = m.client, m.wallet, m.account
+        wallet.charge(account, money.parse("2.00"), "last-month", now=m.last_month)
         key = client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=apikit.ADMIN)
         t = apikit.Tenant(client, account, key.json()["key"], "")
         t.user = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
@@ -102,5 +90,5 @@ def test_a_send_and_a_number_over_http_in_the_gap_use_this_months_free_credit(
         )
         assert sent.status_code == 201, sent.text
         assert sent.json()["from_paid"] == "0.0000"
-        assert run_cycle(engine, now, plan_credit=cards.plan_credit(settings)) == []
+        assert run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings)) == []
         assert wallet.verify() == []

@@ -4,19 +4,13 @@ same PATCH grants, unknown plans are named on the account's card, grant expiries
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
 from talktime import money
-from talktime.api import create_app
-from talktime.config import Settings
 from talktime.rating import shipped_cards_dir
 from talktime.service import cards
-from talktime.wallet import Wallet
 from talktime.wallet.cycle import run_cycle
 
 import apikit
@@ -148,21 +142,12 @@ def test_an_unknown_plan_is_refused_naming_the_plans_of_the_accounts_card(api: A
 def test_a_reactivation_with_a_new_card_grants_the_free_credit_of_the_new_card(
     db_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=db_url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(tmp_path / "cards")
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "business", "10.00") as m:
+        client, wallet, account = m.client, m.wallet, m.account
         response = _import(client, "rich", **{'business = "10.00"': 'business = "20.00"'})
         assert response.status_code == 201, response.text
-        engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
-        now = datetime.now(UTC)
-        last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=1, hour=0)
-        last_month = last_month.replace(minute=0, second=0, microsecond=0)
-        wallet = Wallet(engine)
-        wallet.upsert_plan("business", money.parse("10.00"), now=last_month)
-        account = wallet.create_account("Acme", "business", "acct", now=last_month).account.id
-        wallet.set_status(account, "past_due", "late", now=last_month + timedelta(days=1))
-        run_cycle(engine, now, plan_credit=cards.plan_credit(settings))
+        wallet.set_status(account, "past_due", "late", now=m.last_month + timedelta(days=1))
+        run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings))
         assert wallet.balance(account).free == 0
 
         done = _patch(client, account, {"status": "active", "rate_card": "rich"})

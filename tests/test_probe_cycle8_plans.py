@@ -3,16 +3,13 @@ opened the period it was made in (the minutes after a boundary, or downtime)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from talktime import money
-from talktime.api import create_app
-from talktime.config import Settings
 from talktime.service import cards
 from talktime.wallet import Wallet
 from talktime.wallet.cycle import run_cycle
@@ -102,29 +99,19 @@ def test_a_replayed_or_refused_plan_change_still_answers_as_before(engine: sa.En
 def test_an_api_plan_change_before_the_cycle_opened_the_period_applies_from_the_next_one(
     db_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=db_url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(tmp_path / "cards")
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
-        now = datetime.now(UTC)
-        this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        last_month = (this_month - timedelta(days=1)).replace(day=1)
-        wallet = Wallet(engine)
-        wallet.upsert_plan("startup", money.parse("2.00"), now=last_month)
-        account = wallet.create_account("Acme", "startup", "acct", now=last_month).account.id
-
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
+        client, wallet, account = m.client, m.wallet, m.account
         response = client.patch(
             f"/v1/admin/accounts/{account}",
             json={"plan": "business"},
             headers={**apikit.ADMIN, **apikit.idem()},
         )
         assert response.status_code == 200, response.text
-        run_cycle(engine, now, plan_credit=cards.plan_credit(settings))
+        run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings))
 
         # this month began on startup: its credit is startup's, business's from next month
         assert _free_by_period(wallet, account) == {
-            f"{last_month:%Y-%m}": money.parse("2.00"),
-            f"{this_month:%Y-%m}": money.parse("2.00"),
+            f"{m.last_month:%Y-%m}": money.parse("2.00"),
+            f"{m.this_month:%Y-%m}": money.parse("2.00"),
         }
         assert wallet.verify() == []

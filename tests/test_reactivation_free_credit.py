@@ -7,11 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from talktime import money
-from talktime.api import create_app
-from talktime.config import Settings
 from talktime.service import cards
 from talktime.wallet import Wallet
 from talktime.wallet.cycle import run_cycle
@@ -76,19 +73,11 @@ def test_a_reactivation_after_the_period_ended_leaves_that_period_to_the_cycle(
 def test_an_api_reactivation_grants_the_plans_credit_from_the_accounts_own_card(
     db_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=db_url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(tmp_path / "cards")
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
-        now = datetime.now(UTC)
-        last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=1, hour=0)
-        last_month = last_month.replace(minute=0, second=0, microsecond=0)
-        wallet = Wallet(engine)
-        wallet.upsert_plan("business", money.parse("99.00"), now=last_month)  # not the card's
-        account = wallet.create_account("Acme", "business", "acct", now=last_month).account.id
-        wallet.set_status(account, "past_due", "late", now=last_month + timedelta(days=1))
-        run_cycle(engine, now, plan_credit=cards.plan_credit(settings))
+    # the plans table's business credit is not the card's
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "business", "99.00") as m:
+        client, wallet, account = m.client, m.wallet, m.account
+        wallet.set_status(account, "past_due", "late", now=m.last_month + timedelta(days=1))
+        run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings))
         assert wallet.balance(account).free == 0
 
         apikit.set_status(client, account, "active")

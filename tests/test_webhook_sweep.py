@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from talktime.config import Settings
 from talktime.ops import jobs, webhooks
-from talktime.ops.clock import HOUR, SECOND, now_us
+from talktime.ops.clock import HOUR, SECOND
 
-from ops_helpers import make_account
-from receiver import receiver
+from ops_helpers import hooked_event
 
 
 def _lose_the_job(engine: sa.Engine, start: int) -> int:
@@ -26,13 +24,8 @@ def _lose_the_job(engine: sa.Engine, start: int) -> int:
 
 
 def test_a_delivery_whose_job_was_given_up_is_queued_again_and_sent(engine: sa.Engine) -> None:
-    settings = Settings(database_url=str(engine.url), webhooks_allow_private=True)
-    account = make_account(engine)
-    with receiver([200]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        start = now_us()
-        with engine.begin() as conn:
-            event = webhooks.record_event(conn, account, "balance.low", {"n": 1}, now=start)
+    with hooked_event(engine, [200]) as (account, settings, start, hook, endpoint):
+        [pending] = webhooks.list_deliveries(engine, account, endpoint.id)
         t = _lose_the_job(engine, start + SECOND)
         # too soon: the delivery is not overdue yet
         assert webhooks.sweep(engine, now=t) == 0
@@ -42,7 +35,7 @@ def test_a_delivery_whose_job_was_given_up_is_queued_again_and_sent(engine: sa.E
         [job] = jobs.claim(engine, "alive", now=later + SECOND, kinds=(webhooks.DELIVER,))
         delivery_id = int(job.payload["delivery_id"])
         assert webhooks.deliver(engine, settings, delivery_id, now=later + SECOND) == "delivered"
-        assert hook.ids() == [event]
+        assert hook.ids() == [pending["event_id"]]
     [delivery] = webhooks.list_deliveries(engine, account, endpoint.id)
     assert delivery["state"] == "delivered"
 
@@ -50,13 +43,7 @@ def test_a_delivery_whose_job_was_given_up_is_queued_again_and_sent(engine: sa.E
 def test_a_delivery_lost_past_its_24_hours_is_failed_not_retried_for_ever(
     engine: sa.Engine,
 ) -> None:
-    settings = Settings(database_url=str(engine.url), webhooks_allow_private=True)
-    account = make_account(engine)
-    with receiver([200]) as hook:
-        endpoint = webhooks.create_endpoint(engine, settings, account, hook.url)
-        start = now_us()
-        with engine.begin() as conn:
-            webhooks.record_event(conn, account, "balance.low", {"n": 1}, now=start)
+    with hooked_event(engine, [200]) as (account, _settings, start, hook, endpoint):
         _lose_the_job(engine, start + SECOND)
         assert webhooks.sweep(engine, now=start + 25 * HOUR) == 0
         assert hook.ids() == []

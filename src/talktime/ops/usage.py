@@ -26,6 +26,7 @@ from talktime.store.api_tables import calls, messages
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.wallet_tables import accounts, ledger
+from talktime.wallet.accounts import currency_of
 from talktime.wallet.inputs import EARLIEST, LATEST
 
 DIMENSIONS = ("day", "channel", "direction", "country", "number_type", "user", "phone_number")
@@ -204,12 +205,10 @@ def usage(
 def account_currency(engine: sa.Engine, account_id: int) -> str:
     """The currency of the account's amounts (`account_not_found` for an unknown account)."""
     with engine.connect() as conn:
-        found = conn.execute(
-            sa.select(accounts.c.currency).where(accounts.c.id == account_id)
-        ).scalar()
+        found = currency_of(conn, account_id)
     if found is None:
         raise StatementAccountNotFoundError(f"no account {account_id}")
-    return str(found)
+    return found
 
 
 def to_dicts(groups: Sequence[Group], group_by: Sequence[str]) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ from talktime.service import idempotency as idem
 from talktime.service.common import balance_dict, fmt, iso, now_micros
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
-from talktime.store.wallet_tables import accounts as accounts_table
 from talktime.wallet import Wallet, accounts, cycle, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
@@ -397,9 +396,8 @@ def _grant_credit(
         if result is None or (past and not result.replayed):
             raise InvalidRequestError("expires_at must be in the future.", field="expires_at")
         book.flush()
-        currency = conn.execute(
-            sa.select(accounts_table.c.currency).where(accounts_table.c.id == account_id)
-        ).scalar_one()
+        currency = accounts.currency_of(conn, account_id)
+        assert currency is not None  # the account is locked in this transaction
         body = _grant_body(result, currency)
         response = StoredResponse(201, _text(body), replayed=result.replayed)
         idem.remember(conn, account_id, answer_key(key), GRANT_CREDIT, digest, response)

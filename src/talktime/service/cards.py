@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from talktime.config import Settings
 from talktime.rating import RateCard, RateCardCurrencyError, RateCardNotFoundError, load_card
 from talktime.store.api_tables import account_cards
-from talktime.store.wallet_tables import accounts
 from talktime.wallet import cycle
+from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import CatchUp
 from talktime.wallet.cycle import PlanCredit
 from talktime.wallet.periods import from_micros
@@ -38,10 +38,7 @@ def pricing_card(conn: sa.Connection, account_id: int, settings: Settings) -> Ra
     currency than the account is billed in: an assigned card is checked when assigned, but the
     default card (`rate_card` setting) can be changed to a card in any currency."""
     card = card_for(conn, account_id, settings)
-    currency = conn.execute(
-        sa.select(accounts.c.currency).where(accounts.c.id == account_id)
-    ).scalar()
-    require_currency(card, currency, account_id, PRICING_ADVICE)
+    require_currency(card, currency_of(conn, account_id), account_id, PRICING_ADVICE)
     return card
 
 
@@ -59,10 +56,7 @@ def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) 
     """Price the account with card ``name`` from now on (refused if no version is in force,
     or if the card prices in another currency than the account's)."""
     card = load_card(name, directory=settings.rate_cards_dir)
-    currency = conn.execute(
-        sa.select(accounts.c.currency).where(accounts.c.id == account_id)
-    ).scalar()
-    require_currency(card, currency, account_id)
+    require_currency(card, currency_of(conn, account_id), account_id)
     now = time.time_ns() // 1000
     updated = conn.execute(
         account_cards.update()
@@ -93,8 +87,14 @@ def require_currency(
 
 def catch_up(settings: Settings) -> CatchUp:
     """A charging `Book`'s ``catch_up``: an account whose period ended before the monthly
-    cycle ran gets the new period opened first, with its free credit from its own card."""
-    return cycle.catch_up_hook(plan_credit(settings))
+    cycle ran gets the new period opened first, with its free credit from its own card.
+    Built on every charging request, so it defers the hook's making to the rare moment a
+    period has ended."""
+
+    def hook(conn: sa.Connection, account_id: int, now: int) -> None:
+        cycle.catch_up_hook(plan_credit(settings))(conn, account_id, now)
+
+    return hook
 
 
 def plan_credit(settings: Settings) -> PlanCredit:
@@ -114,10 +114,7 @@ def plan_credit(settings: Settings) -> PlanCredit:
             card = load_card(name, at=day, directory=settings.rate_cards_dir)
         except RateCardNotFoundError:
             return None
-        currency = conn.execute(
-            sa.select(accounts.c.currency).where(accounts.c.id == account_id)
-        ).scalar()
-        if card.currency != currency:
+        if card.currency != currency_of(conn, account_id):
             return None
         return card.plans.get(plan)
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime import policy
 from talktime.config import Settings
@@ -20,7 +19,6 @@ from talktime.service.idempotency import (
     replay,
     writer_turn,
 )
-from talktime.store.wallet_tables import idempotency
 from talktime.wallet import Wallet, recharge
 from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
@@ -77,23 +75,9 @@ def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
     survives a crash between the payment and the grant). The same key once used for another
     request that never completed (a decline, a provider error) takes the new request's
     fingerprint."""
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
-        idempotency
-    )
-    row = {
-        "account_id": account_id,
-        "key": started_key(key),
-        "operation": PURCHASE_STARTED,
-        "fingerprint": digest,
-        "response": "{}",
-        "created_at": now_micros(),
-    }
     with writer_turn(engine), engine.begin() as conn:
-        conn.execute(
-            insert.values(row).on_conflict_do_update(
-                index_elements=[idempotency.c.account_id, idempotency.c.key],
-                set_={"fingerprint": insert.excluded.fingerprint},
-            )
+        wallet_idempotency.mark(
+            conn, account_id, started_key(key), PURCHASE_STARTED, digest, now_micros()
         )
 
 

@@ -60,6 +60,12 @@ def list_plans(conn: sa.Connection) -> dict[str, int]:
     return {r.name: r.monthly_free_credit for r in rows}
 
 
+def currency_of(conn: sa.Connection, account_id: int) -> str | None:
+    """The currency the account is billed in; None when there is no such account."""
+    found = conn.execute(sa.select(accounts.c.currency).where(accounts.c.id == account_id)).scalar()
+    return None if found is None else str(found)
+
+
 def get_account(conn: sa.Connection, account_id: int) -> Account:
     """The stored account (`AccountNotFoundError` if there is none)."""
     row = conn.execute(_ACCOUNT, {"account_id": account_id}).first()

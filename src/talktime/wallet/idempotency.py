@@ -11,6 +11,7 @@ import json
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime.store.rawsql import RawStatement
 from talktime.store.wallet_tables import idempotency
@@ -94,6 +95,31 @@ def lookup(
     else:
         rows = conn.execute(_LOOKUP, {"account_id": account_id, "keys": keys})
     return {r.key: (r.operation, r.fingerprint, r.response) for r in rows}
+
+
+def mark(
+    conn: sa.Connection, account_id: int, key: str, operation: str, fingerprint_: str, now: int
+) -> None:
+    """Store (or, for a key marked before, re-point to this request) a record that carries no
+    answer: a step a later retry of the request must know was taken (a purchase that was
+    allowed and went to the provider). Committed with ``conn``'s transaction."""
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        idempotency
+    )
+    row = {
+        "account_id": account_id,
+        "key": key,
+        "operation": operation,
+        "fingerprint": fingerprint_,
+        "response": "{}",
+        "created_at": now,
+    }
+    conn.execute(
+        insert.values(row).on_conflict_do_update(
+            index_elements=[idempotency.c.account_id, idempotency.c.key],
+            set_={"fingerprint": insert.excluded.fingerprint},
+        )
+    )
 
 
 def replay(

@@ -26,6 +26,7 @@ from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import grants, idempotency, outbox
+from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
 from talktime.wallet.errors import AccountNotFoundError, InvalidRequestError
 from talktime.wallet.inputs import check_id, check_moment
@@ -213,9 +214,7 @@ def configure(
     check_amount(threshold, allow_zero=True, what="recharge threshold")
     check_amount(amount, what="recharge amount")
     if enabled:
-        currency = conn.execute(
-            sa.select(accounts.c.currency).where(accounts.c.id == account_id)
-        ).scalar()
+        currency = currency_of(conn, account_id)
         if currency is None:
             raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
         try:
@@ -500,12 +499,6 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
     return claimed, settled
 
 
-def _account_currency(conn: sa.Connection, account_id: int) -> str:
-    return str(
-        conn.execute(sa.select(accounts.c.currency).where(accounts.c.id == account_id)).scalar()
-    )
-
-
 def _pay(engine: sa.Engine, provider: PaymentProvider, item: Recharge) -> PaymentResult:
     """Count the attempt (from now on the recharge may have been paid: it is never canceled
     and keeps its amount), then ask the provider under the recharge's key."""
@@ -516,7 +509,7 @@ def _pay(engine: sa.Engine, provider: PaymentProvider, item: Recharge) -> Paymen
             .values(attempts=recharges.c.attempts + 1)
         )
         cfg = get_settings_of(conn, item.account_id)
-        currency = _account_currency(conn, item.account_id)
+        currency = str(currency_of(conn, item.account_id))
     request = PaymentRequest(
         account_id=str(item.account_id),
         amount=item.amount,
@@ -732,7 +725,7 @@ def purchase(
         if replayed is not None:
             return replayed
         cfg = get_settings_of(conn, state.id)
-        currency = _account_currency(conn, state.id)
+        currency = str(currency_of(conn, state.id))
     request = PaymentRequest(
         account_id=str(account_id),
         amount=amount,
