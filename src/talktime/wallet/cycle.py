@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -50,6 +51,22 @@ class CycleRun:
     granted: int
     rentals_charged: int
     numbers_suspended: tuple[str, ...]
+
+
+SUBSCRIPTION_CANCELED = "subscription_canceled"
+"""The `reason` of a number suspended because its account's subscription was canceled when the
+period began: a canceled account is charged no more rent."""
+
+
+def _suspension(number: rentals.PhoneNumber, reason: str, period_start: int) -> dict[str, Any]:
+    """The payload of `number.suspended` for a rent the cycle did not take."""
+    return {
+        "number_id": number.id,
+        "number": number.e164,
+        "monthly_price": number.monthly_price,
+        "reason": reason,
+        "period_start": from_micros(period_start).isoformat(),
+    }
 
 
 def rental_key(number_id: int, period_start: int) -> str:
@@ -157,6 +174,17 @@ def advance_in(
     for number in rentals.rentals_due(conn, account_id, start):
         if number.monthly_price == 0:
             continue
+        if state.status == "canceled":  # no rent after the subscription ended: suspended
+            if rentals.suspend_number(conn, account_id, number.id, now=book.now):
+                suspended.append(number.e164)
+                book.event(
+                    account_id,
+                    rentals.NUMBER_SUSPENDED,
+                    _suspension(number, SUBSCRIPTION_CANCELED, start),
+                )
+            else:  # released since the period began: nothing to suspend, no later rent
+                rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
+            continue
         try:
             charges.charge(
                 book,
@@ -174,15 +202,7 @@ def advance_in(
                 continue
             suspended.append(number.e164)
             book.event(
-                account_id,
-                rentals.NUMBER_SUSPENDED,
-                {
-                    "number_id": number.id,
-                    "number": number.e164,
-                    "monthly_price": number.monthly_price,
-                    "reason": refusal.code,
-                    "period_start": from_micros(start).isoformat(),
-                },
+                account_id, rentals.NUMBER_SUSPENDED, _suspension(number, refusal.code, start)
             )
     conn.execute(
         sa.update(accounts)
