@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, unquote_plus
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import money
@@ -78,6 +79,20 @@ def get_balance(account_id: AccountId, engine: Engine) -> dict[str, Any]:
     return service.balance(engine, account_id)
 
 
+def _plus_kept(request: Request, name: str, decoded: str) -> str:
+    """The query parameter ``name`` with a literal `+` read as a plus sign, not a space.
+
+    References talktime writes never hold a space, and `number:+14155550100` is one of them:
+    written unencoded in a URL it would otherwise be searched as `number: 14155550100` and find
+    nothing. A space is still `%20`. (A repeated parameter was refused before.)
+    """
+    for part in request.scope.get("query_string", b"").decode("latin-1").split("&"):
+        key, _, value = part.partition("=")
+        if unquote_plus(key) == name:
+            return unquote(value, errors="replace")
+    return decoded
+
+
 LedgerKind = Annotated[
     Literal["grant", "recharge", "usage", "expiry", "refund", "hold", "hold_release", "uncollected"]
     | None,
@@ -87,12 +102,20 @@ LedgerKind = Annotated[
 
 @router.get("/v1/ledger", response_model=LedgerOut, responses=problems(400, 403, 422))
 def get_ledger(
+    request: Request,
     account_id: AccountId,
     engine: Engine,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     kind: LedgerKind = None,
-    reference: Annotated[str | None, Query(max_length=200)] = None,
+    reference: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only entries with this reference (a message, call or recharge id, or "
+            "`number:<E.164>`); a `+` in it is a plus sign, a space is `%20`.",
+        ),
+    ] = None,
     since: TimeInRange | None = None,
     until: TimeInRange | None = None,
 ) -> dict[str, Any]:
@@ -101,6 +124,8 @@ def get_ledger(
     if since is not None and until is not None and until <= since:
         # swapped bounds read as "no entries" otherwise; /v1/usage refuses them the same way
         raise InvalidRequestError("`until` must be after `since`")
+    if reference is not None:
+        reference = _plus_kept(request, "reference", reference)
     return service.ledger(
         engine,
         account_id,
