@@ -49,6 +49,9 @@ def test_a_canceled_account_pays_no_rent_and_its_numbers_are_suspended(
     assert (may.rentals_charged, may.numbers_suspended) == (0, ())
     assert len(wallet.events(account, "number.suspended")) == 1
     assert wallet.verify(utc(2026, 5, 1)) == []
+    # Reactivating the account does not bring the number back (release it and add it again).
+    wallet.set_status(account, "active", "reactivate", now=utc(2026, 5, 2))
+    assert status_of(engine, account, number) == "suspended"
 
 
 def test_a_past_due_account_still_pays_its_rent(engine: sa.Engine) -> None:
