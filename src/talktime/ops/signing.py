@@ -21,7 +21,10 @@ TOLERANCE_SECONDS = 5 * 60
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")  # Unix seconds; 15 digits are 31 million years
 
 
-class WebhookSignatureError(TalktimeError):
+class WebhookSignatureError(TalktimeError, ValueError):
+    """A delivery that is not authentic or not fresh; a ValueError too, as the README's
+    plain-Python receiver raises, so a caller answering 400 on ValueError catches it."""
+
     code = "webhook_signature_invalid"
     status = 400
     title = "Invalid webhook signature"
@@ -63,9 +66,10 @@ def verify(
 ) -> str:
     """Check a received webhook; returns its `webhook-id`, or raises `WebhookSignatureError`.
 
-    `received` are the request headers (lower-case names). The timestamp must be within
+    `received` are the request headers, names in any case. The timestamp must be within
     `tolerance` seconds of `now`; any one `v1,` signature among the space-separated ones may match.
     """
+    received = {name.lower(): value for name, value in received.items()}
     try:
         msg_id = received["webhook-id"]
         stamp = received["webhook-timestamp"]
