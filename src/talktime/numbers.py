@@ -58,6 +58,18 @@ class NumberInfo:
     type: NumberType
 
 
+def _parse_reason(exc: NumberParseException) -> str:
+    """Why phonenumbers could not read a number, in words: its message without the "(0) "
+    error-type prefix, and an unknown country code said as such (its own words, "Could not
+    interpret numbers after plus-sign", did not say what to fix)."""
+    if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+        return (
+            "it does not begin with a country code in use (such as 1 for the US and CA, or 44 "
+            "for GB); check the digits after the '+'"
+        )
+    return re.sub(r"^\(\d+\) ", "", str(exc))
+
+
 def classify(e164: str) -> NumberInfo:
     """Classify an E.164 number (`+14155550123`); raise `InvalidNumberError` with the reason.
 
@@ -86,7 +98,9 @@ def _classify(e164: str) -> NumberInfo:
     try:
         parsed = phonenumbers.parse(e164, None)
     except NumberParseException as exc:  # an unknown country code
-        raise InvalidNumberError(f"{e164} cannot be parsed: {exc}", number=e164) from exc
+        raise InvalidNumberError(
+            f"{e164} cannot be parsed: {_parse_reason(exc)}", number=e164
+        ) from exc
     if not phonenumbers.is_valid_number(parsed):
         reason = _invalid_reason(parsed)
         raise InvalidNumberError(f"{e164} is not a valid phone number: {reason}", number=e164)
