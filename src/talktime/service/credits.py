@@ -24,7 +24,10 @@ from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
 from talktime.wallet.model import GrantResult
 from talktime.wallet.payments import (
+    ManualProvider,
     PaymentProvider,
+    PaymentSetupError,
+    minor_units,
     provider_from_settings,
 )
 
@@ -86,6 +89,21 @@ def _stored(engine: sa.Engine, account_id: int, key: str, digest: str) -> Stored
         return replay(conn, account_id, key, PURCHASE, digest)
 
 
+def _require_payable(
+    provider: PaymentProvider, account_id: int, amount: int, currency: str
+) -> None:
+    """Refuse, before anything is written, a purchase no payment could take: the `manual`
+    provider (409 automatic_payment_unavailable), or an amount that is not whole cents (422
+    payment_setup_invalid naming `amount`, as the auto-recharge setting does). Both were
+    refused by the provider, after the purchase's start record was written."""
+    if isinstance(provider, ManualProvider):
+        raise ManualProvider.refusal(str(account_id))
+    try:
+        minor_units(amount, currency)
+    except PaymentSetupError as refusal:
+        raise PaymentSetupError(refusal.detail, field="amount") from None
+
+
 def purchase(
     engine: sa.Engine,
     settings: Settings,
@@ -110,10 +128,12 @@ def purchase(
     if known is not None:
         return known
     account = Wallet(engine).account(account_id)  # 404 before any payment is attempted
+    provider = provider or provider_from_settings(settings)
     if not _started(engine, account_id, key, digest):
         # no card is charged for credit the account could not use (403 subscription_inactive)
         policy.require_active_subscription(account.status)
         users.require_permission_of(engine, account_id, user, "billing.manage")
+        _require_payable(provider, account_id, amount, account.currency)
         _start(engine, account_id, key, digest)
     answers: list[StoredResponse] = []
 
@@ -127,7 +147,7 @@ def purchase(
         account_id,
         amount,
         wallet_key(key),
-        provider or provider_from_settings(settings),
+        provider,
         on_grant=on_grant,
         payment_key=recharge.purchase_payment_key(account_id, key),
     )

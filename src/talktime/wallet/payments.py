@@ -107,10 +107,15 @@ class ManualProvider:
 
     def charge(self, request: PaymentRequest) -> PaymentResult:
         """Always refuses: there is no card to charge."""
-        raise AutomaticPaymentUnavailableError(
+        raise self.refusal(request.account_id)
+
+    @staticmethod
+    def refusal(account_id: str) -> AutomaticPaymentUnavailableError:
+        """The refusal of every payment: a card cannot be charged."""
+        return AutomaticPaymentUnavailableError(
             "the payment provider is 'manual', which cannot charge a card: an operator must add "
             "purchased credit by hand, or set TALKTIME_PAYMENT_PROVIDER to 'stripe'",
-            account_id=request.account_id,
+            account_id=account_id,
         )
 
 
