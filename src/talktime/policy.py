@@ -139,9 +139,14 @@ def check_restrictions(restrictions: Iterable[str]) -> frozenset[str]:
     return given
 
 
-def refuse_media(media: Iterable[object] | None) -> None:
-    """MMS is not supported: a message with any media attached is refused."""
+def refuse_media(media: Iterable[object] | None, *, inbound: bool = False) -> None:
+    """MMS is not supported: a message with any media attached is refused (an inbound one is
+    told to be recorded as text, not to be sent)."""
     if media and list(media):
+        if inbound:
+            raise MmsNotSupportedError(
+                "MMS is not supported: record the received message without its media (text only)."
+            )
         raise MmsNotSupportedError(
             "MMS is not supported: send the message without media (text only)."
         )

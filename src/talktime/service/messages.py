@@ -368,7 +368,7 @@ def record_inbound(
         wallet_key = f"sms-in:{key}"
         state = book.account(account_id, wallet_key)
         policy.require_active_subscription(state.status)
-        policy.refuse_media(req.media)
+        policy.refuse_media(req.media, inbound=True)
         _check_text(req.text, settings)
         number = account_number(conn, req.to)
         policy.require_receiving_sms_number(number, req.to, account_id)
