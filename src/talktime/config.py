@@ -11,7 +11,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
@@ -22,6 +22,9 @@ from pydantic_settings import (
 )
 
 from talktime.errors import TalktimeError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 DEFAULT_DATABASE_URL = "sqlite:///./talktime.db"
 MAX_SQLITE_BUSY_TIMEOUT_MS = 2**31 - 1
@@ -160,6 +163,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported database {backend!r}; use a sqlite:// or postgresql:// URL"
             )
+        if backend == "sqlite":
+            _check_sqlite_options(url)
         return value
 
     @field_validator("stripe_api_base")
@@ -202,6 +207,35 @@ class Settings(BaseSettings):
         if self.stripe_api_base is not None:
             out["stripe_api_base"] = hide_userinfo(self.stripe_api_base)
         return out
+
+
+def _check_sqlite_options(url: URL) -> None:
+    """Raise ValueError for a SQLite URL option the driver cannot use: a value it cannot read
+    (`?timeout=abc` was a traceback when the engine was made) or an option it would ignore
+    (`?bogusopt=1` was a warning on stderr); `pool` is talktime's own."""
+    import warnings
+
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SAWarning)
+        try:
+            SQLiteDialect_pysqlite().create_connect_args(url.difference_update_query(["pool"]))
+        except SAWarning:
+            unknown = sorted(set(url.query) - {"pool"} - _SQLITE_OPTIONS)
+            raise ValueError(
+                f"SQLite's driver does not take the connection option(s) {', '.join(unknown)} "
+                f"(it takes {', '.join(sorted(_SQLITE_OPTIONS))}, and others only with uri=true)"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"a SQLite connection option cannot be read: {exc}") from None
+
+
+_SQLITE_OPTIONS = frozenset(
+    {"timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements", "uri"}
+)
+"""The URL options SQLAlchemy's pysqlite dialect passes to the driver."""
 
 
 def hide_password(url: str) -> str:

@@ -38,15 +38,28 @@ def require_id(value: int, what: str) -> int:
     return value
 
 
-@accounts_app.callback()
-def accounts_main(ctx: typer.Context) -> None:
-    """Accounts: `talktime accounts` lists them; `talktime accounts create` makes one."""
-    if ctx.invoked_subcommand is None:
-        list_accounts(limit=DEFAULT_LIST_LIMIT, as_json=False)
-
-
 DEFAULT_LIST_LIMIT = 100
 """How many accounts `talktime accounts` shows (the newest)."""
+
+
+@accounts_app.callback()
+def accounts_main(
+    ctx: typer.Context,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, max=100_000, help="List at most this many (the newest; 100)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="List as JSON.")] = False,
+) -> None:
+    """Accounts: `talktime accounts` lists them (as `accounts list`, with its `--limit` and
+    `--json`); `talktime accounts create` makes one."""
+    if ctx.invoked_subcommand is None:
+        list_accounts(limit=DEFAULT_LIST_LIMIT if limit is None else limit, as_json=as_json)
+    elif limit is not None or as_json:
+        raise typer.BadParameter(
+            f"--limit and --json go after the command: `talktime accounts "
+            f"{ctx.invoked_subcommand} ...`, or `talktime accounts --limit N` for the list"
+        )
 
 
 @accounts_app.command("list")

@@ -143,9 +143,9 @@ def read_card(path: Path | str) -> RateCard:
     for name in FILES:
         digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
     header = _Header.parse(texts[HEADER], problems)
-    problems.raise_if_any(str(path))  # the tables need a valid header (name, version, fees)
-    assert header is not None
-    card = _build(header, texts, problems, digest.hexdigest(), str(path))
+    # The tables are checked whatever the header holds (every problem at once): a header that
+    # is not TOML at all leaves placeholders, as an invalid value in it does.
+    card = _build(header or _PLACEHOLDER, texts, problems, digest.hexdigest(), str(path))
     problems.raise_if_any(str(path))
     return card
 
@@ -231,7 +231,8 @@ class _Header:
         for prefix, kind in types_raw.items():
             if not _is_prefix(prefix):
                 reader.problem(
-                    prefix, f"overrides.prefix_types: {prefix!r} is not a +digits prefix"
+                    f"overrides.prefix_types.{prefix}",
+                    f"overrides.prefix_types: {prefix!r} is not a +digits prefix",
                 )
             if kind not in NUMBER_TYPES:
                 reader.problem(
@@ -256,6 +257,12 @@ class _Header:
             regions,
             prefix_types,
         )
+
+
+_PLACEHOLDER = _Header(
+    "", "", dt.date.min, "", "", "none", dict.fromkeys(DIRECTIONS, 0), 60, 60, 0, "none", {}, {}, {}
+)
+"""The header the tables are checked with when card.toml is not TOML (the card is refused)."""
 
 
 class _TomlReader:

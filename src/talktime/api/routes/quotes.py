@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from talktime.api.models import Problem, text_at_most, text_schema
 from talktime.rating import Call, RateCard, price_call
@@ -76,8 +76,15 @@ class CallQuoteRequest(_Body):
         strict=True, ge=0, description="Seconds of the original leg (0: not answered)."
     )
     forward: ForwardBody | None = None
-    transfers: list[TransferBody] = Field(default_factory=list, max_length=100)
+    transfers: list[TransferBody] | None = Field(default_factory=list, max_length=100)
     card: str | None = Field(None, description="Rate card name (default: setting rate_card).")
+
+    @field_validator("transfers")
+    @classmethod
+    def _no_transfers(cls, value: list[TransferBody] | None) -> list[TransferBody]:
+        """`null` says no transfers, as `[]` does (and as `forward: null` says no forwarding),
+        as on `POST /v1/calls/{id}/complete` and in the CLI's call JSON."""
+        return value or []
 
 
 class QuoteLineBody(BaseModel):
