@@ -34,3 +34,14 @@ def test_a_call_quote_with_null_forward_and_transfers_prices_the_call_alone(
     assert nulls.status_code == 200, nulls.text
     assert nulls.json() == bare.json() == empty.json()
     assert bare.json()["total"] == "0.0200"
+
+
+@pytest.mark.parametrize("path", ["/v1/quotes/sms", "/v1/quotes/calls"])
+def test_an_empty_card_name_on_a_quote_is_rate_card_not_found_as_in_the_cli(
+    client: TestClient, path: str
+) -> None:
+    body = CALL if path.endswith("calls") else {"from": "+14155550123", "to": "+12015550123"}
+    if path.endswith("sms"):
+        body = {**body, "text": "Hello"}
+    r = client.post(path, json={**body, "card": ""})
+    assert (r.status_code, r.json()["code"]) == (404, "rate_card_not_found"), r.text

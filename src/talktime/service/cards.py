@@ -49,7 +49,9 @@ PRICING_ADVICE = "nothing was charged; an operator must give the account a card 
 def card_named(name: str | None, settings: Settings) -> RateCard:
     """The version in force of card ``name``, or of the configured default when None (an
     account with no card of its own)."""
-    return load_card(name or settings.rate_card, directory=settings.rate_cards_dir)
+    return load_card(
+        settings.rate_card if name is None else name, directory=settings.rate_cards_dir
+    )
 
 
 def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) -> RateCard:
