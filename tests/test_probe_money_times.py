@@ -73,5 +73,15 @@ def test_the_ledger_refuses_the_times_usage_and_the_wallet_refuse(api: Any, valu
     for path in ("/v1/ledger", "/v1/usage"):
         response = t.get(path, since=value)
         assert response.status_code == 422, (path, response.text)
-        assert "1970-01-01 to 9000-01-01" in response.json()["detail"]
+        assert "from 1970-01-01" in response.json()["detail"]
+        assert "9000-01-01 (UTC) are accepted" in response.json()["detail"]
     assert t.get("/v1/ledger", since="1970-01-01T00:00:00Z").status_code == 200
+
+
+def test_the_out_of_range_sentence_does_not_name_the_first_refused_time_as_accepted(
+    api: Any,
+) -> None:
+    t = tenant(api)
+    r = _grant(api, t.account_id, "9000-01-01")
+    assert r.status_code == 422, r.text
+    assert "up to, not including, 9000-01-01" in r.json()["detail"], r.text

@@ -165,8 +165,8 @@ def _utc(value: datetime) -> datetime:
 def _in_range(value: datetime) -> datetime:
     if not EARLIEST <= value < LATEST:
         raise ValueError(
-            f"{value.isoformat()} is out of range: times from 1970-01-01 to 9000-01-01 (UTC) "
-            "are accepted"
+            f"{value.isoformat()} is out of range: times from 1970-01-01 up to, not including, "
+            "9000-01-01 (UTC) are accepted"
         )
     return value
 
@@ -175,7 +175,8 @@ Time = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_utc)]
 """An ISO 8601 time (UTC when it has no zone); a number is a 422, not a Unix timestamp."""
 
 TimeInRange = Annotated[Time, AfterValidator(_in_range)]
-"""A `Time` the wallet accepts: from 1970-01-01 to 9000-01-01 (UTC), else a 422 naming it."""
+"""A `Time` the wallet accepts: from 1970-01-01 up to, not including, 9000-01-01 (UTC), else a
+422 naming it."""
 
 
 def fmt(amount: int) -> str:
