@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,16 @@ def test_a_prefix_override_that_is_not_a_prefix_is_reported_at_its_line(tmp_path
 
     assert problem[:3] == ("card.toml", last, 1)
     assert "'colour' is not a +digits prefix" in problem[3]
+
+
+def test_rates_validate_prints_a_whole_file_problem_without_a_line_and_column(
+    tmp_path: Path, cli: Any
+) -> None:
+    from talktime.cli import app
+
+    path = _card(tmp_path)
+    (path / "sms.csv").unlink()
+    result = cli.invoke(app, ["rates", "validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path / 'sms.csv'}: missing" in result.stderr
+    assert ":0:0" not in result.stderr

@@ -174,6 +174,16 @@ def rates_show(
         console.print(table)
 
 
+def _print_problems(path: Path, problems: list[dict[str, Any]]) -> None:
+    """Each problem as `file:line:column: message` on stderr; a problem of the whole file
+    (line 0) as `file: message`, and one of a whole line (column 0) as `file:line: message`."""
+    for p in problems:
+        where = str(path / p["file"])
+        if p["line"]:
+            where += f":{p['line']}" + (f":{p['column']}" if p["column"] else "")
+        err_console.print(f"{where}: {p['message']}", highlight=False, markup=False, soft_wrap=True)
+
+
 @rates_app.command("validate")
 def rates_validate(
     path: Annotated[Path, typer.Argument(help="A rate card directory.")],
@@ -187,13 +197,7 @@ def rates_validate(
         if as_json:
             print_json({"valid": False, "errors": problems})
         else:
-            for p in problems:
-                err_console.print(
-                    f"{path / p['file']}:{p['line']}:{p['column']}: {p['message']}",
-                    highlight=False,
-                    markup=False,
-                    soft_wrap=True,
-                )
+            _print_problems(path, problems)
         fail(exc.code, f"{len(problems)} problem(s) in {path}")
     except TalktimeError as exc:
         fail(exc.code, exc.detail)
@@ -220,13 +224,7 @@ def rates_import(
     try:
         card, created = import_card(path, settings.rate_cards_dir)
     except TalktimeError as exc:
-        for p in exc.extra.get("errors", []):
-            err_console.print(
-                f"{path / p['file']}:{p['line']}:{p['column']}: {p['message']}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
+        _print_problems(path, exc.extra.get("errors", []))
         fail(exc.code, exc.detail)
     except OSError as exc:
         fail(
