@@ -73,3 +73,10 @@ def test_hide_password_hides_everything_before_the_last_at_sign() -> None:
     shown = hide_password("postgresql+psycopg://u:pa@ss-HIDDEN@db:5432/talktime")
     assert "HIDDEN" not in shown
     assert shown == "postgresql+psycopg://u:***@db:5432/talktime"
+
+
+def test_hide_password_hides_libpqs_sslpassword_too() -> None:
+    url = "postgresql+psycopg://u@db/talktime?sslpassword=hunter2&sslmode=require"
+    shown = hide_password(url)
+    assert "hunter2" not in shown
+    assert shown == "postgresql+psycopg://u@db/talktime?sslmode=require&sslpassword=***"

@@ -238,9 +238,15 @@ _SQLITE_OPTIONS = frozenset(
 """The URL options SQLAlchemy's pysqlite dialect passes to the driver."""
 
 
+SECRET_URL_OPTIONS = ("password", "passwd", "sslpassword")
+"""Query parameters of a database URL that hold a secret (libpq's `sslpassword` unlocks the
+client key)."""
+
+
 def hide_password(url: str) -> str:
     """The database URL with any password replaced by ***, the one after the user name and a
-    `password=` query parameter (libpq takes both) alike; `***` if it cannot be parsed."""
+    `password=` or `sslpassword=` query parameter (libpq takes them all) alike; `***` if it
+    cannot be parsed."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -250,7 +256,7 @@ def hide_password(url: str) -> str:
     hidden = "talktime-hidden-password"  # rendered URL-encoded otherwise: %2A%2A%2A
     if parsed.host and "@" in parsed.host:  # a raw '@' in the password: the rest is no host
         parsed = parsed.set(password=hidden, host=parsed.host.rsplit("@", 1)[1])
-    secret = {k: hidden for k in parsed.query if k.lower() in ("password", "passwd")}
+    secret = {k: hidden for k in parsed.query if k.lower() in SECRET_URL_OPTIONS}
     rendered = parsed.update_query_dict(secret).render_as_string(hide_password=True)
     return rendered.replace(hidden, "***")
 
