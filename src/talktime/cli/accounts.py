@@ -38,15 +38,34 @@ def require_id(value: int, what: str) -> int:
     return value
 
 
-@accounts_app.callback()
-def accounts_main(ctx: typer.Context) -> None:
-    """Accounts: `talktime accounts` lists them; `talktime accounts create` makes one."""
-    if ctx.invoked_subcommand is None:
-        list_accounts(limit=DEFAULT_LIST_LIMIT, as_json=False)
-
-
 DEFAULT_LIST_LIMIT = 100
 """How many accounts `talktime accounts` shows (the newest)."""
+
+
+@accounts_app.callback()
+def accounts_main(
+    ctx: typer.Context,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100_000,
+            help=f"Without a command: show at most this many (the newest; {DEFAULT_LIST_LIMIT}).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Without a command: print the list as JSON.")
+    ] = False,
+) -> None:
+    """Accounts: `talktime accounts` lists them; `talktime accounts create` makes one."""
+    if ctx.invoked_subcommand is None:
+        list_accounts(limit=DEFAULT_LIST_LIMIT if limit is None else limit, as_json=as_json)
+    elif limit is not None or as_json:
+        fail(
+            "invalid_request",
+            "--limit and --json before a command do nothing: give them with no command "
+            "(`talktime accounts --json`) or after `list` (`talktime accounts list --json`)",
+        )
 
 
 @accounts_app.command("list")
