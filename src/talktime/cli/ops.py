@@ -462,7 +462,7 @@ def _statement_table(stmt: Statement, *, labels: bool = True, fold_amounts: bool
     from talktime import money
 
     f = money.format
-    table = Table(title=Text(f"{stmt.account_name} {stmt.period}"))
+    table = Table(title=Text(f"{stmt.account_name} {stmt.period} ({stmt.currency})"))
     table.add_column("", overflow="fold")
     for head in ("free", "paid", "total"):
         table.add_column(head, justify="right", no_wrap=not fold_amounts, overflow="fold")
