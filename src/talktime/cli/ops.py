@@ -352,6 +352,8 @@ def usage_report(
     from talktime.ops.clock import from_datetime, now_us
     from talktime.store import make_engine
 
+    if as_csv and as_json:  # one output format: neither is silently dropped
+        fail("invalid_request", "give --csv or --json, not both")
     require_id(account, "account id")
     now = now_us()
     today = datetime.now(UTC)
