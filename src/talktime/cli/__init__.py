@@ -36,6 +36,8 @@ def main() -> None:
 
 def _refusal(exc: Exception) -> tuple[str, str]:
     """(code, sentence) for an error the operator can fix, or ("", "") for a real bug."""
+    import sqlite3
+
     import sqlalchemy as sa
 
     from talktime.config import SettingsError, get_settings, hide_password
@@ -52,6 +54,17 @@ def _refusal(exc: Exception) -> tuple[str, str]:
             "database_unavailable",
             f"the database {url} did not answer: {reason}; check that it is running and "
             "that TALKTIME_DATABASE_URL (or database_url) points at it",
+        )
+    if isinstance(exc, sa.exc.DatabaseError) and type(exc.orig) is sqlite3.DatabaseError:
+        # SQLite's own "file is not a database" (or "database disk image is malformed"): the
+        # URL names a file that is not a talktime database; no retry will change that
+        reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]
+        url = hide_password(get_settings().database_url)
+        return (
+            "database_unavailable",
+            f"the database {url} cannot be used: {reason}; point TALKTIME_DATABASE_URL (or "
+            "database_url) at a talktime database, or at a new file for `talktime db upgrade` "
+            "to create",
         )
     if isinstance(exc, sa.exc.ProgrammingError) and getattr(exc.orig, "sqlstate", 0) is None:
         # refused by the driver before any SQL ran (psycopg: "invalid connection option")

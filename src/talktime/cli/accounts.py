@@ -47,18 +47,24 @@ def accounts_main(
     ctx: typer.Context,
     limit: Annotated[
         int | None,
-        typer.Option(min=1, max=100_000, help="List at most this many (the newest; 100)."),
+        typer.Option(
+            min=1,
+            max=100_000,
+            help=f"Without a command: show at most this many (the newest; {DEFAULT_LIST_LIMIT}).",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="List as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Without a command: print the list as JSON.")
+    ] = False,
 ) -> None:
-    """Accounts: `talktime accounts` lists them (as `accounts list`, with its `--limit` and
-    `--json`); `talktime accounts create` makes one."""
+    """Accounts: `talktime accounts` lists them; `talktime accounts create` makes one."""
     if ctx.invoked_subcommand is None:
         list_accounts(limit=DEFAULT_LIST_LIMIT if limit is None else limit, as_json=as_json)
     elif limit is not None or as_json:
-        raise typer.BadParameter(
-            f"--limit and --json go after the command: `talktime accounts "
-            f"{ctx.invoked_subcommand} ...`, or `talktime accounts --limit N` for the list"
+        fail(
+            "invalid_request",
+            "--limit and --json before a command do nothing: give them with no command "
+            "(`talktime accounts --json`) or after `list` (`talktime accounts list --json`)",
         )
 
 

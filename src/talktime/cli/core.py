@@ -89,7 +89,7 @@ def db_upgrade(
         )
     after = current_revision(engine)
     past = ""
-    if revision not in ("head", after) and after == current:
+    if revision not in ("head", after) and after == current and current is not None:
         # alembic's upgrade to an older revision does nothing: say so rather than nothing
         past = f" (already past revision {revision!r}: talktime does not downgrade a database)"
     console.print(

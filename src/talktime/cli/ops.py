@@ -352,6 +352,8 @@ def usage_report(
     from talktime.ops.clock import from_datetime, now_us
     from talktime.store import make_engine
 
+    if as_csv and as_json:  # one output format: neither is silently dropped
+        fail("invalid_request", "give --csv or --json, not both")
     require_id(account, "account id")
     now = now_us()
     today = datetime.now(UTC)
@@ -462,7 +464,7 @@ def _statement_table(stmt: Statement, *, labels: bool = True, fold_amounts: bool
     from talktime import money
 
     f = money.format
-    table = Table(title=Text(f"{stmt.account_name} {stmt.period}"))
+    table = Table(title=Text(f"{stmt.account_name} {stmt.period} ({stmt.currency})"))
     table.add_column("", overflow="fold")
     for head in ("free", "paid", "total"):
         table.add_column(head, justify="right", no_wrap=not fold_amounts, overflow="fold")

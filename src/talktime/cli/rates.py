@@ -143,8 +143,14 @@ def rates_show(
 ) -> None:
     """A card's header, plans and every rate with its file and line."""
     settings = get_settings()
+    if version is not None and at is not None:  # one names the version, so --at would be unused
+        fail(
+            "invalid_request",
+            f"give --version or --at, not both: --version {version!r} names the version, "
+            f"--at {at!r} the one in force that day",
+        )
     try:
-        when = dt.date.fromisoformat(at) if at else None
+        when = dt.date.fromisoformat(at) if at is not None else None
     except ValueError:
         fail("invalid_date", f"--at {at!r} is not a date such as 2026-11-01")
     try:

@@ -1,0 +1,42 @@
+"""A SQLite URL naming a file that is not a database is a one-line refusal that says what to
+fix, not sqlite3's traceback, and the file is left as it was; `db upgrade base` on a new
+database does not claim to be past `base`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from talktime.cli import app
+from talktime.config import get_settings
+from test_probe_ops_settings import _talktime
+
+
+def test_a_file_that_is_not_a_database_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.db"
+    junk.write_bytes(b"these are my notes, not a database\n" * 4)
+    before = junk.read_bytes()
+    for args in (["accounts"], ["db", "upgrade"]):
+        err = _talktime(tmp_path, *args, TALKTIME_DATABASE_URL=f"sqlite:///{junk}")
+        assert err.startswith("error[database_unavailable]: the database sqlite:///"), err
+        assert "cannot be used: file is not a database; point TALKTIME_DATABASE_URL" in err
+        assert len(err.strip().splitlines()) == 1, err
+    assert junk.read_bytes() == before
+
+
+def test_db_upgrade_base_on_a_new_database_does_not_say_it_is_past_base(
+    unmigrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", unmigrated_url)
+    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade", "base"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.endswith("at revision None"), said
+    assert "already past" not in said
