@@ -308,3 +308,9 @@ def test_verify_names_the_account_of_each_breach(
     account = used.other if corrupt is uncollected_made_positive else used.acme
     assert (account, CORRUPTIONS[corrupt]) in {(b.account_id, b.rule) for b in breaches}, breaches
     assert used.wallet.verify(END) == []  # rolled back: clean again
+
+
+def test_verify_states_amounts_as_decimal_strings_not_micro_units(used: Used) -> None:
+    breaches = _breaches(used, remaining_off_by_one)
+    [mismatch] = [b for b in breaches if b.rule == "ledger_balance_mismatch"]
+    assert "holds 18.000001 but its entries sum to 18.0000" in mismatch.detail, mismatch

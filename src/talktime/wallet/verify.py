@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from talktime import money
 from talktime.store.wallet_tables import (
     accounts,
     grants,
@@ -100,7 +101,7 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                     "entry_sign",
                     f"{kind} entries ({where}) must be "
                     f"{'positive' if kind in POSITIVE_KINDS else 'negative'}; "
-                    f"one is {row.low if kind in POSITIVE_KINDS else row.high}",
+                    f"one is {_m(row.low if kind in POSITIVE_KINDS else row.high)}",
                 )
             )
         if row.hold_id is not None:
@@ -158,7 +159,7 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                     a.account_id,
                     "allocation_on_closed_hold",
                     f"hold {a.hold_id} is {h.state if h else 'missing'} but still reserves "
-                    f"{a.amount} on grant {a.grant_id}",
+                    f"{_m(a.amount)} on grant {a.grant_id}",
                 )
             )
         owners = {a.account_id, h.account_id if h else None, g.account_id if g else None}
@@ -185,8 +186,8 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                 Breach(
                     owner.account_id if owner is not None else 0,
                     "ledger_hold_mismatch",
-                    f"hold {hold_id}'s entries reserve {entries} on grant {grant_id} but its "
-                    f"allocation there is {allocation}",
+                    f"hold {hold_id}'s entries reserve {_m(entries)} on grant {grant_id} but its "
+                    f"allocation there is {_m(allocation)}",
                 )
             )
     for h in hold_rows.values():
@@ -195,7 +196,8 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                 Breach(
                     h.account_id,
                     "hold_allocations_mismatch",
-                    f"hold {h.id} is for {h.amount} but its grants reserve {hold_allocated[h.id]}",
+                    f"hold {h.id} is for {_m(h.amount)} but its grants reserve "
+                    f"{_m(hold_allocated[h.id])}",
                 )
             )
 
@@ -209,8 +211,8 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
                 Breach(
                     g.account_id,
                     "issue_mismatch",
-                    f"grant {g.id} is for {g.original} but its {count} issuing entries "
-                    f"sum to {total}",
+                    f"grant {g.id} is for {_m(g.original)} but its {count} issuing entries "
+                    f"sum to {_m(total)}",
                 )
             )
 
@@ -231,20 +233,27 @@ def _check_grant(
     found = []
     if g.remaining < 0 or g.held < 0:
         found.append(
-            Breach(who, "negative_balance", f"grant {g.id}: remaining {g.remaining}, held {g.held}")
+            Breach(
+                who,
+                "negative_balance",
+                f"grant {g.id}: remaining {_m(g.remaining)}, held {_m(g.held)}",
+            )
         )
     if g.held > g.remaining:
         found.append(
-            Breach(who, "over_reserved", f"grant {g.id} reserves {g.held} of {g.remaining}")
+            Breach(who, "over_reserved", f"grant {g.id} reserves {_m(g.held)} of {_m(g.remaining)}")
         )
     if g.remaining > g.original:
-        found.append(Breach(who, "over_original", f"grant {g.id}: {g.remaining} > {g.original}"))
+        found.append(
+            Breach(who, "over_original", f"grant {g.id}: {_m(g.remaining)} > {_m(g.original)}")
+        )
     if balance_sums[g.id] != g.remaining:
         found.append(
             Breach(
                 who,
                 "ledger_balance_mismatch",
-                f"grant {g.id} holds {g.remaining} but its entries sum to {balance_sums[g.id]}",
+                f"grant {g.id} holds {_m(g.remaining)} but its entries sum to "
+                f"{_m(balance_sums[g.id])}",
             )
         )
     if -hold_sums[g.id] != g.held:
@@ -252,7 +261,8 @@ def _check_grant(
             Breach(
                 who,
                 "ledger_hold_mismatch",
-                f"grant {g.id} reserves {g.held} but its hold entries sum to {-hold_sums[g.id]}",
+                f"grant {g.id} reserves {_m(g.held)} but its hold entries sum to "
+                f"{_m(-hold_sums[g.id])}",
             )
         )
     if allocated[g.id] != g.held:
@@ -260,7 +270,7 @@ def _check_grant(
             Breach(
                 who,
                 "hold_allocations_mismatch",
-                f"grant {g.id} reserves {g.held} but holds allocate {allocated[g.id]}",
+                f"grant {g.id} reserves {_m(g.held)} but holds allocate {_m(allocated[g.id])}",
             )
         )
     if g.kind != "free_monthly":
@@ -270,7 +280,7 @@ def _check_grant(
             Breach(
                 who,
                 "free_credit_not_expired",
-                f"free credit grant {g.id} expired but still holds {g.remaining - g.held}",
+                f"free credit grant {g.id} expired but still holds {_m(g.remaining - g.held)}",
             )
         )
     if g.period_start is not None and anchor_at is not None:
@@ -286,6 +296,11 @@ def _check_grant(
                 )
             )
     return found
+
+
+def _m(micros: int) -> str:
+    """An amount as a decimal string, as money is shown everywhere outside the wallet."""
+    return money.format(micros)
 
 
 def _iso(micros: int) -> str:
@@ -327,8 +342,8 @@ def _check_usage(conn: sa.Connection, anchors: dict[int, int]) -> list[Breach]:
         Breach(
             account_id,
             "usage_counter_mismatch",
-            f"period starting {period}: counter {counted.get((account_id, period), 0)}, "
-            f"ledger {used.get((account_id, period), 0)}",
+            f"period starting {_iso(period)}: counter {_m(counted.get((account_id, period), 0))}, "
+            f"ledger {_m(used.get((account_id, period), 0))}",
         )
         for account_id, period in sorted(set(used) | set(counted))
         if used.get((account_id, period), 0) != counted.get((account_id, period), 0)
