@@ -112,7 +112,9 @@ def _sending_number(e164: str, holder: Any, row: Any) -> policy.SendingNumber | 
 
 def _send_context_statement() -> RawStatement:
     """One SELECT for what a send needs besides the account: the sending number (outer-joined,
-    so a missing number is a row of NULLs), the user's role and restrictions, and the card."""
+    so a missing number is a row of NULLs), the user's role and restrictions, the card, and
+    the end of the account's period (to tell whether a period was opened since: see
+    `_send_work`)."""
     wanted = sa.select(sa.bindparam("e164", type_=sa.String(20)).label("e164")).subquery()
     account: sa.BindParameter[Any] = sa.bindparam("account")
     user = sa.and_(users.c.id == sa.bindparam("user"), users.c.account_id == account)
@@ -135,6 +137,10 @@ def _send_context_statement() -> RawStatement:
             .where(accounts.c.id == account)
             .scalar_subquery()
             .label("currency"),
+            sa.select(accounts.c.period_end)
+            .where(accounts.c.id == account)
+            .scalar_subquery()
+            .label("period_end"),
         )
         .select_from(wanted.outerjoin(phone_numbers, number))
         .limit(1)
@@ -278,6 +284,11 @@ def _send_work(
         # locks the account for this transaction and reads the wallet key's record with it
         state = book.account(account_id, wallet_key)
         context = pending_context.rows()[0]
+        if context.period_end != state.period_end:
+            # a period was opened since the context was read (by this request's catch-up, or
+            # on PostgreSQL by a transaction the lock waited for): its rents may have
+            # suspended the sending number, so read the context again
+            context = _SEND_CONTEXT.rows(conn, params)[0]
         policy.require_active_subscription(state.status)
         actor = user_service.actor_of(req.user, context.role, context.restrictions)
         policy.require_permission(actor, "sms.send")
