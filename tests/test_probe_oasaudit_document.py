@@ -125,3 +125,29 @@ def test_metrics_documents_the_text_body_it_sends() -> None:
         assert response.status_code == 200
         documented = _document(client)["paths"]["/metrics"]["get"]["responses"]["200"]
     assert response.headers["content-type"].split(";")[0] in documented["content"]
+
+
+def test_a_call_quote_documents_the_longest_leg_it_prices() -> None:
+    app = create_app(Settings(database_url="sqlite://"))
+    with TestClient(app) as client:
+        schemas = _document(client)["components"]["schemas"]
+        call = {"direction": "outbound", "from": "+14155550100", "to": "+14155550111"}
+        week = int(schemas["CallQuoteRequest"]["properties"]["duration"]["maximum"])
+        assert client.post("/v1/quotes/calls", json={**call, "duration": week}).status_code == 200
+        longer = client.post("/v1/quotes/calls", json={**call, "duration": week + 1})
+    assert longer.status_code == 422
+    assert schemas["ForwardBody"]["properties"]["duration"]["maximum"] == week
+    transfer = schemas["TransferBody"]["properties"]
+    assert transfer["outbound_duration"]["maximum"] == transfer["inbound_duration"]["maximum"]
+    assert transfer["inbound_duration"]["maximum"] == week
+
+
+def test_buying_credit_documents_its_own_402_and_409_refusals() -> None:
+    app = create_app(Settings(database_url="sqlite://"))
+    with TestClient(app) as client:
+        responses = _document(client)["paths"]["/v1/credits"]["post"]["responses"]
+        amount = _document(client)["components"]["schemas"]["PurchaseIn"]["properties"]["amount"]
+    assert "payment_declined" in responses["402"]["description"]
+    assert "monthly limit" not in responses["402"]["description"]
+    assert "automatic_payment_unavailable" in responses["409"]["description"]
+    assert "whole cents" in amount["description"]
