@@ -21,7 +21,16 @@ REPLAYED = REPLAYED_HEADER.lower().encode()
 MAX_PROBLEM_BYTES = 64 * 1024
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics(request: Request) -> Response:
     """Prometheus metrics: requests, charges, refusals by code, job queue and lag, webhooks."""
     registry = request.app.state.metrics.registry

@@ -197,13 +197,17 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the given error statuses (plus 400, 401, 413 and 422 always)."""
+def problems(
+    *statuses: int, described: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given error statuses (plus 400, 401, 413 and 422 always);
+    ``described`` replaces the usual description of a status where the route means another."""
     wanted = sorted({400, 401, 413, 422, *statuses})
+    own = described or {}
     return {
         status: {
             "model": Problem,
-            "description": _DESCRIPTIONS.get(status, "Error"),
+            "description": own.get(status) or _DESCRIPTIONS.get(status, "Error"),
             # documented as problem+json (see talktime.api.openapi)
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }

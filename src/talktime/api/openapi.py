@@ -1,6 +1,9 @@
 """The OpenAPI document, made to tell the truth about errors: every 4xx/5xx response of every
 operation is documented as an `application/problem+json` Problem, which is what the error
-handlers send (FastAPI would otherwise document its own 422 shape as `application/json`)."""
+handlers send (FastAPI would otherwise document its own 422 shape as `application/json`);
+a route's own error document (`/healthz`'s 503 Health) is kept. Also documented: the 503 of
+every operation that reads the database, the required Idempotency-Key header, and the
+`X-Request-ID` and `Idempotent-Replayed` response headers."""
 
 from __future__ import annotations
 
@@ -9,9 +12,34 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from talktime.api.models import PROBLEM_JSON, Problem
+from talktime.api.models import PROBLEM_JSON, REPLAYED_HEADER, Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_FASTAPI_ERRORS = ("#/components/schemas/Problem", "#/components/schemas/HTTPValidationError")
+"""Error schemas that the handlers never send as is: documented as the problem they send."""
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_DATABASE_503 = (
+    "The database is unreachable (`database_unavailable`) or not migrated "
+    "(`database_not_migrated`), or the service is too busy (`service_busy`); nothing was done: "
+    "retry shortly (a money-moving request with the same Idempotency-Key)"
+)
+_REQUEST_ID = {
+    "X-Request-ID": {
+        "description": "The request's id (the client's own if it sent a sane one); every "
+        "problem document carries it as `request_id`.",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:\-]{1,128}$"},
+    }
+}
+_REPLAYED = {
+    REPLAYED_HEADER: {
+        "description": "`true` on a response replayed for an Idempotency-Key that had already "
+        "answered (the body is the original's, byte for byte); absent otherwise.",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 _ALWAYS_FOR_INPUT = {
@@ -47,12 +75,18 @@ def install(app: FastAPI) -> None:
             for operation in path.values():
                 responses = operation.get("responses", {})
                 for status, response in responses.items():
-                    if status[:1] in ("4", "5"):
+                    if status[:1] in ("4", "5") and _sends_problem(response):
                         response["content"] = {PROBLEM_JSON: {"schema": PROBLEM_REF}}
                 wanted = dict(_ALWAYS_FOR_INPUT if _takes_input(operation) else {})
                 if operation.get("requestBody"):
                     wanted.update(_ALWAYS_FOR_BODY)
+                if operation.get("security"):  # the API key is looked up in the database
+                    wanted["503"] = _DATABASE_503
                 for status, description in wanted.items():
+                    if status == "503" and status in responses:  # POST /v1/credits' provider
+                        responses[status]["description"] += (
+                            f"; or: {description[0].lower()}{description[1:]}"
+                        )
                     responses.setdefault(
                         status,
                         {
@@ -60,11 +94,50 @@ def install(app: FastAPI) -> None:
                             "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
                         },
                     )
+                _document_headers(operation)
+        _drop_unused(schema)
         _tuple_items(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _sends_problem(response: dict[str, Any]) -> bool:
+    """False for an error response a route documents with its own model (`/healthz`'s 503)."""
+    content = response.get("content") or {}
+    refs = [media.get("schema", {}).get("$ref") for media in content.values()]
+    return not refs or all(ref in (None, *_FASTAPI_ERRORS) for ref in refs)
+
+
+def _document_headers(operation: dict[str, Any]) -> None:
+    """The Idempotency-Key header is required where it is read (its absence is a 422), and
+    every response says which headers it carries."""
+    idempotent = False
+    for parameter in operation.get("parameters", ()):
+        if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER:
+            idempotent = True
+            parameter["required"] = True
+            parameter["schema"] = {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 160,
+                "pattern": r"\S",
+                "title": IDEMPOTENCY_HEADER,
+            }
+    for status, response in operation.get("responses", {}).items():
+        headers = response.setdefault("headers", {})
+        headers.update(_REQUEST_ID)
+        if idempotent and status[:1] == "2":
+            headers.update(_REPLAYED)
+
+
+def _drop_unused(schema: dict[str, Any]) -> None:
+    """Remove FastAPI's validation-error schemas (never sent) once no response refers to them."""
+    if "#/components/schemas/HTTPValidationError" not in repr(schema.get("paths")):
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
 
 
 def _tuple_items(node: Any) -> None:

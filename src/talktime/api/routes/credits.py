@@ -20,7 +20,10 @@ router = APIRouter(tags=["credit"])
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: PositiveAmount = Field(description='Credit to buy, e.g. "25.00".')
+    amount: PositiveAmount = Field(
+        description='Credit to buy, e.g. "25.00": whole cents (a card payment cannot take a '
+        "fraction of a cent: 422 `payment_setup_invalid`)."
+    )
     user: str | None = Field(
         None,
         description="The user this request is made for; when given, that user needs "
@@ -42,7 +45,10 @@ class AutoRechargeIn(BaseModel):
 
     enabled: bool
     threshold: Amount = Field(description="Recharge when paid credit falls under this.")
-    amount: PositiveAmount = Field(description="How much each recharge buys.")
+    amount: PositiveAmount = Field(
+        description="How much each recharge buys: whole cents when `enabled` (422 "
+        "`payment_setup_invalid` otherwise)."
+    )
     user: str | None = Field(
         None,
         description="The user this request is made for; when given, that user needs "
@@ -54,7 +60,19 @@ class AutoRechargeIn(BaseModel):
     "/v1/credits",
     status_code=201,
     response_model=PurchaseOut,
-    responses=problems(402, 403, 409, 422, 503),
+    responses=problems(
+        402,
+        403,
+        409,
+        422,
+        503,
+        described={
+            402: "The card payment was declined (`payment_declined`); no credit was granted",
+            409: "The account's provider takes no automatic payment "
+            "(`automatic_payment_unavailable`), or the Idempotency-Key was used for another "
+            "request (`idempotency_conflict`)",
+        },
+    ),
 )
 def purchase(
     body: PurchaseIn, request: Request, account_id: AccountId, engine: Engine, key: IdempotencyKey

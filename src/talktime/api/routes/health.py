@@ -28,7 +28,16 @@ class Health(BaseModel):
     database: Database
 
 
-@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={
+        503: {
+            "model": Health,
+            "description": "Degraded: the database does not answer or is not migrated",
+        }
+    },
+)
 def healthz(request: Request) -> JSONResponse:
     """Liveness and readiness: 200 when the database answers and is migrated, else 503."""
     engine: sa.Engine = request.app.state.engine

@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 from talktime.api.models import Problem, text_at_most, text_schema
 from talktime.rating import Call, RateCard, price_call
+from talktime.rating.calls import MAX_DURATION_S
 from talktime.service import cards, messages
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
@@ -26,6 +28,8 @@ QuoteText = Annotated[
 ]
 
 E164_HELP = "E.164: '+', country code and number, digits only (+14155550123)"
+WEEK: JsonDict = {"maximum": MAX_DURATION_S}
+"""A leg's bound, documented only: the rating code refuses a longer leg as `invalid_call`."""
 
 
 class _Body(BaseModel):
@@ -47,7 +51,9 @@ class ForwardBody(_Body):
     """The call was forwarded to `to` for `duration` seconds (inbound calls only)."""
 
     to: str = Field(description=E164_HELP, max_length=16)
-    duration: int = Field(strict=True, ge=0, description="Seconds of the forwarding leg.")
+    duration: int = Field(
+        strict=True, ge=0, description="Seconds of the forwarding leg.", json_schema_extra=WEEK
+    )
 
 
 class TransferBody(_Body):
@@ -56,10 +62,17 @@ class TransferBody(_Body):
     kind: Literal["user", "external"]
     to: str = Field(description=E164_HELP, max_length=16)
     outbound_duration: int = Field(
-        strict=True, ge=0, description="Seconds of the transferring outbound leg."
+        strict=True,
+        ge=0,
+        description="Seconds of the transferring outbound leg.",
+        json_schema_extra=WEEK,
     )
     inbound_duration: int = Field(
-        0, strict=True, ge=0, description="Seconds the receiving user talked."
+        0,
+        strict=True,
+        ge=0,
+        description="Seconds the receiving user talked.",
+        json_schema_extra=WEEK,
     )
     caller_id: str | None = Field(None, description="Caller ID of the outbound leg.")
 
@@ -73,7 +86,10 @@ class CallQuoteRequest(_Body):
     )
     to: str = Field(description="Called (outbound) or receiving (inbound) number.", max_length=16)
     duration: int = Field(
-        strict=True, ge=0, description="Seconds of the original leg (0: not answered)."
+        strict=True,
+        ge=0,
+        description="Seconds of the original leg (0: not answered).",
+        json_schema_extra=WEEK,
     )
     forward: ForwardBody | None = None
     transfers: list[TransferBody] | None = Field(default_factory=list, max_length=100)
