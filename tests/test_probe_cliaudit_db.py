@@ -40,3 +40,22 @@ def test_db_upgrade_base_on_a_new_database_does_not_say_it_is_past_base(
     said = " ".join(result.output.split())
     assert said.endswith("at revision None"), said
     assert "already past" not in said
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"]
+)
+def test_db_upgrade_of_an_in_memory_database_says_nothing_would_be_kept(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it printed "at revision 0006" for a database gone when the command ended
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", url)
+    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert said.startswith("error[invalid_settings]: TALKTIME_DATABASE_URL names an in-memory")

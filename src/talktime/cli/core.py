@@ -67,10 +67,18 @@ def db_upgrade(
     from alembic.util import CommandError
 
     from talktime.store import current_revision, head_revision, make_engine, upgrade
+    from talktime.store.engine import is_sqlite_file
     from talktime.store.migrate import newer_than_package
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
+    if engine.dialect.name == "sqlite" and not is_sqlite_file(engine):
+        engine.dispose()
+        fail(
+            "invalid_settings",
+            "TALKTIME_DATABASE_URL names an in-memory SQLite database, which ends with this "
+            "command: nothing would be kept; name a file (sqlite:///./talktime.db)",
+        )
     current = current_revision(engine)
     if newer_than_package(current):
         engine.dispose()

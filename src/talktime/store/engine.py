@@ -23,12 +23,18 @@ def backend_name(url: str | URL) -> str:
 def is_sqlite_file(engine: sa.Engine) -> bool:
     """True for a SQLite database in a file (not in memory): one that several connections,
     threads and processes share."""
-    if engine.dialect.name != "sqlite":
-        return False
-    database = engine.url.database
+    return engine.dialect.name == "sqlite" and not _in_memory(engine.url)
+
+
+def _in_memory(url: URL) -> bool:
+    """Whether a SQLite URL names an in-memory database: no file, `:memory:`, or a URI
+    filename with `mode=memory` (in the filename or as a query parameter of the URL)."""
+    database = url.database
     if not database or database == ":memory:":
-        return False
-    return not (database.startswith("file:") and "mode=memory" in database)
+        return True
+    if url.query.get("mode") == "memory":
+        return True
+    return database.startswith("file:") and "mode=memory" in database
 
 
 def is_sqlite_busy(exc: BaseException) -> bool:
@@ -85,7 +91,7 @@ def _sync_open_pipeline(
 
 
 def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
-    memory = url.database in (None, "", ":memory:")
+    memory = _in_memory(url)
     kwargs: dict[str, Any] = {
         "connect_args": {"check_same_thread": False, "isolation_level": None},
         "hide_parameters": True,
