@@ -3,24 +3,13 @@ reason `subscription_canceled` and a `number.suspended` event); a past-due accou
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 
 from talktime.wallet import rentals
 from talktime.wallet.cycle import SUBSCRIPTION_CANCELED, run_cycle
-from wallet_helpers import PLAN, make_wallet, rent
+from wallet_helpers import PLAN, make_wallet, number_status, rent, utc
 
 D = 1_000_000
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def status_of(engine: sa.Engine, account: int, number_id: int) -> str:
-    with engine.connect() as conn:
-        return rentals.get_number(conn, account, number_id).status
 
 
 def test_a_canceled_account_pays_no_rent_and_its_numbers_are_suspended(
@@ -37,7 +26,7 @@ def test_a_canceled_account_pays_no_rent_and_its_numbers_are_suspended(
 
     assert april.rentals_charged == 0
     assert april.numbers_suspended == ("+14155550100",)
-    assert status_of(engine, account, number) == "suspended"
+    assert number_status(engine, account, number) == "suspended"
     assert wallet.balance(account, utc(2026, 4, 1)).paid == paid_before
     assert [e.reference for e in wallet.ledger(account, kind="usage").entries] == []
     [event] = wallet.events(account, "number.suspended")
@@ -51,7 +40,7 @@ def test_a_canceled_account_pays_no_rent_and_its_numbers_are_suspended(
     assert wallet.verify(utc(2026, 5, 1)) == []
     # Reactivating the account does not bring the number back (release it and add it again).
     wallet.set_status(account, "active", "reactivate", now=utc(2026, 5, 2))
-    assert status_of(engine, account, number) == "suspended"
+    assert number_status(engine, account, number) == "suspended"
 
 
 def test_a_past_due_account_still_pays_its_rent(engine: sa.Engine) -> None:
@@ -64,7 +53,7 @@ def test_a_past_due_account_still_pays_its_rent(engine: sa.Engine) -> None:
     [april] = run_cycle(engine, utc(2026, 4, 1))
 
     assert (april.rentals_charged, april.numbers_suspended) == (2 * D, ())
-    assert status_of(engine, account, number) == "active"
+    assert number_status(engine, account, number) == "active"
     assert wallet.balance(account, utc(2026, 4, 1)).paid == 3 * D
 
 
@@ -84,7 +73,7 @@ def test_a_late_cycle_charges_the_months_before_the_cancellation_and_none_after(
     assert [(r.period_start, r.rentals_charged, r.numbers_suspended) for r in runs] == [
         (utc(2026, 6, 1), 0, ("+14155550100",)),
     ]
-    assert status_of(engine, account, number) == "suspended"
+    assert number_status(engine, account, number) == "suspended"
     references = [e.reference for e in wallet.ledger(account, kind="usage").entries]
     assert references == ["number:+14155550100", "number:+14155550100"]  # April and May
     assert wallet.balance(account, utc(2026, 6, 2)).paid == 6 * D
@@ -105,6 +94,6 @@ def test_a_number_released_before_a_canceled_period_is_neither_charged_nor_annou
     [april] = run_cycle(engine, utc(2026, 4, 3))
 
     assert (april.rentals_charged, april.numbers_suspended) == (0, ())
-    assert status_of(engine, account, number) == "released"
+    assert number_status(engine, account, number) == "released"
     assert wallet.events(account, "number.suspended") == []
     assert wallet.balance(account, utc(2026, 4, 3)).paid == 10 * D

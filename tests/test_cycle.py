@@ -17,19 +17,10 @@ from talktime.wallet import AccountState, Book, InvalidRequestError, Wallet, gra
 from talktime.wallet import recharge as rc
 from talktime.wallet.cycle import CycleFailure, run_cycle
 from talktime.wallet.periods import to_micros
-from wallet_helpers import FREE, PLAN, T0, make_wallet, rent
+from wallet_helpers import FREE, PLAN, T0, make_wallet, number_status, rent, utc
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def number_status(engine: sa.Engine, account: int, number_id: int) -> str:
-    with engine.connect() as conn:
-        return rentals.get_number(conn, account, number_id).status
 
 
 def test_period_end_expires_free_credit_without_rollover_and_grants_the_new_one(

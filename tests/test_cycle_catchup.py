@@ -18,15 +18,11 @@ from talktime.wallet import InvalidRequestError, Wallet
 from talktime.wallet import cycle as cycle_module
 from talktime.wallet.cycle import CycleBehind, CycleRun, run_cycle
 from talktime.wallet.periods import add_months, to_micros
-from wallet_helpers import FREE, PLAN, make_wallet, rent
+from wallet_helpers import FREE, PLAN, make_wallet, rent, utc
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
 FAR = datetime(2030, 1, 15, tzinfo=UTC)  # 46 periods after APR1
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 def months_from(start: datetime, count: int) -> list[datetime]:

@@ -7,11 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from talktime.cli import app
 from talktime.config import get_settings
 from test_probe_ops_settings import _talktime
+
+
+def _db_upgrade(monkeypatch: pytest.MonkeyPatch, url: str, *revision: str) -> Result:
+    """`talktime db upgrade [revision]` in-process on ``url`` (and no config file)."""
+    monkeypatch.setenv("TALKTIME_DATABASE_URL", url)
+    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, ["db", "upgrade", *revision])
+    finally:
+        get_settings.cache_clear()
 
 
 def test_a_file_that_is_not_a_database_is_refused_without_a_traceback(tmp_path: Path) -> None:
@@ -29,13 +40,7 @@ def test_a_file_that_is_not_a_database_is_refused_without_a_traceback(tmp_path: 
 def test_db_upgrade_base_on_a_new_database_does_not_say_it_is_past_base(
     unmigrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", unmigrated_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["db", "upgrade", "base"])
-    finally:
-        get_settings.cache_clear()
+    result = _db_upgrade(monkeypatch, unmigrated_url, "base")
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert said.endswith("at revision None"), said
@@ -49,13 +54,7 @@ def test_db_upgrade_of_an_in_memory_database_says_nothing_would_be_kept(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # it printed "at revision 0006" for a database gone when the command ended
-    monkeypatch.setenv("TALKTIME_DATABASE_URL", url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["db", "upgrade"])
-    finally:
-        get_settings.cache_clear()
+    result = _db_upgrade(monkeypatch, url)
     assert result.exit_code == 1, result.output
     said = " ".join(result.output.split())
     assert said.startswith("error[invalid_settings]: TALKTIME_DATABASE_URL names an in-memory")

@@ -3,20 +3,16 @@ cycle ran, owes that period's rent (as it would had the cycle run on time)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from talktime.wallet import rentals
 from talktime.wallet.cycle import run_cycle
 from talktime.wallet.periods import to_micros
-from wallet_helpers import PLAN, make_wallet, rent
+from wallet_helpers import PLAN, make_wallet, rent, utc
 
 D = 1_000_000
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 def release(engine: sa.Engine, account: int, number_id: int, at: datetime) -> None:

@@ -1,4 +1,5 @@
-"""Shared helpers for the wallet tests: a fixed start time and a wallet with a plan."""
+"""Shared helpers for the wallet tests: a fixed start time, a wallet with a plan, UTC times,
+rented numbers and their status."""
 
 from __future__ import annotations
 
@@ -37,3 +38,14 @@ def rent(engine: sa.Engine, account: int, e164: str, price: int, at: datetime = 
             sms_enabled=True,
         )
     return number.id
+
+
+def utc(*args: int) -> datetime:
+    """A UTC datetime: ``utc(2026, 4, 1)``."""
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def number_status(engine: sa.Engine, account: int, number_id: int) -> str:
+    """The status of the account's number: active, suspended or released."""
+    with engine.connect() as conn:
+        return rentals.get_number(conn, account, number_id).status
