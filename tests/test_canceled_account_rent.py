@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from talktime.wallet import rentals
+from talktime.wallet import Wallet, rentals
 from talktime.wallet.cycle import SUBSCRIPTION_CANCELED, run_cycle
 from wallet_helpers import PLAN, make_wallet, number_status, rent, utc
 
 D = 1_000_000
 
 
+def _with_number(engine: sa.Engine, plan: str, *, paid: int) -> tuple[Wallet, int, int]:
+    """A wallet, an account on ``plan`` with ``paid`` purchased credit, and the id of a number
+    it rents at 2.00 a month."""
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", plan, "create").account.id
+    wallet.grant(account, "purchased", paid, "buy")
+    return wallet, account, rent(engine, account, "+14155550100", 2 * D)
+
+
 def test_a_canceled_account_pays_no_rent_and_its_numbers_are_suspended(
     engine: sa.Engine,
 ) -> None:
-    wallet = make_wallet(engine)
-    account = wallet.create_account("acme", PLAN, "create").account.id
-    wallet.grant(account, "purchased", 20 * D, "buy")
-    number = rent(engine, account, "+14155550100", 2 * D)
+    wallet, account, number = _with_number(engine, PLAN, paid=20 * D)
     wallet.set_status(account, "canceled", "cancel")
     paid_before = wallet.balance(account).paid
 
@@ -44,10 +50,7 @@ def test_a_canceled_account_pays_no_rent_and_its_numbers_are_suspended(
 
 
 def test_a_past_due_account_still_pays_its_rent(engine: sa.Engine) -> None:
-    wallet = make_wallet(engine)
-    account = wallet.create_account("acme", "free", "create").account.id
-    wallet.grant(account, "purchased", 5 * D, "buy")
-    number = rent(engine, account, "+14155550100", 2 * D)
+    wallet, account, number = _with_number(engine, "free", paid=5 * D)
     wallet.set_status(account, "past_due", "late")
 
     [april] = run_cycle(engine, utc(2026, 4, 1))
@@ -60,10 +63,7 @@ def test_a_past_due_account_still_pays_its_rent(engine: sa.Engine) -> None:
 def test_a_late_cycle_charges_the_months_before_the_cancellation_and_none_after(
     engine: sa.Engine,
 ) -> None:
-    wallet = make_wallet(engine)
-    account = wallet.create_account("acme", "free", "create").account.id
-    wallet.grant(account, "purchased", 10 * D, "buy")
-    number = rent(engine, account, "+14155550100", 2 * D)
+    wallet, account, number = _with_number(engine, "free", paid=10 * D)
     # Canceled on 15 May while the cycle was down since March: April and May began active.
     wallet.set_status(account, "canceled", "cancel", now=utc(2026, 5, 15))
 
@@ -83,10 +83,7 @@ def test_a_late_cycle_charges_the_months_before_the_cancellation_and_none_after(
 def test_a_number_released_before_a_canceled_period_is_neither_charged_nor_announced(
     engine: sa.Engine,
 ) -> None:
-    wallet = make_wallet(engine)
-    account = wallet.create_account("acme", "free", "create").account.id
-    wallet.grant(account, "purchased", 10 * D, "buy")
-    number = rent(engine, account, "+14155550100", 2 * D)
+    wallet, account, number = _with_number(engine, "free", paid=10 * D)
     wallet.set_status(account, "canceled", "cancel")
     with engine.begin() as conn:  # released on 2 April, before the late cycle ran
         rentals.release_number(conn, account, number, now=int(utc(2026, 4, 2).timestamp() * D))
