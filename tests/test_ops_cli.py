@@ -76,6 +76,11 @@ def test_jobs_lists_failed_jobs_and_retries_them(cli: CliRunner, engine: sa.Engi
     assert listed.exit_code == 0, listed.output
     [row] = json.loads(listed.output)
     assert (row["id"], row["state"], row["last_error"]) == (job_id, "failed", "it broke")
-    assert cli.invoke(app, ["jobs", "--retry", str(job_id)]).exit_code == 0
+    with_state = cli.invoke(app, ["jobs", "--retry", str(job_id), "--state", "failed"])
+    assert with_state.exit_code == 1, with_state.output  # --state was ignored
+    assert "error[invalid_request]" in with_state.output
+    retried = cli.invoke(app, ["jobs", "--retry", str(job_id), "--json"])
+    assert retried.exit_code == 0, retried.output
+    assert json.loads(retried.output) == {"id": job_id, "state": "pending"}  # was plain text
     assert [r.state for r in jobs.list_jobs(engine)] == ["pending"]
     assert cli.invoke(app, ["jobs", "--state", "nonsense"]).exit_code == 1

@@ -218,13 +218,18 @@ def list_jobs(
 
     if retry is not None:
         require_id(retry, "job id")
+        if state:
+            fail("invalid_request", "--retry queues one job again: give it without --state")
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     try:
         if retry is not None:
             if not jobs.retry(engine, retry):
                 fail("job_not_failed", f"job {retry} does not exist or has not failed")
-            console.print(f"job {retry} queued again")
+            if as_json:
+                print_json({"id": retry, "state": "pending"})
+            else:
+                console.print(f"job {retry} queued again")
             return
         states = tuple(state or ("pending", "running", "failed"))
         bad = [s for s in states if s not in jobs.STATES]
