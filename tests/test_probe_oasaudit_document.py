@@ -151,3 +151,11 @@ def test_buying_credit_documents_its_own_402_and_409_refusals() -> None:
     assert "monthly limit" not in responses["402"]["description"]
     assert "automatic_payment_unavailable" in responses["409"]["description"]
     assert "whole cents" in amount["description"]
+
+
+def test_whole_number_bounds_are_written_as_integers() -> None:
+    # FastAPI wrote `"maximum": 604800.0`, a float the strict integer fields refuse
+    document = create_app(Settings(database_url="sqlite://")).openapi()
+    duration = document["components"]["schemas"]["CallCompleteIn"]["properties"]["duration"]
+    assert (duration["minimum"], duration["maximum"]) == (0, 604800)
+    assert all(type(bound) is int for bound in (duration["minimum"], duration["maximum"]))

@@ -97,6 +97,7 @@ def install(app: FastAPI) -> None:
                 _document_headers(operation)
         _drop_unused(schema)
         _tuple_items(schema)
+        _integer_bounds(schema)
         app.openapi_schema = schema
         return schema
 
@@ -158,3 +159,21 @@ def _tuple_items(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _tuple_items(value)
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _integer_bounds(node: Any) -> None:
+    """Write a whole-number bound as an integer (`604800`, not `604800.0`): FastAPI's schema
+    models hold bounds as floats, and the strict integer fields refuse `604800.0`."""
+    if isinstance(node, dict):
+        for name in _BOUNDS:
+            value = node.get(name)
+            if isinstance(value, float) and value.is_integer():
+                node[name] = int(value)
+        for value in node.values():
+            _integer_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _integer_bounds(value)
