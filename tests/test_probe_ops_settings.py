@@ -12,47 +12,59 @@ from pathlib import Path
 
 import pytest
 
+from clikit import talktime_main
+
 TALKTIME = str(Path(sys.executable).with_name("talktime"))
 
 
-def _talktime(tmp_path: Path, *args: str, toml: str | None = None, **env: str) -> str:
-    """Run the command with only the given settings; return its stderr after checking that it
-    was refused without a traceback."""
+def _talktime(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str, toml: str | None = None, **env: str
+) -> str:
+    """Run the command (in this process, through its entry point) with only the given settings;
+    return its stderr after checking that it was refused without a traceback."""
     config = tmp_path / "talktime.toml"
     if toml is not None:
         config.write_text(toml)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
-    environ.update(TALKTIME_CONFIG=str(config), **env)
-    done = subprocess.run(
-        [TALKTIME, *args], env=environ, capture_output=True, text=True, timeout=60
-    )
+    done = talktime_main(monkeypatch, *args, TALKTIME_CONFIG=str(config), **env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done.stderr
 
 
 def test_a_setting_of_the_wrong_type_in_the_environment_is_named(tmp_path: Path) -> None:
-    err = _talktime(tmp_path, "config", TALKTIME_PORT="abc")
-    assert err.startswith("error[invalid_settings]: setting TALKTIME_PORT = 'abc': ")
-    assert "valid integer" in err
+    # the other tests run the entry point in-process; this one runs the installed command, as
+    # an operator does
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
+    environ.update(TALKTIME_CONFIG=str(tmp_path / "talktime.toml"), TALKTIME_PORT="abc")
+    done = subprocess.run(
+        [TALKTIME, "config"], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("error[invalid_settings]: setting TALKTIME_PORT = 'abc': ")
+    assert "valid integer" in done.stderr
 
 
 def test_an_unknown_key_in_talktime_toml_is_named_with_the_closest_setting(
-    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    err = _talktime(tmp_path, "serve", toml='databse_url = "sqlite:///x.db"\n')
+    err = _talktime(monkeypatch, tmp_path, "serve", toml='databse_url = "sqlite:///x.db"\n')
     assert err.startswith("error[invalid_settings]: unknown setting 'databse_url' in ")
     assert "did you mean 'database_url'?" in err
 
 
-def test_a_talktime_toml_that_is_not_toml_is_refused_with_the_position(tmp_path: Path) -> None:
-    err = _talktime(tmp_path, "run", toml="database_url = \n")
+def test_a_talktime_toml_that_is_not_toml_is_refused_with_the_position(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    err = _talktime(monkeypatch, tmp_path, "run", toml="database_url = \n")
     assert err.startswith("error[invalid_settings]: the settings file ")
     assert "is not valid TOML: Invalid value (at line 1, column 16)" in err
 
 
-def test_a_value_out_of_range_in_talktime_toml_names_the_file_and_key(tmp_path: Path) -> None:
-    err = _talktime(tmp_path, "worker", toml="workers = 0\n")
+def test_a_value_out_of_range_in_talktime_toml_names_the_file_and_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    err = _talktime(monkeypatch, tmp_path, "worker", toml="workers = 0\n")
     assert "setting workers in " in err
     assert "greater than or equal to 1" in err
 
@@ -65,16 +77,18 @@ def test_a_value_out_of_range_in_talktime_toml_names_the_file_and_key(tmp_path: 
     ],
 )
 def test_a_database_url_that_cannot_be_used_is_refused_without_repeating_it(
-    tmp_path: Path, url: str, reason: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, reason: str
 ) -> None:
-    err = _talktime(tmp_path, "db", "upgrade", TALKTIME_DATABASE_URL=url)
+    err = _talktime(monkeypatch, tmp_path, "db", "upgrade", TALKTIME_DATABASE_URL=url)
     assert err.startswith("error[invalid_settings]: setting TALKTIME_DATABASE_URL: ")
     assert reason in err
     assert "hunter2" not in err
 
 
-def test_a_stripe_api_base_that_is_not_an_http_url_is_refused(tmp_path: Path) -> None:
-    err = _talktime(tmp_path, "config", TALKTIME_STRIPE_API_BASE="localhost:12111")
+def test_a_stripe_api_base_that_is_not_an_http_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    err = _talktime(monkeypatch, tmp_path, "config", TALKTIME_STRIPE_API_BASE="localhost:12111")
     assert "setting TALKTIME_STRIPE_API_BASE = 'localhost:12111': not an http(s) URL" in err
 
 
@@ -82,25 +96,26 @@ def test_a_stripe_api_base_that_is_not_an_http_url_is_refused(tmp_path: Path) ->
     "url",
     ["postgresql+psycopg://u:hunter2@127.0.0.1:1/x", "sqlite:////nonexistent/dir/talktime.db"],
 )
-def test_a_database_that_does_not_answer_is_database_unavailable(tmp_path: Path, url: str) -> None:
-    err = _talktime(tmp_path, "jobs", TALKTIME_DATABASE_URL=url)
+def test_a_database_that_does_not_answer_is_database_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    err = _talktime(monkeypatch, tmp_path, "jobs", TALKTIME_DATABASE_URL=url)
     assert err.startswith("error[database_unavailable]: the database ")
     assert "did not answer" in err
     assert "hunter2" not in err
 
 
 def test_talktime_config_masks_a_password_given_as_a_query_parameter_or_in_the_stripe_base(
-    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # libpq takes `?password=`: `talktime config` showed it, and the stripe_api_base userinfo
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
-    environ.update(
+    done = talktime_main(
+        monkeypatch,
+        "config",
+        "--json",
         TALKTIME_CONFIG=str(tmp_path / "none.toml"),
         TALKTIME_DATABASE_URL="postgresql+psycopg://u@db/talktime?password=hunter2&sslmode=require",
         TALKTIME_STRIPE_API_BASE="https://proxy:sk_live_hunter3@stripe.internal:8443",
-    )
-    done = subprocess.run(
-        [TALKTIME, "config", "--json"], env=environ, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -113,13 +128,9 @@ def test_talktime_config_masks_a_password_given_as_a_query_parameter_or_in_the_s
     "args", [["serve", "--port", "70000"], ["run", "--port", "-1"], ["serve", "--workers", "0"]]
 )
 def test_a_listen_port_or_worker_count_out_of_range_is_refused_before_starting(
-    args: list[str],
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     # `talktime serve --port 70000` started and logged "running on http://127.0.0.1:70000"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
-    environ.update(TALKTIME_CONFIG="/nonexistent/talktime.toml")
-    done = subprocess.run(
-        [TALKTIME, *args], env=environ, capture_output=True, text=True, timeout=30
-    )
+    done = talktime_main(monkeypatch, *args, TALKTIME_CONFIG="/nonexistent/talktime.toml")
     assert done.returncode == 2, done.stderr
     assert f"Invalid value for '{args[1]}'" in done.stderr
