@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from clikit import talktime_main
 from talktime.config import Settings
 from talktime.ops import jobs, registry
 from talktime.ops.clock import SECOND, now_us
@@ -136,16 +137,16 @@ def test_a_worker_whose_stderr_reader_went_away_still_stops_on_sigterm(db_url: s
 
 @pytest.mark.parametrize("args", [["worker"], ["worker", "--once"], ["run", "--port", "0"]])
 def test_the_worker_and_run_refuse_an_unmigrated_database(
-    unmigrated_url: str, args: list[str]
+    monkeypatch: pytest.MonkeyPatch, unmigrated_url: str, args: list[str]
 ) -> None:
     # the worker logged "database unavailable, retrying" with the failed SQL every second
     # (SQLite) and `talktime run` served every request a 500 beside it
-    env = {
-        **os.environ,
-        "TALKTIME_DATABASE_URL": unmigrated_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
-    }
-    done = subprocess.run([TALKTIME, *args], env=env, capture_output=True, text=True, timeout=60)
+    done = talktime_main(
+        monkeypatch,
+        *args,
+        TALKTIME_DATABASE_URL=unmigrated_url,
+        TALKTIME_CONFIG="/nonexistent/talktime.toml",
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("error[database_not_migrated]: "), done.stderr
