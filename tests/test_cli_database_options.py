@@ -15,10 +15,10 @@ from test_probe_ops_settings import _talktime
 
 @pytest.mark.parametrize("option", ["bogusopt=1", "connect_timeout=x"])
 def test_a_connection_option_the_driver_refuses_is_a_settings_error(
-    tmp_path: Path, option: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, option: str
 ) -> None:
     url = f"postgresql+psycopg://u:hunter2@127.0.0.1:1/x?{option}"
-    err = _talktime(tmp_path, "accounts", TALKTIME_DATABASE_URL=url)
+    err = _talktime(monkeypatch, tmp_path, "accounts", TALKTIME_DATABASE_URL=url)
     assert err.startswith("error[invalid_settings]: the database URL "), err
     assert "TALKTIME_DATABASE_URL" in err
     assert "hunter2" not in err

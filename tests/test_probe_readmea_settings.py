@@ -17,10 +17,10 @@ from test_probe_ops_settings import _talktime
     [("timeout=abc", "could not convert"), ("check_same_thread=maybe", "not true/false")],
 )
 def test_a_sqlite_option_the_driver_cannot_read_is_a_settings_error_in_the_cli(
-    tmp_path: Path, option: str, said: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, option: str, said: str
 ) -> None:
     url = f"sqlite:///{tmp_path}/t.db?{option}"
-    err = _talktime(tmp_path, "accounts", TALKTIME_DATABASE_URL=url)
+    err = _talktime(monkeypatch, tmp_path, "accounts", TALKTIME_DATABASE_URL=url)
     assert err.startswith("error[invalid_settings]: setting TALKTIME_DATABASE_URL: "), err
     assert said in err
 
