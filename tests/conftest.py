@@ -79,9 +79,25 @@ def pg_database(pg_admin_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
+        if url in _EMPTIERS:
+            _EMPTIERS.pop(url).dispose()
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+_EMPTIERS: dict[str, sa.Engine] = {}
+
+
+def _emptier(url: str) -> sa.Engine:
+    """An autocommit engine that keeps its one connection to ``url`` between tests: a new
+    connection (password authentication over TCP) cost ~12 ms of the ~25 ms of each emptying.
+    Idle in autocommit between tests, it holds no lock and no snapshot."""
+    if url not in _EMPTIERS:
+        _EMPTIERS[url] = sa.create_engine(
+            url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0, pool_pre_ping=True
+        )
+    return _EMPTIERS[url]
 
 
 def _empty_pg_database(url: str) -> None:
@@ -90,8 +106,7 @@ def _empty_pg_database(url: str) -> None:
     DELETE on a few small tables is ~20 ms; TRUNCATE creates new files and fsyncs, ~0.5 s.
     Foreign-key triggers are off for the transaction so the order of the deletes does not matter.
     """
-    engine = _autocommit(url)
-    with engine.connect() as conn:
+    with _emptier(url).connect() as conn:
         conn.exec_driver_sql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -108,7 +123,6 @@ def _empty_pg_database(url: str) -> None:
             "COMMIT",
         ]
         conn.exec_driver_sql(";\n".join(script))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
