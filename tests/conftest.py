@@ -189,6 +189,13 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
+def api_without_db(tmp_path: Path) -> Iterator[Any]:
+    """The `api` client's app on an empty in-memory SQLite database instead of each backend: for
+    what no database changes (the OpenAPI document), checked once instead of per backend."""
+    yield from _client("sqlite://", tmp_path)
+
+
+@pytest.fixture
 def wallet(db_url: str) -> Iterator[Any]:
     """The wallet on the test's database (beside an `api` client), with an engine of its own:
     to read events, expire holds and check every invariant. Files that need a wallet on the
