@@ -133,9 +133,9 @@ def attempt_outcomes(engine: sa.Engine, account: int, endpoint_id: str) -> list[
 
 def lapse_pending_holds(wallet: Wallet) -> int:
     """Move every pending hold's deadline a second into the past and run the expiry job now;
-    returns how many it released. (Running the job hours ahead instead opened the next
-    billing period whenever that crossed a month end, and the API, on the real clock, then
-    found the credit gone: a test that failed two hours a month.)"""
+    returns how many it released. (Running the job hours ahead instead dated the release
+    after a month end whenever the run was within those hours of one: the release expired the
+    month's free credit as lapsed, and the API, on the real clock, then found it gone.)"""
     from talktime.store.wallet_tables import holds
 
     with wallet.engine.begin() as conn:

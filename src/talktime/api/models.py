@@ -252,3 +252,9 @@ def stored(status: int, body: str, *, replayed: bool = False) -> Response:
     return Response(
         content=body, status_code=status, media_type="application/json", headers=headers
     )
+
+
+def none_as_empty(value: list[Any] | None) -> list[Any]:
+    """`null` for a list says none, as `[]` does (a call's `transfers`, like `forward: null`):
+    both are the same request under one key."""
+    return [] if value is None else value

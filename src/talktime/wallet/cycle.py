@@ -174,36 +174,30 @@ def advance_in(
     for number in rentals.rentals_due(conn, account_id, start):
         if number.monthly_price == 0:
             continue
-        if state.status == "canceled":  # no rent after the subscription ended: suspended
-            if rentals.suspend_number(conn, account_id, number.id, now=book.now):
-                suspended.append(number.e164)
-                book.event(
+        if state.status == "canceled":  # no rent after the subscription ended
+            reason: str | None = SUBSCRIPTION_CANCELED
+        else:
+            reason = None
+            try:
+                charges.charge(
+                    book,
                     account_id,
-                    rentals.NUMBER_SUSPENDED,
-                    _suspension(number, SUBSCRIPTION_CANCELED, start),
+                    number.monthly_price,
+                    rental_key(number.id, start),
+                    reference=f"number:{number.e164}",
+                    lines=[rentals.renewal_line(number, start)],
                 )
-            else:  # released since the period began: nothing to suspend, no later rent
-                rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
+                charged += number.monthly_price
+            except TalktimeError as refusal:
+                reason = refusal.code
+        if reason is None:
             continue
-        try:
-            charges.charge(
-                book,
-                account_id,
-                number.monthly_price,
-                rental_key(number.id, start),
-                reference=f"number:{number.e164}",
-                lines=[rentals.renewal_line(number, start)],
-            )
-            charged += number.monthly_price
-        except TalktimeError as refusal:
-            if not rentals.suspend_number(conn, account_id, number.id, now=book.now):
-                # released since the period began: nothing to suspend, no later rent
-                rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
-                continue
-            suspended.append(number.e164)
-            book.event(
-                account_id, rentals.NUMBER_SUSPENDED, _suspension(number, refusal.code, start)
-            )
+        if not rentals.suspend_number(conn, account_id, number.id, now=book.now):
+            # released since the period began: nothing to suspend, no later rent
+            rentals.stop_late_rent(conn, account_id, number.id, now=book.now)
+            continue
+        suspended.append(number.e164)
+        book.event(account_id, rentals.NUMBER_SUSPENDED, _suspension(number, reason, start))
     conn.execute(
         sa.update(accounts)
         .where(accounts.c.id == account_id)

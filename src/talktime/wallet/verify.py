@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from talktime import money
+from talktime.money import format as _m  # amounts as decimal strings, as everywhere
 from talktime.store.wallet_tables import (
     accounts,
     grants,
@@ -296,11 +296,6 @@ def _check_grant(
                 )
             )
     return found
-
-
-def _m(micros: int) -> str:
-    """An amount as a decimal string, as money is shown everywhere outside the wallet."""
-    return money.format(micros)
 
 
 def _iso(micros: int) -> str:

@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import E164, BalanceSnapshot, Line, problems, stored
+from talktime.api.models import E164, BalanceSnapshot, Line, none_as_empty, problems, stored
 from talktime.service import calls
 from talktime.service.common import to_json
 
@@ -60,14 +60,9 @@ class CallCompleteIn(BaseModel):
 
     duration: Seconds
     forward: ForwardIn | None = None
-    transfers: list[TransferIn] | None = Field(default_factory=list, max_length=100)
-
-    @field_validator("transfers")
-    @classmethod
-    def _no_transfers(cls, value: list[TransferIn] | None) -> list[TransferIn]:
-        """`null` says no transfers, as `[]` does (and as `forward: null` says no forwarding);
-        both are the same request under one key."""
-        return value or []
+    transfers: Annotated[list[TransferIn] | None, AfterValidator(none_as_empty)] = Field(
+        default_factory=list, max_length=100
+    )
 
 
 class CallOut(BaseModel):

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from talktime.api.models import Problem, text_at_most, text_schema
+from talktime.api.models import Problem, none_as_empty, text_at_most, text_schema
 from talktime.rating import Call, RateCard, price_call
 from talktime.rating.calls import MAX_DURATION_S
 from talktime.service import cards, messages
@@ -92,15 +92,10 @@ class CallQuoteRequest(_Body):
         json_schema_extra=WEEK,
     )
     forward: ForwardBody | None = None
-    transfers: list[TransferBody] | None = Field(default_factory=list, max_length=100)
+    transfers: Annotated[list[TransferBody] | None, AfterValidator(none_as_empty)] = Field(
+        default_factory=list, max_length=100
+    )
     card: str | None = Field(None, description="Rate card name (default: setting rate_card).")
-
-    @field_validator("transfers")
-    @classmethod
-    def _no_transfers(cls, value: list[TransferBody] | None) -> list[TransferBody]:
-        """`null` says no transfers, as `[]` does (and as `forward: null` says no forwarding),
-        as on `POST /v1/calls/{id}/complete` and in the CLI's call JSON."""
-        return value or []
 
 
 class QuoteLineBody(BaseModel):
