@@ -2,7 +2,11 @@
 idempotency records) to head, on SQLite and PostgreSQL: every row is kept, keys stored before
 the upgrade replay their answers and refuse other requests, pending holds and calls settle,
 `db upgrade` twice is harmless, a migration that fails half-way leaves 0005 whole (both
-backends run each migration in one transaction), and 0006's downgrade keeps the data."""
+backends run each migration in one transaction), and 0006's downgrade keeps the data.
+
+The data is written by today's code at head and the database then downgraded to 0005 (today's
+code reads `grants.drained`, which 0005 does not have), so the downgrades of 0007 and 0006 are
+exercised too."""
 
 from __future__ import annotations
 
@@ -47,18 +51,34 @@ def _client(engine: sa.Engine, tmp_path: Path) -> TestClient:
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
+ADDED = {("grants", "drained")}
+"""Columns added after 0005 (0007): compared on their own (`_drained_matches_remaining`)."""
+
+
 def _rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (but the revision), sorted, columns by name."""
+    """Every row of every table (but the revision), sorted, columns by name (but `ADDED`)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         for table in inspector.get_table_names():
             if table == "alembic_version":
                 continue
-            columns = sorted(c["name"] for c in inspector.get_columns(table))
+            columns = sorted(
+                c["name"] for c in inspector.get_columns(table) if (table, c["name"]) not in ADDED
+            )
             rows = conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM {table}")).all()
             out[table] = sorted((tuple(map(repr, row)) for row in rows), key=repr)
     return out
+
+
+def _drained_matches_remaining(engine: sa.Engine) -> None:
+    """0007 marked exactly the grants with nothing left, and there are some of each."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT remaining, drained FROM grants")).all()
+    assert {(remaining == 0, bool(drained)) for remaining, drained in rows} == {
+        (True, True),
+        (False, False),
+    }
 
 
 def _primary_key(engine: sa.Engine, table: str) -> list[str]:
@@ -68,8 +88,9 @@ def _primary_key(engine: sa.Engine, table: str) -> list[str]:
 
 
 def _write_at_0005(engine: sa.Engine, tmp_path: Path) -> dict[str, Any]:
-    """Money-moving requests with keys over HTTP and through the embedded wallet; what they
-    answered."""
+    """Money-moving requests with keys over HTTP and through the embedded wallet, at head; then
+    the database is downgraded to 0005. What they answered."""
+    migrate.upgrade(engine)
     made: dict[str, Any] = {}
     with _client(engine, tmp_path) as client:
         t = apikit.tenant(client, credit="20.00")
@@ -91,8 +112,16 @@ def _write_at_0005(engine: sa.Engine, tmp_path: Path) -> dict[str, Any]:
         made["hold"] = wallet.authorize(
             account, 500_000, key="emb-auth", ttl=timedelta(days=1)
         ).hold.id
+        # a grant emptied to the last micro-unit, so 0007 has a drained one to mark
+        spent = wallet.grant(account, "purchased", 7_000, key="emb-small").grant.id
+        wallet.refund(account, spent, 7_000, key="emb-refund")
     finally:
         wallet.close()
+    cfg = migrate.alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, OLD)
+    assert current_revision(engine) == OLD
     return made
 
 
@@ -106,6 +135,7 @@ def test_an_upgrade_from_0005_keeps_every_row_and_answers_keys_stored_before_it(
     migrate.upgrade(old_engine)
     assert current_revision(old_engine) == head_revision()
     assert _rows(old_engine) == before
+    _drained_matches_remaining(old_engine)
     assert _primary_key(old_engine, "idempotency") == ["key", "account_id"]
     assert _primary_key(old_engine, "api_requests") == ["key", "account_id"]
     migrate.upgrade(old_engine)  # a second `db upgrade` changes nothing

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -10,6 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from talktime.store import upgrade
 from talktime.store.migrate import alembic_config
 from talktime.store.tables import metadata
+from talktime.store.wallet_tables import grants
+from talktime.wallet import Wallet, charges
+from talktime.wallet.book import Book
+from talktime.wallet.periods import to_micros
 
 
 def test_migration_matches_the_declared_tables(engine: sa.Engine) -> None:
@@ -64,3 +71,82 @@ def test_the_key_first_migration_keeps_the_records_both_ways(engine: sa.Engine) 
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT account_id, key, operation FROM idempotency"))
         assert kept.all() == [(7, "k-1", "charge")]
+
+
+def test_the_live_grants_index_is_partial_on_drained_not_on_remaining(
+    engine: sa.Engine,
+) -> None:
+    # A charge updates `remaining`; an index whose condition names it is rewritten on every
+    # charge (migration 0007).
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sql = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master").all())
+            assert sql["ix_grants_live"].endswith("WHERE drained = 0")
+        else:
+            definition = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_grants_live'"
+            ).scalar_one()
+            assert definition.endswith("WHERE (NOT drained)")
+
+
+def test_a_grant_emptied_by_a_charge_is_drained_and_one_with_credit_is_not(
+    engine: sa.Engine,
+) -> None:
+    wallet = Wallet(engine)
+    wallet.upsert_plan("schema", 0)
+    account = wallet.create_account("drains", "schema", key="acct").account.id
+    small = wallet.grant(account, "promotional", 3_000, key="small").grant.id
+    big = wallet.grant(account, "purchased", 10_000, key="big").grant.id
+    wallet.charge(account, 5_000, key="c1")  # promotional first: 3,000 then 2,000 purchased
+    with engine.connect() as conn:
+        drained = dict(conn.execute(sa.select(grants.c.id, grants.c.drained)).all())
+    assert drained == {small: True, big: False}
+    assert wallet.balance(account).paid == 8_000
+    assert wallet.verify() == []
+
+
+def test_verify_names_a_drained_grant_that_still_holds_credit(engine: sa.Engine) -> None:
+    wallet = Wallet(engine)
+    wallet.upsert_plan("schema", 0)
+    account = wallet.create_account("hidden", "schema", key="acct").account.id
+    grant = wallet.grant(account, "purchased", 10_000, key="g").grant.id
+    with engine.begin() as conn:
+        conn.execute(sa.update(grants).where(grants.c.id == grant).values(drained=True))
+    breaches = wallet.verify()
+    assert [(b.account_id, b.rule) for b in breaches] == [(account, "drained_with_credit")]
+    assert "0.01" in breaches[0].detail
+
+
+def test_a_charge_that_leaves_credit_does_not_write_the_live_grants_index(
+    engine: sa.Engine,
+) -> None:
+    # migration 0007: SQLite wrote nine pages a charge, PostgreSQL's grant updates were not HOT
+    wallet = Wallet(engine)
+    wallet.upsert_plan("schema", 0)
+    account = wallet.create_account("pages", "schema", key="acct").account.id
+    wallet.grant(account, "purchased", 10**9, key="g")
+    wallet.charge(account, 1, key="warm")  # the period's usage row exists from here on
+    if engine.dialect.name == "sqlite":
+        # eight pages: the grant, the usage counter, the ledger row and its two indexes, the
+        # key record, its key and its time index; not the live-grants index
+        path = engine.url.database
+        raw = engine.raw_connection()  # outside a transaction: the checkpoint needs none open
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        wallet.charge(account, 1, key="measured")
+        assert (os.path.getsize(f"{path}-wal") - 32) // (4096 + 24) == 8
+    else:
+        # the same charges inside one transaction, read with its own statistics counters
+        with engine.begin() as conn:
+            book = Book(conn, to_micros(datetime.now(UTC)))
+            for n in range(5):
+                charges.charge(book, account, 1, key=f"hot-{n}")
+                book.flush()
+            updated, hot = conn.exec_driver_sql(
+                "SELECT pg_stat_get_xact_tuples_updated('grants'::regclass), "
+                "pg_stat_get_xact_tuples_hot_updated('grants'::regclass)"
+            ).one()
+        assert (updated, hot) == (5, 5)
+    wallet.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from talktime.store.tables import metadata
+from talktime.store.tables import constant, metadata
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """Autoincrement key: BIGINT on PostgreSQL, the rowid alias INTEGER on SQLite."""
@@ -60,19 +60,25 @@ grants = sa.Table(
     sa.Column("period_start", TIME, nullable=True),
     sa.Column("source", sa.String(200), nullable=True),
     sa.Column("created_at", TIME, nullable=False),
+    # True once the grant has no credit left (used, expired or refunded): `remaining` only
+    # ever falls, so a drained grant never comes back. Set by the write that empties it.
+    sa.Column("drained", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(
         "kind IN ('free_monthly', 'purchased', 'promotional', 'refund')", name="kind_known"
     ),
     sa.CheckConstraint("remaining >= 0", name="remaining_not_negative"),
     sa.CheckConstraint("held >= 0 AND held <= remaining", name="held_within_remaining"),
     sa.CheckConstraint("remaining <= original", name="remaining_within_original"),
-    # Hot path: the live grants of one account, never the account's spent history.
+    # Hot path: the live grants of one account, never the account's spent history. The
+    # condition names `drained`, not `remaining`: a charge's UPDATE of `remaining` then leaves
+    # the index alone (SQLite rewrites a partial index whose condition names an updated column;
+    # PostgreSQL cannot make such an update HOT), one page less per charge (migration 0007).
     sa.Index(
         "ix_grants_live",
         "account_id",
         "priority",
-        sqlite_where=sa.text("remaining > 0"),
-        postgresql_where=sa.text("remaining > 0"),
+        sqlite_where=sa.text("drained = 0"),
+        postgresql_where=sa.text("NOT drained"),
     ),
     # One free-credit grant per account and period: the monthly cycle is idempotent.
     sa.Index(
@@ -179,3 +185,8 @@ outbox = sa.Table(
     ),
     sa.Index("ix_outbox_account_id", "account_id"),
 )
+
+
+GRANT_LIVE = sa.and_(sa.not_(grants.c.drained), grants.c.remaining > constant(0))
+"""A grant with credit left, written so the planner uses `ix_grants_live` (the index's own
+condition, a literal `remaining > 0` kept as the truth)."""

@@ -21,7 +21,7 @@ from talktime.store import make_engine, upgrade
 from talktime.store.engine import read_snapshot
 from talktime.store.migrate import DatabaseNotMigratedError, refuse_unmigrated
 from talktime.store.reuse import ConnectionStack, is_disconnect
-from talktime.store.tables import constant
+from talktime.store.wallet_tables import GRANT_LIVE
 from talktime.store.wallet_tables import grants as grants_table
 from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
 from talktime.wallet.book import AccountState, Book, LiveGrant, new_transaction_id
@@ -428,7 +428,7 @@ class Wallet:
                 conn.execute(
                     sa.select(grants_table.c.account_id)
                     .where(
-                        grants_table.c.remaining > constant(0),
+                        GRANT_LIVE,
                         grants_table.c.remaining > grants_table.c.held,
                         grants_table.c.expires_at <= at,
                     )

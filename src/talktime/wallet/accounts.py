@@ -11,8 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from talktime.store.tables import constant
-from talktime.store.wallet_tables import accounts, grants, plans, usage_periods
+from talktime.store.wallet_tables import GRANT_LIVE, accounts, grants, plans, usage_periods
 from talktime.wallet.book import (
     LIVE_GRANTS,
     Book,
@@ -278,7 +277,7 @@ def list_grants(conn: sa.Connection, account_id: int, live_only: bool = False) -
     """The account's grants (rows), in consumption order."""
     query = sa.select(grants).where(grants.c.account_id == account_id)
     if live_only:
-        query = query.where(grants.c.remaining > constant(0))
+        query = query.where(GRANT_LIVE)
     rows = list(conn.execute(query))
     return sorted(
         rows,

@@ -24,8 +24,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from talktime import money
 from talktime.store.rawsql import RawStatement, commit_in_pipeline, driver_errors, pipeline
 from talktime.store.recharge_tables import recharge_settings
-from talktime.store.tables import constant
-from talktime.store.wallet_tables import accounts, grants, idempotency, ledger, usage_periods
+from talktime.store.wallet_tables import (
+    GRANT_LIVE,
+    accounts,
+    grants,
+    idempotency,
+    ledger,
+    usage_periods,
+)
 from talktime.wallet import idempotency as idem
 from talktime.wallet import outbox
 from talktime.wallet.errors import (
@@ -82,7 +88,7 @@ _LOAD_ONE = RawStatement(
         accounts.outerjoin(recharge_settings, recharge_settings.c.account_id == accounts.c.id)
         .outerjoin(
             grants,
-            sa.and_(grants.c.account_id == accounts.c.id, grants.c.remaining > constant(0)),
+            sa.and_(grants.c.account_id == accounts.c.id, GRANT_LIVE),
         )
         .outerjoin(
             idempotency,
@@ -116,10 +122,10 @@ class _ManySql:
 @functools.cache
 def _many_sql(dialect: str) -> _ManySql:
     if dialect == "postgresql":
-        one, lock = "= ANY(%s)", " FOR UPDATE OF a"
+        one, lock, undrained = "= ANY(%s)", " FOR UPDATE OF a", "NOT drained"
         pairs = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
     else:
-        one, lock = "IN (SELECT value FROM json_each(?))", ""
+        one, lock, undrained = "IN (SELECT value FROM json_each(?))", "", "drained = 0"
         # CROSS JOIN: SQLite then probes the (account_id, key) index once per pair.
         pairs = (
             "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
@@ -133,7 +139,7 @@ def _many_sql(dialect: str) -> _ManySql:
         f"LEFT JOIN recharge_settings AS r ON r.account_id = a.id "
         f"WHERE a.id {one} ORDER BY a.id{lock}",
         live=f"SELECT account_id, {grant_cols} FROM grants "
-        f"WHERE account_id {one} AND remaining > 0",
+        f"WHERE account_id {one} AND {undrained} AND remaining > 0",
         keys="SELECT i.account_id, i.key, i.operation, i.fingerprint, i.response "
         f"FROM {pairs} JOIN idempotency AS i ON i.account_id = j.a AND i.key = j.k",
     )
@@ -162,7 +168,7 @@ _INSERT_RECORDS = RawStatement(
     ("account_id", "key", "operation", "fingerprint", "response", "created_at"),
 )
 LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
-    grants.c.account_id == sa.bindparam("account_id"), grants.c.remaining > constant(0)
+    grants.c.account_id == sa.bindparam("account_id"), GRANT_LIVE
 )
 """The live grants of one account, as rows for `live_grant`."""
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
@@ -172,6 +178,16 @@ _UPDATE_GRANT = RawStatement(
     sa.update(grants)
     .where(grants.c.id == sa.bindparam("gid"))
     .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held")),
+    row_keys=("gid", "new_remaining", "new_held"),
+)
+# A grant emptied by this write leaves `ix_grants_live`; only this rarer UPDATE names
+# `drained`, so the common one never touches the index.
+_DRAIN_GRANT = RawStatement(
+    sa.update(grants)
+    .where(grants.c.id == sa.bindparam("gid"))
+    .values(
+        remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"), drained=sa.true()
+    ),
     row_keys=("gid", "new_remaining", "new_held"),
 )
 _USAGE = RawStatement(
@@ -664,10 +680,15 @@ class Book:
             for s in self.states.values()
             for period, delta in s.usage_delta.items()
         ]
+        updated, drained = dirty, [row for row in dirty if row[1] == 0]
+        if drained:
+            updated = [row for row in dirty if row[1] != 0]
         cursor = conn.connection.cursor()  # one cursor for every write of the flush
         try:
-            if dirty:
-                _UPDATE_GRANT.executemany_rows(conn, dirty, cursor)
+            if updated:
+                _UPDATE_GRANT.executemany_rows(conn, updated, cursor)
+            if drained:
+                _DRAIN_GRANT.executemany_rows(conn, drained, cursor)
             if self.entries:
                 _INSERT_LEDGER.executemany_rows(conn, self.entries, cursor)
             if self.records:

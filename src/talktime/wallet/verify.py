@@ -247,6 +247,13 @@ def _check_grant(
         found.append(
             Breach(who, "over_original", f"grant {g.id}: {_m(g.remaining)} > {_m(g.original)}")
         )
+    if g.drained and g.remaining > 0:
+        # the charge path never reads a drained grant: its credit could not be spent
+        found.append(
+            Breach(
+                who, "drained_with_credit", f"grant {g.id} is drained but holds {_m(g.remaining)}"
+            )
+        )
     if balance_sums[g.id] != g.remaining:
         found.append(
             Breach(
