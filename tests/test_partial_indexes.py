@@ -175,7 +175,7 @@ def test_the_account_load_and_the_live_grant_list_use_the_live_grant_index(
 def test_a_batch_reads_its_accounts_live_grants_through_the_live_grant_index(
     engine: sa.Engine,
 ) -> None:
-    # the batch's statement is written by hand for each dialect (`NOT drained` / `drained = 0`)
+    # the batch's statement is SQL text assembled per dialect around `GRANT_LIVE`
     live = _many_sql(engine.dialect.name).live.replace("%s", "%(ids)s")
     assert "ix_grants_live" in plan_with_null_parameters(engine, live)
 

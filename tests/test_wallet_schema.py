@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from collections.abc import Iterator
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -17,6 +18,7 @@ from talktime.store.wallet_tables import grants
 from talktime.wallet import Wallet, charges
 from talktime.wallet.book import Book
 from talktime.wallet.periods import to_micros
+from wallet_helpers import T0, make_wallet
 
 
 def test_migration_matches_the_declared_tables(engine: sa.Engine) -> None:
@@ -89,12 +91,25 @@ def test_the_live_grants_index_is_partial_on_drained_not_on_remaining(
             assert definition.endswith("WHERE (NOT drained)")
 
 
+@pytest.fixture
+def wallet(engine: sa.Engine) -> Iterator[Wallet]:
+    """A wallet with the `free` plan (no free credit), closed afterwards."""
+    opened = make_wallet(engine)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def account(wallet: Wallet) -> int:
+    """An account on the `free` plan, without credit."""
+    return wallet.create_account("schema", "free", key="acct").account.id
+
+
 def test_a_grant_emptied_by_a_charge_is_drained_and_one_with_credit_is_not(
-    engine: sa.Engine,
+    engine: sa.Engine, wallet: Wallet, account: int
 ) -> None:
-    wallet = Wallet(engine)
-    wallet.upsert_plan("schema", 0)
-    account = wallet.create_account("drains", "schema", key="acct").account.id
     small = wallet.grant(account, "promotional", 3_000, key="small").grant.id
     big = wallet.grant(account, "purchased", 10_000, key="big").grant.id
     wallet.charge(account, 5_000, key="c1")  # promotional first: 3,000 then 2,000 purchased
@@ -105,10 +120,9 @@ def test_a_grant_emptied_by_a_charge_is_drained_and_one_with_credit_is_not(
     assert wallet.verify() == []
 
 
-def test_verify_names_a_drained_grant_that_still_holds_credit(engine: sa.Engine) -> None:
-    wallet = Wallet(engine)
-    wallet.upsert_plan("schema", 0)
-    account = wallet.create_account("hidden", "schema", key="acct").account.id
+def test_verify_names_a_drained_grant_that_still_holds_credit(
+    engine: sa.Engine, wallet: Wallet, account: int
+) -> None:
     grant = wallet.grant(account, "purchased", 10_000, key="g").grant.id
     with engine.begin() as conn:
         conn.execute(sa.update(grants).where(grants.c.id == grant).values(drained=True))
@@ -118,12 +132,9 @@ def test_verify_names_a_drained_grant_that_still_holds_credit(engine: sa.Engine)
 
 
 def test_a_charge_that_leaves_credit_does_not_write_the_live_grants_index(
-    engine: sa.Engine,
+    engine: sa.Engine, wallet: Wallet, account: int
 ) -> None:
     # migration 0007: SQLite wrote nine pages a charge, PostgreSQL's grant updates were not HOT
-    wallet = Wallet(engine)
-    wallet.upsert_plan("schema", 0)
-    account = wallet.create_account("pages", "schema", key="acct").account.id
     wallet.grant(account, "purchased", 10**9, key="g")
     wallet.charge(account, 1, key="warm")  # the period's usage row exists from here on
     if engine.dialect.name == "sqlite":
@@ -140,7 +151,7 @@ def test_a_charge_that_leaves_credit_does_not_write_the_live_grants_index(
     else:
         # the same charges inside one transaction, read with its own statistics counters
         with engine.begin() as conn:
-            book = Book(conn, to_micros(datetime.now(UTC)))
+            book = Book(conn, to_micros(T0))
             for n in range(5):
                 charges.charge(book, account, 1, key=f"hot-{n}")
                 book.flush()
@@ -149,4 +160,3 @@ def test_a_charge_that_leaves_credit_does_not_write_the_live_grants_index(
                 "pg_stat_get_xact_tuples_hot_updated('grants'::regclass)"
             ).one()
         assert (updated, hot) == (5, 5)
-    wallet.close()

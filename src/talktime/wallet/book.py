@@ -122,10 +122,10 @@ class _ManySql:
 @functools.cache
 def _many_sql(dialect: str) -> _ManySql:
     if dialect == "postgresql":
-        one, lock, undrained = "= ANY(%s)", " FOR UPDATE OF a", "NOT drained"
+        one, lock = "= ANY(%s)", " FOR UPDATE OF a"
         pairs = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
     else:
-        one, lock, undrained = "IN (SELECT value FROM json_each(?))", "", "drained = 0"
+        one, lock = "IN (SELECT value FROM json_each(?))", ""
         # CROSS JOIN: SQLite then probes the (account_id, key) index once per pair.
         pairs = (
             "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
@@ -134,12 +134,13 @@ def _many_sql(dialect: str) -> _ManySql:
     account_cols = ", ".join(f"a.{c.key}" for c in _ACCOUNT_COLUMNS)
     recharge_cols = "r.enabled, r.threshold, r.amount"
     grant_cols = "id, kind, remaining, held, priority, effective_at, expires_at"
+    # the live-grants index's condition as this dialect writes it (no parameters: constants)
+    live = GRANT_LIVE.compile(dialect=(postgresql if dialect == "postgresql" else sqlite).dialect())
     return _ManySql(
         lock=f"SELECT {account_cols}, {recharge_cols} FROM accounts AS a "
         f"LEFT JOIN recharge_settings AS r ON r.account_id = a.id "
         f"WHERE a.id {one} ORDER BY a.id{lock}",
-        live=f"SELECT account_id, {grant_cols} FROM grants "
-        f"WHERE account_id {one} AND {undrained} AND remaining > 0",
+        live=f"SELECT account_id, {grant_cols} FROM grants WHERE account_id {one} AND {live}",
         keys="SELECT i.account_id, i.key, i.operation, i.fingerprint, i.response "
         f"FROM {pairs} JOIN idempotency AS i ON i.account_id = j.a AND i.key = j.k",
     )
@@ -174,22 +175,22 @@ LIVE_GRANTS = sa.select(*_GRANT_COLUMNS).where(
 _GRANT_BY_ID = sa.select(grants.c.account_id, *_GRANT_COLUMNS).where(
     grants.c.id == sa.bindparam("grant_id")
 )
-_UPDATE_GRANT = RawStatement(
-    sa.update(grants)
-    .where(grants.c.id == sa.bindparam("gid"))
-    .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held")),
-    row_keys=("gid", "new_remaining", "new_held"),
-)
+
+
+def _grant_update(**also: Any) -> RawStatement:
+    """A grant's new `remaining` and `held` by id, rows (gid, new_remaining, new_held)."""
+    return RawStatement(
+        sa.update(grants)
+        .where(grants.c.id == sa.bindparam("gid"))
+        .values(remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"), **also),
+        row_keys=("gid", "new_remaining", "new_held"),
+    )
+
+
+_UPDATE_GRANT = _grant_update()
 # A grant emptied by this write leaves `ix_grants_live`; only this rarer UPDATE names
 # `drained`, so the common one never touches the index.
-_DRAIN_GRANT = RawStatement(
-    sa.update(grants)
-    .where(grants.c.id == sa.bindparam("gid"))
-    .values(
-        remaining=sa.bindparam("new_remaining"), held=sa.bindparam("new_held"), drained=sa.true()
-    ),
-    row_keys=("gid", "new_remaining", "new_held"),
-)
+_DRAIN_GRANT = _grant_update(drained=sa.true())
 _USAGE = RawStatement(
     sa.select(usage_periods.c.paid_used, usage_periods.c.limit_reached).where(
         usage_periods.c.account_id == sa.bindparam("account_id"),
