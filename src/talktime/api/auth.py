@@ -156,8 +156,10 @@ def _lookup(engine: sa.Engine, token: str, admin_token: str | None) -> Principal
         return authenticate(conn, token, admin_token)
 
 
-def account_id(who: Annotated[Principal, Depends(principal)]) -> int:
-    """The account an account key acts for (admin keys use the admin endpoints)."""
+async def account_id(who: Annotated[Principal, Depends(principal)]) -> int:
+    """The account an account key acts for (admin keys use the admin endpoints). `async`,
+    though it never awaits: FastAPI runs a plain `def` dependency in the thread pool, a hop
+    to a worker thread and back on every request."""
     if who.account_id is None:
         raise AccountKeyRequiredError(
             "This endpoint acts for one account: use that account's API key."
@@ -165,8 +167,8 @@ def account_id(who: Annotated[Principal, Depends(principal)]) -> int:
     return who.account_id
 
 
-def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
-    """Only an admin key passes."""
+async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """Only an admin key passes (`async` for the reason `account_id` gives)."""
     if not who.admin:
         raise AdminRequiredError("This endpoint needs an admin API key.")
     return who
