@@ -135,3 +135,45 @@ def test_the_loop_reader_never_waits_and_the_loop_keeps_serving_while_the_databa
         finally:
             waiting.join(timeout=120)  # the lock is gone: the request ends before the client
         assert answers["balance"].status_code == 200
+
+
+def test_a_lookup_on_the_loop_is_one_select_in_autocommit_and_leaves_no_transaction_open(
+    tmp_path: Path, tenant_key: str
+) -> None:
+    with TestClient(create_app(_settings(tmp_path))) as client:
+        reader = client.app.state.key_reader  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {tenant_key}"}
+        assert client.get("/v1/balance", headers=headers).status_code == 200
+        driver = reader._conn.connection.driver_connection
+        statements: list[str] = []
+        driver.set_trace_callback(statements.append)
+        try:
+            assert reader.lookup(tenant_key, None).account_id is not None
+            with pytest.raises(auth.InvalidApiKeyError):
+                reader.lookup(tenant_key + "x", None)
+        finally:
+            driver.set_trace_callback(None)
+        assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"]
+        assert not reader._conn.in_transaction()
+        assert not driver.in_transaction  # no read snapshot pins the WAL
+
+
+def test_a_lookup_that_began_a_transaction_ends_it(
+    tmp_path: Path, tenant_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the lookup ever run a statement through SQLAlchemy (which begins a transaction),
+    the reader ends that transaction rather than hold a read snapshot open."""
+    with TestClient(create_app(_settings(tmp_path))) as client:
+        reader = client.app.state.key_reader  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {tenant_key}"}
+        assert client.get("/v1/balance", headers=headers).status_code == 200
+        real = auth.authenticate
+
+        def authenticate(conn: sa.Connection, token: str, admin: str | None) -> Any:
+            conn.execute(sa.text("SELECT 1"))
+            return real(conn, token, admin)
+
+        monkeypatch.setattr(auth, "authenticate", authenticate)
+        assert reader.lookup(tenant_key, None) is not None
+        assert not reader._conn.in_transaction()
+        assert not reader._conn.connection.driver_connection.in_transaction

@@ -38,8 +38,8 @@ class LoopKeyReader:
     """Key lookups on the event loop for a SQLite file database, on one connection that never
     waits for a lock.
 
-    In WAL mode a read neither takes nor waits for the write lock, so the lookup (BEGIN, one
-    indexed SELECT, COMMIT: tens of microseconds) costs less than the hop to the thread pool
+    In WAL mode a read neither takes nor waits for the write lock, so the lookup (one indexed
+    SELECT in autocommit: tens of microseconds) costs less than the hop to the thread pool
     and back. The connection is opened in the thread pool (`connect`: opening may wait for a
     lock) and its busy timeout is then 0: if SQLite ever answers "busy", `lookup` returns None
     and the caller uses the thread pool, so the event loop never sleeps in SQLite's busy
@@ -76,8 +76,14 @@ class LoopKeyReader:
             conn = self._conn
             if conn is None:
                 return None
-            with conn.begin():
+            try:
+                # One SELECT in SQLite's autocommit mode (the engine's driver connections have
+                # no implicit transactions): the statement is its own read transaction, so no
+                # BEGIN and COMMIT calls around it.
                 return authenticate(conn, token, admin_token)
+            finally:
+                if conn.in_transaction():  # never left open: it would pin the WAL
+                    conn.rollback()
         except InvalidApiKeyError:
             raise
         except sa.exc.OperationalError as exc:
