@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from talktime.api import auth, create_app
 from talktime.api.auth import key_reader_for
 from talktime.config import Settings
+from talktime.keys import InvalidApiKeyError
 from talktime.store import make_engine, upgrade
 
 import apikit
@@ -149,7 +150,7 @@ def test_a_lookup_on_the_loop_is_one_select_in_autocommit_and_leaves_no_transact
         driver.set_trace_callback(statements.append)
         try:
             assert reader.lookup(tenant_key, None).account_id is not None
-            with pytest.raises(auth.InvalidApiKeyError):
+            with pytest.raises(InvalidApiKeyError):
                 reader.lookup(tenant_key + "x", None)
         finally:
             driver.set_trace_callback(None)
