@@ -6,16 +6,22 @@ finds nothing left to do, and `verify` is clean. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from talktime import money
-from talktime.service import cards
-from talktime.wallet import ChargeItem, Wallet
-from talktime.wallet.cycle import run_cycle
-from wallet_helpers import FREE, PLAN, make_wallet
+from talktime.service import cards, messages
+from talktime.store.wallet_tables import accounts
+from talktime.wallet import ChargeItem, ChargeResult, Wallet
+from talktime.wallet.cycle import catch_up_hook, run_cycle
+from talktime.wallet.periods import to_micros
+from wallet_helpers import FREE, PLAN, make_wallet, rent
 
 import apikit
 
@@ -91,4 +97,88 @@ def test_a_send_and_a_number_over_http_in_the_gap_use_this_months_free_credit(
         assert sent.status_code == 201, sent.text
         assert sent.json()["from_paid"] == "0.0000"
         assert run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings)) == []
+        assert wallet.verify() == []
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["charge", "batch"])
+def test_a_charge_that_waited_for_the_account_across_the_boundary_takes_the_new_free_credit(
+    engine: sa.Engine, batch: bool
+) -> None:
+    """The charge read its clock just before February began, then waited for the account while
+    another transaction opened February (expired January's free credit, granted February's).
+    Charged at the time it read first, it found neither usable and was refused (PostgreSQL,
+    where the account is locked by the charge's first query, until 1 Dec); it now reads the
+    clock again and is charged in February. On SQLite the lock comes before the clock anyway."""
+    wallet = make_wallet(engine)
+    account = _account(wallet)  # January's free credit all used, no paid credit
+    opened = threading.Event()
+    read = threading.Event()
+
+    def clock() -> datetime:
+        read.set()
+        return GAP if opened.is_set() else FEB_1 - timedelta(seconds=1)
+
+    waiting = Wallet(engine, clock=clock)
+    outcome: list[object] = []
+
+    def charge() -> None:
+        try:
+            if batch:
+                item = ChargeItem(account, 1_000_000, "at-the-boundary")
+                outcome.append(waiting.charge_batch([item])[0])
+            else:
+                outcome.append(waiting.charge(account, 1_000_000, "at-the-boundary"))
+        except Exception as exc:  # reported below
+            outcome.append(exc)
+
+    with engine.connect() as conn, conn.begin():
+        # SQLite: this transaction's BEGIN IMMEDIATE holds the write lock
+        conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account).with_for_update())
+        catch_up_hook()(conn, account, to_micros(GAP))  # February opened, not committed yet
+        worker = threading.Thread(target=charge)
+        worker.start()
+        read.wait(1.0)  # PostgreSQL: the charge read its clock and now waits for the account
+        time.sleep(0.3)
+        opened.set()
+    worker.join(30)
+    [charged] = outcome
+    assert isinstance(charged, ChargeResult), charged
+    assert (charged.from_free, charged.from_paid) == (1_000_000, 0)
+    assert charged.created_at == GAP
+    assert waiting.balance(account, now=GAP).free == FREE - 1_000_000
+    assert wallet.verify(now=GAP) == []
+
+
+def test_a_send_that_waited_for_the_account_across_the_boundary_uses_this_months_free_credit(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race through the API: the send read its clock a second before this month began
+    and waited for the account while another transaction opened the month. It is charged to
+    this month's free credit (on PostgreSQL it was a 402 until 1 Dec)."""
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
+        client, wallet, account = m.client, m.wallet, m.account
+        wallet.charge(account, money.parse("2.00"), "last-month", now=m.last_month)
+        key = client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=apikit.ADMIN)
+        t = apikit.Tenant(client, account, key.json()["key"], "")
+        t.user = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
+        # rented last month (through the API it would open this month now, before the race)
+        rent(m.engine, account, "+14155550100", 0, at=m.last_month)
+        opened = threading.Event()
+        before = to_micros(m.this_month) - 1_000_000
+        real = messages.now_micros
+        monkeypatch.setattr(messages, "now_micros", lambda: real() if opened.is_set() else before)
+        body = {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user}
+        answers: list[Any] = []
+        with m.engine.connect() as conn, conn.begin():
+            conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account).with_for_update())
+            cards.catch_up(m.settings)(conn, account, to_micros(m.now))  # this month, uncommitted
+            worker = threading.Thread(target=lambda: answers.append(t.post("/v1/messages", body)))
+            worker.start()
+            time.sleep(0.5)  # the send is waiting for the account (or for SQLite's write lock)
+            opened.set()
+        worker.join(30)
+        [sent] = answers
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["from_paid"] == "0.0000"
+        assert sent.json()["created_at"] >= m.this_month.isoformat()[:19]
         assert wallet.verify() == []

@@ -192,9 +192,10 @@ def authorize_call(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        book = Book(conn, now, catch_up=cards.catch_up(settings))
+        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
         wallet_key = f"call:{key}"
         state = book.account(account_id, wallet_key)
+        now = book.now  # later if the lock was awaited across a period boundary
         policy.require_active_subscription(state.status)
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
         if req.direction == "inbound":
@@ -268,8 +269,9 @@ def extend_call(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         row = _row(conn, account_id, call_id)
-        book = Book(conn, now, catch_up=cards.catch_up(settings))
+        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
         state = book.account(account_id)
+        now = book.now  # later if the lock was awaited across a period boundary
         row = _row(conn, account_id, call_id)  # again, now that the account is locked
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is {row.state}; only a live call can extend.")
@@ -344,8 +346,9 @@ def complete_call(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
         _row(conn, account_id, call_id)
-        book = Book(conn, now, catch_up=cards.catch_up(settings))
+        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
         book.account(account_id)  # lock the account, then read the call again
+        now = book.now  # later if the lock was awaited across a period boundary
         row = _row(conn, account_id, call_id)
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is already {row.state}.")

@@ -279,10 +279,11 @@ def _send_work(
         # on PostgreSQL its result comes back in the lock's round trip
         params = {"e164": req.from_, "user": req.user, "account": account_id}
         pending_context = _SEND_CONTEXT.start(conn, params)
-        book = Book(conn, now, catch_up=cards.catch_up(settings))
+        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
         wallet_key = f"sms:{key}"
         # locks the account for this transaction and reads the wallet key's record with it
         state = book.account(account_id, wallet_key)
+        now = book.now  # later if the lock was awaited across a period boundary
         context = pending_context.rows()[0]
         if context.period_end != state.period_end:
             # a period was opened since the context was read (by this request's catch-up, or
@@ -375,9 +376,10 @@ def record_inbound(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        book = Book(conn, now, catch_up=cards.catch_up(settings))
+        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
         wallet_key = f"sms-in:{key}"
         state = book.account(account_id, wallet_key)
+        now = book.now  # later if the lock was awaited across a period boundary
         policy.require_active_subscription(state.status)
         policy.refuse_media(req.media, inbound=True)
         _check_text(req.text, settings)

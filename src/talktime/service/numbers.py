@@ -46,9 +46,10 @@ def add_number(
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
         now = now_micros()
-        book = Book(conn, now, catch_up=cards.catch_up(settings))
+        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
         wallet_key = f"number:{key}"
         state = book.account(account_id, wallet_key)
+        now = book.now  # later if the lock was awaited across a period boundary
         policy.require_active_subscription(state.status)
         card = cards.pricing_card(conn, account_id, settings)
         info = card.classify(e164)

@@ -140,13 +140,20 @@ class Wallet:
         check_moment(now, "now")
         return to_micros(now)
 
+    def _clock_of(self, now: datetime | None) -> Callable[[], int] | None:
+        """The clock a book may read again (`Book.clock`): none when the caller gave ``now``."""
+        if now is not None:
+            return None
+        clock = self.clock
+        return lambda: to_micros(clock())
+
     @contextmanager
     def book(self, now: datetime | None = None) -> Iterator[Book]:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
         back if it raises). Use it to compose several operations atomically; like a charge,
         it opens the periods of an account begun and not yet opened by the cycle first."""
         with refuse_unmigrated(), self._connections.begin() as conn:
-            book = Book(conn, self._micros(now), catch_up=_catch_up)
+            book = Book(conn, self._micros(now), catch_up=_catch_up, clock=self._clock_of(now))
             yield book
             book.flush(commit=True)
 
@@ -162,7 +169,9 @@ class Wallet:
             try:
                 refusal: MonthlyLimitReachedError | None = None
                 with self._connections.begin() as conn:
-                    book = Book(conn, self._micros(now), catch_up=catch_up)
+                    book = Book(
+                        conn, self._micros(now), catch_up=catch_up, clock=self._clock_of(now)
+                    )
                     try:
                         result = work(book)
                     except MonthlyLimitReachedError as exc:

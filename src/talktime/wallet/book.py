@@ -357,9 +357,19 @@ class Book:
     `flush()` before the transaction commits. `now` is epoch microseconds.
     """
 
-    def __init__(self, conn: sa.Connection, now: int, *, catch_up: CatchUp | None = None) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        now: int,
+        *,
+        catch_up: CatchUp | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         self.conn = conn
         self.now = now
+        self.clock = clock
+        """Where ``now`` came from, when it was read from a clock (not given by the caller): the
+        first accounts this book loads may then move it forward (`_read_clock_again`)."""
         self.catch_up = catch_up
         """Opens the periods of an account that began by ``now`` and the monthly cycle has not
         opened yet (`cycle.catch_up` with the caller's plan credit), run before the account
@@ -394,7 +404,10 @@ class Book:
         # an invalid key is refused by the request's own replay; the database never sees it
         lookup = key if key and idem.is_valid_key(key) else None
         params = {"account_id": account_id, "key": lookup or ""}
+        first = not self.states
         rows = self._load_one(params)
+        if rows and first and rows[0].period_start > self.now:
+            self._read_clock_again()
         if rows and self.catch_up is not None and rows[0].period_end <= self.now:
             # the period ended and the cycle has not opened the next one: open it first
             self.catch_up(self.conn, account_id, self.now)
@@ -415,6 +428,17 @@ class Book:
         self.states[account_id] = state
         return state
 
+    def _read_clock_again(self) -> None:
+        """An account just loaded is in a period that begins after ``now``: on PostgreSQL this
+        book read its clock, then waited for the account's lock while another transaction
+        opened that period (expiring the last period's free credit). At ``now`` neither
+        period's free credit would be usable, so read the clock again: the book acts when it
+        holds the lock, in the period now open. Only before the book has loaded anything else
+        (so every row it writes carries one time) and only when ``now`` came from a clock."""
+        if self.clock is not None:
+            self.now = max(self.now, self.clock())
+            self._now_datetime = None
+
     def _load_one(self, params: dict[str, Any]) -> list[Any]:
         if self.conn.dialect.name == "postgresql":
             # Lock, then read in a later statement (a fresh snapshot), in one round trip.
@@ -428,6 +452,7 @@ class Book:
         wanted = sorted({a for a, _ in requests if _is_id(a) and a not in self.states})
         if not wanted:
             return
+        first = not self.states
         sql = _many_sql(self.conn.dialect.name)
         ids = _id_list(self.conn, wanted)
         cursor = self.conn.connection.cursor()
@@ -436,6 +461,8 @@ class Book:
                 loaded = self._load_rows(cursor, sql, ids, requests)
         finally:
             cursor.close()
+        if first and any(s.period_start > self.now for s in self.states.values()):
+            self._read_clock_again()
         if self.catch_up is not None:
             states = self.states
             ended = [a for a in wanted if a in states and states[a].period_end <= self.now]
