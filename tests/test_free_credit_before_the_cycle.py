@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from talktime import money
-from talktime.service import cards, messages
+from talktime.service import cards
 from talktime.store.wallet_tables import accounts
 from talktime.wallet import ChargeItem, ChargeResult, Wallet
 from talktime.wallet.cycle import catch_up_hook, run_cycle
@@ -36,6 +36,16 @@ def _account(wallet: Wallet, paid: int = 0) -> int:
     if paid:
         wallet.grant(account, "purchased", paid, "bought", now=JAN)
     return account
+
+
+def _last_months_tenant(m: apikit.LastMonth) -> apikit.Tenant:
+    """The account of ``m`` with last month's free credit all used, its key and a user."""
+    client, account = m.client, m.account
+    m.wallet.charge(account, money.parse("2.00"), "last-month", now=m.last_month)
+    key = client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=apikit.ADMIN)
+    t = apikit.Tenant(client, account, key.json()["key"], "")
+    t.user = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
+    return t
 
 
 def test_a_charge_after_the_boundary_before_the_cycle_takes_the_new_free_credit(
@@ -83,11 +93,8 @@ def test_a_send_and_a_number_over_http_in_the_gap_use_this_months_free_credit(
     db_url: str, tmp_path: Path
 ) -> None:
     with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
-        client, wallet, account = m.client, m.wallet, m.account
-        wallet.charge(account, money.parse("2.00"), "last-month", now=m.last_month)
-        key = client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=apikit.ADMIN)
-        t = apikit.Tenant(client, account, key.json()["key"], "")
-        t.user = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
+        wallet = m.wallet
+        t = _last_months_tenant(m)
         number = t.post("/v1/numbers", {"e164": "+14155550100"})
         assert number.status_code == 201, number.text  # it was 402: no paid credit at all
         sent = t.post(
@@ -156,17 +163,14 @@ def test_a_send_that_waited_for_the_account_across_the_boundary_uses_this_months
     and waited for the account while another transaction opened the month. It is charged to
     this month's free credit (on PostgreSQL it was a 402 until 1 Dec)."""
     with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
-        client, wallet, account = m.client, m.wallet, m.account
-        wallet.charge(account, money.parse("2.00"), "last-month", now=m.last_month)
-        key = client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=apikit.ADMIN)
-        t = apikit.Tenant(client, account, key.json()["key"], "")
-        t.user = client.post("/v1/users", json={"name": "Ada"}, headers=t.auth).json()["id"]
+        wallet, account = m.wallet, m.account
+        t = _last_months_tenant(m)
         # rented last month (through the API it would open this month now, before the race)
         rent(m.engine, account, "+14155550100", 0, at=m.last_month)
         opened = threading.Event()
         before = to_micros(m.this_month) - 1_000_000
-        real = messages.now_micros
-        monkeypatch.setattr(messages, "now_micros", lambda: real() if opened.is_set() else before)
+        real = cards.now_micros
+        monkeypatch.setattr(cards, "now_micros", lambda: real() if opened.is_set() else before)
         body = {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user}
         answers: list[Any] = []
         with m.engine.connect() as conn, conn.begin():

@@ -26,7 +26,6 @@ from talktime.service.common import (
     fmt,
     iso,
     new_id,
-    now_micros,
     with_money_facts,
 )
 from talktime.service.errors import CallStateError, NotFoundError
@@ -191,11 +190,10 @@ def authorize_call(
     """Hold the first increments of a call and say how long the credit lets it run."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
-        now = now_micros()
-        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
+        book = cards.charging_book(conn, settings)
         wallet_key = f"call:{key}"
         state = book.account(account_id, wallet_key)
-        now = book.now  # later if the lock was awaited across a period boundary
+        now = book.now
         policy.require_active_subscription(state.status)
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
         if req.direction == "inbound":
@@ -267,11 +265,10 @@ def extend_call(
     """Hold the next increments of a long call; returns the new maximum duration."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
-        now = now_micros()
         row = _row(conn, account_id, call_id)
-        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
+        book = cards.charging_book(conn, settings)
         state = book.account(account_id)
-        now = book.now  # later if the lock was awaited across a period boundary
+        now = book.now
         row = _row(conn, account_id, call_id)  # again, now that the account is locked
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is {row.state}; only a live call can extend.")
@@ -344,11 +341,10 @@ def complete_call(
     """
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
-        now = now_micros()
         _row(conn, account_id, call_id)
-        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
+        book = cards.charging_book(conn, settings)
         book.account(account_id)  # lock the account, then read the call again
-        now = book.now  # later if the lock was awaited across a period boundary
+        now = book.now
         row = _row(conn, account_id, call_id)
         if row.state != "authorized":
             raise CallStateError(f"Call {call_id} is already {row.state}.")

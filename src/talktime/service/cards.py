@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from talktime.config import Settings
 from talktime.rating import RateCard, RateCardCurrencyError, RateCardNotFoundError, load_card
+from talktime.service.common import now_micros
 from talktime.store.api_tables import account_cards
 from talktime.wallet import cycle
 from talktime.wallet.accounts import currency_of
-from talktime.wallet.book import CatchUp
+from talktime.wallet.book import Book, CatchUp
 from talktime.wallet.cycle import PlanCredit
 from talktime.wallet.periods import from_micros
 
@@ -97,6 +98,13 @@ def catch_up(settings: Settings) -> CatchUp:
         cycle.catch_up_hook(plan_credit(settings))(conn, account_id, now)
 
     return hook
+
+
+def charging_book(conn: sa.Connection, settings: Settings) -> Book:
+    """The `Book` of a charging request: the time from the clock (read again if the account's
+    lock was awaited across a period boundary, so take `book.now` once the account is
+    loaded) and the periods an account began opened first (`catch_up`)."""
+    return Book(conn, now_micros(), catch_up=catch_up(settings), clock=now_micros)
 
 
 def plan_credit(settings: Settings) -> PlanCredit:

@@ -26,7 +26,6 @@ from talktime.service.common import (
     fmt,
     iso,
     new_id,
-    now_micros,
 )
 from talktime.service.errors import InvalidRequestError
 from talktime.service.groupcommit import GroupCommitter, committer_for
@@ -37,7 +36,6 @@ from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
-from talktime.wallet.book import Book
 
 
 class TextTooLongError(TalktimeError):
@@ -274,16 +272,15 @@ def _send_work(
     """The unit of work of one send-SMS request (policy, rating, charge, message row)."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
-        now = now_micros()
         # user, sending number and card in one query, sent before the account is locked;
         # on PostgreSQL its result comes back in the lock's round trip
         params = {"e164": req.from_, "user": req.user, "account": account_id}
         pending_context = _SEND_CONTEXT.start(conn, params)
-        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
+        book = cards.charging_book(conn, settings)
         wallet_key = f"sms:{key}"
         # locks the account for this transaction and reads the wallet key's record with it
         state = book.account(account_id, wallet_key)
-        now = book.now  # later if the lock was awaited across a period boundary
+        now = book.now
         context = pending_context.rows()[0]
         if context.period_end != state.period_end:
             # a period was opened since the context was read (by this request's catch-up, or
@@ -375,11 +372,10 @@ def record_inbound(
     prices inbound messages (the default card does not)."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
-        now = now_micros()
-        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
+        book = cards.charging_book(conn, settings)
         wallet_key = f"sms-in:{key}"
         state = book.account(account_id, wallet_key)
-        now = book.now  # later if the lock was awaited across a period boundary
+        now = book.now
         policy.require_active_subscription(state.status)
         policy.refuse_media(req.media, inbound=True)
         _check_text(req.text, settings)

@@ -14,7 +14,6 @@ from talktime.service import cards
 from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
 from talktime.service.idempotency import StoredResponse, run_once
 from talktime.wallet import rentals
-from talktime.wallet.book import Book
 
 SMS_TYPES = policy.SMS_NUMBER_TYPES
 """Number types that can be SMS-enabled (in the SMS countries); toll-free and other cannot."""
@@ -45,11 +44,10 @@ def add_number(
     card, the first month charged at once (402 and nothing kept if not covered)."""
 
     def work(conn: sa.Connection) -> tuple[int, Any]:
-        now = now_micros()
-        book = Book(conn, now, catch_up=cards.catch_up(settings), clock=now_micros)
+        book = cards.charging_book(conn, settings)
         wallet_key = f"number:{key}"
         state = book.account(account_id, wallet_key)
-        now = book.now  # later if the lock was awaited across a period boundary
+        now = book.now
         policy.require_active_subscription(state.status)
         card = cards.pricing_card(conn, account_id, settings)
         info = card.classify(e164)

@@ -136,16 +136,16 @@ class Wallet:
 
     def _micros(self, now: datetime | None) -> int:
         if now is None:
-            return to_micros(self.clock())
+            return self._clock_micros()
         check_moment(now, "now")
         return to_micros(now)
 
+    def _clock_micros(self) -> int:
+        return to_micros(self.clock())
+
     def _clock_of(self, now: datetime | None) -> Callable[[], int] | None:
         """The clock a book may read again (`Book.clock`): none when the caller gave ``now``."""
-        if now is not None:
-            return None
-        clock = self.clock
-        return lambda: to_micros(clock())
+        return self._clock_micros if now is None else None
 
     @contextmanager
     def book(self, now: datetime | None = None) -> Iterator[Book]:
