@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -264,6 +265,44 @@ def bare_server(body: str, workers: int) -> Iterator[tuple[str, int]]:
             proc.wait(timeout=15)
 
 
+WRITER_SERIES = {
+    "talktime_group_commit_batches_total": 0,
+    "talktime_group_commit_units_total": 1,
+    "talktime_group_commit_batch_seconds_total": 2,
+    "talktime_group_commit_commit_seconds_total": 3,
+}
+
+
+def writer_counters(base: str, workers: int) -> dict[str, list[float]]:
+    """Each worker's group-commit counters from `GET /metrics`, by pid: [batches, units,
+    seconds in batches, seconds in COMMIT]. A scrape reaches one worker, so it scrapes on
+    fresh connections until it has seen ``workers`` of them."""
+    seen: dict[str, list[float]] = {}
+    for _ in range(200):
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name in WRITER_SERIES:
+                    seen.setdefault(s.labels["pid"], [0.0] * 4)[WRITER_SERIES[s.name]] = s.value
+        if len(seen) >= workers:
+            return seen
+    raise RuntimeError(f"/metrics showed {len(seen)} of the {workers} workers")
+
+
+def writer_line(before: dict[str, list[float]], after: dict[str, list[float]], wall: float) -> str:
+    """The writers' share of the wall time in batches, and per batch and unit."""
+    grew = [sum(after[p][i] - before.get(p, [0.0] * 4)[i] for p in after) for i in range(4)]
+    batches, units, seconds, commit = grew
+    if not batches or not units:
+        return f"{'':<22} writers: no batch (group commit off)"
+    return (
+        f"{'':<22} writers: in a batch {seconds / wall:.0%} of the time (summed over the "
+        f"workers; on SQLite the share the write lock is held), {units / batches:.1f} units a "
+        f"batch, {seconds / units * 1000:.3f} ms a unit, COMMIT {commit / batches * 1000:.2f} ms "
+        "a batch"
+    )
+
+
 def settled_balance(http: httpx.Client, auth: dict[str, str]) -> Decimal:
     """The available balance once it stopped moving (the requests a wrk run cut off at its
     end still finish on the server)."""
@@ -302,7 +341,11 @@ def talktime_run(
         wrk_run(wrk, server.base_url, t.auth, body, args.connections, args.warmup)
         before = settled_balance(http, t.auth)
         pid = server.process.pid
+        writers_before = writer_counters(server.base_url, args.workers)
+        started = time.perf_counter()
         figures = measure(wrk, name, server.base_url, pid, t.auth, body, args, warm_up=False)
+        wall = time.perf_counter() - started
+        writers = writer_line(writers_before, writer_counters(server.base_url, args.workers), wall)
         dropped = before - settled_balance(http, t.auth)
     charges, rest = divmod(dropped, price)
     cut = figures.sent - figures.completed  # in flight when wrk stopped
@@ -314,7 +357,7 @@ def talktime_run(
     )
     if not ok:
         raise SystemExit(f"{figures.line(None)}\n{books}\nthe books do not agree")
-    return figures, books
+    return figures, f"{books}\n{writers}"
 
 
 def main() -> None:

@@ -7,15 +7,17 @@ request counters; the database-derived figures are the same everywhere.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from talktime.ops import jobs, webhooks
+from talktime.service import groupcommit
 
 #: Routes whose success moves money (a charge, a settled call, a number's first rental, a purchase).
 CHARGING_ROUTE = re.compile(r"^/v1/(messages(/inbound)?|calls/\{[^}]+\}/complete|numbers|credits)$")
@@ -70,6 +72,45 @@ class StoreCollector(Collector):
         )
 
 
+class WriterCollector(Collector):
+    """This process's group-commit writer (`service.groupcommit`), read at each scrape.
+
+    Every series has a ``pid`` label: each `talktime serve` worker has its own writer, and a
+    scrape reaches one of them. On SQLite the workers' writers share one write lock, so the
+    sum over the workers of ``rate(talktime_group_commit_batch_seconds_total)`` is the share
+    of time the lock is held: near 1, the writes are the bottleneck."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        stats = groupcommit.stats_for(self.engine)
+        batches, units, seconds, commit, waiting = (
+            (stats.batches, stats.units, stats.batch_seconds, stats.commit_seconds, stats.waiting)
+            if stats is not None
+            else (0, 0, 0.0, 0.0, 0)
+        )
+        pid = [str(os.getpid())]
+        for name, text, value in (
+            ("batches", "Transactions the group-commit writer committed", batches),
+            ("units", "Requests' units of work in those transactions", units),
+            (
+                "batch_seconds",
+                "Seconds from taking the writer's turn (SQLite's write lock) to the commit",
+                seconds,
+            ),
+            ("commit_seconds", "Seconds spent in COMMIT (the fsync on SQLite)", commit),
+        ):
+            family = CounterMetricFamily(f"talktime_group_commit_{name}", text, labels=["pid"])
+            family.add_metric(pid, value)
+            yield family
+        queued = GaugeMetricFamily(
+            "talktime_group_commit_waiting", "Units queued for the writer now", labels=["pid"]
+        )
+        queued.add_metric(pid, waiting)
+        yield queued
+
+
 class Metrics:
     """The metrics of one app: a registry with HTTP counters and the store collector."""
 
@@ -102,6 +143,7 @@ class Metrics:
         )
         if engine is not None:
             self.registry.register(StoreCollector(engine))
+            self.registry.register(WriterCollector(engine))
 
     def observe(
         self,

@@ -41,6 +41,23 @@ class WriterBusyError(TalktimeError):
     title = "Service busy"
 
 
+@dataclass(frozen=True)
+class WriterStats:
+    """What one process's writer has done since it started (counters only grow)."""
+
+    batches: int
+    """Transactions committed."""
+    units: int
+    """Units of work in them (answered requests, refusals included)."""
+    batch_seconds: float
+    """Wall time from taking the turn (SQLite's write lock) to the commit's return: on SQLite,
+    its growth per second of wall time is the share of time this process held the lock."""
+    commit_seconds: float
+    """Wall time in COMMIT (the fsync on SQLite)."""
+    waiting: int
+    """Units queued now, not yet in a batch."""
+
+
 @dataclass
 class _Pending:
     unit: Unit
@@ -77,7 +94,10 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.batches = 0
-        """How many transactions the writer has run (for tests and metrics)."""
+        """How many transactions the writer has committed (for tests and metrics)."""
+        self.units = 0
+        self.batch_seconds = 0.0
+        self.commit_seconds = 0.0
 
     @property
     def closed(self) -> bool:
@@ -88,6 +108,12 @@ class GroupCommitter:
     def waiting(self) -> int:
         """How many submitted units wait for the writer (not yet in a batch)."""
         return self._queue.qsize()
+
+    def stats(self) -> WriterStats:
+        """The writer's counters (read from any thread; only the writer updates them)."""
+        return WriterStats(
+            self.batches, self.units, self.batch_seconds, self.commit_seconds, self.waiting
+        )
 
     def submit(self, unit: Callable[[sa.Connection], T], account_id: int = -1) -> T:
         """Run ``unit`` in the next batch; its result (or exception) once the batch committed.
@@ -219,13 +245,15 @@ class GroupCommitter:
                 raise RuntimeError("the database engine is gone")
             turn = self._turn(connections.engine) if self._turn else nullcontext()
             with turn:
+                held_from = time.perf_counter()
                 self._fill(batch, deadline)
                 # Units lock their accounts as they run: in account order, so two processes'
                 # batches (or a batch and a request's own transaction on PostgreSQL) never
                 # wait for each other in a cycle. A deadlock victim was a 500 where it was not
                 # a retried unit; the sort is stable, so one account's units keep their order.
                 batch.sort(key=_order)
-                outcomes = _run_batch(connections, batch)
+                outcomes, committing = _run_batch(connections, batch)
+                held = time.perf_counter() - held_from
         except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
             for pending in batch:
                 pending.resolve(False, exc)
@@ -233,12 +261,18 @@ class GroupCommitter:
                 raise
             return
         self.batches += 1
+        self.units += len(batch)
+        self.batch_seconds += held
+        self.commit_seconds += committing
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
             pending.resolve(ok, value)
 
 
-def _run_batch(connections: ConnectionStack, batch: list[_Pending]) -> list[tuple[bool, Any]]:
-    """Every unit of ``batch`` in one transaction, committed; each unit's outcome.
+def _run_batch(
+    connections: ConnectionStack, batch: list[_Pending]
+) -> tuple[list[tuple[bool, Any]], float]:
+    """Every unit of ``batch`` in one transaction, committed; each unit's outcome and the
+    seconds the COMMIT took.
 
     The writer reuses its connection between batches without a pre-ping, so a connection the
     server dropped in the meantime fails the batch with a disconnect: the batch then runs once
@@ -251,11 +285,12 @@ def _run_batch(connections: ConnectionStack, batch: list[_Pending]) -> list[tupl
             with connections.begin() as conn:
                 for pending in batch:
                     outcomes.append(_run_unit(conn, pending.unit))
+                committing = time.perf_counter()
         except sa.exc.DBAPIError as exc:
             if attempt or not is_disconnect(exc):
                 raise
             continue
-        return outcomes
+        return outcomes, time.perf_counter() - committing
     raise AssertionError("unreachable")
 
 
@@ -321,6 +356,13 @@ def committer_for(
             committer = GroupCommitter(engine, window_ms, turn=turn)
             _COMMITTERS[engine] = committer
     return committer
+
+
+def stats_for(engine: sa.Engine) -> WriterStats | None:
+    """The counters of this process's group committer for ``engine``; None if it has none."""
+    with _GUARD:
+        committer = _COMMITTERS.get(engine)
+    return committer.stats() if committer is not None else None
 
 
 def close(engine: sa.Engine) -> None:
