@@ -185,7 +185,7 @@ def test_a_message_cannot_take_the_limit_room_a_call_in_progress_holds(
         "0.0400",
         "0.0100",
     )
-    assert "after the 0.0400 held for usage in progress" in problem["detail"]
+    assert "after the 0.0400 USD held for usage in progress" in problem["detail"]
     done = t.post(f"/v1/calls/{call.json()['id']}/complete", {"duration": 170})
     assert done.json()["amount"] == "0.0400"
     assert t.balance()["period_usage"] == "1.0500"  # exactly the limit, never past it

@@ -22,7 +22,7 @@ def test_extending_a_hold_step_by_step_cannot_pass_the_monthly_limit(engine: sa.
     with pytest.raises(MonthlyLimitReachedError) as refused:
         wallet.extend(hold, 2 * D, "e1")  # 2 held + 2 more > 3
     assert refused.value.extra == {"limit": 3 * D, "used": 0, "reserved": 2 * D, "needed": 2 * D}
-    assert "after the 2.0000 held for usage in progress" in refused.value.detail
+    assert "after the 2.0000 USD held for usage in progress" in refused.value.detail
     with pytest.raises(MonthlyLimitReachedError):
         wallet.authorize(account, 2 * D, "h2", timedelta(hours=1))  # another hold alike
     assert wallet.extend(hold, D, "e2").hold.amount == 3 * D  # exactly up to the limit

@@ -53,6 +53,7 @@ _ACCOUNT_COLUMNS = (
     accounts.c.period_end,
     accounts.c.monthly_limit,
     accounts.c.low_balance_threshold,
+    accounts.c.currency,
 )
 _GRANT_COLUMNS = (
     grants.c.id.label("g_id"),
@@ -294,6 +295,8 @@ class AccountState:
     period_end: int
     monthly_limit: int | None
     low_balance_threshold: int | None
+    currency: str = "USD"
+    """What its amounts are in: refusals name it beside each amount."""
     recharge: tuple[int, int] | None = None
     """Auto-recharge (threshold, amount) when enabled, as read with the account."""
     recharge_loaded: bool = False
@@ -595,17 +598,18 @@ class Book:
         reserved = state.paid_held()
         if used + reserved + paid > state.monthly_limit:
             self.flag_limit(state)
+            cur = state.currency
             left = money.format(max(state.monthly_limit - used - reserved, 0))
             held = (
-                f" after the {money.format(reserved)} held for usage in progress"
+                f" after the {money.format(reserved)} {cur} held for usage in progress"
                 if reserved
                 else ""
             )
             facts = {"reserved": reserved} if reserved else {}
             raise MonthlyLimitReachedError(
-                f"this would use {money.format(paid)} of paid credit, but only {left} of the "
-                f"monthly limit of {money.format(state.monthly_limit)} is left this period"
-                f"{held}; raise the limit or wait for the next period",
+                f"this would use {money.format(paid)} {cur} of paid credit, but only {left} "
+                f"{cur} of the monthly limit of {money.format(state.monthly_limit)} {cur} is "
+                f"left this period{held}; raise the limit or wait for the next period",
                 limit=state.monthly_limit,
                 used=used,
                 needed=paid,
@@ -771,6 +775,7 @@ def account_state(row: Any) -> AccountState:
         period_end=row.period_end,
         monthly_limit=row.monthly_limit,
         low_balance_threshold=row.low_balance_threshold,
+        currency=row.currency,
     )
     if hasattr(row, "r_enabled"):
         state.recharge_loaded = True

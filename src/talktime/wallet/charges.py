@@ -58,8 +58,9 @@ def charge(
     available = sum(g.available for g in live)
     if amount > available:
         raise InsufficientCreditError(
-            f"this needs {money.format(amount)} but only {money.format(available)} is "
-            "available; add credit and try again (nothing was charged)",
+            f"this needs {money.format(amount)} {state.currency} but only "
+            f"{money.format(available)} {state.currency} is available; add credit and try "
+            "again (nothing was charged)",
             needed=amount,
             available=available,
         )

@@ -373,8 +373,8 @@ def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) ->
     unspent = g.available if g.usable(book.now) else 0
     if amount > unspent:
         raise RefundNotAllowedError(
-            f"grant {grant_id} has {money.format(unspent)} of unspent credit that can be "
-            f"refunded, less than the {money.format(amount)} asked",
+            f"grant {grant_id} has {money.format(unspent)} {state.currency} of unspent credit "
+            f"that can be refunded, less than the {money.format(amount)} {state.currency} asked",
             grant_id=grant_id,
             refundable=unspent,
             needed=amount,

@@ -96,8 +96,9 @@ def _reserve_plan(book: Book, state: AccountState, amount: int) -> list[tuple[Li
     available = sum(g.available for g in live)
     if amount > available:
         raise InsufficientCreditError(
-            f"reserving {money.format(amount)} needs more than the {money.format(available)} "
-            "available; add credit and try again (nothing was reserved)",
+            f"reserving {money.format(amount)} {state.currency} needs more than the "
+            f"{money.format(available)} {state.currency} available; add credit and try again "
+            "(nothing was reserved)",
             needed=amount,
             available=available,
         )
