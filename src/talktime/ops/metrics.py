@@ -85,21 +85,20 @@ class WriterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = groupcommit.stats_for(self.engine)
-        batches, units, seconds, commit, waiting = (
-            (stats.batches, stats.units, stats.batch_seconds, stats.commit_seconds, stats.waiting)
-            if stats is not None
-            else (0, 0, 0.0, 0.0, 0)
-        )
         pid = [str(os.getpid())]
         for name, text, value in (
-            ("batches", "Transactions the group-commit writer committed", batches),
-            ("units", "Requests' units of work in those transactions", units),
+            ("batches", "Transactions the group-commit writer committed", stats.batches),
+            ("units", "Requests' units of work in those transactions", stats.units),
             (
                 "batch_seconds",
                 "Seconds from taking the writer's turn (SQLite's write lock) to the commit",
-                seconds,
+                stats.batch_seconds,
             ),
-            ("commit_seconds", "Seconds spent in COMMIT (the fsync on SQLite)", commit),
+            (
+                "commit_seconds",
+                "Seconds spent in COMMIT (the fsync on SQLite)",
+                stats.commit_seconds,
+            ),
         ):
             family = CounterMetricFamily(f"talktime_group_commit_{name}", text, labels=["pid"])
             family.add_metric(pid, value)
@@ -107,7 +106,7 @@ class WriterCollector(Collector):
         queued = GaugeMetricFamily(
             "talktime_group_commit_waiting", "Units queued for the writer now", labels=["pid"]
         )
-        queued.add_metric(pid, waiting)
+        queued.add_metric(pid, stats.waiting)
         yield queued
 
 

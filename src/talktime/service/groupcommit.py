@@ -58,6 +58,10 @@ class WriterStats:
     """Units queued now, not yet in a batch."""
 
 
+NO_WRITES = WriterStats(batches=0, units=0, batch_seconds=0.0, commit_seconds=0.0, waiting=0)
+"""The counters of a process without a writer (group commit off, or nothing sent yet)."""
+
+
 @dataclass
 class _Pending:
     unit: Unit
@@ -358,11 +362,12 @@ def committer_for(
     return committer
 
 
-def stats_for(engine: sa.Engine) -> WriterStats | None:
-    """The counters of this process's group committer for ``engine``; None if it has none."""
+def stats_for(engine: sa.Engine) -> WriterStats:
+    """The counters of this process's group committer for ``engine`` (`NO_WRITES` if it has
+    none)."""
     with _GUARD:
         committer = _COMMITTERS.get(engine)
-    return committer.stats() if committer is not None else None
+    return committer.stats() if committer is not None else NO_WRITES
 
 
 def close(engine: sa.Engine) -> None:

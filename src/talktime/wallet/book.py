@@ -307,6 +307,10 @@ class AccountState:
     usage_delta: dict[int, int] = field(default_factory=dict)
     limit_flagged: dict[int, bool] = field(default_factory=dict)
 
+    def shown(self, amount: int) -> str:
+        """An amount of this account as a refusal's sentence shows it: `3.0000 EUR`."""
+        return f"{money.format(amount)} {self.currency}"
+
     def live(self, now: int) -> list[LiveGrant]:
         """Usable grants with credit left, in consumption order."""
         return sorted(
@@ -598,18 +602,15 @@ class Book:
         reserved = state.paid_held()
         if used + reserved + paid > state.monthly_limit:
             self.flag_limit(state)
-            cur = state.currency
-            left = money.format(max(state.monthly_limit - used - reserved, 0))
+            left = state.shown(max(state.monthly_limit - used - reserved, 0))
             held = (
-                f" after the {money.format(reserved)} {cur} held for usage in progress"
-                if reserved
-                else ""
+                f" after the {state.shown(reserved)} held for usage in progress" if reserved else ""
             )
             facts = {"reserved": reserved} if reserved else {}
             raise MonthlyLimitReachedError(
-                f"this would use {money.format(paid)} {cur} of paid credit, but only {left} "
-                f"{cur} of the monthly limit of {money.format(state.monthly_limit)} {cur} is "
-                f"left this period{held}; raise the limit or wait for the next period",
+                f"this would use {state.shown(paid)} of paid credit, but only {left} of the "
+                f"monthly limit of {state.shown(state.monthly_limit)} is left this period"
+                f"{held}; raise the limit or wait for the next period",
                 limit=state.monthly_limit,
                 used=used,
                 needed=paid,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from talktime import money
 from talktime.errors import TalktimeError
 from talktime.wallet.book import Book, check_amount, check_text, new_transaction_id
 from talktime.wallet.errors import InsufficientCreditError
@@ -58,9 +57,8 @@ def charge(
     available = sum(g.available for g in live)
     if amount > available:
         raise InsufficientCreditError(
-            f"this needs {money.format(amount)} {state.currency} but only "
-            f"{money.format(available)} {state.currency} is available; add credit and try "
-            "again (nothing was charged)",
+            f"this needs {state.shown(amount)} but only {state.shown(available)} is "
+            "available; add credit and try again (nothing was charged)",
             needed=amount,
             available=available,
         )

@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from talktime import money
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import grants, ledger, plans
 from talktime.wallet import outbox
@@ -373,8 +372,8 @@ def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) ->
     unspent = g.available if g.usable(book.now) else 0
     if amount > unspent:
         raise RefundNotAllowedError(
-            f"grant {grant_id} has {money.format(unspent)} {state.currency} of unspent credit "
-            f"that can be refunded, less than the {money.format(amount)} {state.currency} asked",
+            f"grant {grant_id} has {state.shown(unspent)} of unspent credit that can be "
+            f"refunded, less than the {state.shown(amount)} asked",
             grant_id=grant_id,
             refundable=unspent,
             needed=amount,

@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from talktime import money
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import hold_allocations, holds
 from talktime.wallet import outbox
@@ -96,9 +95,8 @@ def _reserve_plan(book: Book, state: AccountState, amount: int) -> list[tuple[Li
     available = sum(g.available for g in live)
     if amount > available:
         raise InsufficientCreditError(
-            f"reserving {money.format(amount)} {state.currency} needs more than the "
-            f"{money.format(available)} {state.currency} available; add credit and try again "
-            "(nothing was reserved)",
+            f"reserving {state.shown(amount)} needs more than the {state.shown(available)} "
+            "available; add credit and try again (nothing was reserved)",
             needed=amount,
             available=available,
         )
