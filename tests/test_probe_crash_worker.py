@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from fakestripe import Seen, fake_stripe
 from talktime.config import Settings
 from talktime.ops import webhooks
-from talktime.store.ops_tables import jobs, webhook_deliveries, webhook_events
+from talktime.ops.jobs import list_jobs
+from talktime.store.ops_tables import webhook_deliveries, webhook_events
 from talktime.store.recharge_tables import recharges
 from talktime.store.wallet_tables import ledger, outbox
 from talktime.wallet import Wallet
@@ -84,8 +85,7 @@ def _settled(engine: sa.Engine) -> bool:
 
 
 def _running_jobs(engine: sa.Engine) -> list[str]:
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        return list(conn.execute(sa.select(jobs.c.kind).where(jobs.c.state == "running")).scalars())
+    return [job.kind for job in list_jobs(engine, ("running",))]
 
 
 @pytest.mark.slow
