@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from talktime.store.wallet_tables import grants, ledger
-from talktime.wallet import InvalidAmountError
+from talktime.wallet import InvalidRequestError
 from talktime.wallet.cycle import run_cycle
 from wallet_helpers import PLAN, make_wallet
 
@@ -59,12 +59,16 @@ def test_moving_to_a_zero_credit_plan_stops_the_free_credit_events(engine: sa.En
     assert wallet.verify(MAY1) == []
 
 
-def test_a_manual_grant_of_zero_free_credit_is_refused_like_any_zero_grant(
+def test_a_manual_grant_of_free_monthly_credit_is_refused_whatever_its_amount(
     engine: sa.Engine,
 ) -> None:
+    """Only the cycle issues free monthly credit (for one period): a hand-made one would have
+    no period and roll over for ever."""
     wallet = make_wallet(engine)
     account_id = wallet.create_account("acme", "free", "create").account.id
-    with pytest.raises(InvalidAmountError) as refused:
-        wallet.grant(account_id, "free_monthly", 0, "zero")
-    assert refused.value.code == "invalid_amount"
+    for amount in (0, 5 * D):
+        with pytest.raises(InvalidRequestError, match="only from the account's plan") as refused:
+            wallet.grant(account_id, "free_monthly", amount, f"free-{amount}")
+        assert refused.value.code == "invalid_request"
     assert counts(engine, account_id) == (0, 0)
+    assert wallet.grants(account_id) == []

@@ -55,6 +55,7 @@ from talktime.wallet import (
     IdempotencyConflictError,
     InsufficientCreditError,
     InvalidAmountError,
+    InvalidRequestError,
     MonthlyLimitReachedError,
     RefundNotAllowedError,
     Wallet,
@@ -324,7 +325,7 @@ class LimitMachine(RuleBasedStateMachine):
         amount=st.integers(1, 20_000),
         days=st.none() | st.integers(1, 50),
         delay=st.sampled_from([0, 0, 0, 3]),
-        priority=st.none() | st.sampled_from([0, 5, 10, 25, 30, 40]),
+        priority=st.none() | st.sampled_from([0, 1, 5, 10, 25, 30, 40]),
     )
     def grant(
         self, kind: str, amount: int, days: int | None, delay: int, priority: int | None
@@ -332,6 +333,10 @@ class LimitMachine(RuleBasedStateMachine):
         effective = self.now + timedelta(days=delay)
         expires = None if days is None else effective + timedelta(days=days)
         key = self.key()
+        if priority == 0:  # free monthly credit's: refused for any other kind, nothing changes
+            with pytest.raises(InvalidRequestError, match="priority 0"):
+                self.wallet.grant(self.account, kind, amount, key, priority=0, now=self.now)
+            return
         result = self.wallet.grant(
             self.account,
             kind,

@@ -279,6 +279,34 @@ def usage_counter_off_by_one(conn: sa.Connection, used: Used) -> None:
     )
 
 
+def one_key_charged_twice(conn: sa.Connection, used: Used) -> None:
+    """The second charge's entries filed under the first charge's key: one key, two charges."""
+    _run(
+        conn,
+        "UPDATE ledger SET idempotency_key = 'use' WHERE account_id = :a"
+        " AND idempotency_key = 'use-small' AND kind = 'usage'",
+        a=used.acme,
+    )
+
+
+def priced_line_without_its_rate(conn: sa.Connection, used: Used) -> None:
+    entry = _one(
+        conn,
+        "SELECT id FROM ledger WHERE account_id = :a AND kind = 'usage' ORDER BY id DESC",
+        a=used.acme,
+    )
+    _run(conn, """UPDATE ledger SET lines = '[{"kind": "sms"}]' WHERE id = :e""", e=entry.id)
+
+
+def free_credit_without_a_period(conn: sa.Connection, used: Used) -> None:
+    """A free monthly grant as a hand-made one would be: no period, no expiry."""
+    _run(
+        conn,
+        "UPDATE grants SET period_start = NULL, expires_at = NULL WHERE id = :g",
+        g=_acme_grant(conn, used, "free_monthly"),
+    )
+
+
 CORRUPTIONS = {
     remaining_off_by_one: "ledger_balance_mismatch",
     entry_off_by_one: "ledger_balance_mismatch",
@@ -297,6 +325,9 @@ CORRUPTIONS = {
     hold_entry_without_its_hold: "hold_entry_without_hold",
     refund_of_free_credit: "refund_of_unbought_credit",
     usage_counter_off_by_one: "usage_counter_mismatch",
+    one_key_charged_twice: "key_charged_twice",
+    priced_line_without_its_rate: "line_without_rate",
+    free_credit_without_a_period: "free_credit_without_period",
 }
 
 

@@ -4,6 +4,7 @@ flight, a key derived from the recharge sequence, backoff, disable after N decli
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,8 @@ from talktime.wallet import recharge as rc
 from talktime.wallet.payments import (
     AutomaticPaymentUnavailableError,
     ManualProvider,
+    PaymentRequest,
+    PaymentResult,
     StripeProvider,
     TestProvider,
 )
@@ -84,19 +87,55 @@ def test_purchase_replay_returns_the_original_grant_without_paying_again(
 
 
 def test_declined_purchase_grants_nothing_and_leaves_the_key_free(engine: sa.Engine) -> None:
+    """A refused request is not stored under its key: after the customer fixed the card, the
+    same key buys. Each attempt after a decline is a payment under a key of its own (the
+    provider would replay its decline to the old one)."""
     wallet = make_wallet(engine)
     account = paid_account(wallet, 0)
     provider = TestProvider()
     provider.decline(str(account), "insufficient_funds")
-    with pytest.raises(rc.PaymentDeclinedError, match="insufficient_funds") as refused:
-        rc.purchase(engine, account, 25 * D, "buy-1", provider, now=T0)
-    assert refused.value.code == "payment_declined"
+    for _ in range(2):
+        with pytest.raises(rc.PaymentDeclinedError, match="insufficient_funds") as refused:
+            rc.purchase(engine, account, 25 * D, "buy-1", provider, now=T0)
+        assert refused.value.code == "payment_declined"
     assert wallet.balance(account).paid == 0
     provider.accept(str(account))
-    with pytest.raises(rc.PaymentDeclinedError):  # the provider remembers its answer to a key
-        rc.purchase(engine, account, 25 * D, "buy-1", provider, now=T0)
-    rc.purchase(engine, account, 25 * D, "buy-2", provider, now=T0)
+    bought = rc.purchase(engine, account, 25 * D, "buy-1", provider, now=T0)
+    assert rc.purchase(engine, account, 25 * D, "buy-1", provider, now=T0) == replace(
+        bought, replayed=True
+    )
+    assert provider.paid == 25 * D
     assert wallet.balance(account).paid == 25 * D
+    assert wallet.verify(T0) == []
+
+
+def test_a_purchase_pays_under_a_new_key_only_after_a_decline_never_after_an_error(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = paid_account(wallet, 0)
+    keys: list[str] = []
+    provider = TestProvider()
+    charge = provider.charge
+
+    def spy(request: PaymentRequest) -> PaymentResult:
+        keys.append(request.idempotency_key)
+        return charge(request)
+
+    provider.charge = spy  # type: ignore[method-assign]
+    provider.fail(str(account))
+    with pytest.raises(rc.PaymentUnavailableError):
+        rc.purchase(engine, account, 25 * D, "buy", provider, now=T0)
+    provider.accept(str(account))
+    provider.decline(str(account))
+    with pytest.raises(rc.PaymentDeclinedError):
+        rc.purchase(engine, account, 25 * D, "buy", provider, now=T0)
+    provider.accept(str(account))
+    rc.purchase(engine, account, 25 * D, "buy", provider, now=T0)
+    first = rc.purchase_payment_key(account, "buy")
+    assert keys == [first, first, rc.attempt_payment_key(account, first, 1)]
+    assert keys[2] != first
+    assert provider.paid == 25 * D
 
 
 def test_purchase_retry_after_a_provider_error_pays_once(engine: sa.Engine) -> None:

@@ -185,13 +185,17 @@ def test_hold_reserves_credit_and_settle_charges_the_actual_amount(wallet: Walle
         wallet.charge(account, FREE, "too-much-while-held")
     extended = wallet.extend(hold.hold.id, 1_000_000, "x")
     assert extended.hold.amount == 4_000_000
-    settled = wallet.settle(hold.hold.id, 2_500_000, "s", lines=[{"leg": 1}])
+    settled = wallet.settle(
+        hold.hold.id, 2_500_000, "s", lines=[{"leg": 1, "rate": "card@1:calls.csv:2"}]
+    )
     assert (settled.charged, settled.uncollected, settled.from_free) == (2_500_000, 0, 2_500_000)
     assert settled.balance.held == 0
     assert settled.balance.available == FREE + 2_000_000 - 2_500_000
     with pytest.raises(HoldNotPendingError):
         wallet.void(hold.hold.id, "v")
-    assert wallet.settle(hold.hold.id, 2_500_000, "s", lines=[{"leg": 1}]).replayed
+    assert wallet.settle(
+        hold.hold.id, 2_500_000, "s", lines=[{"leg": 1, "rate": "card@1:calls.csv:2"}]
+    ).replayed
     assert_clean(wallet)
 
 

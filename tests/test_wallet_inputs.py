@@ -58,7 +58,7 @@ BAD: dict[str, Callable[[Wallet, int, int, int], object]] = {
     ),
     "charge of an account id True": lambda w, a, g, h: w.charge(True, 1, "c"),
     "charge with NaN in the priced lines": lambda w, a, g, h: w.charge(
-        a, 1, "c", lines=[{"amount": float("nan")}]
+        a, 1, "c", lines=[{"rate": "card@1:sms.csv:2", "amount": float("nan")}]
     ),
     "charge with an object in the priced lines": lambda w, a, g, h: w.charge(
         a, 1, "c", lines=[object()]
@@ -84,7 +84,7 @@ BAD: dict[str, Callable[[Wallet, int, int, int], object]] = {
     "a batch holding None": lambda w, a, g, h: w.charge_batch([None]),  # type: ignore[list-item]
     "settle of a hold id 2^64": lambda w, a, g, h: w.settle(2**64, 1, "s"),
     "settle with infinity in the lines": lambda w, a, g, h: w.settle(
-        h, 1, "s", lines={"x": float("inf")}
+        h, 1, "s", lines=[{"rate": "card@1:calls.csv:2", "x": float("inf")}]
     ),
     "void of a hold id given as a float": lambda w, a, g, h: w.void(
         h + 0.5,

@@ -40,6 +40,7 @@ from talktime.wallet.errors import (
     RefundNotAllowedError,
     WalletError,
 )
+from talktime.wallet.idempotency import RESERVED_KEY_PREFIXES, check_caller_key
 from talktime.wallet.inputs import (
     check_id,
     check_moment,
@@ -68,6 +69,8 @@ from talktime.wallet.verify import Breach, verify
 
 if TYPE_CHECKING:
     from talktime.wallet.cycle import CycleRun
+    from talktime.wallet.payments import PaymentProvider
+    from talktime.wallet.recharge import RechargeOutcome, RechargeSettings
 
 T = TypeVar("T")
 
@@ -230,6 +233,7 @@ class Wallet:
         check_string(name, "account name", limit=200)
         check_string(plan, "plan", limit=64)
         check_moment(anchor, "anchor")
+        check_caller_key(key)
         return self._write(
             lambda b: accounts.create(
                 b,
@@ -255,6 +259,7 @@ class Wallet:
     ) -> AccountResult:
         """Change the plan; its free credit applies from the next period."""
         check_id(account_id, "account id")
+        check_caller_key(key)
         check_string(plan, "plan", limit=64)
         return self._write(
             lambda b: accounts.update(b, account_id, "set_plan", {"plan": plan}, key), now
@@ -265,6 +270,7 @@ class Wallet:
     ) -> AccountResult:
         """Set the subscription status: `active`, `past_due` or `canceled`."""
         check_id(account_id, "account id")
+        check_caller_key(key)
         return self._write(
             lambda b: accounts.update(b, account_id, "set_status", {"status": status}, key), now
         )
@@ -274,6 +280,7 @@ class Wallet:
     ) -> AccountResult:
         """Set (or with None remove) the cap on paid credit used per period."""
         check_id(account_id, "account id")
+        check_caller_key(key)
         return self._write(
             lambda b: accounts.update(
                 b, account_id, "set_monthly_limit", {"monthly_limit": limit}, key
@@ -286,6 +293,7 @@ class Wallet:
     ) -> AccountResult:
         """Set (or remove) the available credit under which `balance.low` is queued."""
         check_id(account_id, "account id")
+        check_caller_key(key)
         return self._write(
             lambda b: accounts.update(
                 b,
@@ -317,6 +325,7 @@ class Wallet:
         check_moment(expires_at, "expires_at")
         check_moment(effective_at, "effective_at")
         check_priority(priority)
+        check_caller_key(key)
         return self._write(
             lambda b: grants.issue(
                 b,
@@ -343,6 +352,7 @@ class Wallet:
         now: datetime | None = None,
     ) -> ChargeResult:
         """Debit the whole amount or refuse (`insufficient_credit`, `monthly_limit_reached`)."""
+        check_caller_key(key)
         return self._write(
             lambda b: charges.charge(b, account_id, amount, key, reference, lines),
             now,
@@ -357,7 +367,22 @@ class Wallet:
             isinstance(item, ChargeItem) for item in items
         ):
             raise InvalidRequestError("a batch is a list of ChargeItem")
-        return self._write(lambda b: charges.charge_many(b, items), now, charges_credit=True)
+        refused: dict[int, TalktimeError] = {}
+        for index, item in enumerate(items):
+            if isinstance(item.key, str) and item.key.startswith(RESERVED_KEY_PREFIXES):
+                try:
+                    check_caller_key(item.key)
+                except InvalidRequestError as refusal:
+                    refused[index] = refusal
+        if not refused:
+            return self._write(lambda b: charges.charge_many(b, items), now, charges_credit=True)
+        rest = [item for index, item in enumerate(items) if index not in refused]
+        done = iter(
+            self._write(lambda b: charges.charge_many(b, rest), now, charges_credit=True)
+            if rest
+            else []
+        )
+        return [refused[index] if index in refused else next(done) for index in range(len(items))]
 
     def authorize(
         self,
@@ -371,6 +396,7 @@ class Wallet:
     ) -> HoldResult:
         """Reserve the whole amount until now + ttl, or refuse."""
         check_id(account_id, "account id")
+        check_caller_key(key)
         check_ttl(ttl)
         ttl_micros = _micros_of(ttl)
         return self._write(
@@ -390,6 +416,7 @@ class Wallet:
     ) -> HoldResult:
         """Reserve ``amount`` more on a pending hold; ``ttl`` moves its deadline to now + ttl."""
         check_id(hold_id, "hold id")
+        check_caller_key(key)
         if ttl is not None:
             check_ttl(ttl)
         ttl_micros = None if ttl is None else _micros_of(ttl)
@@ -408,6 +435,7 @@ class Wallet:
     ) -> SettleResult:
         """Charge the actual amount, release the rest; a shortfall is recorded `uncollected`."""
         check_id(hold_id, "hold id")
+        check_caller_key(key)
         return self._write(
             lambda b: holds.settle(b, hold_id, actual, key, lines), now, charges_credit=True
         )
@@ -415,6 +443,7 @@ class Wallet:
     def void(self, hold_id: int, key: str, now: datetime | None = None) -> HoldResult:
         """Release a pending hold without charging."""
         check_id(hold_id, "hold id")
+        check_caller_key(key)
         return self._write(lambda b: holds.void(b, hold_id, key), now)
 
     def expire_holds(self, now: datetime | None = None) -> int:
@@ -459,12 +488,75 @@ class Wallet:
 
         return run_cycle(self.engine, self.clock() if now is None else now)
 
+    # ---- payments --------------------------------------------------------------------------
+
+    def purchase(
+        self,
+        account_id: int,
+        amount: int,
+        key: str,
+        provider: PaymentProvider,
+        now: datetime | None = None,
+    ) -> GrantResult:
+        """Buy credit through ``provider`` with the account's saved payment method; granted only
+        after the payment succeeded (`talktime.wallet.recharge.purchase`)."""
+        from talktime.wallet import recharge  # imports this package: at call time
+
+        return recharge.purchase(self.engine, account_id, amount, key, provider, now=now)
+
+    def set_payment_method(
+        self,
+        account_id: int,
+        *,
+        customer: str | None,
+        payment_method: str | None,
+        now: datetime | None = None,
+    ) -> RechargeSettings:
+        """Save the provider's customer and payment method used for every payment."""
+        from talktime.wallet import recharge
+
+        at = self._micros(now)
+        with self._begin() as conn:
+            return recharge.set_payment_method(
+                conn, account_id, customer=customer, payment_method=payment_method, now=at
+            )
+
+    def configure_auto_recharge(
+        self,
+        account_id: int,
+        *,
+        enabled: bool,
+        threshold: int,
+        amount: int,
+        now: datetime | None = None,
+    ) -> RechargeSettings:
+        """Auto-recharge: when paid credit falls under ``threshold``, buy ``amount`` more."""
+        from talktime.wallet import recharge
+
+        at = self._micros(now)
+        with self._begin() as conn:
+            return recharge.configure(
+                conn, account_id, enabled=enabled, threshold=threshold, amount=amount, now=at
+            )
+
+    def process_recharges(
+        self, provider: PaymentProvider, now: datetime | None = None
+    ) -> list[RechargeOutcome]:
+        """Pay the recharges due at ``now`` (default: the wallet's clock) and record each
+        outcome (the worker's job; safe from many processes at once)."""
+        from talktime.wallet import recharge
+
+        return recharge.process_recharges(
+            self.engine, provider, self.clock() if now is None else now
+        )
+
     def refund(
         self, account_id: int, grant_id: int, amount: int, key: str, now: datetime | None = None
     ) -> RefundResult:
         """Take back unspent purchased credit from a grant."""
         check_id(account_id, "account id")
         check_id(grant_id, "grant id")
+        check_caller_key(key)
         return self._write(lambda b: grants.refund(b, account_id, grant_id, amount, key), now)
 
     # ---- reads -----------------------------------------------------------------------------

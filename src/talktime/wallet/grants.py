@@ -134,7 +134,23 @@ def issue(
     source: str | None = None,
     entry_kind: str = GRANT,
 ) -> GrantResult:
-    """Idempotently grant credit to an account (purchased, promotional, refund...)."""
+    """Idempotently grant credit to an account (purchased, promotional, refund...).
+
+    Free monthly credit is not granted this way: the cycle issues it from the plan, for one
+    period (`issue_free_credit`). Priority 0 is free monthly credit's, so it is always used
+    first: another kind of grant takes 1 or more."""
+    if kind == "free_monthly":
+        raise InvalidRequestError(
+            "free monthly credit comes only from the account's plan, one period at a time "
+            "(the monthly cycle issues it); grant `promotional` credit with an expiry instead",
+            kind=kind,
+        )
+    if priority == 0:
+        raise InvalidRequestError(
+            "priority 0 is free monthly credit's, so it is always used first; give this grant "
+            "a priority of 1 or more (lower is used first)",
+            priority=priority,
+        )
     check_text(source, "source")
     state = book.account(account_id, key)
     fp = _grant_fingerprint(kind, amount, expires_at, effective_at, priority, source, utc=True)

@@ -54,13 +54,34 @@ def is_valid_key(key: object) -> bool:
     )
 
 
-def check_key(key: str) -> None:
+def check_key(key: object) -> None:
     """Refuse an empty or oversized idempotency key, or one holding a NUL character."""
     if not is_valid_key(key):
         raise InvalidRequestError(
             f"an idempotency key is a non-empty string of at most {MAX_KEY_LENGTH} characters "
             "without NUL characters or lone surrogates",
             key=key if isinstance(key, str) else None,
+        )
+
+
+RESERVED_KEY_PREFIXES: Final = ("recharge:", "rental:", "purchase:", "purchase-declines:")
+"""The wallet's own key namespaces: an automatic recharge's credit (`recharge:<account>:<n>`), a
+number's monthly rental (`rental:<number>:<period>`), a purchase's payment and grant
+(`purchase:<account>:<digest>`) and its count of declines. A caller's key may not start with one,
+or it could take the key of an internal operation (a recharge would then be paid and never
+granted)."""
+
+
+def check_caller_key(key: object) -> None:
+    """`check_key`, and refuse a key in one of the wallet's own namespaces."""
+    check_key(key)
+    assert isinstance(key, str)
+    if key.startswith(RESERVED_KEY_PREFIXES):
+        prefix = next(p for p in RESERVED_KEY_PREFIXES if key.startswith(p))
+        raise InvalidRequestError(
+            f"idempotency keys starting with {prefix!r} are reserved for the wallet's own "
+            "operations (recharges, rentals, purchases); use a key of your own",
+            key=key,
         )
 
 

@@ -98,12 +98,28 @@ def check_priority(value: object) -> None:
         raise InvalidRequestError(f"the priority is from 0 to {MAX_PRIORITY}, not {value}")
 
 
+def names_its_rate(line: object) -> bool:
+    """True for a priced line that names the rate-card version and rate that produced it: an
+    object whose `rate` is non-empty text (rating writes `card@version:file:line`)."""
+    if not isinstance(line, dict):
+        return False
+    rate = line.get("rate")
+    return isinstance(rate, str) and rate != ""
+
+
 def encode_lines(lines: Any) -> str | None:
     """Priced lines as the JSON text a ledger entry stores (None stays None), refused unless
-    they are JSON without NaN or infinities (PostgreSQL's json type refuses those; SQLite
-    would store invalid JSON). Encoded once per operation, whatever the entries it writes."""
+    they are a list of objects each naming its rate (`names_its_rate`), as JSON without NaN or
+    infinities (PostgreSQL's json type refuses those; SQLite would store invalid JSON).
+    Encoded once per operation, whatever the entries it writes."""
     if lines is None:
         return None
+    if not isinstance(lines, list | tuple) or not all(names_its_rate(line) for line in lines):
+        raise InvalidRequestError(
+            "the priced lines are a list of objects, each naming the rate-card version and "
+            'rate that produced it in "rate" (as rating writes them, e.g. '
+            '"default@2026.11.1:sms.csv:12")'
+        )
     try:
         return json.dumps(lines, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:

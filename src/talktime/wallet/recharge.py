@@ -25,6 +25,7 @@ from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
+from talktime.store.wallet_tables import idempotency as key_records
 from talktime.wallet import grants, idempotency, outbox
 from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 RECHARGE_SUCCEEDED: Final = outbox.RECHARGE_SUCCEEDED
 RECHARGE_FAILED: Final = outbox.RECHARGE_FAILED
 PURCHASE: Final = "purchase"
+PURCHASE_DECLINES: Final = "purchase_declines"
+"""The operation of the record counting a purchase key's declined payments."""
 LEASE_MICROS: Final = 5 * 60 * 1_000_000
 """A claimed recharge unfinished this long is claimed again (same key: never charged twice)."""
 MAX_BACKOFF_MICROS: Final = 24 * 3600 * 1_000_000
@@ -106,6 +109,52 @@ def purchase_payment_key(account_id: int, key: str) -> str:
     """The provider (and grant) idempotency key of a purchase made under the caller's ``key``:
     derived, so a retry pays under the same key; hashed, so it stays short."""
     return f"purchase:{account_id}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def attempt_payment_key(account_id: int, base: str, declines: int) -> str:
+    """The provider key of a purchase's attempt after ``declines`` declines under its key:
+    ``base`` for the first attempt, a key of its own after each decline. A decline took no
+    money, so the next attempt may be a new payment (a provider remembers its answer to a
+    key: the same key would be declined again whatever the customer changed); after an error
+    the count stays, and the retry reuses the key, so the card is never charged twice."""
+    if declines == 0:
+        return base
+    return f"purchase:{account_id}:{_digest(f'{base}:declined:{declines}')}"
+
+
+def _declines_key(key: str) -> str:
+    return f"purchase-declines:{_digest(key)}"
+
+
+def _declines(conn: sa.Connection, account_id: int, key: str) -> int:
+    """How many payments of the purchase under ``key`` the provider declined."""
+    record = idempotency.lookup(conn, account_id, [_declines_key(key)]).get(_declines_key(key))
+    return 0 if record is None else int(record[2])
+
+
+def _count_decline(conn: sa.Connection, account_id: int, key: str, seen: int, now: int) -> None:
+    """Record one more decline of the purchase under ``key`` (``seen`` were known before)."""
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        key_records
+    )
+    row = {
+        "account_id": account_id,
+        "key": _declines_key(key),
+        "operation": PURCHASE_DECLINES,
+        "fingerprint": "",
+        "response": str(seen + 1),
+        "created_at": now,
+    }
+    conn.execute(
+        insert.values(row).on_conflict_do_update(
+            index_elements=[key_records.c.account_id, key_records.c.key],
+            set_={"response": insert.excluded.response, "created_at": insert.excluded.created_at},
+        )
+    )
 
 
 def backoff(declines: int, base_seconds: int) -> int:
@@ -704,18 +753,21 @@ def purchase(
     The credit is granted only after the provider took the money. Idempotent: a key that
     succeeded returns the original grant without paying again (a different amount under it is
     an `idempotency_conflict`); a retry after a provider error reuses the same payment key, so
-    the card is never charged twice. A decline raises `PaymentDeclinedError` and grants nothing.
+    the card is never charged twice. A decline raises `PaymentDeclinedError` and grants nothing;
+    it is counted, so a retry under the same key (say after the customer changed card) is a new
+    payment attempt under a key of its own (`attempt_payment_key`) instead of the provider's
+    replay of its decline.
     ``on_grant`` runs inside the transaction of a new grant (never for a replay), so what it
     writes commits with the credit or not at all. ``payment_key`` is the provider's (and the
     grant's) key, by default `purchase_payment_key` of ``key``.
     """
     check_id(account_id, "account id")
     check_amount(amount, what="purchase amount")
-    idempotency.check_key(key)
+    idempotency.check_caller_key(key)
     check_moment(now, "now")
     if payment_key is not None:
         idempotency.check_key(payment_key)
-    paid_under = payment_key or purchase_payment_key(account_id, key)
+    base = payment_key or purchase_payment_key(account_id, key)
     at = to_micros(now or utcnow())
     fp = idempotency.fingerprint(PURCHASE, {"amount": amount})
     with engine.begin() as conn:
@@ -726,6 +778,8 @@ def purchase(
             return replayed
         cfg = get_settings_of(conn, state.id)
         currency = str(currency_of(conn, state.id))
+        declines = _declines(conn, state.id, key)
+    paid_under = attempt_payment_key(account_id, base, declines)
     request = PaymentRequest(
         account_id=str(account_id),
         amount=amount,
@@ -737,6 +791,8 @@ def purchase(
     )
     result = provider.charge(request)
     if result.outcome == "declined":
+        with engine.begin() as conn:
+            _count_decline(conn, account_id, key, declines, at)
         raise PaymentDeclinedError(
             f"the payment of {money.format(amount)} {currency} was declined ({result.reason}); "
             "no credit was added: use another payment method and try again",

@@ -4,11 +4,14 @@ Grants never negative and never reserve more than they hold; the ledger explains
 issue, balance and reservation, per grant and per hold, with each kind of entry on its own side
 of zero; holds and their per-grant allocations agree, within one account; expired free credit
 was expired and free monthly credit lasts exactly its period; period usage counters match the
-paid usage in the ledger. The ledger is read in one aggregate pass plus one pass over paid usage.
+paid usage in the ledger; no idempotency key charged twice; every priced line names its rate.
+The ledger is read in one aggregate pass, one pass over usage, one grouped by key and one over
+the entries that carry priced lines.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,7 @@ from talktime.store.wallet_tables import (
     ledger,
     usage_periods,
 )
+from talktime.wallet.inputs import names_its_rate
 from talktime.wallet.model import (
     BALANCE_ENTRY_KINDS,
     EXPIRY,
@@ -217,7 +221,72 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
             )
 
     breaches.extend(_check_usage(conn, anchors))
+    breaches.extend(_check_keys(conn))
+    breaches.extend(_check_lines(conn))
     return breaches
+
+
+def _check_keys(conn: sa.Connection) -> list[Breach]:
+    """No idempotency key of an account has usage entries in more than one transaction: the
+    same key never charges twice."""
+    transactions = sa.func.count(sa.distinct(ledger.c.transaction_id))
+    twice = conn.execute(
+        sa.select(ledger.c.account_id, ledger.c.idempotency_key, transactions.label("n"))
+        .where(ledger.c.kind == USAGE, ledger.c.idempotency_key.is_not(None))
+        .group_by(ledger.c.account_id, ledger.c.idempotency_key)
+        .having(transactions > 1)
+        .order_by(ledger.c.account_id, ledger.c.idempotency_key)
+    )
+    return [
+        Breach(
+            r.account_id,
+            "key_charged_twice",
+            f"idempotency key {r.idempotency_key!r} charged in {r.n} transactions",
+        )
+        for r in twice
+    ]
+
+
+def _check_lines(conn: sa.Connection) -> list[Breach]:
+    """Every priced line on a ledger entry names the rate-card version and rate that produced
+    it (`inputs.names_its_rate`); one breach per account, naming its first such entry. The
+    lines are read as text and each distinct text parsed once (a batch of sends repeats it)."""
+    checked: dict[str, bool] = {}
+    bad: dict[int, list[int]] = {}  # account -> [first entry id, count]
+    rows = conn.execution_options(yield_per=10_000).execute(
+        sa.select(ledger.c.id, ledger.c.account_id, sa.cast(ledger.c.lines, sa.Text).label("text"))
+        .where(ledger.c.lines.is_not(None))
+        .order_by(ledger.c.id)
+    )
+    for r in rows:
+        ok = checked.get(r.text)
+        if ok is None:
+            if len(checked) >= 100_000:  # a bound on memory: call legs' lines rarely repeat
+                checked.clear()
+            ok = checked[r.text] = _names_rates(r.text)
+        if not ok:
+            seen = bad.setdefault(r.account_id, [r.id, 0])
+            seen[1] += 1
+    return [
+        Breach(
+            account_id,
+            "line_without_rate",
+            f"{count} ledger entr{'y' if count == 1 else 'ies'} (the first: {first}) carry "
+            "priced lines that do not name their rate-card version and rate",
+        )
+        for account_id, (first, count) in sorted(bad.items())
+    ]
+
+
+def _names_rates(text: str | None) -> bool:
+    """True when ``text`` is JSON null or a list of lines each naming its rate."""
+    try:
+        lines = json.loads(text) if text is not None else None
+    except ValueError:
+        return False
+    if lines is None:
+        return True
+    return isinstance(lines, list) and all(names_its_rate(line) for line in lines)
 
 
 def _check_grant(
@@ -282,6 +351,14 @@ def _check_grant(
         )
     if g.kind != "free_monthly":
         return found
+    if g.period_start is None or g.expires_at is None:
+        found.append(
+            Breach(
+                who,
+                "free_credit_without_period",
+                f"free credit grant {g.id} has no period or no expiry, so it would roll over",
+            )
+        )
     if g.expires_at is not None and g.expires_at <= now and g.remaining != g.held:
         found.append(
             Breach(
