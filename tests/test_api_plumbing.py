@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from talktime.api import create_app
 from talktime.config import Settings
+from talktime.errors import TalktimeError
 
 import apikit
 
@@ -65,6 +66,50 @@ def test_an_unexpected_error_is_a_logged_500_without_a_stack_trace(
     assert "Traceback" not in response.text
     assert any(getattr(r, "request_id", None) == "r-500" for r in caplog.records)
     assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
+
+
+class _BrokenLedgerError(TalktimeError):
+    code = "broken_ledger"
+    status = 500
+    title = "Broken ledger"
+
+
+class _DeclinedError(TalktimeError):
+    code = "declined"
+    status = 402
+    title = "Declined"
+
+
+def test_a_refusal_answered_with_a_5xx_is_logged_with_its_code_and_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
+
+    @app.get("/broken")
+    def broken() -> None:
+        raise _BrokenLedgerError("The ledger does not add up.", account_id=7)
+
+    @app.get("/declined")
+    def declined() -> None:
+        raise _DeclinedError("The card was declined.")
+
+    client = TestClient(app, raise_server_exceptions=False)
+
+    with caplog.at_level(logging.INFO, logger="talktime.api"):
+        response = client.get("/broken", headers={"X-Request-ID": "r-5xx"})
+        client.get("/declined", headers={"X-Request-ID": "r-4xx"})
+    assert response.status_code == 500
+    assert response.json()["code"] == "broken_ledger"
+    assert response.json()["request_id"] == "r-5xx"
+    assert "Traceback" not in response.text
+    logged = [r for r in caplog.records if getattr(r, "request_id", None) == "r-5xx"]
+    assert len(logged) == 1
+    assert logged[0].levelno == logging.ERROR
+    assert getattr(logged[0], "code", None) == "broken_ledger"
+    assert "broken_ledger" in logged[0].getMessage()
+    assert "The ledger does not add up." in logged[0].getMessage()
+    # a refusal the client can act on (4xx) is not an error of the service
+    assert not [r for r in caplog.records if getattr(r, "request_id", None) == "r-4xx"]
 
 
 def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:

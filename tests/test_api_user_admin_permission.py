@@ -117,6 +117,20 @@ def test_a_user_name_of_only_spaces_is_refused_naming_the_field(api: Any) -> Non
     assert _users(api, t.auth) == before
 
 
+def test_an_unknown_permission_in_restrictions_is_refused_naming_the_field(api: Any) -> None:
+    t = tenant(api, number=None)
+    before = _users(api, t.auth)
+    body = {"name": "Bo", "restrictions": ["bogus"]}
+    created = api.post("/v1/users", json=body, headers=t.auth)
+    changed = api.patch(f"/v1/users/{t.user}", json={"restrictions": ["bogus"]}, headers=t.auth)
+    for response in (created, changed):
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert (problem["code"], problem["field"]) == ("unknown_permission", "restrictions")
+        assert "bogus" in problem["detail"]
+    assert _users(api, t.auth) == before
+
+
 def test_changing_a_user_of_an_unknown_account_says_the_account_is_missing(api: Any) -> None:
     listed = api.get("/v1/admin/accounts/999999/users", headers=ADMIN)
     changed = api.patch(

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from talktime.service import credits
+from talktime.service.errors import InvalidRequestError
 from talktime.wallet import recharge as rc
 from talktime.wallet.payments import PaymentSetupError
 from wallet_helpers import make_wallet
@@ -56,6 +58,68 @@ def test_turning_auto_recharge_off_is_not_refused_for_its_amount(api: Any) -> No
     assert again.json()["code"] == "payment_setup_invalid"
 
 
+def test_turning_auto_recharge_off_needs_no_threshold_nor_amount_and_keeps_the_stored_ones(
+    api: Any,
+) -> None:
+    t = tenant(api, number=None)
+    never_set = api.put(PATH, json={"enabled": False}, headers=t.auth)
+    assert never_set.status_code == 200, never_set.text  # was 422 "Field required"
+    assert never_set.json()["auto_recharge"] == {
+        "enabled": False,
+        "threshold": None,
+        "amount": None,
+        "disabled_reason": None,
+    }
+    on = {"enabled": True, "threshold": "5.00", "amount": "20.00"}
+    assert api.put(PATH, json=on, headers=t.auth).status_code == 200
+    for off in (
+        {"enabled": False},
+        {"enabled": False, "threshold": "0", "amount": "0"},  # was 422: amount above zero
+        {"enabled": False, "threshold": None, "amount": None},
+    ):
+        response = api.put(PATH, json=off, headers=t.auth)
+        assert response.status_code == 200, (off, response.text)
+        stored = response.json()["auto_recharge"]
+        assert (stored["enabled"], stored["amount"]) == (False, "20.0000"), off
+    assert t.balance()["auto_recharge"]["threshold"] == "0.0000"  # a threshold given is stored
+    again = api.put(PATH, json={"enabled": False, "threshold": "3.00"}, headers=t.auth)
+    assert again.json()["auto_recharge"]["threshold"] == "3.0000"
+
+
+@pytest.mark.parametrize(
+    ("body", "fields", "message"),
+    [
+        ({"enabled": True}, ["threshold", "amount"], "required when `enabled` is true"),
+        ({"enabled": True, "threshold": "1.00"}, ["amount"], "required when `enabled` is true"),
+        ({"enabled": True, "amount": "20.00"}, ["threshold"], "required when `enabled` is true"),
+        ({"enabled": True, "threshold": None, "amount": "20.00"}, ["threshold"], "required"),
+        ({"enabled": True, "threshold": "1.00", "amount": "0"}, ["amount"], "more than zero"),
+    ],
+)
+def test_turning_auto_recharge_on_without_a_threshold_or_an_amount_is_a_422_naming_it(
+    api: Any, body: dict[str, Any], fields: list[str], message: str
+) -> None:
+    t = tenant(api, number=None)
+    before = t.balance()["auto_recharge"]
+    response = api.put(PATH, json=body, headers=t.auth)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_request"
+    assert [e["field"] for e in problem["errors"]] == fields
+    assert problem["detail"] == f"{fields[0]}: {problem['errors'][0]['message']}"
+    assert message in problem["detail"]
+    assert t.balance()["auto_recharge"] == before
+
+
+def test_the_schema_requires_a_threshold_and_an_amount_only_to_turn_auto_recharge_on(
+    api: Any,
+) -> None:
+    model = api.get("/openapi.json").json()["components"]["schemas"]["AutoRechargeIn"]
+    assert model["required"] == ["enabled"]
+    assert model["if"] == {"properties": {"enabled": {"const": True}}}
+    assert model["then"]["required"] == ["threshold", "amount"]
+
+
 def test_a_member_without_billing_manage_is_refused_before_the_amount_is_looked_at(
     api: Any,
 ) -> None:
@@ -79,3 +143,18 @@ def test_the_library_refuses_a_sub_cent_recharge_amount_too(engine: sa.Engine) -
         assert not rc.configure(
             conn, account, enabled=False, threshold=0, amount=10_100, now=0
         ).enabled
+
+
+def test_the_service_refuses_turning_auto_recharge_on_without_an_amount_naming_it(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", "free", "create").account.id
+    with pytest.raises(InvalidRequestError) as refused:
+        credits.set_auto_recharge(engine, account, enabled=True, threshold=0, amount=None)
+    assert refused.value.extra["field"] == "amount"
+    # off with a threshold and no amount, none stored: nothing to keep, nothing written
+    off = credits.set_auto_recharge(engine, account, enabled=False, threshold=1, amount=None)
+    assert off["auto_recharge"]["enabled"] is False
+    with engine.connect() as conn:
+        assert rc.get_settings_of(conn, account) is None

@@ -68,6 +68,16 @@ def test_a_ledger_range_whose_until_is_not_after_its_since_is_a_422_not_an_empty
     assert wide.json()["entries"]
 
 
+def test_a_swapped_ledger_or_usage_range_is_a_422_naming_until(api: Any) -> None:
+    t = tenant(api, credit="5.00")
+    for path in ("/v1/ledger", "/v1/usage"):
+        response = t.get(path, since="2030-01-01T00:00:00Z", until="2020-01-01T00:00:00Z")
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert "`until` must be after `since`" in problem["detail"]
+        assert problem["field"] == "until", path
+
+
 def test_the_api_takes_every_ledger_kind_the_wallet_writes() -> None:
     literal = typing.get_args(typing.get_args(LedgerKind)[0])[0]
     assert set(typing.get_args(literal)) == set(ENTRY_KINDS)

@@ -33,6 +33,10 @@ for anything larger."""
 MAX_CALL_HOLD_SECONDS = 7 * 24 * 3600
 """A call leg lasts at most a week (`talktime.rating.card.MAX_LEG_SECONDS`): a longer hold window
 covers time no call can use, and reserving it walks every increment of it."""
+MAX_SMS_TEXT_CHARS = 100_000
+"""The API's text fields read up to this many characters, a bound past the default body limit
+(64 KiB), so that any text longer than `sms_max_text_chars` reaches the service and is refused
+as `text_too_long` with that limit; the setting cannot be larger."""
 SECRET_SETTINGS = frozenset({"admin_key", "stripe_api_key", "database_url"})
 """Settings whose value is never repeated in an error message (a URL may hold a password)."""
 
@@ -102,7 +106,10 @@ class Settings(BaseSettings):
         65536, ge=1024, description="largest request body the API accepts, in bytes"
     )
     sms_max_text_chars: int = Field(
-        1600, ge=1, description="longest SMS text the API accepts, in characters"
+        1600,
+        ge=1,
+        description=f"longest SMS text the API accepts, in characters (at most "
+        f"{MAX_SMS_TEXT_CHARS})",
     )
     rate_cards_dir: str = Field(
         "./rate_cards",
@@ -138,6 +145,16 @@ class Settings(BaseSettings):
         field = cls.model_fields.get(info.field_name or "")
         if isinstance(value, bool) and field is not None and field.annotation in (int, float):
             raise ValueError("must be a number, not a boolean")
+        return value
+
+    @field_validator("sms_max_text_chars")
+    @classmethod
+    def _text_limit(cls, value: int) -> int:
+        if value > MAX_SMS_TEXT_CHARS:
+            raise ValueError(
+                f"must be at most {MAX_SMS_TEXT_CHARS} characters, the longest text the API "
+                "reads (a longer one is refused before this limit applies)"
+            )
         return value
 
     @field_validator("database_url")

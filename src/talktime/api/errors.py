@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,8 @@ from talktime.errors import TalktimeError
 from talktime.store.migrate import DatabaseNotMigratedError
 
 PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger("talktime.api")
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -57,9 +60,24 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn refusals and invalid input into problem documents."""
 
     @app.exception_handler(TalktimeError)
-    async def _refusal(_request: Request, exc: TalktimeError) -> JSONResponse:
+    async def _refusal(request: Request, exc: TalktimeError) -> JSONResponse:
         if isinstance(exc, DatabaseNotMigratedError):
             raise exc  # the middleware's answer, which speaks to the operator, not to embedders
+        if exc.status >= 500:  # our fault or a dependency's: the operator must hear of it
+            # its sentence, which the client reads too; no traceback (a chained exception's
+            # text, from a driver or a provider, could carry what must not be logged)
+            log.error(
+                "%s answered %s: %s",
+                exc.code,
+                exc.status,
+                exc.detail,
+                extra={
+                    "request_id": current_request_id(),
+                    "code": exc.code,
+                    "status": exc.status,
+                    "path": request.url.path,
+                },
+            )
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
 
     @app.exception_handler(HTTPException)

@@ -95,9 +95,18 @@ def text_at_most(max_length: int) -> Callable[[Any], str]:
     return check
 
 
-def text_schema(max_length: int, description: str) -> WithJsonSchema:
-    """The JSON schema of a `text_at_most` field: a string of at most ``max_length``."""
-    return WithJsonSchema({"type": "string", "maxLength": max_length, "description": description})
+CONFIGURED_MAX_LENGTH = "x-talktime-max-length-setting"
+"""Marks a schema whose `maxLength` is a setting's value: `talktime.api.openapi` publishes the
+app's configured value there and removes the mark."""
+
+
+def text_schema(max_length: int, description: str, *, setting: str | None = None) -> WithJsonSchema:
+    """The JSON schema of a `text_at_most` field: a string of at most ``max_length``, or of at
+    most the value of ``setting`` (a `Settings` field) in the app's OpenAPI document."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "description": description}
+    if setting is not None:
+        schema[CONFIGURED_MAX_LENGTH] = setting
+    return WithJsonSchema(schema)
 
 
 Amount = Annotated[

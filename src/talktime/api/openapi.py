@@ -3,7 +3,9 @@ operation is documented as an `application/problem+json` Problem, which is what 
 handlers send (FastAPI would otherwise document its own 422 shape as `application/json`);
 a route's own error document (`/healthz`'s 503 Health) is kept. Also documented: the 503 of
 every operation that reads the database, the required Idempotency-Key header, and the
-`X-Request-ID` and `Idempotent-Replayed` response headers."""
+`X-Request-ID` and `Idempotent-Replayed` response headers. The text of a message or an SMS
+quote publishes the configured `sms_max_text_chars` as its `maxLength`, the limit the server
+enforces."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from talktime.api.models import PROBLEM_JSON, REPLAYED_HEADER, Problem
+from talktime.api.models import CONFIGURED_MAX_LENGTH, PROBLEM_JSON, REPLAYED_HEADER, Problem
+from talktime.config import Settings
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_ERRORS = ("#/components/schemas/Problem", "#/components/schemas/HTTPValidationError")
@@ -98,6 +101,7 @@ def install(app: FastAPI) -> None:
         _drop_unused(schema)
         _tuple_items(schema)
         _integer_bounds(schema)
+        _configured_max_lengths(schema, app.state.settings)
         app.openapi_schema = schema
         return schema
 
@@ -177,3 +181,18 @@ def _integer_bounds(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _integer_bounds(value)
+
+
+def _configured_max_lengths(node: Any, settings: Settings) -> None:
+    """Publish as `maxLength` the configured value of the setting a schema is marked with
+    (`api.models.text_schema(..., setting=...)`), and drop the mark: the model's own bound only
+    lets a longer text through to be refused as `text_too_long`."""
+    if isinstance(node, dict):
+        setting = node.pop(CONFIGURED_MAX_LENGTH, None)
+        if setting is not None:
+            node["maxLength"] = getattr(settings, setting)
+        for value in node.values():
+            _configured_max_lengths(value, settings)
+    elif isinstance(node, list):
+        for value in node:
+            _configured_max_lengths(value, settings)

@@ -172,10 +172,11 @@ def usage(
     for name, moment in (("since", since), ("until", until)):
         if not EARLIEST_US <= moment <= LATEST_US:
             raise InvalidUsageQueryError(
-                f"`{name}` is out of range: times from 1970-01-01 to 9000-01-01 (UTC) are accepted"
+                f"`{name}` is out of range: times from 1970-01-01 to 9000-01-01 (UTC) are accepted",
+                field=name,
             )
     if until <= since:
-        raise InvalidUsageQueryError("`until` must be after `since`")
+        raise InvalidUsageQueryError("`until` must be after `since`", field="until")
     if until - since > MAX_RANGE_US:
         raise InvalidUsageQueryError("a usage report covers at most 366 days; narrow the range")
     totals: dict[tuple[str | None, ...], list[int]] = {}

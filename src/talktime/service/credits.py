@@ -12,6 +12,7 @@ from talktime.config import Settings
 from talktime.service import users
 from talktime.service.balance import balance, balance_in
 from talktime.service.common import fmt, now_micros
+from talktime.service.errors import InvalidRequestError
 from talktime.service.idempotency import (
     StoredResponse,
     fingerprint,
@@ -19,6 +20,7 @@ from talktime.service.idempotency import (
     replay,
     writer_turn,
 )
+from talktime.store.wallet_tables import accounts
 from talktime.wallet import Wallet, recharge
 from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
@@ -170,16 +172,47 @@ def purchase(
 
 
 def set_auto_recharge(
-    engine: sa.Engine, account_id: int, *, enabled: bool, threshold: int, amount: int
+    engine: sa.Engine,
+    account_id: int,
+    *,
+    enabled: bool,
+    threshold: int | None,
+    amount: int | None,
 ) -> dict[str, Any]:
     """When paid credit falls under ``threshold``, buy ``amount`` more (one at a time).
 
-    Turning it on with an ``amount`` no card payment can take (not whole cents) is refused
-    (`payment_setup_invalid`), as buying that amount is; turning it off always works.
+    Turning it on needs both (422 `invalid_request` naming the one left out); with an
+    ``amount`` no card payment can take (not whole cents) it is refused
+    (`payment_setup_invalid`), as buying that amount is. Turning it off always works: a
+    ``threshold`` or ``amount`` left out (None) keeps the stored one; with no amount stored
+    nor given nothing is written (auto-recharge is off already).
     """
     Wallet(engine).account(account_id)
+    if enabled:
+        for name, value in (("threshold", threshold), ("amount", amount)):
+            if value is None:
+                raise InvalidRequestError(
+                    f"Turning auto-recharge on needs `{name}`; send it.", field=name
+                )
     with engine.begin() as conn:  # `configure` refuses an amount a card cannot take
-        recharge.configure(
-            conn, account_id, enabled=enabled, threshold=threshold, amount=amount, now=now_micros()
-        )
+        if threshold is None or amount is None:
+            # the account's lock first, as `configure` takes it: the stored values kept are
+            # the ones this write replaces, not those of a change committed meanwhile
+            conn.execute(
+                sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
+            )
+            stored = recharge.get_settings_of(conn, account_id)
+            if threshold is None:
+                threshold = 0 if stored is None else stored.threshold
+            if amount is None and stored is not None:
+                amount = stored.amount
+        if amount is not None:
+            recharge.configure(
+                conn,
+                account_id,
+                enabled=enabled,
+                threshold=threshold,
+                amount=amount,
+                now=now_micros(),
+            )
     return balance(engine, account_id)

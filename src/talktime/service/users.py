@@ -52,6 +52,16 @@ def _name(name: str) -> str:
     return name
 
 
+def _checked_restrictions(restrictions: Iterable[str]) -> frozenset[str]:
+    """`policy.check_restrictions`, its refusal naming the field (`restrictions`)."""
+    try:
+        return policy.check_restrictions(restrictions)
+    except policy.UnknownPermissionError as refusal:
+        raise policy.UnknownPermissionError(
+            refusal.detail, **{**refusal.extra, "field": "restrictions"}
+        ) from None
+
+
 def _user(row: Any) -> User:
     return User(
         id=row.id,
@@ -76,7 +86,7 @@ def create_user(
         account_id=account_id,
         name=_name(name),
         role=_role(role),
-        restrictions=policy.check_restrictions(restrictions),
+        restrictions=_checked_restrictions(restrictions),
         created_at=time.time_ns() // 1000,
     )
     conn.execute(
@@ -156,7 +166,7 @@ def update_user(
     if role is not None:
         values["role"] = _role(role)
     if restrictions is not None:
-        values["restrictions"] = " ".join(sorted(policy.check_restrictions(restrictions)))
+        values["restrictions"] = " ".join(sorted(_checked_restrictions(restrictions)))
     if values:
         conn.execute(
             users.update()

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 import talktime
-from talktime.config import Settings
+from talktime.config import MAX_SMS_TEXT_CHARS, Settings
 from talktime.rating import RateCard, load_card
 from talktime.service import messages
 from talktime.web import estimate
@@ -29,7 +29,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 
-MAX_TEXT = 100_000
+MAX_TEXT = MAX_SMS_TEXT_CHARS
 
 
 def _a_str(value: Any) -> str:

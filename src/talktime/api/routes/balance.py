@@ -12,8 +12,8 @@ from talktime import money
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine
 from talktime.api.models import Amount, TimeInRange, problems
+from talktime.service import accounts, users
 from talktime.service import balance as service
-from talktime.service import users
 from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["credit"])
@@ -123,7 +123,7 @@ def get_ledger(
     zone are UTC)."""
     if since is not None and until is not None and until <= since:
         # swapped bounds read as "no entries" otherwise; /v1/usage refuses them the same way
-        raise InvalidRequestError("`until` must be after `since`")
+        raise InvalidRequestError("`until` must be after `since`", field="until")
     if reference is not None:
         reference = _plus_kept(request, "reference", reference)
     return service.ledger(
@@ -144,5 +144,6 @@ def put_monthly_limit(
 ) -> dict[str, Any]:
     """Set or remove the cap on paid credit used per billing period."""
     users.require_permission_of(engine, account_id, body.user, "billing.manage")
+    accounts.require_active(engine, account_id)
     limit = None if body.monthly_limit is None else money.parse(body.monthly_limit)
     return service.set_monthly_limit(engine, account_id, limit)

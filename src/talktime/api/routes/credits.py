@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from talktime import money
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
 from talktime.api.models import Amount, PositiveAmount, problems, stored
 from talktime.api.routes.balance import BalanceOut
-from talktime.service import credits, users
+from talktime.service import accounts, credits, users
 
 router = APIRouter(tags=["credit"])
 
@@ -41,19 +41,52 @@ class PurchaseOut(BaseModel):
 
 
 class AutoRechargeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """`threshold` and `amount` are required when `enabled` is true; turning auto-recharge off
+    may leave them out, which keeps the stored ones."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # published: when `enabled` is true, both are required (and not null)
+        json_schema_extra={
+            "if": {"properties": {"enabled": {"const": True}}},
+            "then": {
+                "required": ["threshold", "amount"],
+                "properties": {"threshold": {"type": "string"}, "amount": {"type": "string"}},
+            },
+        },
+    )
 
     enabled: bool
-    threshold: Amount = Field(description="Recharge when paid credit falls under this.")
-    amount: PositiveAmount = Field(
-        description="How much each recharge buys: whole cents when `enabled` (422 "
-        "`payment_setup_invalid` otherwise)."
+    threshold: Amount | None = Field(
+        None,
+        validate_default=True,
+        description="Recharge when paid credit falls under this. Required when `enabled` is "
+        "true; when turning it off, leave it out to keep the stored one.",
+    )
+    amount: Amount | None = Field(
+        None,
+        validate_default=True,
+        description="How much each recharge buys. Required when `enabled` is true, and then "
+        "above zero and whole cents (422 `payment_setup_invalid` otherwise); when turning it "
+        "off, leave it out (or send 0) to keep the stored one.",
     )
     user: str | None = Field(
         None,
         description="The user this request is made for; when given, that user needs "
         "`billing.manage`.",
     )
+
+    @field_validator("threshold", "amount")
+    @classmethod
+    def _required_when_enabled(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Turning auto-recharge on needs both, and an amount above zero (as before)."""
+        if info.data.get("enabled") is not True:
+            return value
+        if value is None:
+            raise ValueError("required when `enabled` is true")
+        if info.field_name == "amount" and money.parse(value) <= 0:
+            raise ValueError("must be more than zero")
+        return value
 
 
 @router.post(
@@ -95,12 +128,16 @@ def purchase(
 def put_auto_recharge(
     body: AutoRechargeIn, account_id: AccountId, engine: Engine
 ) -> dict[str, Any]:
-    """Turn auto-recharge on or off and set its threshold and amount."""
+    """Turn auto-recharge on or off and set its threshold and amount (both required to turn
+    it on; left out when turning it off, the stored ones are kept)."""
     users.require_permission_of(engine, account_id, body.user, "billing.manage")
+    if body.enabled:  # turning it off stops card payments: never refused for the subscription
+        accounts.require_active(engine, account_id)
     return credits.set_auto_recharge(
         engine,
         account_id,
         enabled=body.enabled,
-        threshold=money.parse(body.threshold),
-        amount=money.parse(body.amount),
+        threshold=None if body.threshold is None else money.parse(body.threshold),
+        # off, an amount of 0 is no amount (the wallet stores none): the stored one is kept
+        amount=(money.parse(body.amount) or None) if body.amount is not None else None,
     )

@@ -19,23 +19,36 @@ from talktime.api.models import (
     text_at_most,
     text_schema,
 )
+from talktime.config import MAX_SMS_TEXT_CHARS
 from talktime.service import messages
 
 router = APIRouter(tags=["messages"])
 
 MediaUrl = Annotated[str, Field(max_length=2000)]
-MAX_TEXT = 100_000
+MAX_TEXT = MAX_SMS_TEXT_CHARS
 """A bound past the body limit (64 KiB), so that any longer text than `sms_max_text_chars`
-reaches the service and is refused as `text_too_long` with that limit."""
+reaches the service and is refused as `text_too_long` with that limit (the OpenAPI document
+publishes the configured limit as `maxLength`)."""
+_LIMIT = "sms_max_text_chars"
 OutboundText = Annotated[
     Any,
     AfterValidator(text_at_most(MAX_TEXT)),
-    text_schema(MAX_TEXT, "Limited to `sms_max_text_chars` (1,600 characters)."),
+    text_schema(
+        MAX_TEXT,
+        "At most `sms_max_text_chars` characters (1,600 by default); a longer text is 422 "
+        "`text_too_long`.",
+        setting=_LIMIT,
+    ),
 ]
 InboundText = Annotated[
     Any,
     AfterValidator(text_at_most(MAX_TEXT)),
-    text_schema(MAX_TEXT, "The message received; limited to `sms_max_text_chars` (1,600)."),
+    text_schema(
+        MAX_TEXT,
+        "The message received; at most `sms_max_text_chars` characters (1,600 by default), "
+        "a longer text is 422 `text_too_long`.",
+        setting=_LIMIT,
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from talktime.api.models import Problem, none_as_empty, text_at_most, text_schema
+from talktime.config import MAX_SMS_TEXT_CHARS
 from talktime.rating import Call, RateCard, price_call
 from talktime.rating.calls import MAX_DURATION_S
 from talktime.service import cards, messages
@@ -24,7 +25,14 @@ _NO_SUCH_CARD: dict[int | str, dict[str, Any]] = {
 """Quotes need no API key, so only the card lookup adds a refusal to the input errors."""
 
 QuoteText = Annotated[
-    Any, AfterValidator(text_at_most(100_000)), text_schema(100_000, "The message text.")
+    Any,
+    AfterValidator(text_at_most(MAX_SMS_TEXT_CHARS)),
+    text_schema(
+        MAX_SMS_TEXT_CHARS,
+        "The message text: at most `sms_max_text_chars` characters (1,600 by default), as a "
+        "send; a longer text is 422 `text_too_long`.",
+        setting="sms_max_text_chars",
+    ),
 ]
 
 E164_HELP = "E.164: '+', country code and number, digits only (+14155550123)"
