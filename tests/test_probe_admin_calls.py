@@ -44,8 +44,9 @@ def test_a_call_of_a_canceled_account_is_not_extended_and_completes_billed(api: 
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "subscription_inactive"
     assert refused.json()["detail"] == (
-        "The account's subscription is canceled; reactivate it to use the API. The call was "
-        "not extended; complete it with what happened (it is still billed)."
+        "The account's subscription is canceled; reactivate it to use the API (reading, "
+        "revoking keys, releasing numbers and turning auto-recharge off still work). The call "
+        "was not extended; complete it with what happened (it is still billed)."
     )
     _unchanged(t, call, balance)
     _complete_bills(t, call)

@@ -104,10 +104,13 @@ class SendingNumber:
 
 
 def require_active_subscription(status: str) -> None:
-    """Refuse every billable request unless the account's subscription is active."""
+    """Refuse a billable request or a change of the account unless its subscription is
+    active."""
     if status != ACTIVE_SUBSCRIPTION:
         raise SubscriptionInactiveError(
-            f"The account's subscription is {status}; reactivate it to use the API.",
+            f"The account's subscription is {status}; reactivate it to use the API "
+            "(reading, revoking keys, releasing numbers and turning auto-recharge off still "
+            "work).",
             subscription_status=status,
         )
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from talktime import policy
 from talktime.service.errors import NotFoundError
 from talktime.store.wallet_tables import accounts
 
@@ -30,3 +31,13 @@ def require_account(conn: sa.Connection, account_id: int) -> AccountState:
     if row is None:
         raise NotFoundError(f"No account {account_id}.")
     return AccountState(id=int(row.id), status=row.status, currency=row.currency, plan=row.plan)
+
+
+def require_active(engine: sa.Engine, account_id: int) -> None:
+    """Refuse (403 `subscription_inactive`) a change an account's key asks for unless its
+    subscription is active: new users and keys, user changes, the monthly limit, turning
+    auto-recharge on. Reads, quotes, revoking a key, releasing a number and turning
+    auto-recharge off stay open, so a lapsed customer can see and stop what costs money."""
+    with engine.connect() as conn:
+        state = require_account(conn, account_id)
+    policy.require_active_subscription(state.status)

@@ -12,6 +12,7 @@ from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
 from talktime.api.models import RowId, problems
 from talktime.ids import MAX_ID
+from talktime.service import accounts
 from talktime.service.accounts import require_account
 
 router = APIRouter(tags=["keys"])
@@ -63,6 +64,7 @@ KeyId = Annotated[str, Path(max_length=40)]
 @router.post("/v1/keys", status_code=201, response_model=NewKeyOut, responses=problems(403))
 def create_key(body: KeyIn, account_id: AccountId, engine: Engine) -> NewKeyOut:
     """Create another API key for the key's account (shown once)."""
+    accounts.require_active(engine, account_id)
     with engine.begin() as conn:
         return _new(keys.create_key(conn, account_id, name=body.name))
 

@@ -12,6 +12,7 @@ from talktime import policy
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
 from talktime.api.models import RowId, problems
+from talktime.service import accounts
 from talktime.service import users as service
 from talktime.service.accounts import require_account
 
@@ -113,6 +114,7 @@ UserId = Annotated[str, Path(max_length=40)]
 def create_user(body: UserIn, account_id: AccountId, engine: Engine) -> UserOut:
     """Add a user (with a role and optional restrictions) to the key's account; an
     `acting_user` needs `admin`."""
+    accounts.require_active(engine, account_id)
     return _create(engine, account_id, body)
 
 
@@ -133,6 +135,7 @@ def get_user(user_id: UserId, account_id: AccountId, engine: Engine) -> UserOut:
 def update_user(user_id: UserId, body: UserPatch, account_id: AccountId, engine: Engine) -> UserOut:
     """Change a user's name, role or restrictions (e.g. restrict calling or SMS); an
     `acting_user` needs `admin`."""
+    accounts.require_active(engine, account_id)
     return _patch(engine, account_id, user_id, body)
 
 
