@@ -1,9 +1,13 @@
 """Schemathesis against the app's own OpenAPI schema, on SQLite and on PostgreSQL: generated
 requests to every operation never get a 500, and every response matches its documented status,
-media type and schema (a value one backend stores and the other refuses shows up here)."""
+media type and schema (a value one backend stores and the other refuses shows up here).
+
+`TALKTIME_SCHEMA_EXAMPLES` (default 5) sets the examples per operation for a longer local run.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +37,8 @@ schema = schemathesis.openapi.from_asgi(
 
 Seeded = tuple[FastAPI, dict[str, dict[str, str]]]
 
+EXAMPLES = int(os.environ.get("TALKTIME_SCHEMA_EXAMPLES", "5"))
+
 
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -60,7 +66,7 @@ def backend_app(
 
 @schema.parametrize()
 @settings(
-    max_examples=5,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
