@@ -10,7 +10,10 @@ each talktime run the books are checked through the API: the balance dropped by 
 price of every charge the server acknowledged.
 
     .venv/bin/python bench/http.py [--connections 32] [--duration 10] [--runs 1]
-                                   [--only sqlite|postgresql] [--no-group-commit]
+                                   [--only sqlite|postgresql] [--no-group-commit] [--accounts 1]
+
+With ``--accounts N`` the sends are spread over N accounts (each with its own key, user and
+number; wrk takes them in turn), as a platform's traffic from many customers would be.
 """
 
 from __future__ import annotations
@@ -63,8 +66,8 @@ BARE_APP = textwrap.dedent(
 WRK_SCRIPT = textwrap.dedent(
     """
     -- One POST per request, each with its own Idempotency-Key (a per-thread random prefix and
-    -- a counter); counts requests sent, 201s and other statuses per thread; `done` prints one
-    -- parseable RESULT line.
+    -- a counter) and the next tenant's key and body in turn; counts requests sent, 201s and
+    -- other statuses per thread; `done` prints one parseable RESULT line.
     local threads = {}
     local next_id = 1
 
@@ -80,13 +83,17 @@ WRK_SCRIPT = textwrap.dedent(
                              math.random(0, 2147483647), tid)
       sent, created, other = 0, 0, 0
       hdrs = {}
-      for k, v in pairs(HEADERS) do hdrs[k] = v end
+      for i, tenant in ipairs(TENANTS) do
+        hdrs[i] = {}
+        for k, v in pairs(tenant.headers) do hdrs[i][k] = v end
+      end
     end
 
     function request()
       sent = sent + 1
-      hdrs["Idempotency-Key"] = prefix .. sent
-      return wrk.format("POST", "/v1/messages", hdrs, BODY)
+      local i = (sent + tid) % #TENANTS + 1
+      hdrs[i]["Idempotency-Key"] = prefix .. sent
+      return wrk.format("POST", "/v1/messages", hdrs[i], TENANTS[i].body)
     end
 
     function response(status, headers, body)
@@ -127,12 +134,15 @@ class Figures:
     timeouts: int
     cpu_ms: float
     """Server CPU (user + system, every process of the server) per completed request, ms."""
+    busy: float
+    """The share of the machine's CPU time (all cores, every process) not idle meanwhile."""
 
     def line(self, bare: Figures | None) -> str:
         ratio = f"{self.rate / bare.rate:4.0%} of bare" if bare and bare.rate else ""
         return (
             f"{self.name:<22} {self.rate:7.0f} req/s {ratio:>12}   p50 {self.p50:6.1f}  "
             f"p99 {self.p99:7.1f}  max {self.max:7.1f} ms   cpu {self.cpu_ms:5.2f} ms/req   "
+            f"machine busy {self.busy:4.0%}   "
             f"non-2xx {self.non_2xx}  socket errors {self.socket_errors}  timeouts "
             f"{self.timeouts}"
         )
@@ -176,20 +186,32 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk_run(
-    wrk: str,
-    base: str,
-    headers: dict[str, str],
-    body: dict[str, str],
-    connections: int,
-    seconds: float,
-) -> dict[str, int]:
+Load = list[tuple[dict[str, str], dict[str, str]]]
+"""What wrk sends, taken in turn: (headers, JSON body) per tenant."""
+
+
+def lua_tenants(load: Load) -> str:
+    """``load`` as the Lua table TENANTS of the wrk script."""
+    tenants = []
+    for headers, body in load:
+        lua_headers = ", ".join(
+            f"[{json.dumps(k)}] = {json.dumps(v)}"
+            for k, v in {**headers, "Content-Type": "application/json"}.items()
+        )
+        tenants.append(f"{{headers = {{{lua_headers}}}, body = [==[{json.dumps(body)}]==]}}")
+    return "TENANTS = {\n  " + ",\n  ".join(tenants) + "\n}\n"
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wrk_run(wrk: str, base: str, load: Load, connections: int, seconds: float) -> dict[str, int]:
     """Run wrk against ``base``/v1/messages; the RESULT line's fields."""
-    lua_headers = ", ".join(
-        f"[{json.dumps(k)}] = {json.dumps(v)}"
-        for k, v in {**headers, "Content-Type": "application/json"}.items()
-    )
-    script = f"HEADERS = {{{lua_headers}}}\nBODY = [==[{json.dumps(body)}]==]\n" + WRK_SCRIPT
+    script = lua_tenants(load) + WRK_SCRIPT
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
@@ -210,17 +232,18 @@ def measure(
     name: str,
     base: str,
     pid: int,
-    headers: dict[str, str],
-    body: dict[str, str],
+    load: Load,
     args: argparse.Namespace,
     warm_up: bool = True,
 ) -> Figures:
     """Warm up, then measure ``base`` with wrk and the server tree's CPU."""
     if warm_up:
-        wrk_run(wrk, base, headers, body, args.connections, args.warmup)
+        wrk_run(wrk, base, load, args.connections, args.warmup)
     cpu_before = tree_cpu_seconds(pid)
-    r = wrk_run(wrk, base, headers, body, args.connections, args.duration)
+    busy_before, total_before = machine_ticks()
+    r = wrk_run(wrk, base, load, args.connections, args.duration)
     cpu = tree_cpu_seconds(pid) - cpu_before
+    busy_after, total_after = machine_ticks()
     completed = r["requests"]
     return Figures(
         name=name,
@@ -235,6 +258,7 @@ def measure(
         socket_errors=r["connect"] + r["read"] + r["write"],
         timeouts=r["timeout"],
         cpu_ms=cpu * 1000 / max(completed, 1),
+        busy=(busy_after - busy_before) / max(total_after - total_before, 1),
     )
 
 
@@ -303,18 +327,28 @@ def writer_line(before: dict[str, list[float]], after: dict[str, list[float]], w
     )
 
 
-def settled_balance(http: httpx.Client, auth: dict[str, str]) -> Decimal:
-    """The available balance once it stopped moving (the requests a wrk run cut off at its
-    end still finish on the server)."""
+def settled_balance(http: httpx.Client, tenants: list[apikit.Tenant]) -> Decimal:
+    """The tenants' available balances, summed, once the sum stopped moving (the requests a
+    wrk run cut off at its end still finish on the server)."""
     last = None
     while True:
-        response = http.get("/v1/balance", headers=auth)
-        response.raise_for_status()
-        now = Decimal(response.json()["available"])
+        now = Decimal(0)
+        for t in tenants:
+            response = http.get("/v1/balance", headers=t.auth)
+            response.raise_for_status()
+            now += Decimal(response.json()["available"])
         if now == last:
             return now
         last = now
         time.sleep(0.5)
+
+
+def bench_number(run: int, index: int, accounts: int) -> str:
+    """A sending number of its own per run and tenant (the PostgreSQL database is shared by
+    the runs); the single-tenant bench keeps the numbers it always used."""
+    if accounts == 1:
+        return f"+1415555{100 + run:04d}"
+    return f"+1415{200 + run:03d}{index:04d}"
 
 
 def talktime_run(
@@ -330,23 +364,30 @@ def talktime_run(
     if args.no_group_commit:
         env["TALKTIME_GROUP_COMMIT"] = "false"
     with serve(url, **env) as server, httpx.Client(base_url=server.base_url, timeout=60) as http:
-        # a number of its own per run: the PostgreSQL database is shared by the runs
-        number = f"+1415555{100 + run:04d}"
-        t = apikit.tenant(http, plan="business", credit="1000000.00", number=number)
-        body = {"from": t.number or "", "to": "+14155550111", "text": "Your code is 1234"}
-        body["user"] = t.user
-        first = http.post("/v1/messages", json=body, headers={**t.auth, **apikit.idem()})
-        assert first.status_code == 201, first.text
-        price = Decimal(first.json()["amount"])
-        wrk_run(wrk, server.base_url, t.auth, body, args.connections, args.warmup)
-        before = settled_balance(http, t.auth)
+        tenants: list[apikit.Tenant] = []
+        load: Load = []
+        prices: set[Decimal] = set()
+        for index in range(args.accounts):
+            number = bench_number(run, index, args.accounts)
+            t = apikit.tenant(http, plan="business", credit="1000000.00", number=number)
+            body = {"from": number, "to": "+14155550111", "text": "Your code is 1234"}
+            body["user"] = t.user
+            first = http.post("/v1/messages", json=body, headers={**t.auth, **apikit.idem()})
+            assert first.status_code == 201, first.text
+            prices.add(Decimal(first.json()["amount"]))
+            tenants.append(t)
+            load.append((t.auth, body))
+        assert len(prices) == 1, f"the tenants pay different prices: {prices}"
+        price = prices.pop()
+        wrk_run(wrk, server.base_url, load, args.connections, args.warmup)
+        before = settled_balance(http, tenants)
         pid = server.process.pid
         writers_before = writer_counters(server.base_url, args.workers)
         started = time.perf_counter()
-        figures = measure(wrk, name, server.base_url, pid, t.auth, body, args, warm_up=False)
+        figures = measure(wrk, name, server.base_url, pid, load, args, warm_up=False)
         wall = time.perf_counter() - started
         writers = writer_line(writers_before, writer_counters(server.base_url, args.workers), wall)
-        dropped = before - settled_balance(http, t.auth)
+        dropped = before - settled_balance(http, tenants)
     charges, rest = divmod(dropped, price)
     cut = figures.sent - figures.completed  # in flight when wrk stopped
     ok = rest == 0 and figures.created <= charges <= figures.created + cut
@@ -369,12 +410,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--no-group-commit", action="store_true", help="a commit per request")
+    parser.add_argument(
+        "--accounts", type=int, default=1, help="spread the sends over this many accounts"
+    )
     args = parser.parse_args()
+    if not 1 <= args.accounts <= 9999:
+        parser.error("--accounts must be between 1 and 9999")
     wrk = ensure_wrk()
     load = os.getloadavg()[0]
     print(
         f"wrk, {args.connections} connections, {args.duration:g} s per target, {args.workers} "
-        f"workers, 127.0.0.1, cpu count {os.cpu_count()}, load average {load:.2f}",
+        f"workers, {args.accounts} account{'s' if args.accounts > 1 else ''}, 127.0.0.1, "
+        f"cpu count {os.cpu_count()}, load average {load:.2f}",
         flush=True,
     )
     sample = (
@@ -394,7 +441,7 @@ def main() -> None:
         for run in range(1, args.runs + 1):
             print(f"-- run {run} (load average {os.getloadavg()[0]:.2f})", flush=True)
             with bare_server(sample, args.workers) as (base, pid):
-                bare = measure(wrk, "bare FastAPI", base, pid, {}, {"text": "x"}, args)
+                bare = measure(wrk, "bare FastAPI", base, pid, [({}, {"text": "x"})], args)
             print(bare.line(None), flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 targets = []
@@ -409,15 +456,18 @@ def main() -> None:
     finally:
         if pg is not None:
             pg.stop()
-    print("\n| run | target | req/s | of bare | p50 ms | p99 ms | max ms | CPU ms/req |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "\n| run | target | req/s | of bare | p50 ms | p99 ms | max ms | CPU ms/req "
+        "| machine busy |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     shown: set[int] = set()
     for run, bare, figures in rows:
         for f in ([bare] if run not in shown else []) + [figures]:
             ratio = f"{f.rate / bare.rate:.0%}" if f is not bare else ""
             print(
                 f"| {run} | {f.name} | {f.rate:.0f} | {ratio} | {f.p50:.1f} | {f.p99:.1f} "
-                f"| {f.max:.0f} | {f.cpu_ms:.2f} |"
+                f"| {f.max:.0f} | {f.cpu_ms:.2f} | {f.busy:.0%} |"
             )
         shown.add(run)
 
