@@ -96,6 +96,8 @@ ADMIN_OPS: dict[tuple[str, str], Any] = {
         "voice.csv": "x",
         "numbers.csv": "x",
     },
+    ("POST", "/v1/admin/rate-cards/{name}/versions/{version}/activate"): None,
+    ("DELETE", "/v1/admin/rate-cards/{name}/activation"): None,
 }
 """Admin operations, with bodies that would succeed for an admin."""
 
@@ -141,6 +143,8 @@ def world(db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
             "delivery_id": delivery["id"],
             "account_id": owner.account_id,
             "period": "2026-11",
+            "name": "default",
+            "version": "2026.11.1",
         }
         nobody = {
             **ids,

@@ -1,14 +1,15 @@
-"""`talktime rates list|show|import|validate`: the rate cards shipped and imported.
+"""`talktime rates list|show|import|validate|activate|deactivate`: the rate cards shipped and
+imported, and the version in force.
 
 Imported versions live under the `rate_cards_dir` setting as `<name>/<version>/` and never
-change once imported.
+change once imported; `activate` pins the version in force in `<name>/ACTIVE` there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -22,16 +23,17 @@ from talktime.errors import TalktimeError
 from talktime.rating import (
     InvalidRateCardError,
     RateCard,
-    RateCardNotFoundError,
     import_card,
     list_cards,
     load_card,
     read_card,
     shipped_cards_dir,
 )
+from talktime.service import cards as card_service
 
 rates_app = typer.Typer(
-    help="Rate cards: list, show, import and validate versions.", no_args_is_help=True
+    help="Rate cards: list, show, import and validate versions; activate (pin) the one in force.",
+    no_args_is_help=True,
 )
 app.add_typer(rates_app, name="rates")
 
@@ -42,30 +44,24 @@ def _origin(card: RateCard) -> str:
     return "shipped" if Path(card.source).parent == shipped_cards_dir() else "imported"
 
 
-def _in_force(name: str, directory: str) -> RateCard | None:
-    """The version of card ``name`` in force today, or None while every version is future."""
-    try:
-        return load_card(name, directory=directory)
-    except RateCardNotFoundError:
-        return None
-
-
 @rates_app.command("list")
 def rates_list(as_json: JsonOption = False) -> None:
-    """Every card version, shipped and imported; `*` marks the version in force today."""
+    """Every card version, shipped and imported; `*` marks the version in force today, `pinned`
+    the one `talktime rates activate` put in force."""
     settings = get_settings()
     try:
         cards = list_cards(settings.rate_cards_dir)
     except TalktimeError as exc:
         fail(exc.code, exc.detail)
-    in_force = {c.name: _in_force(c.name, settings.rate_cards_dir) for c in cards}
+    states = {name: card_service.in_force(name, settings) for name in {c.name for c in cards}}
     rows = [
         {
             "name": c.name,
             "version": c.version,
             "effective_from": c.effective_from.isoformat(),
             "currency": c.currency,
-            "in_force": in_force[c.name] is c,
+            "in_force": states[c.name].version == c.version,
+            "pinned": states[c.name].pin == c.version,
             "origin": _origin(c),
             "path": c.source,
         }
@@ -75,7 +71,7 @@ def rates_list(as_json: JsonOption = False) -> None:
         print_json(rows)
         return
     table = Table(title=Text(f"rate cards (imported ones in {settings.rate_cards_dir})"))
-    for column in ("", "name", "version", "effective from", "currency", "origin"):
+    for column in ("", "name", "version", "effective from", "currency", "origin", "pinned"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -85,6 +81,7 @@ def rates_list(as_json: JsonOption = False) -> None:
             str(row["effective_from"]),
             str(row["currency"]),
             str(row["origin"]),
+            "pinned" if row["pinned"] else "",
         )
     console.print(table)
 
@@ -243,3 +240,60 @@ def rates_import(
         Text(f"{state}: {card.ref} effective from {card.effective_from} in {card.source}"),
         highlight=False,
     )
+
+
+def _pin_not_stored(directory: str, exc: OSError) -> NoReturn:
+    fail(
+        "rate_cards_dir_not_writable",
+        f"cannot change the pin under {directory} ({exc.strerror}): make it a writable "
+        "directory or point the rate_cards_dir setting elsewhere",
+    )
+
+
+def _report(state: card_service.InForce, as_json: bool) -> None:
+    """The card's version in force now and whether it is pinned."""
+    if as_json:
+        print_json({"name": state.name, "version": state.version, "pinned": state.pinned})
+        return
+    if state.card is None:
+        line = f"{state.name}: no version in force today"
+    else:
+        how = "pinned" if state.pinned else f"effective from {state.card.effective_from}"
+        line = f"in force: {state.card.ref} ({how})"
+    console.print(Text(line), highlight=False)
+
+
+@rates_app.command("activate")
+def rates_activate(
+    name: Annotated[str, typer.Argument(help="Card name.")],
+    version: Annotated[str, typer.Argument(help="The version to put in force.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Pin VERSION of card NAME: in force from now on whatever the effective dates (put a new
+    version live now, or roll back), in every server process, until another is activated or
+    `talktime rates deactivate NAME`."""
+    settings = get_settings()
+    try:
+        state = card_service.activate(name, version, settings)
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    except OSError as exc:
+        _pin_not_stored(settings.rate_cards_dir, exc)
+    _report(state, as_json)
+
+
+@rates_app.command("deactivate")
+def rates_deactivate(
+    name: Annotated[str, typer.Argument(help="Card name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Remove the pin of card NAME: the version with the latest effective date on or before
+    today is in force again."""
+    settings = get_settings()
+    try:
+        state = card_service.deactivate(name, settings)
+    except TalktimeError as exc:
+        fail(exc.code, exc.detail)
+    except OSError as exc:
+        _pin_not_stored(settings.rate_cards_dir, exc)
+    _report(state, as_json)

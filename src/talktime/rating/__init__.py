@@ -33,9 +33,12 @@ from talktime.rating.errors import (
 )
 from talktime.rating.loader import (
     CardProblem,
+    activate_card,
+    deactivate_card,
     import_card,
     list_cards,
     load_card,
+    pinned_version,
     read_card,
     shipped_cards_dir,
 )
@@ -67,11 +70,14 @@ __all__ = [
     "Transfer",
     "Unit",
     "VoiceRate",
+    "activate_card",
     "apply_rounding",
+    "deactivate_card",
     "import_card",
     "legs",
     "list_cards",
     "load_card",
+    "pinned_version",
     "price_call",
     "price_number_rental",
     "price_sms",

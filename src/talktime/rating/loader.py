@@ -1,4 +1,5 @@
-"""Rate card files: read and validate a card directory, find versions, import new ones.
+"""Rate card files: read and validate a card directory, find versions, import new ones, pin
+the version in force.
 
 A card is a directory holding `card.toml` (header: name, version, effective_from, currency, SMS
 and voice rules, plans, overrides) and `sms.csv`, `voice.csv`, `numbers.csv`. Validation
@@ -15,6 +16,7 @@ import re
 import shutil
 import threading
 import tomllib
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +51,9 @@ SMS: Final = "sms.csv"
 VOICE: Final = "voice.csv"
 NUMBERS: Final = "numbers.csv"
 FILES: Final = (HEADER, SMS, VOICE, NUMBERS)
+PIN: Final = "ACTIVE"
+"""The file of `<rate_cards_dir>/<name>/` that pins the version in force of card `name`: it
+holds that version's name. Upper case, so never a version (versions are lower case)."""
 NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
 PLAN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 COUNTRIES: Final = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -555,7 +560,8 @@ def _read_cached(path: str) -> RateCard:
 
 
 def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
-    """Every version directory of card `name`: the shipped one, then `directory/name/*/`."""
+    """Every version directory of card `name`: the shipped one, then `directory/name/*/` (not
+    the pin file `ACTIVE` nor a directory being imported)."""
     found: list[Path] = []
     shipped = shipped_cards_dir() / name
     if (shipped / HEADER).is_file():
@@ -567,31 +573,44 @@ def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
                 sorted(
                     p
                     for p in base.iterdir()
-                    if not p.name.startswith(".") and (p / HEADER).is_file()  # not a staging dir
+                    if not p.name.startswith(".")  # not a staging dir nor a pin being written
+                    and p.is_dir()
+                    and (p / HEADER).is_file()
                 )
             )
     return found
 
 
-_IN_FORCE: dict[tuple[str, str | None, dt.date], tuple[int | None, RateCard]] = {}
+_Stamp = tuple[int | None, tuple[int, int] | None]
+_IN_FORCE: dict[tuple[str, str | None, dt.date], tuple[_Stamp, RateCard]] = {}
 """The version in force of a card, by (name, directory, day), with the stamp it was chosen at."""
 _IN_FORCE_LOCK = threading.Lock()
+_NO_DIRECTORY: Final[_Stamp] = (-1, None)
 
 
-def _versions_stamp(name: str, directory: Path | str | None) -> int | None:
-    """Changes whenever a version of card ``name`` is imported (by any process): the
-    modification time of `directory/<name>/`, None while it does not exist (-1 without a
-    directory: the shipped cards never change)."""
+def _versions_stamp(name: str, directory: Path | str | None) -> _Stamp:
+    """Changes whenever a version of card ``name`` is imported or its pin is set or removed (by
+    any process): the modification time of `directory/<name>/` (None while it does not exist)
+    and the inode and modification time of its pin (None while there is none). The pin's inode
+    is new on every write, so a change is seen even within the file system's clock tick.
+    Without a directory the shipped cards never change."""
     if directory is None:
-        return -1
+        return _NO_DIRECTORY
+    base = os.path.join(directory, name)
     try:
-        return os.stat(os.path.join(directory, name)).st_mtime_ns
+        versions: int | None = os.stat(base).st_mtime_ns
     except OSError:
-        return None
+        return None, None
+    try:
+        pin = os.stat(os.path.join(base, PIN))
+    except OSError:
+        return versions, None
+    return versions, (pin.st_ino, pin.st_mtime_ns)
 
 
 def forget_cards_in_force() -> None:
-    """Drop the cached choice of versions in force (an import in this process does it)."""
+    """Drop the cached choice of versions in force (an import or a pin in this process does
+    it)."""
     with _IN_FORCE_LOCK:
         _IN_FORCE.clear()
 
@@ -606,20 +625,21 @@ def load_card(
     """The version of card `name` to price with.
 
     Looks at the card shipped in the package and the imported versions under
-    `directory/<name>/<version>/`. With `version`, exactly that version; otherwise the version
-    with the latest `effective_from` on or before `at` (default: today, UTC). Versions are
-    immutable, so a loaded card is cached by path; today's choice is cached too, until the day
-    changes or a version is imported (here, or by another process: the card's directory
-    changes).
+    `directory/<name>/<version>/`. With `version`, exactly that version; otherwise the pinned
+    version (`activate_card`) when `at` is today or later, else the version with the latest
+    `effective_from` on or before `at` (default: today, UTC). Versions are immutable, so a
+    loaded card is cached by path; today's choice is cached too, until the day changes, a
+    version is imported or the pin changes (here, or by another process: the card's directory
+    or its pin file changes).
     """
     if version is None and at is None:
-        # The hot path (every send): one stat instead of listing the versions.
+        # The hot path (every send): two stats instead of listing the versions.
         key = (name, None if directory is None else str(directory), _today())
         stamp = _versions_stamp(name, directory)
         found = _IN_FORCE.get(key)
         if found is not None and found[0] == stamp:
             return found[1]
-        card = _load_card(name, None, key[2], directory)
+        card = _load_card(name, None, None, directory)
         with _IN_FORCE_LOCK:
             _IN_FORCE[key] = (stamp, card)
         return card
@@ -630,9 +650,8 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _load_card(
-    name: str, version: str | None, at: dt.date | None, directory: Path | str | None
-) -> RateCard:
+def _candidates(name: str, directory: Path | str | None) -> list[RateCard]:
+    """Every version of card `name`; RateCardNotFoundError when it has none."""
     if NAME.match(name) is None:
         raise RateCardNotFoundError(f"{name!r} is not a rate card name", card=name)
     candidates = [_read_cached(str(path)) for path in card_dirs(name, directory)]
@@ -640,20 +659,94 @@ def _load_card(
         raise RateCardNotFoundError(
             f"no rate card named {name!r}; `talktime rates list` shows the cards", card=name
         )
+    return candidates
+
+
+def _load_card(
+    name: str, version: str | None, at: dt.date | None, directory: Path | str | None
+) -> RateCard:
+    candidates = _candidates(name, directory)
     if version is not None:
         for card in candidates:
             if card.version == version:
                 return card
         raise RateCardNotFoundError(
-            f"rate card {name!r} has no version {version!r}", card=name, version=version
+            f"rate card {name!r} has no version {version!r}; `talktime rates list` shows its "
+            "versions",
+            card=name,
+            version=version,
         )
-    when = at or _today()
+    today = _today()
+    when = at or today
+    # a pin holds from now on: a day before today keeps the version its dates chose
+    pinned = pinned_version(name, directory) if when >= today else None
+    if pinned is not None:
+        for card in candidates:
+            if card.version == pinned:
+                return card
+        raise RateCardNotFoundError(
+            f"rate card {name!r} is pinned to version {pinned!r}, which it does not have: "
+            f"`talktime rates activate {name} VERSION` pins another, `talktime rates "
+            f"deactivate {name}` goes back to the effective dates",
+            card=name,
+            version=pinned,
+        )
     in_force = [c for c in candidates if c.effective_from <= when]
     if not in_force:
         raise RateCardNotFoundError(
             f"no version of rate card {name!r} is in force on {when.isoformat()}", card=name
         )
     return max(in_force, key=lambda c: (c.effective_from, c.version))
+
+
+def pinned_version(name: str, directory: Path | str | None) -> str | None:
+    """The version card `name` is pinned to (`activate_card`), None when it is not pinned."""
+    if directory is None or NAME.match(name) is None:
+        return None
+    try:
+        text = (Path(directory) / name / PIN).read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return text.strip() or None
+
+
+def activate_card(name: str, version: str, directory: Path | str) -> tuple[RateCard, bool]:
+    """Pin card `name` to `version`: it is the version in force from now on, whatever the
+    effective dates, until another version is pinned or `deactivate_card` removes the pin.
+
+    The pin is the file `directory/<name>/ACTIVE` (also for a shipped card), replaced
+    atomically, so every process sees it at its next `load_card`. Returns the card and
+    whether the pin changed (pinning the pinned version again changes nothing).
+    RateCardNotFoundError for an unknown card or version.
+    """
+    card = _load_card(name, version, None, directory)
+    if pinned_version(name, directory) == card.version:
+        return card, False
+    base = Path(directory) / name
+    base.mkdir(parents=True, exist_ok=True)
+    staging = base / f".{PIN}.{uuid.uuid4().hex}"
+    try:
+        with staging.open("w", encoding="utf-8") as out:
+            out.write(card.version + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, base / PIN)
+    finally:
+        staging.unlink(missing_ok=True)
+    forget_cards_in_force()
+    return card, True
+
+
+def deactivate_card(name: str, directory: Path | str) -> bool:
+    """Remove the pin of card `name` (back to the effective dates); whether it had one.
+    RateCardNotFoundError for an unknown card."""
+    _candidates(name, directory)
+    try:
+        (Path(directory) / name / PIN).unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    forget_cards_in_force()
+    return True
 
 
 def list_cards(directory: Path | str | None = None) -> list[RateCard]:

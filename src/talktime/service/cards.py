@@ -1,17 +1,28 @@
-"""Which rate card prices an account: its assigned card, else the configured default.
+"""Which rate card prices an account: its assigned card, else the configured default; and
+which version of a card is in force (pinned by an operator, else chosen by effective dates).
 
-Card files live in the package (shipped cards) and under `rate_cards_dir` (imported versions);
-the version in force is chosen by `talktime.rating.load_card` from the effective dates.
+Card files live in the package (shipped cards) and under `rate_cards_dir` (imported versions
+and pins); the version in force is chosen by `talktime.rating.load_card`: the pinned version
+(`<rate_cards_dir>/<name>/ACTIVE`) if any, else from the effective dates.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.rating import RateCard, RateCardCurrencyError, RateCardNotFoundError, load_card
+from talktime.rating import (
+    RateCard,
+    RateCardCurrencyError,
+    RateCardNotFoundError,
+    activate_card,
+    deactivate_card,
+    load_card,
+    pinned_version,
+)
 from talktime.service.common import now_micros
 from talktime.store.api_tables import account_cards
 from talktime.wallet import cycle
@@ -53,6 +64,50 @@ def card_named(name: str | None, settings: Settings) -> RateCard:
     return load_card(
         settings.rate_card if name is None else name, directory=settings.rate_cards_dir
     )
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """Card ``name``'s version in force now (None while none is: every version takes effect
+    later and none is pinned, or the pin names a missing version) and the pinned version."""
+
+    name: str
+    card: RateCard | None
+    pin: str | None
+
+    @property
+    def version(self) -> str | None:
+        """The version in force now, None while none is."""
+        return None if self.card is None else self.card.version
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the version in force is there because an operator pinned it."""
+        return self.card is not None and self.card.version == self.pin
+
+
+def in_force(name: str, settings: Settings) -> InForce:
+    """Which version of card ``name`` prices now, and whether it is pinned."""
+    try:
+        card: RateCard | None = load_card(name, directory=settings.rate_cards_dir)
+    except RateCardNotFoundError:
+        card = None
+    return InForce(name, card, pinned_version(name, settings.rate_cards_dir))
+
+
+def activate(name: str, version: str, settings: Settings) -> InForce:
+    """Pin card ``name`` to ``version`` (in force from now on, whatever the effective dates);
+    pinning the pinned version again changes nothing. 404 `rate_card_not_found` for an unknown
+    card or version."""
+    activate_card(name, version, settings.rate_cards_dir)
+    return in_force(name, settings)
+
+
+def deactivate(name: str, settings: Settings) -> InForce:
+    """Remove card ``name``'s pin, if any: its effective dates choose the version again. 404
+    `rate_card_not_found` for an unknown card."""
+    deactivate_card(name, settings.rate_cards_dir)
+    return in_force(name, settings)
 
 
 def assign(conn: sa.Connection, account_id: int, name: str, settings: Settings) -> RateCard:

@@ -1,5 +1,5 @@
 """Admin endpoints (admin key): accounts, subscription status and plans, manual grants, and
-rate cards (list, import, assign to an account)."""
+rate cards (list, import, activate a version, assign to an account)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import money
@@ -24,6 +24,7 @@ from talktime.api.models import (
 )
 from talktime.rating import InvalidRateCardError, import_card, list_cards
 from talktime.service import admin as service
+from talktime.service import cards
 from talktime.service.accounts import require_account
 
 router = APIRouter(tags=["admin"])
@@ -98,8 +99,30 @@ class CardOut(BaseModel):
     plans: dict[str, str]
 
 
+class CardListed(CardOut):
+    in_force: bool = Field(description="This version prices the card's accounts now.")
+    pinned: bool = Field(
+        description="This version is activated (pinned): in force whatever the effective dates."
+    )
+
+
 class CardList(BaseModel):
-    cards: list[CardOut]
+    cards: list[CardListed]
+
+
+class CardInForce(BaseModel):
+    """Which version of a card prices now, and whether it is pinned."""
+
+    name: str
+    version: str | None = Field(
+        description="The version in force now; null while none is (every version takes effect "
+        "later and none is activated)."
+    )
+    effective_from: str | None
+    pinned: bool = Field(
+        description="True when `version` is in force because it was activated, false when its "
+        "effective date chose it."
+    )
 
 
 class CardIn(BaseModel):
@@ -218,10 +241,64 @@ def _card(card: Any) -> dict[str, Any]:
     }
 
 
+def _in_force(state: cards.InForce) -> dict[str, Any]:
+    return {
+        "name": state.name,
+        "version": state.version,
+        "effective_from": None if state.card is None else state.card.effective_from.isoformat(),
+        "pinned": state.pinned,
+    }
+
+
 @router.get("/v1/admin/rate-cards", response_model=CardList, responses=problems(403))
 def rate_cards(request: Request, _admin: Admin) -> dict[str, Any]:
-    """Every rate card version, shipped and imported."""
-    return {"cards": [_card(c) for c in list_cards(request.app.state.settings.rate_cards_dir)]}
+    """Every rate card version, shipped and imported, with the version in force of each card
+    and whether it is pinned (activated)."""
+    settings = request.app.state.settings
+    listed = list_cards(settings.rate_cards_dir)
+    states = {name: cards.in_force(name, settings) for name in {c.name for c in listed}}
+    return {
+        "cards": [
+            {
+                **_card(c),
+                "in_force": states[c.name].version == c.version,
+                "pinned": states[c.name].pin == c.version,
+            }
+            for c in listed
+        ]
+    }
+
+
+CardPath = Annotated[str, Path(description="Rate card name.", examples=["default"])]
+VersionPath = Annotated[str, Path(description="Version of the card.", examples=["2026.11.1"])]
+
+
+@router.post(
+    "/v1/admin/rate-cards/{name}/versions/{version}/activate",
+    response_model=CardInForce,
+    responses=problems(
+        403, 404, described={404: "No such card or version (`rate_card_not_found`)"}
+    ),
+)
+def activate_rate_card(
+    name: CardPath, version: VersionPath, request: Request, _admin: Admin
+) -> dict[str, Any]:
+    """Pin the version in force: from now on this version prices the card's accounts, whatever
+    the effective dates (put a new version live now, or roll back), until another version is
+    activated or `DELETE /v1/admin/rate-cards/{name}/activation` removes the pin. Activating
+    the pinned version again changes nothing. Every server process sees the pin."""
+    return _in_force(cards.activate(name, version, request.app.state.settings))
+
+
+@router.delete(
+    "/v1/admin/rate-cards/{name}/activation",
+    response_model=CardInForce,
+    responses=problems(403, 404, described={404: "No such card (`rate_card_not_found`)"}),
+)
+def deactivate_rate_card(name: CardPath, request: Request, _admin: Admin) -> dict[str, Any]:
+    """Remove the card's pin: the version with the latest `effective_from` on or before today
+    is in force again. A card with no pin is left as it is."""
+    return _in_force(cards.deactivate(name, request.app.state.settings))
 
 
 @router.post(
