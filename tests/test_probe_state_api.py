@@ -653,6 +653,7 @@ class ApiMachine(RuleBasedStateMachine):
             body["user"] = uid
         with predict() as p:
             self.expect_permission(uid, "billing.manage")
+            self.expect_active()
         self.step(p, 200, "PUT", "/v1/settings/monthly-limit", body, keyed=False)
         if p.refusal is None:
             self.limit = None if limit is None else money.parse(limit)
@@ -674,6 +675,8 @@ class ApiMachine(RuleBasedStateMachine):
             body["user"] = uid
         with predict() as p:
             self.expect_permission(uid, "billing.manage")
+            if enabled:  # turning it off is never refused for the subscription
+                self.expect_active()
         r = self.step(p, 200, "PUT", "/v1/settings/auto-recharge", body, keyed=False)
         if p.refusal is None:
             self.recharge = (enabled, money.parse(threshold), money.parse(amount))
@@ -729,6 +732,9 @@ class ApiMachine(RuleBasedStateMachine):
         if restrictions is not None:
             body["restrictions"] = sorted(restrictions)
         r = self.client.patch(f"/v1/users/{uid}", json=body, headers=self.auth)
+        if self.status != "active":  # a change of the account: refused, nothing changes
+            assert (r.status_code, r.json()["code"]) == (403, "subscription_inactive"), r.text
+            return
         assert r.status_code == 200, r.text
         old_role, old_restrictions = self.users[uid]
         self.users[uid] = (

@@ -263,11 +263,13 @@
     ev.preventDefault();
     status("recharge-status", "Saving…");
     try {
-      await api("PUT", "/v1/settings/auto-recharge", {
-        enabled: $("recharge-enabled").checked,
-        threshold: $("recharge-threshold").value.trim(),
-        amount: $("recharge-amount").value.trim(),
-      });
+      const body = { enabled: $("recharge-enabled").checked };
+      const threshold = $("recharge-threshold").value.trim();
+      const amount = $("recharge-amount").value.trim();
+      // turning it off needs neither: empty boxes keep the stored values
+      if (body.enabled || threshold !== "") body.threshold = threshold;
+      if (body.enabled || amount !== "") body.amount = amount;
+      await api("PUT", "/v1/settings/auto-recharge", body);
       await refresh("recharge-status");
       status("recharge-status", "Auto-recharge saved.", true);
     } catch (err) { status("recharge-status", err.message, false); }
