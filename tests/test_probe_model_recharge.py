@@ -14,7 +14,15 @@ Written from the README (Payments, auto-recharge and the monthly cycle; Wallet d
   while the limit is reached, it postpones it to the period's end; otherwise it pays the amount
   set now (a recharge already sent keeps its amount); a limit change makes a postponed one due;
 - a provider error retries the same recharge after 60 s x 2^(attempt-1); a decline ends it and
-  queues the next after 60 s x 2^(declines-1), until the third turns auto-recharge off.
+  queues the next after 60 s x 2^(declines-1), until the third turns auto-recharge off;
+- a batch of charges is one transaction: each item succeeds or is refused on its own, in order,
+  and the recharge check runs once, when it ends (paid credit and the limit as they are then);
+- an extension reserves more on a pending hold (checked like a reservation, queuing nothing) and
+  with a ttl moves its deadline; past its deadline a hold cannot be extended, and the hold job
+  releases it (a settle of an expired hold takes what credit is available);
+- a request that succeeded answers its stored result byte for byte when repeated, whatever
+  changed since, and moves nothing; the same key with another request is a conflict; a refused
+  request is not stored, so its key can succeed later.
 
 The account has no free credit (its plan's is 0), so every debit is paid.
 ``PROBE_MODEL_EXAMPLES`` / ``PROBE_MODEL_STEPS`` raise the example counts for a soak.
@@ -26,6 +34,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -34,7 +43,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from talktime.config import Settings
-from talktime.wallet import InsufficientCreditError, MonthlyLimitReachedError, Wallet
+from talktime.wallet import (
+    ChargeItem,
+    ChargeResult,
+    HoldNotPendingError,
+    IdempotencyConflictError,
+    InsufficientCreditError,
+    InvalidAmountError,
+    MonthlyLimitReachedError,
+    Wallet,
+    to_json,
+)
 from talktime.wallet import recharge as rc
 from talktime.wallet.cycle import advance
 from talktime.wallet.payments import TestProvider
@@ -58,7 +77,18 @@ class MRecharge:
 @dataclass
 class MHold:
     amount: int
+    expires_at: datetime
     state: str = "pending"
+
+
+@dataclass(frozen=True)
+class Done:
+    """A request that succeeded: repeating it must answer ``text`` again."""
+
+    call: str
+    args: tuple[Any, ...]
+    key: str
+    text: str
 
 
 @dataclass
@@ -87,17 +117,27 @@ class M:
         return self.limit is not None and self.used(now) >= self.limit
 
     def refusal(self, now: datetime, amount: int) -> type[Exception] | None:
+        if amount <= 0:
+            return InvalidAmountError
         if amount > self.paid - self.held:
             return InsufficientCreditError
         if self.limit is not None and self.used(now) + self.held + amount > self.limit:
             return MonthlyLimitReachedError
         return None
 
-    def used_paid(self, now: datetime, amount: int) -> None:
-        if amount == 0:
-            return
+    def use(self, now: datetime, amount: int) -> None:
         start = self.period(now)[0]
         self.usage[start] = self.usage.get(start, 0) + amount
+
+    def used_paid(self, now: datetime, amount: int) -> None:
+        """A debit's transaction used ``amount`` of paid credit, then ended."""
+        if amount == 0:
+            return
+        self.use(now, amount)
+        self.queue(now)
+
+    def queue(self, now: datetime) -> None:
+        """The check at the end of a transaction that used paid credit (`Book.flush`)."""
         if (
             self.enabled
             and self.paid - self.held < self.threshold
@@ -129,6 +169,8 @@ class RechargeLimitMachine(RuleBasedStateMachine):
             "r", "nofree", f"create-{era}", anchor=self.now, monthly_limit=limit
         ).account.id
         self.keys = itertools.count()
+        self.done: list[Done] = []
+        self.refused_keys: list[str] = []
         self.m = M(self.now, limit=limit, threshold=threshold, amount=amount)
         if bought:
             self.wallet.grant(self.account, "purchased", bought, self.key())
@@ -138,6 +180,21 @@ class RechargeLimitMachine(RuleBasedStateMachine):
 
     def key(self) -> str:
         return f"k{self.account}-{next(self.keys)}"
+
+    def some_key(self, data: st.DataObject) -> str:
+        """A fresh key, or one a refused request used (it was not stored, so it is free)."""
+        if self.refused_keys and data.draw(st.booleans(), label="reuse a refused key"):
+            key = data.draw(st.sampled_from(self.refused_keys), label="refused key")
+            self.refused_keys.remove(key)
+            return key
+        return self.key()
+
+    def refused(self, key: str) -> None:
+        if key not in self.refused_keys:
+            self.refused_keys.append(key)
+
+    def remember(self, call: str, args: tuple[Any, ...], key: str, result: Any) -> None:
+        self.done.append(Done(call, args, key, to_json(result)))
 
     def configure(self, enabled: bool, threshold: int, amount: int) -> None:
         with self.engine.begin() as conn:
@@ -155,57 +212,210 @@ class RechargeLimitMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(1, 10).map(lambda c: c * CENT))
     def an_operator_grants_credit(self, amount: int) -> None:
-        self.wallet.grant(self.account, "purchased", amount, self.key())
+        key = self.key()
+        result = self.wallet.grant(self.account, "purchased", amount, key)
         self.m.paid += amount
+        self.remember("grant", (self.account, amount, key), key, result)
 
     # ---- debits -----------------------------------------------------------------------------
 
-    @rule(amount=st.integers(1, 6).map(lambda c: c * CENT + 1))
-    def charge(self, amount: int) -> None:
+    @rule(data=st.data(), amount=st.integers(1, 6).map(lambda c: c * CENT + 1))
+    def charge(self, data: st.DataObject, amount: int) -> None:
+        key = self.some_key(data)
         refused = self.m.refusal(self.now, amount)
         if refused is not None:
             with pytest.raises(refused):
-                self.wallet.charge(self.account, amount, self.key())
+                self.wallet.charge(self.account, amount, key)
+            self.refused(key)
             return
-        self.wallet.charge(self.account, amount, self.key())
+        result = self.wallet.charge(self.account, amount, key)
+        assert (result.from_free, result.from_paid, result.replayed) == (0, amount, False)
         self.m.paid -= amount
         self.m.used_paid(self.now, amount)
+        self.remember("charge", (self.account, amount, key), key, result)
 
-    @rule(amount=st.integers(1, 6).map(lambda c: c * CENT))
-    def authorize(self, amount: int) -> None:
+    @rule(
+        data=st.data(),
+        amounts=st.lists(
+            st.sampled_from([0, 1, 2, 3, 4, 5]).map(lambda c: c and c * CENT + 1),
+            min_size=1,
+            max_size=5,
+        ),
+    )
+    def batch(self, data: st.DataObject, amounts: list[int]) -> None:
+        """One transaction of charges: fresh keys, refused keys, the same item again, an
+        earlier item's key with another amount, and keys of requests stored before (a charge
+        replays, any other request conflicts)."""
+        items: list[ChargeItem] = []
+        for amount in amounts:
+            how = data.draw(st.integers(0, 6), label="item") if items or self.done else 9
+            if how == 0 and items:  # the same request again
+                items.append(data.draw(st.sampled_from(items), label="repeated item"))
+            elif how == 1 and items:  # another amount under an earlier item's key
+                earlier = data.draw(st.sampled_from(items), label="earlier item")
+                items.append(ChargeItem(self.account, earlier.amount + 1, earlier.key))
+            elif how == 2 and self.done:  # a stored request's key, maybe its own amount
+                done = data.draw(st.sampled_from(self.done), label="stored request")
+                same = done.call == "charge" and data.draw(st.booleans(), label="same amount")
+                items.append(ChargeItem(self.account, done.args[1] if same else amount, done.key))
+            else:
+                items.append(ChargeItem(self.account, amount, self.some_key(data)))
+        results = self.wallet.charge_batch(items)
+        stored = {d.key: d for d in self.done}
+        paid = 0
+        for item, result in zip(items, results, strict=True):
+            earlier = stored.get(item.key)
+            if item.amount > 0 and earlier is not None:
+                if earlier.call == "charge" and earlier.args[1] == item.amount:
+                    assert isinstance(result, ChargeResult), (item, result)
+                    assert result.replayed
+                    assert to_json(result) == earlier.text
+                else:
+                    assert isinstance(result, IdempotencyConflictError), (item, result)
+                continue
+            refused = self.m.refusal(self.now, item.amount)
+            if refused is not None:
+                assert isinstance(result, refused), (item, result)
+                if item.key not in stored:  # an invalid amount under a stored key: still stored
+                    self.refused(item.key)
+                continue
+            assert isinstance(result, ChargeResult), (item, result)
+            assert (result.from_free, result.from_paid, result.replayed) == (0, item.amount, False)
+            assert (result.balance.paid, result.balance.held) == (
+                self.m.paid - item.amount,
+                self.m.held,
+            )
+            self.m.paid -= item.amount
+            self.m.use(self.now, item.amount)
+            paid += item.amount
+            if item.key in self.refused_keys:
+                self.refused_keys.remove(item.key)
+            self.remember("charge", (self.account, item.amount, item.key), item.key, result)
+            stored[item.key] = self.done[-1]
+        if paid:
+            self.m.queue(self.now)  # once, when the batch's transaction ends
+
+    @rule(
+        data=st.data(),
+        amount=st.integers(1, 6).map(lambda c: c * CENT),
+        ttl=st.sampled_from([timedelta(days=400), timedelta(days=400), timedelta(minutes=3)]),
+    )
+    def authorize(self, data: st.DataObject, amount: int, ttl: timedelta) -> None:
+        key = self.some_key(data)
         refused = self.m.refusal(self.now, amount)
-        ttl = timedelta(days=400)
         if refused is not None:
             with pytest.raises(refused):
-                self.wallet.authorize(self.account, amount, self.key(), ttl)
+                self.wallet.authorize(self.account, amount, key, ttl)
+            self.refused(key)
             return
-        hold = self.wallet.authorize(self.account, amount, self.key(), ttl)
+        hold = self.wallet.authorize(self.account, amount, key, ttl)
         self.m.held += amount
-        self.holds[hold.hold.id] = MHold(amount)
+        self.holds[hold.hold.id] = MHold(amount, self.now + ttl)
+        self.remember("authorize", (self.account, amount, key, ttl), key, hold)
 
     def pending(self) -> list[int]:
         return sorted(h for h, v in self.holds.items() if v.state == "pending")
 
     @precondition(lambda self: self.pending())
-    @rule(data=st.data(), actual=st.integers(0, 8).map(lambda c: c * CENT))
-    def settle(self, data: st.DataObject, actual: int) -> None:
+    @rule(
+        data=st.data(),
+        amount=st.integers(0, 8).map(lambda c: c * CENT),
+        ttl=st.sampled_from([None, None, timedelta(minutes=3), timedelta(days=400)]),
+    )
+    def extend(self, data: st.DataObject, amount: int, ttl: timedelta | None) -> None:
         hold_id = data.draw(st.sampled_from(self.pending()))
         hold = self.holds[hold_id]
-        result = self.wallet.settle(hold_id, actual, self.key())
-        self.m.held -= hold.amount
+        key = self.some_key(data)
+        refused: type[Exception] | None = None
+        if amount == 0 and ttl is None:
+            refused = InvalidAmountError  # only a new deadline may reserve nothing more
+        elif hold.expires_at <= self.now:
+            refused = HoldNotPendingError  # past its deadline, swept or not
+        elif amount:
+            refused = self.m.refusal(self.now, amount)
+        if refused is not None:
+            with pytest.raises(refused):
+                self.wallet.extend(hold_id, amount, key, ttl=ttl)
+            self.refused(key)
+            return
+        result = self.wallet.extend(hold_id, amount, key, ttl=ttl)
+        self.m.held += amount
+        hold.amount += amount
+        if ttl is not None:
+            hold.expires_at = self.now + ttl
+        assert (result.hold.amount, result.hold.expires_at) == (hold.amount, hold.expires_at)
+        assert (result.balance.paid, result.balance.held) == (self.m.paid, self.m.held)
+        self.remember("extend", (hold_id, amount, key, ttl), key, result)
+
+    def settleable(self) -> list[int]:
+        return sorted(h for h, v in self.holds.items() if v.state in ("pending", "expired"))
+
+    @precondition(lambda self: self.settleable())
+    @rule(data=st.data(), actual=st.integers(0, 8).map(lambda c: c * CENT))
+    def settle(self, data: st.DataObject, actual: int) -> None:
+        hold_id = data.draw(st.sampled_from(self.settleable()))
+        hold = self.holds[hold_id]
+        key = self.some_key(data)
+        result = self.wallet.settle(hold_id, actual, key)
+        if hold.state == "pending":  # an expired hold reserves nothing any more
+            self.m.held -= hold.amount
         charged = min(actual, self.m.paid - self.m.held)
         assert (result.charged, result.uncollected) == (charged, actual - charged)
         self.m.paid -= charged
         hold.state = "settled"
         self.m.used_paid(self.now, charged)
+        self.remember("settle", (hold_id, actual, key), key, result)
 
     @precondition(lambda self: self.pending())
     @rule(data=st.data())
     def void(self, data: st.DataObject) -> None:
         hold_id = data.draw(st.sampled_from(self.pending()))
-        self.wallet.void(hold_id, self.key())
+        key = self.some_key(data)
+        result = self.wallet.void(hold_id, key)
         self.m.held -= self.holds[hold_id].amount
         self.holds[hold_id].state = "voided"
+        self.remember("void", (hold_id, key), key, result)
+
+    @rule()
+    def the_hold_job_runs(self) -> None:
+        due = [h for h in self.holds.values() if h.state == "pending" and h.expires_at <= self.now]
+        for hold in due:
+            self.m.held -= hold.amount
+            hold.state = "expired"
+        # the job sweeps the whole database (earlier examples' accounts too)
+        assert self.wallet.expire_holds() >= len(due)
+
+    # ---- replays ----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.done)
+    @rule(data=st.data())
+    def replay(self, data: st.DataObject) -> None:
+        """A request that succeeded, again, whatever changed since: its stored answer byte for
+        byte and nothing moves (no recharge either); another request under its key conflicts."""
+        done = data.draw(st.sampled_from(self.done), label="stored request")
+        w = self.wallet
+        calls = {
+            "grant": lambda a, n, k, d=0: w.grant(a, "purchased", n + d, k),
+            "charge": lambda a, n, k, d=0: w.charge(a, n + d, k),
+            "authorize": lambda a, n, k, ttl, d=0: w.authorize(a, n + d, k, ttl),
+            "extend": lambda h, n, k, ttl, d=0: w.extend(h, n + d, k, ttl=ttl),
+            "settle": lambda h, n, k, d=0: w.settle(h, n + d, k),
+            "void": lambda h, k, d=0: w.void(h, k),
+        }
+        again = calls[done.call](*done.args)
+        assert again.replayed
+        assert to_json(again) == done.text
+        if done.call != "void":
+            with pytest.raises(IdempotencyConflictError):
+                calls[done.call](*done.args, d=1)
+        other = data.draw(st.sampled_from(["charge", "authorize"]), label="other operation")
+        if other != done.call:  # the key under another operation
+            reuse = {
+                "charge": lambda: w.charge(self.account, CENT, done.key),
+                "authorize": lambda: w.authorize(self.account, CENT, done.key, timedelta(days=1)),
+            }[other]
+            with pytest.raises(IdempotencyConflictError):
+                reuse()
 
     # ---- settings ---------------------------------------------------------------------------
 
