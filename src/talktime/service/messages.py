@@ -94,6 +94,32 @@ def account_number(conn: sa.Connection, e164: str) -> policy.SendingNumber | Non
     return _sending_number(e164, row.account_id if row is not None else None, row)
 
 
+def own_number(
+    conn: sa.Connection, e164: str, account_id: int, held: policy.SendingNumber | None
+) -> policy.SendingNumber | None:
+    """``held`` (the number as any account holds it now) when it is the account's; else the
+    account's own released number ``e164``, if it had one, so that the refusal says it was
+    released rather than that it was never the account's. Reads only on that refusal path."""
+    if held is not None and held.account_id == account_id:
+        return held
+    row = conn.execute(
+        sa.select(
+            phone_numbers.c.account_id,
+            phone_numbers.c.country,
+            phone_numbers.c.status,
+            phone_numbers.c.sms_enabled,
+        )
+        .where(
+            phone_numbers.c.e164 == e164,
+            phone_numbers.c.account_id == account_id,
+            phone_numbers.c.status == constant("released"),
+        )
+        .order_by(phone_numbers.c.id.desc())
+        .limit(1)
+    ).first()
+    return held if row is None else _sending_number(e164, row.account_id, row)
+
+
 def _sending_number(e164: str, holder: Any, row: Any) -> policy.SendingNumber | None:
     """Number ``e164`` as policy sees it from a row with its country, status and sms_enabled;
     None when no account holds it (``holder`` None)."""
@@ -294,6 +320,7 @@ def _send_work(
         _check_text(req.text, settings)
         _check_smart_text(req.text, req.smart_encoding)
         number = _sending_number(req.from_, context.number_account, context)
+        number = own_number(conn, req.from_, account_id, number)
         policy.require_sending_number(number, req.from_, account_id)
         assert number is not None
         card = cards.card_named(context.card, settings)
@@ -379,7 +406,7 @@ def record_inbound(
         policy.require_active_subscription(state.status)
         policy.refuse_media(req.media, inbound=True)
         _check_text(req.text, settings)
-        number = account_number(conn, req.to)
+        number = own_number(conn, req.to, account_id, account_number(conn, req.to))
         policy.require_receiving_sms_number(number, req.to, account_id)
         assert number is not None
         card = cards.pricing_card(conn, account_id, settings)
