@@ -662,14 +662,19 @@ def _candidates(name: str, directory: Path | str | None) -> list[RateCard]:
     return candidates
 
 
+def _version_of(candidates: list[RateCard], version: str) -> RateCard | None:
+    """The candidate of exactly ``version``, None if there is none."""
+    return next((card for card in candidates if card.version == version), None)
+
+
 def _load_card(
     name: str, version: str | None, at: dt.date | None, directory: Path | str | None
 ) -> RateCard:
     candidates = _candidates(name, directory)
     if version is not None:
-        for card in candidates:
-            if card.version == version:
-                return card
+        found = _version_of(candidates, version)
+        if found is not None:
+            return found
         raise RateCardNotFoundError(
             f"rate card {name!r} has no version {version!r}; `talktime rates list` shows its "
             "versions",
@@ -681,9 +686,9 @@ def _load_card(
     # a pin holds from now on: a day before today keeps the version its dates chose
     pinned = pinned_version(name, directory) if when >= today else None
     if pinned is not None:
-        for card in candidates:
-            if card.version == pinned:
-                return card
+        found = _version_of(candidates, pinned)
+        if found is not None:
+            return found
         raise RateCardNotFoundError(
             f"rate card {name!r} is pinned to version {pinned!r}, which it does not have: "
             f"`talktime rates activate {name} VERSION` pins another, `talktime rates "

@@ -79,15 +79,19 @@ class InboundSms:
         return {"from": self.from_, "to": self.to, "text": self.text, "media": list(self.media)}
 
 
+_NUMBER_AS_POLICY_SEES_IT = (
+    phone_numbers.c.account_id,
+    phone_numbers.c.country,
+    phone_numbers.c.status,
+    phone_numbers.c.sms_enabled,
+)
+"""The columns `_sending_number` reads."""
+
+
 def account_number(conn: sa.Connection, e164: str) -> policy.SendingNumber | None:
     """The held (not released) number ``e164`` of any account, as policy sees it."""
     row = conn.execute(
-        sa.select(
-            phone_numbers.c.account_id,
-            phone_numbers.c.country,
-            phone_numbers.c.status,
-            phone_numbers.c.sms_enabled,
-        )
+        sa.select(*_NUMBER_AS_POLICY_SEES_IT)
         .where(phone_numbers.c.e164 == e164, phone_numbers.c.status != constant("released"))
         .limit(1)
     ).first()
@@ -103,12 +107,7 @@ def own_number(
     if held is not None and held.account_id == account_id:
         return held
     row = conn.execute(
-        sa.select(
-            phone_numbers.c.account_id,
-            phone_numbers.c.country,
-            phone_numbers.c.status,
-            phone_numbers.c.sms_enabled,
-        )
+        sa.select(*_NUMBER_AS_POLICY_SEES_IT)
         .where(
             phone_numbers.c.e164 == e164,
             phone_numbers.c.account_id == account_id,
