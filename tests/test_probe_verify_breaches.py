@@ -345,3 +345,20 @@ def test_verify_states_amounts_as_decimal_strings_not_micro_units(used: Used) ->
     breaches = _breaches(used, remaining_off_by_one)
     [mismatch] = [b for b in breaches if b.rule == "ledger_balance_mismatch"]
     assert "holds 18.000001 but its entries sum to 18.0000" in mismatch.detail, mismatch
+
+
+def test_a_key_used_again_after_the_purge_is_not_a_key_charged_twice(engine: sa.Engine) -> None:
+    """Keys are kept 30 days; a purged key may then charge again, and verify stays clean."""
+    clock = [T0]
+    wallet = Wallet(engine, clock=lambda: clock[0])
+    wallet.upsert_plan(PLAN, FREE)
+    acme = wallet.create_account("Acme", PLAN, "create-acme").account.id
+    wallet.grant(acme, "purchased", 20_000_000, "buy")
+    first = wallet.charge(acme, 1_000_000, "k1")
+    clock[0] = T0 + timedelta(days=31)
+    assert wallet.purge_idempotency() >= 1
+    again = wallet.charge(acme, 1_000_000, "k1")
+    assert not again.replayed
+    assert again.transaction_id != first.transaction_id
+    assert [str(b) for b in wallet.verify()] == []
+    wallet.close()

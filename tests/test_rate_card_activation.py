@@ -111,7 +111,7 @@ def test_activating_a_later_version_puts_it_in_force_now_for_quotes_and_sends(
         "effective_from": "2099-01-01",
         "pinned": True,
     }
-    assert (tmp_path / "cards" / "default" / PIN).read_text() == f"{LATER}\n"
+    assert (tmp_path / "cards" / "default" / PIN).read_text() == f"{LATER}\n{_today()}\n"
     assert _quote(api) == (LATER, "0.0300")
     amount, rate = _sent_rate(t)
     assert amount == "0.0300"
@@ -178,7 +178,7 @@ def test_a_shipped_card_is_pinned_in_the_rate_cards_dir_and_the_pin_is_no_versio
     response = _activate(api, SHIPPED, "passthrough")
     assert response.status_code == 200, response.text
     assert response.json()["pinned"] is True
-    assert (tmp_path / "cards" / "passthrough" / PIN).read_text() == f"{SHIPPED}\n"
+    assert (tmp_path / "cards" / "passthrough" / PIN).read_text() == f"{SHIPPED}\n{_today()}\n"
     assert not (shipped_cards_dir() / "passthrough" / PIN).exists()
     assert _listed(api, "passthrough") == {SHIPPED: (True, True)}
     removed = _deactivate(api, "passthrough")
@@ -232,10 +232,17 @@ def directory(tmp_path: Path) -> Path:
     return cards
 
 
-def _pin_as_another_process(directory: Path, version: str) -> None:
-    """Write the pin as `activate_card` does in another process (this one's cache not told)."""
+def _today() -> str:
+    """Today's UTC date as a pin records it."""
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def _pin_as_another_process(directory: Path, version: str, on: dt.date | None = None) -> None:
+    """Write the pin as `activate_card` does in another process (this one's cache not told):
+    the version, then the UTC day it was set on (default today)."""
+    day = on or dt.datetime.now(dt.UTC).date()
     staging = directory / "default" / f".{PIN}.other"
-    staging.write_text(version + "\n")
+    staging.write_text(f"{version}\n{day.isoformat()}\n")
     os.replace(staging, directory / "default" / PIN)
 
 
@@ -259,6 +266,18 @@ def test_a_named_version_and_a_past_day_ignore_the_pin(directory: Path) -> None:
     assert load_card(at=yesterday, directory=directory).version == SHIPPED
     assert load_card(at=dt.date(2100, 1, 1), directory=directory).version == LATER
     assert [c.version for c in list_cards(directory) if c.name == "default"] == [SHIPPED, LATER]
+
+
+def test_a_pin_holds_from_the_day_it_was_set_so_a_period_that_began_before_midnight_uses_it(
+    directory: Path,
+) -> None:
+    """The monthly cycle prices a period's free credit at the period's first day, which may be
+    yesterday when the cycle runs after midnight: a pin set before that day holds for it."""
+    today = dt.datetime.now(dt.UTC).date()
+    _pin_as_another_process(directory, LATER, on=today - dt.timedelta(days=10))
+    assert load_card(at=today - dt.timedelta(days=1), directory=directory).version == LATER
+    assert load_card(at=today - dt.timedelta(days=10), directory=directory).version == LATER
+    assert load_card(at=today - dt.timedelta(days=11), directory=directory).version == SHIPPED
 
 
 def test_a_pin_naming_a_missing_version_is_refused_with_the_way_out(directory: Path) -> None:

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from talktime.service import credits
 from talktime.wallet import recharge as rc
 from talktime.wallet.payments import TestProvider
 from test_recharge import CFG, D, enable, paid_account, recharges_of
@@ -50,3 +51,28 @@ def test_a_queued_recharge_of_a_canceled_account_is_canceled_unpaid(engine: sa.E
     assert recharge.state == "canceled"
     assert wallet.balance(account).paid == 4 * D
     assert wallet.verify() == []
+
+
+def test_a_declined_purchase_retried_after_a_cancellation_is_refused_and_charges_nothing(
+    paying: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decline took no money, so the retry of its key is a new payment: it is checked again
+    (before, the start record of the declined attempt let it skip the subscription check and
+    charge the card of a canceled account)."""
+    provider = TestProvider()
+    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
+    t = tenant(paying, number=None)
+    provider.decline(str(t.account_id))
+    declined = t.post("/v1/credits", {"amount": "10.00"}, key="buy")
+    assert (declined.status_code, declined.json()["code"]) == (402, "payment_declined")
+    apikit.set_status(paying, t.account_id, "canceled")
+    provider.accept(str(t.account_id))  # the customer fixed the card
+    before = t.balance()
+    retried = t.post("/v1/credits", {"amount": "10.00"}, key="buy")
+    assert (retried.status_code, retried.json()["code"]) == (403, "subscription_inactive")
+    assert provider.paid == 0
+    assert t.balance() == before
+    apikit.set_status(paying, t.account_id, "active")
+    bought = t.post("/v1/credits", {"amount": "10.00"}, key="buy")
+    assert bought.status_code == 201, bought.text
+    assert provider.paid == 10 * D

@@ -681,10 +681,10 @@ def _load_card(
             card=name,
             version=version,
         )
-    today = _today()
-    when = at or today
-    # a pin holds from now on: a day before today keeps the version its dates chose
-    pinned = pinned_version(name, directory) if when >= today else None
+    when = at or _today()
+    # a pin holds from the day it was set on: an earlier day keeps the version its dates chose
+    pin = _pin(name, directory)
+    pinned = pin[0] if pin is not None and when >= pin[1] else None
     if pinned is not None:
         found = _version_of(candidates, pinned)
         if found is not None:
@@ -706,18 +706,34 @@ def _load_card(
 
 def pinned_version(name: str, directory: Path | str | None) -> str | None:
     """The version card `name` is pinned to (`activate_card`), None when it is not pinned."""
+    pin = _pin(name, directory)
+    return None if pin is None else pin[0]
+
+
+def _pin(name: str, directory: Path | str | None) -> tuple[str, dt.date] | None:
+    """Card `name`'s pin: the version and the UTC day it was set on (the file's first and
+    second lines; a pin without a day holds for every day)."""
     if directory is None or NAME.match(name) is None:
         return None
     try:
         text = (Path(directory) / name / PIN).read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return text.strip() or None
+    lines = text.split()
+    if not lines:
+        return None
+    try:
+        since = dt.date.fromisoformat(lines[1]) if len(lines) > 1 else dt.date.min
+    except ValueError:
+        since = dt.date.min
+    return lines[0], since
 
 
 def activate_card(name: str, version: str, directory: Path | str) -> tuple[RateCard, bool]:
-    """Pin card `name` to `version`: it is the version in force from now on, whatever the
-    effective dates, until another version is pinned or `deactivate_card` removes the pin.
+    """Pin card `name` to `version`: it is the version in force from today on, whatever the
+    effective dates, until another version is pinned or `deactivate_card` removes the pin (a
+    day before the pin was set keeps the version its dates chose; so the monthly cycle prices
+    a period that began before midnight, but after the pin, with the pinned version).
 
     The pin is the file `directory/<name>/ACTIVE` (also for a shipped card), replaced
     atomically, so every process sees it at its next `load_card`. Returns the card and
@@ -732,7 +748,7 @@ def activate_card(name: str, version: str, directory: Path | str) -> tuple[RateC
     staging = base / f".{PIN}.{uuid.uuid4().hex}"
     try:
         with staging.open("w", encoding="utf-8") as out:
-            out.write(card.version + "\n")
+            out.write(f"{card.version}\n{_today().isoformat()}\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(staging, base / PIN)

@@ -21,6 +21,7 @@ from talktime.service.idempotency import (
     writer_turn,
 )
 from talktime.store.wallet_tables import accounts
+from talktime.store.wallet_tables import idempotency as key_records
 from talktime.wallet import Wallet, recharge
 from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
@@ -86,6 +87,19 @@ def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
         )
 
 
+def _forget_start(engine: sa.Engine, account_id: int, key: str) -> None:
+    """Drop the start record of the purchase under ``key`` after the provider declined it: no
+    money was taken, so the next attempt is a new payment and is checked again (subscription,
+    permission) like any new request."""
+    with writer_turn(engine), engine.begin() as conn:
+        conn.execute(
+            sa.delete(key_records).where(
+                key_records.c.account_id == account_id,
+                key_records.c.key == started_key(key),
+            )
+        )
+
+
 def _stored(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredResponse | None:
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         return replay(conn, account_id, key, PURCHASE, digest)
@@ -144,15 +158,19 @@ def purchase(
         remember(book.conn, account_id, key, PURCHASE, digest, answer)
         answers.append(answer)
 
-    result = recharge.purchase(
-        engine,
-        account_id,
-        amount,
-        wallet_key(key),
-        provider,
-        on_grant=on_grant,
-        payment_key=recharge.purchase_payment_key(account_id, key),
-    )
+    try:
+        result = recharge.purchase(
+            engine,
+            account_id,
+            amount,
+            wallet_key(key),
+            provider,
+            on_grant=on_grant,
+            payment_key=recharge.purchase_payment_key(account_id, key),
+        )
+    except recharge.PaymentDeclinedError:
+        _forget_start(engine, account_id, key)
+        raise
     if answers:
         return answers[0]
     # The wallet replayed the grant: a concurrent twin stored the answer with it, or the key

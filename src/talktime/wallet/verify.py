@@ -11,6 +11,7 @@ the entries that carry priced lines.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from talktime.store.wallet_tables import (
     ledger,
     usage_periods,
 )
+from talktime.wallet.idempotency import RETENTION_MICROS
 from talktime.wallet.inputs import names_its_rate
 from talktime.wallet.model import (
     BALANCE_ENTRY_KINDS,
@@ -227,24 +229,43 @@ def verify(conn: sa.Connection, now: int) -> list[Breach]:
 
 
 def _check_keys(conn: sa.Connection) -> list[Breach]:
-    """No idempotency key of an account has usage entries in more than one transaction: the
-    same key never charges twice."""
+    """No idempotency key of an account charged twice: two transactions of usage entries under
+    one key less than the key retention apart (`idempotency.RETENTION_MICROS`; a key purged
+    after it may be used again for a new charge). The candidates come from one grouped
+    query; only theirs are read further."""
     transactions = sa.func.count(sa.distinct(ledger.c.transaction_id))
-    twice = conn.execute(
-        sa.select(ledger.c.account_id, ledger.c.idempotency_key, transactions.label("n"))
+    candidates = conn.execute(
+        sa.select(ledger.c.account_id, ledger.c.idempotency_key)
         .where(ledger.c.kind == USAGE, ledger.c.idempotency_key.is_not(None))
         .group_by(ledger.c.account_id, ledger.c.idempotency_key)
         .having(transactions > 1)
         .order_by(ledger.c.account_id, ledger.c.idempotency_key)
-    )
-    return [
-        Breach(
-            r.account_id,
-            "key_charged_twice",
-            f"idempotency key {r.idempotency_key!r} charged in {r.n} transactions",
+    ).all()
+    found = []
+    for account_id, key in candidates:
+        times = sorted(
+            conn.execute(
+                sa.select(sa.func.min(ledger.c.created_at))
+                .where(
+                    ledger.c.account_id == account_id,
+                    ledger.c.idempotency_key == key,
+                    ledger.c.kind == USAGE,
+                )
+                .group_by(ledger.c.transaction_id)
+            ).scalars()
         )
-        for r in twice
-    ]
+        close = sum(1 for a, b in itertools.pairwise(times) if b - a < RETENTION_MICROS)
+        if close:
+            found.append(
+                Breach(
+                    account_id,
+                    "key_charged_twice",
+                    f"idempotency key {key!r} charged in {len(times)} transactions, "
+                    f"{close + 1} of them within the {RETENTION_MICROS // 86_400_000_000} days "
+                    "a key is kept",
+                )
+            )
+    return found
 
 
 def _check_lines(conn: sa.Connection) -> list[Breach]:
