@@ -40,7 +40,7 @@ from talktime.wallet.errors import (
     RefundNotAllowedError,
     WalletError,
 )
-from talktime.wallet.idempotency import RESERVED_KEY_PREFIXES, check_caller_key
+from talktime.wallet.idempotency import check_caller_key, reserved_key_refusal
 from talktime.wallet.inputs import (
     check_id,
     check_moment,
@@ -369,11 +369,9 @@ class Wallet:
             raise InvalidRequestError("a batch is a list of ChargeItem")
         refused: dict[int, TalktimeError] = {}
         for index, item in enumerate(items):
-            if isinstance(item.key, str) and item.key.startswith(RESERVED_KEY_PREFIXES):
-                try:
-                    check_caller_key(item.key)
-                except InvalidRequestError as refusal:
-                    refused[index] = refusal
+            refusal = reserved_key_refusal(item.key)
+            if refusal is not None:
+                refused[index] = refusal
         if not refused:
             return self._write(lambda b: charges.charge_many(b, items), now, charges_credit=True)
         rest = [item for index, item in enumerate(items) if index not in refused]

@@ -72,17 +72,26 @@ or it could take the key of an internal operation (a recharge would then be paid
 granted)."""
 
 
+def reserved_key_refusal(key: object) -> InvalidRequestError | None:
+    """The refusal of a caller's key in one of the wallet's own namespaces, else None (a key
+    that is not valid text is refused where it is used, by `check_key`)."""
+    if not isinstance(key, str):
+        return None
+    for prefix in RESERVED_KEY_PREFIXES:
+        if key.startswith(prefix):
+            return InvalidRequestError(
+                f"idempotency keys starting with {prefix!r} are reserved for the wallet's own "
+                "operations (recharges, rentals, purchases); use a key of your own",
+                key=key,
+            )
+    return None
+
+
 def check_caller_key(key: object) -> None:
-    """`check_key`, and refuse a key in one of the wallet's own namespaces."""
-    check_key(key)
-    assert isinstance(key, str)
-    if key.startswith(RESERVED_KEY_PREFIXES):
-        prefix = next(p for p in RESERVED_KEY_PREFIXES if key.startswith(p))
-        raise InvalidRequestError(
-            f"idempotency keys starting with {prefix!r} are reserved for the wallet's own "
-            "operations (recharges, rentals, purchases); use a key of your own",
-            key=key,
-        )
+    """Refuse a caller's key in one of the wallet's own namespaces (`reserved_key_refusal`)."""
+    refusal = reserved_key_refusal(key)
+    if refusal is not None:
+        raise refusal
 
 
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
@@ -119,11 +128,18 @@ def lookup(
 
 
 def mark(
-    conn: sa.Connection, account_id: int, key: str, operation: str, fingerprint_: str, now: int
+    conn: sa.Connection,
+    account_id: int,
+    key: str,
+    operation: str,
+    fingerprint_: str,
+    now: int,
+    response: str = "{}",
 ) -> None:
     """Store (or, for a key marked before, re-point to this request) a record that carries no
-    answer: a step a later retry of the request must know was taken (a purchase that was
-    allowed and went to the provider). Committed with ``conn``'s transaction."""
+    answer, or a small state in ``response``: a step a later retry of the request must know
+    was taken (a purchase that was allowed and went to the provider; how many times a
+    purchase was declined). Committed with ``conn``'s transaction."""
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
         idempotency
     )
@@ -132,13 +148,13 @@ def mark(
         "key": key,
         "operation": operation,
         "fingerprint": fingerprint_,
-        "response": "{}",
+        "response": response,
         "created_at": now,
     }
     conn.execute(
         insert.values(row).on_conflict_do_update(
             index_elements=[idempotency.c.account_id, idempotency.c.key],
-            set_={"fingerprint": insert.excluded.fingerprint},
+            set_={"fingerprint": insert.excluded.fingerprint, "response": insert.excluded.response},
         )
     )
 

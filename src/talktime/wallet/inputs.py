@@ -107,6 +107,11 @@ def names_its_rate(line: object) -> bool:
     return isinstance(rate, str) and rate != ""
 
 
+def lines_name_their_rates(lines: object) -> bool:
+    """True for priced lines as the ledger keeps them: a list of lines, each naming its rate."""
+    return isinstance(lines, list | tuple) and all(names_its_rate(line) for line in lines)
+
+
 def encode_lines(lines: Any) -> str | None:
     """Priced lines as the JSON text a ledger entry stores (None stays None), refused unless
     they are a list of objects each naming its rate (`names_its_rate`), as JSON without NaN or
@@ -114,7 +119,7 @@ def encode_lines(lines: Any) -> str | None:
     Encoded once per operation, whatever the entries it writes."""
     if lines is None:
         return None
-    if not isinstance(lines, list | tuple) or not all(names_its_rate(line) for line in lines):
+    if not lines_name_their_rates(lines):
         raise InvalidRequestError(
             "the priced lines are a list of objects, each naming the rate-card version and "
             'rate that produced it in "rate" (as rating writes them, e.g. '

@@ -25,7 +25,6 @@ from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
-from talktime.store.wallet_tables import idempotency as key_records
 from talktime.wallet import grants, idempotency, outbox
 from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
@@ -138,22 +137,8 @@ def _declines(conn: sa.Connection, account_id: int, key: str) -> int:
 
 def _count_decline(conn: sa.Connection, account_id: int, key: str, seen: int, now: int) -> None:
     """Record one more decline of the purchase under ``key`` (``seen`` were known before)."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        key_records
-    )
-    row = {
-        "account_id": account_id,
-        "key": _declines_key(key),
-        "operation": PURCHASE_DECLINES,
-        "fingerprint": "",
-        "response": str(seen + 1),
-        "created_at": now,
-    }
-    conn.execute(
-        insert.values(row).on_conflict_do_update(
-            index_elements=[key_records.c.account_id, key_records.c.key],
-            set_={"response": insert.excluded.response, "created_at": insert.excluded.created_at},
-        )
+    idempotency.mark(
+        conn, account_id, _declines_key(key), PURCHASE_DECLINES, "", now, response=str(seen + 1)
     )
 
 
@@ -763,6 +748,7 @@ def purchase(
     """
     check_id(account_id, "account id")
     check_amount(amount, what="purchase amount")
+    idempotency.check_key(key)
     idempotency.check_caller_key(key)
     check_moment(now, "now")
     if payment_key is not None:

@@ -29,7 +29,7 @@ from talktime.store.wallet_tables import (
     usage_periods,
 )
 from talktime.wallet.idempotency import RETENTION_MICROS
-from talktime.wallet.inputs import names_its_rate
+from talktime.wallet.inputs import lines_name_their_rates
 from talktime.wallet.model import (
     BALANCE_ENTRY_KINDS,
     EXPIRY,
@@ -305,9 +305,7 @@ def _names_rates(text: str | None) -> bool:
         lines = json.loads(text) if text is not None else None
     except ValueError:
         return False
-    if lines is None:
-        return True
-    return isinstance(lines, list) and all(names_its_rate(line) for line in lines)
+    return lines is None or lines_name_their_rates(lines)
 
 
 def _check_grant(
