@@ -274,7 +274,7 @@ def test_concurrent_units_all_land_in_fewer_transactions(probe_engine: sa.Engine
 
 
 def test_a_kept_refusal_commits_its_writes_and_then_refuses(probe_engine: sa.Engine) -> None:
-    from talktime.service.idempotency import _run_grouped
+    from talktime.service.idempotency import GroupedUnit, run_grouped
 
     committer = GroupCommitter(probe_engine, window_ms=0, turn=writer_turn)
 
@@ -283,7 +283,7 @@ def test_a_kept_refusal_commits_its_writes_and_then_refuses(probe_engine: sa.Eng
         raise KeepWritesError(ProbeRefusedError("over the limit"))
 
     with pytest.raises(ProbeRefusedError):
-        _run_grouped(committer, 1, "k", "probe", "digest", work)
+        run_grouped(committer, GroupedUnit(1, "k", "probe", "digest", work))
     assert names(probe_engine) == {"event"}
     committer.close()
 
@@ -415,3 +415,85 @@ def test_units_queued_while_the_writer_awaits_its_turn_join_its_batch(
         assert [f.result(10) for f in (first, *rest)] == ["t0", "t1", "t2"]
     assert committer.batches == 1
     committer.close()
+
+
+class _Joint:
+    """A unit that can also run in one pass with its kind (``together``)."""
+
+    def __init__(self, name: str, together: Callable[[sa.Connection, list[Any]], Any]) -> None:
+        self.name = name
+        self.together = together
+
+    def __call__(self, conn: sa.Connection) -> str:
+        conn.execute(probe.insert().values(name=f"alone-{self.name}"))
+        return f"alone-{self.name}"
+
+
+def _batch(engine: sa.Engine, units: list[Any]) -> tuple[list[Any], bool | None]:
+    from talktime.service.groupcommit import _Pending, _run_batch
+    from talktime.store.reuse import ConnectionStack
+
+    stack = ConnectionStack(engine, keep=1)
+    try:
+        outcomes, _, ran = _run_batch(stack, [_Pending(u, lambda ok, v: None) for u in units])
+    finally:
+        stack.close()
+    return outcomes, ran
+
+
+def test_units_that_share_a_pass_run_together_in_one_call(probe_engine: sa.Engine) -> None:
+    calls: list[list[str]] = []
+
+    def together(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+        calls.append([u.name for u in units])
+        conn.execute(probe.insert(), [{"name": f"together-{u.name}"} for u in units])
+        return [(True, f"together-{u.name}") for u in units]
+
+    outcomes, ran = _batch(probe_engine, [_Joint("a", together), _Joint("b", together)])
+    assert ran is True
+    assert calls == [["a", "b"]]
+    assert outcomes == [(True, "together-a"), (True, "together-b")]
+    assert names(probe_engine) == {"together-a", "together-b"}
+
+
+def test_a_pass_that_raises_keeps_nothing_it_wrote_and_its_units_run_alone(
+    probe_engine: sa.Engine,
+) -> None:
+    def together(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+        conn.execute(probe.insert().values(name="half-done"))
+        raise RuntimeError("the pass cannot take this batch")
+
+    outcomes, ran = _batch(probe_engine, [_Joint("a", together), _Joint("b", together)])
+    assert ran is False
+    assert outcomes == [(True, "alone-a"), (True, "alone-b")]
+    assert names(probe_engine) == {"alone-a", "alone-b"}
+
+
+def test_a_pass_that_answers_the_wrong_number_of_units_is_not_trusted(
+    probe_engine: sa.Engine,
+) -> None:
+    def together(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+        conn.execute(probe.insert().values(name="half-done"))
+        return [(True, "one")]
+
+    outcomes, ran = _batch(probe_engine, [_Joint("a", together), _Joint("b", together)])
+    assert ran is False
+    assert outcomes == [(True, "alone-a"), (True, "alone-b")]
+    assert names(probe_engine) == {"alone-a", "alone-b"}
+
+
+def test_units_of_different_kinds_or_alone_run_one_by_one(probe_engine: sa.Engine) -> None:
+    def together(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+        raise AssertionError("never called")
+
+    def other(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+        raise AssertionError("never called")
+
+    mixed = [_Joint("a", together), _Joint("b", other)]
+    assert _batch(probe_engine, mixed) == ([(True, "alone-a"), (True, "alone-b")], None)
+    assert _batch(probe_engine, [_Joint("c", together), insert("d")]) == (
+        [(True, "alone-c"), (True, "d")],
+        None,
+    )
+    assert _batch(probe_engine, [_Joint("e", together)]) == ([(True, "alone-e")], None)
+    assert names(probe_engine) == {"alone-a", "alone-b", "alone-c", "d", "alone-e"}

@@ -5,11 +5,18 @@ A unit that raises rolls back only its savepoint; each caller gets its result or
 after the transaction committed; if the commit fails, every unit of the batch gets that error.
 A batch runs its units in the order of the accounts they lock, so the batches of several
 processes never deadlock on PostgreSQL.
+
+Units of one kind can also run *together*: a unit with a ``together`` attribute names a
+function that runs a whole batch of such units in one pass (one read of each table for the
+batch, one write per table), returning each unit's outcome. The writer uses it when every unit
+of a batch carries the same one, inside a savepoint of its own; should it raise, that savepoint
+is rolled back and the units run one by one as above.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import weakref
@@ -18,7 +25,7 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from queue import Empty, Full, Queue
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -28,6 +35,13 @@ from talktime.store.reuse import ConnectionStack, is_disconnect
 
 T = TypeVar("T")
 Unit = Callable[[sa.Connection], Any]
+Outcome = tuple[bool, Any]
+"""(True, result) or (False, exception): what a unit's caller gets."""
+Together = Callable[[sa.Connection, list[Any]], list[Outcome]]
+"""Runs a batch of units of one kind in one pass: one outcome per unit, in order; raises to
+have the writer run them one by one instead (nothing it wrote is kept then)."""
+
+_log = logging.getLogger(__name__)
 
 IDLE_EXIT_SECONDS = 2.0
 """An idle writer thread exits after this long; the next unit starts a new one."""
@@ -56,6 +70,10 @@ class WriterStats:
     """Wall time in COMMIT (the fsync on SQLite)."""
     waiting: int
     """Units queued now, not yet in a batch."""
+    together: int = 0
+    """Batches whose units ran together in one pass (see the module's docstring)."""
+    fallbacks: int = 0
+    """Batches whose pass together raised, so their units ran one by one."""
 
 
 NO_WRITES = WriterStats(batches=0, units=0, batch_seconds=0.0, commit_seconds=0.0, waiting=0)
@@ -102,6 +120,8 @@ class GroupCommitter:
         self.units = 0
         self.batch_seconds = 0.0
         self.commit_seconds = 0.0
+        self.together = 0
+        self.fallbacks = 0
 
     @property
     def closed(self) -> bool:
@@ -116,7 +136,13 @@ class GroupCommitter:
     def stats(self) -> WriterStats:
         """The writer's counters (read from any thread; only the writer updates them)."""
         return WriterStats(
-            self.batches, self.units, self.batch_seconds, self.commit_seconds, self.waiting
+            self.batches,
+            self.units,
+            self.batch_seconds,
+            self.commit_seconds,
+            self.waiting,
+            self.together,
+            self.fallbacks,
         )
 
     def submit(self, unit: Callable[[sa.Connection], T], account_id: int = -1) -> T:
@@ -256,7 +282,7 @@ class GroupCommitter:
                 # wait for each other in a cycle. A deadlock victim was a 500 where it was not
                 # a retried unit; the sort is stable, so one account's units keep their order.
                 batch.sort(key=_order)
-                outcomes, committing = _run_batch(connections, batch)
+                outcomes, committing, together = _run_batch(connections, batch)
                 held = time.perf_counter() - held_from
         except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
             for pending in batch:
@@ -268,34 +294,79 @@ class GroupCommitter:
         self.units += len(batch)
         self.batch_seconds += held
         self.commit_seconds += committing
+        if together is not None:
+            self.together += together
+            self.fallbacks += not together
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
             pending.resolve(ok, value)
 
 
 def _run_batch(
     connections: ConnectionStack, batch: list[_Pending]
-) -> tuple[list[tuple[bool, Any]], float]:
-    """Every unit of ``batch`` in one transaction, committed; each unit's outcome and the
-    seconds the COMMIT took.
+) -> tuple[list[Outcome], float, bool | None]:
+    """Every unit of ``batch`` in one transaction, committed; each unit's outcome, the
+    seconds the COMMIT took, and whether the units ran together (None: not tried, False: the
+    pass together raised and they ran one by one).
 
     The writer reuses its connection between batches without a pre-ping, so a connection the
     server dropped in the meantime fails the batch with a disconnect: the batch then runs once
     more on a fresh connection. That is safe even when the COMMIT was what failed: the
     service's units look up their idempotency record first, so a unit whose first run did
     commit replays it."""
+    together = _together_of(batch)
     for attempt in range(2):
-        outcomes: list[tuple[bool, Any]] = []
+        ran_together: bool | None = None
         try:
             with connections.begin() as conn:
-                for pending in batch:
-                    outcomes.append(_run_unit(conn, pending.unit))
+                found = None
+                if together is not None:
+                    found = _run_together(conn, together, [p.unit for p in batch])
+                    ran_together = found is not None
+                outcomes = found if found is not None else [_run_unit(conn, p.unit) for p in batch]
                 committing = time.perf_counter()
         except sa.exc.DBAPIError as exc:
             if attempt or not is_disconnect(exc):
                 raise
             continue
-        return outcomes, time.perf_counter() - committing
+        return outcomes, time.perf_counter() - committing, ran_together
     raise AssertionError("unreachable")
+
+
+def _together_of(batch: list[_Pending]) -> Together | None:
+    """The function that runs every unit of ``batch`` in one pass, if they share one (and
+    there is more than one unit: one alone runs as it always did)."""
+    if len(batch) < 2:
+        return None
+    together = getattr(batch[0].unit, "together", None)
+    if together is None or any(getattr(p.unit, "together", None) is not together for p in batch):
+        return None
+    return cast(Together, together)
+
+
+def _run_together(
+    conn: sa.Connection, together: Together, units: list[Unit]
+) -> list[Outcome] | None:
+    """Run ``units`` in one pass inside a savepoint: their outcomes, or None when the pass
+    raised (its savepoint rolled back: nothing it wrote is kept). A refused unit is an outcome,
+    not a raise: the pass itself writes only what its units that went through (and refusals
+    that keep their writes) wrote."""
+    cursor = conn.connection.cursor()
+    try:
+        try:
+            with pipeline(conn):
+                _raw(conn, cursor, "SAVEPOINT talktime_batch")
+                outcomes = together(conn, units)
+                if len(outcomes) != len(units):
+                    raise AssertionError("a pass together gives one outcome per unit")
+        except Exception as exc:
+            if is_disconnect(exc):
+                raise
+            _raw(conn, cursor, "ROLLBACK TO SAVEPOINT talktime_batch")
+            _log.debug("the batch's units run one by one: their pass together raised %r", exc)
+            return None
+        return outcomes
+    finally:
+        cursor.close()
 
 
 def _order(pending: _Pending) -> int:
@@ -306,7 +377,7 @@ _WAKE = _Pending(lambda conn: None, lambda ok, value: None)
 """Put by `close` to wake an idle writer; never run."""
 
 
-def _run_unit(conn: sa.Connection, unit: Unit) -> tuple[bool, Any]:
+def _run_unit(conn: sa.Connection, unit: Unit) -> Outcome:
     """Run one unit inside its own savepoint: (True, result) or (False, exception).
 
     The statements go straight to the DB-API cursor (SQLAlchemy's nested-transaction

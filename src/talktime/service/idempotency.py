@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
 from talktime.service.errors import RequestConflictError
-from talktime.service.groupcommit import GroupCommitter
+from talktime.service.groupcommit import GroupCommitter, Outcome
 from talktime.store.api_tables import api_requests
 from talktime.store.engine import is_sqlite_file
 from talktime.store.rawsql import RawStatement
@@ -67,6 +67,11 @@ _REPLAY = RawStatement(
     )
 )
 _REMEMBER = RawStatement(api_requests.insert(), column_keys=[c.key for c in api_requests.c])
+_REMEMBER_MANY = RawStatement(
+    api_requests.insert(),
+    column_keys=[c.key for c in api_requests.c],
+    row_keys=["account_id", "key", "operation", "fingerprint", "status", "response", "created_at"],
+)
 """Both run on every money-moving request: compiled once, executed on the DB-API cursor."""
 
 
@@ -75,16 +80,22 @@ def replay(
 ) -> StoredResponse | None:
     """The stored response for ``key``, None if unused; refuse a key used for another request."""
     rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
-    if not rows:
-        return None
-    row = rows[0]
+    return _replayed(rows[0], key, operation, digest) if rows else None
+
+
+def _replayed(row: Any, key: str, operation: str, digest: str) -> StoredResponse:
+    """The response stored in ``row`` for ``key``, as a replay; refuse another request."""
     if row.operation != operation or row.fingerprint != digest:
-        raise RequestConflictError(
-            f"Idempotency-Key {key!r} was already used for a different request; "
-            "use a new key for a new request.",
-            idempotency_key=key,
-        )
+        raise _conflict(key)
     return StoredResponse(status=int(row.status), body=str(row.response), replayed=True)
+
+
+def _conflict(key: str) -> RequestConflictError:
+    return RequestConflictError(
+        f"Idempotency-Key {key!r} was already used for a different request; "
+        "use a new key for a new request.",
+        idempotency_key=key,
+    )
 
 
 def remember(
@@ -129,7 +140,7 @@ def run_once(
     """
     digest = fingerprint(operation, request)
     if committer is not None:
-        return _run_grouped(committer, account_id, key, operation, digest, work)
+        return run_grouped(committer, GroupedUnit(account_id, key, operation, digest, work))
     try:
         return _run_in_transaction(engine, account_id, key, operation, digest, work)
     except TalktimeError:
@@ -183,21 +194,35 @@ class _Refused:
     refusal: Exception
 
 
-def _grouped_unit(
-    account_id: int,
-    key: str,
-    operation: str,
-    digest: str,
-    work: Callable[[sa.Connection], tuple[int, Any]],
-) -> Callable[[sa.Connection], StoredResponse | _Refused]:
-    """The unit of work a group committer runs for one request (in its savepoint)."""
+SendWork = Callable[["GroupedUnit"], tuple[int, Any]]
+"""Does one unit's work inside a pass together: (status, body), or raises a refusal before it
+changed anything (`KeepWritesError` to keep what it wrote, as a unit alone does)."""
+StartPass = Callable[[sa.Connection, list["GroupedUnit"]], tuple[SendWork, Callable[[], None]]]
+"""Begins a pass together over its units (reads and locks what they all need) and returns the
+work of one unit and the function that writes what the pass's units queued."""
 
-    def unit(conn: sa.Connection) -> StoredResponse | _Refused:
+
+@dataclass(eq=False)
+class GroupedUnit:
+    """The unit of work a group committer runs for one request: alone (in its savepoint, see
+    `__call__`), or with others of its kind in one pass (``together``, with ``payload``
+    carrying what the pass needs of the request)."""
+
+    account_id: int
+    key: str
+    operation: str
+    digest: str
+    work: Callable[[sa.Connection], tuple[int, Any]]
+    together: Callable[[sa.Connection, list[Any]], list[Outcome]] | None = None
+    payload: Any = None
+
+    def __call__(self, conn: sa.Connection) -> StoredResponse | _Refused:
+        account_id, key, operation, digest = self.account_id, self.key, self.operation, self.digest
         stored = replay(conn, account_id, key, operation, digest)
         if stored is not None:
             return stored
         try:
-            status, body = work(conn)
+            status, body = self.work(conn)
         except KeepWritesError as exc:
             return _Refused(exc.refusal)
         except TalktimeError:
@@ -213,7 +238,65 @@ def _grouped_unit(
         remember(conn, account_id, key, operation, digest, response)
         return response
 
-    return unit
+
+def run_together(conn: sa.Connection, units: list[GroupedUnit], start: StartPass) -> list[Outcome]:
+    """Run many requests' units in one pass, each with the outcome it would have had alone:
+    the stored responses of all their keys looked up at once (a key used twice in the pass
+    answers its second use from the first), then ``start``'s reads, each unit's work, its
+    writes, and one INSERT of every new response."""
+    lookups = [_REPLAY.start(conn, {"account_id": u.account_id, "key": u.key}) for u in units]
+    one, write = start(conn, units)
+    answered: dict[tuple[int, str], tuple[str, str, StoredResponse]] = {}
+    records: list[tuple[Any, ...]] = []
+    outcomes: list[Outcome] = []
+    for unit, lookup in zip(units, lookups, strict=True):
+        account_id, key, operation, digest = unit.account_id, unit.key, unit.operation, unit.digest
+        try:
+            earlier = answered.get((account_id, key))
+            if earlier is not None:
+                stored: StoredResponse | None = _stored(key, operation, digest, *earlier)
+            else:
+                rows = lookup.rows()
+                stored = _replayed(rows[0], key, operation, digest) if rows else None
+            if stored is not None:
+                outcomes.append((True, stored))
+                continue
+            try:
+                status, body = one(unit)
+            except KeepWritesError as exc:
+                outcomes.append((True, _Refused(exc.refusal)))
+                continue
+            except TalktimeError:
+                # as in `GroupedUnit.__call__`: another process may have answered this key
+                stored = replay(conn, account_id, key, operation, digest)
+                if stored is not None:
+                    outcomes.append((True, stored))
+                    continue
+                raise
+        except TalktimeError as refusal:
+            outcomes.append((False, refusal))
+            continue
+        response = StoredResponse(status=status, body=_canonical(body))
+        answered[(account_id, key)] = (operation, digest, response)
+        records.append(
+            (account_id, key, operation, digest, status, response.body, time.time_ns() // 1000)
+        )
+        outcomes.append((True, response))
+    for lookup in lookups:  # a key's second use in the pass never read its own
+        lookup.finish()
+    write()
+    if records:
+        _REMEMBER_MANY.executemany_rows(conn, records)
+    return outcomes
+
+
+def _stored(
+    key: str, operation: str, digest: str, was: str, was_digest: str, response: StoredResponse
+) -> StoredResponse:
+    """A response stored earlier in the same pass, as a replay (or refuse the key)."""
+    if was != operation or was_digest != digest:
+        raise _conflict(key)
+    return StoredResponse(status=response.status, body=response.body, replayed=True)
 
 
 def _retry_once(exc: sa.exc.DBAPIError, attempt: int) -> bool:
@@ -233,18 +316,12 @@ def _answer(outcome: StoredResponse | _Refused) -> StoredResponse:
     return outcome
 
 
-def _run_grouped(
-    committer: GroupCommitter,
-    account_id: int,
-    key: str,
-    operation: str,
-    digest: str,
-    work: Callable[[sa.Connection], tuple[int, Any]],
-) -> StoredResponse:
-    unit = _grouped_unit(account_id, key, operation, digest, work)
+def run_grouped(committer: GroupCommitter, unit: GroupedUnit) -> StoredResponse:
+    """Run ``unit`` in the committer's next batch; its response once the batch committed
+    (a refusal raised then). Retried once after a duplicate key or a deadlock."""
     for attempt in range(2):
         try:
-            outcome = committer.submit(unit, account_id)
+            outcome = committer.submit(unit, unit.account_id)
         except sa.exc.DBAPIError as exc:
             if _retry_once(exc, attempt):
                 continue
@@ -269,10 +346,14 @@ async def run_once_async(
             run_once, engine, account_id, key, operation, request, work
         )
     digest = fingerprint(operation, request)
-    unit = _grouped_unit(account_id, key, operation, digest, work)
+    return await run_grouped_async(committer, GroupedUnit(account_id, key, operation, digest, work))
+
+
+async def run_grouped_async(committer: GroupCommitter, unit: GroupedUnit) -> StoredResponse:
+    """`run_grouped` for a coroutine: awaits the batch without holding a thread."""
     for attempt in range(2):
         try:
-            outcome = await committer.run(unit, account_id)
+            outcome = await committer.run(unit, unit.account_id)
         except sa.exc.DBAPIError as exc:
             if _retry_once(exc, attempt):
                 continue

@@ -28,14 +28,25 @@ from talktime.service.common import (
     new_id,
 )
 from talktime.service.errors import InvalidRequestError
-from talktime.service.groupcommit import GroupCommitter, committer_for
-from talktime.service.idempotency import StoredResponse, run_once, run_once_async, writer_turn
+from talktime.service.groupcommit import GroupCommitter, Outcome, committer_for
+from talktime.service.idempotency import (
+    GroupedUnit,
+    StoredResponse,
+    fingerprint,
+    run_grouped,
+    run_grouped_async,
+    run_once,
+    run_once_async,
+    run_together,
+    writer_turn,
+)
 from talktime.sms import smart
 from talktime.store.api_tables import account_cards, messages, users
-from talktime.store.rawsql import RawStatement
+from talktime.store.rawsql import PendingRows, RawStatement
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
+from talktime.wallet.book import Book
 
 
 class TextTooLongError(TalktimeError):
@@ -171,7 +182,8 @@ def _send_context_statement() -> RawStatement:
 
 
 _SEND_CONTEXT = _send_context_statement()
-_INSERT_MESSAGE = RawStatement(messages.insert(), column_keys=[c.key for c in messages.c])
+_MESSAGE_KEYS = [c.key for c in messages.c]
+_INSERT_MESSAGE = RawStatement(messages.insert(), column_keys=_MESSAGE_KEYS)
 
 
 def _check_text(text: str, settings: Settings) -> None:
@@ -259,8 +271,7 @@ def _body(
     }
 
 
-def _record(
-    conn: sa.Connection,
+def _message_row(
     message_id: str,
     account_id: int,
     user: str | None,
@@ -270,25 +281,99 @@ def _record(
     quote: Quote,
     lines: list[dict[str, Any]],
     now: int,
-) -> None:
-    _INSERT_MESSAGE.execute(
-        conn,
-        {
-            "id": message_id,
-            "account_id": account_id,
-            "user_id": user,
-            "from_number": req.from_,
-            "to_number": req.to,
-            "direction": direction,
-            "encoding": segmentation.encoding,
-            "segments": segmentation.segments,
-            "amount": quote.total,
-            "currency": quote.currency,
-            "lines": json.dumps(lines),
-            "status": "accepted" if direction == "outbound" else "received",
-            "created_at": now,
-        },
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "account_id": account_id,
+        "user_id": user,
+        "from_number": req.from_,
+        "to_number": req.to,
+        "direction": direction,
+        "encoding": segmentation.encoding,
+        "segments": segmentation.segments,
+        "amount": quote.total,
+        "currency": quote.currency,
+        "lines": json.dumps(lines),
+        "status": "accepted" if direction == "outbound" else "received",
+        "created_at": now,
+    }
+
+
+def _context_params(account_id: int, req: SendSms) -> dict[str, Any]:
+    return {"e164": req.from_, "user": req.user, "account": account_id}
+
+
+def _send(
+    conn: sa.Connection,
+    book: Book,
+    settings: Settings,
+    account_id: int,
+    req: SendSms,
+    key: str,
+    context: Any,
+    rows: list[dict[str, Any]],
+) -> tuple[int, Any]:
+    """One send inside ``book`` (its account already locked there): policy, rating and the
+    charge; the message row is queued on ``rows``. Every refusal comes before the book
+    changes, except a monthly-limit refusal, which keeps its event (`KeepWritesError`)."""
+    wallet_key = f"sms:{key}"
+    state = book.account(account_id, wallet_key)
+    now = book.now
+    if context.period_end != state.period_end:
+        # a period was opened since the context was read (by this request's catch-up, or
+        # on PostgreSQL by a transaction the lock waited for): its rents may have
+        # suspended the sending number, so read the context again
+        context = _SEND_CONTEXT.rows(conn, _context_params(account_id, req))[0]
+    policy.require_active_subscription(state.status)
+    actor = user_service.actor_of(req.user, context.role, context.restrictions)
+    policy.require_permission(actor, "sms.send")
+    policy.refuse_media(req.media)
+    _check_text(req.text, settings)
+    _check_smart_text(req.text, req.smart_encoding)
+    number = _sending_number(req.from_, context.number_account, context)
+    number = own_number(conn, req.from_, account_id, number)
+    policy.require_sending_number(number, req.from_, account_id)
+    assert number is not None
+    card = cards.card_named(context.card, settings)
+    cards.require_currency(card, context.currency, account_id, cards.PRICING_ADVICE)
+    policy.require_sms_route(number.country, card.classify(req.to).country)
+    segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
+    quote = price_sms(
+        card,
+        req.from_,
+        req.to,
+        req.text,
+        "outbound",
+        req.smart_encoding,
+        segmentation=segmentation,
     )
+    message_id = new_id("msg")
+    lines = [line.to_dict() for line in quote.lines]  # ledger, message row and response
+    result = None
+    if quote.total > 0:
+        result = charge_or_refuse(
+            book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
+        )
+    rows.append(
+        _message_row(
+            message_id, account_id, req.user, "outbound", req, segmentation, quote, lines, now
+        )
+    )
+    balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
+    body = _body(
+        message_id,
+        "outbound",
+        req,
+        segmentation,
+        quote,
+        lines,
+        card,
+        result,
+        now,
+        req.user,
+        balance,
+    )
+    return 201, body
 
 
 def _send_work(
@@ -299,70 +384,73 @@ def _send_work(
     def work(conn: sa.Connection) -> tuple[int, Any]:
         # user, sending number and card in one query, sent before the account is locked;
         # on PostgreSQL its result comes back in the lock's round trip
-        params = {"e164": req.from_, "user": req.user, "account": account_id}
-        pending_context = _SEND_CONTEXT.start(conn, params)
+        pending_context = _SEND_CONTEXT.start(conn, _context_params(account_id, req))
         book = cards.charging_book(conn, settings)
-        wallet_key = f"sms:{key}"
         # locks the account for this transaction and reads the wallet key's record with it
-        state = book.account(account_id, wallet_key)
-        now = book.now
+        book.account(account_id, f"sms:{key}")
         context = pending_context.rows()[0]
-        if context.period_end != state.period_end:
-            # a period was opened since the context was read (by this request's catch-up, or
-            # on PostgreSQL by a transaction the lock waited for): its rents may have
-            # suspended the sending number, so read the context again
-            context = _SEND_CONTEXT.rows(conn, params)[0]
-        policy.require_active_subscription(state.status)
-        actor = user_service.actor_of(req.user, context.role, context.restrictions)
-        policy.require_permission(actor, "sms.send")
-        policy.refuse_media(req.media)
-        _check_text(req.text, settings)
-        _check_smart_text(req.text, req.smart_encoding)
-        number = _sending_number(req.from_, context.number_account, context)
-        number = own_number(conn, req.from_, account_id, number)
-        policy.require_sending_number(number, req.from_, account_id)
-        assert number is not None
-        card = cards.card_named(context.card, settings)
-        cards.require_currency(card, context.currency, account_id, cards.PRICING_ADVICE)
-        policy.require_sms_route(number.country, card.classify(req.to).country)
-        segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
-        quote = price_sms(
-            card,
-            req.from_,
-            req.to,
-            req.text,
-            "outbound",
-            req.smart_encoding,
-            segmentation=segmentation,
-        )
-        message_id = new_id("msg")
-        lines = [line.to_dict() for line in quote.lines]  # ledger, message row and response
-        result = None
-        if quote.total > 0:
-            result = charge_or_refuse(
-                book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
-            )
+        rows: list[dict[str, Any]] = []
+        status, body = _send(conn, book, settings, account_id, req, key, context, rows)
         book.flush()
-        _record(
-            conn, message_id, account_id, req.user, "outbound", req, segmentation, quote, lines, now
-        )
-        balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
-        body = _body(
-            message_id,
-            "outbound",
-            req,
-            segmentation,
-            quote,
-            lines,
-            card,
-            result,
-            now,
-            req.user,
-            balance,
-        )
-        return 201, body
+        _INSERT_MESSAGE.execute(conn, rows[0])
+        return status, body
 
     return work
+
+
+class _OneByOneError(Exception):
+    """A pass together met what only a send alone handles: an account whose period ended
+    (each send then opens the period inside its own savepoint), or sends of two apps."""
+
+
+def _no_catch_up(*_: Any) -> None:
+    raise _OneByOneError
+
+
+def _start_sends(
+    conn: sa.Connection, units: list[GroupedUnit]
+) -> tuple[Callable[[GroupedUnit], tuple[int, Any]], Callable[[], None]]:
+    """Begin a pass over many sends (`idempotency.run_together`): their contexts sent, then
+    every account they charge locked and loaded at once with the wallet keys' records, in one
+    `Book`. Each send then runs in memory; the book, the message rows and the responses are
+    written once for the whole pass."""
+    settings: Settings = units[0].payload[0]
+    if any(unit.payload[0] is not settings for unit in units):
+        raise _OneByOneError  # one app's sends share one settings object
+    contexts: dict[tuple[str, str, int], PendingRows] = {}
+    for unit in units:
+        req: SendSms = unit.payload[1]
+        found = (req.from_, req.user, unit.account_id)
+        if found not in contexts:
+            contexts[found] = _SEND_CONTEXT.start(conn, _context_params(unit.account_id, req))
+    book = cards.charging_book(conn, settings)
+    book.catch_up = _no_catch_up
+    book.load([(unit.account_id, f"sms:{unit.key}") for unit in units])
+    read: dict[tuple[str, str, int], Any] = {}
+    rows: list[dict[str, Any]] = []
+
+    def one(unit: GroupedUnit) -> tuple[int, Any]:
+        req: SendSms = unit.payload[1]
+        found = (req.from_, req.user, unit.account_id)
+        if found not in read:
+            read[found] = contexts[found].rows()[0]
+        return _send(conn, book, settings, unit.account_id, req, unit.key, read[found], rows)
+
+    def write() -> None:
+        for pending in contexts.values():  # sends that replayed never read theirs
+            pending.finish()
+        book.flush()
+        if rows:
+            _INSERT_MESSAGE.executemany_rows(
+                conn, [tuple(r[k] for k in _MESSAGE_KEYS) for r in rows]
+            )
+
+    return one, write
+
+
+def _send_together(conn: sa.Connection, units: list[Any]) -> list[Outcome]:
+    """The writer's pass over a batch of sends (see `groupcommit`)."""
+    return run_together(conn, units, _start_sends)
 
 
 def _committer(engine: sa.Engine, settings: Settings) -> GroupCommitter | None:
@@ -371,13 +459,23 @@ def _committer(engine: sa.Engine, settings: Settings) -> GroupCommitter | None:
     )
 
 
+def send_unit(settings: Settings, account_id: int, req: SendSms, key: str) -> GroupedUnit:
+    """A send-SMS request as the group committer's unit of work: alone in its savepoint, or in
+    one pass with the other sends of its batch."""
+    work = _send_work(settings, account_id, req, key)
+    digest = fingerprint("sms.send", req.fingerprint_data())
+    return GroupedUnit(account_id, key, "sms.send", digest, work, _send_together, (settings, req))
+
+
 def send_sms(
     engine: sa.Engine, settings: Settings, account_id: int, req: SendSms, key: str
 ) -> StoredResponse:
     """Authorize an outgoing SMS: refuse it, or price and charge it all or nothing."""
-    work = _send_work(settings, account_id, req, key)
     committer = _committer(engine, settings)
-    return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work, committer)
+    if committer is not None:
+        return run_grouped(committer, send_unit(settings, account_id, req, key))
+    work = _send_work(settings, account_id, req, key)
+    return run_once(engine, account_id, key, "sms.send", req.fingerprint_data(), work)
 
 
 async def send_sms_async(
@@ -385,10 +483,12 @@ async def send_sms_async(
 ) -> StoredResponse:
     """`send_sms` for a coroutine: awaits the group commit without holding a thread (with
     group commit off, the request's own transaction runs in the thread pool)."""
-    work = _send_work(settings, account_id, req, key)
     committer = _committer(engine, settings)
+    if committer is not None:
+        return await run_grouped_async(committer, send_unit(settings, account_id, req, key))
+    work = _send_work(settings, account_id, req, key)
     data = req.fingerprint_data()
-    return await run_once_async(engine, account_id, key, "sms.send", data, work, committer)
+    return await run_once_async(engine, account_id, key, "sms.send", data, work)
 
 
 def record_inbound(
@@ -420,7 +520,12 @@ def record_inbound(
                 book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
             )
         book.flush()
-        _record(conn, message_id, account_id, None, "inbound", req, segmentation, quote, lines, now)
+        _INSERT_MESSAGE.execute(
+            conn,
+            _message_row(
+                message_id, account_id, None, "inbound", req, segmentation, quote, lines, now
+            ),
+        )
         balance = balance_dict(result.balance if result else state.balances(now), quote.currency)
         body = _body(
             message_id, "inbound", req, segmentation, quote, lines, card, result, now, None, balance

@@ -174,6 +174,12 @@ class PendingRows:
         finally:
             self.cursor.close()
 
+    def finish(self) -> None:
+        """Read the result if nobody has (its cursor is closed then); for a result that
+        turned out not to be needed."""
+        if self.found is None:
+            self.fetch()
+
     def rows(self) -> list[Any]:
         """The rows, named tuples with the statement's column keys."""
         if self.found is None:
