@@ -294,20 +294,24 @@ WRITER_SERIES = {
     "talktime_group_commit_units_total": 1,
     "talktime_group_commit_batch_seconds_total": 2,
     "talktime_group_commit_commit_seconds_total": 3,
+    "talktime_group_commit_together_total": 4,
+    "talktime_group_commit_fallbacks_total": 5,
 }
 
 
 def writer_counters(base: str, workers: int) -> dict[str, list[float]]:
     """Each worker's group-commit counters from `GET /metrics`, by pid: [batches, units,
-    seconds in batches, seconds in COMMIT]. A scrape reaches one worker, so it scrapes on
-    fresh connections until it has seen ``workers`` of them."""
+    seconds in batches, seconds in COMMIT, batches in one pass, passes handed back]. A scrape
+    reaches one worker, so it scrapes on fresh connections until it has seen ``workers`` of
+    them."""
     seen: dict[str, list[float]] = {}
     for _ in range(200):
         text = httpx.get(f"{base}/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name in WRITER_SERIES:
-                    seen.setdefault(s.labels["pid"], [0.0] * 4)[WRITER_SERIES[s.name]] = s.value
+                    counters = seen.setdefault(s.labels["pid"], [0.0] * len(WRITER_SERIES))
+                    counters[WRITER_SERIES[s.name]] = s.value
         if len(seen) >= workers:
             return seen
     raise RuntimeError(f"/metrics showed {len(seen)} of the {workers} workers")
@@ -315,15 +319,17 @@ def writer_counters(base: str, workers: int) -> dict[str, list[float]]:
 
 def writer_line(before: dict[str, list[float]], after: dict[str, list[float]], wall: float) -> str:
     """The writers' share of the wall time in batches, and per batch and unit."""
-    grew = [sum(after[p][i] - before.get(p, [0.0] * 4)[i] for p in after) for i in range(4)]
-    batches, units, seconds, commit = grew
+    width = len(WRITER_SERIES)
+    grew = [sum(after[p][i] - before.get(p, [0.0] * width)[i] for p in after) for i in range(width)]
+    batches, units, seconds, commit, together, fallbacks = grew
     if not batches or not units:
         return f"{'':<22} writers: no batch (group commit off)"
     return (
         f"{'':<22} writers: in a batch {seconds / wall:.0%} of the time (summed over the "
         f"workers; on SQLite the share the write lock is held), {units / batches:.1f} units a "
         f"batch, {seconds / units * 1000:.3f} ms a unit, COMMIT {commit / batches * 1000:.2f} ms "
-        "a batch"
+        f"a batch, {together / batches:.0%} of the batches in one pass ({fallbacks:.0f} handed "
+        "back)"
     )
 
 

@@ -1,5 +1,6 @@
 """`GET /metrics` shows this process's group-commit writer: batches, units, the time it held
-its turn and the time in COMMIT, labelled with the worker's pid."""
+its turn, the time in COMMIT, and the batches run in one pass (or handed back to the one-by-one
+path), labelled with the worker's pid."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ WRITER = (
     "talktime_group_commit_units_total",
     "talktime_group_commit_batch_seconds_total",
     "talktime_group_commit_commit_seconds_total",
+    "talktime_group_commit_together_total",
+    "talktime_group_commit_fallbacks_total",
     "talktime_group_commit_waiting",
 )
 
@@ -45,6 +48,8 @@ def test_group_commit_metrics_count_every_send_its_batches_and_the_time_held(api
     # one request at a time: each send is a batch of its own
     assert grew["talktime_group_commit_units_total"] == 3
     assert grew["talktime_group_commit_batches_total"] == 3
+    assert grew["talktime_group_commit_together_total"] == 0  # a pass needs two units
+    assert grew["talktime_group_commit_fallbacks_total"] == 0
     committing = grew["talktime_group_commit_commit_seconds_total"]
     assert 0 < committing < grew["talktime_group_commit_batch_seconds_total"]
     assert after["talktime_group_commit_waiting"] == 0

@@ -99,6 +99,12 @@ class WriterCollector(Collector):
                 "Seconds spent in COMMIT (the fsync on SQLite)",
                 stats.commit_seconds,
             ),
+            ("together", "Batches whose units ran in one pass", stats.together),
+            (
+                "fallbacks",
+                "Batches whose pass raised, so their units ran one by one",
+                stats.fallbacks,
+            ),
         ):
             family = CounterMetricFamily(f"talktime_group_commit_{name}", text, labels=["pid"])
             family.add_metric(pid, value)
