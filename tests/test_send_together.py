@@ -193,7 +193,22 @@ def test_a_key_sent_twice_in_one_pass_charges_once_and_answers_both_alike(api: A
     assert [a.replayed for a in answers] == [False, True, True]
     assert {a.body for a in answers} == {answers[0].body}
     assert len([e for e in t.ledger() if str(e["reference"]).startswith("msg_")]) == 1
-    # and the stored answer is the one a later replay gets
+    # a later pass answers the key from its stored response, and refuses it for another text
+    other = messages.SendSms(t.number, US_TO, "hello again", t.user)
+    later = [
+        messages.send_unit(settings_, t.account_id, req, key),
+        messages.send_unit(settings_, t.account_id, other, key),
+        messages.send_unit(settings_, t.account_id, other, uuid.uuid4().hex),
+    ]
+    outcomes, ran = _run(api.app.state.engine, later, together=True)
+    assert ran is True
+    assert outcomes[0][1].replayed
+    assert outcomes[0][1].body == answers[0].body
+    assert outcomes[1][0] is False
+    assert outcomes[1][1].code == "idempotency_conflict"
+    assert outcomes[2][1].status == 201
+    assert len([e for e in t.ledger() if str(e["reference"]).startswith("msg_")]) == 2
+    # and the stored answer is the one a later replay alone gets
     again = messages.send_sms(api.app.state.engine, settings_, t.account_id, req, key)
     assert again.replayed
     assert again.body == answers[0].body

@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
-from talktime.store.rawsql import driver_errors, pipeline
+from talktime.store.rawsql import begin_in_pipeline, driver_errors, pipeline
 from talktime.store.reuse import ConnectionStack, is_disconnect
 
 T = TypeVar("T")
@@ -353,7 +353,7 @@ def _run_together(
     cursor = conn.connection.cursor()
     try:
         try:
-            with pipeline(conn):
+            with pipeline(conn), begin_in_pipeline(conn):  # BEGIN goes out with the SAVEPOINT
                 _raw(conn, cursor, "SAVEPOINT talktime_batch")
                 outcomes = together(conn, units)
                 if len(outcomes) != len(units):
@@ -392,7 +392,7 @@ def _run_unit(conn: sa.Connection, unit: Unit) -> Outcome:
     cursor = conn.connection.cursor()
     try:
         try:
-            with pipeline(conn):
+            with pipeline(conn), begin_in_pipeline(conn):  # BEGIN goes out with the SAVEPOINT
                 _raw(conn, cursor, "SAVEPOINT talktime_unit")
                 result = unit(conn)
         except Exception as exc:

@@ -26,7 +26,7 @@ from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter, Outcome
 from talktime.store.api_tables import api_requests
 from talktime.store.engine import is_sqlite_file
-from talktime.store.rawsql import RawStatement
+from talktime.store.rawsql import PendingRows, RawStatement, start_text
 from talktime.wallet.idempotency import RETENTION_MICROS
 
 
@@ -244,20 +244,21 @@ def run_together(conn: sa.Connection, units: list[GroupedUnit], start: StartPass
     the stored responses of all their keys looked up at once (a key used twice in the pass
     answers its second use from the first), then ``start``'s reads, each unit's work, its
     writes, and one INSERT of every new response."""
-    lookups = [_REPLAY.start(conn, {"account_id": u.account_id, "key": u.key}) for u in units]
+    lookup = _start_lookup(conn, sorted({(u.account_id, u.key) for u in units}))
     one, write = start(conn, units)
+    stored_rows = {(row.account_id, row.key): row for row in lookup.rows()}
     answered: dict[tuple[int, str], tuple[str, str, StoredResponse]] = {}
     records: list[tuple[Any, ...]] = []
     outcomes: list[Outcome] = []
-    for unit, lookup in zip(units, lookups, strict=True):
+    for unit in units:
         account_id, key, operation, digest = unit.account_id, unit.key, unit.operation, unit.digest
         try:
             earlier = answered.get((account_id, key))
             if earlier is not None:
                 stored: StoredResponse | None = _stored(key, operation, digest, *earlier)
             else:
-                rows = lookup.rows()
-                stored = _replayed(rows[0], key, operation, digest) if rows else None
+                row = stored_rows.get((account_id, key))
+                stored = _replayed(row, key, operation, digest) if row is not None else None
             if stored is not None:
                 outcomes.append((True, stored))
                 continue
@@ -282,12 +283,33 @@ def run_together(conn: sa.Connection, units: list[GroupedUnit], start: StartPass
             (account_id, key, operation, digest, status, response.body, time.time_ns() // 1000)
         )
         outcomes.append((True, response))
-    for lookup in lookups:  # a key's second use in the pass never read its own
-        lookup.finish()
     write()
     if records:
         _REMEMBER_MANY.executemany_rows(conn, records)
     return outcomes
+
+
+_LOOKUP_COLUMNS = ("account_id", "key", "operation", "fingerprint", "status", "response")
+
+
+def _start_lookup(conn: sa.Connection, pairs: list[tuple[int, str]]) -> PendingRows:
+    """The stored responses of many (account, key) pairs in one SELECT, sent now (on
+    PostgreSQL its rows come back with the round trip of whatever is read next)."""
+    columns = ", ".join(f"r.{c}" for c in _LOOKUP_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        pairs_sql = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
+        params: Any = ([a for a, _ in pairs], [k for _, k in pairs])
+    else:  # CROSS JOIN: SQLite probes the primary key once per pair
+        pairs_sql = (
+            "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
+            "FROM json_each(?)) AS j CROSS"
+        )
+        params = (json.dumps(pairs),)
+    sql = (
+        f"SELECT {columns} FROM {pairs_sql} JOIN api_requests AS r "
+        "ON r.key = j.k AND r.account_id = j.a"
+    )
+    return start_text(conn, sql, params, _LOOKUP_COLUMNS)
 
 
 def _stored(

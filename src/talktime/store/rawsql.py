@@ -12,6 +12,7 @@ errors are raised as SQLAlchemy's (`sa.exc.IntegrityError`, ...), as `Connection
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -98,7 +99,7 @@ class RawStatement:
         lock_cursor = conn.connection.cursor()
         cursor = conn.connection.cursor()
         try:
-            with pipeline(conn), driver_errors(conn, prepared[0]), _begin_in_pipeline(conn):
+            with pipeline(conn), driver_errors(conn, prepared[0]), begin_in_pipeline(conn):
                 lock_cursor.execute(before[0], first._params(before, params))
                 cursor.execute(prepared[0], self._params(prepared, params))
             with driver_errors(conn, prepared[0]):
@@ -150,6 +151,24 @@ class RawStatement:
             return lambda rows: rows
         pick = operator.itemgetter(*(names.index(n) for n in positional))
         return lambda rows: [pick(row) for row in rows]
+
+
+def start_text(
+    conn: sa.Connection, statement: str, params: Any, names: Sequence[str]
+) -> PendingRows:
+    """`RawStatement.start` for a SELECT written out for the connection's dialect (driver
+    parameters as is); its rows are named tuples with ``names``."""
+    cursor = conn.connection.cursor()
+    try:
+        with driver_errors(conn, statement):
+            cursor.execute(statement, params)
+    except BaseException:
+        cursor.close()
+        raise
+    pending = PendingRows(conn, statement, _row_type(list(names)), cursor)
+    if not _in_pipeline(conn):
+        pending.fetch()
+    return pending
 
 
 class PendingRows:
@@ -248,7 +267,7 @@ def _pipelined(conn: sa.Connection) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _begin_in_pipeline(conn: sa.Connection) -> Iterator[None]:
+def begin_in_pipeline(conn: sa.Connection) -> Iterator[None]:
     """Inside a pipeline on a connection with no transaction open yet: send BEGIN as the
     pipeline's first statement, so it shares the round trip of the statements that follow.
 
@@ -296,5 +315,10 @@ def commit_in_pipeline(conn: sa.Connection) -> None:
         cursor.close()
 
 
-def _row_type(names: list[str]) -> Callable[..., Any]:
+@functools.cache
+def _row_type_of(names: tuple[str, ...]) -> Callable[..., Any]:
     return namedtuple("Row", names)
+
+
+def _row_type(names: list[str]) -> Callable[..., Any]:
+    return _row_type_of(tuple(names))

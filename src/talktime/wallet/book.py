@@ -22,7 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime import money
-from talktime.store.rawsql import RawStatement, commit_in_pipeline, driver_errors, pipeline
+from talktime.store.rawsql import (
+    RawStatement,
+    begin_in_pipeline,
+    commit_in_pipeline,
+    driver_errors,
+    pipeline,
+)
 from talktime.store.recharge_tables import recharge_settings
 from talktime.store.wallet_tables import (
     GRANT_LIVE,
@@ -486,23 +492,42 @@ class Book:
     def _load_rows(
         self, cursor: Any, sql: _ManySql, ids: Any, requests: Sequence[tuple[int, str]]
     ) -> tuple[set[tuple[int, str]], dict[tuple[int, str], tuple[str, str, str]]] | None:
-        """`load`'s three queries: accounts (locked), live grants, then the keys' records."""
-        cursor.execute(sql.lock, (ids,))
-        for row in cursor.fetchall():
-            self.states[row[0]] = account_state(_AccountRow(*row))
-        cursor.execute(sql.live, (ids,))
-        for row in cursor.fetchall():
-            self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
+        """`load`'s three queries: accounts (locked), live grants, then the keys' records. On
+        PostgreSQL the three go out together (one wait): the server runs them in order, so
+        the two reads still start after the lock was granted and see what its holder
+        committed."""
         # as in `account`: an invalid key is refused by its request's replay, not looked up
-        pairs = {(a, k) for a, k in requests if a in self.states and idem.is_valid_key(k)}
+        valid = sorted({(a, k) for a, k in requests if idem.is_valid_key(k)})
+        if self.conn.dialect.name == "postgresql":
+            live_cursor = self.conn.connection.cursor()
+            keys_cursor = self.conn.connection.cursor()
+            try:
+                with pipeline(self.conn), begin_in_pipeline(self.conn):
+                    cursor.execute(sql.lock, (ids,))
+                    live_cursor.execute(sql.live, (ids,))
+                    keys_cursor.execute(sql.keys, ([a for a, _ in valid], [k for _, k in valid]))
+                accounts, grants = cursor.fetchall(), live_cursor.fetchall()
+                keys = keys_cursor.fetchall()
+            finally:
+                live_cursor.close()
+                keys_cursor.close()
+        else:
+            cursor.execute(sql.lock, (ids,))
+            accounts = cursor.fetchall()
+            cursor.execute(sql.live, (ids,))
+            grants = cursor.fetchall()
+            keys = []
+            if valid:
+                cursor.execute(sql.keys, (json.dumps(valid),))
+                keys = cursor.fetchall()
+        for row in accounts:
+            self.states[row[0]] = account_state(_AccountRow(*row))
+        for row in grants:
+            self.states[row[0]].grants[row[1]] = live_grant(_GrantRow(*row))
+        pairs = {pair for pair in valid if pair[0] in self.states}
         if not pairs:
             return None
-        ordered = sorted(pairs)
-        if self.conn.dialect.name == "postgresql":
-            cursor.execute(sql.keys, ([a for a, _ in ordered], [k for _, k in ordered]))
-        else:
-            cursor.execute(sql.keys, (json.dumps(ordered),))
-        found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in cursor.fetchall()}
+        found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in keys if (r[0], r[1]) in pairs}
         return pairs, found
 
     def grant(self, state: AccountState, grant_id: int) -> LiveGrant | None:
