@@ -497,7 +497,8 @@ class Book:
         the two reads still start after the lock was granted and see what its holder
         committed."""
         # as in `account`: an invalid key is refused by its request's replay, not looked up
-        valid = sorted({(a, k) for a, k in requests if idem.is_valid_key(k)})
+        # (nor an id no account can have: this query goes out before the accounts are known)
+        valid = sorted({(a, k) for a, k in requests if _storable_id(a) and idem.is_valid_key(k)})
         if self.conn.dialect.name == "postgresql":
             live_cursor = self.conn.connection.cursor()
             keys_cursor = self.conn.connection.cursor()
@@ -808,6 +809,11 @@ def account_state(row: Any) -> AccountState:
         if row.r_enabled:
             state.recharge = (row.r_threshold, row.r_amount)
     return state
+
+
+def _storable_id(value: object) -> bool:
+    """An id a 64-bit key column can hold."""
+    return _is_id(value) and -(2**63) <= value < 2**63  # type: ignore[operator]
 
 
 def _is_id(value: object) -> bool:
