@@ -456,26 +456,20 @@ def test_units_that_share_a_pass_run_together_in_one_call(probe_engine: sa.Engin
     assert names(probe_engine) == {"together-a", "together-b"}
 
 
-def test_a_pass_that_raises_keeps_nothing_it_wrote_and_its_units_run_alone(
-    probe_engine: sa.Engine,
+def _raises(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+    conn.execute(probe.insert().values(name="half-done"))
+    raise RuntimeError("the pass cannot take this batch")
+
+
+def _answers_one(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
+    conn.execute(probe.insert().values(name="half-done"))
+    return [(True, "one")]  # for two units
+
+
+@pytest.mark.parametrize("together", [_raises, _answers_one], ids=["raises", "answers-one"])
+def test_a_pass_that_raises_or_miscounts_keeps_nothing_it_wrote_and_its_units_run_alone(
+    probe_engine: sa.Engine, together: Callable[[sa.Connection, list[Any]], Any]
 ) -> None:
-    def together(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
-        conn.execute(probe.insert().values(name="half-done"))
-        raise RuntimeError("the pass cannot take this batch")
-
-    outcomes, ran = _batch(probe_engine, [_Joint("a", together), _Joint("b", together)])
-    assert ran is False
-    assert outcomes == [(True, "alone-a"), (True, "alone-b")]
-    assert names(probe_engine) == {"alone-a", "alone-b"}
-
-
-def test_a_pass_that_answers_the_wrong_number_of_units_is_not_trusted(
-    probe_engine: sa.Engine,
-) -> None:
-    def together(conn: sa.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
-        conn.execute(probe.insert().values(name="half-done"))
-        return [(True, "one")]
-
     outcomes, ran = _batch(probe_engine, [_Joint("a", together), _Joint("b", together)])
     assert ran is False
     assert outcomes == [(True, "alone-a"), (True, "alone-b")]

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -26,7 +26,13 @@ from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter, Outcome
 from talktime.store.api_tables import api_requests
 from talktime.store.engine import is_sqlite_file
-from talktime.store.rawsql import PendingRows, RawStatement, start_text
+from talktime.store.rawsql import (
+    PendingRows,
+    RawStatement,
+    pairs_params,
+    pairs_source,
+    start_text,
+)
 from talktime.wallet.idempotency import RETENTION_MICROS
 
 
@@ -67,11 +73,8 @@ _REPLAY = RawStatement(
     )
 )
 _REMEMBER = RawStatement(api_requests.insert(), column_keys=[c.key for c in api_requests.c])
-_REMEMBER_MANY = RawStatement(
-    api_requests.insert(),
-    column_keys=[c.key for c in api_requests.c],
-    row_keys=["account_id", "key", "operation", "fingerprint", "status", "response", "created_at"],
-)
+"""Rows for `executemany_rows` in the table's column order: account, key, operation,
+fingerprint, status, response, time."""
 """Both run on every money-moving request: compiled once, executed on the DB-API cursor."""
 
 
@@ -247,18 +250,13 @@ def run_together(conn: sa.Connection, units: list[GroupedUnit], start: StartPass
     lookup = _start_lookup(conn, sorted({(u.account_id, u.key) for u in units}))
     one, write = start(conn, units)
     stored_rows = {(row.account_id, row.key): row for row in lookup.rows()}
-    answered: dict[tuple[int, str], tuple[str, str, StoredResponse]] = {}
     records: list[tuple[Any, ...]] = []
     outcomes: list[Outcome] = []
     for unit in units:
         account_id, key, operation, digest = unit.account_id, unit.key, unit.operation, unit.digest
         try:
-            earlier = answered.get((account_id, key))
-            if earlier is not None:
-                stored: StoredResponse | None = _stored(key, operation, digest, *earlier)
-            else:
-                row = stored_rows.get((account_id, key))
-                stored = _replayed(row, key, operation, digest) if row is not None else None
+            row = stored_rows.get((account_id, key))  # stored, or answered earlier in the pass
+            stored = _replayed(row, key, operation, digest) if row is not None else None
             if stored is not None:
                 outcomes.append((True, stored))
                 continue
@@ -278,14 +276,13 @@ def run_together(conn: sa.Connection, units: list[GroupedUnit], start: StartPass
             outcomes.append((False, refusal))
             continue
         response = StoredResponse(status=status, body=_canonical(body))
-        answered[(account_id, key)] = (operation, digest, response)
-        records.append(
-            (account_id, key, operation, digest, status, response.body, time.time_ns() // 1000)
-        )
+        record = (account_id, key, operation, digest, status, response.body, time.time_ns() // 1000)
+        stored_rows[(account_id, key)] = _Answered(*record[:6])
+        records.append(record)
         outcomes.append((True, response))
     write()
     if records:
-        _REMEMBER_MANY.executemany_rows(conn, records)
+        _REMEMBER.executemany_rows(conn, records)
     return outcomes
 
 
@@ -295,30 +292,24 @@ _LOOKUP_COLUMNS = ("account_id", "key", "operation", "fingerprint", "status", "r
 def _start_lookup(conn: sa.Connection, pairs: list[tuple[int, str]]) -> PendingRows:
     """The stored responses of many (account, key) pairs in one SELECT, sent now (on
     PostgreSQL its rows come back with the round trip of whatever is read next)."""
+    dialect = conn.dialect.name
     columns = ", ".join(f"r.{c}" for c in _LOOKUP_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        pairs_sql = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
-        params: Any = ([a for a, _ in pairs], [k for _, k in pairs])
-    else:  # CROSS JOIN: SQLite probes the primary key once per pair
-        pairs_sql = (
-            "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
-            "FROM json_each(?)) AS j CROSS"
-        )
-        params = (json.dumps(pairs),)
     sql = (
-        f"SELECT {columns} FROM {pairs_sql} JOIN api_requests AS r "
+        f"SELECT {columns} FROM {pairs_source(dialect)} JOIN api_requests AS r "
         "ON r.key = j.k AND r.account_id = j.a"
     )
-    return start_text(conn, sql, params, _LOOKUP_COLUMNS)
+    return start_text(conn, sql, pairs_params(dialect, pairs), _LOOKUP_COLUMNS)
 
 
-def _stored(
-    key: str, operation: str, digest: str, was: str, was_digest: str, response: StoredResponse
-) -> StoredResponse:
-    """A response stored earlier in the same pass, as a replay (or refuse the key)."""
-    if was != operation or was_digest != digest:
-        raise _conflict(key)
-    return StoredResponse(status=response.status, body=response.body, replayed=True)
+class _Answered(NamedTuple):
+    """A response given earlier in the same pass, shaped as a stored row."""
+
+    account_id: int
+    key: str
+    operation: str
+    fingerprint: str
+    status: int
+    response: str
 
 
 def _retry_once(exc: sa.exc.DBAPIError, attempt: int) -> bool:

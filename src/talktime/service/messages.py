@@ -47,6 +47,7 @@ from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
 from talktime.wallet.book import Book
+from talktime.wallet.model import ChargeResult
 
 
 class TextTooLongError(TalktimeError):
@@ -299,6 +300,21 @@ def _message_row(
     }
 
 
+def _charge_message(
+    book: Book, account_id: int, quote: Quote, wallet_key: str
+) -> tuple[str, list[dict[str, Any]], ChargeResult | None]:
+    """A new message id, the quote's priced lines (for the ledger, the message row and the
+    response) and its charge under ``wallet_key`` (None when the message is free)."""
+    message_id = new_id("msg")
+    lines = [line.to_dict() for line in quote.lines]
+    result = None
+    if quote.total > 0:
+        result = charge_or_refuse(
+            book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
+        )
+    return message_id, lines, result
+
+
 def _context_params(account_id: int, req: SendSms) -> dict[str, Any]:
     return {"e164": req.from_, "user": req.user, "account": account_id}
 
@@ -347,13 +363,7 @@ def _send(
         req.smart_encoding,
         segmentation=segmentation,
     )
-    message_id = new_id("msg")
-    lines = [line.to_dict() for line in quote.lines]  # ledger, message row and response
-    result = None
-    if quote.total > 0:
-        result = charge_or_refuse(
-            book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
-        )
+    message_id, lines, result = _charge_message(book, account_id, quote, wallet_key)
     rows.append(
         _message_row(
             message_id, account_id, req.user, "outbound", req, segmentation, quote, lines, now
@@ -512,13 +522,7 @@ def record_inbound(
         policy.require_sms_route(card.classify(req.from_).country, number.country, inbound=True)
         segmentation = sms.segment(req.text)
         quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)
-        message_id = new_id("msg")
-        lines = [line.to_dict() for line in quote.lines]  # ledger, message row and response
-        result = None
-        if quote.total > 0:
-            result = charge_or_refuse(
-                book, account_id, quote.total, wallet_key, message_id, lines, quote.currency
-            )
+        message_id, lines, result = _charge_message(book, account_id, quote, wallet_key)
         book.flush()
         _INSERT_MESSAGE.execute(
             conn,

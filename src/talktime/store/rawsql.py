@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import operator
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -75,17 +76,7 @@ class RawStatement:
         prepared = self._prepare(conn)
         make_row = prepared[3]
         assert make_row is not None, "rows() and start() are for SELECT statements"
-        cursor = conn.connection.cursor()
-        try:
-            with driver_errors(conn, prepared[0]):
-                cursor.execute(prepared[0], self._params(prepared, params))
-        except BaseException:
-            cursor.close()
-            raise
-        pending = PendingRows(conn, prepared[0], make_row, cursor)
-        if not _in_pipeline(conn):
-            pending.fetch()  # outside a pipeline read at once: no statement is left open
-        return pending
+        return _start(conn, prepared[0], self._params(prepared, params), make_row)
 
     def rows_after(
         self, conn: sa.Connection, first: RawStatement, params: Mapping[str, Any]
@@ -158,6 +149,12 @@ def start_text(
 ) -> PendingRows:
     """`RawStatement.start` for a SELECT written out for the connection's dialect (driver
     parameters as is); its rows are named tuples with ``names``."""
+    return _start(conn, statement, params, _row_type(list(names)))
+
+
+def _start(
+    conn: sa.Connection, statement: str, params: Any, make_row: Callable[..., Any]
+) -> PendingRows:
     cursor = conn.connection.cursor()
     try:
         with driver_errors(conn, statement):
@@ -165,10 +162,29 @@ def start_text(
     except BaseException:
         cursor.close()
         raise
-    pending = PendingRows(conn, statement, _row_type(list(names)), cursor)
+    pending = PendingRows(conn, statement, make_row, cursor)
     if not _in_pipeline(conn):
-        pending.fetch()
+        pending.fetch()  # outside a pipeline read at once: no statement is left open
     return pending
+
+
+def pairs_source(dialect: str) -> str:
+    """A FROM item ``j(a, k)`` of (account id, key) pairs given as `pairs_params`, to join a
+    table keyed by both: one index probe per pair."""
+    if dialect == "postgresql":
+        return "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
+    # CROSS JOIN: SQLite then probes the (account_id, key) index once per pair.
+    return (
+        "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
+        "FROM json_each(?)) AS j CROSS"
+    )
+
+
+def pairs_params(dialect: str, pairs: Sequence[tuple[int, str]]) -> tuple[Any, ...]:
+    """The parameters of `pairs_source`: two arrays on PostgreSQL, one JSON text on SQLite."""
+    if dialect == "postgresql":
+        return ([a for a, _ in pairs], [k for _, k in pairs])
+    return (json.dumps(list(pairs)),)
 
 
 class PendingRows:

@@ -27,6 +27,8 @@ from talktime.store.rawsql import (
     begin_in_pipeline,
     commit_in_pipeline,
     driver_errors,
+    pairs_params,
+    pairs_source,
     pipeline,
 )
 from talktime.store.recharge_tables import recharge_settings
@@ -130,14 +132,9 @@ class _ManySql:
 def _many_sql(dialect: str) -> _ManySql:
     if dialect == "postgresql":
         one, lock = "= ANY(%s)", " FOR UPDATE OF a"
-        pairs = "unnest(%s::bigint[], %s::text[]) AS j(a, k)"
     else:
         one, lock = "IN (SELECT value FROM json_each(?))", ""
-        # CROSS JOIN: SQLite then probes the (account_id, key) index once per pair.
-        pairs = (
-            "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS k "
-            "FROM json_each(?)) AS j CROSS"
-        )
+    pairs = pairs_source(dialect)
     account_cols = ", ".join(f"a.{c.key}" for c in _ACCOUNT_COLUMNS)
     recharge_cols = "r.enabled, r.threshold, r.amount"
     grant_cols = "id, kind, remaining, held, priority, effective_at, expires_at"
@@ -506,7 +503,7 @@ class Book:
                 with pipeline(self.conn), begin_in_pipeline(self.conn):
                     cursor.execute(sql.lock, (ids,))
                     live_cursor.execute(sql.live, (ids,))
-                    keys_cursor.execute(sql.keys, ([a for a, _ in valid], [k for _, k in valid]))
+                    keys_cursor.execute(sql.keys, pairs_params("postgresql", valid))
                 accounts, grants = cursor.fetchall(), live_cursor.fetchall()
                 keys = keys_cursor.fetchall()
             finally:
@@ -519,7 +516,7 @@ class Book:
             grants = cursor.fetchall()
             keys = []
             if valid:
-                cursor.execute(sql.keys, (json.dumps(valid),))
+                cursor.execute(sql.keys, pairs_params("sqlite", valid))
                 keys = cursor.fetchall()
         for row in accounts:
             self.states[row[0]] = account_state(_AccountRow(*row))
