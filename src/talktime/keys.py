@@ -115,7 +115,7 @@ def create_key(
     return NewKey(key=key, token=f"{KEY_SCHEME}_{prefix}_{secret}")
 
 
-_BY_PREFIX = RawStatement(
+KEY_BY_PREFIX = RawStatement(
     sa.select(
         api_keys.c.id,
         api_keys.c.secret_hash,
@@ -124,25 +124,44 @@ _BY_PREFIX = RawStatement(
         api_keys.c.revoked_at,
     ).where(api_keys.c.prefix == sa.bindparam("prefix"))
 )
-"""Every request runs it: compiled once, executed on the DB-API cursor."""
+"""Every request runs it: compiled once, executed on the DB-API cursor (or, on PostgreSQL, on
+the API's own connection on the event loop: `api.pgkeys`)."""
 
 
-def authenticate(conn: sa.Connection, token: str, admin_token: str | None = None) -> Principal:
-    """The principal of a presented key; refuse unknown, malformed and revoked keys alike."""
+def presented(token: str, admin_token: str | None = None) -> Principal | tuple[str, str]:
+    """The admin principal if ``token`` is the settings' admin key, else the key's (prefix,
+    secret) to look up; a malformed key is refused like an unknown one."""
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal(key_id="settings", account_id=None, admin=True)
     parts = split_token(token)
-    refusal = InvalidApiKeyError("The API key is missing, malformed, unknown or revoked.")
     if parts is None:
-        raise refusal
-    prefix, secret = parts
-    rows = _BY_PREFIX.rows(conn, {"prefix": prefix})
+        raise _refusal()
+    return parts
+
+
+def verified(secret: str, rows: list[Any]) -> Principal:
+    """The principal of the key found by its prefix (``rows``: `KEY_BY_PREFIX`'s), if
+    ``secret`` is its secret and it is not revoked; the secret is hashed and compared even
+    when no key was found, so a refusal takes the same time either way."""
     row = rows[0] if rows else None
     expected = row.secret_hash if row is not None else hash_secret("")
     matches = hmac.compare_digest(hash_secret(secret), expected)
     if row is None or not matches or row.revoked_at is not None:
-        raise refusal
+        raise _refusal()
     return Principal(key_id=row.id, account_id=row.account_id, admin=bool(row.admin))
+
+
+def _refusal() -> InvalidApiKeyError:
+    return InvalidApiKeyError("The API key is missing, malformed, unknown or revoked.")
+
+
+def authenticate(conn: sa.Connection, token: str, admin_token: str | None = None) -> Principal:
+    """The principal of a presented key; refuse unknown, malformed and revoked keys alike."""
+    found = presented(token, admin_token)
+    if isinstance(found, Principal):
+        return found
+    prefix, secret = found
+    return verified(secret, KEY_BY_PREFIX.rows(conn, {"prefix": prefix}))
 
 
 def _key(row: Any) -> ApiKey:

@@ -14,6 +14,7 @@ from talktime.api.auth import key_reader_for
 from talktime.api.metrics import MetricsMiddleware
 from talktime.api.metrics import router as metrics_router
 from talktime.api.middleware import RequestContextMiddleware
+from talktime.api.pgkeys import async_key_reader_for
 from talktime.api.routes import (
     admin,
     balance,
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, settings)
     key_reader = key_reader_for(engine)
+    async_key_reader = async_key_reader_for(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if key_reader is not None:
             key_reader.close()
+        if async_key_reader is not None:
+            await async_key_reader.close()
         groupcommit.close(engine)
         engine.dispose()
 
@@ -66,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.key_reader = key_reader
+    app.state.async_key_reader = async_key_reader
     errors.install(app)
     openapi.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

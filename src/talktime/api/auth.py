@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from talktime.api.pgkeys import AsyncKeyReader
 from talktime.errors import TalktimeError
 from talktime.keys import InvalidApiKeyError, Principal, authenticate
 from talktime.store.engine import is_sqlite_busy, is_sqlite_file
@@ -122,15 +123,22 @@ async def principal(
 ) -> Principal:
     """The principal behind the request's API key (401 if none is valid).
 
-    On a SQLite file database the lookup runs on the event loop (`LoopKeyReader`), in the
-    thread pool if SQLite is busy. Elsewhere it runs in the thread pool; on PostgreSQL in
-    autocommit: no BEGIN/ROLLBACK round trips around one SELECT."""
+    The lookup runs on the event loop: on a SQLite file database on `LoopKeyReader`'s
+    connection (in the thread pool if SQLite is busy), on PostgreSQL on `AsyncKeyReader`'s
+    (in the thread pool if that connection cannot answer). Elsewhere, and in those cases, it
+    runs in the thread pool, on PostgreSQL in autocommit: no BEGIN/ROLLBACK round trips around
+    one SELECT."""
     if credentials is None or not credentials.credentials:
         raise InvalidApiKeyError("Send an API key: `Authorization: Bearer tt_...`.")
     admin = request.app.state.settings.admin_key
     engine: sa.Engine = request.app.state.engine
     token = credentials.credentials
     admin_token = admin.get_secret_value() if admin else None
+    pg_reader: AsyncKeyReader | None = getattr(request.app.state, "async_key_reader", None)
+    if pg_reader is not None:
+        known = await pg_reader.lookup(token, admin_token)
+        if known is not None:
+            return known
     reader: LoopKeyReader | None = getattr(request.app.state, "key_reader", None)
     if reader is not None:
         found = reader.lookup(token, admin_token)

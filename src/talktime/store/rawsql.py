@@ -43,7 +43,9 @@ class RawStatement:
         self._converters: dict[str, Callable[[list[tuple[Any, ...]]], Any]] = {}
 
     def _prepare(self, conn: sa.Connection) -> Prepared:
-        dialect = conn.dialect
+        return self._prepare_for(conn.dialect)
+
+    def _prepare_for(self, dialect: sa.engine.Dialect) -> Prepared:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
@@ -64,6 +66,14 @@ class RawStatement:
         _, positional, defaults, _ = prepared
         merged = {**defaults, **params}
         return tuple(merged[name] for name in positional) if positional is not None else merged
+
+    def for_driver(
+        self, dialect: sa.engine.Dialect, params: Mapping[str, Any]
+    ) -> tuple[str, Any, Callable[..., Any] | None]:
+        """The SQL for ``dialect``, ``params`` in its driver's form and the row maker (named
+        tuples, for a SELECT): to run the statement on a driver connection of one's own."""
+        prepared = self._prepare_for(dialect)
+        return prepared[0], self._params(prepared, params), prepared[3]
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[Any]:
         """Run a SELECT; rows are named tuples with the statement's column keys."""

@@ -1,0 +1,128 @@
+"""On PostgreSQL, API keys are looked up on the event loop on one asynchronous connection per
+process, and in the thread pool whenever that connection cannot answer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from talktime.api import auth, create_app
+from talktime.api.pgkeys import AsyncKeyReader, async_key_reader_for
+from talktime.config import Settings
+from talktime.keys import InvalidApiKeyError, Principal
+from talktime.store import make_engine
+
+import apikit
+
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+def _settings(url: str, path: Path) -> Settings:
+    return Settings(
+        database_url=url, admin_key=apikit.ADMIN_KEY, rate_cards_dir=str(path / "cards")
+    )
+
+
+def _no_thread_pool(*_args: Any) -> Any:
+    raise AssertionError("the key lookup went to the thread pool")
+
+
+def test_only_postgresql_gets_an_async_key_reader(tmp_path: Path) -> None:
+    assert async_key_reader_for(make_engine(f"sqlite:///{tmp_path / 'x.db'}")) is None
+    assert async_key_reader_for(make_engine("sqlite://")) is None
+    pg = async_key_reader_for(make_engine("postgresql+psycopg://u@127.0.0.1:1/x"))
+    assert isinstance(pg, AsyncKeyReader)
+
+
+@ON_POSTGRESQL
+def test_keys_are_looked_up_on_one_connection_and_a_revoked_key_is_refused_at_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TestClient(create_app(_settings(db_url, tmp_path))) as client:
+        tenant = apikit.tenant(client, number=None)
+        reader = client.app.state.async_key_reader  # type: ignore[attr-defined]
+        monkeypatch.setattr(auth, "_lookup", _no_thread_pool)
+        for _ in range(5):
+            assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
+        assert reader.opened == 1 and reader.connected
+        wrong = {"Authorization": tenant.auth["Authorization"][:-2] + "xx"}
+        assert client.get("/v1/balance", headers=wrong).status_code == 401
+        key_id = client.get("/v1/keys", headers=tenant.auth).json()["keys"][0]["id"]
+        assert client.delete(f"/v1/keys/{key_id}", headers=tenant.auth).status_code == 200
+        refused = client.get("/v1/balance", headers=tenant.auth)  # nothing cached
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "unauthorized"
+        assert reader.opened == 1
+    assert not reader.connected  # closed at shutdown
+
+
+@ON_POSTGRESQL
+def test_a_connection_the_server_dropped_sends_one_lookup_to_the_pool_then_a_new_one_opens(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TestClient(create_app(_settings(db_url, tmp_path))) as client:
+        tenant = apikit.tenant(client, number=None)
+        reader = client.app.state.async_key_reader  # type: ignore[attr-defined]
+        assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
+        pid = reader._conn.info.backend_pid
+        pooled: list[str] = []
+        real = auth._lookup
+
+        def counted(engine: sa.Engine, token: str, admin: str | None) -> Any:
+            pooled.append(token)
+            return real(engine, token, admin)
+
+        monkeypatch.setattr(auth, "_lookup", counted)
+        killer = make_engine(db_url)
+        with killer.connect() as conn:
+            assert conn.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        killer.dispose()
+        assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
+        assert len(pooled) == 1 and not reader.connected
+        assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
+        assert len(pooled) == 1 and reader.opened == 2
+
+
+def test_a_reader_that_cannot_connect_hands_lookups_to_the_pool_and_refuses_without_one() -> None:
+    reader = AsyncKeyReader(make_engine("postgresql+psycopg://u@127.0.0.1:1/x"))
+    assert asyncio.run(reader.lookup("tt_abcdef_secret", None)) is None  # the pool answers
+    admin = asyncio.run(reader.lookup(apikit.ADMIN_KEY, apikit.ADMIN_KEY))
+    assert admin == Principal(key_id="settings", account_id=None, admin=True)
+    with pytest.raises(InvalidApiKeyError):
+        asyncio.run(reader.lookup("not-a-key", None))
+    assert reader.opened == 0
+
+
+@ON_POSTGRESQL
+def test_concurrent_lookups_share_the_one_connection_and_each_gets_its_own_answer(
+    db_url: str, tmp_path: Path, engine: sa.Engine
+) -> None:
+    with TestClient(create_app(_settings(db_url, tmp_path))) as client:
+        tenant = apikit.tenant(client, number=None)
+    token, account = tenant.key, tenant.account_id
+    wrong = token[:-2] + ("aa" if not token.endswith("aa") else "bb")
+    reader = AsyncKeyReader(engine)
+
+    async def lookups() -> list[Any]:
+        try:
+            tokens = [token if i % 4 else wrong for i in range(32)]
+            return await asyncio.gather(
+                *(reader.lookup(t, None) for t in tokens), return_exceptions=True
+            )
+        finally:
+            await reader.close()
+
+    answers = asyncio.run(lookups())
+    for i, answer in enumerate(answers):
+        if i % 4:
+            assert isinstance(answer, Principal) and answer.account_id == account
+        else:
+            assert isinstance(answer, InvalidApiKeyError)
+    assert reader.opened == 1
