@@ -51,7 +51,8 @@ def test_keys_are_looked_up_on_one_connection_and_a_revoked_key_is_refused_at_on
         monkeypatch.setattr(auth, "_lookup", _no_thread_pool)
         for _ in range(5):
             assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
-        assert reader.opened == 1 and reader.connected
+        assert reader.opened == 1
+        assert reader.connected
         wrong = {"Authorization": tenant.auth["Authorization"][:-2] + "xx"}
         assert client.get("/v1/balance", headers=wrong).status_code == 401
         key_id = client.get("/v1/keys", headers=tenant.auth).json()["keys"][0]["id"]
@@ -85,9 +86,11 @@ def test_a_connection_the_server_dropped_sends_one_lookup_to_the_pool_then_a_new
             assert conn.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         killer.dispose()
         assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
-        assert len(pooled) == 1 and not reader.connected
+        assert len(pooled) == 1
+        assert not reader.connected
         assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
-        assert len(pooled) == 1 and reader.opened == 2
+        assert len(pooled) == 1
+        assert reader.opened == 2
 
 
 def test_a_reader_that_cannot_connect_hands_lookups_to_the_pool_and_refuses_without_one() -> None:
@@ -122,7 +125,8 @@ def test_concurrent_lookups_share_the_one_connection_and_each_gets_its_own_answe
     answers = asyncio.run(lookups())
     for i, answer in enumerate(answers):
         if i % 4:
-            assert isinstance(answer, Principal) and answer.account_id == account
+            assert isinstance(answer, Principal)
+            assert answer.account_id == account
         else:
             assert isinstance(answer, InvalidApiKeyError)
     assert reader.opened == 1

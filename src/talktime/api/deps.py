@@ -21,6 +21,10 @@ async def engine(request: Request) -> sa.Engine:
     return eng
 
 
+KEY_MAX_LENGTH = 160
+"""The longest Idempotency-Key header accepted (a longer one is a 422 naming the header)."""
+
+
 async def idempotency_key(
     request: Request,
     key: Annotated[
@@ -29,7 +33,7 @@ async def idempotency_key(
             alias="Idempotency-Key",
             description="Required on money-moving requests: a replay returns the original "
             "response; the same key with another request is refused (409).",
-            max_length=160,
+            max_length=KEY_MAX_LENGTH,
         ),
     ] = None,
 ) -> str:
