@@ -4,6 +4,8 @@ process, and in the thread pool whenever that connection cannot answer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,14 @@ def _settings(url: str, path: Path) -> Settings:
     )
 
 
+@contextmanager
+def _served(db_url: str, path: Path) -> Iterator[tuple[TestClient, apikit.Tenant, Any]]:
+    """An in-process app with one account; its key reader, not yet connected."""
+    with TestClient(create_app(_settings(db_url, path))) as client:
+        tenant = apikit.tenant(client, number=None)
+        yield client, tenant, client.app.state.async_key_reader  # type: ignore[attr-defined]
+
+
 def _no_thread_pool(*_args: Any) -> Any:
     raise AssertionError("the key lookup went to the thread pool")
 
@@ -45,9 +55,7 @@ def test_only_postgresql_gets_an_async_key_reader(tmp_path: Path) -> None:
 def test_keys_are_looked_up_on_one_connection_and_a_revoked_key_is_refused_at_once(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TestClient(create_app(_settings(db_url, tmp_path))) as client:
-        tenant = apikit.tenant(client, number=None)
-        reader = client.app.state.async_key_reader  # type: ignore[attr-defined]
+    with _served(db_url, tmp_path) as (client, tenant, reader):
         monkeypatch.setattr(auth, "_lookup", _no_thread_pool)
         for _ in range(5):
             assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
@@ -68,9 +76,7 @@ def test_keys_are_looked_up_on_one_connection_and_a_revoked_key_is_refused_at_on
 def test_a_connection_the_server_dropped_sends_one_lookup_to_the_pool_then_a_new_one_opens(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TestClient(create_app(_settings(db_url, tmp_path))) as client:
-        tenant = apikit.tenant(client, number=None)
-        reader = client.app.state.async_key_reader  # type: ignore[attr-defined]
+    with _served(db_url, tmp_path) as (client, tenant, reader):
         assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
         pid = reader._conn.info.backend_pid
         pooled: list[str] = []

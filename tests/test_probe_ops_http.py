@@ -83,6 +83,10 @@ def test_every_operation_with_a_body_documents_the_415(bare: TestClient) -> None
     [
         (b'{"text":', "The request body is not valid JSON: Expecting value at character 8."),
         (b'{"text": "\xff"}', "The request body is not valid JSON: it is not UTF-8 text."),
+        (
+            b"[" * 30_000,
+            "The request body is not valid JSON: it nests arrays or objects too deeply.",
+        ),
         (b"[1]", "The request body must be a JSON object, not an array."),
         (b'"hi"', "The request body must be a JSON object, not a string."),
         (b"7", "The request body must be a JSON object, not a number."),

@@ -84,7 +84,9 @@ bodies = st.one_of(
             "extra": st.just(1),
         },
     ),
-    st.sampled_from([b"{", b"[]", b'"text"', b"", b'{"text": "\\ud800"}', b"\xff\xfe"]),
+    st.sampled_from(
+        [b"{", b"[]", b'"text"', b"", b'{"text": "\\ud800"}', b"\xff\xfe", b"[" * 30_000]
+    ),
 )
 
 requests = st.fixed_dictionaries(
@@ -175,20 +177,9 @@ def _run(
     return answers, {"balance": balance, "ledger": _problem_free(ledger)}
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(script=st.lists(requests, min_size=1, max_size=8))
-@example(script=[_USUAL, _USUAL, {**_USUAL, "key": "again"}, {**_USUAL, "key": "again"}])
-@example(script=_RUNS_OUT)
-def test_the_direct_path_answers_every_request_as_the_generic_handler_does(
-    world: tuple[Path, dict[str, str]],
-    monkeypatch: pytest.MonkeyPatch,
-    script: list[dict[str, Any]],
-) -> None:
-    base, keys = world
+def _count_direct_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Serve through the direct path, noting for each request whether it answered (True) or
+    left the request to the generic handler (False)."""
     served: list[bool] = []
 
     async def counted(request: Any) -> Any:
@@ -197,6 +188,25 @@ def test_the_direct_path_answers_every_request_as_the_generic_handler_does(
         return answer
 
     monkeypatch.setattr(routes, "_direct_send", counted)
+    return served
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(script=st.lists(requests, min_size=1, max_size=8))
+@example(script=[_USUAL, _USUAL, {**_USUAL, "key": "again"}, {**_USUAL, "key": "again"}])
+@example(script=_RUNS_OUT)
+@example(script=[{**_USUAL, "body": b"[" * 30_000}])  # deeper than json.loads recurses
+def test_the_direct_path_answers_every_request_as_the_generic_handler_does(
+    world: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    script: list[dict[str, Any]],
+) -> None:
+    base, keys = world
+    served = _count_direct_answers(monkeypatch)
     direct = _run(base, keys, script)
 
     async def generic_only(_request: Any) -> None:
@@ -216,14 +226,7 @@ def test_a_usual_send_takes_the_direct_path_and_an_unusual_one_the_generic_handl
     world: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, keys = world
-    served: list[bool] = []
-
-    async def counted(request: Any) -> Any:
-        answer = await DIRECT(request)
-        served.append(answer is not None)
-        return answer
-
-    monkeypatch.setattr(routes, "_direct_send", counted)
+    served = _count_direct_answers(monkeypatch)
     script = [
         _USUAL,
         {**_USUAL, "query": "?x=1"},

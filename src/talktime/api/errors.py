@@ -87,12 +87,18 @@ def install(app: FastAPI) -> None:
         title = code.replace("_", " ").capitalize()
         detail = str(exc.detail)
         if exc.status_code == 400 and detail == "There was an error parsing the body":
-            # FastAPI's answer to a JSON body that is not UTF-8: malformed JSON like any other
+            # FastAPI's answer to a JSON body that is not UTF-8, or that nests deeper than the
+            # JSON decoder recurses: malformed JSON like any other
+            why = (
+                "it nests arrays or objects too deeply"
+                if isinstance(exc.__cause__, RecursionError)
+                else "it is not UTF-8 text"
+            )
             return problem(
                 422,
                 "invalid_request",
                 "Invalid request",
-                "The request body is not valid JSON: it is not UTF-8 text.",
+                f"The request body is not valid JSON: {why}.",
             )
         allow = _allowed_methods(request) if exc.status_code == 405 else []
         if exc.status_code == 404 and detail == "Not Found":  # the router's: no such path

@@ -160,7 +160,9 @@ async def _direct_send(request: Request) -> Response | None:
         return None
     try:
         body = MessageIn.model_validate(json.loads(await request.body()))
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError included
+    except (ValueError, ValidationError, RecursionError):
+        # malformed JSON (JSONDecodeError, UnicodeDecodeError, nesting deeper than the decoder
+        # recurses) or a body MessageIn refuses: the generic handler's answer
         return None
     credentials = await bearer(request)
     who = await auth.principal(request, credentials)
