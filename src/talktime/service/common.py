@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from talktime import money
@@ -72,10 +74,10 @@ def balance_dict(balance: Any, currency: str) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=256)
 def iso(micros: int) -> str:
-    """Epoch microseconds as an ISO 8601 UTC time."""
-    from datetime import UTC, datetime
-
+    """Epoch microseconds as an ISO 8601 UTC time (the sends of a batch share one time, so
+    the last few are kept)."""
     return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat(timespec="milliseconds")
 
 

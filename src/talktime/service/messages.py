@@ -328,10 +328,12 @@ def _send(
     key: str,
     context: Any,
     rows: list[dict[str, Any]],
+    card_of: Callable[[str | None], RateCard] | None = None,
 ) -> tuple[int, Any]:
     """One send inside ``book`` (its account already locked there): policy, rating and the
     charge; the message row is queued on ``rows``. Every refusal comes before the book
-    changes, except a monthly-limit refusal, which keeps its event (`KeepWritesError`)."""
+    changes, except a monthly-limit refusal, which keeps its event (`KeepWritesError`).
+    ``card_of`` gives the version in force of a card name (default: `cards.card_named`)."""
     wallet_key = f"sms:{key}"
     state = book.account(account_id, wallet_key)
     now = book.now
@@ -350,7 +352,7 @@ def _send(
     number = own_number(conn, req.from_, account_id, number)
     policy.require_sending_number(number, req.from_, account_id)
     assert number is not None
-    card = cards.card_named(context.card, settings)
+    card = card_of(context.card) if card_of else cards.card_named(context.card, settings)
     cards.require_currency(card, context.currency, account_id, cards.PRICING_ADVICE)
     policy.require_sms_route(number.country, card.classify(req.to).country)
     segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
@@ -438,13 +440,22 @@ def _start_sends(
     book.load([(unit.account_id, f"sms:{unit.key}") for unit in units])
     read: dict[tuple[str, str, int], Any] = {}
     rows: list[dict[str, Any]] = []
+    in_force: dict[str | None, RateCard] = {}
+
+    def card_of(name: str | None) -> RateCard:
+        """The version in force of a card, looked up once a pass (the pass is one instant)."""
+        card = in_force.get(name)
+        if card is None:
+            card = in_force[name] = cards.card_named(name, settings)
+        return card
 
     def one(unit: GroupedUnit) -> tuple[int, Any]:
         req: SendSms = unit.payload[1]
         found = (req.from_, req.user, unit.account_id)
         if found not in read:
             read[found] = contexts[found].rows()[0]
-        return _send(conn, book, settings, unit.account_id, req, unit.key, read[found], rows)
+        context = read[found]
+        return _send(conn, book, settings, unit.account_id, req, unit.key, context, rows, card_of)
 
     def write() -> None:
         for pending in contexts.values():  # sends that replayed never read theirs
