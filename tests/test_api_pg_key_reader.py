@@ -104,13 +104,15 @@ def test_a_reader_that_cannot_connect_hands_lookups_to_the_pool_and_refuses_with
     assert asyncio.run(reader.lookup("tt_abcdef_secret", None)) is None  # the pool answers
     admin = asyncio.run(reader.lookup(apikit.ADMIN_KEY, apikit.ADMIN_KEY))
     assert admin == Principal(key_id="settings", account_id=None, admin=True)
-    with pytest.raises(InvalidApiKeyError):
-        asyncio.run(reader.lookup("not-a-key", None))
+    for impossible in ("not-a-key", f"tt_{'a' * 33}_secret", "tt_ab\x00cd_secret"):
+        with pytest.raises(InvalidApiKeyError):  # no stored key could match: no query
+            asyncio.run(reader.lookup(impossible, None))
     assert reader.opened == 0
+    assert reader.queries == 0
 
 
 @ON_POSTGRESQL
-def test_concurrent_lookups_share_the_one_connection_and_each_gets_its_own_answer(
+def test_concurrent_lookups_go_out_together_on_one_connection_and_each_gets_its_own_answer(
     db_url: str, tmp_path: Path, engine: sa.Engine
 ) -> None:
     with TestClient(create_app(_settings(db_url, tmp_path))) as client:
@@ -136,3 +138,4 @@ def test_concurrent_lookups_share_the_one_connection_and_each_gets_its_own_answe
         else:
             assert isinstance(answer, InvalidApiKeyError)
     assert reader.opened == 1
+    assert reader.queries < len(answers)  # several lookups a SELECT

@@ -124,8 +124,8 @@ KEY_BY_PREFIX = RawStatement(
         api_keys.c.revoked_at,
     ).where(api_keys.c.prefix == sa.bindparam("prefix"))
 )
-"""Every request runs it: compiled once, executed on the DB-API cursor (or, on PostgreSQL, on
-the API's own connection on the event loop: `api.pgkeys`)."""
+"""Every request runs it (on PostgreSQL the API sends many prefixes at once instead:
+`api.pgkeys`): compiled once, executed on the DB-API cursor."""
 
 
 def presented(token: str, admin_token: str | None = None) -> Principal | tuple[str, str]:
