@@ -4,7 +4,9 @@ process, and in the thread pool whenever that connection cannot answer."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -78,7 +80,8 @@ def test_a_connection_the_server_dropped_sends_one_lookup_to_the_pool_then_a_new
 ) -> None:
     with _served(db_url, tmp_path) as (client, tenant, reader):
         assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
-        pid = reader._conn.info.backend_pid
+        (state,) = reader._loops.values()  # the test client's one loop
+        pid = state.conn.info.backend_pid
         pooled: list[str] = []
         real = auth._lookup
 
@@ -139,3 +142,32 @@ def test_concurrent_lookups_go_out_together_on_one_connection_and_each_gets_its_
             assert isinstance(answer, InvalidApiKeyError)
     assert reader.opened == 1
     assert reader.queries < len(answers)  # several lookups a SELECT
+
+
+@ON_POSTGRESQL
+def test_lookups_from_several_loops_at_once_each_get_their_answer_on_their_own_connection(
+    db_url: str, tmp_path: Path, engine: sa.Engine
+) -> None:
+    """A test client without its context manager runs each request on a loop of its own, from
+    as many threads as call it: one loop's lookups never wait on another's."""
+    with _served(db_url, tmp_path) as (_client, tenant, _reader):
+        token, account = tenant.key, tenant.account_id
+    reader = AsyncKeyReader(engine)
+    start = threading.Barrier(8)
+
+    async def lookups() -> list[Principal | None]:
+        found = await asyncio.wait_for(
+            asyncio.gather(*(reader.lookup(token, None) for _ in range(4))), timeout=30
+        )
+        await reader.close()
+        return found
+
+    def on_a_loop_of_its_own(_: int) -> list[Principal | None]:
+        start.wait()
+        return asyncio.run(lookups())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = [a for found in pool.map(on_a_loop_of_its_own, range(8)) for a in found]
+    assert len(answers) == 32
+    assert all(a is not None and a.account_id == account for a in answers)
+    assert reader.opened == 8

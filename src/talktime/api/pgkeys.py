@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -47,26 +50,42 @@ _PREFIX_MAX = _PREFIX_TYPE.length
 """No stored key has a longer prefix (the column's length)."""
 
 
+@dataclass
+class _OnLoop:
+    """A reader's state on one event loop: its connection and the lookups waiting to go out."""
+
+    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    conn: psycopg.AsyncConnection[Any] | None = None
+    waiting: list[tuple[str, asyncio.Future[list[Any] | None]]] = field(default_factory=list)
+    sender: asyncio.Task[None] | None = None
+
+
 class AsyncKeyReader:
-    """One psycopg `AsyncConnection` (autocommit) for key lookups, opened on first use."""
+    """One psycopg `AsyncConnection` (autocommit) for key lookups, opened on first use.
+
+    A connection and its waiting lookups belong to the event loop that made them. A served
+    process has one loop; an app driven from several loops at once (a test client without its
+    context manager runs each request on a loop of its own) gets a connection per loop, closed
+    with the loop's state when that loop is gone."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.dialect = engine.dialect
         args, kwargs = engine.dialect.create_connect_args(engine.url)
         self._args: list[Any] = list(args)
         self._kwargs: dict[str, Any] = dict(kwargs)
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Lock | None = None
-        self._waiting: list[tuple[str, asyncio.Future[list[Any] | None]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OnLoop] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._guard = threading.Lock()  # loops of other threads may add theirs meanwhile
         self.opened = 0  # connections opened so far
         self.queries = 0  # SELECTs answered so far (each for one lookup or more)
 
     @property
     def connected(self) -> bool:
-        """True while a connection is open."""
-        return self._conn is not None and not self._conn.closed
+        """True while a connection is open on some loop."""
+        with self._guard:
+            states = list(self._loops.values())
+        return any(s.conn is not None and not s.conn.closed for s in states)
 
     async def lookup(self, token: str, admin_token: str | None) -> Principal | None:
         """The key's principal (raises `InvalidApiKeyError` for a refused key), or None when
@@ -80,32 +99,32 @@ class AsyncKeyReader:
         rows = await self._rows_of(prefix)
         return None if rows is None else verified(secret, rows)
 
-    def _on_this_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop; a connection, its lock and its waiting lookups belong to the
-        loop that made them (an app served again on a new loop starts afresh)."""
+    def _here(self) -> tuple[asyncio.AbstractEventLoop, _OnLoop]:
+        """The running loop and this reader's state on it."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._conn, self._loop, self._opening = None, loop, asyncio.Lock()
-            self._waiting, self._sender = [], None
-        return loop
+        with self._guard:
+            state = self._loops.get(loop)
+            if state is None:
+                state = self._loops[loop] = _OnLoop()
+        return loop, state
 
     async def _rows_of(self, prefix: str) -> list[Any] | None:
         """`KEY_BY_PREFIX`'s rows for ``prefix``, sent with the other lookups waiting now."""
-        loop = self._on_this_loop()
+        loop, state = self._here()
         answer: asyncio.Future[list[Any] | None] = loop.create_future()
-        self._waiting.append((prefix, answer))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send_waiting())
+        state.waiting.append((prefix, answer))
+        if state.sender is None:
+            state.sender = loop.create_task(self._send_waiting(state))
         return await answer
 
-    async def _send_waiting(self) -> None:
+    async def _send_waiting(self, state: _OnLoop) -> None:
         """Send the waiting lookups, then those that arrived meanwhile, until none waits.
         A task of its own: a request that goes away never interrupts a query."""
         try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
+            while state.waiting:
+                batch, state.waiting = state.waiting, []
                 try:
-                    found = await self._query(sorted({prefix for prefix, _ in batch}))
+                    found = await self._query(state, sorted({prefix for prefix, _ in batch}))
                 except Exception as exc:
                     for _, answer in batch:
                         if not answer.done():
@@ -119,11 +138,11 @@ class AsyncKeyReader:
                     if not answer.done():
                         answer.set_result(None if found is None else found.get(prefix, []))
         finally:
-            self._sender = None
+            state.sender = None
 
-    async def _query(self, prefixes: list[str]) -> dict[str, list[Any]] | None:
+    async def _query(self, state: _OnLoop, prefixes: list[str]) -> dict[str, list[Any]] | None:
         """The rows of ``prefixes`` by prefix, or None when the connection cannot answer."""
-        conn = await self._connection()
+        conn = await self._connection(state)
         if conn is None:
             return None
         sql, params, make_row = KEYS_BY_PREFIXES.for_driver(self.dialect, {"prefixes": prefixes})
@@ -134,10 +153,10 @@ class AsyncKeyReader:
             rows = [make_row(*r) for r in await cursor.fetchall()]
             await cursor.close()
         except psycopg.Error:
-            await self._drop(conn)
+            await self._drop(state, conn)
             return None
         except BaseException:  # cancelled mid-query: the connection's state is unknown
-            await self._drop(conn)
+            await self._drop(state, conn)
             raise
         self.queries += 1
         by_prefix: dict[str, list[Any]] = {}
@@ -145,34 +164,37 @@ class AsyncKeyReader:
             by_prefix.setdefault(row.prefix, []).append(row)
         return by_prefix
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any] | None:
-        conn = self._conn
+    async def _connection(self, state: _OnLoop) -> psycopg.AsyncConnection[Any] | None:
+        conn = state.conn
         if conn is not None and not conn.closed:
             return conn
-        assert self._opening is not None
-        async with self._opening:
-            if self._conn is None or self._conn.closed:
+        async with state.opening:
+            if state.conn is None or state.conn.closed:
                 try:
-                    self._conn = await psycopg.AsyncConnection.connect(
+                    state.conn = await psycopg.AsyncConnection.connect(
                         *self._args, autocommit=True, **self._kwargs
                     )
                 except psycopg.Error:
-                    self._conn = None
+                    state.conn = None
                     return None
                 self.opened += 1
-            return self._conn
+            return state.conn
 
-    async def _drop(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if self._conn is conn:
-            self._conn = None
+    @staticmethod
+    async def _drop(state: _OnLoop, conn: psycopg.AsyncConnection[Any]) -> None:
+        if state.conn is conn:
+            state.conn = None
         with contextlib.suppress(psycopg.Error):
             await conn.close()
 
     async def close(self) -> None:
-        """Close the connection (at the app's shutdown, on the loop that opened it)."""
-        conn, self._conn = self._conn, None
-        if conn is not None and self._loop is asyncio.get_running_loop():
-            await conn.close()
+        """Close the running loop's connection (at the app's shutdown); a connection of a loop
+        that is gone is closed when it is collected with that loop's state."""
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            state = self._loops.pop(loop, None)
+        if state is not None and state.conn is not None:
+            await state.conn.close()
 
 
 def async_key_reader_for(engine: sa.Engine) -> AsyncKeyReader | None:
