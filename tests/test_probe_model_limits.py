@@ -47,6 +47,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from modelkeys import fresh_or_refused
 from talktime.errors import TalktimeError
 from talktime.wallet import (
     ChargeItem,
@@ -300,11 +301,7 @@ class LimitMachine(RuleBasedStateMachine):
 
     def some_key(self, data: st.DataObject) -> str:
         """A fresh key, or one a refused request used (it was not stored, so it is free)."""
-        if self.refused_keys and data.draw(st.booleans(), label="reuse refused key"):
-            key = data.draw(st.sampled_from(self.refused_keys), label="refused key")
-            self.refused_keys.remove(key)
-            return key
-        return self.key()
+        return fresh_or_refused(data, self.refused_keys, self.key)
 
     def expect(self, key: str, call: Any, model_step: Any) -> Any:
         """Run the model step, then the wallet call; they must agree on success or refusal."""

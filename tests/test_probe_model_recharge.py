@@ -42,6 +42,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from modelkeys import fresh_or_refused
 from talktime.config import Settings
 from talktime.wallet import (
     ChargeItem,
@@ -183,11 +184,7 @@ class RechargeLimitMachine(RuleBasedStateMachine):
 
     def some_key(self, data: st.DataObject) -> str:
         """A fresh key, or one a refused request used (it was not stored, so it is free)."""
-        if self.refused_keys and data.draw(st.booleans(), label="reuse a refused key"):
-            key = data.draw(st.sampled_from(self.refused_keys), label="refused key")
-            self.refused_keys.remove(key)
-            return key
-        return self.key()
+        return fresh_or_refused(data, self.refused_keys, self.key)
 
     def refused(self, key: str) -> None:
         if key not in self.refused_keys:

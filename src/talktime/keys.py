@@ -115,14 +115,17 @@ def create_key(
     return NewKey(key=key, token=f"{KEY_SCHEME}_{prefix}_{secret}")
 
 
+CHECKED_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.secret_hash,
+    api_keys.c.account_id,
+    api_keys.c.admin,
+    api_keys.c.revoked_at,
+)
+"""What `verified` reads of a stored key."""
+
 KEY_BY_PREFIX = RawStatement(
-    sa.select(
-        api_keys.c.id,
-        api_keys.c.secret_hash,
-        api_keys.c.account_id,
-        api_keys.c.admin,
-        api_keys.c.revoked_at,
-    ).where(api_keys.c.prefix == sa.bindparam("prefix"))
+    sa.select(*CHECKED_COLUMNS).where(api_keys.c.prefix == sa.bindparam("prefix"))
 )
 """Every request runs it (on PostgreSQL the API sends many prefixes at once instead:
 `api.pgkeys`): compiled once, executed on the DB-API cursor."""

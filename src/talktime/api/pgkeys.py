@@ -25,19 +25,12 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from talktime.keys import Principal, presented, verified
+from talktime.keys import CHECKED_COLUMNS, Principal, presented, verified
 from talktime.store.api_tables import api_keys
 from talktime.store.rawsql import RawStatement
 
 KEYS_BY_PREFIXES = RawStatement(
-    sa.select(
-        api_keys.c.prefix,
-        api_keys.c.id,
-        api_keys.c.secret_hash,
-        api_keys.c.account_id,
-        api_keys.c.admin,
-        api_keys.c.revoked_at,
-    ).where(
+    sa.select(api_keys.c.prefix, *CHECKED_COLUMNS).where(
         api_keys.c.prefix == sa.any_(sa.bindparam("prefixes", type_=postgresql.ARRAY(sa.String)))
     )
 )
