@@ -185,6 +185,34 @@ def test_inbound_messages_are_charged_when_the_card_prices_them(api: Any) -> Non
     assert len(_message_entries(t)) == 1
 
 
+def test_a_priced_inbound_message_without_credit_is_refused_unrecorded_then_recorded_after_a_top_up(
+    api: Any, db_url: str
+) -> None:
+    t = tenant(api, rate_card="passthrough")  # startup: $2.00 free, the first number $1.00
+    second = t.post("/v1/numbers", {"e164": "+14155550101"})
+    assert second.status_code == 201, second.text
+    assert t.balance()["available"] == "0.0000"
+    body = {"from": "+14155550111", "to": t.number, "text": "hey"}
+    refused = t.post("/v1/messages/inbound", body, key="in-1")
+    assert (refused.status_code, refused.json()["code"]) == (402, "insufficient_credit")
+    assert (refused.json()["needed"], refused.json()["available"]) == ("0.0100", "0.0000")
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            mine = messages.c.account_id == t.account_id
+            assert conn.execute(sa.select(sa.func.count()).where(mine)).scalar() == 0
+    finally:
+        engine.dispose()
+    assert _message_entries(t) == []
+    apikit.grant(api, t.account_id, "1.00")
+    recorded = t.post("/v1/messages/inbound", body, key="in-1")
+    assert recorded.status_code == 201, recorded.text
+    assert (recorded.json()["amount"], recorded.json()["from_paid"]) == ("0.0100", "0.0100")
+    assert len(_message_entries(t)) == 1
+    replay = t.post("/v1/messages/inbound", body, key="in-1")
+    assert (replay.content, replay.headers["idempotent-replayed"]) == (recorded.content, "true")
+
+
 def test_admin_endpoints_need_an_admin_key(api: Any) -> None:
     t = tenant(api)
     response = api.post("/v1/admin/accounts", json={"name": "x", "plan": "startup"}, headers=t.auth)
