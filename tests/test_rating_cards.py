@@ -19,6 +19,7 @@ from talktime.rating import (
     load_card,
     read_card,
 )
+from talktime.rating.loader import version_order
 
 from ratecards import copy_card
 
@@ -249,6 +250,34 @@ def test_import_keeps_versions_immutable_and_picks_by_effective_date(tmp_path: P
     (store / "default" / ".2027.2.importing" / "card.toml").write_text("junk")
     names = [(c.name, c.version) for c in list_cards(store)]
     assert names == [("default", "2026.11.1"), ("default", "2027.1"), ("passthrough", "2026.11.1")]
+
+
+def test_of_two_versions_of_one_date_the_higher_version_by_number_is_in_force(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "cards"
+    for version, rate in (("2027.1.9", "0.014"), ("2027.1.10", "0.015"), ("2027.1.2", "0.016")):
+        card = copy_card(
+            tmp_path / version,
+            header={"version": f'"{version}"', "effective_from": "2027-01-01"},
+            replace={
+                "voice.csv": ("outbound,US,US,local,,0.013,", f"outbound,US,US,local,,{rate},")
+            },
+        )
+        import_card(card, store)
+    chosen = load_card("default", at=dt.date(2027, 1, 1), directory=store)
+    assert chosen.version == "2027.1.10"
+    assert chosen.voice_rate("outbound", "US", "+14155550123").per_minute == money.parse("0.015")
+    listed = [c.version for c in list_cards(store) if c.name == "default"]
+    assert listed == ["2026.11.1", "2027.1.2", "2027.1.9", "2027.1.10"]
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [("2026.11.9", "2026.11.10"), ("9", "10"), ("1.2", "1.2.1"), ("v2", "v10"), ("2", "a")],
+)
+def test_versions_order_runs_of_digits_as_numbers(lower: str, higher: str) -> None:
+    assert version_order(lower) < version_order(higher)
 
 
 def test_an_invalid_card_is_never_imported(tmp_path: Path) -> None:

@@ -701,7 +701,20 @@ def _load_card(
         raise RateCardNotFoundError(
             f"no version of rate card {name!r} is in force on {when.isoformat()}", card=name
         )
-    return max(in_force, key=lambda c: (c.effective_from, c.version))
+    return max(in_force, key=lambda c: (c.effective_from, version_order(c.version)))
+
+
+_RUNS: Final = re.compile(r"\d+|\D+")
+
+
+def version_order(version: str) -> tuple[tuple[tuple[int, int, str], ...], str]:
+    """A sort key for version names that compares runs of digits as numbers, so
+    ``2026.11.10`` comes after ``2026.11.9`` (and a digit run before a letter run); the name
+    itself breaks the remaining ties (``2026.11.09`` / ``2026.11.9``)."""
+    runs = tuple(
+        (0, int(run), "") if run.isdigit() else (1, 0, run) for run in _RUNS.findall(version)
+    )
+    return runs, version
 
 
 def pinned_version(name: str, directory: Path | str | None) -> str | None:
@@ -778,7 +791,7 @@ def list_cards(directory: Path | str | None = None) -> list[RateCard]:
     cards = [
         _read_cached(str(path)) for name in sorted(names) for path in card_dirs(name, directory)
     ]
-    return sorted(cards, key=lambda c: (c.name, c.effective_from, c.version))
+    return sorted(cards, key=lambda c: (c.name, c.effective_from, version_order(c.version)))
 
 
 def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bool]:
