@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from talktime.api.middleware import current_request_id
+from talktime.api.models import WWW_AUTHENTICATE
 from talktime.errors import TalktimeError
 from talktime.store.migrate import DatabaseNotMigratedError
 
@@ -26,7 +27,8 @@ log = logging.getLogger("talktime.api")
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """A problem+json response; `type` is a stable URN built from the code.
 
-    Every problem carries the id of the request it answers (`request_id`).
+    Every problem carries the id of the request it answers (`request_id`); a 401 carries
+    `WWW-Authenticate` (`models.WWW_AUTHENTICATE`).
     """
     body = {
         "type": f"urn:talktime:problem:{code}",
@@ -37,7 +39,8 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
         **jsonable_encoder(extra, custom_encoder={Decimal: str}),
         "request_id": current_request_id(),
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

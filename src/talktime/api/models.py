@@ -18,6 +18,10 @@ from talktime.wallet.book import MAX_WALLET_AMOUNT
 from talktime.wallet.inputs import EARLIEST, LATEST
 
 PROBLEM_JSON = "application/problem+json"
+WWW_AUTHENTICATE = 'Bearer realm="talktime"'
+"""The `WWW-Authenticate` header of every 401 (RFC 9110 §11.6.1: a 401 must carry one). One value
+for every refused key, missing or wrong alike, as the problem's sentence is (RFC 6750 would
+add `error="invalid_token"` for a wrong one: a hint this API does not give)."""
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id (1 to 2^62).")]
 """A numeric id in a path: bounded, so an id the database cannot hold is a 422, not a 500."""

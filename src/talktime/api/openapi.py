@@ -3,9 +3,9 @@ operation is documented as an `application/problem+json` Problem, which is what 
 handlers send (FastAPI would otherwise document its own 422 shape as `application/json`);
 a route's own error document (`/healthz`'s 503 Health) is kept. Also documented: the 503 of
 every operation that reads the database, the required Idempotency-Key header, and the
-`X-Request-ID` and `Idempotent-Replayed` response headers. The text of a message or an SMS
-quote publishes the configured `sms_max_text_chars` as its `maxLength`, the limit the server
-enforces."""
+`X-Request-ID`, `Idempotent-Replayed` and (on a 401) `WWW-Authenticate` response headers.
+The text of a message or an SMS quote publishes the configured `sms_max_text_chars` as its
+`maxLength`, the limit the server enforces."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from talktime.api.models import CONFIGURED_MAX_LENGTH, PROBLEM_JSON, REPLAYED_HEADER, Problem
+from talktime.api.models import (
+    CONFIGURED_MAX_LENGTH,
+    PROBLEM_JSON,
+    REPLAYED_HEADER,
+    WWW_AUTHENTICATE,
+    Problem,
+)
 from talktime.config import Settings
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -41,6 +47,14 @@ _REPLAYED = {
         "answered (the body is the original's, byte for byte); absent otherwise.",
         "required": False,
         "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "The authentication scheme the API takes (RFC 9110 §11.6.1): a bearer "
+        "API key.",
+        "required": True,
+        "schema": {"type": "string", "enum": [WWW_AUTHENTICATE]},
     }
 }
 
@@ -117,7 +131,7 @@ def _sends_problem(response: dict[str, Any]) -> bool:
 
 def _document_headers(operation: dict[str, Any]) -> None:
     """The Idempotency-Key header is required where it is read (its absence is a 422), and
-    every response says which headers it carries."""
+    every response says which headers it carries (a 401 its `WWW-Authenticate`)."""
     idempotent = False
     for parameter in operation.get("parameters", ()):
         if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER:
@@ -135,6 +149,8 @@ def _document_headers(operation: dict[str, Any]) -> None:
         headers.update(_REQUEST_ID)
         if idempotent and status[:1] == "2":
             headers.update(_REPLAYED)
+        if status == "401":
+            headers.update(_CHALLENGE)
 
 
 def _drop_unused(schema: dict[str, Any]) -> None:
