@@ -80,7 +80,7 @@ bodies = st.one_of(
         },
         optional={
             "media": st.sampled_from([None, [], ["https://example.com/a.png"]]),
-            "smart_encoding": st.sampled_from([True, False, "yes", None]),
+            "smart_encoding": st.sampled_from([True, False, "yes", "on", 1, "1", 0, None]),
             "extra": st.just(1),
         },
     ),
@@ -236,7 +236,9 @@ def test_a_usual_send_takes_the_direct_path_and_an_unusual_one_the_generic_handl
         {**_USUAL, "content_type": "text/plain"},
         {**_USUAL, "key": "two"},
         {**_USUAL, "body": {**_VALID_BODY, "extra": 1}},
+        {**_USUAL, "body": {**_VALID_BODY, "smart_encoding": "yes"}},
+        {**_USUAL, "body": {**_VALID_BODY, "smart_encoding": 1}},
     ]
     answers, _ = _run(base, keys, script)
-    assert [status for status, _, _ in answers] == [201, 201, 415, 422, 422]
-    assert served == [True, False, False, False, False]
+    assert [status for status, _, _ in answers] == [201, 201, 415, 422, 422, 422, 422]
+    assert served == [True, False, False, False, False, False, False]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -48,7 +48,7 @@ class EstimateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: Annotated[Any, AfterValidator(_a_str)]
-    smart_encoding: bool = False
+    smart_encoding: StrictBool = False
     language: Literal["tr", "es", "pt"] | None = None
     country: str = Field("US", pattern=r"^[A-Z]{2}$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from talktime import money
 from talktime.api.auth import AccountId
@@ -56,7 +56,7 @@ class AutoRechargeIn(BaseModel):
         },
     )
 
-    enabled: bool
+    enabled: StrictBool
     threshold: Amount | None = Field(
         None,
         validate_default=True,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from talktime.api import auth, deps
 from talktime.api.auth import AccountId, bearer
@@ -64,7 +64,7 @@ class MessageIn(BaseModel):
     text: OutboundText
     user: str = Field(min_length=1, max_length=40, description="The user sending it.")
     media: list[MediaUrl] | None = Field(None, max_length=10, description="Refused: no MMS.")
-    smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
+    smart_encoding: StrictBool = Field(False, description="Replace look-alikes to stay in GSM-7.")
 
 
 class InboundIn(BaseModel):

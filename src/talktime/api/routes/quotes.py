@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from pydantic.config import JsonDict
 
 from talktime.api.models import Problem, none_as_empty, text_at_most, text_schema
@@ -51,7 +51,7 @@ class SmsQuoteRequest(_Body):
     to: str = Field(description=E164_HELP, max_length=16)
     text: QuoteText
     direction: Literal["outbound", "inbound"] = "outbound"
-    smart_encoding: bool = Field(False, description="Replace look-alikes to stay in GSM-7.")
+    smart_encoding: StrictBool = Field(False, description="Replace look-alikes to stay in GSM-7.")
     card: str | None = Field(None, description="Rate card name (default: setting rate_card).")
 
 

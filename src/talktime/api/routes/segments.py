@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from talktime.api.models import text_at_most, text_schema
 from talktime.sms import segment
@@ -24,7 +24,7 @@ class SegmentsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: MessageText
-    smart_encoding: bool = Field(
+    smart_encoding: StrictBool = Field(
         False, description="Replace Unicode look-alikes with GSM-7 characters when that helps."
     )
     language: Literal["tr", "es", "pt"] | None = Field(

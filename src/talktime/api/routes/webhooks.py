@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from talktime.api.auth import AccountId
 from talktime.api.models import RowId, problems
@@ -36,7 +36,7 @@ class EndpointPatch(BaseModel):
     url: str | None = Field(None, max_length=2000)
     event_types: list[str] | None = Field(None, max_length=50)
     description: str | None = Field(None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class EndpointOut(BaseModel):
