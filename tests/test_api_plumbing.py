@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from talktime.api import create_app
+from talktime.api.middleware import nul_field
 from talktime.config import Settings
 from talktime.errors import TalktimeError
 
@@ -193,6 +194,47 @@ def test_a_nul_character_in_a_json_string_is_refused_and_nothing_is_written(api:
         assert response.status_code == 422, body
         assert "NUL" in response.json()["detail"]
     assert api.get("/v1/users", headers=t.auth).json() == before
+
+
+def test_a_nul_in_a_send_names_the_field_as_other_422s_do_and_keeps_the_sentence(
+    api: Any,
+) -> None:
+    t = apikit.tenant(api, credit="1.00")
+    before = t.balance()["available"]
+    body = (
+        f'{{"from": "{t.number}", "to": "+14155550111", "text": "a\\u0000b", "user": "{t.user}"}}'
+    )
+    response = api.post(
+        "/v1/messages",
+        content=body,
+        headers={**t.auth, **apikit.idem(), "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    sentence = (
+        "NUL characters (U+0000) are not allowed in the request body; remove them and try again."
+    )
+    assert problem["code"] == "invalid_request"
+    assert problem["detail"] == sentence
+    assert problem["field"] == "text"
+    assert problem["errors"] == [{"field": "text", "message": sentence}]
+    assert t.balance()["available"] == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"name": "a\\u0000b"}', "name"),
+        (b'{"a": "ok", "b": {"c": ["x", "y\\u0000"]}, "d": "\\u0000"}', "b.c.1"),
+        (b'{"ok": 1, "k\\u0000": "v\\u0000"}', "k\x00"),
+        (b'{"a": "\\u0000", "a": "fine"}', "a"),  # a duplicate key's first value
+        (b'["\\u0000"]', "0"),
+        (b'"\\u0000"', ""),  # the body itself
+        (b'{"a": "\\u0000", ', ""),  # not JSON: no field to name
+    ],
+)
+def test_the_nul_field_is_the_path_of_the_first_string_holding_one(body: bytes, field: str) -> None:
+    assert nul_field(body) == field
 
 
 def test_an_escaped_backslash_before_u0000_is_text_and_accepted(api: Any) -> None:

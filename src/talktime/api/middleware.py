@@ -6,6 +6,7 @@ echoed on the response, carried in a context variable for problem documents and 
 unexpected exception becomes a logged 500 problem with that id and never a stack trace. A NUL
 character (U+0000) in the path, the query or a JSON string of the body is refused with a 422
 before the app sees it: PostgreSQL text cannot hold one, and both backends must answer alike.
+The body's refusal names the first key or value holding one as `field` and in `errors[]`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import re
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,13 +50,47 @@ _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _NUL_DETAIL = "NUL characters (U+0000) are not allowed in {where}; remove them and try again."
 
 
-def _problem_bytes(status: int, code: str, title: str, detail: str, request_id: str) -> bytes:
+class _Object(list[tuple[str, Any]]):
+    """A JSON object as its members in document order (duplicate keys kept)."""
+
+
+def nul_field(body: bytes) -> str:
+    """The path of the body's first string (key or value, in document order) that holds a NUL,
+    written as the other 422s name a field (``user``, ``media.0``); '' when the body is not
+    JSON this reads, or is a string itself."""
+    try:
+        document = json.loads(body, object_pairs_hook=_Object)
+    except (ValueError, RecursionError):
+        return ""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return ".".join(path)
+        elif isinstance(value, _Object):
+            members: list[tuple[Any, tuple[str, ...]]] = []
+            for key, member in value:
+                if "\x00" in key:
+                    members.append((key, (*path, key)))  # the key itself, at its place
+                    break
+                members.append((member, (*path, key)))
+            stack.extend(reversed(members))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, str(i))) for i, item in reversed(list(enumerate(value))))
+    return ""
+
+
+def _problem_bytes(
+    status: int, code: str, title: str, detail: str, request_id: str, **extra: Any
+) -> bytes:
     body = {
         "type": f"urn:talktime:problem:{code}",
         "title": title,
         "status": status,
         "detail": detail,
         "code": code,
+        **extra,
         "request_id": request_id,
     }
     return json.dumps(body, separators=(",", ":")).encode()
@@ -98,8 +134,8 @@ class RequestContextMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 
-        async def problem(status: int, code: str, title: str, detail: str) -> None:
-            body = _problem_bytes(status, code, title, detail, request_id)
+        async def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> None:
+            body = _problem_bytes(status, code, title, detail, request_id, **extra)
             await send_with_id(
                 {
                     "type": "http.response.start",
@@ -156,11 +192,15 @@ class RequestContextMiddleware:
         except NulCharacterError:
             nul_found = False
             if not started:
+                detail = _NUL_DETAIL.format(where="the request body")
+                field = nul_field(b"".join(chunks))
                 await problem(
                     422,
                     "invalid_request",
                     "Invalid request",
-                    _NUL_DETAIL.format(where="the request body"),
+                    detail,
+                    field=field,
+                    errors=[{"field": field, "message": detail}],
                 )
         except BodyTooLargeError:
             too_large = False
