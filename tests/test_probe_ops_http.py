@@ -36,11 +36,11 @@ def bare(tmp_path: Path) -> Iterator[TestClient]:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("OPTIONS", "/v1/keys", "GET, POST"),
-        ("DELETE", "/v1/keys", "GET, POST"),
-        ("PUT", "/v1/users/usr_1", "GET, PATCH"),
-        ("POST", "/v1/webhooks/endpoints/we_1", "GET, PATCH, DELETE"),
-        ("DELETE", "/healthz", "GET"),
+        ("OPTIONS", "/v1/keys", "GET, HEAD, POST"),
+        ("DELETE", "/v1/keys", "GET, HEAD, POST"),
+        ("PUT", "/v1/users/usr_1", "GET, HEAD, PATCH"),
+        ("POST", "/v1/webhooks/endpoints/we_1", "GET, HEAD, PATCH, DELETE"),
+        ("DELETE", "/healthz", "GET, HEAD"),
     ],
 )
 def test_a_405_names_every_method_the_path_serves_in_allow_and_its_sentence(

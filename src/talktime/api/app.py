@@ -13,7 +13,7 @@ from talktime.api import deps, errors, openapi
 from talktime.api.auth import key_reader_for
 from talktime.api.metrics import MetricsMiddleware
 from talktime.api.metrics import router as metrics_router
-from talktime.api.middleware import RequestContextMiddleware
+from talktime.api.middleware import HeadMiddleware, RequestContextMiddleware
 from talktime.api.pgkeys import async_key_reader_for
 from talktime.api.routes import (
     admin,
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.state.metrics = Metrics(engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(HeadMiddleware)  # added last: the outermost
     app.include_router(metrics_router)
     install_web_pages(app)
     return app

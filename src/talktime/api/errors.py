@@ -47,9 +47,10 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at the request's path. Starlette's own 405 names only
-    the first route that matched the path, so `Allow` missed GET on `/v1/keys` (it said POST)."""
-    return [
+    """Every method some route serves at the request's path, HEAD after GET (`HeadMiddleware`
+    answers it wherever GET is served). Starlette's own 405 names only the first route that
+    matched the path, so `Allow` missed GET on `/v1/keys` (it said POST)."""
+    allowed = [
         method
         for method in _METHODS
         if any(
@@ -57,6 +58,9 @@ def _allowed_methods(request: Request) -> list[str]:
             for route in request.app.router.routes
         )
     ]
+    if "GET" in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 def install(app: FastAPI) -> None:

@@ -247,3 +247,30 @@ class RequestContextMiddleware:
                 )
         finally:
             request_id_var.reset(token)
+
+
+class HeadMiddleware:
+    """HEAD on any path is answered as GET without the body (RFC 9110 §9.3.2): the same status
+    and headers, `Content-Length` included. FastAPI routes declare GET only, and answered HEAD
+    with 405; declaring HEAD on each route would add HEAD operations to the OpenAPI document.
+    The outermost middleware, so everything inside (metrics too) serves a GET; any other
+    method costs one comparison."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                await send(message)
+            elif kind == "http.response.pathsend" or (
+                kind == "http.response.body" and not message.get("more_body", False)
+            ):
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
