@@ -110,14 +110,17 @@ def admin_create_admin_key(body: KeyIn, _admin: Admin, engine: Engine) -> NewKey
         return _new(keys.create_key(conn, None, admin=True, name=body.name))
 
 
-@router.get("/v1/admin/keys", response_model=KeyList, responses=problems(403), tags=["admin"])
+@router.get("/v1/admin/keys", response_model=KeyList, responses=problems(403, 404), tags=["admin"])
 def admin_list_keys(
     _admin: Admin,
     engine: Engine,
     account_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> KeyList:
-    """Every key, or one account's keys."""
+    """Every key, or one account's keys (404 `not_found` for an unknown account, as
+    `/v1/admin/accounts/{account_id}/users` answers)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        if account_id is not None:
+            require_account(conn, account_id)
         return KeyList(keys=[_out(k) for k in keys.list_keys(conn, account_id)])
 
 
