@@ -22,7 +22,6 @@ steps = st.sampled_from([1, 10, 1_000, CENT, 100_000, money.DOLLAR, 7, 333])
         ("1.50", 1_500_000),
         ("0.000001", 1),
         ("10.00", 10_000_000),
-        ("+2.5", 2_500_000),
         ("0", 0),
     ],
 )
@@ -46,6 +45,8 @@ def test_parse_reads_decimal_strings_as_micro_units(text: str, micros: int) -> N
         ("", "not a decimal"),
         (".5", "not a decimal"),
         ("5.", "not a decimal"),
+        ("+2.5", "not a decimal"),
+        ("+0", "not a decimal"),
         ("-1.00", "negative"),
         ("99999999999999999999", "too large"),
     ],
@@ -59,6 +60,15 @@ def test_parse_refuses_what_is_not_an_exact_amount_with_a_reason(
 
 def test_parse_accepts_negative_only_when_the_caller_allows_it() -> None:
     assert money.parse("-0.25", allow_negative=True) == -250_000
+
+
+def test_parse_refuses_a_leading_plus_with_the_malformed_amount_sentence() -> None:
+    with pytest.raises(MoneyError) as refused:
+        money.parse("+5", allow_negative=True)
+    assert str(refused.value) == (
+        "'+5' is not a decimal amount: write digits with an optional '.' and up to 6 decimals, "
+        'such as "0.0085" (no leading +, no exponent, no spaces)'
+    )
 
 
 @pytest.mark.parametrize(

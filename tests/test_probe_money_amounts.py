@@ -29,7 +29,10 @@ def test_an_amount_of_thousands_of_digits_is_too_large_in_a_short_sentence() -> 
     assert money.parse("0" * 5000 + "1.5") == 1_500_000  # leading zeros: an exact amount
 
 
-MALFORMED = ["١٢", "１２", "1_000", "1e3", " 5", "5\n", "5.", ".5", "NaN", "Infinity", "sNaN"]
+MALFORMED = [
+    *["١٢", "１２", "1_000", "1e3", " 5", "5\n", "5.", ".5", "NaN", "Infinity", "sNaN"],
+    *["+5", "+0.50", "+0"],  # a leading plus was read as the amount (+5 stored 5.0000)
+]
 
 
 def _money_fields(t: Any) -> list[tuple[str, str, dict[str, Any], str]]:
@@ -106,3 +109,34 @@ def test_a_rate_card_price_of_thousands_of_digits_is_refused_at_its_line_not_a_5
 def test_a_credit_of_thousands_of_digits_is_a_cli_error_not_a_traceback(cli: CliRunner) -> None:
     result = cli.invoke(app, ["accounts", "create", "acme", "--plan", "startup", "--credit", LONG])
     assert "too large" in refused(result, "invalid_amount")
+
+
+def test_a_monthly_limit_with_a_leading_plus_is_refused_like_any_malformed_amount(
+    api: Any,
+) -> None:
+    t = tenant(api, number=None)
+    url = "/v1/settings/monthly-limit"
+    plus = t.client.put(url, json={"monthly_limit": "+5"}, headers=t.auth)
+    dot = t.client.put(url, json={"monthly_limit": "5."}, headers=t.auth)
+    assert plus.status_code == dot.status_code == 422
+    assert plus.json()["code"] == dot.json()["code"] == "invalid_request"
+    assert plus.json()["errors"][0]["field"] == "monthly_limit"
+    assert plus.json()["detail"] == dot.json()["detail"].replace("'5.'", "'+5'")
+    assert t.balance()["monthly_limit"] is None
+
+
+def test_a_credit_with_a_leading_plus_is_a_cli_error_as_in_the_api(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["accounts", "create", "acme", "--plan", "startup", "--credit", "+5"])
+    assert "--credit: '+5' is not a decimal amount" in refused(result, "invalid_amount")
+
+
+def test_a_rate_card_price_with_a_leading_plus_is_refused_at_its_line(api: Any) -> None:
+    source = shipped_cards_dir() / "default"
+    files = {n: (source / n).read_text() for n in ("card.toml", "sms.csv", "voice.csv")}
+    files["card.toml"] = files["card.toml"].replace('name = "default"', 'name = "plusprice"')
+    numbers = (source / "numbers.csv").read_text()
+    files["numbers.csv"] = numbers.replace("US,local,1.00", "US,local,+1.00")
+    response = api.post("/v1/admin/rate-cards", json=files, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert "numbers.csv:" in response.json()["detail"]
+    assert "'+1.00' is not a decimal amount" in response.json()["detail"]

@@ -26,7 +26,9 @@ _MAX_WHOLE_DIGITS: Final = len(str(MAX_AMOUNT // MICROS_PER_UNIT))
 _SHOWN: Final = 40
 """A refused text is quoted up to this many characters."""
 
-_DECIMAL = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
+_DECIMAL = re.compile(r"(?P<sign>-?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
+"""A '-' is read to refuse a negative amount by name (or take it, ``allow_negative``); a '+' is
+not part of an amount, as the API's unsigned pattern (`api.models.AMOUNT_PATTERN`) says."""
 
 
 class MoneyError(ValueError):
@@ -36,9 +38,9 @@ class MoneyError(ValueError):
 def parse(text: str, *, allow_negative: bool = False) -> int:
     """Parse a decimal string such as ``"0.0085"`` into micro-units (8500).
 
-    Accepts an optional sign, digits, and at most six decimals. Refuses floats and other
-    non-strings, NaN, infinities, exponents, thousands separators, surrounding blanks and, unless
-    ``allow_negative``, negative amounts.
+    Accepts digits with at most six decimals, and a leading '-' (``"-0"`` is zero). Refuses
+    floats and other non-strings, a leading '+', NaN, infinities, exponents, thousands
+    separators, surrounding blanks and, unless ``allow_negative``, negative amounts.
     """
     if isinstance(text, bool) or not isinstance(text, str):
         kind = "null" if text is None else type(text).__name__
@@ -48,7 +50,7 @@ def parse(text: str, *, allow_negative: bool = False) -> int:
     if match is None:
         raise MoneyError(
             f"{shown} is not a decimal amount: write digits with an optional '.' and up to "
-            f'{MAX_DECIMALS} decimals, such as "0.0085" (no exponent, no spaces)'
+            f'{MAX_DECIMALS} decimals, such as "0.0085" (no leading +, no exponent, no spaces)'
         )
     frac = match["frac"] or ""
     if len(frac) > MAX_DECIMALS:
