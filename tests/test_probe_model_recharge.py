@@ -3,10 +3,11 @@ status and setting changes, on SQLite and PostgreSQL.
 
 Written from the README (Payments, auto-recharge and the monthly cycle; Wallet decisions):
 
-- a debit that used paid credit (a charge, or a settle) queues a recharge due at once when
-  auto-recharge is on, paid credit available (not reserved by holds) is under the threshold,
-  this period's paid usage has not reached the limit and no recharge is in flight; a
-  reservation or a refused charge queues nothing;
+- a debit (a charge, a batch, a reservation of more credit, a settle of an amount) queues a
+  recharge due at once when auto-recharge is on, paid credit available (not reserved by holds)
+  is under the threshold, this period's paid usage has not reached the limit and no recharge
+  is in flight; so does turning auto-recharge on; a refused request, a void, a settle of
+  nothing or an extension that only moves the deadline queues nothing;
 - a charge or reservation counts paid usage plus the paid credit pending holds reserve; a
   settle never checks the limit;
 - the worker cancels a recharge never sent to the provider when auto-recharge is off, the
@@ -17,7 +18,7 @@ Written from the README (Payments, auto-recharge and the monthly cycle; Wallet d
   queues the next after 60 s x 2^(declines-1), until the third turns auto-recharge off;
 - a batch of charges is one transaction: each item succeeds or is refused on its own, in order,
   and the recharge check runs once, when it ends (paid credit and the limit as they are then);
-- an extension reserves more on a pending hold (checked like a reservation, queuing nothing) and
+- an extension reserves more on a pending hold (checked and queuing like a reservation) and
   with a ttl moves its deadline; past its deadline a hold cannot be extended, and the hold job
   releases it (a settle of an expired hold takes what credit is available);
 - a request that succeeded answers its stored result byte for byte when repeated, whatever
@@ -130,15 +131,9 @@ class M:
         start = self.period(now)[0]
         self.usage[start] = self.usage.get(start, 0) + amount
 
-    def used_paid(self, now: datetime, amount: int) -> None:
-        """A debit's transaction used ``amount`` of paid credit, then ended."""
-        if amount == 0:
-            return
-        self.use(now, amount)
-        self.queue(now)
-
     def queue(self, now: datetime) -> None:
-        """The check at the end of a transaction that used paid credit (`Book.flush`)."""
+        """The check at the end of a transaction that debited (`Book.flush`), or that turned
+        auto-recharge on (`recharge.configure`)."""
         if (
             self.enabled
             and self.paid - self.held < self.threshold
@@ -206,6 +201,7 @@ class RechargeLimitMachine(RuleBasedStateMachine):
         self.m.enabled, self.m.threshold, self.m.amount = enabled, threshold, amount
         if enabled:
             self.m.declines = 0
+            self.m.queue(self.now)  # paid credit already under the threshold
 
     @rule(amount=st.integers(1, 10).map(lambda c: c * CENT))
     def an_operator_grants_credit(self, amount: int) -> None:
@@ -228,7 +224,8 @@ class RechargeLimitMachine(RuleBasedStateMachine):
         result = self.wallet.charge(self.account, amount, key)
         assert (result.from_free, result.from_paid, result.replayed) == (0, amount, False)
         self.m.paid -= amount
-        self.m.used_paid(self.now, amount)
+        self.m.use(self.now, amount)
+        self.m.queue(self.now)
         self.remember("charge", (self.account, amount, key), key, result)
 
     @rule(
@@ -259,7 +256,7 @@ class RechargeLimitMachine(RuleBasedStateMachine):
                 items.append(ChargeItem(self.account, amount, self.some_key(data)))
         results = self.wallet.charge_batch(items)
         stored = {d.key: d for d in self.done}
-        paid = 0
+        debited = False
         for item, result in zip(items, results, strict=True):
             earlier = stored.get(item.key)
             if item.amount > 0 and earlier is not None:
@@ -284,12 +281,12 @@ class RechargeLimitMachine(RuleBasedStateMachine):
             )
             self.m.paid -= item.amount
             self.m.use(self.now, item.amount)
-            paid += item.amount
+            debited = True
             if item.key in self.refused_keys:
                 self.refused_keys.remove(item.key)
             self.remember("charge", (self.account, item.amount, item.key), item.key, result)
             stored[item.key] = self.done[-1]
-        if paid:
+        if debited:
             self.m.queue(self.now)  # once, when the batch's transaction ends
 
     @rule(
@@ -307,6 +304,7 @@ class RechargeLimitMachine(RuleBasedStateMachine):
             return
         hold = self.wallet.authorize(self.account, amount, key, ttl)
         self.m.held += amount
+        self.m.queue(self.now)  # a reservation is a debit
         self.holds[hold.hold.id] = MHold(amount, self.now + ttl)
         self.remember("authorize", (self.account, amount, key, ttl), key, hold)
 
@@ -337,6 +335,8 @@ class RechargeLimitMachine(RuleBasedStateMachine):
             return
         result = self.wallet.extend(hold_id, amount, key, ttl=ttl)
         self.m.held += amount
+        if amount:
+            self.m.queue(self.now)  # reserving more is a debit; a new deadline alone is not
         hold.amount += amount
         if ttl is not None:
             hold.expires_at = self.now + ttl
@@ -360,7 +360,9 @@ class RechargeLimitMachine(RuleBasedStateMachine):
         assert (result.charged, result.uncollected) == (charged, actual - charged)
         self.m.paid -= charged
         hold.state = "settled"
-        self.m.used_paid(self.now, charged)
+        self.m.use(self.now, charged)
+        if actual:
+            self.m.queue(self.now)  # even when nothing was left to take (uncollected)
         self.remember("settle", (hold_id, actual, key), key, result)
 
     @precondition(lambda self: self.pending())

@@ -362,10 +362,20 @@ def test_backoff_doubles_and_is_bounded() -> None:
 def test_settling_a_call_on_paid_credit_can_queue_a_recharge(engine: sa.Engine) -> None:
     wallet = make_wallet(engine)
     account = paid_account(wallet)
+    hold = wallet.authorize(account, 4 * D, "auth", timedelta(minutes=5)).hold
+    enable(wallet, account)  # 6 available: over the threshold
+    assert recharges_of(wallet, account) == []
+    wallet.settle(hold.id, 7 * D, "settle")  # 3 more than held: 3 left
+    [queued] = recharges_of(wallet, account)
+    assert queued.state == "pending"
+
+
+def test_reserving_paid_credit_under_the_threshold_queues_a_recharge(engine: sa.Engine) -> None:
+    # a call's hold is a debit too: the credit it reserves is no longer available
+    wallet = make_wallet(engine)
+    account = paid_account(wallet)
     enable(wallet, account)
-    hold = wallet.authorize(account, 8 * D, "auth", timedelta(minutes=5)).hold
-    assert recharges_of(wallet, account) == []  # reserved, not yet used
-    wallet.settle(hold.id, 7 * D, "settle")
+    wallet.authorize(account, 8 * D, "auth", timedelta(minutes=5))
     [queued] = recharges_of(wallet, account)
     assert queued.state == "pending"
 

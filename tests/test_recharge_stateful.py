@@ -90,9 +90,12 @@ class RechargeCycleMachine(RuleBasedStateMachine):
     def _debit(self, amount: int) -> None:
         from_free = min(self.free, amount)
         self.free -= from_free
-        paid = amount - from_free
-        self.paid -= paid
-        if paid and self.enabled and self.paid < THRESHOLD and self.in_flight is None:
+        self.paid -= amount - from_free
+        self._queue()
+
+    def _queue(self) -> None:
+        """The check after any debit, and after auto-recharge is turned on."""
+        if self.enabled and self.paid < THRESHOLD and self.in_flight is None:
             self.in_flight = ModelRecharge(due=self.now)
 
     # ---- rules ------------------------------------------------------------------------------
@@ -170,6 +173,7 @@ class RechargeCycleMachine(RuleBasedStateMachine):
             )
         self.enabled = True
         self.declines = 0
+        self._queue()
 
     # ---- checks -----------------------------------------------------------------------------
 

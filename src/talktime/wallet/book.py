@@ -304,6 +304,9 @@ class AccountState:
     """Auto-recharge (threshold, amount) when enabled, as read with the account."""
     recharge_loaded: bool = False
     """True when `recharge` was read with the account (else it is read when needed)."""
+    debited: bool = False
+    """True once this book took or reserved credit of the account (`Book.debited`): `flush`
+    then checks whether paid credit is under the auto-recharge threshold."""
     grants: dict[int, LiveGrant] = field(default_factory=dict)
     usage: dict[int, int] = field(default_factory=dict)
     """Paid usage per period start, as loaded plus what this book added."""
@@ -671,6 +674,12 @@ class Book:
         if state.monthly_limit is not None and state.usage[period] >= state.monthly_limit:
             self.flag_limit(state)
 
+    @staticmethod
+    def debited(state: AccountState) -> None:
+        """Note that a debit (a charge, a settle, a reservation) succeeded on the account:
+        `flush` checks auto-recharge for it, whichever credit the debit took."""
+        state.debited = True
+
     def debit_events(self, state: AccountState, before: int, after: int | None = None) -> None:
         """`credit.depleted` / `balance.low` when available credit crossed zero / the threshold
         (``after`` is computed from the grants unless the caller knows it)."""
@@ -710,10 +719,13 @@ class Book:
         """
         from talktime.wallet import recharge  # imports book: resolved at call time
 
-        # Paid credit was used: maybe queue a recharge (settings were read with the account).
-        used_paid = [s for s in self.states.values() if any(s.usage_delta.values())]
-        if used_paid:
-            recharge.queue_many(self, used_paid)
+        # A debit succeeded: maybe queue a recharge (settings were read with the account, so
+        # an account without auto-recharge costs no query here).
+        debited = [s for s in self.states.values() if s.debited]
+        if debited:
+            recharge.queue_many(self, debited)
+            for state in debited:
+                state.debited = False
         conn = self.conn
         events, self.events = self.events, []
         postgresql = conn.dialect.name == "postgresql"

@@ -79,6 +79,7 @@ def charge(
             lines_json=lines_json,
         )
     book.add_usage(state, paid)
+    book.debited(state)
     # Every take came out of available credit, so it fell by exactly the amount.
     book.debit_events(state, available, available - amount)
     result = ChargeResult(

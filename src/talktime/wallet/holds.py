@@ -114,6 +114,8 @@ def _reserve(
     transaction_id: str,
     key: str,
 ) -> None:
+    if takes:
+        book.debited(state)
     for g, take in takes:
         g.held += take
         book.entry(transaction_id, state.id, g.id, -take, HOLD, hold_id=hold_id, key=key)
@@ -321,6 +323,8 @@ def settle(
     for g in released:
         expire_grant(book, state, g)
     book.add_usage(state, paid)
+    if actual:
+        book.debited(state)
     book.debit_events(state, before)
     book.conn.execute(
         sa.update(holds).where(holds.c.id == hold_id).values(state="settled", closed_at=now)

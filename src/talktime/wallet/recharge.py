@@ -1,6 +1,7 @@
 """Purchases and auto-recharge: credit is granted only after the payment provider took the money.
 
-`queue_if_needed` runs inside a debit's transaction and queues at most one recharge per account;
+`queue_if_needed` runs inside a debit's transaction (and `configure`, when it turns auto-recharge
+on) and queues at most one recharge per account;
 `process_recharges` (called by the operations worker) claims due recharges, charges the saved
 payment method under a key derived from (account, recharge sequence) and records the outcome.
 """
@@ -153,7 +154,8 @@ def backoff(declines: int, base_seconds: int) -> int:
 _SETTINGS = RawStatement(
     sa.select(recharge_settings).where(recharge_settings.c.account_id == sa.bindparam("account_id"))
 )
-"""Read on every debit that used paid credit: run on the raw cursor, like the wallet hot path."""
+"""Read when settings were not loaded with the account: run on the raw cursor, like the wallet
+hot path."""
 _SETTINGS_MANY = sa.select(recharge_settings).where(
     recharge_settings.c.account_id.in_(sa.bindparam("account_ids", expanding=True))
 )
@@ -207,13 +209,19 @@ def _check_setting_call(account_id: object, now: object) -> None:
         raise InvalidRequestError(f"now is an int of epoch microseconds, not {type(now).__name__}")
 
 
-def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> None:
-    """Write the account's settings row (inserted the first time), under the account's lock:
-    on PostgreSQL two first writes at once both found no row and the second insert failed."""
+def _lock_account(conn: sa.Connection, account_id: int) -> None:
+    """Lock the account row (refused when there is none): the settings written under it are
+    the ones the next debit reads, and two first writes at once cannot both insert."""
     account = sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
     if conn.execute(account).first() is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-    if _settings_row(conn, account_id) is None:
+
+
+def _write_settings(
+    conn: sa.Connection, account_id: int, values: dict[str, Any], *, stored: bool
+) -> None:
+    """Update the account's settings row, or insert it when none is ``stored``."""
+    if not stored:
         base = {"enabled": False, "threshold": 0, "amount": 1, "consecutive_declines": 0}
         conn.execute(
             sa.insert(recharge_settings).values({**base, **values, "account_id": account_id})
@@ -224,6 +232,27 @@ def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> Non
             .where(recharge_settings.c.account_id == account_id)
             .values(values)
         )
+
+
+def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> None:
+    """Write the account's settings row (inserted the first time), under the account's lock:
+    on PostgreSQL two first writes at once both found no row and the second insert failed."""
+    _lock_account(conn, account_id)
+    _write_settings(conn, account_id, values, stored=_settings_row(conn, account_id) is not None)
+
+
+def _check_payable(conn: sa.Connection, account_id: int, amount: int) -> None:
+    """Refuse an auto-recharge amount no card payment can take in the account's currency."""
+    currency = currency_of(conn, account_id)
+    if currency is None:
+        raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
+    try:
+        minor_units(amount, currency)
+    except PaymentSetupError as refusal:
+        raise PaymentSetupError(
+            f"the auto-recharge amount cannot be paid by card: {refusal.detail}",
+            field="amount",
+        ) from None
 
 
 @refuse_unmigrated()
@@ -241,6 +270,8 @@ def configure(
     Enabling it with an amount no card payment can take in the account's currency (not whole
     cents) is refused (`payment_setup_invalid`), as buying that amount is; turning it off
     always works. Enabling again clears the decline count left by an earlier automatic disable.
+    Turning it on while paid credit is already under the threshold queues a recharge at once
+    (`queue_if_needed`, in this transaction).
     """
     _check_setting_call(account_id, now)
     if not isinstance(enabled, bool):
@@ -248,16 +279,7 @@ def configure(
     check_amount(threshold, allow_zero=True, what="recharge threshold")
     check_amount(amount, what="recharge amount")
     if enabled:
-        currency = currency_of(conn, account_id)
-        if currency is None:
-            raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-        try:
-            minor_units(amount, currency)
-        except PaymentSetupError as refusal:
-            raise PaymentSetupError(
-                f"the auto-recharge amount cannot be paid by card: {refusal.detail}",
-                field="amount",
-            ) from None
+        _check_payable(conn, account_id, amount)
     values: dict[str, Any] = {
         "enabled": enabled,
         "threshold": threshold,
@@ -267,6 +289,10 @@ def configure(
     if enabled:
         values.update(consecutive_declines=0, disabled_reason=None)
     _upsert(conn, account_id, values)
+    if enabled:
+        book = Book(conn, now)
+        queue_if_needed(book, book.account(account_id))
+        book.flush()
     found = get_settings_of(conn, account_id)
     assert found is not None
     return found
@@ -349,7 +375,8 @@ def queue_if_needed(book: Book, state: AccountState) -> int | None:
     monthly limit is not reached and none is in flight. Returns the new recharge's sequence.
 
     Runs inside the caller's transaction (the account is locked), so it commits or rolls back
-    with the debit that caused it.
+    with the debit (or the settings change) that caused it. Which credit the debit took does
+    not matter: a charge of free credit leaves paid credit under the threshold too.
     """
     if not state.recharge_loaded:
         row = _settings_row(book.conn, state.id)
