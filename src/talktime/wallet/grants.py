@@ -366,9 +366,14 @@ def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
     return amount
 
 
+def _expired(g: LiveGrant, now: int) -> bool:
+    return g.expires_at is not None and g.expires_at <= now
+
+
 def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) -> RefundResult:
     """Take back ``amount`` of unspent, unexpired, unreserved purchased credit from a grant
-    (the caller pays it back through the payment provider)."""
+    (the caller pays it back through the payment provider). A grant not yet effective is
+    unspent in full: no charge or hold can have touched it."""
     check_amount(amount)
     state = book.account(account_id, key)
     fp = fingerprint("refund", {"grant_id": grant_id, "amount": amount})
@@ -385,7 +390,7 @@ def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) ->
             f"grant {grant_id} is {g.kind} credit; only purchased credit can be refunded",
             grant_id=grant_id,
         )
-    unspent = g.available if g.usable(book.now) else 0
+    unspent = 0 if _expired(g, book.now) else g.available
     if amount > unspent:
         raise RefundNotAllowedError(
             f"grant {grant_id} has {state.shown(unspent)} of unspent credit that can be "
