@@ -1,5 +1,5 @@
 """Grant rules found by an audit, on SQLite and PostgreSQL: a purchased grant not yet effective
-is refundable in full."""
+is refundable in full; a grant already expired is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from talktime.wallet import RefundNotAllowedError, Wallet
+from talktime.store.wallet_tables import ledger
+from talktime.wallet import (
+    InvalidRequestError,
+    RefundNotAllowedError,
+    Wallet,
+    to_json,
+)
 from wallet_helpers import PLAN, T0, make_wallet
 
 D = 1_000_000
@@ -22,6 +28,14 @@ def wallet(engine: sa.Engine) -> Wallet:
 
 def new_account(wallet: Wallet) -> int:
     return wallet.create_account("Acme", PLAN, "create").account.id
+
+
+def entries(engine: sa.Engine, account: int) -> int:
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(ledger).where(ledger.c.account_id == account)
+        ).scalar()
+    return int(count or 0)
 
 
 # ---- refund of credit not yet effective ------------------------------------------------------
@@ -70,3 +84,36 @@ def test_unspent_credit_of_an_effective_grant_is_what_neither_charges_nor_holds_
     with pytest.raises(RefundNotAllowedError) as refused:
         wallet.refund(account, bought.id, 2 * D + 1, "refund")
     assert refused.value.extra["refundable"] == 2 * D
+
+
+# ---- a grant already expired ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ago", [timedelta(0), timedelta(seconds=1), timedelta(days=40)])
+def test_a_grant_expiring_by_now_is_refused_and_changes_nothing(
+    wallet: Wallet, engine: sa.Engine, ago: timedelta
+) -> None:
+    account = new_account(wallet)
+    grants, balance = wallet.grants(account), wallet.balance(account)
+    written = entries(engine, account)
+    with pytest.raises(InvalidRequestError) as refused:
+        wallet.grant(account, "promotional", 5 * D, "promo", expires_at=T0 - ago)
+    assert refused.value.code == "invalid_request"
+    assert "must expire after now" in refused.value.detail
+    assert "give an expires_at in the future" in refused.value.detail
+    assert (wallet.grants(account), wallet.balance(account)) == (grants, balance)
+    assert entries(engine, account) == written
+    assert wallet.expire_grants() == 0
+    # the key was not stored: the same key with a future expiry grants
+    later = wallet.grant(account, "promotional", 5 * D, "promo", expires_at=TOMORROW)
+    assert not later.replayed
+
+
+def test_a_grant_that_expired_since_it_was_issued_still_replays(wallet: Wallet) -> None:
+    account = new_account(wallet)
+    first = wallet.grant(account, "purchased", 5 * D, "buy", expires_at=TOMORROW)
+    again = wallet.grant(
+        account, "purchased", 5 * D, "buy", expires_at=TOMORROW, now=TOMORROW + timedelta(1)
+    )
+    assert again.replayed
+    assert to_json(again) == to_json(first)

@@ -166,6 +166,7 @@ def issue(
         stored = book.replay(state.id, key, "grant", legacy)
     if stored is not None:
         return from_json(GrantResult, stored, replayed=True)
+    _check_not_expired(book, expires_at)
     transaction_id = new_transaction_id()
     grant = insert_grant(
         book,
@@ -183,6 +184,19 @@ def issue(
     result = GrantResult(transaction_id, grant, state.balances(book.now))
     book.remember(state.id, key, "grant", fp, to_json(result))
     return result
+
+
+def _check_not_expired(book: Book, expires_at: datetime | None) -> None:
+    """Refuse a new grant that has expired by now: the expiry job would write it off at once.
+    (Checked after the replay: a grant that expired since it was issued still replays.)"""
+    if expires_at is None or to_micros(expires_at) > book.now:
+        return
+    raise InvalidRequestError(
+        f"a grant must expire after now ({book.now_datetime.isoformat()}); this one expires at "
+        f"{expires_at.astimezone(UTC).isoformat()}, so its credit would be written off at once: "
+        "give an expires_at in the future, or none",
+        expires_at=expires_at,
+    )
 
 
 def _grant_fingerprint(
