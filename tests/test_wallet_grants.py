@@ -1,5 +1,6 @@
 """Grant rules found by an audit, on SQLite and PostgreSQL: a purchased grant not yet effective
-is refundable in full; a grant already expired is refused."""
+is refundable in full; a grant already expired is refused; a grant's default priority given
+explicitly is the same request as none (and records stored before still replay)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
-from talktime.store.wallet_tables import ledger
+from talktime.store.wallet_tables import idempotency, ledger
 from talktime.wallet import (
+    IdempotencyConflictError,
     InvalidRequestError,
     RefundNotAllowedError,
     Wallet,
     to_json,
 )
+from talktime.wallet.grants import _grant_fingerprint, grant_fingerprints
+from talktime.wallet.model import DEFAULT_PRIORITY
 from wallet_helpers import PLAN, T0, make_wallet
 
 D = 1_000_000
@@ -117,3 +123,58 @@ def test_a_grant_that_expired_since_it_was_issued_still_replays(wallet: Wallet) 
     )
     assert again.replayed
     assert to_json(again) == to_json(first)
+
+
+# ---- the default priority, given or not --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("first", "second"), [(None, 30), (30, None), (30, 30)])
+def test_a_purchased_grant_with_its_default_priority_is_the_same_request_as_without(
+    wallet: Wallet, first: int | None, second: int | None
+) -> None:
+    account = new_account(wallet)
+    granted = wallet.grant(account, "purchased", 1 * D, "g2", priority=first)
+    again = wallet.grant(account, "purchased", 1 * D, "g2", priority=second)
+    assert again.replayed
+    assert to_json(again) == to_json(granted)
+    with pytest.raises(IdempotencyConflictError):
+        wallet.grant(account, "purchased", 1 * D, "g2", priority=31)
+
+
+@pytest.mark.parametrize("replayed_with", [None, 30])
+def test_a_record_stored_with_the_explicit_default_before_the_change_still_replays(
+    wallet: Wallet, engine: sa.Engine, replayed_with: int | None
+) -> None:
+    account = new_account(wallet)
+    first = wallet.grant(account, "purchased", 1 * D, "g2", priority=30)
+    old = _grant_fingerprint("purchased", 1 * D, None, None, 30, None, utc=True)
+    with engine.begin() as conn:  # the record as the earlier code wrote it
+        conn.execute(
+            sa.update(idempotency)
+            .where(idempotency.c.account_id == account, idempotency.c.key == "g2")
+            .values(fingerprint=old)
+        )
+    again = wallet.grant(account, "purchased", 1 * D, "g2", priority=replayed_with)
+    assert again.replayed
+    assert to_json(again) == to_json(first)
+    with pytest.raises(IdempotencyConflictError):
+        wallet.grant(account, "purchased", 1 * D, "g2", priority=29)
+    assert [g.kind for g in wallet.grants(account)].count("purchased") == 1
+
+
+KINDS = sorted(k for k in DEFAULT_PRIORITY if k != "free_monthly")
+
+
+@given(
+    kind=st.sampled_from(KINDS),
+    amount=st.integers(1, 10**12),
+    priority=st.integers(1, 2**31 - 1),
+)
+def test_a_grant_fingerprint_is_stored_alike_for_the_default_priority_and_none_only(
+    kind: str, amount: int, priority: int
+) -> None:
+    stored_for = grant_fingerprints(kind, amount, None, None, priority, None)[0]
+    stored_for_none = grant_fingerprints(kind, amount, None, None, None, None)[0]
+    assert (stored_for == stored_for_none) == (priority == DEFAULT_PRIORITY[kind])
+    # what an omitted priority always stored is what is stored now
+    assert stored_for_none == _grant_fingerprint(kind, amount, None, None, None, None, utc=True)

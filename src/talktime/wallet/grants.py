@@ -7,6 +7,7 @@ transaction with other work.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,17 +154,8 @@ def issue(
         )
     check_text(source, "source")
     state = book.account(account_id, key)
-    fp = _grant_fingerprint(kind, amount, expires_at, effective_at, priority, source, utc=True)
-    try:
-        stored = book.replay(state.id, key, "grant", fp)
-    except IdempotencyConflictError:
-        # a record stored before times were fingerprinted in UTC: compare as it was written
-        legacy = _grant_fingerprint(
-            kind, amount, expires_at, effective_at, priority, source, utc=False
-        )
-        if legacy == fp:
-            raise
-        stored = book.replay(state.id, key, "grant", legacy)
+    fp, *older = grant_fingerprints(kind, amount, expires_at, effective_at, priority, source)
+    stored = _replay_grant(book, state.id, key, fp, older)
     if stored is not None:
         return from_json(GrantResult, stored, replayed=True)
     _check_not_expired(book, expires_at)
@@ -184,6 +176,43 @@ def issue(
     result = GrantResult(transaction_id, grant, state.balances(book.now))
     book.remember(state.id, key, "grant", fp, to_json(result))
     return result
+
+
+def _replay_grant(
+    book: Book, account_id: int, key: str, fingerprint_: str, older: list[str]
+) -> str | None:
+    """The stored response of the grant under ``key``, matched on ``fingerprint_`` or, for a
+    record an earlier version wrote, on one of the ``older`` forms of the same request."""
+    try:
+        return book.replay(account_id, key, "grant", fingerprint_)
+    except IdempotencyConflictError:
+        for other in older:
+            with contextlib.suppress(IdempotencyConflictError):
+                return book.replay(account_id, key, "grant", other)
+        raise
+
+
+def grant_fingerprints(
+    kind: str,
+    amount: int,
+    expires_at: datetime | None,
+    effective_at: datetime | None,
+    priority: int | None,
+    source: str | None,
+) -> list[str]:
+    """The fingerprints a stored record of this grant request may carry, the one to store
+    first. A priority equal to the kind's default is the same request as none (it is stored
+    as none, as a request leaving it out always was); the other forms match records written
+    before 1 Dec with the explicit default, or before times were fingerprinted in UTC."""
+    default = DEFAULT_PRIORITY.get(kind)
+    priorities = [None, default] if priority in (None, default) else [priority]
+    found: list[str] = []
+    for utc in (True, False):
+        for prio in priorities:
+            fp = _grant_fingerprint(kind, amount, expires_at, effective_at, prio, source, utc=utc)
+            if fp not in found:
+                found.append(fp)
+    return found
 
 
 def _check_not_expired(book: Book, expires_at: datetime | None) -> None:
