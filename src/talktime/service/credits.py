@@ -20,7 +20,6 @@ from talktime.service.idempotency import (
     replay,
     writer_turn,
 )
-from talktime.store.wallet_tables import accounts
 from talktime.store.wallet_tables import idempotency as key_records
 from talktime.wallet import Wallet, recharge
 from talktime.wallet import idempotency as wallet_idempotency
@@ -212,25 +211,15 @@ def set_auto_recharge(
                 raise InvalidRequestError(
                     f"Turning auto-recharge on needs `{name}`; send it.", field=name
                 )
-    with engine.begin() as conn:  # `configure` refuses an amount a card cannot take
-        if threshold is None or amount is None:
-            # the account's lock first, as `configure` takes it: the stored values kept are
-            # the ones this write replaces, not those of a change committed meanwhile
-            conn.execute(
-                sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
-            )
-            stored = recharge.get_settings_of(conn, account_id)
-            if threshold is None:
-                threshold = 0 if stored is None else stored.threshold
-            if amount is None and stored is not None:
-                amount = stored.amount
-        if amount is not None:
-            recharge.configure(
-                conn,
-                account_id,
-                enabled=enabled,
-                threshold=threshold,
-                amount=amount,
-                now=now_micros(),
-            )
+    # `configure` keeps the stored values left out, under the account's lock, and refuses an
+    # amount a card cannot take
+    with engine.begin() as conn:
+        recharge.configure(
+            conn,
+            account_id,
+            enabled=enabled,
+            threshold=threshold,
+            amount=amount,
+            now=now_micros(),
+        )
     return balance(engine, account_id)

@@ -524,11 +524,14 @@ class Wallet:
         account_id: int,
         *,
         enabled: bool,
-        threshold: int,
-        amount: int,
+        threshold: int | None = None,
+        amount: int | None = None,
         now: datetime | None = None,
     ) -> RechargeSettings:
-        """Auto-recharge: when paid credit falls under ``threshold``, buy ``amount`` more."""
+        """Auto-recharge: when paid credit falls under ``threshold``, buy ``amount`` more.
+        Turning it on needs both and queues a recharge at once if paid credit is already
+        under the threshold; turning it off keeps the stored threshold (if None) and amount
+        (if None or 0) (`talktime.wallet.recharge.configure`)."""
         from talktime.wallet import recharge
 
         at = self._micros(now)

@@ -241,6 +241,23 @@ def _upsert(conn: sa.Connection, account_id: int, values: dict[str, Any]) -> Non
     _write_settings(conn, account_id, values, stored=_settings_row(conn, account_id) is not None)
 
 
+def _check_settings(enabled: object, threshold: int | None, amount: int | None) -> None:
+    """Refuse settings no write may store: turning auto-recharge on needs a threshold (zero
+    or more) and an amount (more than zero); turning it off takes an amount of zero too."""
+    if not isinstance(enabled, bool):
+        raise InvalidRequestError(f"enabled is True or False, not {enabled!r}")
+    if enabled:
+        for name, value in (("threshold", threshold), ("amount", amount)):
+            if value is None:
+                raise InvalidRequestError(
+                    f"turning auto-recharge on needs a {name}; pass it", field=name
+                )
+    if threshold is not None:
+        check_amount(threshold, allow_zero=True, what="recharge threshold")
+    if amount is not None:
+        check_amount(amount, allow_zero=not enabled, what="recharge amount")
+
+
 def _check_payable(conn: sa.Connection, account_id: int, amount: int) -> None:
     """Refuse an auto-recharge amount no card payment can take in the account's currency."""
     currency = currency_of(conn, account_id)
@@ -261,34 +278,38 @@ def configure(
     account_id: int,
     *,
     enabled: bool,
-    threshold: int,
-    amount: int,
+    threshold: int | None = None,
+    amount: int | None = None,
     now: int,
 ) -> RechargeSettings:
     """Set auto-recharge: when paid credit falls under ``threshold``, buy ``amount`` more.
 
-    Enabling it with an amount no card payment can take in the account's currency (not whole
-    cents) is refused (`payment_setup_invalid`), as buying that amount is; turning it off
-    always works. Enabling again clears the decline count left by an earlier automatic disable.
-    Turning it on while paid credit is already under the threshold queues a recharge at once
-    (`queue_if_needed`, in this transaction).
+    Turning it on needs both (`invalid_request` naming the one left out); an amount no card
+    payment can take in the account's currency (not whole cents) is refused
+    (`payment_setup_invalid`), as buying that amount is. Turning it off is never refused for
+    its amount: a threshold left out (None), or an amount left out or 0, keeps the stored one
+    (with no row stored and no amount given nothing is written: it is off already, and the
+    settings read as off with threshold and amount 0). Turning it on clears the decline count
+    left by an earlier automatic disable and, when paid credit is already under the
+    threshold, queues a recharge at once (`queue_if_needed`, in this transaction).
     """
     _check_setting_call(account_id, now)
-    if not isinstance(enabled, bool):
-        raise InvalidRequestError(f"enabled is True or False, not {enabled!r}")
-    check_amount(threshold, allow_zero=True, what="recharge threshold")
-    check_amount(amount, what="recharge amount")
+    _check_settings(enabled, threshold, amount)
+    _lock_account(conn, account_id)
+    stored = _settings_row(conn, account_id) is not None
     if enabled:
+        assert amount is not None
         _check_payable(conn, account_id, amount)
-    values: dict[str, Any] = {
-        "enabled": enabled,
-        "threshold": threshold,
-        "amount": amount,
-        "updated_at": now,
-    }
+    values: dict[str, Any] = {"enabled": enabled, "updated_at": now}
+    if threshold is not None:
+        values["threshold"] = threshold
+    if amount:
+        values["amount"] = amount
+    if not stored and not amount:
+        return RechargeSettings(account_id, False, 0, 0, None, None, 0, None)
     if enabled:
         values.update(consecutive_declines=0, disabled_reason=None)
-    _upsert(conn, account_id, values)
+    _write_settings(conn, account_id, values, stored=stored)
     if enabled:
         book = Book(conn, now)
         queue_if_needed(book, book.account(account_id))
