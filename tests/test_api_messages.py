@@ -244,7 +244,8 @@ def test_sends_under_the_recharge_threshold_queue_one_recharge_and_keep_the_limi
     check and insert, the outbox) see their results, on PostgreSQL's pipeline too."""
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="1.50")  # $1 number: $0.50 left
-    settings = {"enabled": True, "threshold": "1.00", "amount": "10.00"}
+    # not under $0.50 yet, so turning it on queues nothing: the send's own check queues it
+    settings = {"enabled": True, "threshold": "0.50", "amount": "10.00"}
     response = api.put("/v1/settings/auto-recharge", json=settings, headers=t.auth)
     assert response.status_code == 200, response.text
     response = api.put("/v1/settings/monthly-limit", json={"monthly_limit": "1.02"}, headers=t.auth)

@@ -256,14 +256,14 @@ class ApiMachine(RuleBasedStateMachine):
         self.check_limit(paid)
         for g, t in takes:
             g.remaining -= t
-        self.used_paid(paid)
+        self.usage += paid
+        if amount:
+            self.queue()
         return amount - paid, paid
 
-    def used_paid(self, paid: int) -> None:
-        """Count paid usage; queue a recharge as `Book.flush` does."""
-        if not paid:
-            return
-        self.usage += paid
+    def queue(self) -> None:
+        """Queue a recharge as `Book.flush` does after any debit (whichever credit it took),
+        and `recharge.configure` when it turns auto-recharge on."""
         enabled, threshold, _ = self.recharge
         if (
             enabled
@@ -288,6 +288,8 @@ class ApiMachine(RuleBasedStateMachine):
             g.held += t
             call.allocs[g.seq] = call.allocs.get(g.seq, 0) + t
         call.held_amount += amount
+        if amount:  # a reservation is a debit
+            self.queue()
 
     def settle(self, call: MCall, actual: int) -> tuple[int, int]:
         """(charged, uncollected): the hold's own reservations first, then other credit."""
@@ -304,7 +306,9 @@ class ApiMachine(RuleBasedStateMachine):
                 rest -= t
                 paid += t if g.paid else 0
         call.allocs = {}
-        self.used_paid(paid)
+        self.usage += paid
+        if actual:
+            self.queue()
         return actual - rest, rest
 
     def may(self, user: str, permission: str) -> bool:
@@ -681,6 +685,8 @@ class ApiMachine(RuleBasedStateMachine):
         if p.refusal is None:
             self.recharge = (enabled, money.parse(threshold), money.parse(amount))
             assert r.json()["auto_recharge"]["enabled"] is enabled
+            if enabled:  # paid credit already under the threshold: queued at once
+                self.queue()
 
     @precondition(lambda self: self.account is not None)
     @rule()
