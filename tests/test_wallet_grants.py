@@ -178,3 +178,23 @@ def test_a_grant_fingerprint_is_stored_alike_for_the_default_priority_and_none_o
     assert (stored_for == stored_for_none) == (priority == DEFAULT_PRIORITY[kind])
     # what an omitted priority always stored is what is stored now
     assert stored_for_none == _grant_fingerprint(kind, amount, None, None, None, None, utc=True)
+
+
+# ---- accounts holding more than a 64-bit integer ----------------------------------------------
+
+
+def test_an_account_holding_more_than_2_63_micro_units_still_moves_on_in_the_cycle(
+    wallet: Wallet,
+) -> None:
+    """The cycle's read of an account's credit summed every entry in one SQL SUM, which
+    overflowed on SQLite: the run stopped for every account and each charge of that account
+    failed with a raw database error."""
+    big, other = new_account(wallet), wallet.create_account("Other", PLAN, "other").account.id
+    for n in range(3):
+        wallet.grant(big, "purchased", 2**62, f"buy-{n}")
+    next_month = T0 + timedelta(days=40)
+    runs = wallet.run_cycle(next_month)
+    assert {run.account_id for run in runs} == {big, other}
+    assert wallet.charge(big, D, "after", now=next_month).from_free == D
+    assert wallet.balance(big, now=next_month).paid == 3 * 2**62
+    assert wallet.verify(now=next_month) == []

@@ -371,7 +371,11 @@ def available_around_both(
 ) -> tuple[int, int, int, int]:
     """`available_around` with and without ``keep_period_free``, in one read of the account's
     entries before ``moment`` (that read grows with the account's ledger: the cycle reads once).
-    Returns (kept before, kept at, before, at)."""
+    Returns (kept before, kept at, before, at).
+
+    Summed per grant in SQL (a grant's entries never add up to more than its original amount)
+    and across grants in Python: one SUM over an account holding more than 2**63 micro-units
+    overflowed on SQLite, and the cycle then stopped for every account."""
     g, entry = grants, ledger
     stays = sa.and_(g.c.kind == constant("free_monthly"), g.c.expires_at == state.period_end)
 
@@ -384,7 +388,7 @@ def available_around_both(
     def total(condition: sa.ColumnElement[bool]) -> Any:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, entry.c.amount), else_=0)), 0)
 
-    row = conn.execute(
+    rows = conn.execute(
         sa.select(
             total(usable(True, True)),
             total(usable(False, True)),
@@ -393,8 +397,10 @@ def available_around_both(
         )
         .select_from(entry.join(g, g.c.id == entry.c.grant_id))
         .where(entry.c.account_id == state.id, entry.c.created_at < moment)
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        .group_by(g.c.id)
+    ).all()
+    sums = [sum(int(row[i]) for row in rows) for i in range(4)]
+    return sums[0], sums[1], sums[2], sums[3]
 
 
 def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
