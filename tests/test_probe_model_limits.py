@@ -239,7 +239,10 @@ class Model:
     def refund(self, now: datetime, g: G, amount: int) -> None:
         if g.kind != "purchased":
             raise RefusedError(RefundNotAllowedError)
-        unspent = g.remaining - g.held if g.usable(now) else 0
+        # unspent credit: what is left and not reserved, effective yet or not (a grant not yet
+        # effective is refundable in full), nothing once expired
+        expired = g.expires_at is not None and g.expires_at <= now
+        unspent = 0 if expired else g.remaining - g.held
         if amount > unspent:
             raise RefusedError(RefundNotAllowedError)
         g.remaining -= amount
