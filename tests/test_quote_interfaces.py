@@ -35,6 +35,20 @@ def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def test_cli_quote_tables_name_one_unit_in_the_singular() -> None:
+    code, out, _ = run("quote", "sms", "--from", US, "--to", US2, "Hello")
+    assert code == 0
+    assert "1 segment " in out
+    assert "1 segments" not in out
+    code, out, _ = run("quote", "sms", "--from", US, "--to", US2, "a" * 161)
+    assert code == 0
+    assert "2 segments" in out
+    code, out, _ = run("quote", "number", US)
+    assert code == 0, out
+    assert "1 month " in out
+    assert "1 months" not in out
+
+
 def test_cli_quotes_an_sms_as_json_with_decimal_strings() -> None:
     code, out, _ = run("quote", "sms", "--from", US, "--to", US2, "--json", "a" * 161)
     assert code == 0

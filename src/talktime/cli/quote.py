@@ -17,7 +17,15 @@ from talktime import money
 from talktime.cli.app import app, cli_text, console, fail, print_json, read_stdin, read_utf8
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
-from talktime.rating import Call, Quote, RateCard, load_card, price_call, price_number_rental
+from talktime.rating import (
+    Call,
+    Quote,
+    QuoteLine,
+    RateCard,
+    load_card,
+    price_call,
+    price_number_rental,
+)
 from talktime.service import messages as message_service
 
 quote_app = typer.Typer(
@@ -40,6 +48,12 @@ def card_for(name: str | None) -> RateCard:
     )
 
 
+def _quantity(line: QuoteLine) -> str:
+    """``1 segment``, ``2 segments``, ``1.5 minutes``: the unit in the singular for one."""
+    unit = line.unit.removesuffix("s") if line.quantity == 1 else line.unit
+    return f"{line.quantity} {unit}"
+
+
 def show(quote: Quote, as_json: bool) -> None:
     """Print a quote as JSON or as a table of its lines."""
     if as_json:
@@ -53,7 +67,7 @@ def show(quote: Quote, as_json: bool) -> None:
     for line in quote.lines:
         table.add_row(
             line.description,
-            f"{line.quantity} {line.unit}",
+            _quantity(line),
             money.format(line.unit_price),
             money.format(line.amount),
             str(line.rate),
