@@ -218,7 +218,7 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from talktime.config import get_settings
 
     monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     get_settings.cache_clear()
     try:
         yield CliRunner()

@@ -36,7 +36,7 @@ def serve(database_url: str, **env: str) -> Iterator[LiveServer]:
     environ = {
         **os.environ,
         "TALKTIME_DATABASE_URL": database_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
         **env,
     }
     # in-process: `talktime db upgrade` in a child process cost ~1.5 s of interpreter start

@@ -40,7 +40,7 @@ def start_worker(db_url: str, *args: str, **env: str) -> subprocess.Popen[bytes]
     environ = {
         **os.environ,
         "TALKTIME_DATABASE_URL": db_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
         "PYTHONPATH": str(TESTS),
         **env,
     }

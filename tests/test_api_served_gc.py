@@ -28,7 +28,7 @@ def test_the_served_app_freezes_the_heap_and_raises_the_gc_thresholds_a_plain_ap
 ) -> None:
     env = {
         "TALKTIME_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
         "PATH": "/usr/bin:/bin",
     }
     out = subprocess.run(

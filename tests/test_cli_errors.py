@@ -197,3 +197,19 @@ def test_the_jobs_table_keeps_kinds_and_times_whole_at_80_columns(
     assert "2026-11-18" in result.output
     assert "11:06:40" in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_a_statement_with_output_dash_goes_to_standard_output(
+    cli: CliRunner, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # -o - wrote a file named "-"
+    account = rich_account(engine)
+    monkeypatch.chdir(tmp_path)
+    pdf = cli.invoke(app, ["statement", str(account), "2026-09", "--format", "pdf", "-o", "-"])
+    assert pdf.exit_code == 0, pdf.exception
+    assert pdf.stdout_bytes.startswith(b"%PDF-")
+    csv = cli.invoke(app, ["statement", str(account), "2026-09", "--format", "csv", "-o", "-"])
+    assert csv.exit_code == 0, csv.exception
+    assert csv.stdout.startswith("section,")
+    assert "wrote" not in csv.stdout
+    assert not (tmp_path / "-").exists()

@@ -23,7 +23,7 @@ US, US2 = "+14155550100", "+14155550111"
 def test_an_empty_card_name_is_refused_not_read_as_the_default(
     args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     get_settings.cache_clear()
     try:
         runner = CliRunner()

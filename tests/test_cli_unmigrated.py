@@ -18,7 +18,7 @@ def test_a_command_on_an_unmigrated_database_says_to_upgrade_it(
         monkeypatch,
         *args,
         TALKTIME_DATABASE_URL=unmigrated_url,
-        TALKTIME_CONFIG="/nonexistent/talktime.toml",
+        TALKTIME_CONFIG="",
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr

@@ -19,7 +19,7 @@ ARGUMENT_WITH_BYTE_FF = b"ab\xffcd".decode("utf-8", "surrogateescape")
 
 @pytest.fixture(autouse=True)
 def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", str(tmp_path / "rate_cards"))
     get_settings.cache_clear()
 

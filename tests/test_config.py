@@ -9,12 +9,14 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from clikit import talktime_main
 from talktime.cli import app
 from talktime.config import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)
 def _fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "talktime.toml").write_text("")
     monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
     for var in ("TALKTIME_DATABASE_URL", "TALKTIME_PORT", "TALKTIME_ADMIN_KEY"):
         monkeypatch.delenv(var, raising=False)
@@ -54,3 +56,19 @@ def test_config_command_masks_secrets_and_passwords(monkeypatch: pytest.MonkeyPa
     assert data["admin_key"] == "********"
     assert "hunter2" not in result.stdout
     assert data["database_url"] == "postgresql+psycopg://u:***@db/talktime"
+
+
+def test_a_settings_file_named_but_missing_is_refused_and_an_empty_name_reads_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A mistyped TALKTIME_CONFIG left every setting at its default without a word."""
+    missing = talktime_main(monkeypatch, "config", TALKTIME_CONFIG=str(tmp_path / "typo.toml"))
+    assert missing.returncode == 1
+    assert "error[invalid_settings]" in missing.stderr
+    assert "typo.toml" in missing.stderr
+    assert "does not exist" in missing.stderr
+    monkeypatch.chdir(tmp_path)  # a ./talktime.toml here is not read with an empty name
+    (tmp_path / "talktime.toml").write_text("port = 9000\n")
+    none = talktime_main(monkeypatch, "config", "--json", TALKTIME_CONFIG="")
+    assert none.returncode == 0, none.stderr
+    assert json.loads(none.stdout)["port"] == 8000

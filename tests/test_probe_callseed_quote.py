@@ -54,7 +54,7 @@ def test_the_cli_refuses_an_inbound_call_quote_from_a_caller_that_is_not_e164(
 
     from talktime.config import get_settings
 
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", str(tmp_path / "cards"))
     get_settings.cache_clear()
     try:

@@ -17,7 +17,7 @@ from test_probe_ops_settings import _talktime
 def _db_upgrade(monkeypatch: pytest.MonkeyPatch, url: str, *revision: str) -> Result:
     """`talktime db upgrade [revision]` in-process on ``url`` (and no config file)."""
     monkeypatch.setenv("TALKTIME_DATABASE_URL", url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     get_settings.cache_clear()
     try:
         return CliRunner().invoke(app, ["db", "upgrade", *revision])

@@ -31,7 +31,7 @@ def _env(db_url: str) -> dict[str, str]:
     return {
         **os.environ,
         "TALKTIME_DATABASE_URL": db_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
         "TALKTIME_LOG_LEVEL": "WARNING",
     }
 

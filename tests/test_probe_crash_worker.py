@@ -51,7 +51,7 @@ def _worker(db_url: str, stripe_base: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "TALKTIME_DATABASE_URL": db_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
         "TALKTIME_PAYMENT_PROVIDER": "stripe",
         "TALKTIME_STRIPE_API_KEY": "sk_test_crash",
         "TALKTIME_STRIPE_API_BASE": stripe_base,

@@ -21,7 +21,7 @@ from talktime.store import make_engine
 
 def _refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
     """The detail of the SettingsError that loading these TALKTIME_* variables raises."""
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     for name, value in env.items():
         monkeypatch.setenv(f"TALKTIME_{name.upper()}", value)
     with pytest.raises(SettingsError) as refused:

@@ -25,7 +25,8 @@ def _talktime(
     config = tmp_path / "talktime.toml"
     if toml is not None:
         config.write_text(toml)
-    done = talktime_main(monkeypatch, *args, TALKTIME_CONFIG=str(config), **env)
+    named = str(config) if toml is not None else ""
+    done = talktime_main(monkeypatch, *args, TALKTIME_CONFIG=named, **env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done.stderr
@@ -35,7 +36,7 @@ def test_a_setting_of_the_wrong_type_in_the_environment_is_named(tmp_path: Path)
     # the other tests run the entry point in-process; this one runs the installed command, as
     # an operator does
     environ = {k: v for k, v in os.environ.items() if not k.startswith("TALKTIME_")}
-    environ.update(TALKTIME_CONFIG=str(tmp_path / "talktime.toml"), TALKTIME_PORT="abc")
+    environ.update(TALKTIME_CONFIG="", TALKTIME_PORT="abc")
     done = subprocess.run(
         [TALKTIME, "config"], env=environ, capture_output=True, text=True, timeout=60
     )
@@ -113,7 +114,7 @@ def test_talktime_config_masks_a_password_given_as_a_query_parameter_or_in_the_s
         monkeypatch,
         "config",
         "--json",
-        TALKTIME_CONFIG=str(tmp_path / "none.toml"),
+        TALKTIME_CONFIG="",
         TALKTIME_DATABASE_URL="postgresql+psycopg://u@db/talktime?password=hunter2&sslmode=require",
         TALKTIME_STRIPE_API_BASE="https://proxy:sk_live_hunter3@stripe.internal:8443",
     )
@@ -131,6 +132,6 @@ def test_a_listen_port_or_worker_count_out_of_range_is_refused_before_starting(
     monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     # `talktime serve --port 70000` started and logged "running on http://127.0.0.1:70000"
-    done = talktime_main(monkeypatch, *args, TALKTIME_CONFIG="/nonexistent/talktime.toml")
+    done = talktime_main(monkeypatch, *args, TALKTIME_CONFIG="")
     assert done.returncode == 2, done.stderr
     assert f"Invalid value for '{args[1]}'" in done.stderr

@@ -107,7 +107,7 @@ def _worker(db_url: str, stderr: int) -> subprocess.Popen[bytes]:
     environ = {
         **os.environ,
         "TALKTIME_DATABASE_URL": db_url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [TALKTIME, "worker", "--poll-seconds", "0.05"]
@@ -145,7 +145,7 @@ def test_the_worker_and_run_refuse_an_unmigrated_database(
         monkeypatch,
         *args,
         TALKTIME_DATABASE_URL=unmigrated_url,
-        TALKTIME_CONFIG="/nonexistent/talktime.toml",
+        TALKTIME_CONFIG="",
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr

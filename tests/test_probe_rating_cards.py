@@ -25,7 +25,7 @@ BOM = b"\xef\xbb\xbf"
 @pytest.fixture
 def cards_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """Settings with no config file and imported cards under ``tmp_path/rate_cards``."""
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", str(tmp_path / "rate_cards"))
     monkeypatch.delenv("TALKTIME_RATE_CARD", raising=False)
     get_settings.cache_clear()
@@ -96,7 +96,7 @@ def test_rates_import_into_a_rate_cards_dir_that_is_a_file_is_a_clean_refusal(
 ) -> None:
     not_a_dir = tmp_path / "cards-file"
     not_a_dir.write_text("")
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", str(not_a_dir))
     get_settings.cache_clear()
     try:

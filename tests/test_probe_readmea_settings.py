@@ -28,7 +28,7 @@ def test_a_sqlite_option_the_driver_cannot_read_is_a_settings_error_in_the_cli(
 def test_a_sqlite_option_the_driver_would_ignore_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_DATABASE_URL", f"sqlite:///{tmp_path}/t.db?bogusopt=1")
     with pytest.raises(SettingsError, match=r"does not take the connection option\(s\) bogusopt"):
         load_settings()
@@ -38,6 +38,6 @@ def test_a_sqlite_option_the_driver_would_ignore_is_refused(
 def test_sqlite_options_the_driver_takes_are_accepted(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, query: str
 ) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_DATABASE_URL", f"sqlite:///{tmp_path}/t.db{query}")
     assert load_settings().database_url.endswith(query or "t.db")

@@ -15,7 +15,7 @@ from talktime.config import SettingsError, get_settings, hide_password, load_set
 
 @pytest.fixture(autouse=True)
 def _fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     for var in ("DATABASE_URL", "ADMIN_KEY", "STRIPE_API_KEY", "STRIPE_API_BASE"):
         monkeypatch.delenv(f"TALKTIME_{var}", raising=False)
     get_settings.cache_clear()

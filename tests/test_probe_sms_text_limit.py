@@ -58,7 +58,7 @@ def test_the_openapi_document_publishes_the_configured_text_limit_as_max_length(
 def test_a_text_limit_past_the_longest_text_the_api_reads_is_refused_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_SMS_MAX_TEXT_CHARS", str(MAX_SMS_TEXT_CHARS + 1))
     with pytest.raises(SettingsError) as refused:
         load_settings()

@@ -72,7 +72,7 @@ def test_every_interface_counts_prices_and_charges_one_message_alike(
     assert (estimate["segments"], estimate["total"]) == (segments, price)
 
     monkeypatch.setenv("TALKTIME_DATABASE_URL", db_url)
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     get_settings.cache_clear()
     try:
         runner = CliRunner()

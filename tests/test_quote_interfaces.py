@@ -24,7 +24,7 @@ GB_MOBILE = "+447400123456"
 
 @pytest.fixture(autouse=True)
 def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", str(tmp_path / "talktime.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", str(tmp_path / "rate_cards"))
     monkeypatch.delenv("TALKTIME_RATE_CARD", raising=False)
     get_settings.cache_clear()

@@ -59,7 +59,7 @@ def test_an_sms_quote_between_the_us_and_canada_or_at_the_limit_is_priced(
 
 
 def test_the_cli_sms_quote_refuses_like_a_send(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TALKTIME_CONFIG", "/nonexistent/talktime.toml")
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     get_settings.cache_clear()
     try:
         runner = CliRunner()

@@ -297,7 +297,7 @@ def test_a_pin_naming_a_missing_version_is_refused_with_the_way_out(directory: P
 @pytest.fixture
 def cards_dir(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Iterator[Path]:
     """Settings with no config file and `directory` as the rate cards dir."""
-    monkeypatch.setenv("TALKTIME_CONFIG", str(directory.parent / "talktime.toml"))
+    monkeypatch.setenv("TALKTIME_CONFIG", "")
     monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", str(directory))
     monkeypatch.delenv("TALKTIME_RATE_CARD", raising=False)
     get_settings.cache_clear()

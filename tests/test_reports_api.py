@@ -72,3 +72,36 @@ def test_the_statement_adds_up_to_the_balance_in_json_csv_and_pdf(api: Any) -> N
     assert as_pdf.content.startswith(b"%PDF-")
     assert t.get("/v1/statements/2026-13").status_code == 422
     assert api.get(f"/v1/statements/{_month()}").status_code == 401
+
+
+def test_reports_follow_the_accept_headers_preferences_and_vary_on_it(api: Any) -> None:
+    """A substring test of Accept sent CSV for `text/csv;q=0` and for CSV that was only the
+    second choice; each answer now takes the type Accept prefers and says it varies by it."""
+    t = tenant(api, credit="5.00")
+    cases = {
+        "": "application/json",
+        "*/*": "application/json",
+        "text/csv": "text/csv",
+        "text/*": "text/csv",
+        "application/json, text/csv;q=0": "application/json",
+        "text/csv;q=0.5, application/json": "application/json",
+        "application/json;q=0.2, text/csv;q=0.9": "text/csv",
+        "text/html,application/xhtml+xml,*/*;q=0.8": "application/json",
+        "text/csv;q=bad": "application/json",
+    }
+    for accept, expected in cases.items():
+        headers = {**t.auth, **({"accept": accept} if accept else {})}
+        usage = api.get("/v1/usage", headers=headers)
+        assert usage.status_code == 200, (accept, usage.text)
+        assert usage.headers["content-type"].startswith(expected), accept
+        assert usage.headers["vary"] == "Accept"
+    period = datetime.now(UTC).strftime("%Y-%m")
+    for accept, expected in {
+        "application/pdf;q=0.1": "application/pdf",
+        "application/pdf;q=0.5, text/csv": "text/csv",
+        "application/json, application/pdf;q=0": "application/json",
+    }.items():
+        stmt = api.get(f"/v1/statements/{period}", headers={**t.auth, "accept": accept})
+        assert stmt.status_code == 200, (accept, stmt.text)
+        assert stmt.headers["content-type"].startswith(expected), accept
+        assert stmt.headers["vary"] == "Accept"

@@ -38,7 +38,7 @@ def _start_run(tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], i
     env = {
         **os.environ,
         "TALKTIME_DATABASE_URL": url,
-        "TALKTIME_CONFIG": "/nonexistent/talktime.toml",
+        "TALKTIME_CONFIG": "",
     }
     cli = [sys.executable, "-m", "talktime"]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)

@@ -46,7 +46,7 @@ def test_writers_of_two_processes_take_turns_without_busy_errors(tmp_path: Path)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE writer_probe (name TEXT PRIMARY KEY)"))
     go = tmp_path / "go"
-    env = {**os.environ, "TALKTIME_CONFIG": "/nonexistent/talktime.toml"}
+    env = {**os.environ, "TALKTIME_CONFIG": ""}
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, url, name, "60", str(go)],

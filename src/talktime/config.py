@@ -49,9 +49,23 @@ class SettingsError(TalktimeError):
     title = "Invalid settings"
 
 
-def config_path() -> Path:
-    """Where the optional TOML settings file is read from."""
-    return Path(os.environ.get("TALKTIME_CONFIG", "talktime.toml"))
+def config_path() -> Path | None:
+    """Where the TOML settings file is read from: `TALKTIME_CONFIG`, or ``./talktime.toml``
+    (read only if it is there); None when `TALKTIME_CONFIG` is empty (no file at all)."""
+    named = os.environ.get("TALKTIME_CONFIG")
+    if named is None:
+        return Path("talktime.toml")
+    return Path(named) if named else None
+
+
+def _check_named_file(path: Path | None) -> None:
+    """A file `TALKTIME_CONFIG` names must be there: a mistyped path silently left every
+    setting at its default (a local SQLite file instead of the PostgreSQL it named)."""
+    if path is not None and "TALKTIME_CONFIG" in os.environ and not path.exists():
+        raise SettingsError(
+            f"TALKTIME_CONFIG names the settings file {str(path)!r}, which does not exist; "
+            "give the path of an existing file, or set TALKTIME_CONFIG empty to read no file"
+        )
 
 
 class Settings(BaseSettings):
@@ -210,7 +224,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        path = config_path()
+        if path is None:
+            return (init_settings, env_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
         return (init_settings, env_settings, toml)
 
     def public_dict(self) -> dict[str, object]:
@@ -295,6 +312,7 @@ def load_settings() -> Settings:
     """Read the settings, or raise `SettingsError` naming the setting, where it was given (the
     environment variable or the TOML file) and what is wrong, instead of a validation dump."""
     path = config_path()
+    _check_named_file(path)
     try:
         return Settings()
     except tomllib.TOMLDecodeError as exc:
@@ -307,7 +325,7 @@ def load_settings() -> Settings:
         raise SettingsError(_describe(exc, path)) from None
 
 
-def _describe(exc: ValidationError, path: Path) -> str:
+def _describe(exc: ValidationError, path: Path | None) -> str:
     """One sentence per problem of a settings ValidationError."""
     environ = {name.upper() for name in os.environ}
     known = list(Settings.model_fields)

@@ -108,7 +108,9 @@ def list_accounts(
         print_json(found)
         return
     if not found:
-        console.print("no accounts yet (`talktime accounts create NAME --plan PLAN`)")
+        console.print(
+            "no accounts yet (`talktime accounts create NAME --plan PLAN`)", soft_wrap=True
+        )
         return
     table = Table(
         Column("id", no_wrap=True),
@@ -125,7 +127,9 @@ def list_accounts(
         )
     console.print(table)
     if total > len(found):
-        console.print(f"the newest {len(found)} of {total} accounts (--limit to see more)")
+        console.print(
+            f"the newest {len(found)} of {total} accounts (--limit to see more)", soft_wrap=True
+        )
 
 
 @accounts_app.command("create")
@@ -174,7 +178,7 @@ def create_account(
     if as_json:
         print_json(account)
     else:
-        console.print(str(account["id"]), highlight=False)
+        console.print(str(account["id"]), highlight=False, soft_wrap=True)
 
 
 @keys_app.command("create")

@@ -112,6 +112,7 @@ def worker(
         err_console.print(
             f"worker: [yellow]{escape(kind)} will not run[/]: {escape(str(reason))}",
             highlight=False,
+            soft_wrap=True,
         )
     try:
         if once:
@@ -184,7 +185,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
         try:
             with contextlib.suppress(OSError, ValueError):
                 err_console.print(
-                    f"worker: {signal.Signals(signum).name}, finishing the current job"
+                    f"worker: {signal.Signals(signum).name}, finishing the current job",
+                    soft_wrap=True,
                 )
         finally:
             stop.set()
@@ -229,7 +231,7 @@ def list_jobs(
             if as_json:
                 print_json({"id": retry, "state": "pending"})
             else:
-                console.print(f"job {retry} queued again")
+                console.print(f"job {retry} queued again", soft_wrap=True)
             return
         states = tuple(state or ("pending", "running", "failed"))
         bad = [s for s in states if s not in jobs.STATES]
@@ -269,7 +271,7 @@ def list_jobs(
         )
     console.print(table)
     if not rows:
-        console.print("no jobs in states " + ", ".join(states))
+        console.print("no jobs in states " + ", ".join(states), soft_wrap=True)
 
 
 @app.command("run")
@@ -407,7 +409,8 @@ def statement_command(
         typer.Option(
             "--output",
             "-o",
-            help="Write to this file (default for pdf: statement-ACCOUNT-PERIOD.pdf).",
+            help="Write to this file, or '-' for standard output (default for pdf: "
+            "statement-ACCOUNT-PERIOD.pdf).",
         ),
     ] = None,
 ) -> None:
@@ -427,10 +430,16 @@ def statement_command(
         fail(refusal.code, refusal.detail)
     finally:
         engine.dispose()
+    if output_format == "pdf" and output == "-":
+        sys.stdout.buffer.write(pdf.render(stmt))
+        sys.stdout.flush()
+        return
+    if output == "-":
+        output = None  # the text, JSON or CSV to standard output, as without --output
     if output_format == "pdf":
         path = Path(output or f"statement-{account}-{period}.pdf")
         _write(path, pdf.render(stmt))
-        console.print(Text(f"wrote {path}"), highlight=False)
+        console.print(Text(f"wrote {path}"), highlight=False, soft_wrap=True)
         return
     if output_format == "text":
         # Amounts are never cut off: they keep one line each while they fit beside a label
@@ -454,7 +463,7 @@ def statement_command(
         )
     if output:
         _write(Path(output), text.encode())
-        console.print(Text(f"wrote {output}"), highlight=False)
+        console.print(Text(f"wrote {output}"), highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)
 

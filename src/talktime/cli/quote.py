@@ -73,7 +73,11 @@ def show(quote: Quote, as_json: bool) -> None:
             str(line.rate),
         )
     console.print(table)
-    console.print(f"[bold]total {money.format(quote.total)} {quote.currency}[/]", highlight=False)
+    console.print(
+        f"[bold]total {money.format(quote.total)} {quote.currency}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @quote_app.command("sms")

@@ -30,8 +30,10 @@ def verify(
         )
     elif breaches:
         for breach in breaches:
-            err_console.print(f"[bold red]breach[/] {escape(str(breach))}", highlight=False)
+            err_console.print(
+                f"[bold red]breach[/] {escape(str(breach))}", highlight=False, soft_wrap=True
+            )
     else:
-        console.print("wallet verified: every invariant holds", highlight=False)
+        console.print("wallet verified: every invariant holds", highlight=False, soft_wrap=True)
     if breaches:
         raise typer.Exit(1)

@@ -65,8 +65,60 @@ class StatementOut(BaseModel):
     uncollected: str
 
 
-def _wants(request: Request, media: str) -> bool:
-    return media in request.headers.get("accept", "")
+JSON = "application/json"
+VARY = {"vary": "Accept"}
+"""The answer depends on the request's Accept: a cache must keep one per Accept."""
+
+
+def _accepted(header: str) -> list[tuple[str, str, float, int]]:
+    """The media ranges of an Accept header: (type, subtype, q, position); a range without a
+    '/' is skipped and an unreadable q counts as 0 (not acceptable)."""
+    ranges = []
+    for position, item in enumerate(header.split(",")):
+        media, *params = item.split(";")
+        kind, slash, sub = media.strip().lower().partition("/")
+        if not slash:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)  # a preference weight, never money
+                except ValueError:
+                    q = 0.0
+        ranges.append((kind, sub, q, position))
+    return ranges
+
+
+def _preferred(request: Request, offered: tuple[str, ...]) -> str:
+    """The offered media type the request's Accept prefers (RFC 9110 12.5.1): each offered
+    type takes the q of the most specific range matching it (`text/csv`, then `text/*`, then
+    `*/*`); the highest q wins, then the more specific match, then the range named first,
+    then the order offered. The first offered (JSON) when there is no Accept or it accepts
+    none of them: a substring test used to send CSV for `text/csv;q=0`."""
+    header = request.headers.get("accept")
+    if not header:
+        return offered[0]
+    ranges = _accepted(header)
+    scored = []
+    for index, media in enumerate(offered):
+        kind, _, sub = media.partition("/")
+        best: tuple[int, float, int] | None = None  # (specificity, q, position)
+        for r_kind, r_sub, q, position in ranges:
+            if (r_kind, r_sub) == (kind, sub):
+                specificity = 2
+            elif (r_kind, r_sub) == (kind, "*"):
+                specificity = 1
+            elif (r_kind, r_sub) == ("*", "*"):
+                specificity = 0
+            else:
+                continue
+            if best is None or specificity > best[0]:
+                best = (specificity, q, position)
+        if best is not None and best[1] > 0:
+            scored.append((best[1], best[0], -best[2], -index, media))
+    return max(scored)[-1] if scored else offered[0]
 
 
 def _month_start(now: int) -> int:
@@ -100,8 +152,10 @@ def get_usage(
     end = _at(until) if until else now + 1
     dims = [d for part in group_by or [] for d in part.split(",") if d]
     groups = usage.usage(request.app.state.engine, account, start, end, dims)
-    if _wants(request, CSV):
-        return Response(usage.to_csv(groups, dims), media_type=f"{CSV}; charset=utf-8")
+    if _preferred(request, (JSON, CSV)) == CSV:
+        return Response(
+            usage.to_csv(groups, dims), media_type=f"{CSV}; charset=utf-8", headers=VARY
+        )
     return JSONResponse(
         {
             "currency": usage.account_currency(request.app.state.engine, account),
@@ -109,7 +163,8 @@ def get_usage(
             "until": iso(end),
             "group_by": dims,
             "rows": usage.to_dicts(groups, dims),
-        }
+        },
+        headers=VARY,
     )
 
 
@@ -141,12 +196,16 @@ def get_statement(
 ) -> Any:
     """The month's statement: opening, credit, usage by channel, expiries, refunds, closing."""
     stmt = statements.statement(request.app.state.engine, account, period)
-    if _wants(request, PDF):
+    chosen = _preferred(request, (JSON, PDF, CSV))
+    if chosen == PDF:
         return Response(
             pdf.render(stmt),
             media_type=PDF,
-            headers={"content-disposition": f'inline; filename="statement-{period}.pdf"'},
+            headers={
+                "content-disposition": f'inline; filename="statement-{period}.pdf"',
+                **VARY,
+            },
         )
-    if _wants(request, CSV):
-        return Response(stmt.to_csv(), media_type=f"{CSV}; charset=utf-8")
-    return JSONResponse(stmt.to_dict())
+    if chosen == CSV:
+        return Response(stmt.to_csv(), media_type=f"{CSV}; charset=utf-8", headers=VARY)
+    return JSONResponse(stmt.to_dict(), headers=VARY)
