@@ -30,6 +30,9 @@ REFUSED: dict[str, Any] = {
     ),
     "a new key": lambda t: t.post("/v1/keys", {"name": "ci"}),
     "a monthly limit": lambda t: _put(t, "/v1/settings/monthly-limit", {"monthly_limit": "50.00"}),
+    "a low-balance threshold": lambda t: _put(
+        t, "/v1/settings/low-balance", {"low_balance_threshold": "5.00"}
+    ),
     "auto-recharge on": lambda t: _put(
         t, "/v1/settings/auto-recharge", {"enabled": True, "threshold": "5.00", "amount": "20.00"}
     ),

@@ -29,6 +29,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
         {"enabled": True, "threshold": "1", "amount": "5"},
     ),
     ("billing.manage", "PUT", "/v1/settings/monthly-limit", {"monthly_limit": "50"}),
+    ("billing.manage", "PUT", "/v1/settings/low-balance", {"low_balance_threshold": "5"}),
 ]
 
 

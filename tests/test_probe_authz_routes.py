@@ -73,6 +73,7 @@ BODY_IDS = {
     ("POST", "/v1/credits"),
     ("PUT", "/v1/settings/auto-recharge"),
     ("PUT", "/v1/settings/monthly-limit"),
+    ("PUT", "/v1/settings/low-balance"),
     ("POST", "/v1/numbers"),
 }
 """Tenant operations that name another account's number or user in the body."""
@@ -258,6 +259,7 @@ def test_another_accounts_number_or_user_in_a_body_is_refused_and_changes_nothin
             {"enabled": True, "threshold": "1", "amount": "5", "user": owner.user}
         ],
         ("PUT", "/v1/settings/monthly-limit"): [{"monthly_limit": "1", "user": owner.user}],
+        ("PUT", "/v1/settings/low-balance"): [{"low_balance_threshold": "1", "user": owner.user}],
         ("POST", "/v1/numbers"): [{"e164": owner.number}],
     }
     assert set(attempts) == BODY_IDS

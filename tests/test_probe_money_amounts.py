@@ -45,6 +45,18 @@ def _money_fields(t: Any) -> list[tuple[str, str, dict[str, Any], str]]:
         ("PUT", "/v1/settings/monthly-limit", {"monthly_limit": "{v}"}, "monthly_limit"),
         (
             "PUT",
+            "/v1/settings/low-balance",
+            {"low_balance_threshold": "{v}"},
+            "low_balance_threshold",
+        ),
+        (
+            "PATCH",
+            f"/v1/admin/accounts/{t.account_id}",
+            {"low_balance_threshold": "{v}"},
+            "low_balance_threshold",
+        ),
+        (
+            "PUT",
             "/v1/settings/auto-recharge",
             {"enabled": True, "threshold": "{v}", "amount": "20.00"},
             "threshold",

@@ -3,6 +3,7 @@ subscription status, grant credit by hand, assign rate cards."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,9 @@ def account_dict(
         "currency": account.currency,
         "rate_card": cards.card_name(conn, account.id, settings),
         "monthly_limit": None if account.monthly_limit is None else fmt(account.monthly_limit),
+        "low_balance_threshold": (
+            None if account.low_balance_threshold is None else fmt(account.low_balance_threshold)
+        ),
         "period_start": account.period_start.isoformat(),
         "period_end": account.period_end.isoformat(),
         "created_at": account.created_at.isoformat(),
@@ -104,6 +108,7 @@ def create_account(
     credit: int = 0,
     rate_card: str | None = None,
     monthly_limit: int | None = None,
+    low_balance_threshold: int | None = None,
 ) -> StoredResponse:
     """Create an account on ``plan`` (its first free credit issued) with optional purchased
     ``credit``, priced with ``rate_card`` (default: the configured card); one transaction.
@@ -111,13 +116,15 @@ def create_account(
     The answer is stored with the account under ``key``: a replay returns it byte for byte,
     and the same key with any other field (credit and rate card included) is refused (409).
     """
-    request = {
+    request: dict[str, Any] = {
         "name": name,
         "plan": plan,
         "credit": credit,
         "rate_card": rate_card,
         "monthly_limit": monthly_limit,
     }
+    if low_balance_threshold is not None:  # absent otherwise: older keys keep their digest
+        request["low_balance_threshold"] = low_balance_threshold
     with _named(key):
         try:
             return _create_account(engine, settings, key, request)
@@ -149,6 +156,7 @@ def _create_account(
                 key,
                 currency=card.currency,
                 monthly_limit=request["monthly_limit"],
+                low_balance_threshold=request.get("low_balance_threshold"),
             )
         account_id = created.account.id
         balance = created.balance
@@ -259,6 +267,15 @@ def _admin_request(key: str, work: Callable[[], StoredResponse]) -> StoredRespon
         raise AssertionError("unreachable")
 
 
+class Keep(enum.Enum):
+    """The value of a setting a change leaves as it is (None would turn it off)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
 def update_account(
     engine: sa.Engine,
     settings: Settings,
@@ -268,15 +285,19 @@ def update_account(
     plan: str | None = None,
     status: str | None = None,
     rate_card: str | None = None,
+    low_balance_threshold: int | Keep | None = KEEP,
 ) -> StoredResponse:
-    """Change an account's plan, subscription status or rate card, in one transaction.
+    """Change an account's plan, subscription status, rate card or low-balance threshold (None
+    turns `balance.low` off), in one transaction.
 
     The card is assigned first, so a plan chosen and free credit due in the same request come
     from the new card. The answer is stored with the change in `api_requests` under
     `answer_key(key)`: a replay returns it byte for byte, and the same key with any other
     change (a rate card or plan added to a status change) or on a grant is refused (409).
     """
-    request = {"plan": plan, "status": status, "rate_card": rate_card}
+    request: dict[str, Any] = {"plan": plan, "status": status, "rate_card": rate_card}
+    if low_balance_threshold is not KEEP:  # absent otherwise: older keys keep their digest
+        request["low_balance_threshold"] = low_balance_threshold
     digest = fingerprint(UPDATE_ACCOUNT, request)
     return _admin_request(
         key, lambda: _update_account(engine, settings, account_id, key, request, digest)
@@ -325,6 +346,14 @@ def _update_account(
                 {"status": status},
                 _change_key(conn, account_id, key, "status"),
                 plan_credit=cards.plan_credit(settings),
+            )
+        if "low_balance_threshold" in request:  # no PATCH before stored answers set it
+            accounts.update(
+                book,
+                account_id,
+                "set_low_balance_threshold",
+                {"low_balance_threshold": request["low_balance_threshold"]},
+                f"admin-low-balance:{key}",
             )
         book.flush()
         account = accounts.get_account(conn, account_id)

@@ -1,5 +1,5 @@
-"""Reading credit: the balance with its monthly limit and auto-recharge state, the ledger,
-and the monthly-limit setting."""
+"""Reading credit: the balance with its monthly limit, low-balance threshold and auto-recharge
+state, the ledger, and the monthly-limit and low-balance settings."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
 
 def balance(engine: sa.Engine, account_id: int) -> dict[str, Any]:
     """Free credit left this period and when it expires, paid, held, available, the monthly
-    limit with this period's paid usage, and the auto-recharge state."""
+    limit with this period's paid usage, the low-balance threshold, and the auto-recharge
+    state."""
     # one read transaction: the account, its balances and auto-recharge from one snapshot
     with read_snapshot(engine) as conn, conn.begin():
         return balance_in(conn, account_id)
@@ -61,6 +62,9 @@ def balance_in(conn: sa.Connection, account_id: int) -> dict[str, Any]:
         "period_usage": fmt(b.period_usage),
         "period_start": b.period_start.isoformat(),
         "period_end": b.period_end.isoformat(),
+        "low_balance_threshold": (
+            None if account.low_balance_threshold is None else fmt(account.low_balance_threshold)
+        ),
         "auto_recharge": auto,
     }
 
@@ -115,4 +119,14 @@ def set_monthly_limit(engine: sa.Engine, account_id: int, limit: int | None) -> 
     """Cap the paid credit used per period (None removes the cap); returns the balance."""
     with Wallet(engine) as wallet:  # gives its connection back to the pool when done
         wallet.set_monthly_limit(account_id, limit, f"monthly-limit:{uuid.uuid4().hex}")
+    return balance(engine, account_id)
+
+
+def set_low_balance_threshold(
+    engine: sa.Engine, account_id: int, threshold: int | None
+) -> dict[str, Any]:
+    """Set the available credit under which a debit queues `balance.low` (None turns the
+    event off); returns the balance."""
+    with Wallet(engine) as wallet:  # gives its connection back to the pool when done
+        wallet.set_low_balance_threshold(account_id, threshold, f"low-balance:{uuid.uuid4().hex}")
     return balance(engine, account_id)

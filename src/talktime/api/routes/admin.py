@@ -42,6 +42,11 @@ class AccountIn(BaseModel):
     credit: Amount = Field("0", description="Purchased credit to start with.")
     rate_card: CardName | None = None
     monthly_limit: Amount | None = None
+    low_balance_threshold: Amount | None = Field(
+        None,
+        description="Queue `balance.low` when a debit or expiry takes available credit from at "
+        "least this amount to under it; null or left out: never.",
+    )
 
 
 class AccountPatch(BaseModel):
@@ -50,6 +55,11 @@ class AccountPatch(BaseModel):
     plan: PlanName | None = None
     status: Literal["active", "past_due", "canceled"] | None = None
     rate_card: CardName | None = Field(None, description="Price the account with this card.")
+    low_balance_threshold: Amount | None = Field(
+        None,
+        description="Queue `balance.low` when a debit or expiry takes available credit from at "
+        "least this amount to under it; null turns the event off; left out: unchanged.",
+    )
 
 
 class AccountOut(BaseModel):
@@ -60,6 +70,11 @@ class AccountOut(BaseModel):
     currency: str
     rate_card: str
     monthly_limit: str | None
+    low_balance_threshold: str | None = Field(
+        None,
+        description="The available credit under which a debit queues `balance.low`; null: "
+        "never. (Absent only in the replay of an answer stored before the field existed.)",
+    )
     period_start: str
     period_end: str
     created_at: str
@@ -150,7 +165,8 @@ def create_account(
     body: AccountIn, request: Request, _admin: Admin, engine: Engine, key: IdempotencyKey
 ) -> Response:
     """Create an account on a plan (its free monthly credit issued at once), with optional
-    starting credit and rate card. A replay of the key answers the original response."""
+    starting credit, rate card, monthly limit and low-balance threshold. A replay of the key
+    answers the original response."""
     result = service.create_account(
         engine,
         request.app.state.settings,
@@ -159,7 +175,8 @@ def create_account(
         key,
         credit=money.parse(body.credit),
         rate_card=body.rate_card,
-        monthly_limit=None if body.monthly_limit is None else money.parse(body.monthly_limit),
+        monthly_limit=_micros(body.monthly_limit),
+        low_balance_threshold=_micros(body.low_balance_threshold),
     )
     return stored(result.status, result.body, replayed=result.replayed)
 
@@ -189,9 +206,10 @@ def update_account(
     engine: Engine,
     key: IdempotencyKey,
 ) -> Response:
-    """Change the plan (free credit from the next period), the subscription status, or the
-    rate card. A replay of the key answers the original response; the same key with another
-    change is 409 `idempotency_conflict`."""
+    """Change the plan (free credit from the next period), the subscription status, the rate
+    card, or the low-balance threshold (null turns `balance.low` off). A replay of the key
+    answers the original response; the same key with another change is 409
+    `idempotency_conflict`."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
     result = service.update_account(
@@ -202,8 +220,18 @@ def update_account(
         plan=body.plan,
         status=body.status,
         rate_card=body.rate_card,
+        low_balance_threshold=(
+            _micros(body.low_balance_threshold)
+            if "low_balance_threshold" in body.model_fields_set
+            else service.KEEP
+        ),
     )
     return stored(result.status, result.body, replayed=result.replayed)
+
+
+def _micros(amount: str | None) -> int | None:
+    """An optional decimal amount as micro-units."""
+    return None if amount is None else money.parse(amount)
 
 
 @router.post(

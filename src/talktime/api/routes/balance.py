@@ -1,4 +1,5 @@
-"""Credit: `GET /v1/balance`, `GET /v1/ledger`, `PUT /v1/settings/monthly-limit`."""
+"""Credit: `GET /v1/balance`, `GET /v1/ledger`, `PUT /v1/settings/monthly-limit`,
+`PUT /v1/settings/low-balance`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ class BalanceOut(BaseModel):
     period_usage: str = Field(description="Paid credit used this period (against the limit).")
     period_start: str
     period_end: str
+    low_balance_threshold: str | None = Field(
+        None,
+        description="A debit or expiry that takes `available` from at least this amount to "
+        "under it queues one `balance.low` event; null: no such event. (Absent only in the "
+        "replay of an answer stored before the field existed.)",
+    )
     auto_recharge: AutoRecharge
 
 
@@ -72,10 +79,24 @@ class MonthlyLimitIn(BaseModel):
     )
 
 
+class LowBalanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    low_balance_threshold: Amount | None = Field(
+        description="Queue `balance.low` when a debit or expiry takes available credit from at "
+        "least this amount to under it; null: never."
+    )
+    user: str | None = Field(
+        None,
+        description="The user this request is made for; when given, that user needs "
+        "`billing.manage`.",
+    )
+
+
 @router.get("/v1/balance", response_model=BalanceOut, responses=problems(403))
 def get_balance(account_id: AccountId, engine: Engine) -> dict[str, Any]:
     """Free credit left and when it expires, paid, held, available, the monthly limit and the
-    usage against it, and auto-recharge."""
+    usage against it, the low-balance threshold, and auto-recharge."""
     return service.balance(engine, account_id)
 
 
@@ -147,3 +168,14 @@ def put_monthly_limit(
     accounts.require_active(engine, account_id)
     limit = None if body.monthly_limit is None else money.parse(body.monthly_limit)
     return service.set_monthly_limit(engine, account_id, limit)
+
+
+@router.put("/v1/settings/low-balance", response_model=BalanceOut, responses=problems(403, 422))
+def put_low_balance(body: LowBalanceIn, account_id: AccountId, engine: Engine) -> dict[str, Any]:
+    """Set or remove the available credit under which a debit queues `balance.low`."""
+    users.require_permission_of(engine, account_id, body.user, "billing.manage")
+    accounts.require_active(engine, account_id)
+    threshold = (
+        None if body.low_balance_threshold is None else money.parse(body.low_balance_threshold)
+    )
+    return service.set_low_balance_threshold(engine, account_id, threshold)
