@@ -1,4 +1,4 @@
-"""The low-balance threshold over the API: set on creation, by an admin PATCH or by
+"""The low-balance threshold over the API and the CLI: set on creation, by an admin PATCH or by
 the account's own `PUT /v1/settings/low-balance`, shown by `GET /v1/balance` and the admin
 account, and a send that crosses it queues exactly one `balance.low` (which reaches a webhook
 endpoint subscribed to it). Before, only the embedded wallet could set it, so over the API the
@@ -12,9 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from clikit import refused, wide_cli  # noqa: F401  (wide_cli: the `cli` fixture)
 from talktime import money
 from talktime.api import create_app
+from talktime.cli import app
 from talktime.config import Settings
 from talktime.ops import tasks
 from talktime.wallet import Wallet
@@ -229,6 +232,40 @@ def test_a_named_user_needs_billing_manage_to_set_the_threshold(api: Any) -> Non
     allowed = _put(t, {"low_balance_threshold": "1", "user": billing.json()["id"]})
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["low_balance_threshold"] == "1.0000"
+
+
+def test_cli_accounts_create_takes_a_low_balance_threshold(cli: CliRunner, api: Any) -> None:
+    result = cli.invoke(
+        app,
+        ["accounts", "create", "acme", "--plan", "startup", "--low-balance-threshold", "5.00"],
+    )
+    assert result.exit_code == 0, result.output
+    account_id = int(result.output.strip())
+    account = api.get(f"/v1/admin/accounts/{account_id}", headers=ADMIN).json()
+    assert account["low_balance_threshold"] == "5.0000"
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("+5", "'+5' is not a decimal amount"),
+        ("abc", "'abc' is not a decimal amount"),
+        ("-1", "'-1' is negative"),
+        ("4611686018428", "is too large"),
+    ],
+)
+def test_cli_refuses_a_bad_low_balance_threshold_naming_the_option_and_creates_nothing(
+    cli: CliRunner, value: str, said: str
+) -> None:
+    result = cli.invoke(
+        app, ["accounts", "create", "acme", "--plan", "startup", f"--low-balance-threshold={value}"]
+    )
+    output = refused(result, "invalid_amount")
+    assert "--low-balance-threshold: " in output
+    assert said in output
+    listed = cli.invoke(app, ["accounts", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.strip() == "[]"
 
 
 def test_a_threshold_given_on_creation_is_in_the_accounts_own_balance(api: Any) -> None:

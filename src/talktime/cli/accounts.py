@@ -132,6 +132,24 @@ def list_accounts(
         )
 
 
+def _amount(option: str, text: str) -> int:
+    """``text`` as micro-units, or refuse it (`invalid_amount`) naming ``option``, as the API
+    refuses an amount: malformed, signed, or over the wallet's bound."""
+    from talktime import money
+    from talktime.wallet.book import MAX_WALLET_AMOUNT
+
+    try:
+        amount = money.parse(text)
+    except money.MoneyError as exc:
+        fail("invalid_amount", f"{option}: {exc}")
+    if amount > MAX_WALLET_AMOUNT:  # as the API: the wallet's bound, written as money
+        fail(
+            "invalid_amount",
+            f"{option}: {text!r} is too large; give at most {money.format(MAX_WALLET_AMOUNT)}",
+        )
+    return amount
+
+
 @accounts_app.command("create")
 def create_account(
     name: Annotated[str, typer.Argument(help="The account's name.")],
@@ -140,25 +158,25 @@ def create_account(
     rate_card: Annotated[
         str | None, typer.Option("--rate-card", help="Rate card (default: the configured one).")
     ] = None,
+    low_balance_threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--low-balance-threshold",
+            help="Queue a `balance.low` event when available credit falls under this, e.g. 5.00.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the account as JSON.")] = False,
 ) -> None:
     """Create an account and print its id."""
-    from talktime import money
     from talktime.service import admin
     from talktime.store import make_engine
-    from talktime.wallet.book import MAX_WALLET_AMOUNT
 
     settings = get_settings()
     name = cli_text(name, "account name")
-    try:
-        amount = money.parse(credit)
-    except money.MoneyError as exc:
-        fail("invalid_amount", f"--credit: {exc}")
-    if amount > MAX_WALLET_AMOUNT:  # as the API: the wallet's bound, written as money
-        fail(
-            "invalid_amount",
-            f"--credit: {credit!r} is too large; give at most {money.format(MAX_WALLET_AMOUNT)}",
-        )
+    amount = _amount("--credit", credit)
+    threshold = None
+    if low_balance_threshold is not None:
+        threshold = _amount("--low-balance-threshold", low_balance_threshold)
     engine = make_engine(settings.database_url, settings)
     try:
         created = admin.create_account(
@@ -169,6 +187,7 @@ def create_account(
             f"cli:{uuid.uuid4().hex}",
             credit=amount,
             rate_card=rate_card,
+            low_balance_threshold=threshold,
         )
     except TalktimeError as exc:
         fail(exc.code, exc.detail)
