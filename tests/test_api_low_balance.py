@@ -22,7 +22,7 @@ from talktime.config import Settings
 from talktime.ops import tasks
 from talktime.wallet import Wallet
 
-from apikit import ADMIN, ADMIN_KEY, Tenant, account_with_key, idem, tenant
+from apikit import ADMIN, ADMIN_KEY, Tenant, account_with_key, idem, set_status, tenant
 
 URL = "/v1/settings/low-balance"
 
@@ -273,3 +273,16 @@ def test_a_threshold_given_on_creation_is_in_the_accounts_own_balance(api: Any) 
     _, key = account_with_key(api, body)
     balance = api.get("/v1/balance", headers={"Authorization": f"Bearer {key}"}).json()
     assert balance["low_balance_threshold"] == "0.2500"
+
+
+def test_an_inactive_account_is_refused_the_setting_but_an_admin_can_still_patch_it(
+    api: Any,
+) -> None:
+    t = tenant(api, number=None)
+    set_status(api, t.account_id, "canceled")
+    refused_ = _put(t, {"low_balance_threshold": "1"})
+    assert refused_.status_code == 403
+    assert refused_.json()["code"] == "subscription_inactive"
+    patched = _patch(t, {"low_balance_threshold": "1"})
+    assert patched.status_code == 200, patched.text
+    assert t.balance()["low_balance_threshold"] == "1.0000"
