@@ -66,6 +66,12 @@ class StoreCollector(Collector):
             value=failures["deliveries_failed"],
         )
         yield GaugeMetricFamily(
+            "talktime_webhook_deliveries_skipped",
+            "Webhook deliveries of events that came while their endpoint was disabled, not yet "
+            "redelivered",
+            value=failures["deliveries_skipped"],
+        )
+        yield GaugeMetricFamily(
             "talktime_webhook_endpoints_disabled",
             "Webhook endpoints disabled after persistent failure or by their account",
             value=failures["endpoints_disabled"],

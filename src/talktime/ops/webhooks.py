@@ -1,10 +1,12 @@
 """Webhook endpoints, events and their at-least-once delivery with retries and a log per attempt.
 
-An event (from the wallet's outbox, or raised here) becomes one delivery per matching enabled
-endpoint of its account, and each delivery attempt is a job (`webhooks.deliver`). A failed attempt
-queues the next one with exponential back-off for up to 24 hours; an endpoint that fails a delivery
-for that long is disabled and a `webhook_endpoint.disabled` event goes to the account. The
-`webhook-id` is the event id, stable across retries, so receivers dedupe on it.
+An event (from the wallet's outbox, or raised here) becomes one delivery per matching endpoint of
+its account, and each delivery attempt is a job (`webhooks.deliver`). For a disabled endpoint the
+delivery is `skipped`: listed, never attempted, sent only when redelivered after re-enabling. A
+failed attempt queues the next one with exponential back-off for up to 24 hours; an endpoint that
+fails a delivery for that long is disabled and a `webhook_endpoint.disabled` event goes to the
+account's other endpoints. The `webhook-id` is the event id, stable across retries, so receivers
+dedupe on it.
 """
 
 from __future__ import annotations
@@ -307,9 +309,13 @@ def record_event(
     source: str = "ops",
     now: int | None = None,
     created_at: int | None = None,
+    except_endpoint: str | None = None,
 ) -> str | None:
-    """Store an event and queue one delivery per matching enabled endpoint, in the caller's
-    transaction. Returns the event id, or None if an event with that id was recorded before."""
+    """Store an event and give it one delivery per endpoint of the account that subscribes to
+    its type (but `except_endpoint`), in the caller's transaction: an enabled endpoint's is
+    `pending` with its first attempt queued, a disabled one's `skipped` (never attempted until it
+    is redelivered). Returns the event id, or None if an event with that id was recorded
+    before."""
     now = now_us() if now is None else now
     event_id = event_id or "msg_" + secrets.token_hex(12)
     inserted = conn.execute(
@@ -330,16 +336,15 @@ def record_event(
     # FOR KEY SHARE: an endpoint being deleted is waited for and then skipped, and one read here
     # is deleted only after this transaction has committed its deliveries (see delete_endpoint).
     endpoints = conn.execute(
-        sa.select(webhook_endpoints.c.id, webhook_endpoints.c.event_types)
-        .where(
-            webhook_endpoints.c.account_id == account_id,
-            webhook_endpoints.c.enabled == sa.true(),
+        sa.select(
+            webhook_endpoints.c.id, webhook_endpoints.c.event_types, webhook_endpoints.c.enabled
         )
+        .where(webhook_endpoints.c.account_id == account_id)
         .order_by(webhook_endpoints.c.id)
         .with_for_update(read=True, key_share=True)
     ).all()
-    for endpoint_id, types in endpoints:
-        if ALL_EVENTS not in types and event_type not in types:
+    for endpoint_id, types, enabled in endpoints:
+        if endpoint_id == except_endpoint or (ALL_EVENTS not in types and event_type not in types):
             continue
         delivery_id = conn.execute(
             webhook_deliveries.insert()
@@ -347,15 +352,16 @@ def record_event(
                 event_id=event_id,
                 endpoint_id=endpoint_id,
                 account_id=account_id,
-                state="pending",
+                state="pending" if enabled else "skipped",
                 attempts=0,
                 window_start=now,
-                next_attempt_at=now,
+                next_attempt_at=now if enabled else None,
                 created_at=now,
             )
             .returning(webhook_deliveries.c.id)
         ).scalar_one()
-        _queue_attempt(conn, int(delivery_id), f"webhook:{delivery_id}:1", now)
+        if enabled:
+            _queue_attempt(conn, int(delivery_id), f"webhook:{delivery_id}:1", now)
     return event_id
 
 
@@ -550,8 +556,9 @@ def deliver(
 ) -> str:
     """Make one attempt at a pending delivery; returns the delivery's state afterwards.
 
-    Idempotent: a delivery that is no longer pending is left alone, and so is one whose next
-    attempt is not due yet (a job left over from before a redelivery or another job's attempt).
+    Idempotent: a delivery that is not pending (delivered, failed, or skipped: those wait for a
+    redelivery) is left alone, and so is one whose next attempt is not due yet (a job left over
+    from before a redelivery or another job's attempt).
     The attempt is recorded, and the delivery updated, only if no other worker recorded an attempt
     or redelivered it meanwhile.
     """
@@ -675,7 +682,8 @@ def _settle(conn: sa.Connection, row: Any, attempt: int, result: AttemptResult, 
 
 
 def _disable(conn: sa.Connection, row: Any, attempts: int, last: AttemptResult, now: int) -> None:
-    """Disable the endpoint, naming the attempt that gave up (`last`) in the reason."""
+    """Disable the endpoint, naming the attempt that gave up (`last`) in the reason, and tell the
+    account's other endpoints (the disabled ones get it `skipped`)."""
     outcome = last.response_code if last.response_code is not None else last.outcome
     reason = (
         f"every attempt to deliver event {row.event_id} failed for 24 hours "
@@ -693,13 +701,15 @@ def _disable(conn: sa.Connection, row: Any, attempts: int, last: AttemptResult, 
             ENDPOINT_DISABLED,
             {"endpoint_id": row.endpoint_id, "url": row.url, "reason": reason},
             now=now,
+            except_endpoint=row.endpoint_id,
         )
 
 
 def redeliver(
     engine: sa.Engine, account_id: int, delivery_id: int, *, now: int | None = None
 ) -> None:
-    """Send a delivery again now (failed, delivered or pending), with a fresh 24-hour window.
+    """Send a delivery again now (failed, delivered, pending or skipped), with a fresh 24-hour
+    window; its endpoint must be enabled.
 
     A retry already scheduled for a pending delivery becomes stale (see `deliver`): it sends
     nothing.
@@ -836,7 +846,8 @@ def list_deliveries(
 
 
 def failure_counts(engine: sa.Engine) -> dict[str, int]:
-    """Failed attempts by outcome, failed deliveries and disabled endpoints (for metrics)."""
+    """Failed attempts by outcome, failed and skipped deliveries and disabled endpoints (for
+    metrics)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         out = {
             str(outcome): int(n)
@@ -846,11 +857,15 @@ def failure_counts(engine: sa.Engine) -> dict[str, int]:
                 .group_by(webhook_attempts.c.outcome)
             )
         }
-        out["deliveries_failed"] = int(
+        states: dict[str, int] = dict(
             conn.execute(
-                sa.select(sa.func.count()).where(webhook_deliveries.c.state == "failed")
-            ).scalar_one()
+                sa.select(webhook_deliveries.c.state, sa.func.count())
+                .where(webhook_deliveries.c.state.in_(("failed", "skipped")))
+                .group_by(webhook_deliveries.c.state)
+            ).all()
         )
+        out["deliveries_failed"] = int(states.get("failed", 0))
+        out["deliveries_skipped"] = int(states.get("skipped", 0))
         out["endpoints_disabled"] = int(
             conn.execute(
                 sa.select(sa.func.count()).where(webhook_endpoints.c.enabled == sa.false())

@@ -1,7 +1,8 @@
 """Operations tables: the job queue, webhook endpoints, events, deliveries and delivery attempts.
 
 Times are integer epoch microseconds (BIGINT), the same on SQLite and PostgreSQL, so claims and
-back-off compare plain integers. Migration 0005 creates exactly these tables.
+back-off compare plain integers. Migration 0005 creates these tables; 0008 allows the delivery
+state `skipped`.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ webhook_deliveries = sa.Table(
     sa.Column("delivered_at", sa.BigInteger),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("event_id", "endpoint_id"),
-    sa.CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    sa.CheckConstraint("state IN ('pending', 'delivered', 'failed', 'skipped')", name="state"),
     sa.Index("ix_webhook_deliveries_endpoint_id_state", "endpoint_id", "state"),
 )
 

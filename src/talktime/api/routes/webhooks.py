@@ -3,7 +3,7 @@ see deliveries with their attempt log, and redeliver."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -67,7 +67,11 @@ class Delivery(BaseModel):
     id: int
     event_id: str = Field(description="the `webhook-id` header: dedupe on it")
     event_type: str
-    state: str = Field(description="pending, delivered or failed")
+    state: Literal["pending", "delivered", "failed", "skipped"] = Field(
+        description="`pending` (an attempt is queued), `delivered`, `failed` (gave up), or "
+        "`skipped` (the event came while the endpoint was disabled: never attempted; "
+        "redeliver it once the endpoint is enabled)"
+    )
     attempts: int
     next_attempt_at: str | None
     delivered_at: str | None
