@@ -41,7 +41,8 @@ def start_worker(db_url: str, *args: str, **env: str) -> subprocess.Popen[bytes]
         **os.environ,
         "TALKTIME_DATABASE_URL": db_url,
         "TALKTIME_CONFIG": "",
-        "PYTHONPATH": str(TESTS),
+        # the caller's path too: from a worktree, `-m talktime` must be its code, not the venv's
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         **env,
     }
     cmd = [sys.executable, "-m", "talktime", "worker", "--plugin", "ops_plugin", *args]
