@@ -13,7 +13,7 @@ from talktime.cli import app
 from talktime.store import current_revision, head_revision
 
 
-@pytest.mark.parametrize("revision", ["", "@", "0007+1", "heads+1"])
+@pytest.mark.parametrize("revision", ["", "@", f"{head_revision()}+1", "heads+1"])
 def test_db_upgrade_to_an_unresolvable_revision_is_refused_without_a_traceback(
     cli: CliRunner, engine: sa.Engine, revision: str
 ) -> None:
