@@ -60,6 +60,8 @@ def test_metrics_count_requests_refusals_charges_jobs_and_webhook_failures(api: 
     assert m[("talktime_job_lag_seconds", ())] >= 30
     assert m[("talktime_webhook_failed_attempts", (("outcome", "network_error"),))] == 1
     assert m[("talktime_webhook_endpoints_disabled", ())] == 0
+    assert m[("talktime_webhook_deliveries_failed", ())] == 0
+    assert m[("talktime_webhook_deliveries_skipped", ())] == 0
 
 
 def test_metrics_answer_even_when_the_database_is_not_migrated(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def db_upgrade(
         upgrade(engine, revision)
     except (CommandError, AssertionError) as exc:
         # an unknown or unreachable target: alembic's own sentence (an empty one, `@` or
-        # `0007+1` (past head) fail an assertion in alembic's resolver, before any migration runs)
+        # `<head>+1` (past head) fail an assertion in alembic's resolver, before any migration runs)
         engine.dispose()
         reason = str(exc) or "it resolves to no revision"
         fail(
