@@ -84,7 +84,7 @@ def test_usage_cli_since_the_epoch_is_not_taken_for_the_default(
         app, ["usage", str(account), "--since", "1970-01-01", "--until", "1970-12-01", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == []
+    assert json.loads(result.output)["rows"] == []
 
 
 def test_usage_cli_refuses_an_unknown_account_like_statement(

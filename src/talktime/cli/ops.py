@@ -375,6 +375,9 @@ def usage_report(
     engine = make_engine(settings.database_url, settings)
     try:
         groups = usage.usage(engine, account, start, end, dims)
+        if as_json:  # the API's report: currency, range and grouping beside the rows
+            print_json(usage.report(engine, account, start, end, groups, dims))
+            return
     except TalktimeError as refusal:
         fail(refusal.code, refusal.detail)
     finally:
@@ -383,9 +386,6 @@ def usage_report(
         sys.stdout.write(usage.to_csv(groups, dims))
         return
     rows = usage.to_dicts(groups, dims)
-    if as_json:
-        print_json(rows)
-        return
     table = Table(*dims, "count", "quantity", "amount")
     for row in rows:
         table.add_row(

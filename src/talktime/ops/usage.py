@@ -225,6 +225,25 @@ def to_dicts(groups: Sequence[Group], group_by: Sequence[str]) -> list[dict[str,
     ]
 
 
+def report(
+    engine: sa.Engine,
+    account_id: int,
+    since: int,
+    until: int,
+    groups: Sequence[Group],
+    group_by: Sequence[str],
+) -> dict[str, Any]:
+    """The JSON report of `GET /v1/usage` and `talktime usage --json` alike: the account's
+    currency, the range and the grouping beside the rows."""
+    return {
+        "currency": account_currency(engine, account_id),
+        "since": iso(since),
+        "until": iso(until),
+        "group_by": list(group_by),
+        "rows": to_dicts(groups, group_by),
+    }
+
+
 def to_csv(groups: Sequence[Group], group_by: Sequence[str]) -> str:
     """CSV with a header row: the dimensions, then count, quantity and amount."""
     out = io.StringIO()

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from talktime.api.auth import AccountId
 from talktime.api.models import Time, problems
 from talktime.ops import pdf, statements, usage
-from talktime.ops.clock import from_datetime, iso, now_us
+from talktime.ops.clock import from_datetime, now_us
 
 router = APIRouter(tags=["reports"])
 
@@ -157,14 +157,7 @@ def get_usage(
             usage.to_csv(groups, dims), media_type=f"{CSV}; charset=utf-8", headers=VARY
         )
     return JSONResponse(
-        {
-            "currency": usage.account_currency(request.app.state.engine, account),
-            "since": iso(start),
-            "until": iso(end),
-            "group_by": dims,
-            "rows": usage.to_dicts(groups, dims),
-        },
-        headers=VARY,
+        usage.report(request.app.state.engine, account, start, end, groups, dims), headers=VARY
     )
 
 
