@@ -67,6 +67,8 @@
     $("held").textContent = money(b.held);
     $("available").textContent = money(b.available);
     $("limit").textContent = b.monthly_limit === null ? "No limit" : money(b.monthly_limit);
+    const low = b.low_balance_threshold ?? null;  // null: no balance.low events
+    $("lowbal").textContent = low === null ? "Off" : money(low);
     const meter = $("limit-meter");
     if (b.monthly_limit === null) {
       $("limit-usage").textContent = "Paid credit used this period: " + money(b.period_usage) +
@@ -88,6 +90,7 @@
     $("recharge-note").textContent = ar.disabled_reason
       ? "Auto-recharge was turned off: " + ar.disabled_reason : "";
     $("limit-amount").value = b.monthly_limit === null ? "" : b.monthly_limit;
+    $("lowbal-amount").value = low === null ? "" : low;
   }
 
   function svgEl(name, attrs, text) {
@@ -284,6 +287,18 @@
       await refresh("limit-status");
       status("limit-status", v === "" ? "Monthly limit removed." : "Monthly limit saved.", true);
     } catch (err) { status("limit-status", err.message, false); }
+  });
+
+  $("lowbal-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    status("lowbal-status", "Saving…");
+    const v = $("lowbal-amount").value.trim();
+    try {
+      await api("PUT", "/v1/settings/low-balance", { low_balance_threshold: v === "" ? null : v });
+      await refresh("lowbal-status");
+      status("lowbal-status",
+        v === "" ? "Low-balance alert turned off." : "Low-balance alert saved.", true);
+    } catch (err) { status("lowbal-status", err.message, false); }
   });
 
   $("buy-form").addEventListener("submit", async (ev) => {
