@@ -1,6 +1,6 @@
 """The pages in a real headless Chromium (Debian's, driven by Playwright) against a real
 `talktime serve` on a fresh SQLite database: the calculator live as you type, the Usage page
-saving settings through the API, the chart, and a screenshot of each page in test-artifacts/.
+saving settings through the API, the chart, and screenshots of the pages in test-artifacts/.
 
 On CI (`CI=true`) a missing browser or Playwright fails with the reason; elsewhere these tests
 are skipped with a loud warning.
@@ -209,6 +209,46 @@ def test_usage_page_saves_auto_recharge_and_monthly_limit_through_the_api(
     page.get_by_role("button", name="Save auto-recharge").click()
     expect(page.locator("#recharge-status")).to_have_text("Auto-recharge saved.")
     assert account.balance()["auto_recharge"]["enabled"] is False
+
+
+def test_usage_page_sets_and_turns_off_the_low_balance_alert_through_the_api(
+    site: str, account: apikit.Tenant, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    assert account.balance()["low_balance_threshold"] is None
+    _sign_in(page, site, account.key)
+    expect(page.locator("#lowbal")).to_have_text("Off")
+    expect(page.get_by_label("Alert when available credit falls below")).to_have_value("")
+
+    page.get_by_label("Alert when available credit falls below").fill("5.00")
+    page.get_by_role("button", name="Save low-balance alert").click()
+    expect(page.locator("#lowbal-status")).to_have_text("Low-balance alert saved.")
+    expect(page.locator("#lowbal-status")).to_have_class("ok")
+    saved = account.balance()["low_balance_threshold"]
+    assert money.parse(saved) == 5_000_000
+    expect(page.locator("#lowbal")).to_have_text(f"{saved} USD")
+    expect(page.get_by_label("Alert when available credit falls below")).to_have_value(saved)
+
+    # a bad value, submitted from the keyboard: the API's own sentence, and nothing changes
+    refused = account.client.put(
+        "/v1/settings/low-balance", json={"low_balance_threshold": "5,00"}, headers=account.auth
+    )
+    assert refused.status_code == 422, refused.text
+    box = page.get_by_label("Alert when available credit falls below")
+    box.fill("5,00")
+    box.press("Enter")
+    expect(page.locator("#lowbal-status")).to_have_text(refused.json()["detail"])
+    expect(page.locator("#lowbal-status")).to_have_class("error")
+    assert account.balance()["low_balance_threshold"] == saved
+    expect(page.locator("#lowbal")).to_have_text(f"{saved} USD")
+    _shot(page, "usage-low-balance.png")
+
+    box.fill("")
+    page.get_by_role("button", name="Save low-balance alert").click()
+    expect(page.locator("#lowbal-status")).to_have_text("Low-balance alert turned off.")
+    assert account.balance()["low_balance_threshold"] is None
+    expect(page.locator("#lowbal")).to_have_text("Off")
 
 
 def test_usage_page_shows_the_api_sentence_of_a_refusal(
