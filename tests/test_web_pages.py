@@ -52,6 +52,41 @@ def test_every_form_control_on_the_pages_has_a_label(api: Any) -> None:
             assert f'for="{control}"' in html, f"{path}: #{control} has no <label for>"
 
 
+def test_every_aria_reference_on_the_pages_names_an_element_of_the_page(api: Any) -> None:
+    for path in ("/usage", "/calculator"):
+        html = api.get(path).text
+        ids = set(re.findall(r'\bid="([^"]+)"', html))
+        refs = re.findall(r'\baria-(?:labelledby|describedby)="([^"]+)"', html)
+        assert refs
+        for ref in (r for value in refs for r in value.split()):
+            assert ref in ids, f"{path}: aria reference to a missing #{ref}"
+
+
+@pytest.mark.parametrize(
+    ("form", "shown", "button"),
+    [
+        ("recharge", None, "Save auto-recharge"),
+        ("limit", "limit", "Save monthly limit"),
+        ("lowbal", "lowbal", "Save low-balance alert"),
+    ],
+)
+def test_each_usage_setting_has_a_form_a_status_line_and_a_save_button(
+    api: Any, form: str, shown: str | None, button: str
+) -> None:
+    # the pattern every setting follows: a labelled fieldset, a status line the script writes
+    # the outcome (or the API's sentence) into, announced by screen readers, and a submit button
+    html = api.get("/usage").text
+    opening = f'<form id="{form}-form" aria-labelledby="{form}-h">'
+    found = re.search(re.escape(opening) + "(.*?)</form>", html, re.S)
+    assert found, f"no #{form}-form"
+    body = found.group(1)
+    assert f'<legend id="{form}-h">' in body
+    assert f'<p id="{form}-status" role="status"></p>' in body
+    assert f'<button type="submit">{button}</button>' in body
+    if shown is not None:  # the current value among the credit figures
+        assert f'<dd id="{shown}">' in html
+
+
 def test_pages_stay_out_of_the_openapi_schema(api_without_db: Any) -> None:
     paths = api_without_db.get("/openapi.json").json()["paths"]
     for page in ("/", "/usage", "/calculator", "/calculator/estimate"):
