@@ -30,7 +30,7 @@ from talktime.config import Settings
 from talktime.errors import TalktimeError
 from talktime.ops import jobs, signing
 from talktime.ops.clock import HOUR, SECOND, iso, now_us
-from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url
+from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url, pinned_address
 from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.ops_tables import (
     webhook_attempts,
@@ -511,19 +511,26 @@ def _post(url: str, payload: bytes, head: dict[str, str], settings: Settings) ->
     timeout = settings.webhooks_timeout_seconds
     deadline = _Deadline(timeout)
     try:
-        check_url(url, allow_private=settings.webhooks_allow_private)
+        address = pinned_address(url, allow_private=settings.webhooks_allow_private)
+        target = httpx.URL(url)
+        # Connect to the address just checked, never to a second DNS answer (rebinding): the
+        # URL names the address, Host and TLS (SNI and certificate) the name as given.
+        extensions: dict[str, Any] = {"trace": deadline.trace}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
         with (
             deadline,
             _client(timeout).stream(
                 "POST",
-                url,
+                target.copy_with(host=str(address)),
                 content=payload,
                 headers={
                     **head,
+                    "host": target.netloc.decode("ascii"),
                     "content-type": "application/json",
                     "user-agent": "talktime-webhooks",
                 },
-                extensions={"trace": deadline.trace},
+                extensions=extensions,
             ) as response,
         ):
             status = response.status_code
