@@ -121,7 +121,7 @@ def test_talktime_config_masks_a_password_given_as_a_query_parameter_or_in_the_s
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["database_url"] == "postgresql+psycopg://u@db/talktime?password=***&sslmode=require"
-    assert data["stripe_api_base"] == "https://proxy:***@stripe.internal:8443"
+    assert data["stripe_api_base"] == "https://***@stripe.internal:8443"
     assert "hunter" not in done.stdout
 
 

@@ -35,12 +35,14 @@ def test_config_hides_a_stripe_key_given_as_the_user_of_the_api_base(
     assert json.loads(result.stdout)["stripe_api_base"] == "https://***@api.stripe.com"
 
 
-def test_config_still_shows_the_user_name_next_to_a_hidden_password(
+def test_config_hides_the_user_name_next_to_a_password_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("TALKTIME_STRIPE_API_BASE", "https://proxy:HIDDEN@stripe.internal")
+    """A Stripe key given as the user name beside a password was shown."""
+    monkeypatch.setenv("TALKTIME_STRIPE_API_BASE", "https://sk_live_HIDDEN:pw@stripe.internal")
     result = CliRunner().invoke(app, ["config", "--json"])
-    assert json.loads(result.stdout)["stripe_api_base"] == "https://proxy:***@stripe.internal"
+    assert "HIDDEN" not in result.output
+    assert json.loads(result.stdout)["stripe_api_base"] == "https://***@stripe.internal"
 
 
 @pytest.mark.parametrize(

@@ -296,16 +296,16 @@ def hide_password(url: str) -> str:
 
 
 def hide_userinfo(url: str) -> str:
-    """An http(s) URL with any password in it replaced by ***; a user name without a password
-    is hidden too (Stripe takes its secret key as the user name of basic auth)."""
+    """An http(s) URL with its whole user information (user name and password) replaced by
+    ***: Stripe takes its secret key as the user name of basic auth, with or without a
+    password (a user name beside a password was shown before 1 Dec)."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
-    userinfo = f"{parts.username}:***" if parts.password else "***"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def load_settings() -> Settings:
