@@ -127,5 +127,8 @@
     el.addEventListener("input", schedule);
     el.addEventListener("change", schedule);
   });
+  // results update as you type: the form is never sent (a handler here, not an inline
+  // onsubmit attribute, which the pages' Content-Security-Policy refuses to run)
+  $("calc").addEventListener("submit", (ev) => ev.preventDefault());
   update();
 })();
