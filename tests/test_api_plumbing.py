@@ -113,6 +113,26 @@ def test_a_refusal_answered_with_a_5xx_is_logged_with_its_code_and_request_id(
     assert not [r for r in caplog.records if getattr(r, "request_id", None) == "r-4xx"]
 
 
+def test_every_response_says_nosniff_once(tmp_path: Path) -> None:
+    # JSON (health degraded: this database is not migrated), a problem from a route, the
+    # middleware's own refusals (413, NUL), the 500 of last resort and a HEAD: a browser never
+    # guesses another type than the declared one
+    client = _client(tmp_path)
+    answers = [
+        client.get("/healthz"),
+        client.get("/nowhere"),
+        client.get("/v1/balance"),
+        client.post("/echo", json={"a": "b"}),
+        client.post("/echo", json={"a": "x" * 70_000}),
+        client.post("/echo", json={"a": "\x00"}),
+        client.get("/boom"),
+        client.head("/healthz"),
+    ]
+    assert [r.status_code for r in answers] == [503, 404, 401, 200, 413, 422, 500, 503]
+    for response in answers:
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"], response
+
+
 def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
     client = _client(tmp_path)
     assert client.post("/echo", json={"a": "b"}).json() == {"a": "b"}

@@ -242,3 +242,17 @@ def test_a_usual_send_takes_the_direct_path_and_an_unusual_one_the_generic_handl
     answers, _ = _run(base, keys, script)
     assert [status for status, _, _ in answers] == [201, 201, 415, 422, 422, 422, 422]
     assert served == [True, False, False, False, False, False, False]
+
+
+def test_a_send_says_nosniff_once_on_either_path(
+    world: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # added by the request middleware, outside the route: the direct path cannot drop it
+    base, keys = world
+    served = _count_direct_answers(monkeypatch)
+    script = [_USUAL, {**_USUAL, "query": "?x=1"}, {**_USUAL, "key": "two"}]
+    answers, _ = _run(base, keys, script)
+    assert served == [True, False, False]
+    assert [status for status, _, _ in answers] == [201, 201, 422]
+    for _, headers, _ in answers:
+        assert headers.count(("x-content-type-options", "nosniff")) == 1, headers
