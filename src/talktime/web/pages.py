@@ -31,6 +31,32 @@ router = APIRouter(include_in_schema=False)
 
 MAX_TEXT = MAX_SMS_TEXT_CHARS
 
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "object-src 'none'",
+    ]
+)
+"""Only this server's own files run or style the pages: no inline script, event handler or style
+attribute (the templates have none; the scripts build the chart's SVG with presentation
+attributes, which are not styles), no framing (clickjacking of "Buy credits"), and fetches only
+to this origin, so an injected script could not send the Usage page's API key elsewhere."""
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+    "Referrer-Policy": "no-referrer",
+}
+"""Sent with every page and asset. `X-Content-Type-Options: nosniff` is on every response of the
+app (`api.middleware.RequestContextMiddleware`), these included."""
+
 
 def _a_str(value: Any) -> str:
     """A JSON string as decoded, lone surrogates included (a ``str`` field refused "\\ud83d" as
@@ -65,7 +91,9 @@ def active_card(settings: Settings) -> RateCard:
 
 def _page(request: Request, name: str, page: str, **context: Any) -> HTMLResponse:
     context = {"page": page, "version": talktime.__version__, **context}
-    return templates.TemplateResponse(request, name, context)
+    response = templates.TemplateResponse(request, name, context)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 @router.get("/")
@@ -117,10 +145,12 @@ class Assets(StaticFiles):
     """The pages' assets, each answered with `Cache-Control: no-cache`: a browser keeps its copy
     but asks again (a 304 by ETag when unchanged). Without the header browsers cache a file by
     heuristic, a tenth of its age since Last-Modified, so after an upgrade a page could run days
-    with the old script against the new API."""
+    with the old script against the new API. Each file is sent with the pages' security headers
+    (an asset opened on its own is a document too)."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
         if response.status_code in (200, 304):
             response.headers["Cache-Control"] = "no-cache"
         return response
