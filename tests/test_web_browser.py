@@ -85,12 +85,19 @@ def page(chromium: Any) -> Iterator[Any]:
     context.set_default_timeout(TIMEOUT_MS)
     pg = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda message: console.append(message.text))
     try:
         yield pg
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    # the pages are served with a Content-Security-Policy: nothing they do may be refused by it
+    # (Chromium logs "Refused to ... because it violates the following Content Security Policy
+    # directive: ..." for an inline script, handler or style, or a fetch elsewhere)
+    refused = [text for text in console if "Content Security Policy" in text]
+    assert not refused, f"the page broke its Content-Security-Policy: {refused}"
 
 
 def _shot(page: Any, name: str) -> None:
@@ -119,6 +126,44 @@ def test_calculator_shows_ucs2_and_the_segments_as_you_type_an_emoji(site: str, 
     expect(page.locator("#cost")).to_have_text("0.1000 USD")  # 2 x ($0.01 + $0.04)
     expect(page.locator("#cost-note")).to_contain_text("example GB number")
     _shot(page, "calculator.png")
+
+
+def test_the_pages_content_security_policy_is_enforced(site: str, chromium: Any) -> None:
+    # what the policy is for, seen from the browser: an injected inline script does not run, a
+    # fetch to another origin (where a stolen key would go) is refused, the page is not framed
+    context = chromium.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        pg = context.new_page()
+        console: list[str] = []
+        pg.on("console", lambda message: console.append(message.text))
+        response = pg.goto(f"{site}/usage")
+        assert response is not None
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        ran = pg.evaluate(
+            """() => {
+                const s = document.createElement("script");
+                s.textContent = "window.injected = true";
+                document.body.appendChild(s);
+                return window.injected === true;
+            }"""
+        )
+        assert ran is False
+        sent = pg.evaluate(
+            """() => fetch("http://127.0.0.1:9/steal").then(() => "sent", () => "refused")"""
+        )
+        assert sent == "refused"
+        refused = [text for text in console if "Content Security Policy" in text]
+        assert any("script-src" in text for text in refused), refused
+        assert any("connect-src" in text for text in refused), refused
+
+        framer = context.new_page()
+        framer.set_content(f'<iframe id="f" src="{site}/usage"></iframe>')
+        framer.wait_for_timeout(500)
+        framed = framer.frame_locator("#f").locator("#signin-form")
+        assert framed.count() == 0, "the Usage page rendered inside a frame"
+    finally:
+        context.close()
 
 
 def test_calculator_suggests_smart_encoding_and_applies_it(site: str, page: Any) -> None:
