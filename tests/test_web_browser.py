@@ -158,10 +158,11 @@ def test_the_pages_content_security_policy_is_enforced(site: str, chromium: Any)
         assert any("connect-src" in text for text in refused), refused
 
         framer = context.new_page()
-        framer.set_content(f'<iframe id="f" src="{site}/usage"></iframe>')
-        framer.wait_for_timeout(500)
-        framed = framer.frame_locator("#f").locator("#signin-form")
-        assert framed.count() == 0, "the Usage page rendered inside a frame"
+        with framer.expect_console_message(lambda m: "frame-ancestors" in m.text) as blocked:
+            framer.set_content(f'<iframe id="f" src="{site}/usage"></iframe>')
+        assert "Content Security Policy" in blocked.value.text
+        assert [f.url for f in framer.frames[1:]] != [f"{site}/usage"]
+        assert framer.frame_locator("#f").locator("#signin-form").count() == 0
     finally:
         context.close()
 
