@@ -59,9 +59,13 @@ def test_usage_groups_rentals_by_channel(cli: CliRunner, engine: sa.Engine) -> N
     args = ["usage", str(account), "--since", "2026-09-01", "--until", "2026-10-01"]
     result = cli.invoke(app, [*args, "--group-by", "channel", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == [
-        {"channel": "number", "count": 1, "quantity": 1, "amount": "0.0200"}
-    ]
+    assert json.loads(result.output) == {
+        "currency": "USD",
+        "since": "2026-09-01T00:00:00Z",
+        "until": "2026-10-01T00:00:00Z",
+        "group_by": ["channel"],
+        "rows": [{"channel": "number", "count": 1, "quantity": 1, "amount": "0.0200"}],
+    }
     table = cli.invoke(app, [*args, "--group-by", "country"])
     assert "US" in table.output
 
