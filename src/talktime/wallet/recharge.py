@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,6 +43,7 @@ from talktime.wallet.payments import (
 from talktime.wallet.periods import from_micros, to_micros, utcnow
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 RECHARGE_SUCCEEDED: Final = outbox.RECHARGE_SUCCEEDED
 RECHARGE_FAILED: Final = outbox.RECHARGE_FAILED
@@ -731,6 +733,27 @@ def _record(
         return RechargeOutcome(item.id, item.account_id, item.sequence, "declined", result.reason)
 
 
+_LOST_RACE_TRIES: Final = 3
+
+
+def _again_if_lost(work: Callable[[], _T]) -> _T:
+    """Run ``work`` (one transaction) again when PostgreSQL made it a deadlock's (or a
+    serialization failure's) victim. A claim locks recharge rows, then their accounts; a
+    record locks the account, then its recharge. So a claim retaking a lease that ran out
+    can deadlock with the record of the worker that held it, while a charge holds the
+    account. Both are safe to run again: a claim skips what is no longer due, a record
+    what is no longer pending or processing."""
+    for attempt in range(_LOST_RACE_TRIES):
+        try:
+            return work()
+        except sa.exc.DBAPIError as exc:
+            lost = getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+            if not lost or attempt == _LOST_RACE_TRIES - 1:
+                raise
+            log.warning("recharge transaction lost a race (%s); running it again", exc.orig)
+    raise AssertionError("unreachable")
+
+
 @refuse_unmigrated()
 def process_recharges(
     engine: sa.Engine,
@@ -746,11 +769,11 @@ def process_recharges(
     settings = settings or get_settings()
     check_moment(now, "now")
     at = to_micros(now or utcnow())
-    claimed, outcomes = _claim(engine, at, batch)
+    claimed, outcomes = _again_if_lost(lambda: _claim(engine, at, batch))
     for item in claimed:
         result = _pay(engine, provider, item)
         try:
-            outcomes.append(_record(engine, item, result, at, settings))
+            outcomes.append(_again_if_lost(partial(_record, engine, item, result, at, settings)))
         except TalktimeError as refusal:  # stays claimed: retried, same key, when the lease ends
             log.error("recharge %s not recorded: %s", item.idempotency_key, refusal.detail)
             outcomes.append(
