@@ -27,10 +27,15 @@ from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
+from talktime.store.wallet_tables import idempotency as idempotency_table
 from talktime.wallet import grants, idempotency, outbox
 from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
-from talktime.wallet.errors import AccountNotFoundError, InvalidRequestError
+from talktime.wallet.errors import (
+    AccountNotFoundError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+)
 from talktime.wallet.inputs import check_id, check_moment
 from talktime.wallet.model import RECHARGE, GrantResult, from_json, to_json
 from talktime.wallet.payments import (
@@ -130,6 +135,42 @@ def attempt_payment_key(account_id: int, base: str, declines: int) -> str:
 
 def _declines_key(key: str) -> str:
     return f"purchase-declines:{_digest(key)}"
+
+
+PURCHASE_INTENT: Final = "purchase_intent"
+"""The operation of the record a purchase leaves before it pays: the request under its key."""
+
+
+def _intent_key(key: str) -> str:
+    return f"purchase-intent:{_digest(key)}"
+
+
+def _claim_key(conn: sa.Connection, account_id: int, key: str, fp: str, now: int) -> None:
+    """Before paying, tie the purchase's ``key`` to its request (the account is locked): a
+    different request under a key whose payment may be under way is an
+    `idempotency_conflict`. Two purchases of different amounts racing under one key got the
+    provider's one payment, and the grant went to whichever recorded first: $10 paid, $1
+    granted. A decline (no money taken) frees the key again (`_free_key`)."""
+    intent = idempotency.lookup(conn, account_id, [_intent_key(key)]).get(_intent_key(key))
+    if intent is None:
+        idempotency.mark(conn, account_id, _intent_key(key), PURCHASE_INTENT, fp, now)
+    elif intent[1] != fp:
+        raise IdempotencyConflictError(
+            f"idempotency key {key!r} is in use by a purchase of another amount; use a new key "
+            "for a new request",
+            key=key,
+        )
+
+
+def _free_key(conn: sa.Connection, account_id: int, key: str) -> None:
+    """Forget the request a declined purchase tied to ``key``: nothing was taken, so another
+    request may use the key (a refused request is never kept under its key)."""
+    conn.execute(
+        sa.delete(idempotency_table).where(
+            idempotency_table.c.account_id == account_id,
+            idempotency_table.c.key == _intent_key(key),
+        )
+    )
 
 
 def _declines(conn: sa.Connection, account_id: int, key: str) -> int:
@@ -833,6 +874,7 @@ def purchase(
         replayed = _purchase_replay(book, state.id, key, fp)
         if replayed is not None:
             return replayed
+        _claim_key(conn, state.id, key, fp, at)
         cfg = get_settings_of(conn, state.id)
         currency = str(currency_of(conn, state.id))
         declines = _declines(conn, state.id, key)
@@ -850,6 +892,7 @@ def purchase(
     if result.outcome == "declined":
         with engine.begin() as conn:
             _count_decline(conn, account_id, key, declines, at)
+            _free_key(conn, account_id, key)
         raise PaymentDeclinedError(
             f"the payment of {money.format(amount)} {currency} was declined ({result.reason}); "
             "no credit was added: use another payment method and try again",
