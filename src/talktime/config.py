@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     )
     pg_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process")
     pg_max_overflow: int = Field(10, ge=0, description="extra PostgreSQL connections under load")
+    pg_connect_timeout_seconds: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="how long opening a PostgreSQL connection may take (libpq connect_timeout)",
+    )
     host: str = Field("127.0.0.1", description="address `talktime serve` listens on")
     port: int = Field(8000, ge=0, le=65535, description="port `talktime serve` listens on")
     workers: int = Field(1, ge=1, description="HTTP worker processes for `talktime serve`")

@@ -64,9 +64,17 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
     if backend == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
+        # libpq waits for ever on a server that accepts the connection and never answers;
+        # a `connect_timeout` written in the URL wins over the setting
+        timeout = (
+            {}
+            if "connect_timeout" in url.query
+            else {"connect_timeout": settings.pg_connect_timeout_seconds}
+        )
         engine = sa.create_engine(
             url,
             hide_parameters=True,
+            connect_args=timeout,
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_max_overflow,
             pool_pre_ping=True,

@@ -320,7 +320,8 @@ class Wallet:
         source: str | None = None,
         now: datetime | None = None,
     ) -> GrantResult:
-        """Grant credit (`purchased`, `promotional`, `refund`, `free_monthly`)."""
+        """Grant credit (`purchased`, `promotional` or `refund`; `free_monthly` is refused:
+        only the monthly cycle issues it, from the plan)."""
         check_id(account_id, "account id")
         check_moment(expires_at, "expires_at")
         check_moment(effective_at, "effective_at")
@@ -500,7 +501,14 @@ class Wallet:
         after the payment succeeded (`talktime.wallet.recharge.purchase`)."""
         from talktime.wallet import recharge  # imports this package: at call time
 
-        return recharge.purchase(self.engine, account_id, amount, key, provider, now=now)
+        return recharge.purchase(
+            self.engine,
+            account_id,
+            amount,
+            key,
+            provider,
+            now=self.clock() if now is None else now,  # the wallet's clock, as every write
+        )
 
     def set_payment_method(
         self,
@@ -625,12 +633,14 @@ class Wallet:
     def events(
         self, account_id: int | None = None, type: str | None = None
     ) -> list[dict[str, Any]]:
-        """Outbox events, oldest first."""
+        """Outbox events, oldest first: dicts of ``id``, ``account_id``, ``type``, ``payload``
+        and ``created_at`` (an aware UTC datetime, as every time the wallet answers)."""
         if account_id is not None:
             check_id(account_id, "account id")
         check_string(type, "event type", limit=64, optional=True)
         with self._read() as conn:
-            return outbox.list_events(conn, account_id, type)
+            events = outbox.list_events(conn, account_id, type)
+        return [{**event, "created_at": from_micros(event["created_at"])} for event in events]
 
     def verify(self, now: datetime | None = None) -> list[Breach]:
         """Every broken invariant in the database (empty when all is well)."""

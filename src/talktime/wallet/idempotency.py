@@ -64,10 +64,17 @@ def check_key(key: object) -> None:
         )
 
 
-RESERVED_KEY_PREFIXES: Final = ("recharge:", "rental:", "purchase:", "purchase-declines:")
+RESERVED_KEY_PREFIXES: Final = (
+    "recharge:",
+    "rental:",
+    "purchase:",
+    "purchase-declines:",
+    "purchase-intent:",
+)
 """The wallet's own key namespaces: an automatic recharge's credit (`recharge:<account>:<n>`), a
 number's monthly rental (`rental:<number>:<period>`), a purchase's payment and grant
-(`purchase:<account>:<digest>`) and its count of declines. A caller's key may not start with one,
+(`purchase:<account>:<digest>`), its count of declines and the request it tied its key to
+before paying. A caller's key may not start with one,
 or it could take the key of an internal operation (a recharge would then be paid and never
 granted)."""
 

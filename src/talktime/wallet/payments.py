@@ -137,18 +137,19 @@ class TestProvider:
     results: dict[str, PaymentResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def decline(self, account_id: str, reason: str = "card_declined") -> None:
-        """Make every later payment of ``account_id`` decline with ``reason``."""
-        self.declining_accounts[account_id] = reason
+    def decline(self, account_id: int | str, reason: str = "card_declined") -> None:
+        """Make every later payment of ``account_id`` decline with ``reason`` (the wallet's int
+        id or the request's string form alike: an int was silently never matched)."""
+        self.declining_accounts[str(account_id)] = reason
 
-    def accept(self, account_id: str) -> None:
+    def accept(self, account_id: int | str) -> None:
         """Undo `decline` and `fail` for ``account_id``."""
-        self.declining_accounts.pop(account_id, None)
-        self.failing_accounts.discard(account_id)
+        self.declining_accounts.pop(str(account_id), None)
+        self.failing_accounts.discard(str(account_id))
 
-    def fail(self, account_id: str) -> None:
+    def fail(self, account_id: int | str) -> None:
         """Make every later payment of ``account_id`` end in a provider error."""
-        self.failing_accounts.add(account_id)
+        self.failing_accounts.add(str(account_id))
 
     @property
     def paid(self) -> int:
