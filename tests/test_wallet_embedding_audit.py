@@ -111,3 +111,19 @@ def test_a_postgresql_server_that_never_answers_fails_within_the_connect_timeout
         assert time.monotonic() - started < 10  # it waited for ever
     finally:
         get_settings.cache_clear()
+
+
+def test_the_api_key_readers_connection_has_the_connect_timeout_too() -> None:
+    from talktime.api.pgkeys import AsyncKeyReader
+    from talktime.store import make_engine
+
+    get_settings.cache_clear()
+    engine = make_engine("postgresql+psycopg://u@127.0.0.1:1/x")
+    try:
+        reader = AsyncKeyReader(engine)
+        assert reader._kwargs["connect_timeout"] == str(get_settings().pg_connect_timeout_seconds)
+        given = make_engine("postgresql+psycopg://u@127.0.0.1:1/x?connect_timeout=3")
+        assert AsyncKeyReader(given)._kwargs["connect_timeout"] == "3"
+        given.dispose()
+    finally:
+        engine.dispose()

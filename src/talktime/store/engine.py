@@ -64,17 +64,15 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
     if backend == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        # libpq waits for ever on a server that accepts the connection and never answers;
-        # a `connect_timeout` written in the URL wins over the setting
-        timeout = (
-            {}
-            if "connect_timeout" in url.query
-            else {"connect_timeout": settings.pg_connect_timeout_seconds}
-        )
+        # libpq waits for ever on a server that accepts the connection and never answers; a
+        # `connect_timeout` written in the URL wins over the setting. In the URL, so that a
+        # connection made from its connect arguments (`api.pgkeys`) has it too.
+        if "connect_timeout" not in url.query:
+            timeout = str(settings.pg_connect_timeout_seconds)
+            url = url.update_query_dict({"connect_timeout": timeout})
         engine = sa.create_engine(
             url,
             hide_parameters=True,
-            connect_args=timeout,
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_max_overflow,
             pool_pre_ping=True,
