@@ -108,9 +108,7 @@ def list_accounts(
         print_json(found)
         return
     if not found:
-        console.print(
-            "no accounts yet (`talktime accounts create NAME --plan PLAN`)", soft_wrap=True
-        )
+        console.print("no accounts yet (`talktime accounts create NAME --plan PLAN`)")
         return
     table = Table(
         Column("id", no_wrap=True),
@@ -127,9 +125,7 @@ def list_accounts(
         )
     console.print(table)
     if total > len(found):
-        console.print(
-            f"the newest {len(found)} of {total} accounts (--limit to see more)", soft_wrap=True
-        )
+        console.print(f"the newest {len(found)} of {total} accounts (--limit to see more)")
 
 
 def _amount(option: str, text: str) -> int:
@@ -197,7 +193,7 @@ def create_account(
     if as_json:
         print_json(account)
     else:
-        console.print(str(account["id"]), highlight=False, soft_wrap=True)
+        console.print(str(account["id"]), highlight=False)
 
 
 @keys_app.command("create")

@@ -20,8 +20,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema: upgrade and inspect migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console()
-err_console = Console(stderr=True)
+# Soft wrap: a line of output stays one line however long, also when it goes to a file or a
+# pipe, where rich would break it at 80 columns (cron logs grep `breach account ...`); tables
+# render the same either way.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

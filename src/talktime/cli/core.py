@@ -15,7 +15,7 @@ from talktime.config import get_settings, hide_password
 @app.command()
 def version() -> None:
     """Print the talktime version."""
-    console.print(talktime.__version__, soft_wrap=True)
+    console.print(talktime.__version__)
 
 
 @app.command("config")
@@ -28,7 +28,7 @@ def show_config(
         print_json(data)
         return
     for key, value in data.items():
-        console.print(f"[bold]{key}[/] = {escape(repr(value))}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{key}[/] = {escape(repr(value))}", highlight=False)
 
 
 @app.command()
@@ -104,7 +104,6 @@ def db_upgrade(
         f"database {escape(hide_password(settings.database_url))} at revision "
         f"[bold]{after}[/]{escape(past)}",
         highlight=False,
-        soft_wrap=True,
     )
     engine.dispose()
 
@@ -133,5 +132,5 @@ def db_current() -> None:
         state = "migrated by a newer talktime: run that version"
     else:
         state = "needs `talktime db upgrade`"
-    console.print(f"current: {current}  head: {head}  ({state})", highlight=False, soft_wrap=True)
+    console.print(f"current: {current}  head: {head}  ({state})", highlight=False)
     engine.dispose()

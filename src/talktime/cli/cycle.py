@@ -105,14 +105,12 @@ def run(
         err_console.print(
             Text(f"account {f.account_id} not advanced ({f.code}): {f.detail}"),
             highlight=False,
-            soft_wrap=True,
         )
     for b in behind:
         err_console.print(
             f"account {b.account_id} still behind: its period {b.period_start:%Y-%m-%d} to "
             f"{b.period_end:%Y-%m-%d} has ended too; run `talktime cycle run` again to go on",
             highlight=False,
-            soft_wrap=True,
         )
     if as_json:
         print_json([_run_dict(to_dict(r)) for r in runs])
@@ -129,9 +127,8 @@ def run(
             f" expired {money.format(r.expired)}, granted {money.format(r.granted)}, rentals "
             f"{money.format(r.rentals_charged)}{suspended}",
             highlight=False,
-            soft_wrap=True,
         )
     left = f"; {len(behind)} account(s) still behind: run again" if behind else ""
-    console.print(f"{len(runs)} period(s) opened{left}", highlight=False, soft_wrap=True)
+    console.print(f"{len(runs)} period(s) opened{left}", highlight=False)
     if behind:
         raise typer.Exit(EXIT_BEHIND)

@@ -112,7 +112,6 @@ def worker(
         err_console.print(
             f"worker: [yellow]{escape(kind)} will not run[/]: {escape(str(reason))}",
             highlight=False,
-            soft_wrap=True,
         )
     try:
         if once:
@@ -186,7 +185,6 @@ def _stop_on_signals(stop: threading.Event) -> None:
             with contextlib.suppress(OSError, ValueError):
                 err_console.print(
                     f"worker: {signal.Signals(signum).name}, finishing the current job",
-                    soft_wrap=True,
                 )
         finally:
             stop.set()
@@ -231,7 +229,7 @@ def list_jobs(
             if as_json:
                 print_json({"id": retry, "state": "pending"})
             else:
-                console.print(f"job {retry} queued again", soft_wrap=True)
+                console.print(f"job {retry} queued again")
             return
         states = tuple(state or ("pending", "running", "failed"))
         bad = [s for s in states if s not in jobs.STATES]
@@ -271,7 +269,7 @@ def list_jobs(
         )
     console.print(table)
     if not rows:
-        console.print("no jobs in states " + ", ".join(states), soft_wrap=True)
+        console.print("no jobs in states " + ", ".join(states))
 
 
 @app.command("run")
@@ -439,7 +437,7 @@ def statement_command(
     if output_format == "pdf":
         path = Path(output or f"statement-{account}-{period}.pdf")
         _write(path, pdf.render(stmt))
-        console.print(Text(f"wrote {path}"), highlight=False, soft_wrap=True)
+        console.print(Text(f"wrote {path}"), highlight=False)
         return
     if output_format == "text":
         # Amounts are never cut off: they keep one line each while they fit beside a label
@@ -463,7 +461,7 @@ def statement_command(
         )
     if output:
         _write(Path(output), text.encode())
-        console.print(Text(f"wrote {output}"), highlight=False, soft_wrap=True)
+        console.print(Text(f"wrote {output}"), highlight=False)
     else:
         sys.stdout.write(text)
 

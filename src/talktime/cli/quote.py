@@ -76,7 +76,6 @@ def show(quote: Quote, as_json: bool) -> None:
     console.print(
         f"[bold]total {money.format(quote.total)} {quote.currency}[/]",
         highlight=False,
-        soft_wrap=True,
     )
 
 

@@ -162,11 +162,10 @@ def rates_show(
         f"[bold]{card.ref}[/] effective from {card.effective_from} ({card.currency}), "
         f"{_origin(card)}: {escape(card.source)}",
         highlight=False,
-        soft_wrap=True,
     )
-    console.print(card.description, highlight=False, markup=False, soft_wrap=True)
+    console.print(card.description, highlight=False, markup=False)
     plans = ", ".join(f"{p} {money.format(c, 2)}" for p, c in card.plans.items())
-    console.print(f"plans (monthly free credit): {plans}", highlight=False, soft_wrap=True)
+    console.print(f"plans (monthly free credit): {plans}", highlight=False)
     for table_name, rows in card_rows(card).items():
         table = Table(title=table_name)
         if not rows:
@@ -216,7 +215,6 @@ def rates_validate(
             f"{len(card.number_rates)} number rates, {len(card.plans)} plans"
         ),
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -241,7 +239,6 @@ def rates_import(
     console.print(
         Text(f"{state}: {card.ref} effective from {card.effective_from} in {card.source}"),
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -263,7 +260,7 @@ def _report(state: card_service.InForce, as_json: bool) -> None:
     else:
         how = "pinned" if state.pinned else f"effective from {state.card.effective_from}"
         line = f"in force: {state.card.ref} ({how})"
-    console.print(Text(line), highlight=False, soft_wrap=True)
+    console.print(Text(line), highlight=False)
 
 
 @rates_app.command("activate")

@@ -49,6 +49,5 @@ def run(
         console.print(
             Text(f"account {o.account_id} recharge #{o.sequence}: {o.outcome}{reason}"),
             highlight=False,
-            soft_wrap=True,
         )
-    console.print(f"{len(outcomes)} recharge(s) looked at", highlight=False, soft_wrap=True)
+    console.print(f"{len(outcomes)} recharge(s) looked at", highlight=False)

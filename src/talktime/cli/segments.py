@@ -55,7 +55,6 @@ def render(s: Segmentation, plain: Segmentation | None, smart: Segmentation | No
         f"[bold]{s.encoding}[/] · [bold]{_segments_word(s.segments)}[/] · {s.units} {unit} "
         f"({s.part_capacity} per part, {s.remaining} left in the last)",
         highlight=False,
-        soft_wrap=True,
     )
     shifts = [
         f"{LANGUAGE_NAMES[lang]} {kind} shift table"
@@ -63,7 +62,7 @@ def render(s: Segmentation, plain: Segmentation | None, smart: Segmentation | No
         if lang
     ]
     if shifts:
-        console.print("uses the " + " and the ".join(shifts), highlight=False, soft_wrap=True)
+        console.print("uses the " + " and the ".join(shifts), highlight=False)
     forcing = set(s.non_gsm)
     table = Table(show_header=True, header_style="bold", expand=False)
     table.add_column("part", justify="right")
@@ -74,14 +73,13 @@ def render(s: Segmentation, plain: Segmentation | None, smart: Segmentation | No
     console.print(table)
     if s.non_gsm:
         listed = ", ".join(_show(c) for c in s.non_gsm)
-        console.print(Text.assemble("forced UCS-2 by: ", (listed, FORCING)), soft_wrap=True)
+        console.print(Text.assemble("forced UCS-2 by: ", (listed, FORCING)))
     if s.replacements and plain is not None:
         saved = plain.segments - s.segments
         console.print(
             f"smart encoding replaced {_replacements(s.replacements)}"
             + (f": saves {_segments_word(saved)}" if saved else ""),
             highlight=False,
-            soft_wrap=True,
         )
     elif smart is not None and smart.segments < s.segments:
         saved = s.segments - smart.segments
@@ -89,7 +87,6 @@ def render(s: Segmentation, plain: Segmentation | None, smart: Segmentation | No
             f"[yellow]replacing {_replacements(smart.replacements)} saves "
             f"{_segments_word(saved)}[/] (use --smart)",
             highlight=False,
-            soft_wrap=True,
         )
 
 

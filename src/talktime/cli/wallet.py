@@ -30,10 +30,8 @@ def verify(
         )
     elif breaches:
         for breach in breaches:
-            err_console.print(
-                f"[bold red]breach[/] {escape(str(breach))}", highlight=False, soft_wrap=True
-            )
+            err_console.print(f"[bold red]breach[/] {escape(str(breach))}", highlight=False)
     else:
-        console.print("wallet verified: every invariant holds", highlight=False, soft_wrap=True)
+        console.print("wallet verified: every invariant holds", highlight=False)
     if breaches:
         raise typer.Exit(1)

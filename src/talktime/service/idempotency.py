@@ -33,6 +33,7 @@ from talktime.store.rawsql import (
     pairs_source,
     start_text,
 )
+from talktime.store.reuse import lost_race
 from talktime.wallet.idempotency import RETENTION_MICROS
 
 
@@ -320,7 +321,7 @@ def _retry_once(exc: sa.exc.DBAPIError, attempt: int) -> bool:
         return False
     if isinstance(exc, sa.exc.IntegrityError):
         return True
-    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE
+    return lost_race(exc)
 
 
 def _answer(outcome: StoredResponse | _Refused) -> StoredResponse:
@@ -373,10 +374,6 @@ async def run_grouped_async(committer: GroupCommitter, unit: GroupedUnit) -> Sto
             raise
         return _answer(outcome)
     raise AssertionError("unreachable")
-
-
-_RETRYABLE = ("40P01", "40001")
-"""PostgreSQL deadlock_detected and serialization_failure."""
 
 
 class _SqliteWriterTurn:

@@ -61,6 +61,18 @@ class ConnectionStack:
             self._idle.pop()[0].close()
 
 
+LOST_RACE_STATES = ("40P01", "40001")
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to lose a
+race with another one, and running it again is how it goes on."""
+
+
+def lost_race(exc: BaseException) -> bool:
+    """True for an error PostgreSQL raised to end a deadlock or a serialization failure."""
+    return isinstance(exc, sa.exc.DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in LOST_RACE_STATES
+    )
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """True for an error that dropped the connection (the transaction did not commit unless
     the error came from the COMMIT itself; an idempotent retry is safe either way)."""

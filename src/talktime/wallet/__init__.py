@@ -20,7 +20,7 @@ from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
 from talktime.store.engine import read_snapshot
 from talktime.store.migrate import DatabaseNotMigratedError, refuse_unmigrated
-from talktime.store.reuse import ConnectionStack, is_disconnect
+from talktime.store.reuse import ConnectionStack, is_disconnect, lost_race
 from talktime.store.wallet_tables import GRANT_LIVE
 from talktime.store.wallet_tables import grants as grants_table
 from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
@@ -639,8 +639,7 @@ class Wallet:
             check_id(account_id, "account id")
         check_string(type, "event type", limit=64, optional=True)
         with self._read() as conn:
-            events = outbox.list_events(conn, account_id, type)
-        return [{**event, "created_at": from_micros(event["created_at"])} for event in events]
+            return outbox.list_events(conn, account_id, type)
 
     def verify(self, now: datetime | None = None) -> list[Breach]:
         """Every broken invariant in the database (empty when all is well)."""
@@ -667,10 +666,7 @@ def _micros_of(ttl: timedelta) -> int:
 
 
 def _retryable(exc: sa.exc.DBAPIError) -> bool:
-    if isinstance(exc, sa.exc.IntegrityError) or is_disconnect(exc):
-        return True
-    code = getattr(exc.orig, "sqlstate", None)
-    return code in ("40001", "40P01")
+    return isinstance(exc, sa.exc.IntegrityError) or is_disconnect(exc) or lost_race(exc)
 
 
 __all__ = [

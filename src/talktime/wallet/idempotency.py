@@ -121,6 +121,15 @@ def charge_fingerprint(operation: str, amount: int, reference: str | None, lines
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def forget(conn: sa.Connection, account_id: int, key: str) -> None:
+    """Delete the record of ``key`` (a `mark` whose step turned out not to count)."""
+    conn.execute(
+        sa.delete(idempotency).where(
+            idempotency.c.account_id == account_id, idempotency.c.key == key
+        )
+    )
+
+
 def lookup(
     conn: sa.Connection, account_id: int, keys: list[str]
 ) -> dict[str, tuple[str, str, str]]:

@@ -10,6 +10,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from talktime.store.wallet_tables import outbox
+from talktime.wallet.periods import from_micros
 
 BALANCE_LOW: Final = "balance.low"
 CREDIT_DEPLETED: Final = "credit.depleted"
@@ -54,7 +55,8 @@ def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 def list_events(
     conn: sa.Connection, account_id: int | None = None, type_: str | None = None
 ) -> list[dict[str, Any]]:
-    """Events as plain dicts (id, account_id, type, payload, created_at), oldest first."""
+    """Events as plain dicts (id, account_id, type, payload, created_at as an aware UTC
+    datetime), oldest first."""
     query = sa.select(
         outbox.c.id, outbox.c.account_id, outbox.c.type, outbox.c.payload, outbox.c.created_at
     ).order_by(outbox.c.id)
@@ -62,4 +64,4 @@ def list_events(
         query = query.where(outbox.c.account_id == account_id)
     if type_ is not None:
         query = query.where(outbox.c.type == type_)
-    return [dict(r._mapping) for r in conn.execute(query)]
+    return [{**r._mapping, "created_at": from_micros(r.created_at)} for r in conn.execute(query)]

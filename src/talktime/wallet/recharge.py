@@ -25,9 +25,9 @@ from talktime.errors import TalktimeError
 from talktime.store.migrate import refuse_unmigrated
 from talktime.store.rawsql import RawStatement
 from talktime.store.recharge_tables import recharge_settings, recharges
+from talktime.store.reuse import lost_race
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
-from talktime.store.wallet_tables import idempotency as idempotency_table
 from talktime.wallet import grants, idempotency, outbox
 from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
@@ -145,7 +145,7 @@ def _intent_key(key: str) -> str:
     return f"purchase-intent:{_digest(key)}"
 
 
-def _claim_key(conn: sa.Connection, account_id: int, key: str, fp: str, now: int) -> None:
+def _tie_key(conn: sa.Connection, account_id: int, key: str, fp: str, now: int) -> None:
     """Before paying, tie the purchase's ``key`` to its request (the account is locked): a
     different request under a key whose payment may be under way is an
     `idempotency_conflict`. Two purchases of different amounts racing under one key got the
@@ -165,12 +165,7 @@ def _claim_key(conn: sa.Connection, account_id: int, key: str, fp: str, now: int
 def _free_key(conn: sa.Connection, account_id: int, key: str) -> None:
     """Forget the request a declined purchase tied to ``key``: nothing was taken, so another
     request may use the key (a refused request is never kept under its key)."""
-    conn.execute(
-        sa.delete(idempotency_table).where(
-            idempotency_table.c.account_id == account_id,
-            idempotency_table.c.key == _intent_key(key),
-        )
-    )
+    idempotency.forget(conn, account_id, _intent_key(key))
 
 
 def _declines(conn: sa.Connection, account_id: int, key: str) -> int:
@@ -788,8 +783,7 @@ def _again_if_lost(work: Callable[[], _T]) -> _T:
         try:
             return work()
         except sa.exc.DBAPIError as exc:
-            lost = getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
-            if not lost or attempt == _LOST_RACE_TRIES - 1:
+            if not lost_race(exc) or attempt == _LOST_RACE_TRIES - 1:
                 raise
             log.warning("recharge transaction lost a race (%s); running it again", exc.orig)
     raise AssertionError("unreachable")
@@ -874,7 +868,7 @@ def purchase(
         replayed = _purchase_replay(book, state.id, key, fp)
         if replayed is not None:
             return replayed
-        _claim_key(conn, state.id, key, fp, at)
+        _tie_key(conn, state.id, key, fp, at)
         cfg = get_settings_of(conn, state.id)
         currency = str(currency_of(conn, state.id))
         declines = _declines(conn, state.id, key)
