@@ -53,6 +53,41 @@ def test_parallel_charges_succeed_exactly_as_often_as_the_credit_covers(db_url: 
     engine.dispose()
 
 
+def test_an_in_memory_wallet_shared_by_threads_runs_their_writes_one_at_a_time() -> None:
+    # One SQLite connection serves every thread of an in-memory wallet: before 1 Dec two
+    # threads' transactions interleaved on it ("cannot start a transaction within a
+    # transaction", and ledger entries that no longer summed to the grants' balances).
+    with Wallet.open("sqlite://", migrate=True) as wallet:
+        wallet.upsert_plan("free", 0)
+        account = wallet.create_account("Shared", "free", "shared").account.id
+        wallet.grant(account, "purchased", 50 * 1_000, "credit")  # covers 50 charges of 1_000
+        barrier = threading.Barrier(8)
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def worker(n: int) -> None:
+            barrier.wait()
+            for i in range(10):
+                try:
+                    wallet.charge(account, 1_000, f"m{n}-{i}")
+                    outcome = "ok"
+                except InsufficientCreditError:
+                    outcome = "refused"
+                with lock:
+                    outcomes.append(outcome)
+                wallet.balance(account)  # reads interleave with the others' writes
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes.count("ok") == 50
+        assert outcomes.count("refused") == 30
+        assert wallet.balance(account).available == 0
+        assert wallet.verify() == []
+
+
 def test_parallel_batches_over_shared_accounts_never_overspend(db_url: str) -> None:
     engine = make_engine(db_url, Settings(pg_pool_size=THREADS + 2, pg_max_overflow=4))
     wallet = make_wallet(engine)

@@ -26,6 +26,12 @@ def is_sqlite_file(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite" and not _in_memory(engine.url)
 
 
+def is_sqlite_memory(engine: sa.Engine) -> bool:
+    """True for an in-memory SQLite database: one connection that every user of the engine
+    shares (`StaticPool`)."""
+    return engine.dialect.name == "sqlite" and _in_memory(engine.url)
+
+
 def _in_memory(url: URL) -> bool:
     """Whether a SQLite URL names an in-memory database: no file, `:memory:`, or a URI
     filename with `mode=memory` (in the filename or as a query parameter of the URL)."""

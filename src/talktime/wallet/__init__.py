@@ -8,8 +8,9 @@ idempotent by key. The building blocks (`Book` and the functions of `charges`, `
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
-from talktime.store.engine import read_snapshot
+from talktime.store.engine import is_sqlite_memory, read_snapshot
 from talktime.store.migrate import DatabaseNotMigratedError, refuse_unmigrated
 from talktime.store.reuse import ConnectionStack, is_disconnect, lost_race
 from talktime.store.wallet_tables import GRANT_LIVE
@@ -100,11 +101,19 @@ class Wallet:
     ) -> None:
         """A wallet on ``engine``. It keeps a few idle connections of the engine between writes
         (`close` gives them back); with ``owns_engine`` (as `open` makes it) `close` also
-        disposes the engine."""
+        disposes the engine. On in-memory SQLite (one connection shared by every thread) the
+        wallet's transactions and reads run one at a time."""
         self.engine = engine
         self.clock = clock
         self._connections = ConnectionStack(engine)
         self._owns_engine = owns_engine
+        self._serial = threading.RLock() if is_sqlite_memory(engine) else None
+
+    def _one_at_a_time(self) -> AbstractContextManager[object]:
+        """Held around every use of the engine: on in-memory SQLite a lock, since two threads'
+        transactions on its one connection would interleave (a COMMIT of one ending the other's
+        writes half-way); elsewhere nothing, as each transaction has a connection of its own."""
+        return self._serial if self._serial is not None else nullcontext()
 
     @classmethod
     def open(
@@ -125,7 +134,8 @@ class Wallet:
     def close(self) -> None:
         """Give the idle connections back to the engine's pool, and dispose the engine if this
         wallet made it (`open`); an engine passed in stays usable by its other users."""
-        self._connections.close()
+        with self._one_at_a_time():
+            self._connections.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -155,7 +165,7 @@ class Wallet:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
         back if it raises). Use it to compose several operations atomically; like a charge,
         it opens the periods of an account begun and not yet opened by the cycle first."""
-        with refuse_unmigrated(), self._connections.begin() as conn:
+        with self._one_at_a_time(), refuse_unmigrated(), self._connections.begin() as conn:
             book = Book(conn, self._micros(now), catch_up=_catch_up, clock=self._clock_of(now))
             yield book
             book.flush(commit=True)
@@ -171,7 +181,7 @@ class Wallet:
         for attempt in range(_RETRIES):
             try:
                 refusal: MonthlyLimitReachedError | None = None
-                with self._connections.begin() as conn:
+                with self._one_at_a_time(), self._connections.begin() as conn:
                     book = Book(
                         conn, self._micros(now), catch_up=catch_up, clock=self._clock_of(now)
                     )
@@ -195,13 +205,13 @@ class Wallet:
     def _read(self) -> Iterator[sa.Connection]:
         """A connection reading one snapshot (`store.engine.read_snapshot`: under READ
         COMMITTED `verify` reported breaches that were not there)."""
-        with refuse_unmigrated(), read_snapshot(self.engine) as conn:
+        with self._one_at_a_time(), refuse_unmigrated(), read_snapshot(self.engine) as conn:
             yield conn
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
         """A connection in a new transaction of the engine (committed unless the block raises)."""
-        with refuse_unmigrated(), self.engine.begin() as conn:
+        with self._one_at_a_time(), refuse_unmigrated(), self.engine.begin() as conn:
             yield conn
 
     # ---- plans and accounts ------------------------------------------------------------------
@@ -485,7 +495,8 @@ class Wallet:
         its plan's free credit from the plans table. Returns the periods opened."""
         from talktime.wallet.cycle import run_cycle  # imports this package: at call time
 
-        return run_cycle(self.engine, self.clock() if now is None else now)
+        with self._one_at_a_time():
+            return run_cycle(self.engine, self.clock() if now is None else now)
 
     # ---- payments --------------------------------------------------------------------------
 
@@ -501,14 +512,15 @@ class Wallet:
         after the payment succeeded (`talktime.wallet.recharge.purchase`)."""
         from talktime.wallet import recharge  # imports this package: at call time
 
-        return recharge.purchase(
-            self.engine,
-            account_id,
-            amount,
-            key,
-            provider,
-            now=self.clock() if now is None else now,  # the wallet's clock, as every write
-        )
+        with self._one_at_a_time():
+            return recharge.purchase(
+                self.engine,
+                account_id,
+                amount,
+                key,
+                provider,
+                now=self.clock() if now is None else now,  # the wallet's clock, as every write
+            )
 
     def set_payment_method(
         self,
@@ -555,9 +567,10 @@ class Wallet:
         outcome (the worker's job; safe from many processes at once)."""
         from talktime.wallet import recharge
 
-        return recharge.process_recharges(
-            self.engine, provider, self.clock() if now is None else now
-        )
+        with self._one_at_a_time():
+            return recharge.process_recharges(
+                self.engine, provider, self.clock() if now is None else now
+            )
 
     def refund(
         self, account_id: int, grant_id: int, amount: int, key: str, now: datetime | None = None
