@@ -230,6 +230,7 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no tables at all."""
     if request.param == "sqlite":
+        (tmp_path / "empty.db").touch()  # an empty file: a missing one is database_not_found
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     admin_url: str = request.getfixturevalue("pg_admin_url")

@@ -94,13 +94,17 @@ def test_a_stripe_api_base_that_is_not_an_http_url_is_refused(
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["postgresql+psycopg://u:hunter2@127.0.0.1:1/x", "sqlite:////nonexistent/dir/talktime.db"],
+    ("url", "command"),
+    [
+        ("postgresql+psycopg://u:hunter2@127.0.0.1:1/x", ["jobs"]),
+        # only `db upgrade` opens a SQLite path with no file (others: database_not_found)
+        ("sqlite:////nonexistent/dir/talktime.db", ["db", "upgrade"]),
+    ],
 )
 def test_a_database_that_does_not_answer_is_database_unavailable(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, command: list[str]
 ) -> None:
-    err = _talktime(monkeypatch, tmp_path, "jobs", TALKTIME_DATABASE_URL=url)
+    err = _talktime(monkeypatch, tmp_path, *command, TALKTIME_DATABASE_URL=url)
     assert err.startswith("error[database_unavailable]: the database ")
     assert "did not answer" in err
     assert "hunter2" not in err

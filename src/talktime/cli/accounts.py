@@ -10,7 +10,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from talktime.cli.app import app, cli_text, console, fail, print_json
+from talktime.cli.app import app, cli_text, console, fail, open_engine, print_json
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
 from talktime.ids import MAX_ID
@@ -80,11 +80,10 @@ def list_accounts(
     from rich.text import Text
 
     from talktime.ops.clock import iso
-    from talktime.store import make_engine
     from talktime.store.wallet_tables import accounts
 
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     columns = (accounts.c.id, accounts.c.name, accounts.c.plan, accounts.c.status)
     try:
         with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
@@ -165,7 +164,6 @@ def create_account(
 ) -> None:
     """Create an account and print its id."""
     from talktime.service import admin
-    from talktime.store import make_engine
 
     settings = get_settings()
     name = cli_text(name, "account name")
@@ -173,7 +171,7 @@ def create_account(
     threshold = None
     if low_balance_threshold is not None:
         threshold = _amount("--low-balance-threshold", low_balance_threshold)
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         created = admin.create_account(
             engine,
@@ -205,7 +203,6 @@ def create_key(
     """Create an API key and print it once (it is stored only as a hash)."""
     from talktime import keys
     from talktime.service.accounts import require_account
-    from talktime.store import make_engine
 
     if admin_key == (account is not None):
         fail("invalid_request", "give an ACCOUNT id, or --admin for an admin key (not both)")
@@ -218,7 +215,7 @@ def create_key(
             f"--name is {len(name)} characters long; a key name has at most {MAX_KEY_NAME}",
         )
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         with engine.begin() as conn:
             if account is not None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from talktime.config import Settings
 
 app = typer.Typer(
     name="talktime",
@@ -82,3 +87,27 @@ def read_utf8(data: bytes, source: str) -> str:
 def read_stdin() -> str:
     """All of stdin as UTF-8 text (see `read_utf8`)."""
     return read_utf8(sys.stdin.buffer.read(), "stdin")
+
+
+def refuse_missing_database(settings: Settings) -> None:
+    """Refuse a SQLite database file that does not exist, before SQLite creates it empty:
+    only `talktime db upgrade` makes a new database (a mistyped path used to leave an empty
+    file behind and a `database_not_migrated` refusal that hid the typo)."""
+    from talktime.store.engine import missing_sqlite_file
+
+    path = missing_sqlite_file(settings.database_url)
+    if path is not None:
+        fail(
+            "database_not_found",
+            f"there is no database file at {path} (nothing was created): run `talktime db "
+            "upgrade` to create it, or point TALKTIME_DATABASE_URL (or database_url) at the "
+            "existing one",
+        )
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The configured database's engine for a command that uses an existing database."""
+    from talktime.store import make_engine
+
+    refuse_missing_database(settings)
+    return make_engine(settings.database_url, settings)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 import talktime
-from talktime.cli.app import app, console, db_app, fail, print_json
+from talktime.cli.app import app, console, db_app, fail, print_json, refuse_missing_database
 from talktime.config import get_settings, hide_password
 
 
@@ -48,6 +48,7 @@ def serve(
     from talktime import logs
 
     settings = get_settings()
+    refuse_missing_database(settings)
     logs.configure(settings.log_format, settings.log_level)
     uvicorn.run(
         "talktime.api.app:create_served_app",
@@ -120,9 +121,18 @@ def _newer_sentence(current: str | None, head: str | None) -> str:
 def db_current() -> None:
     """Print the database's migration revision and the newest one shipped."""
     from talktime.store import current_revision, head_revision, make_engine
+    from talktime.store.engine import missing_sqlite_file
     from talktime.store.migrate import newer_than_package
 
     settings = get_settings()
+    path = missing_sqlite_file(settings.database_url)
+    if path is not None:  # not created by asking
+        console.print(
+            f"current: None  head: {head_revision()}  (no database file at {escape(path)}: "
+            "`talktime db upgrade` creates it)",
+            highlight=False,
+        )
+        return
     engine = make_engine(settings.database_url, settings)
     current = current_revision(engine)
     head = head_revision()

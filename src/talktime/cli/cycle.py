@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from talktime import money
-from talktime.cli.app import app, console, err_console, fail, print_json
+from talktime.cli.app import app, console, err_console, fail, open_engine, print_json
 from talktime.config import get_settings
 
 cycle_app = typer.Typer(help="The monthly cycle: free credit, expiry and number rentals.")
@@ -80,7 +80,6 @@ def run(
     behind after that is named on stderr and the run exits 3: run it again to go on. Exits 1
     when an account could not be advanced."""
     from talktime.service import cards
-    from talktime.store import make_engine
     from talktime.wallet.cycle import CycleBehind, CycleFailure, latest_period_end, run_cycle
     from talktime.wallet.model import to_dict
 
@@ -89,7 +88,7 @@ def run(
     except ValueError:
         fail("invalid_time", f"--now {now!r} is not an ISO 8601 time such as 2026-04-01T00:00:00Z")
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     failures: list[CycleFailure] = []
     behind: list[CycleBehind] = []
     try:

@@ -22,7 +22,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from talktime.cli.accounts import require_id
-from talktime.cli.app import app, console, err_console, fail, print_json
+from talktime.cli.app import app, console, err_console, fail, open_engine, print_json
 from talktime.config import get_settings
 
 if TYPE_CHECKING:
@@ -71,7 +71,6 @@ def worker(
     from talktime.ops import registry, tasks  # noqa: F401 - registers the built-in tasks
     from talktime.ops.clock import SECOND
     from talktime.ops.worker import Worker
-    from talktime.store import make_engine
 
     if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:  # also refuses nan
         fail(
@@ -101,7 +100,7 @@ def worker(
         return
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     _require_migrated(engine)
     runner = Worker(
         engine, settings, lease_us=int(lease_seconds * SECOND), poll_us=int(poll_seconds * SECOND)
@@ -214,14 +213,13 @@ def list_jobs(
     """List pending, running and failed jobs (oldest due first)."""
     from talktime.ops import jobs
     from talktime.ops.clock import iso
-    from talktime.store import make_engine
 
     if retry is not None:
         require_id(retry, "job id")
         if state:
             fail("invalid_request", "--retry queues one job again: give it without --state")
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         if retry is not None:
             if not jobs.retry(engine, retry):
@@ -284,11 +282,10 @@ def run(
     import uvicorn
 
     from talktime import logs
-    from talktime.store import make_engine
 
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         _require_migrated(engine)
     finally:
@@ -355,7 +352,6 @@ def usage_report(
     from talktime.errors import TalktimeError
     from talktime.ops import usage
     from talktime.ops.clock import from_datetime, now_us
-    from talktime.store import make_engine
 
     if as_csv and as_json:  # one output format: neither is silently dropped
         fail("invalid_request", "give --csv or --json, not both")
@@ -370,7 +366,7 @@ def usage_report(
         end = now + 1
     dims = [d for part in group_by or [] for d in part.split(",") if d]
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         groups = usage.usage(engine, account, start, end, dims)
         if as_json:  # the API's report: currency, range and grouping beside the rows
@@ -415,13 +411,12 @@ def statement_command(
     """An account's monthly statement: opening, credit, usage, expiries, refunds, closing."""
     from talktime.errors import TalktimeError
     from talktime.ops import pdf, statements
-    from talktime.store import make_engine
 
     if output_format not in ("text", "json", "csv", "pdf"):
         fail("invalid_format", f"--format must be text, json, csv or pdf, not {output_format!r}")
     require_id(account, "account id")
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         stmt = statements.statement(engine, account, period)
     except TalktimeError as refusal:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from talktime.cli.app import app, console, fail, print_json
+from talktime.cli.app import app, console, fail, open_engine, print_json
 from talktime.cli.cycle import parse_now
 from talktime.config import get_settings
 
@@ -24,7 +24,6 @@ def run(
 ) -> None:
     """Claim the due recharges, charge them through the configured payment provider and grant
     the credit of those paid. Safe to run from several places at once."""
-    from talktime.store import make_engine
     from talktime.wallet.model import to_dict
     from talktime.wallet.payments import provider_from_settings
     from talktime.wallet.recharge import process_recharges
@@ -34,7 +33,7 @@ def run(
     except ValueError:
         fail("invalid_time", f"--now {now!r} is not an ISO 8601 time such as 2026-04-01T00:00:00Z")
     settings = get_settings()
-    engine = make_engine(settings.database_url, settings)
+    engine = open_engine(settings)
     try:
         outcomes = process_recharges(
             engine, provider_from_settings(settings), at, settings=settings

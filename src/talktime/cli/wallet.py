@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from talktime.cli.app import app, console, err_console, print_json
+from talktime.cli.app import app, console, err_console, print_json, refuse_missing_database
 from talktime.config import get_settings
 
 
@@ -19,6 +19,7 @@ def verify(
     from talktime.wallet import Wallet
 
     settings = get_settings()
+    refuse_missing_database(settings)
     wallet = Wallet.open(settings.database_url, settings=settings)
     try:
         breaches = wallet.verify()

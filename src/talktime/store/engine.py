@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any
 
@@ -24,6 +25,19 @@ def is_sqlite_file(engine: sa.Engine) -> bool:
     """True for a SQLite database in a file (not in memory): one that several connections,
     threads and processes share."""
     return engine.dialect.name == "sqlite" and not _in_memory(engine.url)
+
+
+def missing_sqlite_file(url: str | URL) -> str | None:
+    """The path of a SQLite file the URL names and that does not exist (SQLite would create
+    it, empty, on the first connection), or None: the file exists, or the URL is not a SQLite
+    file (PostgreSQL, in-memory, or a `file:` URI left to SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or _in_memory(parsed):
+        return None
+    database = parsed.database or ""
+    if database.startswith("file:"):
+        return None
+    return None if os.path.exists(database) else database
 
 
 def is_sqlite_memory(engine: sa.Engine) -> bool:
