@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from talktime import money
 from talktime.service import cards
 from talktime.store.wallet_tables import accounts
-from talktime.wallet import ChargeItem, ChargeResult, Wallet
+from talktime.wallet import ChargeItem, ChargeResult, MonthlyLimitReachedError, Wallet
 from talktime.wallet.cycle import catch_up_hook, run_cycle
 from talktime.wallet.periods import to_micros
 from wallet_helpers import FREE, PLAN, make_wallet, rent
@@ -186,3 +186,57 @@ def test_a_send_that_waited_for_the_account_across_the_boundary_uses_this_months
         assert sent.json()["from_paid"] == "0.0000"
         assert sent.json()["created_at"] >= m.this_month.isoformat()[:19]
         assert wallet.verify() == []
+
+
+def test_a_monthly_limit_set_after_downtime_applies_from_now_not_to_the_periods_before(
+    engine: sa.Engine,
+) -> None:
+    # The cycle last ran on 1 Jan; a limit set on 5 Apr was applied by the catch-up to
+    # February and March as well: their rent was refused (monthly_limit_reached for a
+    # period that had no limit) and the number stayed suspended for good. The periods that
+    # began before the change open as the cycle running on time would have opened them.
+    wallet = make_wallet(engine)
+    account = wallet.create_account("Acme", "free", "acme", now=JAN).account.id
+    wallet.grant(account, "purchased", 20_000_000, "bought", now=JAN)
+    number = rent(engine, account, "+14155550100", 1_000_000, at=JAN)
+    april = datetime(2026, 4, 5, tzinfo=UTC)
+    wallet.set_monthly_limit(account, 500_000, "limit", now=april)
+    assert run_cycle(engine, april) == []  # already opened, before the change
+    rents = [e for e in wallet.ledger(account, limit=100).entries if e.kind == "usage"]
+    assert sorted(e.created_at.month for e in rents) == [2, 3, 4]  # each period's first day
+    assert sum(e.amount for e in rents) == -3_000_000
+    assert wallet.events(account, "monthly_limit.reached") == []
+    assert wallet.events(account, "number.suspended") == []
+    with engine.connect() as conn:
+        status = conn.execute(
+            sa.text("SELECT status FROM phone_numbers WHERE id = :id"), {"id": number}
+        ).scalar()
+    assert status == "active"
+    with pytest.raises(MonthlyLimitReachedError):  # April used $1 of paid credit: over $0.50
+        wallet.charge(account, 1_000, "after-the-change", now=april)
+    assert wallet.verify(now=april) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/settings/monthly-limit", "monthly_limit"),
+        ("/v1/settings/low-balance", "low_balance_threshold"),
+    ],
+)
+def test_a_monthly_limit_or_threshold_put_over_http_after_the_boundary_opens_the_period_first(
+    db_url: str, tmp_path: Path, path: str, field: str
+) -> None:
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
+        t = _last_months_tenant(m)
+        billing = t.post("/v1/users", {"name": "Bo", "role": "billing"}).json()["id"]
+        put = m.client.put(
+            path,
+            json={field: "0.00", "user": billing},
+            headers=t.auth,
+        )
+        assert put.status_code == 200, put.text
+        assert put.json()["free"] == "2.0000"  # this month's free credit, opened first
+        assert run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings)) == []
+        assert m.wallet.events(m.account, "monthly_limit.reached") == []
+        assert m.wallet.verify() == []

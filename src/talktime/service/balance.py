@@ -9,10 +9,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from talktime.config import Settings
+from talktime.service import cards
 from talktime.service.common import fmt
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
-from talktime.wallet import Wallet, accounts
+from talktime.wallet import accounts
 from talktime.wallet import ledger as wallet_ledger
 from talktime.wallet.model import LedgerEntry
 from talktime.wallet.periods import to_micros, utcnow
@@ -115,18 +117,44 @@ def ledger(
     }
 
 
-def set_monthly_limit(engine: sa.Engine, account_id: int, limit: int | None) -> dict[str, Any]:
+def set_monthly_limit(
+    engine: sa.Engine, settings: Settings, account_id: int, limit: int | None
+) -> dict[str, Any]:
     """Cap the paid credit used per period (None removes the cap); returns the balance."""
-    with Wallet(engine) as wallet:  # gives its connection back to the pool when done
-        wallet.set_monthly_limit(account_id, limit, f"monthly-limit:{uuid.uuid4().hex}")
+    _change_setting(
+        engine, settings, account_id, "set_monthly_limit", {"monthly_limit": limit}, "monthly-limit"
+    )
     return balance(engine, account_id)
 
 
 def set_low_balance_threshold(
-    engine: sa.Engine, account_id: int, threshold: int | None
+    engine: sa.Engine, settings: Settings, account_id: int, threshold: int | None
 ) -> dict[str, Any]:
     """Set the available credit under which a debit queues `balance.low` (None turns the
     event off); returns the balance."""
-    with Wallet(engine) as wallet:  # gives its connection back to the pool when done
-        wallet.set_low_balance_threshold(account_id, threshold, f"low-balance:{uuid.uuid4().hex}")
+    _change_setting(
+        engine,
+        settings,
+        account_id,
+        "set_low_balance_threshold",
+        {"low_balance_threshold": threshold},
+        "low-balance",
+    )
     return balance(engine, account_id)
+
+
+def _change_setting(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    operation: str,
+    changes: dict[str, Any],
+    key_prefix: str,
+) -> None:
+    """Change one account setting in a transaction that first opens the periods begun since
+    the cycle last ran, with the free credit of the account's own card (as a charge does):
+    a change applies from now, never to a period that ended before it."""
+    with engine.begin() as conn:
+        book = cards.charging_book(conn, settings)
+        accounts.update(book, account_id, operation, changes, f"{key_prefix}:{uuid.uuid4().hex}")
+        book.flush()

@@ -172,12 +172,13 @@ class Wallet:
 
     @refuse_unmigrated()
     def _write(
-        self, work: Callable[[Book], T], now: datetime | None, *, charges_credit: bool = False
+        self, work: Callable[[Book], T], now: datetime | None, *, opens_periods: bool = False
     ) -> T:
         """Run ``work`` in a transaction of its own (retried after a lost race). A write that
-        ``charges_credit`` (a charge, batch, hold or settle) opens the account's periods begun
+        ``opens_periods`` (a charge, batch, hold, settle, or a monthly limit or low-balance
+        threshold changed, which apply from now) opens the account's periods begun
         and not yet opened by the cycle first (`Book.catch_up`); the jobs and grants do not."""
-        catch_up = _catch_up if charges_credit else None
+        catch_up = _catch_up if opens_periods else None
         for attempt in range(_RETRIES):
             try:
                 refusal: MonthlyLimitReachedError | None = None
@@ -296,6 +297,7 @@ class Wallet:
                 b, account_id, "set_monthly_limit", {"monthly_limit": limit}, key
             ),
             now,
+            opens_periods=True,
         )
 
     def set_low_balance_threshold(
@@ -313,6 +315,7 @@ class Wallet:
                 key,
             ),
             now,
+            opens_periods=True,
         )
 
     # ---- money -----------------------------------------------------------------------------
@@ -367,7 +370,7 @@ class Wallet:
         return self._write(
             lambda b: charges.charge(b, account_id, amount, key, reference, lines),
             now,
-            charges_credit=True,
+            opens_periods=True,
         )
 
     def charge_batch(
@@ -384,10 +387,10 @@ class Wallet:
             if refusal is not None:
                 refused[index] = refusal
         if not refused:
-            return self._write(lambda b: charges.charge_many(b, items), now, charges_credit=True)
+            return self._write(lambda b: charges.charge_many(b, items), now, opens_periods=True)
         rest = [item for index, item in enumerate(items) if index not in refused]
         done = iter(
-            self._write(lambda b: charges.charge_many(b, rest), now, charges_credit=True)
+            self._write(lambda b: charges.charge_many(b, rest), now, opens_periods=True)
             if rest
             else []
         )
@@ -411,7 +414,7 @@ class Wallet:
         return self._write(
             lambda b: holds.authorize(b, account_id, amount, key, ttl_micros, reference),
             now,
-            charges_credit=True,
+            opens_periods=True,
         )
 
     def extend(
@@ -430,7 +433,7 @@ class Wallet:
             check_ttl(ttl)
         ttl_micros = None if ttl is None else _micros_of(ttl)
         return self._write(
-            lambda b: holds.extend(b, hold_id, amount, key, ttl_micros), now, charges_credit=True
+            lambda b: holds.extend(b, hold_id, amount, key, ttl_micros), now, opens_periods=True
         )
 
     def settle(
@@ -446,7 +449,7 @@ class Wallet:
         check_id(hold_id, "hold id")
         check_caller_key(key)
         return self._write(
-            lambda b: holds.settle(b, hold_id, actual, key, lines), now, charges_credit=True
+            lambda b: holds.settle(b, hold_id, actual, key, lines), now, opens_periods=True
         )
 
     def void(self, hold_id: int, key: str, now: datetime | None = None) -> HoldResult:

@@ -161,21 +161,25 @@ def get_ledger(
 
 @router.put("/v1/settings/monthly-limit", response_model=BalanceOut, responses=problems(403, 422))
 def put_monthly_limit(
-    body: MonthlyLimitIn, account_id: AccountId, engine: Engine
+    body: MonthlyLimitIn, account_id: AccountId, engine: Engine, request: Request
 ) -> dict[str, Any]:
     """Set or remove the cap on paid credit used per billing period."""
     users.require_permission_of(engine, account_id, body.user, "billing.manage")
     accounts.require_active(engine, account_id)
     limit = None if body.monthly_limit is None else money.parse(body.monthly_limit)
-    return service.set_monthly_limit(engine, account_id, limit)
+    return service.set_monthly_limit(engine, request.app.state.settings, account_id, limit)
 
 
 @router.put("/v1/settings/low-balance", response_model=BalanceOut, responses=problems(403, 422))
-def put_low_balance(body: LowBalanceIn, account_id: AccountId, engine: Engine) -> dict[str, Any]:
+def put_low_balance(
+    body: LowBalanceIn, account_id: AccountId, engine: Engine, request: Request
+) -> dict[str, Any]:
     """Set or remove the available credit under which a debit queues `balance.low`."""
     users.require_permission_of(engine, account_id, body.user, "billing.manage")
     accounts.require_active(engine, account_id)
     threshold = (
         None if body.low_balance_threshold is None else money.parse(body.low_balance_threshold)
     )
-    return service.set_low_balance_threshold(engine, account_id, threshold)
+    return service.set_low_balance_threshold(
+        engine, request.app.state.settings, account_id, threshold
+    )
