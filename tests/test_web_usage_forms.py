@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from test_web_browser import TIMEOUT_MS, _unavailable
+from test_web_browser import TIMEOUT_MS, _sign_in, _unavailable
 
 import apikit
 import browser
@@ -131,6 +131,122 @@ def _credit_posts(pg: Any) -> list[str]:
 
     pg.on("request", seen)
     return keys
+
+
+def test_a_double_click_on_buy_credits_buys_once(
+    site: str, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    t = apikit.tenant(client, number=None)
+    _sign_in(page, site, t.key)
+    keys = _credit_posts(page)
+    buy = page.get_by_role("button", name="Buy credits")
+
+    # two clicks in one task: the second surely lands while the first purchase is in flight
+    page.get_by_label("Amount (USD)").fill("7.00")
+    buy.evaluate("button => { button.click(); button.click(); }")
+    expect(page.locator("#buy-status")).to_have_text("7.0000 USD of credit added.")
+    page.wait_for_timeout(300)  # room for a second purchase, had one been sent
+    assert _purchases(t) == ["7.0000"]
+    assert len(keys) == 1, keys
+    assert UUID4.match(keys[0]), keys
+    expect(page.locator("#paid")).to_have_text(f"{t.balance()['paid']} USD")
+
+    # two clicks of the mouse, the second at once (forced: the button may be disabled)
+    page.get_by_label("Amount (USD)").fill("8.00")
+    buy.click()
+    buy.click(force=True)
+    expect(page.locator("#buy-status")).to_have_text("8.0000 USD of credit added.")
+    page.wait_for_timeout(300)
+    assert _purchases(t) == ["8.0000", "7.0000"]
+    assert len(keys) == 2, keys
+    assert keys[0] != keys[1], keys
+
+
+def test_a_double_enter_in_the_amount_buys_once(site: str, client: httpx.Client, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    t = apikit.tenant(client, number=None)
+    _sign_in(page, site, t.key)
+    keys = _credit_posts(page)
+    box = page.get_by_label("Amount (USD)")
+    box.fill("4.00")
+    box.press("Enter")
+    box.press("Enter")
+    expect(page.locator("#buy-status")).to_have_text("4.0000 USD of credit added.")
+    box.press("Enter")  # the box was emptied by the purchase: nothing more is bought
+    page.wait_for_timeout(300)
+    assert _purchases(t) == ["4.0000"]
+    assert len(keys) == 1, keys
+
+
+def test_a_purchase_retried_after_a_lost_answer_is_replayed_not_bought_again(
+    site: str, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    t = apikit.tenant(client, number=None)
+    _sign_in(page, site, t.key)
+    keys = _credit_posts(page)
+
+    def lose_the_answer(route: Any) -> None:
+        route.fetch()  # the server takes the payment...
+        route.abort("failed")  # ...and the answer never reaches the page
+
+    page.route("**/v1/credits", lose_the_answer, times=1)
+    page.get_by_label("Amount (USD)").fill("5.00")
+    buy = page.get_by_role("button", name="Buy credits")
+    buy.click()
+    expect(page.locator("#buy-status")).to_have_class("error")
+    expect(buy).to_be_enabled()
+    assert _purchases(t) == ["5.0000"]
+
+    with page.expect_response("**/v1/credits") as answer:
+        buy.click()  # the same purchase again: the same key, so the server replays it
+    assert answer.value.headers.get("idempotent-replayed") == "true"
+    expect(page.locator("#buy-status")).to_have_text("5.0000 USD of credit added.")
+    assert _purchases(t) == ["5.0000"]
+    assert len(keys) == 2, keys
+    assert keys[0] == keys[1], keys
+
+    # a new amount is a new purchase, with a new key (the old one would be a 409 conflict)
+    page.get_by_label("Amount (USD)").fill("6.00")
+    buy.click()
+    expect(page.locator("#buy-status")).to_have_text("6.0000 USD of credit added.")
+    assert _purchases(t) == ["6.0000", "5.0000"]
+    assert len(keys) == 3, keys
+    assert keys[2] != keys[0], keys
+
+
+def test_buy_credits_works_on_plain_http_at_a_host_other_than_localhost(
+    site: str, client: httpx.Client, playwright: tuple[Any, Path]
+) -> None:
+    from playwright.sync_api import expect
+
+    port = httpx.URL(site).port
+    other = _launch(playwright, f"--host-resolver-rules=MAP {OTHER_HOST} 127.0.0.1")
+    try:
+        context = other.new_context()
+        context.set_default_timeout(TIMEOUT_MS)
+        pg = context.new_page()
+        errors, console = _watch(pg)
+        t = apikit.tenant(client, number=None)
+        _sign_in(pg, f"http://{OTHER_HOST}:{port}", t.key)
+        # what made "Buy credits" throw: no secure context, so no crypto.randomUUID
+        assert pg.evaluate("window.isSecureContext") is False
+        assert pg.evaluate("typeof crypto.randomUUID") == "undefined"
+        keys = _credit_posts(pg)
+        pg.get_by_label("Amount (USD)").fill("3.00")
+        pg.get_by_role("button", name="Buy credits").click()
+        expect(pg.locator("#buy-status")).to_have_text("3.0000 USD of credit added.")
+        assert _purchases(t) == ["3.0000"]
+        assert len(keys) == 1, keys
+        assert UUID4.match(keys[0]), keys
+        context.close()
+        _clean(errors, console)
+    finally:
+        other.close()
 
 
 def test_calculator_names_invisible_characters_in_the_smart_encoding_suggestion(

@@ -14,10 +14,26 @@
 
   function key() { return sessionStorage.getItem(KEY); }
 
-  async function api(method, path, payload, accept) {
+  // An Idempotency-Key: 128 random bits as a version-4 UUID. crypto.getRandomValues exists in
+  // every context; crypto.randomUUID only in secure ones (HTTPS or localhost), so "Buy credits"
+  // on plain HTTP at any other host name threw before sending anything.
+  function newIdempotencyKey() {
+    const b = new Uint8Array(16);
+    if (typeof crypto !== "undefined" && typeof crypto.getRandomValues === "function") {
+      crypto.getRandomValues(b);
+    } else {  // no Web Crypto at all (very old browsers): a weaker but still random key
+      for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+    b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  async function api(method, path, payload, accept, idempotencyKey) {
     const headers = { "Authorization": "Bearer " + key(), "Accept": accept || "application/json" };
     if (payload !== undefined) headers["Content-Type"] = "application/json";
-    if (method === "POST") headers["Idempotency-Key"] = crypto.randomUUID();
+    if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
     const r = await fetch(path, {
       method, headers, body: payload === undefined ? undefined : JSON.stringify(payload),
     });
@@ -301,14 +317,34 @@
     } catch (err) { status("lowbal-status", err.message, false); }
   });
 
+  // One Idempotency-Key per purchase: made for the amount in the box, kept through failures
+  // (a retry after a lost answer is replayed by the server, not bought again), dropped when the
+  // amount changes or the purchase succeeds. The button is disabled while a purchase is in
+  // flight, so a double click or a second Enter is one purchase.
+  let purchaseKey = null;
+  let buying = false;
+  $("buy-amount").addEventListener("input", () => { purchaseKey = null; });
   $("buy-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (buying) return;
+    buying = true;
+    const button = $("buy-form").querySelector("button[type=submit]");
+    button.disabled = true;
     status("buy-status", "Buying…");
     try {
-      const p = await api("POST", "/v1/credits", { amount: $("buy-amount").value.trim() });
+      purchaseKey = purchaseKey || newIdempotencyKey();
+      const p = await api("POST", "/v1/credits", { amount: $("buy-amount").value.trim() },
+        undefined, purchaseKey);
+      purchaseKey = null;
+      $("buy-amount").value = "";  // the next purchase is a new amount and a new key
       await refresh("buy-status");
       status("buy-status", p.amount + " " + currency + " of credit added.", true);
-    } catch (err) { status("buy-status", err.message, false); }
+    } catch (err) {
+      status("buy-status", err.message, false);
+    } finally {
+      buying = false;
+      button.disabled = false;
+    }
   });
 
   async function download(fmt) {
