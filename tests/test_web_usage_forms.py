@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from talktime.rating import shipped_cards_dir
 from test_web_browser import TIMEOUT_MS, _sign_in, _unavailable
 
 import apikit
@@ -247,6 +248,46 @@ def test_buy_credits_works_on_plain_http_at_a_host_other_than_localhost(
         _clean(errors, console)
     finally:
         other.close()
+
+
+def _import_euro_card(client: httpx.Client) -> None:
+    """`euro`: the shipped default card with its currency EUR."""
+    source = shipped_cards_dir() / "default"
+    files = {name: (source / name).read_text() for name in ("sms.csv", "voice.csv", "numbers.csv")}
+    header = (source / "card.toml").read_text()
+    assert 'name = "default"' in header
+    assert 'currency = "USD"' in header
+    files["card.toml"] = header.replace('name = "default"', 'name = "euro"').replace(
+        'currency = "USD"', 'currency = "EUR"'
+    )
+    response = client.post("/v1/admin/rate-cards", json=files, headers=apikit.ADMIN)
+    assert response.status_code == 201, response.text
+
+
+def test_money_labels_show_the_accounts_currency(
+    site: str, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    _import_euro_card(client)
+    t = apikit.tenant(client, rate_card="euro", number=None)
+    assert t.balance()["currency"] == "EUR"
+    _sign_in(page, site, t.key)
+    expect(page.locator("#paid")).to_have_text(f"{t.balance()['paid']} EUR")
+    for label in (
+        "When paid credit falls below (EUR)",
+        "Add (EUR)",
+        "Most paid credit to spend in a month (EUR; empty for no limit)",
+        "Alert when available credit falls below (EUR; empty for off)",
+        "Amount (EUR)",
+    ):
+        expect(page.get_by_label(label, exact=True)).to_have_count(1)
+    labels = page.locator("#account label").all_inner_texts()
+    assert not [text for text in labels if "USD" in text], labels
+
+    page.get_by_label("Amount (EUR)").fill("2.00")
+    page.get_by_role("button", name="Buy credits").click()
+    expect(page.locator("#buy-status")).to_have_text("2.0000 EUR of credit added.")
 
 
 def test_calculator_names_invisible_characters_in_the_smart_encoding_suggestion(

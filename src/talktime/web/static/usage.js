@@ -77,6 +77,7 @@
 
   function showBalance(b) {
     currency = b.currency;
+    document.querySelectorAll(".currency").forEach((el) => { el.textContent = currency; });
     $("free").textContent = money(b.free);
     $("free-resets").textContent = day(b.period_end);  // the free monthly credit renews then
     $("paid").textContent = money(b.paid);
