@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from talktime import money
 from talktime.rating import shipped_cards_dir
 from test_web_browser import TIMEOUT_MS, _sign_in, _unavailable
 
@@ -288,6 +289,50 @@ def test_money_labels_show_the_accounts_currency(
     page.get_by_label("Amount (EUR)").fill("2.00")
     page.get_by_role("button", name="Buy credits").click()
     expect(page.locator("#buy-status")).to_have_text("2.0000 EUR of credit added.")
+
+
+def test_saving_one_settings_form_keeps_unsaved_edits_in_the_others(
+    site: str, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    t = apikit.tenant(client, number=None)
+    _sign_in(page, site, t.key)
+    limit = page.get_by_label("Most paid credit to spend in a month")
+    lowbal = page.get_by_label("Alert when available credit falls below")
+    limit.fill("40")  # typed, not saved
+    lowbal.fill("3")  # typed, not saved
+
+    page.get_by_label("Recharge automatically").check()
+    page.get_by_label("When paid credit falls below").fill("2.50")
+    page.get_by_label("Add (USD)").fill("15")
+    page.get_by_role("button", name="Save auto-recharge").click()
+    expect(page.locator("#recharge-status")).to_have_text("Auto-recharge saved.")
+    # the saved form shows what was stored; the others keep what was typed
+    expect(page.get_by_label("When paid credit falls below")).to_have_value("2.5000")
+    expect(page.get_by_label("Add (USD)")).to_have_value("15.0000")
+    expect(limit).to_have_value("40")
+    expect(lowbal).to_have_value("3")
+    assert t.balance()["monthly_limit"] is None
+    assert t.balance()["low_balance_threshold"] is None
+
+    # a box the user has not edited since it was filled still takes the server's value: the
+    # limit set elsewhere shows once the page refreshes after a save, while an auto-recharge
+    # edit typed meanwhile is kept
+    limit.fill("")  # back to what the page filled in (no limit): not an edit any more
+    response = client.put(
+        "/v1/settings/monthly-limit", json={"monthly_limit": "25"}, headers=t.auth
+    )
+    assert response.status_code == 200, response.text
+    page.get_by_label("Add (USD)").fill("30")  # typed, not saved
+    page.get_by_role("button", name="Save low-balance alert").click()
+    expect(page.locator("#lowbal-status")).to_have_text("Low-balance alert saved.")
+    assert money.parse(t.balance()["low_balance_threshold"]) == 3_000_000
+    expect(lowbal).to_have_value("3.0000")
+    expect(limit).to_have_value(t.balance()["monthly_limit"])  # not edited since it was filled
+    expect(page.get_by_label("Add (USD)")).to_have_value("30")  # edited: kept
+    expect(page.get_by_label("Recharge automatically")).to_be_checked()
+    assert money.parse(t.balance()["auto_recharge"]["amount"]) == 15_000_000
 
 
 def test_calculator_names_invisible_characters_in_the_smart_encoding_suggestion(

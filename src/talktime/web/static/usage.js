@@ -75,7 +75,20 @@
     el.className = ok === undefined ? "help" : (ok ? "ok" : "error");
   }
 
-  function showBalance(b) {
+  // What the page last wrote into each settings control. A refresh overwrites a control only
+  // while it still holds that (the user has not edited it since), or when `force` says so: the
+  // saved form's own controls, or every control when signing in.
+  const filled = new WeakMap();
+  function fill(el, value, force) {
+    const prop = el.type === "checkbox" ? "checked" : "value";
+    if (!force && filled.has(el) && el[prop] !== filled.get(el)) return;  // an unsaved edit
+    el[prop] = value;
+    filled.set(el, el[prop]);
+  }
+
+  // `reset`: the id of the form whose controls take the server's values whatever they hold
+  // (the form just saved), "all" (signing in), or null (a refresh: only unedited controls).
+  function showBalance(b, reset) {
     currency = b.currency;
     document.querySelectorAll(".currency").forEach((el) => { el.textContent = currency; });
     $("free").textContent = money(b.free);
@@ -101,13 +114,17 @@
     }
     $("period").textContent = "Billing period " + when(b.period_start) + " to " + when(b.period_end) + ".";
     const ar = b.auto_recharge;
-    $("recharge-enabled").checked = !!ar.enabled;
-    $("recharge-threshold").value = ar.threshold || "";
-    $("recharge-amount").value = ar.amount || "";
+    const put = (id, value) => {
+      const el = $(id);
+      fill(el, value, reset === "all" || reset === el.form.id);
+    };
+    put("recharge-enabled", !!ar.enabled);
+    put("recharge-threshold", ar.threshold || "");
+    put("recharge-amount", ar.amount || "");
     $("recharge-note").textContent = ar.disabled_reason
       ? "Auto-recharge was turned off: " + ar.disabled_reason : "";
-    $("limit-amount").value = b.monthly_limit === null ? "" : b.monthly_limit;
-    $("lowbal-amount").value = low === null ? "" : low;
+    put("limit-amount", b.monthly_limit === null ? "" : b.monthly_limit);
+    put("lowbal-amount", low === null ? "" : low);
   }
 
   function svgEl(name, attrs, text) {
@@ -235,9 +252,9 @@
     }
   }
 
-  async function load() {
+  async function load(reset) {
     const b = await api("GET", "/v1/balance");
-    showBalance(b);
+    showBalance(b, reset);
     const range = new URLSearchParams({ since: b.period_start, until: b.period_end });
     range.append("group_by", "day");
     range.append("group_by", "channel");
@@ -252,7 +269,7 @@
   async function signIn(k) {
     sessionStorage.setItem(KEY, k);
     try {
-      await load();
+      await load("all");
       $("signin").hidden = true;
       $("account").hidden = false;
       $("key-prefix").textContent = k.slice(0, 10) + "…";
@@ -275,8 +292,10 @@
     location.reload();
   });
 
-  async function refresh(id) {
-    try { await load(); } catch (err) { status(id, err.message, false); }
+  // After a save: new figures everywhere, the saved form's controls as stored, and the other
+  // forms' unsaved edits kept.
+  async function refresh(id, form) {
+    try { await load(form || null); } catch (err) { status(id, err.message, false); }
   }
 
   $("recharge-form").addEventListener("submit", async (ev) => {
@@ -290,7 +309,7 @@
       if (body.enabled || threshold !== "") body.threshold = threshold;
       if (body.enabled || amount !== "") body.amount = amount;
       await api("PUT", "/v1/settings/auto-recharge", body);
-      await refresh("recharge-status");
+      await refresh("recharge-status", "recharge-form");
       status("recharge-status", "Auto-recharge saved.", true);
     } catch (err) { status("recharge-status", err.message, false); }
   });
@@ -301,7 +320,7 @@
     const v = $("limit-amount").value.trim();
     try {
       await api("PUT", "/v1/settings/monthly-limit", { monthly_limit: v === "" ? null : v });
-      await refresh("limit-status");
+      await refresh("limit-status", "limit-form");
       status("limit-status", v === "" ? "Monthly limit removed." : "Monthly limit saved.", true);
     } catch (err) { status("limit-status", err.message, false); }
   });
@@ -312,7 +331,7 @@
     const v = $("lowbal-amount").value.trim();
     try {
       await api("PUT", "/v1/settings/low-balance", { low_balance_threshold: v === "" ? null : v });
-      await refresh("lowbal-status");
+      await refresh("lowbal-status", "lowbal-form");
       status("lowbal-status",
         v === "" ? "Low-balance alert turned off." : "Low-balance alert saved.", true);
     } catch (err) { status("lowbal-status", err.message, false); }
