@@ -45,8 +45,19 @@ def _refuse_endpoint_updates(db_url: str) -> None:
 
 @pytest.fixture
 def api(db_url: str, tmp_path: Path) -> Iterator[Any]:
-    """The app on the test's database, webhook URLs on loopback allowed."""
+    """The app on the test's database, webhook URLs on loopback allowed; the trigger a test
+    adds is dropped afterwards (PostgreSQL's test database is emptied, not recreated, between
+    tests, and the trigger made every later test's endpoint update fail)."""
     yield from _client(db_url, tmp_path, webhooks_allow_private=True)
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TRIGGER IF EXISTS refuse_update"
+            + ("" if engine.dialect.name == "sqlite" else " ON webhook_endpoints")
+        )
+        if engine.dialect.name != "sqlite":
+            conn.exec_driver_sql("DROP FUNCTION IF EXISTS refuse_update()")
+    engine.dispose()
 
 
 def test_a_failed_secret_rotation_logs_no_webhook_secret(

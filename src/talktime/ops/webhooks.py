@@ -566,8 +566,8 @@ def deliver(
     Idempotent: a delivery that is not pending (delivered, failed, or skipped: those wait for a
     redelivery) is left alone, and so is one whose next attempt is not due yet (a job left over
     from before a redelivery or another job's attempt).
-    The attempt is recorded, and the delivery updated, only if no other worker recorded an attempt
-    or redelivered it meanwhile.
+    Every attempt made is logged and counted; it settles the delivery (delivered, next retry,
+    failed) only if no other worker recorded an attempt or redelivered it meanwhile.
     """
     now = now_us() if now is None else now
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
@@ -602,7 +602,6 @@ def deliver(
     payload = body(row.event_id, row.type, row.event_created_at, row.payload)
     head = signing.headers(row.secret, row.event_id, now // SECOND, payload)
     result = _post(row.url, payload, head, settings)
-    attempt = int(row.attempts) + 1
     with engine.begin() as conn:
         # The endpoint first (FOR NO KEY UPDATE, as _settle updates it): a deletion under way is
         # waited for and then found, instead of deleting the delivery under a new attempt row.
@@ -615,18 +614,28 @@ def deliver(
             is None
         ):
             return "missing"
+        # The attempt was made, so it is logged and counted whatever happened meanwhile; it
+        # decides the delivery's state only if the delivery is still as it was read (another
+        # worker that made the same attempt, or a redelivery, changed `next_attempt_at` or the
+        # state, and then owns what comes next). Until 1 Dec an overtaken attempt went
+        # unlogged although the receiver got it.
+        d = webhook_deliveries.c
         claimed = conn.execute(
             webhook_deliveries.update()
             .where(
-                webhook_deliveries.c.id == delivery_id,
-                webhook_deliveries.c.state == "pending",
-                webhook_deliveries.c.attempts == row.attempts,
-                webhook_deliveries.c.next_attempt_at.is_not_distinct_from(row.next_attempt_at),
+                d.id == delivery_id,
+                d.state == "pending",
+                d.next_attempt_at.is_not_distinct_from(row.next_attempt_at),
             )
-            .values(attempts=attempt, last_response_code=result.response_code)
+            .values(attempts=d.attempts + 1, last_response_code=result.response_code)
         ).rowcount
         if claimed != 1:
-            return "pending"  # another worker recorded this attempt first, or a redelivery came
+            conn.execute(
+                webhook_deliveries.update()
+                .where(d.id == delivery_id)
+                .values(attempts=d.attempts + 1)
+            )
+        attempt = int(conn.execute(sa.select(d.attempts).where(d.id == delivery_id)).scalar_one())
         conn.execute(
             webhook_attempts.insert().values(
                 delivery_id=delivery_id,
@@ -639,6 +648,8 @@ def deliver(
                 worker=worker,
             )
         )
+        if claimed != 1:
+            return str(conn.execute(sa.select(d.state).where(d.id == delivery_id)).scalar_one())
         return _settle(conn, row, attempt, result, now)
 
 
