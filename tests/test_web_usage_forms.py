@@ -335,6 +335,47 @@ def test_saving_one_settings_form_keeps_unsaved_edits_in_the_others(
     assert money.parse(t.balance()["auto_recharge"]["amount"]) == 15_000_000
 
 
+def test_auto_recharge_turns_off_with_empty_boxes_and_on_needs_both(
+    site: str, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    t = apikit.tenant(client, number=None)
+    response = client.put(
+        "/v1/settings/auto-recharge",
+        json={"enabled": True, "threshold": "5", "amount": "10"},
+        headers=t.auth,
+    )
+    assert response.status_code == 200, response.text
+    _sign_in(page, site, t.key)
+    enabled = page.get_by_label("Recharge automatically")
+    threshold = page.get_by_label("When paid credit falls below")
+    amount = page.get_by_label("Add (USD)")
+    expect(enabled).to_be_checked()
+    threshold.fill("")
+    amount.fill("")
+    enabled.uncheck()
+    page.get_by_role("button", name="Save auto-recharge").click()
+    expect(page.locator("#recharge-status")).to_have_text("Auto-recharge saved.")
+    auto = t.balance()["auto_recharge"]
+    assert auto["enabled"] is False
+    # {"enabled": false} keeps the stored values, and the form shows them again
+    assert (money.parse(auto["threshold"]), money.parse(auto["amount"])) == (5_000_000, 10_000_000)
+    expect(threshold).to_have_value(auto["threshold"])
+    expect(amount).to_have_value(auto["amount"])
+
+    # turning it on needs both: the API's sentence, and nothing changes
+    refused = client.put("/v1/settings/auto-recharge", json={"enabled": True}, headers=t.auth)
+    assert refused.status_code == 422, refused.text
+    threshold.fill("")
+    amount.fill("")
+    enabled.check()
+    page.get_by_role("button", name="Save auto-recharge").click()
+    expect(page.locator("#recharge-status")).to_have_text(refused.json()["detail"])
+    expect(page.locator("#recharge-status")).to_have_class("error")
+    assert t.balance()["auto_recharge"]["enabled"] is False
+
+
 def test_calculator_names_invisible_characters_in_the_smart_encoding_suggestion(
     site: str, client: httpx.Client, page: Any
 ) -> None:

@@ -305,9 +305,11 @@
       const body = { enabled: $("recharge-enabled").checked };
       const threshold = $("recharge-threshold").value.trim();
       const amount = $("recharge-amount").value.trim();
-      // turning it off needs neither: empty boxes keep the stored values
-      if (body.enabled || threshold !== "") body.threshold = threshold;
-      if (body.enabled || amount !== "") body.amount = amount;
+      // an empty box is left out: turning it off needs neither (the stored values are kept),
+      // and turning it on without one is refused with the API's sentence ("threshold:
+      // required when `enabled` is true")
+      if (threshold !== "") body.threshold = threshold;
+      if (amount !== "") body.amount = amount;
       await api("PUT", "/v1/settings/auto-recharge", body);
       await refresh("recharge-status", "recharge-form");
       status("recharge-status", "Auto-recharge saved.", true);
