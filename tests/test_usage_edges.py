@@ -154,3 +154,49 @@ def test_worker_refuses_a_poll_that_is_not_finite_or_out_of_bounds(
     assert "error[invalid_poll]" in result.output
     assert "0.01 to 3600" in result.output
     assert "Traceback" not in result.output
+
+
+def test_usage_api_with_only_an_earlier_until_reports_the_month_it_falls_in(api: Any) -> None:
+    # `since` defaulted to this month's start even then, and the report was refused because
+    # "`until` must be after `since`", a `since` the caller never gave
+    t = tenant(api, number=None)
+    report = t.get("/v1/usage", until="2026-09-15T12:00:00Z")
+    assert report.status_code == 200, report.text
+    assert report.json()["since"] == "2026-09-01T00:00:00Z"
+    assert report.json()["until"] == "2026-09-15T12:00:00Z"
+    # an `until` on a month's first instant ends the month before it
+    edge = t.get("/v1/usage", until="2026-10-01T00:00:00Z")
+    assert edge.json()["since"] == "2026-09-01T00:00:00Z"
+
+
+def test_usage_cli_with_only_an_earlier_until_reports_the_month_it_falls_in(
+    cli: CliRunner, engine: sa.Engine
+) -> None:
+    account = _account(engine)
+    wallet = Wallet(engine)
+    rent = "number:+14155550100"  # rentals come from the ledger
+    wallet.charge(account, 10_000, "r1", reference=rent, now=SEPT + timedelta(days=2))
+    wallet.charge(account, 10_000, "r2", reference=rent, now=SEPT + timedelta(days=20))  # after
+    result = cli.invoke(app, ["usage", str(account), "--until", "2026-09-15", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["since"] == "2026-09-01T00:00:00Z"
+    assert [row["count"] for row in report["rows"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"group_by": "foo"}, "group_by"),
+        ({"group_by": "channel,channel"}, "group_by"),
+        ({"since": "2025-01-01T00:00:00Z", "until": "2026-09-01T00:00:00Z"}, "since"),
+    ],
+)
+def test_usage_api_refusals_name_the_parameter(
+    api: Any, params: dict[str, str], field: str
+) -> None:
+    t = tenant(api, number=None)
+    response = t.get("/v1/usage", **params)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_usage_query"
+    assert response.json()["field"] == field

@@ -334,7 +334,9 @@ def _when(text: str | None) -> int | None:
 @app.command("usage")
 def usage_report(
     account: Annotated[int, typer.Argument(help="Account id.")],
-    since: Annotated[str | None, typer.Option(help="Start (ISO), default: month start.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start (ISO), default: start of the month --until falls in.")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="End (ISO, exclusive), default: now.")] = None,
     group_by: Annotated[
         list[str] | None,
@@ -347,23 +349,15 @@ def usage_report(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Usage counts and totals of an account over a time range, grouped as asked."""
-    from datetime import UTC, datetime
 
     from talktime.errors import TalktimeError
     from talktime.ops import usage
-    from talktime.ops.clock import from_datetime, now_us
+    from talktime.ops.clock import now_us
 
     if as_csv and as_json:  # one output format: neither is silently dropped
         fail("invalid_request", "give --csv or --json, not both")
     require_id(account, "account id")
-    now = now_us()
-    today = datetime.now(UTC)
-    start = _when(since)
-    if start is None:  # not `or`: 1970-01-01T00:00Z is 0
-        start = from_datetime(datetime(today.year, today.month, 1, tzinfo=UTC))
-    end = _when(until)
-    if end is None:
-        end = now + 1
+    start, end = usage.default_range(now_us(), _when(since), _when(until))
     dims = [d for part in group_by or [] for d in part.split(",") if d]
     settings = get_settings()
     engine = open_engine(settings)

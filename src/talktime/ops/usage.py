@@ -13,6 +13,7 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,6 +158,18 @@ def _value(item: Item, dimension: str) -> str | None:
     return item.phone_number
 
 
+def default_range(now: int, since: int | None, until: int | None) -> tuple[int, int]:
+    """The report's [since, until) with the defaults filled in: `until` now (exclusive, so
+    `now` itself is in), `since` the start (UTC) of the month the range ends in, which is
+    this month without an `until` (an `until` alone used to keep this month's start, and an
+    earlier `until` was refused for a `since` the caller never gave)."""
+    end = now + 1 if until is None else until
+    if since is not None:
+        return since, end
+    last = datetime.fromtimestamp(max(end - 1, EARLIEST_US) / 1_000_000, UTC)
+    return from_datetime(datetime(last.year, last.month, 1, tzinfo=UTC)), end
+
+
 def usage(
     engine: sa.Engine, account_id: int, since: int, until: int, group_by: Sequence[str] = ()
 ) -> list[Group]:
@@ -165,10 +178,10 @@ def usage(
     bad = [d for d in group_by if d not in DIMENSIONS]
     if bad:
         raise InvalidUsageQueryError(
-            f"cannot group by {bad[0]!r}; use any of {', '.join(DIMENSIONS)}"
+            f"cannot group by {bad[0]!r}; use any of {', '.join(DIMENSIONS)}", field="group_by"
         )
     if len(set(group_by)) != len(group_by):
-        raise InvalidUsageQueryError("name each group_by dimension once")
+        raise InvalidUsageQueryError("name each group_by dimension once", field="group_by")
     for name, moment in (("since", since), ("until", until)):
         if not EARLIEST_US <= moment <= LATEST_US:
             raise InvalidUsageQueryError(
@@ -178,7 +191,9 @@ def usage(
     if until <= since:
         raise InvalidUsageQueryError("`until` must be after `since`", field="until")
     if until - since > MAX_RANGE_US:
-        raise InvalidUsageQueryError("a usage report covers at most 366 days; narrow the range")
+        raise InvalidUsageQueryError(
+            "a usage report covers at most 366 days; narrow the range", field="since"
+        )
     totals: dict[tuple[str | None, ...], list[int]] = {}
     # one snapshot for the four reads (PostgreSQL's READ COMMITTED mixed moments)
     with read_snapshot(engine) as conn:

@@ -121,11 +121,6 @@ def _preferred(request: Request, offered: tuple[str, ...]) -> str:
     return max(scored)[-1] if scored else offered[0]
 
 
-def _month_start(now: int) -> int:
-    at = datetime.fromtimestamp(now // 1_000_000, UTC)
-    return from_datetime(datetime(at.year, at.month, 1, tzinfo=UTC))
-
-
 @router.get(
     "/v1/usage",
     response_model=UsageReport,
@@ -135,7 +130,11 @@ def get_usage(
     account: AccountId,
     request: Request,
     since: Annotated[
-        Time | None, Query(description="start, inclusive (default: this month's start)")
+        Time | None,
+        Query(
+            description="start, inclusive (default: the start, UTC, of the month `until` "
+            "falls in: this month without `until`)"
+        ),
     ] = None,
     until: Annotated[Time | None, Query(description="end, exclusive (default: now)")] = None,
     group_by: Annotated[
@@ -148,8 +147,9 @@ def get_usage(
 ) -> Any:
     """Counts and totals of messages, calls and number rentals, grouped as asked."""
     now = now_us()
-    start = _at(since) if since else _month_start(now)
-    end = _at(until) if until else now + 1
+    start, end = usage.default_range(
+        now, None if since is None else _at(since), None if until is None else _at(until)
+    )
     dims = [d for part in group_by or [] for d in part.split(",") if d]
     groups = usage.usage(request.app.state.engine, account, start, end, dims)
     if _preferred(request, (JSON, CSV)) == CSV:
