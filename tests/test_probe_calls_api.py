@@ -139,6 +139,22 @@ def test_extending_a_call_whose_hold_lapsed_is_call_not_active_and_it_still_comp
     assert wallet.verify() == []
 
 
+def test_a_call_shows_its_hold_pending_then_expired_once_it_lapsed_then_settled(
+    api: Any, wallet: Wallet
+) -> None:
+    # After the worker released a lapsed hold, GET still said `authorized` with `held`
+    # 0.07 and nothing told that no credit was held any more (only an extend revealed it).
+    t = tenant(api, credit="5.00")
+    call = t.authorize().json()
+    assert call["hold_state"] == "pending"
+    assert call["hold_expires_at"] > call["authorized_at"]
+    assert lapse_pending_holds(wallet) == 1
+    lapsed = t.get(f"/v1/calls/{call['id']}").json()
+    assert (lapsed["state"], lapsed["hold_state"]) == ("authorized", "expired")
+    done = t.post(f"/v1/calls/{call['id']}/complete", {"duration": 60}).json()
+    assert (done["state"], done["hold_state"]) == ("completed", "settled")  # billed in full
+
+
 @pytest.mark.parametrize(
     "body",
     [

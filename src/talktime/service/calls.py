@@ -32,6 +32,7 @@ from talktime.service.errors import CallStateError, NotFoundError
 from talktime.service.idempotency import KeepWritesError, StoredResponse, run_once
 from talktime.service.messages import account_number
 from talktime.store.api_tables import calls
+from talktime.store.wallet_tables import holds as wallet_holds
 from talktime.wallet import holds
 from talktime.wallet.book import AccountState, Book
 from talktime.wallet.errors import (
@@ -140,7 +141,13 @@ def _ttl(covered_s: int) -> int:
 
 def _row(conn: sa.Connection, account_id: int, call_id: str) -> Any:
     row = conn.execute(
-        sa.select(calls).where(calls.c.id == call_id, calls.c.account_id == account_id)
+        sa.select(
+            calls,
+            wallet_holds.c.state.label("hold_state"),
+            wallet_holds.c.expires_at.label("hold_expires_at"),
+        )
+        .outerjoin(wallet_holds, wallet_holds.c.id == calls.c.hold_id)
+        .where(calls.c.id == call_id, calls.c.account_id == account_id)
     ).first()
     if row is None:
         raise NotFoundError(f"No call {call_id} in this account.")
@@ -158,6 +165,10 @@ def call_dict(row: Any, balance: dict[str, Any] | None = None) -> dict[str, Any]
         "state": row.state,
         "max_duration_seconds": row.max_duration_seconds,
         "held": fmt(row.authorized_amount),
+        # the hold behind `held`: `pending` until its deadline, then `expired` (the worker
+        # released it: nothing is held any more, an extend is 409, completing still bills)
+        "hold_state": row.hold_state,
+        "hold_expires_at": None if row.hold_expires_at is None else iso(row.hold_expires_at),
         "amount": None if row.amount is None else fmt(row.amount),
         "uncollected": None if row.uncollected is None else fmt(row.uncollected),
         "currency": row.currency,

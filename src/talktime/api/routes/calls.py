@@ -76,6 +76,15 @@ class CallOut(BaseModel):
     state: Literal["authorized", "completed"]
     max_duration_seconds: int = Field(description="Call time the held credit covers now.")
     held: str = Field(description="Credit held for the call so far.")
+    hold_state: Literal["pending", "settled", "voided", "expired"] | None = Field(
+        default=None,
+        description="The hold behind `held`: `pending` until `hold_expires_at`, `settled` once "
+        "the call completed, `expired` once the worker released it past its deadline (nothing "
+        "is held then: an extend is 409, completing still bills); null for a call without one.",
+    )
+    hold_expires_at: str | None = Field(
+        default=None, description="When the held credit lapses unless the call is extended."
+    )
     amount: str | None = Field(description="What the call cost, once completed.")
     uncollected: str | None
     currency: str
