@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from talktime.config import Settings
@@ -53,10 +54,14 @@ def test_parallel_charges_succeed_exactly_as_often_as_the_credit_covers(db_url: 
     engine.dispose()
 
 
-def test_an_in_memory_wallet_shared_by_threads_runs_their_writes_one_at_a_time() -> None:
-    # One SQLite connection serves every thread of an in-memory wallet: before 1 Dec two
+@pytest.mark.parametrize("per_thread", [False, True], ids=["one-wallet", "wallet-per-thread"])
+def test_an_in_memory_wallet_shared_by_threads_runs_their_writes_one_at_a_time(
+    per_thread: bool,
+) -> None:
+    # One SQLite connection serves every thread of an in-memory engine: before 1 Dec two
     # threads' transactions interleaved on it ("cannot start a transaction within a
-    # transaction", and ledger entries that no longer summed to the grants' balances).
+    # transaction", and ledger entries that no longer summed to the grants' balances). The
+    # lock belongs to the engine, so short-lived wallets on one engine wait for each other too.
     with Wallet.open("sqlite://", migrate=True) as wallet:
         wallet.upsert_plan("free", 0)
         account = wallet.create_account("Shared", "free", "shared").account.id
@@ -66,16 +71,17 @@ def test_an_in_memory_wallet_shared_by_threads_runs_their_writes_one_at_a_time()
         lock = threading.Lock()
 
         def worker(n: int) -> None:
+            mine = Wallet(wallet.engine) if per_thread else wallet
             barrier.wait()
             for i in range(10):
                 try:
-                    wallet.charge(account, 1_000, f"m{n}-{i}")
+                    mine.charge(account, 1_000, f"m{n}-{i}")
                     outcome = "ok"
                 except InsufficientCreditError:
                     outcome = "refused"
                 with lock:
                     outcomes.append(outcome)
-                wallet.balance(account)  # reads interleave with the others' writes
+                mine.balance(account)  # reads interleave with the others' writes
 
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
         for t in threads:

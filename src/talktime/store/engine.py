@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,6 +46,22 @@ def is_sqlite_memory(engine: sa.Engine) -> bool:
     """True for an in-memory SQLite database: one connection that every user of the engine
     shares (`StaticPool`)."""
     return engine.dialect.name == "sqlite" and _in_memory(engine.url)
+
+
+_MEMORY_LOCKS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_MEMORY_LOCKS_GUARD = threading.Lock()
+
+
+def memory_lock(engine: sa.Engine) -> threading.RLock | None:
+    """The lock that serializes the users of an in-memory SQLite engine's one connection
+    (the same lock for every wallet on the engine), or None for any other engine."""
+    if not is_sqlite_memory(engine):
+        return None
+    with _MEMORY_LOCKS_GUARD:
+        lock = _MEMORY_LOCKS.get(engine)
+        if lock is None:
+            lock = _MEMORY_LOCKS[engine] = threading.RLock()
+        return lock
 
 
 def _in_memory(url: URL) -> bool:

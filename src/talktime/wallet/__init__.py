@@ -8,7 +8,6 @@ idempotent by key. The building blocks (`Book` and the functions of `charges`, `
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
-from talktime.store.engine import is_sqlite_memory, read_snapshot
+from talktime.store.engine import memory_lock, read_snapshot
 from talktime.store.migrate import DatabaseNotMigratedError, refuse_unmigrated
 from talktime.store.reuse import ConnectionStack, is_disconnect, lost_race
 from talktime.store.wallet_tables import GRANT_LIVE
@@ -102,12 +101,12 @@ class Wallet:
         """A wallet on ``engine``. It keeps a few idle connections of the engine between writes
         (`close` gives them back); with ``owns_engine`` (as `open` makes it) `close` also
         disposes the engine. On in-memory SQLite (one connection shared by every thread) the
-        wallet's transactions and reads run one at a time."""
+        transactions and reads of every wallet on the engine run one at a time."""
         self.engine = engine
         self.clock = clock
         self._connections = ConnectionStack(engine)
         self._owns_engine = owns_engine
-        self._serial = threading.RLock() if is_sqlite_memory(engine) else None
+        self._serial = memory_lock(engine)  # shared by every wallet on the engine
 
     def _one_at_a_time(self) -> AbstractContextManager[object]:
         """Held around every use of the engine: on in-memory SQLite a lock, since two threads'
