@@ -11,7 +11,8 @@ from the code:
   when its paid part would pass the limit; a settle never checks (usage past the limit is
   recorded); insufficient credit is checked first;
 - the usage counter is per period of the account's anchor (a new period starts at zero before
-  the cycle runs); a limit change applies at once, to the current period's usage;
+  the cycle runs); a limit change applies at once, to the current period's usage, after
+  opening the periods begun before it (as they began, without it);
 - `monthly_limit.reached` is queued once per period: when paid usage reaches the limit or when a
   charge or reservation is refused for it;
 - a plan change applies from the next period's free credit (the plans table at cycle time);
@@ -522,6 +523,7 @@ class LimitMachine(RuleBasedStateMachine):
 
     @rule(limit=st.none() | st.integers(0, 25_000))
     def limit_changes(self, limit: int | None) -> None:
+        self.cycle_runs()  # the change opens the periods begun before it: it applies from now
         self.wallet.set_monthly_limit(self.account, limit, self.key(), now=self.now)
         self.model.limit = limit
 
