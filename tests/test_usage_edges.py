@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from talktime import money
 from talktime.cli import app
+from talktime.ops import usage as usage_module
 from talktime.ops.clock import from_datetime
 from talktime.ops.statements import statement
-from talktime.ops.usage import usage
+from talktime.ops.usage import default_range, usage
 from talktime.wallet import Wallet
 
 from apikit import tenant
@@ -200,3 +201,28 @@ def test_usage_api_refusals_name_the_parameter(
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "invalid_usage_query"
     assert response.json()["field"] == field
+
+
+def test_usage_api_with_only_an_until_out_of_range_is_a_422_naming_until(api: Any) -> None:
+    # the default `since` was worked out from it first: a 500 ("year 10000 is out of range")
+    t = tenant(api, number=None)
+    response = t.get("/v1/usage", until="9999-12-31T23:00:00-05:00")
+    assert response.status_code == 422, response.text
+    assert (response.json()["code"], response.json()["field"]) == ("invalid_usage_query", "until")
+
+
+def test_usage_default_since_is_exact_far_from_the_epoch() -> None:
+    # a float division put 3000-03-01T00:00Z in March, so `since` equalled `until` (refused)
+    until = from_datetime(datetime(3000, 3, 1, tzinfo=UTC))
+    since, end = default_range(0, None, until)
+    assert (since, end) == (from_datetime(datetime(3000, 2, 1, tzinfo=UTC)), until)
+
+
+def test_a_usage_report_over_the_item_bound_names_since(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = tenant(api, credit="5.00")  # its number's first month: one item this month
+    monkeypatch.setattr(usage_module, "MAX_ROWS", 0)
+    response = t.get("/v1/usage")
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "since"

@@ -13,7 +13,7 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ MAX_RANGE_US = 366 * 24 * HOUR
 MAX_ROWS = 1_000_000
 EARLIEST_US = from_datetime(EARLIEST)
 LATEST_US = from_datetime(LATEST)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """`since` and `until` lie in [EARLIEST_US, LATEST_US] (UTC), the times the wallet accepts."""
 
 
@@ -166,7 +167,9 @@ def default_range(now: int, since: int | None, until: int | None) -> tuple[int, 
     end = now + 1 if until is None else until
     if since is not None:
         return since, end
-    last = datetime.fromtimestamp(max(end - 1, EARLIEST_US) / 1_000_000, UTC)
+    if not EARLIEST_US < end <= LATEST_US:
+        return EARLIEST_US, end  # `usage` refuses the `until` (out of range), naming it
+    last = EPOCH + timedelta(microseconds=end - 1)  # whole microseconds: no float rounding
     return from_datetime(datetime(last.year, last.month, 1, tzinfo=UTC)), end
 
 
@@ -204,7 +207,9 @@ def usage(
             raise StatementAccountNotFoundError(f"no account {account_id}")
         for n, item in enumerate(_items(conn, account_id, since, until)):
             if n >= MAX_ROWS:
-                raise InvalidUsageQueryError(f"more than {MAX_ROWS} items in the range; narrow it")
+                raise InvalidUsageQueryError(
+                    f"more than {MAX_ROWS} items in the range; narrow it", field="since"
+                )
             key = tuple(_value(item, d) for d in group_by)
             acc = totals.setdefault(key, [0, 0, 0])
             acc[0] += 1
