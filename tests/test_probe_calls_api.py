@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from talktime.rating import shipped_cards_dir
+from talktime.service.common import now_micros
+from talktime.store.wallet_tables import holds
 from talktime.wallet import Wallet
 
 import apikit
@@ -148,6 +151,10 @@ def test_a_call_shows_its_hold_pending_then_expired_once_it_lapsed_then_settled(
     call = t.authorize().json()
     assert call["hold_state"] == "pending"
     assert call["hold_expires_at"] > call["authorized_at"]
+    with wallet.engine.begin() as conn:  # past its deadline, the worker not run yet
+        conn.execute(sa.update(holds).values(expires_at=now_micros() - 1_000_000))
+    overdue = t.get(f"/v1/calls/{call['id']}").json()
+    assert (overdue["state"], overdue["hold_state"]) == ("authorized", "expired")
     assert lapse_pending_holds(wallet) == 1
     lapsed = t.get(f"/v1/calls/{call['id']}").json()
     assert (lapsed["state"], lapsed["hold_state"]) == ("authorized", "expired")

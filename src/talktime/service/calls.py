@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -26,6 +26,7 @@ from talktime.service.common import (
     fmt,
     iso,
     new_id,
+    now_micros,
     with_money_facts,
 )
 from talktime.service.errors import CallStateError, NotFoundError
@@ -154,6 +155,14 @@ def _row(conn: sa.Connection, account_id: int, call_id: str) -> Any:
     return row
 
 
+def _hold_state(row: Any) -> str | None:
+    """The hold's state as the wallet treats it now: a pending hold past its deadline is
+    `expired` already (an extend is refused) before the worker's expiry run records it."""
+    if row.hold_state == "pending" and row.hold_expires_at <= now_micros():
+        return "expired"
+    return cast(str | None, row.hold_state)
+
+
 def call_dict(row: Any, balance: dict[str, Any] | None = None) -> dict[str, Any]:
     """A stored call as API data."""
     return {
@@ -167,7 +176,7 @@ def call_dict(row: Any, balance: dict[str, Any] | None = None) -> dict[str, Any]
         "held": fmt(row.authorized_amount),
         # the hold behind `held`: `pending` until its deadline, then `expired` (the worker
         # released it: nothing is held any more, an extend is 409, completing still bills)
-        "hold_state": row.hold_state,
+        "hold_state": _hold_state(row),
         "hold_expires_at": None if row.hold_expires_at is None else iso(row.hold_expires_at),
         "amount": None if row.amount is None else fmt(row.amount),
         "uncollected": None if row.uncollected is None else fmt(row.uncollected),
