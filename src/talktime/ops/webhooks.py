@@ -31,6 +31,7 @@ from talktime.errors import TalktimeError
 from talktime.ops import jobs, signing
 from talktime.ops.clock import HOUR, SECOND, iso, now_us
 from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url, pinned_address
+from talktime.service.errors import InvalidRequestError
 from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.ops_tables import (
     webhook_attempts,
@@ -748,14 +749,71 @@ def redeliver(
             raise WebhookEndpointDisabledError(
                 "the endpoint is disabled; enable it before redelivering"
             )
-        conn.execute(
-            webhook_deliveries.update()
-            .where(webhook_deliveries.c.id == delivery_id)
-            .values(state="pending", window_start=now, next_attempt_at=now, delivered_at=None)
+        _send_again(conn, delivery_id, now)
+
+
+def _send_again(conn: sa.Connection, delivery_id: int, now: int) -> None:
+    """Make the delivery pending with a fresh window and queue an attempt at ``now``."""
+    conn.execute(
+        webhook_deliveries.update()
+        .where(webhook_deliveries.c.id == delivery_id)
+        .values(state="pending", window_start=now, next_attempt_at=now, delivered_at=None)
+    )
+    # A key of its own: `webhook:{id}:{n}` may name a finished job (an attempt the disabled
+    # endpoint skipped) or a scheduled retry, and then nothing would be queued.
+    _queue_attempt(conn, delivery_id, f"webhook:{delivery_id}:redeliver:{now}", now)
+
+
+MISSED_STATES = ("skipped", "failed")
+"""The states a bulk redelivery sends again: what the endpoint never received."""
+REDELIVER_BATCH = 1000
+
+
+def redeliver_missed(
+    engine: sa.Engine,
+    account_id: int,
+    endpoint_id: str,
+    *,
+    states: Sequence[str] = MISSED_STATES,
+    since: int | None = None,
+    now: int | None = None,
+    limit: int = REDELIVER_BATCH,
+) -> tuple[int, bool]:
+    """Send again, oldest first, up to ``limit`` of the endpoint's deliveries in ``states``
+    (`skipped`, `failed`) created at or after ``since``: what it missed while disabled or
+    failing. Returns (how many were queued, whether more remain: call again for those). The
+    endpoint must be enabled."""
+    bad = [state for state in states if state not in MISSED_STATES]
+    if bad or not states:
+        raise InvalidRequestError(
+            f"states must be some of {', '.join(MISSED_STATES)}"
+            + (f", not {bad[0]!r}" if bad else ""),
+            field="states",
         )
-        # A key of its own: `webhook:{id}:{n}` may name a finished job (an attempt the disabled
-        # endpoint skipped) or a scheduled retry, and then nothing would be queued.
-        _queue_attempt(conn, delivery_id, f"webhook:{delivery_id}:redeliver:{now}", now)
+    now = now_us() if now is None else now
+    d = webhook_deliveries.c
+    with engine.begin() as conn:
+        endpoint = conn.execute(
+            sa.select(webhook_endpoints.c.enabled)
+            .where(
+                webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.account_id == account_id,
+            )
+            .with_for_update(key_share=True)
+        ).first()
+        if endpoint is None:
+            raise WebhookEndpointNotFoundError(f"no webhook endpoint {endpoint_id} in this account")
+        if not endpoint.enabled:
+            raise WebhookEndpointDisabledError(
+                "the endpoint is disabled; enable it before redelivering"
+            )
+        query = sa.select(d.id).where(d.endpoint_id == endpoint_id, d.state.in_(list(states)))
+        if since is not None:
+            query = query.where(d.created_at >= since)
+        ids = conn.execute(query.order_by(d.id).limit(limit + 1)).scalars().all()
+        for delivery_id in ids[:limit]:
+            _send_again(conn, int(delivery_id), now)
+    return min(len(ids), limit), len(ids) > limit
 
 
 STALE_US = 10 * 60 * SECOND

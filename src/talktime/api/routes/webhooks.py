@@ -3,6 +3,7 @@ see deliveries with their attempt log, and redeliver."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from talktime.api.models import RowId, problems
 from talktime.config import Settings
 from talktime.ids import MAX_ID
 from talktime.ops import webhooks
+from talktime.ops.clock import from_datetime
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -187,3 +189,56 @@ def redeliver(delivery_id: RowId, account: AccountId, request: Request) -> Respo
     engine, _ = _ctx(request)
     webhooks.redeliver(engine, account, delivery_id)
     return Response(status_code=202)
+
+
+Missed = Literal["skipped", "failed"]
+MISSED: tuple[Missed, ...] = ("skipped", "failed")
+
+
+class RedeliverMissedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    states: list[Missed] = Field(
+        default_factory=lambda: list(MISSED),
+        min_length=1,
+        max_length=2,
+        description="which deliveries to send again: `skipped` (events that came while the "
+        "endpoint was disabled) and `failed` (given up after 24 hours)",
+    )
+    since: datetime | None = Field(
+        None, description="only deliveries created at or after this time (ISO 8601)"
+    )
+
+
+class RedeliverMissedOut(BaseModel):
+    queued: int = Field(description="deliveries made pending and queued now, oldest first")
+    more: bool = Field(
+        description="more deliveries match than one call queues (1,000): call again for them"
+    )
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/redeliver",
+    status_code=202,
+    response_model=RedeliverMissedOut,
+    responses=problems(403, 404, 409),
+)
+def redeliver_missed(
+    endpoint_id: EndpointId,
+    account: AccountId,
+    request: Request,
+    body: RedeliverMissedIn | None = None,
+) -> dict[str, Any]:
+    """Send again what the endpoint missed: its `skipped` and `failed` deliveries (or those
+    named in `states`), oldest first, each with a fresh 24-hour retry window; the endpoint
+    must be enabled (409 otherwise). Pending and delivered ones are left alone."""
+    engine, _ = _ctx(request)
+    body = body or RedeliverMissedIn()
+    since = None
+    if body.since is not None:
+        moment = body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)
+        since = from_datetime(moment)
+    queued, more = webhooks.redeliver_missed(
+        engine, account, endpoint_id, states=list(dict.fromkeys(body.states)), since=since
+    )
+    return {"queued": queued, "more": more}
