@@ -62,6 +62,7 @@ PATH_IDS: dict[tuple[str, str], Any] = {
     ("DELETE", "/v1/webhooks/endpoints/{endpoint_id}"): None,
     ("POST", "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"): None,
     ("GET", "/v1/webhooks/endpoints/{endpoint_id}/deliveries"): None,
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/redeliver"): None,
     ("POST", "/v1/webhooks/deliveries/{delivery_id}/redeliver"): None,
 }
 """Tenant operations on one resource named in the path (the body, if any, is valid)."""
