@@ -139,6 +139,53 @@ def test_an_unknown_plan_is_refused_naming_the_plans_of_the_accounts_card(api: A
     assert "choose one of 'business'" in created.json()["detail"]
 
 
+def test_a_plan_only_another_card_has_is_refused_and_changes_nothing(api: Any) -> None:
+    # Only the shared plans table was asked: `basic` of the EUR card was accepted on the
+    # default card (and `business` of the default card on the EUR one), with the other
+    # card's free credit, in that card's currency.
+    response = _import(
+        api,
+        "euro",
+        **{'currency = "USD"': 'currency = "EUR"', 'startup = "2.00"': 'basic = "3.00"'},
+    )
+    assert response.status_code == 201, response.text
+    on_default = api.post(
+        "/v1/admin/accounts", json={"name": "E3", "plan": "basic"}, headers={**ADMIN, **idem()}
+    )
+    assert on_default.status_code == 404, on_default.text
+    assert on_default.json()["detail"].startswith("rate card 'default' has no plan 'basic'; ")
+    on_euro = api.post(
+        "/v1/admin/accounts",
+        json={"name": "E1", "plan": "startup", "rate_card": "euro"},
+        headers={**ADMIN, **idem()},
+    )
+    assert on_euro.status_code == 404, on_euro.text
+    assert "choose one of 'basic', 'business', 'professional'" in on_euro.json()["detail"]
+    t = tenant(api, number=None)
+    before = _account(api, t.account_id)
+    patched = _patch(api, t.account_id, {"plan": "basic"})
+    assert patched.status_code == 404, patched.text
+    assert _account(api, t.account_id) == before
+
+
+def test_a_new_card_without_the_accounts_plan_is_refused_unless_a_plan_of_it_is_given(
+    api: Any,
+) -> None:
+    response = _import(api, "lean", **{'startup = "2.00"': 'basic = "3.00"'})
+    assert response.status_code == 201, response.text
+    t = tenant(api, number=None)  # on `startup`, which `lean` does not have
+    before = _account(api, t.account_id)
+    refused = _patch(api, t.account_id, {"rate_card": "lean"})
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["detail"].startswith(
+        "rate card 'lean' has no plan 'startup' (the account's plan): give one of its plans"
+    )
+    assert _account(api, t.account_id) == before
+    moved = _patch(api, t.account_id, {"rate_card": "lean", "plan": "basic"})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["rate_card"], moved.json()["plan"]) == ("lean", "basic")
+
+
 def test_a_reactivation_with_a_new_card_grants_the_free_credit_of_the_new_card(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -240,15 +240,24 @@ def test_an_account_change_answered_before_the_upgrade_replays_its_answer_and_ap
 ) -> None:
     apikit.import_tiny_card(api)
     t = tenant(api, number=None)
-    first = _patch(api, t.account_id, {"status": "past_due", "rate_card": "tiny"}, "old-p")
+    first = _patch(
+        api, t.account_id, {"status": "past_due", "rate_card": "tiny", "plan": "trial"}, "old-p"
+    )
     assert first.status_code == 200, first.text
     _to_old_scheme(api, t.account_id, "old-p", answer=True)
     assert (
-        _patch(api, t.account_id, {"status": "active", "rate_card": "default"}, "new").status_code
+        _patch(
+            api,
+            t.account_id,
+            {"status": "active", "rate_card": "default", "plan": "startup"},
+            "new",
+        ).status_code
         == 200
     )
     now = _account(api, t.account_id)
-    again = _patch(api, t.account_id, {"status": "past_due", "rate_card": "tiny"}, "old-p")
+    again = _patch(
+        api, t.account_id, {"status": "past_due", "rate_card": "tiny", "plan": "trial"}, "old-p"
+    )
     assert (again.status_code, again.content) == (200, first.content)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert _account(api, t.account_id) == now  # neither the status nor the card went back

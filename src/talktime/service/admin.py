@@ -67,18 +67,26 @@ def account_dict(
     }
 
 
+def _no_plan(card: RateCard, plan: str, advice: str = "") -> PlanNotFoundError:
+    known = ", ".join(repr(p) for p in sorted(card.plans))
+    fix = f"choose one of {known}" if known else "import a version with a [plans] table"
+    return PlanNotFoundError(
+        f"rate card {card.name!r} has no plan {plan!r}{advice}; {fix}", plan=plan, card=card.name
+    )
+
+
 @contextmanager
 def _plan_on(card: RateCard, plan: str) -> Iterator[None]:
-    """An unknown plan is refused naming the plans of the card that prices the account (the
-    wallet's sentence tells an embedder to add the plan, which the API and CLI cannot do)."""
+    """A plan the card that prices the account does not have is refused naming the card's
+    plans, before anything is written (until 1 Dec only the shared plans table was asked, so
+    a plan of another card was accepted and its free credit, in that card's currency, given;
+    the wallet's own sentence tells an embedder to add the plan, which the API cannot do)."""
+    if plan not in card.plans:
+        raise _no_plan(card, plan)
     try:
         yield
     except PlanNotFoundError:
-        known = ", ".join(repr(p) for p in sorted(card.plans))
-        fix = f"choose one of {known}" if known else "import a version with a [plans] table"
-        raise PlanNotFoundError(
-            f"rate card {card.name!r} has no plan {plan!r}; {fix}", plan=plan, card=card.name
-        ) from None
+        raise _no_plan(card, plan) from None
 
 
 CREATE_ACCOUNT = "admin.create_account"
@@ -332,6 +340,15 @@ def _update_account(
             if old[:2] != (UPDATE_ACCOUNT, digest):
                 raise _conflict(key)
             return StoredResponse(200, old[2], replayed=True)
+        if rate_card is not None and plan is None:
+            # the account keeps its plan: the new card must have it, or the plan's free credit
+            # would come from another card's row of that name, in that card's currency
+            current = accounts.get_account(conn, account_id).plan
+            target = load_card(rate_card, directory=settings.rate_cards_dir)
+            if current not in target.plans:
+                raise _no_plan(
+                    target, current, " (the account's plan): give one of its plans as `plan`"
+                )
         if rate_card is not None:
             cards.assign(conn, account_id, rate_card, settings)
         if plan is not None and card is not None:
