@@ -16,6 +16,8 @@ from talktime.service.errors import InvalidRequestError
 from talktime.service.idempotency import (
     StoredResponse,
     fingerprint,
+    hold_key,
+    release_key,
     remember,
     replay,
     writer_turn,
@@ -80,10 +82,25 @@ def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
     survives a crash between the payment and the grant). The same key once used for another
     request that never completed (a decline, a provider error) takes the new request's
     fingerprint."""
+    for attempt in range(2):  # a twin's placeholder, inserted meanwhile, is replaced
+        try:
+            _mark_started(engine, account_id, key, digest)
+            return
+        except sa.exc.IntegrityError:
+            if attempt:
+                raise
+
+
+def _mark_started(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
     with writer_turn(engine), engine.begin() as conn:
         wallet_idempotency.mark(
             conn, account_id, started_key(key), PURCHASE_STARTED, digest, now_micros()
         )
+        # the key is the purchase's from now on: a send or a call under it is refused (409)
+        # while the payment is under way or after a provider error left it unfinished (until
+        # 1 Dec another route took the key, and the retry of the purchase was then refused
+        # for ever: the money taken never became credit)
+        hold_key(conn, account_id, key, PURCHASE, digest)
 
 
 def _forget_start(engine: sa.Engine, account_id: int, key: str) -> None:
@@ -97,6 +114,7 @@ def _forget_start(engine: sa.Engine, account_id: int, key: str) -> None:
                 key_records.c.key == started_key(key),
             )
         )
+        release_key(conn, account_id, key)
 
 
 def _stored(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredResponse | None:
@@ -154,6 +172,7 @@ def purchase(
 
     def on_grant(book: Book, granted: GrantResult) -> None:
         answer = _answer(book.conn, granted)
+        release_key(book.conn, account_id, key)
         remember(book.conn, account_id, key, PURCHASE, digest, answer)
         answers.append(answer)
 
@@ -180,6 +199,7 @@ def purchase(
     try:
         with writer_turn(engine), engine.begin() as conn:
             answer = _answer(conn, result)
+            release_key(conn, account_id, key)
             remember(conn, account_id, key, PURCHASE, digest, answer)
     except sa.exc.IntegrityError:
         known = _stored(engine, account_id, key, digest)

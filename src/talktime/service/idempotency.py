@@ -79,12 +79,42 @@ fingerprint, status, response, time."""
 """Both run on every money-moving request: compiled once, executed on the DB-API cursor."""
 
 
+UNDER_WAY = 0
+"""The status of a placeholder row: a request that took its key and has not answered yet
+(a purchase whose payment may have been taken). Any other request under the key is refused;
+the request itself finds no answer and goes on."""
+
+
 def replay(
     conn: sa.Connection, account_id: int, key: str, operation: str, digest: str
 ) -> StoredResponse | None:
-    """The stored response for ``key``, None if unused; refuse a key used for another request."""
+    """The stored response for ``key``, None if unused (or held by this very operation, still
+    under way); refuse a key used for another request."""
     rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
-    return _replayed(rows[0], key, operation, digest) if rows else None
+    if not rows:
+        return None
+    if int(rows[0].status) == UNDER_WAY and rows[0].operation == operation:
+        return None
+    return _replayed(rows[0], key, operation, digest)
+
+
+def hold_key(conn: sa.Connection, account_id: int, key: str, operation: str, digest: str) -> None:
+    """Take ``key`` for a request under way (a placeholder row, replacing one left by an
+    earlier attempt of the operation), so that every other request under it is refused until
+    `release_key` or the answer."""
+    release_key(conn, account_id, key)
+    remember(conn, account_id, key, operation, digest, StoredResponse(UNDER_WAY, ""))
+
+
+def release_key(conn: sa.Connection, account_id: int, key: str) -> None:
+    """Drop the placeholder of ``key`` (never a stored answer)."""
+    conn.execute(
+        sa.delete(api_requests).where(
+            api_requests.c.account_id == account_id,
+            api_requests.c.key == key,
+            api_requests.c.status == UNDER_WAY,
+        )
+    )
 
 
 def _replayed(row: Any, key: str, operation: str, digest: str) -> StoredResponse:

@@ -1,0 +1,84 @@
+"""A purchase takes its Idempotency-Key before it pays: while the payment is under way, or
+after a provider error left it unfinished (the money may have been taken), a send, a call or
+another purchase under that key is 409 `idempotency_conflict`, and the purchase's own retry
+finishes it. Until 1 Dec the unfinished purchase left no trace where the other routes look,
+so a send took the key and the purchase's retry was refused for ever: the money taken never
+became credit. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from talktime.service import credits
+from talktime.wallet.payments import PaymentRequest, PaymentResult, TestProvider
+
+import apikit
+
+
+class _LostAnswer(TestProvider):
+    """Takes the money, but the first answer is lost (reported as a provider error)."""
+
+    lost = True
+
+    def charge(self, request: PaymentRequest) -> PaymentResult:
+        result = super().charge(request)
+        if self.lost:
+            self.lost = False
+            return PaymentResult(outcome="error", reason="timeout")
+        return result
+
+
+def test_a_send_under_the_key_of_an_unfinished_purchase_is_refused_and_the_retry_credits(
+    paying: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _LostAnswer()
+    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
+    t = apikit.tenant(paying, credit="5.00")
+    first = t.post("/v1/credits", {"amount": "10.00"}, key="K")
+    assert first.status_code == 503, first.text
+    assert first.json()["code"] == "payment_unavailable"
+    assert provider.paid == 10_000_000  # taken, though the answer was lost
+    sent = t.post(
+        "/v1/messages",
+        {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
+        key="K",
+    )
+    assert sent.status_code == 409, sent.text
+    assert sent.json()["code"] == "idempotency_conflict"
+    call = t.post(
+        "/v1/calls",
+        {"direction": "outbound", "from": "+14155550100", "to": "+14155550111", "user": t.user},
+        key="K",
+    )
+    assert call.status_code == 409, call.text
+    retried = t.post("/v1/credits", {"amount": "10.00"}, key="K")
+    assert retried.status_code == 201, retried.text
+    assert provider.paid == 10_000_000  # the same payment, not a second one
+    assert t.balance()["paid"] == "15.0000"
+    replay = t.post("/v1/credits", {"amount": "10.00"}, key="K")
+    assert (replay.status_code, replay.content) == (201, retried.content)
+    after = t.post(
+        "/v1/messages",
+        {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
+        key="K",
+    )
+    assert after.status_code == 409, after.text  # the key answered the purchase
+
+
+def test_a_declined_purchase_frees_its_key_for_any_request(
+    paying: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = TestProvider()
+    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
+    t = apikit.tenant(paying, credit="5.00")
+    provider.decline(t.account_id)
+    declined = t.post("/v1/credits", {"amount": "10.00"}, key="D")
+    assert declined.status_code == 402, declined.text
+    sent = t.post(
+        "/v1/messages",
+        {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
+        key="D",
+    )
+    assert sent.status_code == 201, sent.text
