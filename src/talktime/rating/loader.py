@@ -364,6 +364,26 @@ def _lines(text: str) -> list[str]:
     return _LINE_END.split(text)
 
 
+def _unclosed_quote(line: str) -> int | None:
+    """The column (from 1) of the cell of CSV `line` whose opening quote is not closed on the
+    line, None when every quote closes. Follows the `csv` module's reading (the excel dialect:
+    a cell is quoted when it starts with `"`, `""` inside is a quote, text after the closing
+    quote is kept): such a cell goes on into the next lines, as in every CSV reader and
+    spreadsheet, where the card's lines, read one by one, would make rows of its rest."""
+    column = 1
+    state = "start"  # of a cell; "plain", "quoted", "quote" (a quote inside a quoted cell)
+    for char in line:
+        if state == "quoted":
+            if char == '"':
+                state = "quote"
+        elif char == ",":
+            column += 1
+            state = "start"
+        elif state in ("start", "quote"):  # a quote opens a cell, or is `""` in one
+            state = "quoted" if char == '"' else "plain"
+    return column if state == "quoted" else None
+
+
 class _Table:
     """A CSV table: `#` comment lines and blank lines skipped, header checked, cells located."""
 
@@ -378,16 +398,33 @@ class _Table:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             cells = next(csv.reader([line]))
+            unclosed = _unclosed_quote(line)
+            if unclosed is not None:
+                self._unclosed(number, unclosed, header_seen)
             if not header_seen:
                 header_seen = True
                 self._header(number, cells)
                 continue
+            if unclosed is not None:
+                continue  # never a row: what a CSV reader reads on is the quoted cell's text
             if len(self.rows) >= MAX_ROWS:
                 problems.add(file, number, 1, f"more than {MAX_ROWS} rows")
                 break
             self.rows.append((number, cells))
         if not header_seen:
             problems.add(file, 1, 1, f"empty: the first line must name the columns {required}")
+
+    def _unclosed(self, number: int, column: int, header_seen: bool) -> None:
+        names = {index + 1: name for name, index in self.columns.items()}
+        name = names.get(column, "") if header_seen else ""
+        what = "a note" if name == "note" else "a cell"
+        self.problems.add(
+            self.file,
+            number,
+            column,
+            f"{name + ': ' if name else ''}the quote that opens this cell is not closed on its "
+            f"line: {what} may not contain a line break",
+        )
 
     def _header(self, number: int, cells: list[str]) -> None:
         for index, name in enumerate(cells):
