@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ import threading
 import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -362,6 +364,26 @@ def _lines(text: str) -> list[str]:
     return _LINE_END.split(text)
 
 
+def _unclosed_quote(line: str) -> int | None:
+    """The column (from 1) of the cell of CSV `line` whose opening quote is not closed on the
+    line, None when every quote closes. Follows the `csv` module's reading (the excel dialect:
+    a cell is quoted when it starts with `"`, `""` inside is a quote, text after the closing
+    quote is kept): such a cell goes on into the next lines, as in every CSV reader and
+    spreadsheet, where the card's lines, read one by one, would make rows of its rest."""
+    column = 1
+    state = "start"  # of a cell; "plain", "quoted", "quote" (a quote inside a quoted cell)
+    for char in line:
+        if state == "quoted":
+            if char == '"':
+                state = "quote"
+        elif char == ",":
+            column += 1
+            state = "start"
+        elif state in ("start", "quote"):  # a quote opens a cell, or is `""` in one
+            state = "quoted" if char == '"' else "plain"
+    return column if state == "quoted" else None
+
+
 class _Table:
     """A CSV table: `#` comment lines and blank lines skipped, header checked, cells located."""
 
@@ -376,16 +398,33 @@ class _Table:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             cells = next(csv.reader([line]))
+            unclosed = _unclosed_quote(line)
+            if unclosed is not None:
+                self._unclosed(number, unclosed, header_seen)
             if not header_seen:
                 header_seen = True
                 self._header(number, cells)
                 continue
+            if unclosed is not None:
+                continue  # never a row: what a CSV reader reads on is the quoted cell's text
             if len(self.rows) >= MAX_ROWS:
                 problems.add(file, number, 1, f"more than {MAX_ROWS} rows")
                 break
             self.rows.append((number, cells))
         if not header_seen:
             problems.add(file, 1, 1, f"empty: the first line must name the columns {required}")
+
+    def _unclosed(self, number: int, column: int, header_seen: bool) -> None:
+        names = {index + 1: name for name, index in self.columns.items()}
+        name = names.get(column, "") if header_seen else ""
+        what = "a note" if name == "note" else "a cell"
+        self.problems.add(
+            self.file,
+            number,
+            column,
+            f"{name + ': ' if name else ''}the quote that opens this cell is not closed on its "
+            f"line: {what} may not contain a line break",
+        )
 
     def _header(self, number: int, cells: list[str]) -> None:
         for index, name in enumerate(cells):
@@ -801,13 +840,76 @@ def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bo
     content does nothing; with different content it is refused: a version, once imported, never
     changes, so every charge that names it keeps meaning the same rate. Every version of a
     card prices in one currency (accounts priced with it are billed in that currency).
+
+    Safe against concurrent imports, by threads or processes (several server workers): the
+    files are copied to a staging directory of this import's own, validated there as a whole,
+    and renamed into place while an exclusive lock on the card (`_card_lock`) is held around
+    the checks (the version exists? the currency is the card's?) and the rename. Of imports
+    of one version with different content exactly one is stored, whole; the others are
+    refused. A crashed import leaves only a staging directory, which listings ignore and the
+    card's next import removes.
     """
-    card = read_card(source)
+    card = read_card(source)  # refused before anything is created under `directory`
+    base = Path(directory) / card.name
+    base.mkdir(parents=True, exist_ok=True)
+    with _card_lock(directory, card.name):
+        _remove_staging(base)
+        # this import's own directory (as unique as tempfile.mkdtemp's, but made with the
+        # umask's permissions like every version directory, where mkdtemp's are owner-only)
+        staging = base / f".{card.version}.{uuid.uuid4().hex}{STAGING}"
+        staging.mkdir()
+        try:
+            for file in FILES:
+                _copy_durably(Path(source) / file, staging / file)
+            try:
+                staged = read_card(staging)  # the whole that will be stored, validated
+            except InvalidRateCardError:
+                staged = None
+            if staged is None or staged.digest != card.digest:
+                raise InvalidRateCardError(
+                    f"rate card {source} changed while it was being imported; import it again",
+                    errors=[],
+                )
+            found = _check_new_version(staged, directory)
+            if found is not None:
+                return found, False
+            target = base / staged.version
+            if (target / HEADER).exists():
+                # a directory holding another version's card.toml (copied there by hand)
+                raise RateCardVersionExistsError(
+                    f"rate card {staged.ref}: {target} already holds a card; give the new "
+                    "rates a new version",
+                    card=staged.name,
+                    version=staged.version,
+                )
+            if target.is_dir() and not target.is_symlink():
+                # not a version (no card.toml, so card_dirs skips it): the leftover of an
+                # import interrupted before imports were atomic; it refused every import since
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            staging.rename(target)
+            _fsync_directory(base)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        forget_cards_in_force()
+        return read_card(target), True
+
+
+STAGING: Final = ".importing"
+"""The suffix of an import's staging directory `<name>/.<version>.<random>.importing`."""
+
+
+def _check_new_version(card: RateCard, directory: Path | str) -> RateCard | None:
+    """The stored version equal to `card` (same version, same content), None when `card` is a
+    new version; RateCardVersionExistsError when the version exists with other content,
+    RateCardCurrencyError when another version prices in another currency. Called with the
+    card's lock held, so no import changes the versions meanwhile."""
     olds = [read_card(existing) for existing in card_dirs(card.name, directory)]
     for old in olds:
         if old.version == card.version:
             if old.digest == card.digest:
-                return old, False
+                return old
             raise RateCardVersionExistsError(
                 f"rate card {card.ref} already exists with different content; give the new "
                 "rates a new version",
@@ -824,12 +926,46 @@ def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bo
                 currency=card.currency,
                 card_currency=old.currency,
             )
-    target = Path(directory) / card.name / card.version
-    staging = target.with_name(f".{card.version}.importing")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for file in FILES:
-        shutil.copyfile(Path(source) / file, staging / file)
-    staging.rename(target)
-    forget_cards_in_force()
-    return read_card(target), True
+    return None
+
+
+@contextmanager
+def _card_lock(directory: Path | str, name: str) -> Iterator[None]:
+    """Hold the exclusive lock of card `name`: an `flock` on `directory/.<name>.lock`, so it
+    excludes other threads (each opens the file anew) and other processes alike. The file is
+    never removed (removing it would let two holders lock two different files); its name
+    starts with a dot, so it is never taken for a card."""
+    path = Path(directory) / f".{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _remove_staging(base: Path) -> None:
+    """Remove the staging directories of crashed imports under card directory `base` (the
+    card's lock is held: no import is staging meanwhile)."""
+    for path in base.iterdir():
+        if path.name.startswith(".") and path.name.endswith(STAGING) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    """Copy `source` to `target` and flush it to disk before the rename publishes it."""
+    shutil.copyfile(source, target)
+    with target.open("rb") as out:
+        os.fsync(out.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    """Flush directory `path`'s entries (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
