@@ -351,3 +351,69 @@ def test_an_account_created_with_credit_under_an_admin_key_never_meets_a_tenant_
     again = api.post("/v1/admin/accounts", json=body, headers={**ADMIN, "Idempotency-Key": "sms:y"})
     assert (again.status_code, again.json()["id"]) == (201, account_id)
     assert t.balance()["paid"] == "5.0000"  # granted once (the free credit paid the rest)
+
+
+# ---- a derived record is never another key's old record ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [("status", "admin-status"), ("P:status", "admin-status:P")],
+)
+def test_a_key_shaped_like_another_keys_status_record_changes_the_status(
+    api: Any, first: str, then: str
+) -> None:
+    """Key `status` leaves the wallet record `admin-status:status`, which is what a PATCH made
+    before answers were stored would have left for the key `admin-status`: a later PATCH under
+    `admin-status` was answered 200 (stored, so every replay repeated it) with the account as
+    it was, changing nothing."""
+    t = tenant(api, number=None)
+    assert _patch(api, t.account_id, {"status": "past_due"}, first).status_code == 200
+    assert _patch(api, t.account_id, {"status": "active"}, "between").status_code == 200
+    changed = _patch(api, t.account_id, {"status": "past_due"}, then)
+    assert changed.status_code == 200, changed.text
+    assert "Idempotent-Replayed" not in changed.headers
+    assert changed.json()["status"] == "past_due"
+    assert _account(api, t.account_id)["status"] == "past_due"
+    again = _patch(api, t.account_id, {"status": "past_due"}, then)
+    assert (again.content, again.headers["Idempotent-Replayed"]) == (changed.content, "true")
+
+
+@pytest.mark.parametrize("plan", ["startup", "business"])
+def test_a_key_shaped_like_another_keys_plan_record_changes_the_plan(api: Any, plan: str) -> None:
+    """The same with `plan` then `admin-plan`: the plan did not change (200), or, with another
+    plan than the first key's, a key never used was refused 409."""
+    t = tenant(api, number=None)
+    assert _patch(api, t.account_id, {"plan": "startup"}, "plan").status_code == 200
+    assert _patch(api, t.account_id, {"plan": "professional"}, "between").status_code == 200
+    changed = _patch(api, t.account_id, {"plan": plan}, "admin-plan")
+    assert changed.status_code == 200, changed.text
+    assert "Idempotent-Replayed" not in changed.headers
+    assert changed.json()["plan"] == plan
+    assert _account(api, t.account_id)["plan"] == plan
+
+
+def test_an_old_status_change_under_a_key_shaped_like_a_derived_record_still_replays(
+    api: Any,
+) -> None:
+    """A PATCH made before answers were stored under `admin-status:x` left `admin-status:x:status`,
+    the record today's code would make for the key `x:status`: with no answer stored under
+    `x:status` it is the old change's, and its replay applies nothing again."""
+    t = tenant(api, number=None)
+    old = "admin-status:x"
+    assert _patch(api, t.account_id, {"status": "canceled"}, old).status_code == 200
+    _to_old_scheme(api, t.account_id, old, answer=False)
+    with api.app.state.engine.begin() as conn:
+        renamed = conn.execute(
+            sa.update(idempotency)
+            .where(idempotency.c.account_id == t.account_id)
+            .where(idempotency.c.key == f"admin-status:{old}")
+            .values(key=f"{old}:status")
+        )
+        assert renamed.rowcount == 1
+    assert _patch(api, t.account_id, {"status": "active"}, "later").status_code == 200
+    now = _account(api, t.account_id)
+    again = _patch(api, t.account_id, {"status": "canceled"}, old)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "active"
+    assert _account(api, t.account_id) == now  # still active, no new credit

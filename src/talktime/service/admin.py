@@ -245,10 +245,31 @@ def _change_key(conn: sa.Connection, account_id: int, key: str, field: str) -> s
     (apart from a tenant's `sms:`, `call:`... keys), or `<key>:<field>` where a PATCH made
     before answers were stored (before 30 Nov; kept 30 days) changed it, so that its replay
     replays the change instead of applying it again. A record there of another operation is
-    a tenant's (`sms:` + `x:status`): not ours."""
+    a tenant's (`sms:` + `x:status`): not ours; nor is one today's code made for another key
+    (`_derived`)."""
     old = f"{key}:{field}"
     record = lookup(conn, account_id, [old]).get(old)
-    return old if record is not None and record[0] == f"set_{field}" else f"admin-{field}:{key}"
+    if record is None or record[0] != f"set_{field}" or _derived(conn, account_id, old, field):
+        return f"admin-{field}:{key}"
+    return old
+
+
+def _derived(conn: sa.Connection, account_id: int, wallet_key: str, field: str) -> bool:
+    """Whether the `set_<field>` record ``wallet_key`` is the `admin-<field>:<owner>` that a
+    PATCH under the key `owner` made since answers are stored, rather than what a PATCH under
+    `wallet_key` minus `:<field>` made before: the key `status` leaves `admin-status:status`,
+    which is the old form for the key `admin-status` (a PATCH under it answered 200 with the
+    account unchanged, or 409 on a key never used).
+
+    Today's code stores the owner's answer in `api_requests` in the transaction of the change,
+    and the purge drops both together (the wallet record is the older). Code before stored
+    answers made such a record only for a key that itself began `admin-<field>:`, and then no
+    answer of `owner` is stored: that old change is the key's, and still replays."""
+    prefix = f"admin-{field}:"
+    if not wallet_key.startswith(prefix):
+        return False
+    owner = wallet_key.removeprefix(prefix)
+    return idem.operation_of(conn, account_id, answer_key(owner)) == UPDATE_ACCOUNT
 
 
 def _conflict(key: str) -> RequestConflictError:
