@@ -417,3 +417,57 @@ def test_an_old_status_change_under_a_key_shaped_like_a_derived_record_still_rep
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "active"
     assert _account(api, t.account_id) == now  # still active, no new credit
+
+
+# ---- an account creation's key and its stored answer ---------------------------------------------
+
+
+def _create(api: Any, key: str, body: dict[str, Any]) -> Any:
+    return api.post("/v1/admin/accounts", json=body, headers={**ADMIN, "Idempotency-Key": key})
+
+
+@pytest.mark.parametrize("first_answer_shaped", [False, True])
+def test_a_creation_key_and_answer_colon_that_key_are_two_accounts(
+    api: Any, first_answer_shaped: bool
+) -> None:
+    """The answer of a creation under `X` was kept as the wallet record `answer:X`, where a
+    creation under the key `answer:X` keeps its account: whichever came second was refused 409
+    though its key was never used."""
+    body = {"name": "Keys Ltd", "plan": "startup"}
+    keys = ["answer:X", "X"] if first_answer_shaped else ["X", "answer:X"]
+    made = [_create(api, key, body) for key in keys]
+    assert [m.status_code for m in made] == [201, 201], made[1].text
+    assert made[0].json()["id"] != made[1].json()["id"]
+    for key, first in zip(keys, made, strict=True):
+        again = _create(api, key, body)
+        assert (again.status_code, again.content) == (201, first.content)
+        assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_account_created_with_its_answer_under_answer_colon_key_still_replays(
+    api: Any,
+) -> None:
+    """Answers stored before 1 Dec are the wallet's `answer:<key>` (kept 30 days): a replay is
+    still the original answer, another body under the key still 409, and the key `answer:<key>`
+    is still a new account."""
+    body = {"name": "Old Ltd", "plan": "startup", "credit": "2.00"}
+    first = _create(api, "old-c", body)
+    assert first.status_code == 201, first.text
+    with api.app.state.engine.begin() as conn:
+        moved = conn.execute(
+            sa.update(idempotency)
+            .where(idempotency.c.account_id == 0)
+            .where(idempotency.c.key == "answer\nold-c")
+            .values(key="answer:old-c")
+        )
+        assert moved.rowcount == 1
+    again = _create(api, "old-c", body)
+    assert (again.status_code, again.content) == (201, first.content)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = _create(api, "old-c", {**body, "credit": "3.00"})
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_conflict")
+    fresh = _create(api, "answer:old-c", body)
+    assert fresh.status_code == 201, fresh.text
+    assert fresh.json()["id"] != first.json()["id"]
+    assert _create(api, "answer:old-c", body).content == fresh.content
+    assert _account(api, first.json()["id"])["balance"]["paid"] == "2.0000"
