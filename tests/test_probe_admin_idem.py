@@ -351,3 +351,123 @@ def test_an_account_created_with_credit_under_an_admin_key_never_meets_a_tenant_
     again = api.post("/v1/admin/accounts", json=body, headers={**ADMIN, "Idempotency-Key": "sms:y"})
     assert (again.status_code, again.json()["id"]) == (201, account_id)
     assert t.balance()["paid"] == "5.0000"  # granted once (the free credit paid the rest)
+
+
+# ---- a derived record is never another key's old record ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [("status", "admin-status"), ("P:status", "admin-status:P")],
+)
+def test_a_key_shaped_like_another_keys_status_record_changes_the_status(
+    api: Any, first: str, then: str
+) -> None:
+    """Key `status` leaves the wallet record `admin-status:status`, which is what a PATCH made
+    before answers were stored would have left for the key `admin-status`: a later PATCH under
+    `admin-status` was answered 200 (stored, so every replay repeated it) with the account as
+    it was, changing nothing."""
+    t = tenant(api, number=None)
+    assert _patch(api, t.account_id, {"status": "past_due"}, first).status_code == 200
+    assert _patch(api, t.account_id, {"status": "active"}, "between").status_code == 200
+    changed = _patch(api, t.account_id, {"status": "past_due"}, then)
+    assert changed.status_code == 200, changed.text
+    assert "Idempotent-Replayed" not in changed.headers
+    assert changed.json()["status"] == "past_due"
+    assert _account(api, t.account_id)["status"] == "past_due"
+    again = _patch(api, t.account_id, {"status": "past_due"}, then)
+    assert (again.content, again.headers["Idempotent-Replayed"]) == (changed.content, "true")
+
+
+@pytest.mark.parametrize("plan", ["startup", "business"])
+def test_a_key_shaped_like_another_keys_plan_record_changes_the_plan(api: Any, plan: str) -> None:
+    """The same with `plan` then `admin-plan`: the plan did not change (200), or, with another
+    plan than the first key's, a key never used was refused 409."""
+    t = tenant(api, number=None)
+    assert _patch(api, t.account_id, {"plan": "startup"}, "plan").status_code == 200
+    assert _patch(api, t.account_id, {"plan": "professional"}, "between").status_code == 200
+    changed = _patch(api, t.account_id, {"plan": plan}, "admin-plan")
+    assert changed.status_code == 200, changed.text
+    assert "Idempotent-Replayed" not in changed.headers
+    assert changed.json()["plan"] == plan
+    assert _account(api, t.account_id)["plan"] == plan
+
+
+def test_an_old_status_change_under_a_key_shaped_like_a_derived_record_still_replays(
+    api: Any,
+) -> None:
+    """A PATCH made before answers were stored under `admin-status:x` left `admin-status:x:status`,
+    the record today's code would make for the key `x:status`: with no answer stored under
+    `x:status` it is the old change's, and its replay applies nothing again."""
+    t = tenant(api, number=None)
+    old = "admin-status:x"
+    assert _patch(api, t.account_id, {"status": "canceled"}, old).status_code == 200
+    _to_old_scheme(api, t.account_id, old, answer=False)
+    with api.app.state.engine.begin() as conn:
+        renamed = conn.execute(
+            sa.update(idempotency)
+            .where(idempotency.c.account_id == t.account_id)
+            .where(idempotency.c.key == f"admin-status:{old}")
+            .values(key=f"{old}:status")
+        )
+        assert renamed.rowcount == 1
+    assert _patch(api, t.account_id, {"status": "active"}, "later").status_code == 200
+    now = _account(api, t.account_id)
+    again = _patch(api, t.account_id, {"status": "canceled"}, old)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "active"
+    assert _account(api, t.account_id) == now  # still active, no new credit
+
+
+# ---- an account creation's key and its stored answer ---------------------------------------------
+
+
+def _create(api: Any, key: str, body: dict[str, Any]) -> Any:
+    return api.post("/v1/admin/accounts", json=body, headers={**ADMIN, "Idempotency-Key": key})
+
+
+@pytest.mark.parametrize("first_answer_shaped", [False, True])
+def test_a_creation_key_and_answer_colon_that_key_are_two_accounts(
+    api: Any, first_answer_shaped: bool
+) -> None:
+    """The answer of a creation under `X` was kept as the wallet record `answer:X`, where a
+    creation under the key `answer:X` keeps its account: whichever came second was refused 409
+    though its key was never used."""
+    body = {"name": "Keys Ltd", "plan": "startup"}
+    keys = ["answer:X", "X"] if first_answer_shaped else ["X", "answer:X"]
+    made = [_create(api, key, body) for key in keys]
+    assert [m.status_code for m in made] == [201, 201], made[1].text
+    assert made[0].json()["id"] != made[1].json()["id"]
+    for key, first in zip(keys, made, strict=True):
+        again = _create(api, key, body)
+        assert (again.status_code, again.content) == (201, first.content)
+        assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_account_created_with_its_answer_under_answer_colon_key_still_replays(
+    api: Any,
+) -> None:
+    """Answers stored before 1 Dec are the wallet's `answer:<key>` (kept 30 days): a replay is
+    still the original answer, another body under the key still 409, and the key `answer:<key>`
+    is still a new account."""
+    body = {"name": "Old Ltd", "plan": "startup", "credit": "2.00"}
+    first = _create(api, "old-c", body)
+    assert first.status_code == 201, first.text
+    with api.app.state.engine.begin() as conn:
+        moved = conn.execute(
+            sa.update(idempotency)
+            .where(idempotency.c.account_id == 0)
+            .where(idempotency.c.key == "answer\nold-c")
+            .values(key="answer:old-c")
+        )
+        assert moved.rowcount == 1
+    again = _create(api, "old-c", body)
+    assert (again.status_code, again.content) == (201, first.content)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = _create(api, "old-c", {**body, "credit": "3.00"})
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_conflict")
+    fresh = _create(api, "answer:old-c", body)
+    assert fresh.status_code == 201, fresh.text
+    assert fresh.json()["id"] != first.json()["id"]
+    assert _create(api, "answer:old-c", body).content == fresh.content
+    assert _account(api, first.json()["id"])["balance"]["paid"] == "2.0000"

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import jsonschema_rs
+import pytest
 from fastapi.testclient import TestClient
 
 from talktime.api import create_app
@@ -98,6 +99,35 @@ def test_a_missing_idempotency_key_is_refused_where_the_header_is_documented_as_
     for method, path, parameter in reading:
         assert parameter["required"] is True, f"{method} {path}"
         assert parameter["schema"]["type"] == "string", f"{method} {path}"
+
+
+@pytest.mark.parametrize("path", ["/v1/numbers", "/v1/admin/accounts"])
+def test_an_overlong_idempotency_key_is_refused_naming_the_header_like_the_other_key_errors(
+    api: TestClient, path: str
+) -> None:
+    """161 characters was FastAPI's own 422, with no top-level `field` (only
+    `errors[0].field` = `header.Idempotency-Key`); a missing, blank, doubled or line-breaking
+    key names `Idempotency-Key`. The document still says at most 160."""
+    t = apikit.tenant(api, number=None)
+    auth, body = (
+        (t.auth, {"e164": "+14155550100"})
+        if path == "/v1/numbers"
+        else (apikit.ADMIN, {"name": "Long Key Ltd", "plan": "startup"})
+    )
+    fits = api.post(path, json=body, headers={**auth, "Idempotency-Key": "k" * 160})
+    assert fits.status_code == 201, fits.text
+    response = api.post(path, json=body, headers={**auth, "Idempotency-Key": "k" * 161})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("invalid_request", "Idempotency-Key")
+    assert "160" in problem["detail"]
+    _conforms(_document(api), "POST", path, response)
+    parameter = next(
+        p
+        for p in _document(api)["paths"][path]["post"]["parameters"]
+        if p["name"] == "Idempotency-Key"
+    )
+    assert parameter["schema"]["maxLength"] == 160
 
 
 def test_a_replay_carries_the_documented_idempotent_replayed_and_request_id_headers(

@@ -33,7 +33,8 @@ async def idempotency_key(
             alias="Idempotency-Key",
             description="Required on money-moving requests: a replay returns the original "
             "response; the same key with another request is refused (409).",
-            max_length=KEY_MAX_LENGTH,
+            # documented, not validated here: FastAPI's own 422 named no top-level `field`
+            json_schema_extra={"maxLength": KEY_MAX_LENGTH},
         ),
     ] = None,
 ) -> str:
@@ -49,6 +50,12 @@ async def idempotency_key(
     if not key or not key.strip():
         raise InvalidRequestError(
             "Send an Idempotency-Key header (any unique string, e.g. a UUID) with this request.",
+            field="Idempotency-Key",
+        )
+    if len(key) > KEY_MAX_LENGTH:
+        raise InvalidRequestError(
+            f"An Idempotency-Key holds at most {KEY_MAX_LENGTH} characters; this one has "
+            f"{len(key)} (send e.g. a UUID).",
             field="Idempotency-Key",
         )
     if any(c in key for c in _NOT_IN_HEADERS):

@@ -145,10 +145,10 @@ def create_account(
 def _create_account(
     engine: sa.Engine, settings: Settings, key: str, request: dict[str, Any]
 ) -> StoredResponse:
-    answer_key, digest = f"answer:{key}", fingerprint(CREATE_ACCOUNT, request)
+    digest = fingerprint(CREATE_ACCOUNT, request)
     with engine.begin() as conn:
         book = Book(conn, now_micros())
-        stored = book.replay(NO_ACCOUNT, answer_key, CREATE_ACCOUNT, digest)
+        stored, wallet_key = _creation_records(book, key, digest)
         if stored is not None:
             return StoredResponse(201, stored, replayed=True)
         # the first free credit is the plan's on this account's card: synced in the same
@@ -161,7 +161,7 @@ def _create_account(
                 book,
                 request["name"],
                 request["plan"],
-                key,
+                wallet_key,
                 currency=card.currency,
                 monthly_limit=request["monthly_limit"],
                 low_balance_threshold=request.get("low_balance_threshold"),
@@ -186,9 +186,40 @@ def _create_account(
             separators=(",", ":"),
             ensure_ascii=False,
         )
-        book.remember(NO_ACCOUNT, answer_key, CREATE_ACCOUNT, digest, body)
+        book.remember(NO_ACCOUNT, CREATION_ANSWER + key, CREATE_ACCOUNT, digest, body)
         book.flush()
         return StoredResponse(201, body, replayed=created.replayed)
+
+
+CREATION_ANSWER = "answer\n"
+"""Prefix of the wallet key (no account yet) an account creation's answer is kept under. It
+was `answer:` until 1 Dec, where the creation under the key `answer:<key>` keeps its account:
+whichever of `X` and `answer:X` came second was refused 409. An Idempotency-Key never holds a
+line feed (`api.deps`; the CLI's are `cli:` + hex), so no key is another's answer now."""
+
+_OLD_CREATION_ANSWER = "answer:"
+
+
+def _creation_records(book: Book, key: str, digest: str) -> tuple[str | None, str]:
+    """(the stored answer of the creation under ``key``, or None; the wallet key to create
+    the account under). Raises `IdempotencyConflictError` when ``key`` answered another request.
+
+    An answer stored before 1 Dec (`answer:<key>`, kept 30 days) still replays; a record there
+    of the wallet's own operation is the account of the key `answer:<key>`, not an answer. The
+    account is created under ``key``, so a creation from before answers were stored replays
+    through the wallet, unless that record is another key's old answer (``key`` is `answer:X`):
+    then under `account` + LF + ``key``, which no key reaches."""
+    new, old = CREATION_ANSWER + key, _OLD_CREATION_ANSWER + key
+    book.prefetch_keys(NO_ACCOUNT, [new, old, key])
+    stored = book.replay(NO_ACCOUNT, new, CREATE_ACCOUNT, digest)
+    if stored is None and _is_answer(book.keys[(NO_ACCOUNT, old)]):
+        stored = book.replay(NO_ACCOUNT, old, CREATE_ACCOUNT, digest)
+    taken = _is_answer(book.keys[(NO_ACCOUNT, key)])
+    return stored, f"account\n{key}" if taken else key
+
+
+def _is_answer(record: tuple[str, str, str] | None) -> bool:
+    return record is not None and record[0] == CREATE_ACCOUNT
 
 
 def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[str, Any]:
@@ -245,10 +276,31 @@ def _change_key(conn: sa.Connection, account_id: int, key: str, field: str) -> s
     (apart from a tenant's `sms:`, `call:`... keys), or `<key>:<field>` where a PATCH made
     before answers were stored (before 30 Nov; kept 30 days) changed it, so that its replay
     replays the change instead of applying it again. A record there of another operation is
-    a tenant's (`sms:` + `x:status`): not ours."""
+    a tenant's (`sms:` + `x:status`): not ours; nor is one today's code made for another key
+    (`_derived`)."""
     old = f"{key}:{field}"
     record = lookup(conn, account_id, [old]).get(old)
-    return old if record is not None and record[0] == f"set_{field}" else f"admin-{field}:{key}"
+    if record is None or record[0] != f"set_{field}" or _derived(conn, account_id, old, field):
+        return f"admin-{field}:{key}"
+    return old
+
+
+def _derived(conn: sa.Connection, account_id: int, wallet_key: str, field: str) -> bool:
+    """Whether the `set_<field>` record ``wallet_key`` is the `admin-<field>:<owner>` that a
+    PATCH under the key `owner` made since answers are stored, rather than what a PATCH under
+    `wallet_key` minus `:<field>` made before: the key `status` leaves `admin-status:status`,
+    which is the old form for the key `admin-status` (a PATCH under it answered 200 with the
+    account unchanged, or 409 on a key never used).
+
+    Today's code stores the owner's answer in `api_requests` in the transaction of the change,
+    and the purge drops both together (the wallet record is the older). Code before stored
+    answers made such a record only for a key that itself began `admin-<field>:`, and then no
+    answer of `owner` is stored: that old change is the key's, and still replays."""
+    prefix = f"admin-{field}:"
+    if not wallet_key.startswith(prefix):
+        return False
+    owner = wallet_key.removeprefix(prefix)
+    return idem.operation_of(conn, account_id, answer_key(owner)) == UPDATE_ACCOUNT
 
 
 def _conflict(key: str) -> RequestConflictError:

@@ -117,6 +117,12 @@ def release_key(conn: sa.Connection, account_id: int, key: str) -> None:
     )
 
 
+def operation_of(conn: sa.Connection, account_id: int, key: str) -> str | None:
+    """The operation of the response stored for ``key`` of the account, None if unused."""
+    rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
+    return str(rows[0].operation) if rows else None
+
+
 def _replayed(row: Any, key: str, operation: str, digest: str) -> StoredResponse:
     """The response stored in ``row`` for ``key``, as a replay; refuse another request."""
     if row.operation != operation or row.fingerprint != digest:
