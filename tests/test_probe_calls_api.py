@@ -213,3 +213,17 @@ def test_a_message_cannot_take_the_limit_room_a_call_in_progress_holds(
     assert done.json()["amount"] == "0.0400"
     assert t.balance()["period_usage"] == "1.0500"  # exactly the limit, never past it
     assert wallet.verify() == []
+
+
+def test_an_extend_with_a_field_is_refused_naming_it_and_holds_nothing_more(api: Any) -> None:
+    # `{"seconds": 600}` was accepted and ignored: an extend reserves what the credit covers
+    t = tenant(api, credit="5.00")
+    call = t.authorize().json()
+    refused = t.post(f"/v1/calls/{call['id']}/extend", {"seconds": 600})
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["seconds"]
+    assert t.get(f"/v1/calls/{call['id']}").json()["held"] == call["held"]
+    empty = t.post(f"/v1/calls/{call['id']}/extend", {})
+    assert empty.status_code == 200, empty.text
+    bare = t.client.post(f"/v1/calls/{call['id']}/extend", headers={**t.auth, **apikit.idem()})
+    assert bare.status_code == 200, bare.text

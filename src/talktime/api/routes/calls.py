@@ -110,13 +110,26 @@ def authorize_call(
     return stored(result.status, result.body, replayed=result.replayed)
 
 
+class ExtendIn(BaseModel):
+    """An extend takes no fields: `{}` or no body (a field sent is refused, not ignored: an
+    extend always reserves the next increments the credit covers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 @router.post(
     "/v1/calls/{call_id}/extend", response_model=CallOut, responses=problems(402, 403, 404, 409)
 )
 def extend_call(
-    call_id: CallId, request: Request, account_id: AccountId, engine: Engine, key: IdempotencyKey
+    call_id: CallId,
+    request: Request,
+    account_id: AccountId,
+    engine: Engine,
+    key: IdempotencyKey,
+    body: ExtendIn | None = None,
 ) -> Response:
-    """Hold the next increments of a long call; returns the new `max_duration_seconds`."""
+    """Hold the next increments of a long call; returns the new `max_duration_seconds`. The
+    body is empty (`{}` or none)."""
     result = calls.extend_call(engine, request.app.state.settings, account_id, call_id, key)
     return stored(result.status, result.body, replayed=result.replayed)
 
