@@ -11,6 +11,8 @@ without card.toml, or stored a USD and an EUR version of one card."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -192,3 +194,40 @@ def test_a_crashed_imports_leftovers_are_ignored_and_removed_by_the_next_import(
     assert (card.version, new) == ("2099.1", True)
     assert files(base / "2099.1") == files(source)
     assert only_versions(store, "default") == {"2099.1"}
+
+
+def test_the_card_lock_file_is_made_with_the_umasks_permissions_and_opened_read_only(
+    tmp_path: Path,
+) -> None:
+    # it was created 0o644 and opened read-write, so an operator's CLI user in the server's
+    # group could no longer import into a group-writable directory (PermissionError)
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    old = os.umask(0o002)
+    try:
+        import_card(copy_card(tmp_path / "src", header={"name": '"mine"'}), cards)
+    finally:
+        os.umask(old)
+    lock = cards / ".mine.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o664
+    lock.chmod(0o444)  # read-only to everyone: an import still locks it
+    _stored, new = import_card(copy_card(tmp_path / "src2", header={"name": '"mine"'}), cards)
+    assert new is False
+
+
+def test_reimporting_a_stored_card_into_a_read_only_directory_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    import_card(copy_card(tmp_path / "src", header={"name": '"mine"'}), cards)
+    (cards / ".mine.lock").unlink()
+    for path in (cards, cards / "mine"):
+        path.chmod(0o555)
+    try:
+        _stored, new = import_card(copy_card(tmp_path / "src2", header={"name": '"mine"'}), cards)
+    finally:
+        for path in (cards, cards / "mine"):
+            path.chmod(0o755)
+    assert new is False
+    assert not (cards / ".mine.lock").exists()  # decided before any lock or staging

@@ -112,3 +112,22 @@ def test_the_unclosed_cell_is_the_one_a_csv_reader_reads_into_the_next_line(line
     rows = list(csv.reader([line + "\n", "z\n"]))
     continued = [i + 1 for i, cell in enumerate(rows[0]) if "\n" in cell]
     assert _unclosed_quote(line) == (continued[0] if continued else None)
+
+
+def test_a_comment_line_with_an_unclosed_quote_is_refused_so_it_hides_no_rate_row(
+    tmp_path: Path,
+) -> None:
+    # a comment to talktime is a row to a CSV reader: `# see below,"hidden` swallowed the ES
+    # row there while talktime priced ES at 0.5
+    card = copy_card(
+        tmp_path / "card", append={"sms.csv": '# see below,"hidden\noutbound,ES,0.5,x"\n'}
+    )
+    found = [(file, column, message) for file, _, column, message in problems(card)]
+    assert found[0] == (
+        "sms.csv",
+        2,
+        "the quote that opens this cell is not closed on its line: a cell may not contain a "
+        "line break",
+    )
+    closed = copy_card(tmp_path / "ok", append={"sms.csv": '# a "quoted" comment, fine\n'})
+    read_card(closed)  # a comment whose quotes close is read as before

@@ -395,10 +395,16 @@ class _Table:
         self.rows: list[tuple[int, list[str]]] = []
         header_seen = False
         for number, line in enumerate(_lines(text), 1):
-            if not line.strip() or line.lstrip().startswith("#"):
+            if not line.strip():
+                continue
+            unclosed = _unclosed_quote(line)
+            if line.lstrip().startswith("#"):
+                # a comment to talktime, a row to a spreadsheet or CSV reader: its unclosed
+                # quote would swallow the next lines there, so it may not hide a rate row
+                if unclosed is not None:
+                    self._unclosed(number, unclosed, False)
                 continue
             cells = next(csv.reader([line]))
-            unclosed = _unclosed_quote(line)
             if unclosed is not None:
                 self._unclosed(number, unclosed, header_seen)
             if not header_seen:
@@ -850,6 +856,10 @@ def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bo
     card's next import removes.
     """
     card = read_card(source)  # refused before anything is created under `directory`
+    if Path(directory).is_dir():
+        found = _check_new_version(card, directory)  # checked again under the lock
+        if found is not None:
+            return found, False  # stored already: nothing to create (a read-only dir too)
     base = Path(directory) / card.name
     base.mkdir(parents=True, exist_ok=True)
     with _card_lock(directory, card.name):
@@ -936,7 +946,9 @@ def _card_lock(directory: Path | str, name: str) -> Iterator[None]:
     never removed (removing it would let two holders lock two different files); its name
     starts with a dot, so it is never taken for a card."""
     path = Path(directory) / f".{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # read-only is enough for flock, and 0o666 lets the umask decide who may open it: the
+    # server's and an operator's CLI user (one group, a group-writable directory) share it
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
