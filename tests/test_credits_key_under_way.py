@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from talktime.service import credits
+from talktime.service import credits, idempotency
 from talktime.wallet.payments import PaymentRequest, PaymentResult, TestProvider
 
 import apikit
@@ -82,3 +82,44 @@ def test_a_declined_purchase_frees_its_key_for_any_request(
         key="D",
     )
     assert sent.status_code == 201, sent.text
+
+
+def test_a_purchase_whose_key_a_send_answered_meanwhile_is_409_not_500(
+    paying: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a send under the key stored its answer between the purchase's lookup and its start:
+    # taking the key failed twice on the unique row and answered 500
+    provider = TestProvider()
+    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
+    t = apikit.tenant(paying, credit="5.00")
+    engine = paying.app.state.engine
+    checks = credits._require_payable
+
+    def a_send_answers_meanwhile(*args: Any, **kwargs: Any) -> None:
+        checks(*args, **kwargs)
+        with engine.begin() as conn:
+            idempotency.remember(
+                conn, t.account_id, "K", "messages.send", "x", idempotency.StoredResponse(201, "{}")
+            )
+
+    monkeypatch.setattr(credits, "_require_payable", a_send_answers_meanwhile)
+    raced = t.post("/v1/credits", {"amount": "10.00"}, key="K")
+    assert raced.status_code == 409, raced.text
+    assert raced.json()["code"] == "idempotency_conflict"
+    assert provider.paid == 0
+
+
+def test_another_amount_under_an_unfinished_purchases_key_is_refused_and_the_retry_credits(
+    paying: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _LostAnswer()
+    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
+    t = apikit.tenant(paying, credit="5.00")
+    assert t.post("/v1/credits", {"amount": "10.00"}, key="K").status_code == 503
+    other = t.post("/v1/credits", {"amount": "20.00"}, key="K")
+    assert other.status_code == 409, other.text
+    apikit.set_status(paying, t.account_id, "past_due")
+    retried = t.post("/v1/credits", {"amount": "10.00"}, key="K")  # the money was taken
+    assert retried.status_code == 201, retried.text
+    assert provider.paid == 10_000_000
+    assert t.balance()["paid"] == "15.0000"

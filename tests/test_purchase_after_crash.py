@@ -1,6 +1,9 @@
 """A purchase whose payment went through but whose grant was lost (a crash in between) is
 finished by its retry, even after the subscription lapsed or the user lost `billing.manage`:
-the money was taken, so the credit is owed. Anything else under that key is decided afresh."""
+the money was taken, so the credit is owed. Until then the key is that purchase's: another
+amount under it is 409 (since 1 Dec; before, it was checked afresh and took the key's start
+record, so the first purchase's retry was then checked again and could be refused although its
+money had been taken)."""
 
 from __future__ import annotations
 
@@ -86,15 +89,19 @@ def test_a_purchase_paid_before_a_crash_is_granted_after_the_user_lost_billing(
     assert provider.paid == 10_000_000
 
 
-def test_another_request_under_the_key_of_a_crashed_purchase_is_checked_again(
+def test_another_amount_under_the_key_of_a_crashed_purchase_is_refused_and_the_retry_credits(
     paying: TestClient, provider: TestProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t = _paid_then_crashed(paying, monkeypatch)
     apikit.set_status(paying, t.account_id, "canceled")
     other = t.post("/v1/credits", {"amount": "12.00"}, key="buy")
-    assert other.status_code == 403, other.text
-    assert other.json()["code"] == "subscription_inactive"
+    assert other.status_code == 409, other.text
+    assert other.json()["code"] == "idempotency_conflict"
     assert t.balance()["paid"] == "0.0000"
+    assert provider.paid == 10_000_000
+    retried = t.post("/v1/credits", {"amount": "10.00"}, key="buy")  # still the first's
+    assert retried.status_code == 201, retried.text
+    assert t.balance()["paid"] == "10.0000"
     assert provider.paid == 10_000_000
 
 

@@ -77,18 +77,23 @@ def _started(engine: sa.Engine, account_id: int, key: str, digest: str) -> bool:
     return record is not None and record[:2] == (PURCHASE_STARTED, digest)
 
 
-def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
+def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredResponse | None:
     """Record, before paying, that the request was allowed (committed on its own, so it
-    survives a crash between the payment and the grant). The same key once used for another
-    request that never completed (a decline, a provider error) takes the new request's
-    fingerprint."""
+    survives a crash between the payment and the grant), and take the key. None when done;
+    the stored answer when a twin purchase answered under the key meanwhile; 409 when another
+    request took it meanwhile (its answer stored between our lookup and this: the key's row
+    is then an answer, which no placeholder replaces)."""
     for attempt in range(2):  # a twin's placeholder, inserted meanwhile, is replaced
         try:
             _mark_started(engine, account_id, key, digest)
-            return
+            return None
         except sa.exc.IntegrityError:
             if attempt:
-                raise
+                known = _stored(engine, account_id, key, digest)  # 409 for another request
+                if known is None:
+                    raise
+                return known
+    raise AssertionError("unreachable")
 
 
 def _mark_started(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
@@ -167,7 +172,9 @@ def purchase(
         policy.require_active_subscription(account.status)
         users.require_permission_of(engine, account_id, user, "billing.manage")
         _require_payable(provider, account_id, amount, account.currency)
-        _start(engine, account_id, key, digest)
+        answered = _start(engine, account_id, key, digest)
+        if answered is not None:
+            return answered
     answers: list[StoredResponse] = []
 
     def on_grant(book: Book, granted: GrantResult) -> None:

@@ -88,14 +88,17 @@ the request itself finds no answer and goes on."""
 def replay(
     conn: sa.Connection, account_id: int, key: str, operation: str, digest: str
 ) -> StoredResponse | None:
-    """The stored response for ``key``, None if unused (or held by this very operation, still
-    under way); refuse a key used for another request."""
+    """The stored response for ``key``, None if unused (or held by this very request, still
+    under way); refuse a key used for another request, answered or under way (a purchase
+    with another amount under the key of one whose payment may have been taken: until it is
+    finished, or declined, the key is that purchase's)."""
     rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
     if not rows:
         return None
-    if int(rows[0].status) == UNDER_WAY and rows[0].operation == operation:
-        return None
-    return _replayed(rows[0], key, operation, digest)
+    row = rows[0]
+    if int(row.status) == UNDER_WAY and (row.operation, row.fingerprint) == (operation, digest):
+        return None  # this very request, still under way: it goes on
+    return _replayed(row, key, operation, digest)  # another request's, under way or answered
 
 
 def hold_key(conn: sa.Connection, account_id: int, key: str, operation: str, digest: str) -> None:
