@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 import talktime
+from talktime import logs
 from talktime.api import deps, errors, openapi
 from talktime.api.auth import key_reader_for
 from talktime.api.metrics import MetricsMiddleware
@@ -108,4 +109,9 @@ def create_served_app() -> FastAPI:
     an app built and dropped by tests must not do to their process."""
     app = create_app()
     app.state.freeze_gc = True
+    # `serve --workers N` starts N processes that import this factory and never run the CLI's
+    # own `logs.configure`: each configures its logging here (until 1 Dec their records were
+    # Python's bare last-resort lines, not JSON and without request ids)
+    settings = app.state.settings
+    logs.configure(settings.log_format, settings.log_level)
     return app
