@@ -7,14 +7,19 @@ became credit. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from talktime.service import credits, idempotency
 from talktime.wallet.payments import PaymentRequest, PaymentResult, TestProvider
 
 import apikit
+from live import serve
 
 
 class _LostAnswer(TestProvider):
@@ -123,3 +128,39 @@ def test_another_amount_under_an_unfinished_purchases_key_is_refused_and_the_ret
     assert retried.status_code == 201, retried.text
     assert provider.paid == 10_000_000
     assert t.balance()["paid"] == "15.0000"
+
+
+def test_simultaneous_purchases_under_one_key_all_answer_201_with_one_grant(
+    db_url: str, tmp_path: Path
+) -> None:
+    # three or more twins at once: the second's retry of taking the key failed again (500),
+    # and deleting and re-inserting the placeholder deadlocked them on PostgreSQL (503)
+    env = {
+        "TALKTIME_ADMIN_KEY": apikit.ADMIN_KEY,
+        "TALKTIME_RATE_CARDS_DIR": str(tmp_path / "cards"),
+        "TALKTIME_PAYMENT_PROVIDER": "test",
+        "TALKTIME_LOG_LEVEL": "WARNING",
+    }
+    with (
+        serve(db_url, **env) as server,
+        httpx.Client(base_url=server.base_url, timeout=60) as http,
+    ):
+        t = apikit.tenant(http, number=None)
+        statuses: Counter[int] = Counter()
+        for round_ in range(6):
+            key = f"twin-{round_}"
+
+            def buy(_: int, key: str = key) -> httpx.Response:
+                with httpx.Client(base_url=server.base_url, timeout=60) as own:
+                    return own.post(
+                        "/v1/credits",
+                        json={"amount": "1.00"},
+                        headers={**t.auth, "Idempotency-Key": key},
+                    )
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(buy, range(8)))
+            statuses.update(a.status_code for a in answers)
+            assert len({a.json()["grant_id"] for a in answers if a.status_code == 201}) == 1
+        assert statuses == Counter({201: 48}), statuses
+        assert t.balance()["paid"] == "6.0000"

@@ -15,10 +15,10 @@ from talktime.service.common import fmt, now_micros
 from talktime.service.errors import InvalidRequestError
 from talktime.service.idempotency import (
     StoredResponse,
+    answer_held_key,
     fingerprint,
     hold_key,
     release_key,
-    remember,
     replay,
     writer_turn,
 )
@@ -79,21 +79,18 @@ def _started(engine: sa.Engine, account_id: int, key: str, digest: str) -> bool:
 
 def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredResponse | None:
     """Record, before paying, that the request was allowed (committed on its own, so it
-    survives a crash between the payment and the grant), and take the key. None when done;
-    the stored answer when a twin purchase answered under the key meanwhile; 409 when another
-    request took it meanwhile (its answer stored between our lookup and this: the key's row
-    is then an answer, which no placeholder replaces)."""
-    for attempt in range(2):  # a twin's placeholder, inserted meanwhile, is replaced
-        try:
-            _mark_started(engine, account_id, key, digest)
-            return None
-        except sa.exc.IntegrityError:
-            if attempt:
-                known = _stored(engine, account_id, key, digest)  # 409 for another request
-                if known is None:
-                    raise
-                return known
-    raise AssertionError("unreachable")
+    survives a crash between the payment and the grant), and take the key. None to go on
+    (also when a twin took the key at the same moment); the stored answer when a twin
+    answered under the key meanwhile; 409 when another request took it meanwhile (its answer
+    stored between our lookup and this)."""
+    try:
+        _mark_started(engine, account_id, key, digest)
+    except sa.exc.IntegrityError:
+        # a twin (the same request) took the key at the same moment and goes on, as does
+        # this one: the wallet pays and grants once per key; an answer stored meanwhile is
+        # replayed, another request's is 409
+        return _stored(engine, account_id, key, digest)
+    return None
 
 
 def _mark_started(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
@@ -179,8 +176,7 @@ def purchase(
 
     def on_grant(book: Book, granted: GrantResult) -> None:
         answer = _answer(book.conn, granted)
-        release_key(book.conn, account_id, key)
-        remember(book.conn, account_id, key, PURCHASE, digest, answer)
+        answer_held_key(book.conn, account_id, key, PURCHASE, digest, answer)
         answers.append(answer)
 
     try:
@@ -206,8 +202,7 @@ def purchase(
     try:
         with writer_turn(engine), engine.begin() as conn:
             answer = _answer(conn, result)
-            release_key(conn, account_id, key)
-            remember(conn, account_id, key, PURCHASE, digest, answer)
+            answer_held_key(conn, account_id, key, PURCHASE, digest, answer)
     except sa.exc.IntegrityError:
         known = _stored(engine, account_id, key, digest)
         assert known is not None

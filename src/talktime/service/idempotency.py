@@ -102,11 +102,47 @@ def replay(
 
 
 def hold_key(conn: sa.Connection, account_id: int, key: str, operation: str, digest: str) -> None:
-    """Take ``key`` for a request under way (a placeholder row, replacing one left by an
-    earlier attempt of the operation), so that every other request under it is refused until
-    `release_key` or the answer."""
-    release_key(conn, account_id, key)
-    remember(conn, account_id, key, operation, digest, StoredResponse(UNDER_WAY, ""))
+    """Take ``key`` for a request under way (a placeholder row), so that every other request
+    under it is refused until `release_key` or `answer_held_key`. A row of this very request
+    there already (its placeholder, left by an earlier attempt or written by a twin, or a
+    twin's answer: the caller then replays it) is kept; any other row is 409 (another
+    request answered under the key since the caller looked it up). A twin inserting at the
+    same moment makes this raise IntegrityError (look the key up again)."""
+    rows = _REPLAY.rows(conn, {"account_id": account_id, "key": key})
+    if not rows:
+        remember(conn, account_id, key, operation, digest, StoredResponse(UNDER_WAY, ""))
+    elif (rows[0].operation, rows[0].fingerprint) != (operation, digest):
+        raise _conflict(key)  # another request answered under the key since it was looked up
+
+
+def answer_held_key(
+    conn: sa.Connection,
+    account_id: int,
+    key: str,
+    operation: str,
+    digest: str,
+    response: StoredResponse,
+) -> None:
+    """Store the answer of the request that holds ``key``: its placeholder row becomes the
+    answer in place (an UPDATE: a delete and insert made twins deadlock on PostgreSQL), or
+    the row is inserted when there is none (a purchase started before placeholders)."""
+    updated = conn.execute(
+        sa.update(api_requests)
+        .where(
+            api_requests.c.account_id == account_id,
+            api_requests.c.key == key,
+            api_requests.c.status == UNDER_WAY,
+        )
+        .values(
+            operation=operation,
+            fingerprint=digest,
+            status=response.status,
+            response=response.body,
+            created_at=time.time_ns() // 1000,
+        )
+    ).rowcount
+    if not updated:
+        remember(conn, account_id, key, operation, digest, response)
 
 
 def release_key(conn: sa.Connection, account_id: int, key: str) -> None:
