@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     webhooks_timeout_seconds: float = Field(
         5.0, gt=0, le=60, description="how long one webhook delivery attempt may take"
     )
+    webhooks_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="days a finished webhook delivery (delivered, failed, skipped) and its "
+        "attempt log are kept",
+    )
     max_body_bytes: int = Field(
         65536, ge=1024, description="largest request body the API accepts, in bytes"
     )

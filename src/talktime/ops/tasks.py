@@ -106,6 +106,18 @@ def sweep_webhooks(ctx: registry.JobContext, _job: jobs.Job) -> None:
 
 
 registry.periodic("webhooks.sweep", 5 * MINUTE, "re-queue webhook deliveries whose job was lost")
+
+
+@registry.handler("webhooks.prune")
+def prune_webhooks(ctx: registry.JobContext, _job: jobs.Job) -> None:
+    """Delete finished webhook deliveries, and their attempts, past the retention."""
+    retention = ctx.settings.webhooks_retention_days * 24 * HOUR
+    webhooks.prune(ctx.engine, retention, now=ctx.now())
+
+
+registry.periodic(
+    "webhooks.prune", HOUR, "delete finished webhook deliveries past webhooks_retention_days"
+)
 registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to webhook deliveries")
 
 

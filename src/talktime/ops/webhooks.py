@@ -816,6 +816,52 @@ def redeliver_missed(
     return min(len(ids), limit), len(ids) > limit
 
 
+FINISHED_STATES = ("delivered", "failed", "skipped")
+PRUNE_BATCH = 5000
+PRUNE_BATCHES_PER_RUN = 20
+
+
+def prune(engine: sa.Engine, retention_us: int, *, now: int | None = None) -> int:
+    """Delete the finished deliveries (delivered, failed, skipped) created more than
+    ``retention_us`` ago, with their attempt logs, oldest first, in transactions of at most
+    `PRUNE_BATCH` (`PRUNE_BATCHES_PER_RUN` a run); returns how many deliveries went. Pending
+    deliveries stay whatever their age (the sweep and their retries own them).
+
+    Delivery ids grow with their creation time, so the old ones are those below the first id
+    created at or after the cutoff: found by walking the primary key from its start, which
+    costs the old rows (about to go) and not the table."""
+    now = now_us() if now is None else now
+    cutoff = now - retention_us
+    d = webhook_deliveries.c
+    total = 0
+    for _ in range(PRUNE_BATCHES_PER_RUN):
+        with engine.begin() as conn:
+            first_young = conn.execute(
+                sa.select(d.id).where(d.created_at >= cutoff).order_by(d.id).limit(1)
+            ).scalar()
+            query = sa.select(d.id).where(d.created_at < cutoff, d.state.in_(FINISHED_STATES))
+            if first_young is not None:
+                query = query.where(d.id < first_young)
+            # locked (PostgreSQL), so a redelivery making one pending meanwhile keeps it:
+            # its row is skipped or, once that commits, no longer finished
+            old = (
+                conn.execute(
+                    query.order_by(d.id).limit(PRUNE_BATCH).with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            if old:
+                conn.execute(
+                    sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(old))
+                )
+                conn.execute(sa.delete(webhook_deliveries).where(d.id.in_(old)))
+        total += len(old)
+        if len(old) < PRUNE_BATCH:
+            break
+    return total
+
+
 STALE_US = 10 * 60 * SECOND
 """How long past its time a pending delivery may wait before `sweep` looks for its job."""
 SWEEP_BATCH = 500
