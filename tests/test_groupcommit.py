@@ -81,9 +81,14 @@ def one_batch(
     pool = ThreadPoolExecutor(max_workers=len(units) + 1)
     gate_done = pool.submit(committer.submit, gate)
     assert entered.wait(10)
-    futures = [pool.submit(committer.submit, unit) for unit in units]
-    while committer.waiting < len(units):  # every unit is in the queue
-        threading.Event().wait(0.001)
+    futures = []
+    for queued, unit in enumerate(units, 1):
+        futures.append(pool.submit(committer.submit, unit))
+        # one at a time, so the queue holds them in list order (submitted all at once, the
+        # pool's threads raced: on a loaded machine the second `a` of the duplicate-key test
+        # came first and the test failed)
+        while committer.waiting < queued:
+            threading.Event().wait(0.001)
     before = committer.batches
     release.set()
     gate_done.exception(10)
