@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -241,3 +242,18 @@ def test_a_stop_signal_at_any_moment_of_the_idle_loop_stops_the_worker(
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
     assert stderr.count(b"finishing the current job") == 1
+
+
+def test_a_stopped_worker_logging_json_writes_only_json_lines(db_url: str) -> None:
+    # the stop signal's notice was a bare `worker: SIGTERM, ...` line among the JSON records
+    proc = start_worker(db_url, "--poll-seconds", "0.05", TALKTIME_LOG_FORMAT="json")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b" started" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    records = [json.loads(line) for line in stderr.decode().splitlines()]
+    notices = [r for r in records if "finishing the current job" in r["message"]]
+    assert [(r["logger"], r["level"]) for r in notices] == [("talktime.worker", "warning")]

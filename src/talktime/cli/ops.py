@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -182,8 +183,10 @@ def _stop_on_signals(stop: threading.Event) -> None:
         # stop whatever saying so does: a closed terminal or a broken stderr pipe raises.
         try:
             with contextlib.suppress(OSError, ValueError):
-                err_console.print(
-                    f"worker: {signal.Signals(signum).name}, finishing the current job",
+                # through logging, so `log_format = "json"` keeps stderr one object per line
+                # (a bare line here broke it); at warning level, so it shows at any level
+                logging.getLogger("talktime.worker").warning(
+                    "worker: %s, finishing the current job", signal.Signals(signum).name
                 )
         finally:
             stop.set()
