@@ -299,3 +299,44 @@ def test_the_card_in_force_today_follows_imports_by_this_and_other_processes(
     copy_card(store / "default" / "2026.11.3", header={"version": '"2026.11.3"'})
     assert load_card("default", directory=store).version == "2026.11.3"
     assert load_card("default", directory=store) is load_card("default", directory=store)
+
+
+def _plans_section(text: str) -> str:
+    start = text.index("[plans]")
+    return text[start : text.index("\n\n", start) + 1]
+
+
+@pytest.mark.parametrize(
+    ("replace", "line", "column", "needle"),
+    [
+        # an inline table at the top: the problem's line and the key's column in it
+        (
+            (
+                'currency = "USD"\n',
+                'currency = "USD"\nplans = { startup = "2.00", business = "-1" }\n',
+            ),
+            7,
+            29,
+            "plans.business",
+        ),
+        # a dotted key at the top
+        (('currency = "USD"\n', 'currency = "USD"\nsms.rounding = "half"\n'), 7, 1, "sms.rounding"),
+    ],
+)
+def test_problems_of_dotted_keys_and_inline_tables_name_line_and_column(
+    tmp_path: Path, replace: tuple[str, str], line: int, column: int, needle: str
+) -> None:
+    # only keys under a `[table]` header were found: these came without a line (0, 0)
+    path = copy_card(tmp_path / "c")
+    toml = path / "card.toml"
+    text = toml.read_text()
+    if needle.startswith("plans"):
+        text = text.replace(_plans_section(text), "")
+    else:
+        start = text.index("[sms]\n")
+        text = text[:start] + text[text.index("[sms.base_fee]") :]
+    toml.write_text(text.replace(*replace, 1))
+    with pytest.raises(InvalidRateCardError, match=needle) as caught:
+        read_card(path)
+    [problem] = [p for p in caught.value.extra["errors"] if needle in p["message"]]
+    assert (problem["file"], problem["line"], problem["column"]) == ("card.toml", line, column)

@@ -293,6 +293,31 @@ class _TomlReader:
                     return number, len(line) - len(line.lstrip()) + 1
             elif section == table and assignment.search(line):
                 return number, len(line) - len(line.lstrip()) + 1
+        return self._dotted_line_of(key)
+
+    def _dotted_line_of(self, key: str) -> tuple[int, int]:
+        """Line and column of `key` written as a dotted key (`sms.rounding = ...` at the top,
+        `voice.connect_fee` under no header) or inside an inline table (`plans = { business =
+        "-1" }`); 0, 0 if not found. (Only keys under a `[table]` header were found before
+        1 Dec, so such problems were reported without a line.)"""
+        section = ""
+        for number, line in enumerate(self.lines, 1):
+            header = re.match(r"^\s*\[+\s*([^\]]*?)\s*\]", line)
+            if header:
+                section = header[1].replace('"', "").replace(" ", "")
+                continue
+            written = re.match(r'^\s*([A-Za-z0-9_\-". ]+?)\s*=', line)
+            if written is None:
+                continue
+            path = written[1].replace('"', "").replace(" ", "")
+            full = f"{section}.{path}" if section else path
+            if full == key:
+                return number, written.start(1) + 1
+            rest = key.removeprefix(full + ".")
+            if rest != key and "{" in line:
+                inner = re.search(rf'[{{,]\s*"?{re.escape(rest)}"?\s*=', line)
+                if inner is not None:
+                    return number, inner.end() - len(inner[0].lstrip("{, \t")) + 1
         return 0, 0
 
     def problem(self, key: str, message: str) -> None:
