@@ -138,6 +138,10 @@ def test_an_inbound_call_must_arrive_on_an_active_number_of_the_account(api: Any
     refused = owner.post("/v1/calls", body)
     assert refused.status_code == 422
     assert refused.json()["code"] == "number_not_receiving"
+    # named as released, as for SMS (it said "is not a number of this account")
+    assert refused.json()["detail"] == (
+        f"{owner.number} is released; calls are received only on active numbers."
+    )
 
 
 def test_transfers_null_means_no_transfers_and_replays_a_completion_sent_with_an_empty_list(

@@ -31,7 +31,7 @@ from talktime.service.common import (
 )
 from talktime.service.errors import CallStateError, NotFoundError
 from talktime.service.idempotency import KeepWritesError, StoredResponse, run_once
-from talktime.service.messages import account_number
+from talktime.service.messages import account_number, own_number
 from talktime.store.api_tables import calls
 from talktime.store.wallet_tables import holds as wallet_holds
 from talktime.wallet import holds
@@ -217,7 +217,10 @@ def authorize_call(
         policy.require_active_subscription(state.status)
         policy.require_permission(users.actor(conn, account_id, req.user), "calls.make")
         if req.direction == "inbound":
-            policy.require_receiving_number(account_number(conn, req.to), req.to, account_id)
+            # the account's own released number is named as released (as for SMS), not as
+            # "not a number of this account"
+            receiving = own_number(conn, req.to, account_id, account_number(conn, req.to))
+            policy.require_receiving_number(receiving, req.to, account_id)
         card = cards.pricing_card(conn, account_id, settings)
         rate = leg_rate(card, req.direction, req.from_, req.to)
         available = state.available(now)
