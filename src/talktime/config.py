@@ -126,8 +126,8 @@ class Settings(BaseSettings):
         30,
         ge=1,
         le=3650,
-        description="days a finished webhook delivery (delivered, failed, skipped) and its "
-        "attempt log are kept",
+        description="days after its creation a finished webhook delivery (delivered, failed, "
+        "skipped) and its attempt log are kept",
     )
     max_body_bytes: int = Field(
         65536, ge=1024, description="largest request body the API accepts, in bytes"
