@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -257,3 +259,26 @@ def test_a_stopped_worker_logging_json_writes_only_json_lines(db_url: str) -> No
     records = [json.loads(line) for line in stderr.decode().splitlines()]
     notices = [r for r in records if "finishing the current job" in r["message"]]
     assert [(r["logger"], r["level"]) for r in notices] == [("talktime.worker", "warning")]
+
+
+def test_a_stopping_worker_leaves_stop_signals_ignored_through_the_interpreters_exit(
+    db_url: str,
+) -> None:
+    # The interpreter's shutdown gives a signal with a Python handler its default action back:
+    # a second SIGTERM landing then (Ctrl-C under `talktime run` sends two) ended a cleanly
+    # stopped worker with -15 (seen once in CI). SIG_IGN, set once the worker stops, stays.
+    script = (
+        "import atexit, os, signal, sys\n"
+        "atexit.register(lambda: os.write(1, signal.getsignal(signal.SIGTERM).name.encode()))\n"
+        "from talktime.cli import main\n"
+        "sys.argv = ['talktime', 'worker', '--once']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "TALKTIME_DATABASE_URL": db_url, "TALKTIME_CONFIG": ""},
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert done.stdout.endswith(b"SIG_IGN")

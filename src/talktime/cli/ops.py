@@ -119,6 +119,12 @@ def worker(
         else:
             runner.run(exit_when_idle=exit_when_idle)
     finally:
+        # Stopping: a stop signal still on its way (Ctrl-C under `talktime run` sends two)
+        # must not kill the exit. The interpreter's shutdown puts the default action back for
+        # signals that have a Python handler, but leaves SIG_IGN alone: without this, a
+        # SIGTERM landing then ended the worker with -15 after a clean stop.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         engine.dispose()
 
 
