@@ -47,17 +47,21 @@ class Tenant:
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.client.get(path, headers=self.auth, params=params)
 
-    def sms(self, to: str, text: str = "hello", **extra: Any) -> httpx.Response:
+    def sms(
+        self, to: str, text: str = "hello", *, key: str | None = None, **extra: Any
+    ) -> httpx.Response:
         body = {"from": self.number, "to": to, "text": text, "user": self.user, **extra}
-        return self.post("/v1/messages", body)
+        return self.post("/v1/messages", body, key)
 
-    def authorize(self, direction: str = "outbound", other: str = "+14155550111") -> httpx.Response:
+    def authorize(
+        self, direction: str = "outbound", other: str = "+14155550111", *, key: str | None = None
+    ) -> httpx.Response:
         """`POST /v1/calls` by the member: from the number to `other` (outbound) or back."""
         if direction == "outbound":
             body = {"direction": direction, "from": self.number, "to": other, "user": self.user}
         else:
             body = {"direction": direction, "from": other, "to": self.number, "user": self.user}
-        return self.post("/v1/calls", body)
+        return self.post("/v1/calls", body, key)
 
     def balance(self) -> dict[str, Any]:
         response = self.get("/v1/balance")

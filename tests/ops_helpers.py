@@ -20,7 +20,7 @@ from talktime.config import Settings
 from talktime.keys import create_key
 from talktime.ops import jobs, webhooks
 from talktime.ops.clock import now_us
-from talktime.wallet import Wallet
+from talktime.wallet import Wallet, outbox
 
 from receiver import Receiver, receiver
 
@@ -146,3 +146,18 @@ def lapse_pending_holds(wallet: Wallet) -> int:
             .values(expires_at=now_us() - 1_000_000)
         )
     return wallet.expire_holds()
+
+
+def wallet_events(
+    engine: sa.Engine, account: int, n: int = 1, type_: str = outbox.RECHARGE_SUCCEEDED
+) -> None:
+    """``n`` wallet events of ``type_`` in the outbox, as a recharge writes them (the worker
+    dispatches them)."""
+    with engine.begin() as conn:
+        outbox.write_events(
+            conn,
+            [
+                outbox.event_row(account, type_, {"amount": 10_000_000 + i}, now_us())
+                for i in range(n)
+            ],
+        )

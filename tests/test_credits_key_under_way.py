@@ -35,28 +35,27 @@ class _LostAnswer(TestProvider):
         return result
 
 
+def _tenant_paying_with(
+    provider: TestProvider, paying: Any, monkeypatch: pytest.MonkeyPatch
+) -> apikit.Tenant:
+    """A tenant with $5.00 of credit whose purchases go to ``provider``."""
+    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
+    return apikit.tenant(paying, credit="5.00")
+
+
 def test_a_send_under_the_key_of_an_unfinished_purchase_is_refused_and_the_retry_credits(
     paying: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = _LostAnswer()
-    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
-    t = apikit.tenant(paying, credit="5.00")
+    t = _tenant_paying_with(provider, paying, monkeypatch)
     first = t.post("/v1/credits", {"amount": "10.00"}, key="K")
     assert first.status_code == 503, first.text
     assert first.json()["code"] == "payment_unavailable"
     assert provider.paid == 10_000_000  # taken, though the answer was lost
-    sent = t.post(
-        "/v1/messages",
-        {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
-        key="K",
-    )
+    sent = t.sms("+14155550111", "hi", key="K")
     assert sent.status_code == 409, sent.text
     assert sent.json()["code"] == "idempotency_conflict"
-    call = t.post(
-        "/v1/calls",
-        {"direction": "outbound", "from": "+14155550100", "to": "+14155550111", "user": t.user},
-        key="K",
-    )
+    call = t.authorize(key="K")
     assert call.status_code == 409, call.text
     retried = t.post("/v1/credits", {"amount": "10.00"}, key="K")
     assert retried.status_code == 201, retried.text
@@ -64,11 +63,7 @@ def test_a_send_under_the_key_of_an_unfinished_purchase_is_refused_and_the_retry
     assert t.balance()["paid"] == "15.0000"
     replay = t.post("/v1/credits", {"amount": "10.00"}, key="K")
     assert (replay.status_code, replay.content) == (201, retried.content)
-    after = t.post(
-        "/v1/messages",
-        {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
-        key="K",
-    )
+    after = t.sms("+14155550111", "hi", key="K")
     assert after.status_code == 409, after.text  # the key answered the purchase
 
 
@@ -76,16 +71,11 @@ def test_a_declined_purchase_frees_its_key_for_any_request(
     paying: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = TestProvider()
-    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
-    t = apikit.tenant(paying, credit="5.00")
+    t = _tenant_paying_with(provider, paying, monkeypatch)
     provider.decline(t.account_id)
     declined = t.post("/v1/credits", {"amount": "10.00"}, key="D")
     assert declined.status_code == 402, declined.text
-    sent = t.post(
-        "/v1/messages",
-        {"from": "+14155550100", "to": "+14155550111", "text": "hi", "user": t.user},
-        key="D",
-    )
+    sent = t.sms("+14155550111", "hi", key="D")
     assert sent.status_code == 201, sent.text
 
 
@@ -95,8 +85,7 @@ def test_a_purchase_whose_key_a_send_answered_meanwhile_is_409_not_500(
     # a send under the key stored its answer between the purchase's lookup and its start:
     # taking the key failed twice on the unique row and answered 500
     provider = TestProvider()
-    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
-    t = apikit.tenant(paying, credit="5.00")
+    t = _tenant_paying_with(provider, paying, monkeypatch)
     engine = paying.app.state.engine
     checks = credits._require_payable
 
@@ -118,8 +107,7 @@ def test_another_amount_under_an_unfinished_purchases_key_is_refused_and_the_ret
     paying: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = _LostAnswer()
-    monkeypatch.setattr(credits, "provider_from_settings", lambda settings: provider)
-    t = apikit.tenant(paying, credit="5.00")
+    t = _tenant_paying_with(provider, paying, monkeypatch)
     assert t.post("/v1/credits", {"amount": "10.00"}, key="K").status_code == 503
     other = t.post("/v1/credits", {"amount": "20.00"}, key="K")
     assert other.status_code == 409, other.text

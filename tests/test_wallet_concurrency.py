@@ -9,6 +9,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -22,18 +23,25 @@ from wallet_helpers import make_wallet
 THREADS = 16
 
 
-def test_parallel_charges_succeed_exactly_as_often_as_the_credit_covers(db_url: str) -> None:
-    engine = make_engine(db_url, Settings(pg_pool_size=THREADS + 2, pg_max_overflow=4))
-    wallet = make_wallet(engine)
-    account = wallet.create_account("Busy", "free", "busy").account.id
-    wallet.grant(account, "purchased", 37 * 1_000, "credit")  # covers 37 charges of 1_000
-    barrier = threading.Barrier(THREADS)
+def _charge_from_threads(
+    wallet_of_thread: Callable[[], Wallet],
+    account: int,
+    *,
+    threads: int,
+    each: int,
+    read_between: bool = False,
+) -> list[str]:
+    """``threads`` threads started together each charge 1_000 ``each`` times (each thread on
+    the wallet ``wallet_of_thread`` gives it), reading the balance after each charge if
+    ``read_between``; returns the outcomes, "ok" or "refused"."""
+    barrier = threading.Barrier(threads)
     outcomes: list[str] = []
     lock = threading.Lock()
 
     def worker(n: int) -> None:
+        wallet = wallet_of_thread()
         barrier.wait()
-        for i in range(4):
+        for i in range(each):
             try:
                 wallet.charge(account, 1_000, f"t{n}-{i}")
                 outcome = "ok"
@@ -41,12 +49,23 @@ def test_parallel_charges_succeed_exactly_as_often_as_the_credit_covers(db_url: 
                 outcome = "refused"
             with lock:
                 outcomes.append(outcome)
+            if read_between:
+                wallet.balance(account)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    for t in threads:
+    started = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in started:
         t.start()
-    for t in threads:
+    for t in started:
         t.join()
+    return outcomes
+
+
+def test_parallel_charges_succeed_exactly_as_often_as_the_credit_covers(db_url: str) -> None:
+    engine = make_engine(db_url, Settings(pg_pool_size=THREADS + 2, pg_max_overflow=4))
+    wallet = make_wallet(engine)
+    account = wallet.create_account("Busy", "free", "busy").account.id
+    wallet.grant(account, "purchased", 37 * 1_000, "credit")  # covers 37 charges of 1_000
+    outcomes = _charge_from_threads(lambda: wallet, account, threads=THREADS, each=4)
     assert outcomes.count("ok") == 37
     assert outcomes.count("refused") == THREADS * 4 - 37
     assert wallet.balance(account).available == 0
@@ -66,28 +85,13 @@ def test_an_in_memory_wallet_shared_by_threads_runs_their_writes_one_at_a_time(
         wallet.upsert_plan("free", 0)
         account = wallet.create_account("Shared", "free", "shared").account.id
         wallet.grant(account, "purchased", 50 * 1_000, "credit")  # covers 50 charges of 1_000
-        barrier = threading.Barrier(8)
-        outcomes: list[str] = []
-        lock = threading.Lock()
-
-        def worker(n: int) -> None:
-            mine = Wallet(wallet.engine) if per_thread else wallet
-            barrier.wait()
-            for i in range(10):
-                try:
-                    mine.charge(account, 1_000, f"m{n}-{i}")
-                    outcome = "ok"
-                except InsufficientCreditError:
-                    outcome = "refused"
-                with lock:
-                    outcomes.append(outcome)
-                mine.balance(account)  # reads interleave with the others' writes
-
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        outcomes = _charge_from_threads(
+            lambda: Wallet(wallet.engine) if per_thread else wallet,
+            account,
+            threads=8,
+            each=10,
+            read_between=True,  # reads interleave with the others' writes
+        )
         assert outcomes.count("ok") == 50
         assert outcomes.count("refused") == 30
         assert wallet.balance(account).available == 0

@@ -9,24 +9,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from talktime.ops import tasks, webhooks  # noqa: F401 - tasks: the Worker's handlers
-from talktime.ops.clock import now_us
 from talktime.ops.worker import Worker
 from talktime.store.ops_tables import webhook_deliveries
-from talktime.wallet import outbox
 
-from ops_helpers import api_client, bearer, make_account, settings_for
+from ops_helpers import api_client, bearer, make_account, settings_for, wallet_events
 from receiver import receiver
-
-
-def _events(engine: sa.Engine, account: int, n: int) -> None:
-    with engine.begin() as conn:
-        outbox.write_events(
-            conn,
-            [
-                outbox.event_row(account, outbox.RECHARGE_SUCCEEDED, {"amount": i}, now_us())
-                for i in range(n)
-            ],
-        )
 
 
 def _states(engine: sa.Engine) -> list[str]:
@@ -49,11 +36,11 @@ def test_every_missed_delivery_is_sent_again_in_one_call_once_the_endpoint_is_en
             "/v1/webhooks/endpoints", json={"url": hook.url}, headers=auth
         ).json()
         path = f"/v1/webhooks/endpoints/{endpoint['id']}"
-        _events(engine, account, 1)
+        wallet_events(engine, account, 1)
         worker.run_once()
         assert len(hook.requests) == 1  # delivered while enabled: left alone below
         client.patch(path, json={"enabled": False}, headers=auth)
-        _events(engine, account, 3)
+        wallet_events(engine, account, 3)
         worker.run_once()
         assert _states(engine) == ["delivered", "skipped", "skipped", "skipped"]
         refused = client.post(f"{path}/redeliver", headers=auth)
@@ -82,7 +69,7 @@ def test_a_bulk_redelivery_queues_a_batch_at_a_time_and_filters_by_state_and_tim
     ).json()
     path = f"/v1/webhooks/endpoints/{endpoint['id']}"
     client.patch(path, json={"enabled": False}, headers=auth)
-    _events(engine, account, 5)
+    wallet_events(engine, account, 5)
     worker.run_once()
     client.patch(path, json={"enabled": True}, headers=auth)
     only_failed = client.post(f"{path}/redeliver", json={"states": ["failed"]}, headers=auth)

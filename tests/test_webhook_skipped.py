@@ -18,16 +18,8 @@ from talktime.ops.worker import Worker
 from talktime.store.ops_tables import webhook_deliveries
 from talktime.wallet import outbox
 
-from ops_helpers import api_client, bearer, make_account, settings_for
+from ops_helpers import api_client, bearer, make_account, settings_for, wallet_events
 from receiver import receiver
-
-
-def _wallet_event(engine: sa.Engine, account: int, type_: str = outbox.RECHARGE_SUCCEEDED) -> None:
-    """A wallet event in the outbox, as a recharge writes it (the worker dispatches it)."""
-    with engine.begin() as conn:
-        outbox.write_events(
-            conn, [outbox.event_row(account, type_, {"amount": 10_000_000}, now_us())]
-        )
 
 
 def _deliveries(client: TestClient, endpoint_id: str, auth: dict[str, str]) -> Any:
@@ -59,7 +51,7 @@ def test_an_event_while_the_endpoint_is_disabled_is_listed_skipped_and_never_sen
             f"/v1/webhooks/endpoints/{endpoint['id']}", json={"enabled": False}, headers=auth
         )
         assert patched.status_code == 200, patched.text
-        _wallet_event(engine, account)
+        wallet_events(engine, account)
         worker.run_once()
         # a sweep a day and more later still leaves it alone: it is not a lost pending delivery
         assert webhooks.sweep(engine, now=now_us() + 48 * HOUR) == 0
@@ -89,7 +81,7 @@ def test_a_skipped_delivery_is_redelivered_signed_once_the_endpoint_is_enabled(
         ).json()
         base = f"/v1/webhooks/endpoints/{endpoint['id']}"
         assert client.patch(base, json={"enabled": False}, headers=auth).status_code == 200
-        _wallet_event(engine, account)
+        wallet_events(engine, account)
         worker.run_once()
         [skipped] = _deliveries(client, endpoint["id"], auth)
         redeliver = f"/v1/webhooks/deliveries/{skipped['id']}/redeliver"
@@ -148,7 +140,7 @@ def test_an_enabled_endpoint_next_to_a_disabled_one_is_sent_to_as_before(
         enabled = webhooks.create_endpoint(engine, settings, account, live.url)
         disabled = webhooks.create_endpoint(engine, settings, account, off.url)
         webhooks.update_endpoint(engine, settings, account, disabled.id, enabled=False)
-        _wallet_event(engine, account, outbox.BALANCE_LOW)
+        wallet_events(engine, account, type_=outbox.BALANCE_LOW)
         worker.run_once()
         assert len(live.requests) == 1
         assert off.requests == []

@@ -3,7 +3,6 @@ see deliveries with their attempt log, and redeliver."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from talktime.api.auth import AccountId
-from talktime.api.models import RowId, problems
+from talktime.api.models import RowId, Time, problems
 from talktime.config import Settings
 from talktime.ids import MAX_ID
 from talktime.ops import webhooks
@@ -205,8 +204,8 @@ class RedeliverMissedIn(BaseModel):
         description="which deliveries to send again: `skipped` (events that came while the "
         "endpoint was disabled) and `failed` (given up after 24 hours)",
     )
-    since: datetime | None = Field(
-        None, description="only deliveries created at or after this time (ISO 8601)"
+    since: Time | None = Field(
+        None, description="only deliveries created at or after this time (ISO 8601, UTC if no zone)"
     )
 
 
@@ -234,10 +233,7 @@ def redeliver_missed(
     must be enabled (409 otherwise). Pending and delivered ones are left alone."""
     engine, _ = _ctx(request)
     body = body or RedeliverMissedIn()
-    since = None
-    if body.since is not None:
-        moment = body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)
-        since = from_datetime(moment)
+    since = None if body.since is None else from_datetime(body.since)  # `Time`: aware already
     queued, more = webhooks.redeliver_missed(
         engine, account, endpoint_id, states=list(dict.fromkeys(body.states)), since=since
     )
