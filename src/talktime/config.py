@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         ge=1,
         le=3650,
         description="days after its creation a finished webhook delivery (delivered, failed, "
-        "skipped) and its attempt log are kept",
+        "skipped) and its attempt log are kept, and an event with no delivery left",
     )
     max_body_bytes: int = Field(
         65536, ge=1024, description="largest request body the API accepts, in bytes"

@@ -110,13 +110,16 @@ registry.periodic("webhooks.sweep", 5 * MINUTE, "re-queue webhook deliveries who
 
 @registry.handler("webhooks.prune")
 def prune_webhooks(ctx: registry.JobContext, _job: jobs.Job) -> None:
-    """Delete finished webhook deliveries, and their attempts, past the retention."""
+    """Delete finished webhook deliveries, their attempts, and the events left without a
+    delivery, past the retention."""
     retention = ctx.settings.webhooks_retention_days * 24 * HOUR
     webhooks.prune(ctx.engine, retention, now=ctx.now())
 
 
 registry.periodic(
-    "webhooks.prune", HOUR, "delete finished webhook deliveries past webhooks_retention_days"
+    "webhooks.prune",
+    HOUR,
+    "delete finished webhook deliveries and their events past webhooks_retention_days",
 )
 registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to webhook deliveries")
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import sqlalchemy as sa
@@ -821,17 +821,30 @@ PRUNE_BATCH = 5000
 PRUNE_BATCHES_PER_RUN = 20
 
 
-def prune(engine: sa.Engine, retention_us: int, *, now: int | None = None) -> int:
+class Pruned(NamedTuple):
+    """What one `prune` deleted."""
+
+    deliveries: int
+    events: int
+
+
+def prune(engine: sa.Engine, retention_us: int, *, now: int | None = None) -> Pruned:
     """Delete the finished deliveries (delivered, failed, skipped) created more than
-    ``retention_us`` ago, with their attempt logs, oldest first, in transactions of at most
-    `PRUNE_BATCH` (`PRUNE_BATCHES_PER_RUN` a run); returns how many deliveries went. Pending
-    deliveries stay whatever their age (the sweep and their retries own them).
+    ``retention_us`` ago, with their attempt logs, then the events older than that with no
+    delivery left; oldest first, in transactions of at most `PRUNE_BATCH` (`PRUNE_BATCHES_PER_RUN`
+    a run of each). Pending deliveries stay whatever their age (the sweep and their retries own
+    them), and so do their events.
 
     Delivery ids grow with their creation time, so the old ones are those below the first id
     created at or after the cutoff: found by walking the primary key from its start, which
-    costs the old rows (about to go) and not the table."""
+    costs the old rows (about to go) and not the table. Events are found through their
+    `created_at` index (0009)."""
     now = now_us() if now is None else now
     cutoff = now - retention_us
+    return Pruned(_prune_deliveries(engine, cutoff), _prune_events(engine, cutoff))
+
+
+def _prune_deliveries(engine: sa.Engine, cutoff: int) -> int:
     d = webhook_deliveries.c
     total = 0
     for _ in range(PRUNE_BATCHES_PER_RUN):
@@ -856,6 +869,32 @@ def prune(engine: sa.Engine, retention_us: int, *, now: int | None = None) -> in
                     sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(old))
                 )
                 conn.execute(sa.delete(webhook_deliveries).where(d.id.in_(old)))
+        total += len(old)
+        if len(old) < PRUNE_BATCH:
+            break
+    return total
+
+
+def _prune_events(engine: sa.Engine, cutoff: int) -> int:
+    """Events are given their deliveries in the transaction that records them and never again,
+    so one without a delivery now will never have one: nothing can refer to it."""
+    e = webhook_events.c
+    undelivered = ~sa.exists().where(webhook_deliveries.c.event_id == e.id)
+    total = 0
+    for _ in range(PRUNE_BATCHES_PER_RUN):
+        with engine.begin() as conn:
+            old = (
+                conn.execute(
+                    sa.select(e.id)
+                    .where(e.created_at < cutoff, undelivered)
+                    .order_by(e.created_at)
+                    .limit(PRUNE_BATCH)
+                )
+                .scalars()
+                .all()
+            )
+            if old:
+                conn.execute(sa.delete(webhook_events).where(e.id.in_(old), undelivered))
         total += len(old)
         if len(old) < PRUNE_BATCH:
             break

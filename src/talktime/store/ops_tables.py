@@ -2,7 +2,7 @@
 
 Times are integer epoch microseconds (BIGINT), the same on SQLite and PostgreSQL, so claims and
 back-off compare plain integers. Migration 0005 creates these tables; 0008 allows the delivery
-state `skipped`.
+state `skipped`; 0009 indexes events by creation time (for their pruning).
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ webhook_events = sa.Table(
     sa.Column("source", sa.String(40), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index("ix_webhook_events_account_id_created_at", "account_id", "created_at"),
+    sa.Index("ix_webhook_events_created_at", "created_at"),  # 0009: pruning finds old events
 )
 
 webhook_deliveries = sa.Table(
