@@ -29,7 +29,7 @@ from talktime.rating import (
     load_card,
     read_card,
 )
-from talktime.rating.loader import FILES
+from talktime.rating.loader import FILES, activate_card, deactivate_card, pinned_version
 
 from apikit import ADMIN
 from ratecards import copy_card
@@ -231,3 +231,34 @@ def test_reimporting_a_stored_card_into_a_read_only_directory_changes_nothing(
             path.chmod(0o755)
     assert new is False
     assert not (cards / ".mine.lock").exists()  # decided before any lock or staging
+
+
+def _activate(name: str, version: str, store: str) -> bool:
+    return activate_card(name, version, store)[1]
+
+
+def test_parallel_activations_of_one_version_say_changed_once_and_leave_one_whole_pin(
+    tmp_path: Path,
+) -> None:
+    """Activation takes the card's lock as imports do: of N simultaneous activations of one
+    version exactly one changed the pin (before, each read the old pin first and all said so);
+    the pin names one version and no staging file is left beside it."""
+    store = tmp_path / "cards"
+    for i, version in enumerate(("2099.1", "2099.2")):
+        import_card(upload(tmp_path / f"up-{i}", i, version=version), store)
+    for version in ("2099.1", "2099.2", "2099.1"):
+        barrier = threading.Barrier(N)
+
+        def run(version: str = version, barrier: threading.Barrier = barrier) -> bool:
+            barrier.wait()
+            return _activate("default", version, str(store))
+
+        with ThreadPoolExecutor(max_workers=N) as pool:
+            changed = list(pool.map(lambda _: run(), range(N)))
+        assert changed.count(True) == 1, changed
+        assert pinned_version("default", store) == version
+        assert {p.name for p in (store / "default").iterdir()} == {"ACTIVE", "2099.1", "2099.2"}
+    with ThreadPoolExecutor(max_workers=N) as pool:
+        removed = list(pool.map(lambda _: deactivate_card("default", str(store)), range(N)))
+    assert removed.count(True) == 1, removed
+    assert pinned_version("default", store) is None

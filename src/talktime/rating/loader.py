@@ -819,24 +819,28 @@ def activate_card(name: str, version: str, directory: Path | str) -> tuple[RateC
     a period that began before midnight, but after the pin, with the pinned version).
 
     The pin is the file `directory/<name>/ACTIVE` (also for a shipped card), replaced
-    atomically, so every process sees it at its next `load_card`. Returns the card and
-    whether the pin changed (pinning the pinned version again changes nothing).
+    atomically and flushed to disk under the card's lock (`_card_lock`, as imports), so every
+    process sees it at its next `load_card`. Returns the card and whether the pin changed
+    (pinning the pinned version again changes nothing; of concurrent activations of one
+    version exactly one says it changed).
     RateCardNotFoundError for an unknown card or version.
     """
     card = _load_card(name, version, None, directory)
-    if pinned_version(name, directory) == card.version:
-        return card, False
     base = Path(directory) / name
     base.mkdir(parents=True, exist_ok=True)
-    staging = base / f".{PIN}.{uuid.uuid4().hex}"
-    try:
-        with staging.open("w", encoding="utf-8") as out:
-            out.write(f"{card.version}\n{_today().isoformat()}\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(staging, base / PIN)
-    finally:
-        staging.unlink(missing_ok=True)
+    with _card_lock(directory, name):  # of two activations, one changes the pin, or both
+        if pinned_version(name, directory) == card.version:
+            return card, False
+        staging = base / f".{PIN}.{uuid.uuid4().hex}"
+        try:
+            with staging.open("w", encoding="utf-8") as out:
+                out.write(f"{card.version}\n{_today().isoformat()}\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(staging, base / PIN)
+            _fsync_directory(base)  # the pin survives a crash once this returns
+        finally:
+            staging.unlink(missing_ok=True)
     forget_cards_in_force()
     return card, True
 
@@ -845,10 +849,15 @@ def deactivate_card(name: str, directory: Path | str) -> bool:
     """Remove the pin of card `name` (back to the effective dates); whether it had one.
     RateCardNotFoundError for an unknown card."""
     _candidates(name, directory)
-    try:
-        (Path(directory) / name / PIN).unlink()
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+    base = Path(directory) / name
+    if not base.is_dir():
+        return False  # a shipped card never pinned here
+    with _card_lock(directory, name):
+        try:
+            (base / PIN).unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        _fsync_directory(base)
     forget_cards_in_force()
     return True
 
