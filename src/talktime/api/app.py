@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Prepaid usage billing for business calling and SMS.",
         lifespan=lifespan,
         dependencies=[Depends(deps.one_value_per_query_parameter)],
+        # `/v1/balance/` is a 404 problem like any unknown path, not a bare 307 to the path
+        # without the slash (a redirect the OpenAPI document does not declare)
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.engine = engine

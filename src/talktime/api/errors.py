@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from talktime.api.middleware import current_request_id
+from talktime.api.middleware import current_request_id, is_json_media
 from talktime.api.models import WWW_AUTHENTICATE
 from talktime.errors import TalktimeError
 from talktime.store.migrate import DatabaseNotMigratedError
@@ -158,13 +158,6 @@ def _plus_hint(error: Any) -> str:
     return ""
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 def _whole_body_problem(request: Request, error: Any) -> tuple[int, str, str, str] | None:
     """(status, code, title, sentence) when the body as a whole is unusable: not JSON by its
     Content-Type (415), not valid JSON, missing, or not a JSON object (422). FastAPI's own words
@@ -186,7 +179,7 @@ def _whole_body_problem(request: Request, error: Any) -> tuple[int, str, str, st
     if len(loc) != 1:
         return None
     content_type = request.headers.get("content-type", "")
-    if kind != "missing" and not _is_json(content_type):
+    if kind != "missing" and not is_json_media(content_type):
         given = f"it was {content_type!r}" if content_type else "it was missing"
         return (
             415,

@@ -1,4 +1,5 @@
 """Request plumbing as one ASGI middleware: request id, body size limit, NUL characters,
+a JSON body's encoding and duplicate members, doubled credentials and content types,
 last-resort 500, `X-Content-Type-Options: nosniff`.
 
 Every request gets an `X-Request-ID` (the client's if it sent a sane one, else a new one); it is
@@ -7,6 +8,10 @@ unexpected exception becomes a logged 500 problem with that id and never a stack
 character (U+0000) in the path, the query or a JSON string of the body is refused with a 422
 before the app sees it: PostgreSQL text cannot hold one, and both backends must answer alike.
 The body's refusal names the first key or value holding one as `field` and in `errors[]`.
+A JSON body must be UTF-8 (a byte order mark is ignored, as RFC 8259 allows) and name each
+member of an object once: the JSON decoder would read UTF-16 too and keep the last of two
+`"to"`s, so a client could be billed for a request other than the one it meant (RFC 8259 leaves
+duplicate names to the implementation; this one refuses them, naming the member).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from talktime.api.models import WWW_AUTHENTICATE
 from talktime.store.migrate import NOT_MIGRATED, missing_table
 
 log = logging.getLogger("talktime.api")
@@ -86,6 +92,89 @@ def nul_field(body: bytes) -> str:
     return ""
 
 
+def is_json_media(content_type: str) -> bool:
+    """Whether a Content-Type announces JSON (`application/json` or `application/*+json`)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class DuplicateMemberError(ValueError):
+    """A JSON object of the request body names one member twice."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise DuplicateMemberError
+    return document
+
+
+def duplicate_member(body: bytes) -> str:
+    """The path of the first member (in document order) that an object of the body names a
+    second time, written as the other 422s name a field (``to``, ``legs.1.to``); '' when there
+    is none or the body is not JSON this reads."""
+    try:
+        document = json.loads(body, object_pairs_hook=_Object)
+    except (ValueError, RecursionError):
+        return ""
+    # a name is checked when the walk reaches it, after the values before it: document order
+    stack: list[tuple[Any, tuple[str, ...], set[str] | None]] = [(document, (), None)]
+    while stack:
+        value, path, names = stack.pop()
+        if names is not None:  # `value` is a member's name, `path` its object's
+            if value in names:
+                return ".".join((*path, value))
+            names.add(value)
+        elif isinstance(value, _Object):
+            seen: set[str] = set()
+            for key, member in reversed(value):
+                stack.append((member, (*path, key), None))
+                stack.append((key, path, seen))
+        elif isinstance(value, list):
+            stack.extend(
+                (item, (*path, str(i)), None) for i, item in reversed(list(enumerate(value)))
+            )
+    return ""
+
+
+class InvalidBodyError(Exception):
+    """The JSON body is refused before the app reads it: (field, sentence)."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.detail = detail
+
+
+def json_body_refusal(body: bytes) -> InvalidBodyError | None:
+    """Why a JSON request body is refused here, or None: it is not UTF-8 (UTF-16 or UTF-32,
+    which the decoder would read), or an object names a member twice. Malformed JSON is left
+    to the app, whose answer says where it breaks."""
+    if not body:
+        return None
+    encoding = json.detect_encoding(body)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        return InvalidBodyError(
+            "", f"The request body is {encoding.upper()} text; send the JSON as UTF-8."
+        )
+    try:
+        json.loads(body, object_pairs_hook=_unique_members)
+    except DuplicateMemberError:
+        field = duplicate_member(body)
+        name = field.rpartition(".")[2]
+        return InvalidBodyError(
+            field,
+            f"The request body names the member {name!r} more than once"
+            + (f" (at {field})" if field != name else "")
+            + "; send each member once.",
+        )
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
 def _problem_bytes(
     status: int, code: str, title: str, detail: str, request_id: str, **extra: Any
 ) -> bytes:
@@ -114,6 +203,8 @@ class RequestContextMiddleware:
             return
         given = ""
         length: int | None = None
+        content_types: list[bytes] = []
+        credentials = 0
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 given = value.decode("latin-1")
@@ -122,6 +213,11 @@ class RequestContextMiddleware:
                     length = int(value)
                 except ValueError:
                     length = None
+            elif name == b"content-type":
+                content_types.append(value)
+            elif name == b"authorization":
+                credentials += 1
+        json_body = len(content_types) == 1 and is_json_media(content_types[0].decode("latin-1"))
         request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
@@ -129,10 +225,11 @@ class RequestContextMiddleware:
         started = False
         too_large = False
         nul_found = False
+        refused: InvalidBodyError | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
-            if too_large or nul_found:
+            if too_large or nul_found or refused is not None:
                 return  # the app's answer to a refused body is replaced by the refusal
             if message["type"] == "http.response.start":
                 started = True
@@ -144,15 +241,14 @@ class RequestContextMiddleware:
 
         async def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> None:
             body = _problem_bytes(status, code, title, detail, request_id, **extra)
+            headers = [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            if status == 401:
+                headers.append((b"www-authenticate", WWW_AUTHENTICATE.encode()))
             await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+                {"type": "http.response.start", "status": status, "headers": headers}
             )
             await send_with_id({"type": "http.response.body", "body": body})
 
@@ -161,7 +257,7 @@ class RequestContextMiddleware:
         chunks: list[bytes] = []
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large, nul_found
+            nonlocal received, too_large, nul_found, refused
             message = await receive()
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
@@ -175,6 +271,10 @@ class RequestContextMiddleware:
                     if b"u0000" in body and _JSON_NUL.search(body) and not started:
                         nul_found = True
                         raise NulCharacterError
+                    if json_body and not started:
+                        refused = json_body_refusal(body)
+                        if refused is not None:
+                            raise refused
             return message
 
         try:
@@ -182,6 +282,23 @@ class RequestContextMiddleware:
                 where = "the URL" if "\x00" in scope.get("path", "") else "the query"
                 await problem(
                     422, "invalid_request", "Invalid request", _NUL_DETAIL.format(where=where)
+                )
+                return
+            if credentials > 1:
+                await problem(
+                    401,
+                    "unauthorized",
+                    "Invalid API key",
+                    "Send one Authorization header with one API key: "
+                    "`Authorization: Bearer tt_...`.",
+                )
+                return
+            if len(content_types) > 1:
+                await problem(
+                    415,
+                    "unsupported_media_type",
+                    "Unsupported media type",
+                    "Send one Content-Type header: `Content-Type: application/json`.",
                 )
                 return
             if length is not None and length > limit:
@@ -197,6 +314,19 @@ class RequestContextMiddleware:
                 raise BodyTooLargeError
             if nul_found:
                 raise NulCharacterError
+            if refused is not None:
+                raise refused
+        except InvalidBodyError as exc:
+            refused = None
+            if not started:
+                await problem(
+                    422,
+                    "invalid_request",
+                    "Invalid request",
+                    exc.detail,
+                    field=exc.field,
+                    errors=[{"field": exc.field, "message": exc.detail}],
+                )
         except NulCharacterError:
             nul_found = False
             if not started:

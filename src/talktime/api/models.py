@@ -31,8 +31,29 @@ says in a sentence what is wrong with any other text."""
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 
 
+class ProblemError(BaseModel):
+    """One invalid input of a 422: a request field, or a place in an uploaded rate card."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = Field(
+        None,
+        description="The input at fault: a dotted body path, a query parameter or header "
+        "name; '' for the body as a whole.",
+    )
+    file: str | None = Field(None, description="`invalid_rate_card`: the card's file.")
+    line: int | None = Field(None, description="`invalid_rate_card`: its line (0: the file).")
+    column: int | None = Field(None, description="`invalid_rate_card`: its column.")
+    message: str
+
+
+_MONEY_FACT = "Money, a decimal string in the account's currency."
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document: every refusal and error has this shape."""
+    """An RFC 9457 problem document: every refusal and error has this shape. Besides the
+    members every problem has, a refusal carries the facts a client may act on (the common ones
+    are declared below; a refusal may carry others, named in its section of the README)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -42,6 +63,25 @@ class Problem(BaseModel):
     detail: str
     code: str = Field(description="Stable machine-readable refusal code.")
     request_id: str = Field(description="The X-Request-ID of the request; quote it to support.")
+    field: str | None = Field(None, description="422: the input at fault (as in `errors`).")
+    errors: list[ProblemError] | None = Field(None, description="422: every invalid input.")
+    needed: str | None = Field(None, description=f"402: the amount asked for. {_MONEY_FACT}")
+    available: str | None = Field(None, description=f"402: the credit available. {_MONEY_FACT}")
+    currency: str | None = Field(None, description="The currency of the money facts.")
+    limit: str | int | None = Field(
+        None,
+        description="`monthly_limit_reached`: the monthly limit (money); `text_too_long`: the "
+        "most characters a text may have.",
+    )
+    used: str | None = Field(
+        None, description=f"`monthly_limit_reached`: paid usage this period. {_MONEY_FACT}"
+    )
+    reserved: str | None = Field(
+        None, description=f"`monthly_limit_reached`: held for calls in progress. {_MONEY_FACT}"
+    )
+    max_duration_seconds: int | None = Field(
+        None, description="`POST /v1/calls` 402: how long a call the credit covers now (0)."
+    )
 
 
 def _e164(value: str) -> str:
