@@ -99,8 +99,19 @@ class Settings(BaseSettings):
         "0 (default) takes whatever is already queued (charges arriving during a commit form "
         "the next batch)",
     )
-    pg_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process")
-    pg_max_overflow: int = Field(10, ge=0, description="extra PostgreSQL connections under load")
+    pg_pool_size: int = Field(
+        10, ge=1, le=1000, description="PostgreSQL connections kept per process"
+    )
+    pg_max_overflow: int = Field(
+        10, ge=0, le=1000, description="extra PostgreSQL connections under load"
+    )
+    pg_pool_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        le=600,
+        description="how long a request waits for a free PostgreSQL connection before it is "
+        "answered 503 service_busy",
+    )
     pg_connect_timeout_seconds: int = Field(
         10,
         ge=1,

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from talktime.api.models import WWW_AUTHENTICATE
-from talktime.store.migrate import NOT_MIGRATED, missing_table
+from talktime.store.migrate import NOT_MIGRATED, behind, missing_column, missing_table
 
 log = logging.getLogger("talktime.api")
 
@@ -190,6 +190,23 @@ def _problem_bytes(
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def damaged_database(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying its file is not a database or is corrupt
+    (SQLITE_NOTADB, SQLITE_CORRUPT): a DatabaseError, not an OperationalError, so it was an
+    unexpected 500 with a traceback."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(exc, sa.exc.DatabaseError) and code is not None and code & 0xFF in (11, 26)
+
+
+def _schema_behind(scope: Scope) -> bool:
+    """Whether the served app's database is at an older revision than this talktime's (asked
+    only when a column was missing: then it is the operator's `db upgrade`, not a bug)."""
+    app = scope.get("app")
+    engine = getattr(getattr(app, "state", None), "engine", None)
+    return isinstance(engine, sa.Engine) and behind(engine)
+
+
 class RequestContextMiddleware:
     """Request id in and out, a body size limit, and the handler of last resort."""
 
@@ -350,7 +367,7 @@ class RequestContextMiddleware:
                     f"The request body exceeds the limit of {limit} bytes.",
                 )
         except Exception as exc:
-            if missing_table(exc):
+            if missing_table(exc) or (missing_column(exc) and _schema_behind(scope)):
                 log.error("%s", NOT_MIGRATED, extra={"request_id": request_id})
                 if not started:
                     await problem(
@@ -368,8 +385,37 @@ class RequestContextMiddleware:
                         503,
                         "database_unavailable",
                         "Database unavailable",
-                        "The service could not reach its database; try again shortly (a "
-                        "money-moving request with the same Idempotency-Key).",
+                        "The service's database could not serve the request (unreachable, "
+                        "locked, full or read-only); try again shortly (a money-moving request "
+                        "with the same Idempotency-Key).",
+                    )
+                return
+            if isinstance(exc, sa.exc.TimeoutError):  # every pooled connection was in use
+                log.warning(
+                    "no database connection free: %s", exc, extra={"request_id": request_id}
+                )
+                if not started:
+                    await problem(
+                        503,
+                        "service_busy",
+                        "Service busy",
+                        "Every database connection of the service is in use; try again shortly "
+                        "(a money-moving request with the same Idempotency-Key).",
+                    )
+                return
+            if damaged_database(exc):
+                log.error(
+                    "the database file is damaged or not a database: %s",
+                    getattr(exc, "orig", exc),
+                    extra={"request_id": request_id},
+                )
+                if not started:
+                    await problem(
+                        503,
+                        "database_unavailable",
+                        "Database unavailable",
+                        "The service's database file is damaged or is not a database; an "
+                        "operator must restore it.",
                     )
                 return
             log.exception(

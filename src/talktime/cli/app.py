@@ -105,6 +105,37 @@ def refuse_missing_database(settings: Settings) -> None:
         )
 
 
+def check_schema(settings: Settings) -> None:
+    """Before serving: refuse a database a newer talktime migrated (`database_newer`), and warn
+    of one an older talktime left behind (requests answer 503 `database_not_migrated` until
+    `talktime db upgrade`, which the service sees without a restart). A database that cannot
+    be reached now is the service's to report, request by request."""
+    import logging
+
+    import sqlalchemy as sa
+
+    from talktime.store import current_revision, head_revision, make_engine
+    from talktime.store.migrate import newer_sentence, newer_than_package
+
+    engine = make_engine(settings.database_url, settings)
+    try:
+        current = current_revision(engine)
+    except sa.exc.OperationalError:
+        return
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if newer_than_package(current):
+        fail("database_newer", newer_sentence(current, head))
+    if current != head:
+        logging.getLogger("talktime.api").warning(
+            "the database is at revision %s; this version needs %s: run `talktime db upgrade` "
+            "(until then requests answer 503 database_not_migrated)",
+            current or "none",
+            head,
+        )
+
+
 def open_engine(settings: Settings) -> Engine:
     """The configured database's engine for a command that uses an existing database."""
     from talktime.store import make_engine

@@ -8,7 +8,15 @@ import typer
 from rich.markup import escape
 
 import talktime
-from talktime.cli.app import app, console, db_app, fail, print_json, refuse_missing_database
+from talktime.cli.app import (
+    app,
+    check_schema,
+    console,
+    db_app,
+    fail,
+    print_json,
+    refuse_missing_database,
+)
 from talktime.config import get_settings, hide_password
 
 
@@ -50,6 +58,7 @@ def serve(
     settings = get_settings()
     refuse_missing_database(settings)
     logs.configure(settings.log_format, settings.log_level)
+    check_schema(settings)
     uvicorn.run(
         "talktime.api.app:create_served_app",
         factory=True,
@@ -69,7 +78,7 @@ def db_upgrade(
 
     from talktime.store import current_revision, head_revision, make_engine, upgrade
     from talktime.store.engine import is_sqlite_file
-    from talktime.store.migrate import newer_than_package
+    from talktime.store.migrate import newer_sentence, newer_than_package
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
@@ -83,7 +92,7 @@ def db_upgrade(
     current = current_revision(engine)
     if newer_than_package(current):
         engine.dispose()
-        fail("database_newer", _newer_sentence(current, head_revision()))
+        fail("database_newer", newer_sentence(current, head_revision()))
     try:
         upgrade(engine, revision)
     except (CommandError, AssertionError) as exc:
@@ -107,14 +116,6 @@ def db_upgrade(
         highlight=False,
     )
     engine.dispose()
-
-
-def _newer_sentence(current: str | None, head: str | None) -> str:
-    return (
-        f"the database is at revision {current!r}, which this talktime ({talktime.__version__}, "
-        f"newest revision {head!r}) does not ship: a newer talktime migrated it; run that "
-        "version (talktime does not downgrade a database)"
-    )
 
 
 @db_app.command("current")

@@ -135,13 +135,15 @@ def _require_migrated(engine: Engine) -> None:
     import sqlalchemy as sa
 
     from talktime.store import current_revision, head_revision
-    from talktime.store.migrate import NOT_MIGRATED
+    from talktime.store.migrate import NOT_MIGRATED, newer_sentence, newer_than_package
 
     try:
         current = current_revision(engine)
     except sa.exc.OperationalError:
         return
     head = head_revision()
+    if newer_than_package(current):  # `db upgrade` would refuse it: say what will work
+        fail("database_newer", newer_sentence(current, head))
     if current != head:
         fail(
             "database_not_migrated",

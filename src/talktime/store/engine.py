@@ -113,6 +113,7 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
             hide_parameters=True,
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_max_overflow,
+            pool_timeout=settings.pg_pool_timeout_seconds,
             pool_pre_ping=True,
             pool_recycle=1800,
         )
@@ -150,6 +151,7 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
         # request beyond the fifth under load.
         kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
     engine = sa.create_engine(url.difference_update_query(["pool"]), **kwargs)
+    _drop_read_only_connections(engine)
     synchronous = settings.sqlite_synchronous
     busy = settings.sqlite_busy_timeout_ms
 
@@ -176,11 +178,42 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
         try:
             conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
         except sqlite3.Error as exc:  # raised as SQLAlchemy would (callers retry on these)
+            # a connection SQLite opened read-only fails here first: it is not kept
+            lost = conn.dialect.is_disconnect(exc, None, None)  # type: ignore[arg-type]
+            if lost:
+                conn.invalidate(exc)
             raise sa.exc.DBAPIError.instance(
-                statement, None, exc, sqlite3.Error, dialect=conn.dialect
+                statement,
+                None,
+                exc,
+                sqlite3.Error,
+                dialect=conn.dialect,
+                connection_invalidated=lost,
             ) from exc
 
     return engine
+
+
+SQLITE_READONLY = 8
+
+
+def _drop_read_only_connections(engine: sa.Engine) -> None:
+    """Treat SQLite's "attempt to write a readonly database" (SQLITE_READONLY and its extended
+    codes) as a lost connection: the connection, and every other one the pool opened before it,
+    is closed instead of reused. SQLite opens a file it may not write read-only, without a
+    word, and such a connection stayed read-only after the file was writable again: writes
+    kept failing until a restart. The next connection opens the file afresh (and is read-only
+    again, failing the same way, for as long as the file is)."""
+    dialect = engine.dialect
+    dialect_is_disconnect = dialect.is_disconnect
+
+    def is_disconnect(exc: Any, connection: Any, cursor: Any) -> bool:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == SQLITE_READONLY:
+            return True
+        return dialect_is_disconnect(exc, connection, cursor)
+
+    dialect.is_disconnect = is_disconnect  # type: ignore[method-assign,assignment]
 
 
 def read_snapshot(engine: sa.Engine) -> sa.Connection:

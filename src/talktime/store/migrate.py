@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+import talktime
 from talktime.errors import TalktimeError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -61,6 +62,15 @@ def newer_than_package(revision: str | None) -> bool:
     return revision is not None and revision not in shipped_revisions()
 
 
+def newer_sentence(current: str | None, head: str | None) -> str:
+    """What to tell an operator whose database a newer talktime migrated."""
+    return (
+        f"the database is at revision {current!r}, which this talktime ({talktime.__version__}, "
+        f"newest revision {head!r}) does not ship: a newer talktime migrated it; run that "
+        "version (talktime does not downgrade a database)"
+    )
+
+
 class DatabaseNotMigratedError(TalktimeError):
     """The database has no talktime tables (never migrated) or an older schema."""
 
@@ -78,6 +88,25 @@ def missing_table(exc: BaseException) -> bool:
     if not isinstance(exc, sa.exc.DBAPIError):
         return False
     return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
+
+
+def missing_column(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database saying a column is not there (SQLite's "no such
+    column", PostgreSQL's undefined_column 42703): a database an older talktime migrated
+    (0006 lacks 0007's `grants.drained`) when it is behind `head_revision`, a bug otherwise."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    return "no such column" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42703"
+
+
+def behind(engine: sa.Engine) -> bool:
+    """Whether the database is at an older revision than this talktime's newest (False when
+    its revision cannot be read)."""
+    try:
+        current = current_revision(engine)
+    except sa.exc.SQLAlchemyError:
+        return False
+    return current != head_revision() and not newer_than_package(current)
 
 
 NOT_MIGRATED = (

@@ -1,0 +1,156 @@
+"""The service facing database trouble an operator can cause, answered with a stable 503 or a
+refusal at start instead of a 500 or silence (each found by an outage audit, second session of
+1 Dec): a database one migration behind (PostgreSQL answered 500, SQLite a "try again" 503);
+one a newer talktime migrated (the worker said to run `db upgrade`, which refuses it; `serve`
+started on it); every pooled PostgreSQL connection in use (a 500 with a traceback); a SQLite
+connection opened while the file was read-only (it stayed read-only after the file was
+writable again); a SQLite file that is not a database (a 500 with a traceback)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from clikit import talktime_main
+from talktime.api import create_app
+from talktime.cli.app import check_schema
+from talktime.config import Settings
+from talktime.store import make_engine, migrate
+
+import apikit
+
+
+def _migrate_to(url: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def _set_revision(url: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+def _app_client(url: str, tmp_path: Path, **settings: Any) -> Any:
+    app = create_app(
+        Settings(
+            database_url=url,
+            admin_key=apikit.ADMIN_KEY,
+            rate_cards_dir=str(tmp_path / "cards"),
+            **settings,
+        )
+    )
+    return app, TestClient(app, raise_server_exceptions=False)
+
+
+def test_a_request_on_a_database_one_migration_behind_is_the_operators_503(
+    unmigrated_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _migrate_to(unmigrated_url, "0006")  # before 0007's grants.drained
+    app, client = _app_client(unmigrated_url, tmp_path)
+    with client, caplog.at_level(logging.WARNING):
+        response = client.post(
+            "/v1/admin/accounts",
+            json={"name": "Acme", "plan": "startup"},
+            headers={**apikit.ADMIN, **apikit.idem()},
+        )
+    app.state.engine.dispose()
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "database_not_migrated"
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
+
+
+@pytest.mark.parametrize("args", [["serve", "--port", "0"], ["worker", "--once"]])
+def test_serving_or_working_on_a_database_a_newer_talktime_migrated_is_refused_so(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, args: list[str]
+) -> None:
+    head = migrate.head_revision()
+    assert head is not None
+    _set_revision(db_url, "0999")
+    try:
+        done = talktime_main(monkeypatch, *args, TALKTIME_DATABASE_URL=db_url, TALKTIME_CONFIG="")
+    finally:  # PostgreSQL's test database is shared by the session's tests
+        _set_revision(db_url, head)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error[database_newer]: "), done.stderr
+    assert "a newer talktime migrated it; run that version" in done.stderr
+    assert "db upgrade" not in done.stderr
+
+
+def test_serving_a_database_one_migration_behind_warns_at_start(
+    unmigrated_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _migrate_to(unmigrated_url, "0008")
+    with caplog.at_level(logging.WARNING, logger="talktime.api"):
+        check_schema(Settings(database_url=unmigrated_url))
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "talktime.api"]
+    assert "at revision 0008" in warning
+    assert "run `talktime db upgrade`" in warning
+
+
+def test_a_request_waiting_past_the_pool_timeout_is_503_service_busy(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's bounded pool (SQLite keeps a connection per request)")
+    app, client = _app_client(
+        db_url, tmp_path, pg_pool_size=1, pg_max_overflow=0, pg_pool_timeout_seconds=0.2
+    )
+    with client:
+        tenant = apikit.tenant(client, number=None)
+        with app.state.engine.connect(), caplog.at_level(logging.WARNING):  # the only one
+            response = client.get("/v1/balance", headers=tenant.auth)
+        assert client.get("/v1/balance", headers=tenant.auth).status_code == 200
+    app.state.engine.dispose()
+    assert response.status_code == 503, response.text
+    problem = response.json()
+    assert problem["code"] == "service_busy"
+    assert "Every database connection of the service is in use" in problem["detail"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_sqlite_connection_that_cannot_write_is_dropped_and_the_next_write_works(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'tt.db'}")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:  # this pooled connection now writes nothing, as one that
+        conn.exec_driver_sql("PRAGMA query_only=1")  # SQLite opened read-only
+    insert = sa.text("INSERT INTO plans (name, monthly_free_credit, updated_at) VALUES (:n, 0, 0)")
+    with pytest.raises(sa.exc.OperationalError) as failed, engine.begin() as conn:
+        conn.execute(insert, {"n": "first"})
+    assert "readonly" in str(failed.value.orig)
+    assert failed.value.connection_invalidated
+    with engine.begin() as conn:  # a fresh connection: before, the read-only one came back
+        conn.execute(insert, {"n": "second"})
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM plans WHERE name = 'second'")).scalar()
+    engine.dispose()
+
+
+def test_a_sqlite_file_that_is_not_a_database_is_a_503_logged_as_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "tt.db"
+    path.write_bytes(b"this is not a database" * 300)
+    app, client = _app_client(f"sqlite:///{path}", tmp_path)
+    with client, caplog.at_level(logging.WARNING):
+        response = client.get("/v1/admin/accounts/1", headers=apikit.ADMIN)
+    app.state.engine.dispose()
+    assert response.status_code == 503, response.text
+    problem = response.json()
+    assert problem["code"] == "database_unavailable"
+    assert "damaged or is not a database" in problem["detail"]
+    assert [r.levelname for r in caplog.records if "damaged" in r.getMessage()] == ["ERROR"]
+    assert not [r for r in caplog.records if r.exc_info]
