@@ -286,6 +286,12 @@ def test_a_settings_change_for_an_unknown_user_names_user(
     assert problem["detail"] == "The user id is empty; give the id of a user of this account."
 
 
+def test_a_purchase_for_an_unknown_user_names_user(api: Any) -> None:
+    t = apikit.tenant(api, number=None)
+    response = t.post("/v1/credits", {"amount": "1.00", "user": UNKNOWN_USER})
+    _named(response, "unknown_user", "user")
+
+
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
