@@ -31,9 +31,11 @@ def test_an_inbound_call_quote_with_a_caller_that_is_not_e164_is_refused(
     quotes: TestClient, caller: str
 ) -> None:
     response = quotes.post("/v1/quotes/calls", json={**CALL, "from": caller})
-    # Before: 200 with a price, for a call `POST /v1/calls` refuses.
+    # Before: 200 with a price, for a call `POST /v1/calls` refuses; then `invalid_number`
+    # naming no field. Now the E.164 type's 422, as `POST /v1/calls` answers.
     assert response.status_code == 422, response.text
-    assert response.json()["code"] == "invalid_number"
+    assert response.json()["code"] == "invalid_request"
+    assert response.json()["field"] == "from"
     assert "E.164" in response.json()["detail"]
 
 

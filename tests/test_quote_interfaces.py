@@ -220,7 +220,13 @@ def test_api_quotes_a_call_with_transfers(client: TestClient) -> None:
             "/v1/quotes/sms",
             {"from": "+1 415 555 0123", "to": US2, "text": "x"},
             422,
-            "invalid_number",
+            "invalid_request",  # the E.164 type's 422, as on /v1/messages
+        ),
+        (
+            "/v1/quotes/sms",
+            {"from": "+312093523", "to": US2, "text": "x"},
+            422,
+            "invalid_number",  # E.164 in form, but no such number
         ),
         (
             "/v1/quotes/sms",

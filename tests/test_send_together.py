@@ -91,8 +91,11 @@ def _outcome(outcome: tuple[bool, Any]) -> Any:
         return ("answered", value.status, value.replayed, kept)
     refusal = value.refusal if isinstance(value, _Refused) else value
     assert isinstance(refusal, TalktimeError), repr(refusal)
-    money = {k: v for k, v in refusal.extra.items() if k in ("needed", "available", "limit")}
-    return ("refused", ok, refusal.code, refusal.status, money)
+    # the money facts, and the field the refusal names (`text`, `media`, `to`...)
+    facts = {
+        k: v for k, v in refusal.extra.items() if k in ("needed", "available", "limit", "field")
+    }
+    return ("refused", ok, refusal.code, refusal.status, facts)
 
 
 def _books(engine: sa.Engine, account_id: int) -> Any:

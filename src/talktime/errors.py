@@ -7,6 +7,8 @@ problem, and the CLI prints `error[code]: sentence`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 
@@ -14,7 +16,8 @@ class TalktimeError(Exception):
     """A refusal. Subclasses set `code`, `status` and `title`; each instance carries a sentence.
 
     `extra` holds machine-readable facts a client may act on (e.g. `needed` and `available` for
-    insufficient credit); they appear as extension members of the problem document.
+    insufficient credit); they appear as extension members of the problem document. A refusal
+    of one input names it as `field`, a dotted path (`from`, `transfers.0.to`): see `naming`.
     """
 
     code: ClassVar[str] = "error"
@@ -35,3 +38,18 @@ class TalktimeError(Exception):
             "detail": self.detail,
             **self.extra,
         }
+
+
+@contextmanager
+def naming(field: str) -> Iterator[None]:
+    """Name ``field`` as the input at fault in a refusal raised inside the block, unless the
+    refusal names one already (an inner, more precise path wins).
+
+    The caller that knows which input it handed down says so (`with naming("to"):
+    card.classify(req.to)`), so rules that see only a value stay free of the request's shape.
+    """
+    try:
+        yield
+    except TalktimeError as refusal:
+        refusal.extra.setdefault("field", field)
+        raise

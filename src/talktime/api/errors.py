@@ -43,6 +43,16 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _with_errors(exc: TalktimeError) -> dict[str, Any]:
+    """The refusal's extension members; one that names its `field` also carries the `errors`
+    list a validation 422 has (`[{"field": ..., "message": <the sentence>}]`), so a client
+    reads the input at fault the same way from either."""
+    field = exc.extra.get("field")
+    if field is None or "errors" in exc.extra:
+        return exc.extra
+    return {**exc.extra, "errors": [{"field": field, "message": exc.detail}]}
+
+
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -85,7 +95,7 @@ def install(app: FastAPI) -> None:
                     "path": request.url.path,
                 },
             )
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return problem(exc.status, exc.code, exc.title, exc.detail, **_with_errors(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -142,7 +152,9 @@ def install(app: FastAPI) -> None:
             return problem(422, code, title, detail, errors=errors)
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         detail = f"{first['field'] or 'request'}: {first['message']}"
-        return problem(422, "invalid_request", "Invalid request", detail, errors=errors)
+        # the first input at fault as `field` too, as a refusal raised past validation has it
+        named = {"field": first["field"]} if first["field"] else {}
+        return problem(422, "invalid_request", "Invalid request", detail, **named, errors=errors)
 
 
 _SPACED_OFFSET = re.compile(r"\d ([0-9]{2}:?[0-9]{2})\Z")

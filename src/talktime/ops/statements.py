@@ -72,7 +72,8 @@ def period_bounds(period: str) -> tuple[int, int]:
     """`YYYY-MM` as [start, end) epoch microseconds (UTC calendar month)."""
     match = _PERIOD.match(period)
     refusal = InvalidPeriodError(
-        f"period {period!r} is not a month from 1970-01 to 9999-11 written like 2026-10"
+        f"period {period!r} is not a month from 1970-01 to 9999-11 written like 2026-10",
+        field="period",
     )
     if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
         raise refusal

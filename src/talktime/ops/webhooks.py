@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime import money
 from talktime.config import Settings
-from talktime.errors import TalktimeError
+from talktime.errors import TalktimeError, naming
 from talktime.ops import jobs, signing
 from talktime.ops.clock import HOUR, SECOND, iso, now_us
 from talktime.ops.urlpolicy import WebhookUrlNotAllowedError, check_url, pinned_address
@@ -133,7 +133,9 @@ def _endpoint(row: Any) -> Endpoint:
 def _event_types(types: Sequence[str]) -> list[str]:
     cleaned = sorted({t.strip() for t in types if t.strip()})
     if not cleaned:
-        raise InvalidEventTypesError('list at least one event type, or "*" for every event')
+        raise InvalidEventTypesError(
+            'list at least one event type, or "*" for every event', field="event_types"
+        )
     unknown = [t for t in cleaned if t != ALL_EVENTS and t not in EVENT_TYPES]
     if unknown:
         raise InvalidEventTypesError(
@@ -141,6 +143,7 @@ def _event_types(types: Sequence[str]) -> list[str]:
             f'{", ".join(EVENT_TYPES)}, or "*" for every event',
             unknown=unknown,
             known=list(EVENT_TYPES),
+            field="event_types",
         )
     return cleaned
 
@@ -160,7 +163,8 @@ def create_endpoint(
     The account row is locked (PostgreSQL; SQLite's write lock serialises anyway) before counting,
     so concurrent creations never exceed `MAX_ENDPOINTS_PER_ACCOUNT`.
     """
-    check_url(url, allow_private=settings.webhooks_allow_private)
+    with naming("url"):
+        check_url(url, allow_private=settings.webhooks_allow_private)
     now = now_us() if now is None else now
     endpoint_id = "we_" + secrets.token_hex(12)
     with engine.begin() as conn:
@@ -232,7 +236,8 @@ def update_endpoint(
     now = now_us() if now is None else now
     values: dict[str, Any] = {"updated_at": now}
     if url is not None:
-        values["url"] = check_url(url, allow_private=settings.webhooks_allow_private)
+        with naming("url"):
+            values["url"] = check_url(url, allow_private=settings.webhooks_allow_private)
     if event_types is not None:
         values["event_types"] = _event_types(event_types)
     if description is not None:

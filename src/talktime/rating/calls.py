@@ -3,14 +3,18 @@ transfers), as plain frozen data, and its expansion into billable legs.
 
 `Call.from_dict` reads the JSON shape the CLI and API accept; `legs` turns a call into the legs
 the seed page charges (forwarded: 2 calls; transferred to a user: +2 per transfer; external: +1).
+A refusal names the field of that shape at fault as `field`, a dotted path
+(`transfers.0.outbound_duration`), and each leg the fields its numbers came from.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from talktime.errors import naming
 from talktime.numbers import require_e164
 from talktime.rating.card import MAX_LEG_SECONDS, Direction
 from talktime.rating.errors import InvalidCallError
@@ -68,31 +72,40 @@ class Call:
         """The platform's own number on this call: the caller ID out, the receiving number in."""
         return self.from_ if self.direction == "outbound" else self.to
 
+    @property
+    def business_field(self) -> str:
+        """The field that gives `business_number`: `from` out, `to` in."""
+        return "from" if self.direction == "outbound" else "to"
+
     def __post_init__(self) -> None:
         if self.direction not in ("outbound", "inbound"):
             raise InvalidCallError(
-                f"direction must be 'outbound' or 'inbound', not {self.direction!r}"
+                f"direction must be 'outbound' or 'inbound', not {self.direction!r}",
+                field="direction",
             )
         _check_duration("duration", self.duration)
         if self.direction == "inbound":
             # the caller prices nothing, but a call description names real numbers only
-            require_e164(self.from_)
+            with naming("from"):
+                require_e164(self.from_)
         if self.forward is not None:
             if self.direction != "inbound":
-                raise InvalidCallError("only an inbound call can be forwarded")
+                raise InvalidCallError("only an inbound call can be forwarded", field="forward")
             _check_duration("forward.duration", self.forward.duration)
         if len(self.transfers) > MAX_TRANSFERS:
-            raise InvalidCallError(f"at most {MAX_TRANSFERS} transfers per call")
+            raise InvalidCallError(f"at most {MAX_TRANSFERS} transfers per call", field="transfers")
         for i, transfer in enumerate(self.transfers):
             if transfer.kind not in ("user", "external"):
                 raise InvalidCallError(
-                    f"transfers[{i}].kind must be 'user' or 'external', not {transfer.kind!r}"
+                    f"transfers[{i}].kind must be 'user' or 'external', not {transfer.kind!r}",
+                    field=f"transfers.{i}.kind",
                 )
             _check_duration(f"transfers[{i}].outbound_duration", transfer.outbound_duration)
             _check_duration(f"transfers[{i}].inbound_duration", transfer.inbound_duration)
             if transfer.kind == "external" and transfer.inbound_duration:
                 raise InvalidCallError(
-                    f"transfers[{i}] is external: it has one outbound leg, no inbound_duration"
+                    f"transfers[{i}] is external: it has one outbound leg, no inbound_duration",
+                    field=f"transfers.{i}.inbound_duration",
                 )
 
     @classmethod
@@ -111,7 +124,7 @@ class Call:
         forward = data.get("forward")
         transfers = data.get("transfers") or []
         if not isinstance(transfers, list):
-            raise InvalidCallError("transfers must be a list")
+            raise InvalidCallError("transfers must be a list", field="transfers")
         return cls(
             direction=_get(data, "direction", str, "call"),
             from_=_get(data, "from", str, "call"),
@@ -148,29 +161,42 @@ class Call:
 @dataclass(frozen=True, slots=True)
 class Leg:
     """One billable leg: priced outbound from `origin` (caller ID) to `number`, or inbound on
-    `number` (the receiving number); `role` says why it exists."""
+    `number` (the receiving number); `role` says why it exists. `origin_field` and
+    `number_field` are the fields of the call description that gave the two numbers."""
 
     direction: Direction
     origin: str | None
     number: str
     duration: int
     role: str
+    origin_field: str | None = None
+    number_field: str = "to"
 
 
 def legs(call: Call) -> list[Leg]:
     """The billable legs of `call`, in order: original, forwarding, then each transfer's legs."""
-    business = call.business_number
+    business, business_field = call.business_number, call.business_field
     out: list[Leg] = []
     if call.direction == "outbound":
-        out.append(Leg("outbound", call.from_, call.to, call.duration, "original call"))
+        out.append(Leg("outbound", call.from_, call.to, call.duration, "original call", "from"))
     else:
         out.append(Leg("inbound", None, call.to, call.duration, "original call"))
     if call.forward is not None:
         out.append(
-            Leg("outbound", business, call.forward.to, call.forward.duration, "forwarded call")
+            Leg(
+                "outbound",
+                business,
+                call.forward.to,
+                call.forward.duration,
+                "forwarded call",
+                business_field,
+                "forward.to",
+            )
         )
     for i, transfer in enumerate(call.transfers, 1):
         caller = transfer.caller_id or business
+        caller_field = f"transfers.{i - 1}.caller_id" if transfer.caller_id else business_field
+        to_field = f"transfers.{i - 1}.to"
         if transfer.kind == "user":
             out.append(
                 Leg(
@@ -179,6 +205,8 @@ def legs(call: Call) -> list[Leg]:
                     transfer.to,
                     transfer.outbound_duration,
                     f"transfer {i} to a user: outbound leg",
+                    caller_field,
+                    to_field,
                 )
             )
             out.append(
@@ -188,6 +216,8 @@ def legs(call: Call) -> list[Leg]:
                     transfer.to,
                     transfer.inbound_duration,
                     f"transfer {i} to a user: answered leg",
+                    None,
+                    to_field,
                 )
             )
         else:
@@ -198,15 +228,29 @@ def legs(call: Call) -> list[Leg]:
                     transfer.to,
                     transfer.outbound_duration,
                     f"transfer {i} to an external number",
+                    caller_field,
+                    to_field,
                 )
             )
     return out
 
 
+def _field_path(where: str) -> str:
+    """A place as the sentences write it (`transfers[0].to`) as a dotted field path
+    (`transfers.0.to`); `call`, the description itself, is the empty path."""
+    return "" if where == "call" else re.sub(r"\[(\d+)\]", r".\1", where)
+
+
+def _in(where: str, key: str) -> str:
+    """The field path of ``key`` inside the place ``where``."""
+    return ".".join(p for p in (_field_path(where), key) if p)
+
+
 def _check_duration(name: str, value: object) -> None:
     if type(value) is not int or not 0 <= value <= MAX_DURATION_S:
         raise InvalidCallError(
-            f"{name} must be whole seconds between 0 and {MAX_DURATION_S}, not {value!r}"
+            f"{name} must be whole seconds between 0 and {MAX_DURATION_S}, not {value!r}",
+            field=_field_path(name),
         )
 
 
@@ -214,7 +258,8 @@ def _only(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise InvalidCallError(
-            f"{where}: unknown field {unknown[0]!r}; known: {', '.join(sorted(allowed))}"
+            f"{where}: unknown field {unknown[0]!r}; known: {', '.join(sorted(allowed))}",
+            field=_in(where, unknown[0]),
         )
 
 
@@ -222,16 +267,20 @@ def _get(data: Mapping[str, Any], key: str, kind: type, where: str, default: Any
     if key not in data:
         if default is not ...:
             return default
-        raise InvalidCallError(f"{where}: {key!r} is required")
+        raise InvalidCallError(f"{where}: {key!r} is required", field=_in(where, key))
     value = data[key]
     if type(value) is not kind:
-        raise InvalidCallError(f"{where}: {key!r} must be a {kind.__name__}, not {value!r}")
+        raise InvalidCallError(
+            f"{where}: {key!r} must be a {kind.__name__}, not {value!r}", field=_in(where, key)
+        )
     return value
 
 
 def _forward(data: Any) -> Forward:
     if not isinstance(data, Mapping):
-        raise InvalidCallError("forward must be an object with 'to' and 'duration'")
+        raise InvalidCallError(
+            "forward must be an object with 'to' and 'duration'", field="forward"
+        )
     _only(data, {"to", "duration"}, "forward")
     return Forward(_get(data, "to", str, "forward"), _get(data, "duration", int, "forward"))
 
@@ -239,11 +288,13 @@ def _forward(data: Any) -> Forward:
 def _transfer(data: Any, index: int) -> Transfer:
     where = f"transfers[{index}]"
     if not isinstance(data, Mapping):
-        raise InvalidCallError(f"{where} must be an object")
+        raise InvalidCallError(f"{where} must be an object", field=_field_path(where))
     _only(data, {"kind", "to", "outbound_duration", "inbound_duration", "caller_id"}, where)
     caller_id = data.get("caller_id")
     if caller_id is not None and not isinstance(caller_id, str):
-        raise InvalidCallError(f"{where}: 'caller_id' must be a string")
+        raise InvalidCallError(
+            f"{where}: 'caller_id' must be a string", field=_in(where, "caller_id")
+        )
     return Transfer(
         kind=_get(data, "kind", str, where),
         to=_get(data, "to", str, where),

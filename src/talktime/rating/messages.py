@@ -37,12 +37,15 @@ def price_sms(
         if smart_encoding:
             raise InvalidUsageError(
                 "smart_encoding applies to outgoing messages only: an incoming message is "
-                "billed as it arrived; leave it out for an inbound quote."
+                "billed as it arrived; leave it out for an inbound quote.",
+                field="smart_encoding",
             )
         party = card.classify(from_)
         card.classify(to)
     else:
-        raise InvalidUsageError(f"direction must be 'outbound' or 'inbound', not {direction!r}")
+        raise InvalidUsageError(
+            f"direction must be 'outbound' or 'inbound', not {direction!r}", field="direction"
+        )
     if segmentation is None:
         segmentation = sms.segment(text, smart_encoding=smart_encoding)
     if direction == "inbound" and not card.prices_sms("inbound"):

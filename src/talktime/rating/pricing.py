@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
+from talktime.errors import naming
 from talktime.rating.calls import Call, legs
 from talktime.rating.card import RateCard, apply_rounding
 from talktime.rating.errors import InvalidUsageError
@@ -30,17 +31,22 @@ def price_call(card: RateCard, call: Call) -> Quote:
     """Price a call: every billable leg (`calls.legs`) priced and rounded on its own.
 
     Outbound legs use the rate from the caller ID's country to the called number; inbound legs
-    the rate of the receiving number's country and type. A 0-second leg is a line of 0.
+    the rate of the receiving number's country and type. A 0-second leg is a line of 0. A
+    refusal names the field of the number at fault (`Leg.origin_field`, `Leg.number_field`).
     """
     lines: list[QuoteLine] = []
     for leg in legs(call):
         if leg.direction == "outbound":
             assert leg.origin is not None
-            origin = card.classify(leg.origin).country
-            rate = card.voice_rate("outbound", origin, leg.number)
+            assert leg.origin_field is not None
+            with naming(leg.origin_field):
+                origin = card.classify(leg.origin).country
+            with naming(leg.number_field):
+                rate = card.voice_rate("outbound", origin, leg.number)
             what = f"outbound leg ({leg.role}) from {leg.origin} to {leg.number}"
         else:
-            rate = card.voice_rate("inbound", None, leg.number)
+            with naming(leg.number_field):
+                rate = card.voice_rate("inbound", None, leg.number)
             what = f"inbound leg ({leg.role}) on {leg.number}"
         billed = rate.billed_seconds(leg.duration)
         unrounded = rate.unrounded_cost(leg.duration)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from talktime import policy
 from talktime.config import Settings
-from talktime.errors import TalktimeError
+from talktime.errors import TalktimeError, naming
 from talktime.rating import Call, RateCard, VoiceRate, load_card, price_call
 from talktime.rating.card import MAX_LEG_SECONDS
 from talktime.service import cards, users
@@ -61,10 +61,14 @@ class CallRequest:
 
 
 def leg_rate(card: RateCard, direction: str, from_: str, to: str) -> VoiceRate:
-    """The rate of a call's original leg."""
+    """The rate of a call's original leg; a refusal names the number at fault (`from`: a caller
+    ID that is no valid number; `to`: an invalid or unpriced called or receiving number)."""
+    origin = None
     if direction == "outbound":
-        return card.voice_rate("outbound", card.classify(from_).country, to)
-    return card.voice_rate("inbound", None, to)
+        with naming("from"):
+            origin = card.classify(from_).country
+    with naming("to"):
+        return card.voice_rate("outbound" if direction == "outbound" else "inbound", origin, to)
 
 
 def _steps(rate: VoiceRate, start: int, window: int) -> list[int]:
@@ -220,7 +224,8 @@ def authorize_call(
             # the account's own released number is named as released (as for SMS), not as
             # "not a number of this account"
             receiving = own_number(conn, req.to, account_id, account_number(conn, req.to))
-            policy.require_receiving_number(receiving, req.to, account_id)
+            with naming("to"):
+                policy.require_receiving_number(receiving, req.to, account_id)
         card = cards.pricing_card(conn, account_id, settings)
         rate = leg_rate(card, req.direction, req.from_, req.to)
         available = state.available(now)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from talktime import policy, sms
 from talktime.config import Settings
-from talktime.errors import TalktimeError
+from talktime.errors import TalktimeError, naming
 from talktime.rating import Direction, Quote, RateCard, price_sms
 from talktime.service import cards
 from talktime.service import users as user_service
@@ -196,7 +196,8 @@ def _check_text(text: str, settings: Settings) -> None:
         )
     if not text:
         raise InvalidRequestError("The text is empty; send at least one character.", field="text")
-    sms.require_valid_text(text)
+    with naming("text"):
+        sms.require_valid_text(text)
 
 
 def _check_smart_text(text: str, smart_encoding: bool) -> None:
@@ -229,14 +230,26 @@ def quote_sms(
     """Price one SMS as a send would, refusing what a send always refuses whoever sends it:
     a text that is empty, too long or not text, an account-side number (``from_`` outbound,
     ``to`` inbound) that no account could have SMS-enabled, and a route between countries SMS
-    never takes. (The rest of the number's checks need an account: a quote has none.)"""
+    never takes. (The rest of the number's checks need an account: a quote has none.) Each
+    refusal names the field at fault, as a send's does."""
     check_outgoing_text(text, settings, smart_encoding=smart_encoding)
-    sender, recipient = card.classify(from_), card.classify(to)
-    own = recipient if direction == "inbound" else sender
-    policy.require_sms_capable(own.e164, own.country, own.type)
-    from_country, to_country = sender.country, recipient.country
-    policy.require_sms_route(from_country, to_country, inbound=direction == "inbound")
-    return price_sms(card, from_, to, text, direction, smart_encoding)
+    with naming("from"):
+        sender = card.classify(from_)
+    with naming("to"):
+        recipient = card.classify(to)
+    own, own_field = (recipient, "to") if direction == "inbound" else (sender, "from")
+    with naming(own_field):
+        policy.require_sms_capable(own.e164, own.country, own.type)
+    with naming("to"):
+        policy.require_sms_route(sender.country, recipient.country, inbound=direction == "inbound")
+    with naming(_party_field(direction)):
+        return price_sms(card, from_, to, text, direction, smart_encoding)
+
+
+def _party_field(direction: str) -> str:
+    """The field of the other party, whose country prices an SMS: `to` of an outbound message,
+    `from` of an inbound one (an unpriced country is refused naming it)."""
+    return "from" if direction == "inbound" else "to"
 
 
 def _body(
@@ -345,26 +358,30 @@ def _send(
     policy.require_active_subscription(state.status)
     actor = user_service.actor_of(req.user, context.role, context.restrictions)
     policy.require_permission(actor, "sms.send")
-    policy.refuse_media(req.media)
+    with naming("media"):
+        policy.refuse_media(req.media)
     _check_text(req.text, settings)
     _check_smart_text(req.text, req.smart_encoding)
     number = _sending_number(req.from_, context.number_account, context)
     number = own_number(conn, req.from_, account_id, number)
-    policy.require_sending_number(number, req.from_, account_id)
+    with naming("from"):
+        policy.require_sending_number(number, req.from_, account_id)
     assert number is not None
     card = card_of(context.card) if card_of else cards.card_named(context.card, settings)
     cards.require_currency(card, context.currency, account_id, cards.PRICING_ADVICE)
-    policy.require_sms_route(number.country, card.classify(req.to).country)
+    with naming("to"):
+        policy.require_sms_route(number.country, card.classify(req.to).country)
     segmentation = sms.segment(req.text, smart_encoding=req.smart_encoding)
-    quote = price_sms(
-        card,
-        req.from_,
-        req.to,
-        req.text,
-        "outbound",
-        req.smart_encoding,
-        segmentation=segmentation,
-    )
+    with naming("to"):
+        quote = price_sms(
+            card,
+            req.from_,
+            req.to,
+            req.text,
+            "outbound",
+            req.smart_encoding,
+            segmentation=segmentation,
+        )
     message_id, lines, result = _charge_message(book, account_id, quote, wallet_key)
     rows.append(
         _message_row(
@@ -524,15 +541,23 @@ def record_inbound(
         state = book.account(account_id, wallet_key)
         now = book.now
         policy.require_active_subscription(state.status)
-        policy.refuse_media(req.media, inbound=True)
+        with naming("media"):
+            policy.refuse_media(req.media, inbound=True)
         _check_text(req.text, settings)
         number = own_number(conn, req.to, account_id, account_number(conn, req.to))
-        policy.require_receiving_sms_number(number, req.to, account_id)
+        with naming("to"):
+            policy.require_receiving_sms_number(number, req.to, account_id)
         assert number is not None
         card = cards.pricing_card(conn, account_id, settings)
-        policy.require_sms_route(card.classify(req.from_).country, number.country, inbound=True)
+        with naming("from"):
+            sender = card.classify(req.from_)
+        with naming("to"):
+            policy.require_sms_route(sender.country, number.country, inbound=True)
         segmentation = sms.segment(req.text)
-        quote = price_sms(card, req.from_, req.to, req.text, "inbound", segmentation=segmentation)
+        with naming("from"):
+            quote = price_sms(
+                card, req.from_, req.to, req.text, "inbound", segmentation=segmentation
+            )
         message_id, lines, result = _charge_message(book, account_id, quote, wallet_key)
         book.flush()
         _INSERT_MESSAGE.execute(

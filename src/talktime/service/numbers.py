@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from talktime import policy
 from talktime.config import Settings
+from talktime.errors import naming
 from talktime.rating import price_number_rental
 from talktime.service import cards
 from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
@@ -50,8 +51,9 @@ def add_number(
         now = book.now
         policy.require_active_subscription(state.status)
         card = cards.pricing_card(conn, account_id, settings)
-        info = card.classify(e164)
-        quote = price_number_rental(card, e164)
+        with naming("e164"):  # an invalid number, or one the card has no monthly price for
+            info = card.classify(e164)
+            quote = price_number_rental(card, e164)
         rentals.require_free(conn, account_id, info.e164)  # before the charge can refuse for credit
         lines = [line.to_dict() for line in quote.lines]  # ledger and response
         balance = state.balances(now)

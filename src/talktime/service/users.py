@@ -119,24 +119,29 @@ def _restrictions(stored: str | None) -> frozenset[str]:
 
 def actor_of(user_id: str, role: str | None, restrictions: str | None) -> policy.Actor:
     """The actor for a user row read elsewhere (``role`` None: no such user in the account,
-    422)."""
+    422 naming the field `user`)."""
     if role is None:
-        raise _unknown_user(user_id)
+        raise _unknown_user(user_id, "user")
     return policy.Actor(user_id, role, _restrictions(restrictions))
 
 
-def actor(conn: sa.Connection, account_id: int, user_id: str) -> policy.Actor:
-    """The user a request is made for, as policy sees it (422 if unknown to the account)."""
+def actor(
+    conn: sa.Connection, account_id: int, user_id: str, *, field: str = "user"
+) -> policy.Actor:
+    """The user a request is made for, as policy sees it (422 if unknown to the account,
+    naming ``field``, the request's input that gave the id)."""
     try:
         return get_user(conn, account_id, user_id).actor
     except NotFoundError:
-        raise _unknown_user(user_id) from None
+        raise _unknown_user(user_id, field) from None
 
 
-def _unknown_user(user_id: str) -> UnknownUserError:
-    return UnknownUserError(
-        f"User {user_id} is not a user of this account; create it first.", user=user_id
-    )
+def _unknown_user(user_id: str, field: str) -> UnknownUserError:
+    if not user_id:
+        detail = f"The {field} id is empty; give the id of a user of this account."
+    else:
+        detail = f"User {user_id} is not a user of this account; create it first."
+    return UnknownUserError(detail, user=user_id, field=field)
 
 
 def list_users(conn: sa.Connection, account_id: int) -> list[User]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from pydantic.config import JsonDict
 
-from talktime.api.models import Problem, none_as_empty, text_at_most, text_schema
+from talktime.api.models import E164, Problem, none_as_empty, text_at_most, text_schema
 from talktime.config import MAX_SMS_TEXT_CHARS
 from talktime.rating import Call, RateCard, price_call
 from talktime.rating.calls import MAX_DURATION_S
@@ -47,8 +47,8 @@ class _Body(BaseModel):
 class SmsQuoteRequest(_Body):
     """An SMS to price."""
 
-    from_: str = Field(alias="from", description=E164_HELP, max_length=16)
-    to: str = Field(description=E164_HELP, max_length=16)
+    from_: E164 = Field(alias="from", description=E164_HELP)
+    to: E164 = Field(description=E164_HELP)
     text: QuoteText
     direction: Literal["outbound", "inbound"] = "outbound"
     smart_encoding: StrictBool = Field(False, description="Replace look-alikes to stay in GSM-7.")
@@ -58,7 +58,7 @@ class SmsQuoteRequest(_Body):
 class ForwardBody(_Body):
     """The call was forwarded to `to` for `duration` seconds (inbound calls only)."""
 
-    to: str = Field(description=E164_HELP, max_length=16)
+    to: E164 = Field(description=E164_HELP)
     duration: int = Field(
         strict=True, ge=0, description="Seconds of the forwarding leg.", json_schema_extra=WEEK
     )
@@ -68,7 +68,7 @@ class TransferBody(_Body):
     """One transfer: to a user (two legs) or to an external number (one outbound leg)."""
 
     kind: Literal["user", "external"]
-    to: str = Field(description=E164_HELP, max_length=16)
+    to: E164 = Field(description=E164_HELP)
     outbound_duration: int = Field(
         strict=True,
         ge=0,
@@ -82,17 +82,15 @@ class TransferBody(_Body):
         description="Seconds the receiving user talked.",
         json_schema_extra=WEEK,
     )
-    caller_id: str | None = Field(None, description="Caller ID of the outbound leg.")
+    caller_id: E164 | None = Field(None, description="Caller ID of the outbound leg.")
 
 
 class CallQuoteRequest(_Body):
     """A call to price: what happened on it."""
 
     direction: Literal["outbound", "inbound"]
-    from_: str = Field(
-        alias="from", description="Caller ID (outbound) or caller (inbound), E.164.", max_length=16
-    )
-    to: str = Field(description="Called (outbound) or receiving (inbound) number.", max_length=16)
+    from_: E164 = Field(alias="from", description="Caller ID (outbound) or caller (inbound).")
+    to: E164 = Field(description="Called (outbound) or receiving (inbound) number.")
     duration: int = Field(
         strict=True,
         ge=0,

@@ -76,7 +76,8 @@ def _out(user: service.User) -> UserOut:
 def _require_admin(conn: sa.Connection, account_id: int, acting_user: str | None) -> None:
     """A change made by a named user needs that user's `admin` permission."""
     if acting_user is not None:
-        policy.require_permission(service.actor(conn, account_id, acting_user), "admin")
+        actor = service.actor(conn, account_id, acting_user, field="acting_user")
+        policy.require_permission(actor, "admin")
 
 
 def _create(engine: sa.Engine, account_id: int, body: UserIn) -> UserOut:
