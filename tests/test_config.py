@@ -72,3 +72,25 @@ def test_a_settings_file_named_but_missing_is_refused_and_an_empty_name_reads_no
     none = talktime_main(monkeypatch, "config", "--json", TALKTIME_CONFIG="")
     assert none.returncode == 0, none.stderr
     assert json.loads(none.stdout)["port"] == 8000
+
+
+def test_a_settings_file_that_is_not_utf8_is_refused_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It was a UnicodeDecodeError traceback."""
+    (tmp_path / "latin1.toml").write_bytes('admin_key = "clé"\n'.encode("latin-1"))
+    done = talktime_main(monkeypatch, "config", TALKTIME_CONFIG=str(tmp_path / "latin1.toml"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
+    assert "is not UTF-8 text (byte 15)" in done.stderr
+
+
+def test_a_settings_path_naming_a_directory_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It was read as no file: every setting at its default, without a word."""
+    (tmp_path / "talktime.toml").write_text("port = 9000\n")
+    done = talktime_main(monkeypatch, "config", TALKTIME_CONFIG=str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
+    assert "which is a directory" in done.stderr

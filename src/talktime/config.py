@@ -61,10 +61,17 @@ def config_path() -> Path | None:
 def _check_named_file(path: Path | None) -> None:
     """A file `TALKTIME_CONFIG` names must be there: a mistyped path silently left every
     setting at its default (a local SQLite file instead of the PostgreSQL it named)."""
-    if path is not None and "TALKTIME_CONFIG" in os.environ and not path.exists():
+    if path is None or "TALKTIME_CONFIG" not in os.environ:
+        return
+    if not path.exists():
         raise SettingsError(
             f"TALKTIME_CONFIG names the settings file {str(path)!r}, which does not exist; "
             "give the path of an existing file, or set TALKTIME_CONFIG empty to read no file"
+        )
+    if path.is_dir():  # read as no file at all: every setting silently at its default
+        raise SettingsError(
+            f"TALKTIME_CONFIG names {str(path)!r}, which is a directory; give the path of the "
+            "settings file (such as talktime.toml in it)"
         )
 
 
@@ -341,6 +348,11 @@ def load_settings() -> Settings:
         return Settings()
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"the settings file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"the settings file {str(path)!r} is not UTF-8 text (byte {exc.start}): save it "
+            "as UTF-8"
+        ) from None
     except OSError as exc:
         raise SettingsError(
             f"the settings file {str(path)!r} cannot be read: {exc.strerror or exc}"
