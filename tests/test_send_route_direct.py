@@ -4,7 +4,9 @@ requests alike (`api.routes.messages.SendRoute`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -256,3 +258,51 @@ def test_a_send_says_nosniff_once_on_either_path(
     assert [status for status, _, _ in answers] == [201, 201, 422]
     for _, headers, _ in answers:
         assert headers.count(("x-content-type-options", "nosniff")) == 1, headers
+
+
+def test_a_client_hanging_up_mid_body_is_not_logged_as_an_unexpected_error(
+    api: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The direct path let Starlette's ClientDisconnect out: a logged 500 with a traceback and a
+    500 in the metrics for a client that was gone. It now hands the request to the generic
+    handler, as every other unusual request."""
+    t = apikit.tenant(api, credit="1.00")
+    before = t.balance()
+    headers = [
+        (b"authorization", f"Bearer {t.key}".encode()),
+        (b"idempotency-key", b"hung-up"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"200"),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/messages",
+        "raw_path": b"/v1/messages",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    incoming = [
+        {"type": "http.request", "body": b'{"from": "+1415', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level(logging.ERROR, logger="talktime.api"):
+        asyncio.run(api.app(scope, receive, send))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    [start] = [m for m in sent if m["type"] == "http.response.start"]
+    assert start["status"] != 500
+    assert t.balance() == before

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from starlette.requests import ClientDisconnect
 
 from talktime.api import auth, deps
 from talktime.api.auth import AccountId, bearer
@@ -159,7 +160,13 @@ async def _direct_send(request: Request) -> Response | None:
     if len(given) != 1 or len(given[0]) > deps.KEY_MAX_LENGTH:
         return None
     try:
-        body = MessageIn.model_validate(json.loads(await request.body()))
+        raw = await request.body()
+    except ClientDisconnect:
+        # the client hung up mid-body: the generic handler's answer (FastAPI's unreadable
+        # body, a 422 nobody reads), not an unexpected error logged as a 500
+        return None
+    try:
+        body = MessageIn.model_validate(json.loads(raw))
     except (ValueError, ValidationError, RecursionError):
         # malformed JSON (JSONDecodeError, UnicodeDecodeError, nesting deeper than the decoder
         # recurses) or a body MessageIn refuses: the generic handler's answer
