@@ -94,3 +94,21 @@ def test_a_settings_path_naming_a_directory_is_refused(
     assert done.returncode == 1
     assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
     assert "which is a directory" in done.stderr
+
+
+def test_a_misspelt_setting_in_the_environment_is_refused_naming_the_right_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`TALKTIME_DATABASE_ULR` was ignored: the database fell back to ./talktime.db."""
+    done = talktime_main(
+        monkeypatch,
+        "config",
+        TALKTIME_CONFIG="",
+        TALKTIME_DATABASE_ULR=f"sqlite:///{tmp_path / 'meant.db'}",
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
+    assert "TALKTIME_DATABASE_ULR" in done.stderr
+    assert "did you mean TALKTIME_DATABASE_URL?" in done.stderr
+    other = talktime_main(monkeypatch, "config", TALKTIME_CONFIG="", TALKTIME_SOMETHING_ELSE="1")
+    assert other.returncode == 0, other.stderr  # a name close to no setting stays another's

@@ -154,3 +154,15 @@ def test_a_sqlite_file_that_is_not_a_database_is_a_503_logged_as_an_error(
     assert "damaged or is not a database" in problem["detail"]
     assert [r.levelname for r in caplog.records if "damaged" in r.getMessage()] == ["ERROR"]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_serving_a_database_that_cannot_be_reached_warns_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`serve` on a PostgreSQL nobody listens on started without a word (the worker warned)."""
+    settings = Settings(database_url="postgresql://talktime@127.0.0.1:1/talktime")
+    with caplog.at_level(logging.WARNING, logger="talktime.api"):
+        check_schema(settings)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "talktime.api"]
+    assert "the database cannot be reached now" in warning
+    assert "503 database_unavailable" in warning

@@ -339,11 +339,30 @@ def hide_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
+def _misspelt_environment() -> None:
+    """Refuse a `TALKTIME_*` variable that is no setting but close to one (`TALKTIME_DATABASE_ULR`):
+    the environment's unknown names are ignored (other tools' variables may share the prefix),
+    so a typo left the setting at its default without a word (a fresh `./talktime.db` instead
+    of the PostgreSQL it named). A name close to none stays ignored."""
+    known = [f"TALKTIME_{name.upper()}" for name in Settings.model_fields]
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if not upper.startswith("TALKTIME_") or upper in known or upper == "TALKTIME_CONFIG":
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+        if close:
+            raise SettingsError(
+                f"unknown setting {name} in the environment (did you mean {close[0]}?); fix or "
+                "remove it"
+            )
+
+
 def load_settings() -> Settings:
     """Read the settings, or raise `SettingsError` naming the setting, where it was given (the
     environment variable or the TOML file) and what is wrong, instead of a validation dump."""
     path = config_path()
     _check_named_file(path)
+    _misspelt_environment()
     try:
         return Settings()
     except tomllib.TOMLDecodeError as exc:

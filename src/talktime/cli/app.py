@@ -117,10 +117,16 @@ def check_schema(settings: Settings) -> None:
     from talktime.store import current_revision, head_revision, make_engine
     from talktime.store.migrate import newer_sentence, newer_than_package
 
+    log = logging.getLogger("talktime.api")
     engine = make_engine(settings.database_url, settings)
     try:
         current = current_revision(engine)
-    except sa.exc.OperationalError:
+    except sa.exc.OperationalError as exc:
+        log.warning(
+            "the database cannot be reached now (%s); requests answer 503 "
+            "database_unavailable until it can",
+            str(exc.orig).strip().splitlines()[0] if exc.orig else exc,
+        )
         return
     finally:
         engine.dispose()
@@ -128,7 +134,7 @@ def check_schema(settings: Settings) -> None:
     if newer_than_package(current):
         fail("database_newer", newer_sentence(current, head))
     if current != head:
-        logging.getLogger("talktime.api").warning(
+        log.warning(
             "the database is at revision %s; this version needs %s: run `talktime db upgrade` "
             "(until then requests answer 503 database_not_migrated)",
             current or "none",
