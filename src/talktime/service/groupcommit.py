@@ -312,7 +312,7 @@ def _run_batch(
     server dropped in the meantime fails the batch with a disconnect: the batch then runs once
     more on a fresh connection. That is safe even when the COMMIT was what failed: the
     service's units look up their idempotency record first, so a unit whose first run did
-    commit replays it."""
+    commit answers from its record, as a first-time answer (`GroupedUnit.own`)."""
     together = _together_of(batch)
     for attempt in range(2):
         ran_together: bool | None = None
