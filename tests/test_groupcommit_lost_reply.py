@@ -53,9 +53,12 @@ def commit_replies_lost(
 
 
 def _once() -> Callable[[], bool]:
-    armed = [True]
+    """Lose the reply of the calling thread's next COMMIT (no other thread's)."""
+    caller, armed = threading.current_thread(), [True]
 
     def lose() -> bool:
+        if threading.current_thread() is not caller:
+            return False
         was, armed[0] = armed[0], False
         return was
 
