@@ -24,12 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
-from queue import Empty, Full, Queue
+from queue import Empty, Queue
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
+from talktime.service.room import Room
 from talktime.store.rawsql import begin_in_pipeline, driver_errors, pipeline
 from talktime.store.reuse import ConnectionStack, is_disconnect
 
@@ -93,7 +94,9 @@ class GroupCommitter:
     """Runs submitted units in batches of at most ``max_batch``: the first unit and whatever
     else is queued once the writer has its turn (``turn``: SQLite's writer lock), plus what
     arrives within ``window_ms`` after the first (0: no waiting; units that arrive while a
-    batch commits form the next one); at most ``max_queue`` units wait. Thread-safe."""
+    batch commits form the next one); at most ``max_queue`` units wait, and a unit that finds
+    no room waits for it up to ``queue_timeout_s`` from its arrival (then `WriterBusyError`).
+    Thread-safe."""
 
     def __init__(
         self,
@@ -109,7 +112,10 @@ class GroupCommitter:
         self._engine = weakref.ref(engine)  # the registry must not keep a dropped engine alive
         self._window = window_ms / 1000
         self._max_batch = max_batch
-        self._queue: Queue[_Pending] = Queue(maxsize=max_queue)
+        self._queue: Queue[_Pending] = Queue()
+        self._room = Room(max_queue)
+        """A place per queued unit: taken before it is queued, given back when the writer
+        takes it off the queue."""
         self._queue_timeout = queue_timeout_s
         self._turn = turn
         self._lock = threading.Lock()
@@ -156,12 +162,18 @@ class GroupCommitter:
             else:
                 future.set_exception(value)
 
-        self._enqueue(_Pending(unit, resolve, account_id), block=True)
+        deadline = time.monotonic() + self._queue_timeout
+        self._refuse_if_closed()
+        if not self._room.take(deadline):
+            raise _busy()
+        self._enqueue(_Pending(unit, resolve, account_id))
         return future.result()
 
     async def run(self, unit: Callable[[sa.Connection], T], account_id: int = -1) -> T:
         """`submit` for a coroutine: awaits an asyncio future that the writer completes with
-        ``loop.call_soon_threadsafe``, so no thread waits for the batch."""
+        ``loop.call_soon_threadsafe``, so no thread waits for the batch (nor for room in the
+        queue: each request's wait for room ends at its own deadline, however many wait)."""
+        deadline = time.monotonic() + self._queue_timeout
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
@@ -177,30 +189,21 @@ class GroupCommitter:
             with suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 loop.call_soon_threadsafe(settle, ok, value)
 
-        pending = _Pending(unit, resolve, account_id)
-        try:
-            self._enqueue(pending, block=False)
-        except Full:  # rare: wait for room off the event loop
-            await asyncio.to_thread(self._enqueue, pending, True)
+        self._refuse_if_closed()
+        if not await self._room.take_async(deadline):
+            raise _busy()
+        self._enqueue(_Pending(unit, resolve, account_id))  # no await between: never lost
         return await future
 
-    def _enqueue(self, pending: _Pending, block: bool) -> None:
-        """Queue ``pending`` (waiting up to the queue timeout for room when ``block``) and
-        start the writer thread if it is not running; `Full` when not ``block`` and full."""
+    def _refuse_if_closed(self) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
-        try:  # outside the lock: a full queue must not hold up other submitters
-            if block:
-                self._queue.put(pending, timeout=self._queue_timeout)
-            else:
-                self._queue.put_nowait(pending)
-        except Full:
-            if not block:
-                raise
-            raise WriterBusyError(
-                "Too many requests are waiting to be written; retry in a moment."
-            ) from None
+
+    def _enqueue(self, pending: _Pending) -> None:
+        """Queue ``pending``, which holds a place of the room, and start the writer thread if
+        it is not running."""
+        self._queue.put_nowait(pending)
         with self._lock:  # an idle writer leaves only under this lock with the queue empty
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -214,9 +217,7 @@ class GroupCommitter:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            # End an idle wait at once; a full queue means the writer is busy anyway.
-            with suppress(Full):
-                self._queue.put_nowait(_WAKE)
+            self._queue.put_nowait(_WAKE)  # ends an idle wait at once
             thread.join(timeout)
 
     def _run(self) -> None:
@@ -247,7 +248,10 @@ class GroupCommitter:
             first = self._queue.get(timeout=wait)
         except Empty:
             return None
-        return None if first is _WAKE else first
+        if first is _WAKE:
+            return None
+        self._room.give_back()
+        return first
 
     def _fill(self, batch: list[_Pending], deadline: float) -> None:
         """Add what is queued, and what arrives until ``deadline``, up to ``max_batch``."""
@@ -263,6 +267,7 @@ class GroupCommitter:
                 except Empty:
                     break
             if pending is not _WAKE:
+                self._room.give_back()
                 batch.append(pending)
 
     def _commit(self, first: _Pending, connections: ConnectionStack | None) -> None:
@@ -312,7 +317,7 @@ def _run_batch(
     server dropped in the meantime fails the batch with a disconnect: the batch then runs once
     more on a fresh connection. That is safe even when the COMMIT was what failed: the
     service's units look up their idempotency record first, so a unit whose first run did
-    commit replays it."""
+    commit answers from its record, as a first-time answer (`GroupedUnit.own`)."""
     together = _together_of(batch)
     for attempt in range(2):
         ran_together: bool | None = None
@@ -374,7 +379,11 @@ def _order(pending: _Pending) -> int:
 
 
 _WAKE = _Pending(lambda conn: None, lambda ok, value: None)
-"""Put by `close` to wake an idle writer; never run."""
+"""Put by `close` to wake an idle writer (it holds no place of the room); never run."""
+
+
+def _busy() -> WriterBusyError:
+    return WriterBusyError("Too many requests are waiting to be written; retry in a moment.")
 
 
 def _run_unit(conn: sa.Connection, unit: Unit) -> Outcome:
