@@ -81,7 +81,9 @@ def test_a_json_body_in_utf16_or_utf32_is_refused_and_charges_nothing(
     t = apikit.tenant(api, credit="1.00")
     before = t.balance()
     body = json.dumps({"from": t.number, "to": "+14155550111", "text": "hi", "user": t.user})
-    problem = _refused(_send(api, t, body.encode(encoding)), 422, "")
+    problem = _refused(_send(api, t, body.encode(encoding)), 422)
+    assert "field" not in problem  # the body as a whole, as the other whole-body 422s
+    assert problem["errors"] == [{"field": "", "message": problem["detail"]}]
     assert "send the JSON as UTF-8" in problem["detail"]
     assert t.balance() == before
 
@@ -90,6 +92,8 @@ def test_a_utf8_body_with_a_byte_order_mark_is_accepted_as_rfc_8259_allows(api: 
     t = apikit.tenant(api, credit="1.00")
     body = json.dumps({"from": t.number, "to": "+14155550111", "text": "hi", "user": t.user})
     assert _send(api, t, b"\xef\xbb\xbf" + body.encode()).status_code == 201
+    twice = body[:-1] + ', "to": "+14155550112"}'
+    _refused(_send(api, t, b"\xef\xbb\xbf" + twice.encode()), 422, "to")  # checked all the same
 
 
 def test_two_authorization_headers_are_a_401_even_when_one_key_is_valid(api: Any) -> None:

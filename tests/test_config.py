@@ -112,3 +112,15 @@ def test_a_misspelt_setting_in_the_environment_is_refused_naming_the_right_one(
     assert "did you mean TALKTIME_DATABASE_URL?" in done.stderr
     other = talktime_main(monkeypatch, "config", TALKTIME_CONFIG="", TALKTIME_SOMETHING_ELSE="1")
     assert other.returncode == 0, other.stderr  # a name close to no setting stays another's
+
+
+def test_a_misspelt_talktime_config_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`TALKTIME_CONFG` was ignored: ./talktime.toml or the defaults were read instead."""
+    (tmp_path / "my.toml").write_text("port = 9000\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TALKTIME_CONFIG")
+    done = talktime_main(monkeypatch, "config", TALKTIME_CONFG=str(tmp_path / "my.toml"))
+    assert done.returncode == 1
+    assert "did you mean TALKTIME_CONFIG?" in done.stderr

@@ -71,6 +71,20 @@ def test_a_request_on_a_database_one_migration_behind_is_the_operators_503(
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
 
 
+@pytest.mark.parametrize("args", [["accounts", "create", "Acme", "--plan", "startup"], ["verify"]])
+def test_a_command_on_a_database_one_migration_behind_says_to_upgrade_it(
+    monkeypatch: pytest.MonkeyPatch, unmigrated_url: str, args: list[str]
+) -> None:
+    """It said the database did not answer (SQLite), or was a traceback (PostgreSQL)."""
+    _migrate_to(unmigrated_url, "0006")  # before 0007's grants.drained
+    done = talktime_main(
+        monkeypatch, *args, TALKTIME_DATABASE_URL=unmigrated_url, TALKTIME_CONFIG=""
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error[database_not_migrated]: "), done.stderr
+    assert "talktime db upgrade" in done.stderr
+
+
 @pytest.mark.parametrize("args", [["serve", "--port", "0"], ["worker", "--once"]])
 def test_serving_or_working_on_a_database_a_newer_talktime_migrated_is_refused_so(
     monkeypatch: pytest.MonkeyPatch, db_url: str, args: list[str]
@@ -97,6 +111,7 @@ def test_serving_a_database_one_migration_behind_warns_at_start(
     [warning] = [r.getMessage() for r in caplog.records if r.name == "talktime.api"]
     assert "at revision 0008" in warning
     assert "run `talktime db upgrade`" in warning
+    assert "a request that needs the newer schema answers 503" in warning  # not every request
 
 
 def test_a_request_waiting_past_the_pool_timeout_is_503_service_busy(

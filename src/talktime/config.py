@@ -344,10 +344,10 @@ def _misspelt_environment() -> None:
     the environment's unknown names are ignored (other tools' variables may share the prefix),
     so a typo left the setting at its default without a word (a fresh `./talktime.db` instead
     of the PostgreSQL it named). A name close to none stays ignored."""
-    known = [f"TALKTIME_{name.upper()}" for name in Settings.model_fields]
+    known = [f"TALKTIME_{name.upper()}" for name in Settings.model_fields] + ["TALKTIME_CONFIG"]
     for name in sorted(os.environ):
         upper = name.upper()
-        if not upper.startswith("TALKTIME_") or upper in known or upper == "TALKTIME_CONFIG":
+        if not upper.startswith("TALKTIME_") or upper in known:
             continue
         close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
         if close:

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from talktime.api.models import WWW_AUTHENTICATE
+from talktime.store.engine import damaged_database
 from talktime.store.migrate import NOT_MIGRATED, behind, missing_column, missing_table
 
 log = logging.getLogger("talktime.api")
@@ -111,6 +112,10 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+_UNIQUE_MEMBERS = json.JSONDecoder(object_pairs_hook=_unique_members)
+"""Made once: `json.loads` with a hook builds a decoder on every call (half the check's cost)."""
+
+
 def duplicate_member(body: bytes) -> str:
     """The path of the first member (in document order) that an object of the body names a
     second time, written as the other 422s name a field (``to``, ``legs.1.to``); '' when there
@@ -154,13 +159,13 @@ def json_body_refusal(body: bytes) -> InvalidBodyError | None:
     to the app, whose answer says where it breaks."""
     if not body:
         return None
-    encoding = json.detect_encoding(body)
-    if encoding not in ("utf-8", "utf-8-sig"):
+    if b"\x00" in body[:4]:  # JSON in UTF-16 or UTF-32 has a NUL among its first four bytes
+        encoding = json.detect_encoding(body)
         return InvalidBodyError(
             "", f"The request body is {encoding.upper()} text; send the JSON as UTF-8."
         )
     try:
-        json.loads(body, object_pairs_hook=_unique_members)
+        _UNIQUE_MEMBERS.decode(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except DuplicateMemberError:
         field = duplicate_member(body)
         name = field.rpartition(".")[2]
@@ -188,15 +193,6 @@ def _problem_bytes(
         "request_id": request_id,
     }
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-def damaged_database(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite saying its file is not a database or is corrupt
-    (SQLITE_NOTADB, SQLITE_CORRUPT): a DatabaseError, not an OperationalError, so it was an
-    unexpected 500 with a traceback."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlite_errorcode", None)
-    return isinstance(exc, sa.exc.DatabaseError) and code is not None and code & 0xFF in (11, 26)
 
 
 def _schema_behind(scope: Scope) -> bool:
@@ -336,12 +332,15 @@ class RequestContextMiddleware:
         except InvalidBodyError as exc:
             refused = None
             if not started:
+                # a member is named as `field` too; the body as a whole, as the app's other
+                # whole-body 422s do, only in errors[]
+                named = {"field": exc.field} if exc.field else {}
                 await problem(
                     422,
                     "invalid_request",
                     "Invalid request",
                     exc.detail,
-                    field=exc.field,
+                    **named,
                     errors=[{"field": exc.field, "message": exc.detail}],
                 )
         except NulCharacterError:

@@ -36,16 +36,15 @@ def main() -> None:
 
 def _refusal(exc: Exception) -> tuple[str, str]:
     """(code, sentence) for an error the operator can fix, or ("", "") for a real bug."""
-    import sqlite3
-
     import sqlalchemy as sa
 
     from talktime.config import SettingsError, get_settings, hide_password
-    from talktime.store.migrate import NOT_MIGRATED, missing_table
+    from talktime.store.engine import damaged_database
+    from talktime.store.migrate import NOT_MIGRATED, missing_column, missing_table
 
     if isinstance(exc, SettingsError):
         return exc.code, exc.detail
-    if missing_table(exc):
+    if missing_table(exc) or (missing_column(exc) and _schema_behind()):
         return "database_not_migrated", NOT_MIGRATED
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]
@@ -55,7 +54,7 @@ def _refusal(exc: Exception) -> tuple[str, str]:
             f"the database {url} did not answer: {reason}; check that it is running and "
             "that TALKTIME_DATABASE_URL (or database_url) points at it",
         )
-    if isinstance(exc, sa.exc.DatabaseError) and type(exc.orig) is sqlite3.DatabaseError:
+    if isinstance(exc, sa.exc.DatabaseError) and damaged_database(exc):
         # SQLite's own "file is not a database" (or "database disk image is malformed"): the
         # URL names a file that is not a talktime database; no retry will change that
         reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]
@@ -76,6 +75,20 @@ def _refusal(exc: Exception) -> tuple[str, str]:
             "(or database_url)",
         )
     return "", ""
+
+
+def _schema_behind() -> bool:
+    """Whether the configured database is at an older revision than this talktime's (asked
+    only when a column was missing: then it needs `db upgrade`; at the newest it is a bug)."""
+    from talktime.config import get_settings
+    from talktime.store import make_engine
+    from talktime.store.migrate import behind
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        return behind(engine)
+    finally:
+        engine.dispose()
 
 
 __all__ = ["app", "main"]

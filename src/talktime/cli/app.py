@@ -136,7 +136,8 @@ def check_schema(settings: Settings) -> None:
     if current != head:
         log.warning(
             "the database is at revision %s; this version needs %s: run `talktime db upgrade` "
-            "(until then requests answer 503 database_not_migrated)",
+            "(until then a request that needs the newer schema answers 503 "
+            "database_not_migrated)",
             current or "none",
             head,
         )

@@ -178,7 +178,8 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
         try:
             conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
         except sqlite3.Error as exc:  # raised as SQLAlchemy would (callers retry on these)
-            # a connection SQLite opened read-only fails here first: it is not kept
+            # a connection that may not write can fail here (`PRAGMA query_only`); one SQLite
+            # opened read-only fails at its first write instead: neither is kept
             lost = conn.dialect.is_disconnect(exc, None, None)  # type: ignore[arg-type]
             if lost:
                 conn.invalidate(exc)
@@ -195,6 +196,20 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
 
 
 SQLITE_READONLY = 8
+SQLITE_CORRUPT = 11
+SQLITE_NOTADB = 26
+
+
+def damaged_database(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying its file is not a database or is corrupt
+    (SQLITE_NOTADB, SQLITE_CORRUPT): no retry changes that."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sa.exc.DatabaseError)
+        and code is not None
+        and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    )
 
 
 def _drop_read_only_connections(engine: sa.Engine) -> None:
