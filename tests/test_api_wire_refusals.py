@@ -157,3 +157,37 @@ def test_the_duplicate_member_is_named_by_its_path_in_document_order(
     assert duplicate_member(body) == field
     refusal = json_body_refusal(body)
     assert (refusal.field if refusal else "") == field
+
+
+def test_a_number_of_more_than_4300_digits_is_named_so_not_called_not_utf8(api: Any) -> None:
+    t = apikit.tenant(api, number=None)
+    response = api.post(
+        "/v1/quotes/sms",
+        content=b'{"x": ' + b"9" * 4301 + b"}",
+        headers={**t.auth, "content-type": "application/json"},
+    )
+    problem = _refused(response, 422)
+    assert problem["detail"] == (
+        "The request body is not valid JSON: a number in it has more than 4,300 digits."
+    )
+
+
+def test_a_missing_key_and_a_wrong_key_get_the_same_401(api: Any) -> None:
+    """A missing key had its own sentence ("Send an API key"), a hint the API does not give."""
+    t = apikit.tenant(api, number=None)
+    answers = [
+        api.get("/v1/balance"),
+        api.get("/v1/balance", headers={"Authorization": "Basic eDp5"}),
+        api.get("/v1/balance", headers={"Authorization": "Bearer"}),
+        api.get("/v1/balance", headers={"Authorization": "Bearer tt_nope_nope"}),
+        api.get("/v1/balance", headers={"Authorization": t.auth["Authorization"] + "x"}),
+    ]
+    bodies = {(r.status_code, r.json()["code"], r.json()["detail"]) for r in answers}
+    assert bodies == {
+        (
+            401,
+            "unauthorized",
+            "The API key is missing, malformed, unknown or revoked; send a valid one: "
+            "`Authorization: Bearer tt_...`.",
+        )
+    }

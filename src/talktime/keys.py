@@ -138,7 +138,7 @@ def presented(token: str, admin_token: str | None = None) -> Principal | tuple[s
         return Principal(key_id="settings", account_id=None, admin=True)
     parts = split_token(token)
     if parts is None:
-        raise _refusal()
+        raise refusal()
     return parts
 
 
@@ -150,12 +150,17 @@ def verified(secret: str, rows: list[Any]) -> Principal:
     expected = row.secret_hash if row is not None else hash_secret("")
     matches = hmac.compare_digest(hash_secret(secret), expected)
     if row is None or not matches or row.revoked_at is not None:
-        raise _refusal()
+        raise refusal()
     return Principal(key_id=row.id, account_id=row.account_id, admin=bool(row.admin))
 
 
-def _refusal() -> InvalidApiKeyError:
-    return InvalidApiKeyError("The API key is missing, malformed, unknown or revoked.")
+def refusal() -> InvalidApiKeyError:
+    """The one 401 for every refused key, missing ones included: which it was is no hint to
+    give."""
+    return InvalidApiKeyError(
+        "The API key is missing, malformed, unknown or revoked; send a valid one: "
+        "`Authorization: Bearer tt_...`."
+    )
 
 
 def authenticate(conn: sa.Connection, token: str, admin_token: str | None = None) -> Principal:

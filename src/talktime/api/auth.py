@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from talktime import keys
 from talktime.api.pgkeys import AsyncKeyReader
 from talktime.errors import TalktimeError
 from talktime.keys import InvalidApiKeyError, Principal, authenticate
@@ -129,7 +130,7 @@ async def principal(
     runs in the thread pool, on PostgreSQL in autocommit: no BEGIN/ROLLBACK round trips around
     one SELECT."""
     if credentials is None or not credentials.credentials:
-        raise InvalidApiKeyError("Send an API key: `Authorization: Bearer tt_...`.")
+        raise keys.refusal()  # the sentence of a wrong key: a missing one is told apart by nothing
     admin = request.app.state.settings.admin_key
     engine: sa.Engine = request.app.state.engine
     token = credentials.credentials

@@ -56,6 +56,18 @@ def _with_errors(exc: TalktimeError) -> dict[str, Any]:
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+def _unreadable_body(cause: BaseException | None) -> str:
+    """Why FastAPI could not read a JSON body, from the exception behind its 400 (a number of
+    over 4,300 digits was called "not UTF-8 text")."""
+    if isinstance(cause, RecursionError):
+        return "it nests arrays or objects too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "a number in it has more than 4,300 digits"
+    return "it could not be read whole"
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at the request's path, HEAD after GET (`HeadMiddleware`
     answers it wherever GET is served). Starlette's own 405 names only the first route that
@@ -104,13 +116,10 @@ def install(app: FastAPI) -> None:
         title = code.replace("_", " ").capitalize()
         detail = str(exc.detail)
         if exc.status_code == 400 and detail == "There was an error parsing the body":
-            # FastAPI's answer to a JSON body that is not UTF-8, or that nests deeper than the
-            # JSON decoder recurses: malformed JSON like any other
-            why = (
-                "it nests arrays or objects too deeply"
-                if isinstance(exc.__cause__, RecursionError)
-                else "it is not UTF-8 text"
-            )
+            # FastAPI's answer to a JSON body it could not decode (it names no cause): not
+            # UTF-8, nested deeper than the decoder recurses, a number past Python's limit of
+            # digits, or a body that never arrived whole: malformed JSON like any other
+            why = _unreadable_body(exc.__cause__)
             return problem(
                 422,
                 "invalid_request",
