@@ -191,3 +191,22 @@ def test_a_missing_key_and_a_wrong_key_get_the_same_401(api: Any) -> None:
             "`Authorization: Bearer tt_...`.",
         )
     }
+
+
+def test_a_query_or_path_parameter_is_named_by_its_own_name_in_every_refusal(api: Any) -> None:
+    """FastAPI's validation named `query.kind` and `path.number_id` where the service's own
+    refusals of the same parameters said `kind`: one spelling now, the parameter's name."""
+    t = apikit.tenant(api, number=None)
+    answers = {
+        "kind": [
+            t.get("/v1/ledger", kind="foo"),
+            api.get("/v1/ledger?kind=a&kind=b", headers=t.auth),
+        ],
+        "number_id": [
+            api.delete("/v1/numbers/18446744073709551616", headers={**t.auth, **apikit.idem()})
+        ],
+    }
+    for field, responses in answers.items():
+        for response in responses:
+            problem = _refused(response, 422)
+            assert (problem["field"], problem["errors"][0]["field"]) == (field, field)

@@ -56,6 +56,16 @@ def _with_errors(exc: TalktimeError) -> dict[str, Any]:
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+def _field_of(loc: Any) -> str:
+    """A validation error's input as the API names it: the body path (`legs.0.to`), or the
+    path or query parameter's own name (`kind`, where FastAPI says `query.kind`; the service's
+    refusals of the same parameters said `kind`)."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
 def _unreadable_body(cause: BaseException | None) -> str:
     """Why FastAPI could not read a JSON body, from the exception behind its 400 (a number of
     over 4,300 digits was called "not UTF-8 text")."""
@@ -145,7 +155,7 @@ def install(app: FastAPI) -> None:
         raw = list(exc.errors())
         errors = [
             {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                "field": _field_of(err.get("loc", ())),
                 # our validators' own sentences, without pydantic's "Value error, " label
                 "message": str(err.get("msg", "invalid")).removeprefix("Value error, ")
                 + _plus_hint(err),
