@@ -210,3 +210,9 @@ def test_a_query_or_path_parameter_is_named_by_its_own_name_in_every_refusal(api
         for response in responses:
             problem = _refused(response, 422)
             assert (problem["field"], problem["errors"][0]["field"]) == (field, field)
+
+
+@pytest.mark.parametrize("body", [b'{"\x00": 1}', b"[1,\x00]", b'"\x00"'])
+def test_a_raw_nul_byte_in_utf8_json_is_malformed_json_not_an_encoding(body: bytes) -> None:
+    """It was answered "The request body is UTF-8 text; send the JSON as UTF-8."."""
+    assert json_body_refusal(body) is None  # left to the app's malformed-JSON refusal

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from talktime.service.groupcommit import GroupCommitter, WriterBusyError
 from talktime.service.idempotency import writer_turn
+from talktime.service.room import Room
 
 probe_metadata = sa.MetaData()
 probe = sa.Table(
@@ -177,3 +178,29 @@ def test_a_cancelled_wait_for_room_hands_its_place_on_and_its_unit_never_runs(
     assert names(probe_engine) == {"queued0", "after"}
     assert committer.waiting == 0
     committer.close()
+
+
+def test_a_wait_cancelled_in_the_tick_its_place_is_handed_over_is_cancelled_and_frees_it() -> None:
+    """On Python 3.11 `asyncio.wait_for` returned the result when its task was cancelled in
+    the loop tick the place arrived: the cancelled request went on and its unit ran."""
+
+    async def scenario() -> tuple[bool, list[bool], int]:
+        room = Room(1)
+        assert room.take(time.monotonic())
+        carried_on: list[bool] = []
+
+        async def waiter() -> None:
+            carried_on.append(await room.take_async(time.monotonic() + 5))
+
+        task = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0.01)  # it waits for a place
+        room.give_back()  # handed over (its wake-up is scheduled)
+        asyncio.get_running_loop().call_soon(task.cancel)  # the client goes meanwhile
+        cancelled = False
+        try:
+            await task
+        except asyncio.CancelledError:
+            cancelled = True
+        return cancelled, carried_on, room._taken
+
+    assert asyncio.run(scenario()) == (True, [], 0)

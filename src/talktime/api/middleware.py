@@ -161,9 +161,10 @@ def json_body_refusal(body: bytes) -> InvalidBodyError | None:
         return None
     if b"\x00" in body[:4]:  # JSON in UTF-16 or UTF-32 has a NUL among its first four bytes
         encoding = json.detect_encoding(body)
-        return InvalidBodyError(
-            "", f"The request body is {encoding.upper()} text; send the JSON as UTF-8."
-        )
+        if encoding not in ("utf-8", "utf-8-sig"):  # else a raw NUL: malformed, the app says
+            return InvalidBodyError(
+                "", f"The request body is {encoding.upper()} text; send the JSON as UTF-8."
+            )
     try:
         _UNIQUE_MEMBERS.decode(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except DuplicateMemberError:

@@ -75,9 +75,9 @@ class Room:
             waiter = _Waiter(wake)
             self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(handed, max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            pass
+            # `wait`, not `wait_for`: on Python 3.11 `wait_for` returns the result when its task
+            # is cancelled in the tick the place is handed over, and a cancelled request ran
+            await asyncio.wait({handed}, timeout=max(0.0, deadline - time.monotonic()))
         except BaseException:  # cancelled: a place handed over meanwhile goes to the next
             if self._settle(waiter):
                 self.give_back()
