@@ -96,14 +96,19 @@ def test_a_utf8_body_with_a_byte_order_mark_is_accepted_as_rfc_8259_allows(api: 
     _refused(_send(api, t, b"\xef\xbb\xbf" + twice.encode()), 422, "to")  # checked all the same
 
 
+def _send_with(api: Any, t: apikit.Tenant, headers: list[tuple[str, str]]) -> Any:
+    """A usual send whose headers are exactly ``headers`` (repeated ones kept)."""
+    body = json.dumps({"from": t.number, "to": "+14155550111", "text": "hi", "user": t.user})
+    return api.post("/v1/messages", content=body.encode(), headers=headers)
+
+
 def test_two_authorization_headers_are_a_401_even_when_one_key_is_valid(api: Any) -> None:
     t = apikit.tenant(api, credit="1.00")
     before = t.balance()
-    body = json.dumps({"from": t.number, "to": "+14155550111", "text": "hi", "user": t.user})
-    response = api.post(
-        "/v1/messages",
-        content=body.encode(),
-        headers=[
+    response = _send_with(
+        api,
+        t,
+        [
             ("authorization", f"Bearer {t.key}"),
             ("authorization", "Bearer junk"),
             ("idempotency-key", "two-keys"),
@@ -119,11 +124,10 @@ def test_two_authorization_headers_are_a_401_even_when_one_key_is_valid(api: Any
 def test_two_content_type_headers_are_a_415(api: Any) -> None:
     t = apikit.tenant(api, credit="1.00")
     before = t.balance()
-    body = json.dumps({"from": t.number, "to": "+14155550111", "text": "hi", "user": t.user})
-    response = api.post(
-        "/v1/messages",
-        content=body.encode(),
-        headers=[
+    response = _send_with(
+        api,
+        t,
+        [
             ("authorization", f"Bearer {t.key}"),
             ("idempotency-key", "two-types"),
             ("content-type", "application/json"),

@@ -13,19 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gcprobe import insert, names, probe, probe_table
 from talktime.errors import TalktimeError
 from talktime.service.groupcommit import GroupCommitter, committer_for
 from talktime.service.idempotency import KeepWritesError, writer_turn
 from talktime.store.rawsql import RawStatement
 
 from ops_helpers import make_account
-
-probe_metadata = sa.MetaData()
-probe = sa.Table(
-    "groupcommit_probe",
-    probe_metadata,
-    sa.Column("name", sa.String(40), primary_key=True),
-)
 
 
 class ProbeRefusedError(TalktimeError):
@@ -36,24 +30,8 @@ class ProbeRefusedError(TalktimeError):
 
 @pytest.fixture
 def probe_engine(engine: sa.Engine) -> Iterator[sa.Engine]:
-    probe_metadata.create_all(engine)
-    try:
+    with probe_table(engine):
         yield engine
-    finally:
-        probe_metadata.drop_all(engine)
-
-
-def names(engine: sa.Engine) -> set[str]:
-    with engine.connect() as conn:
-        return {row.name for row in conn.execute(sa.select(probe.c.name))}
-
-
-def insert(name: str) -> Callable[[sa.Connection], str]:
-    def unit(conn: sa.Connection) -> str:
-        conn.execute(probe.insert().values(name=name))
-        return name
-
-    return unit
 
 
 def refuse_after_insert(name: str) -> Callable[[sa.Connection], str]:

@@ -7,45 +7,23 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from gcprobe import insert, names, probe_table
 from talktime.service.groupcommit import GroupCommitter, WriterBusyError
 from talktime.service.idempotency import writer_turn
 from talktime.service.room import Room
 
-probe_metadata = sa.MetaData()
-probe = sa.Table(
-    "groupcommit_queue_probe", probe_metadata, sa.Column("name", sa.String(40), primary_key=True)
-)
-
 
 @pytest.fixture
 def probe_engine(engine: sa.Engine) -> Iterator[sa.Engine]:
-    probe_metadata.create_all(engine)
-    try:
+    with probe_table(engine):
         yield engine
-    finally:
-        probe_metadata.drop_all(engine)
-
-
-def names(engine: sa.Engine) -> set[str]:
-    with engine.connect() as conn:
-        return {row.name for row in conn.execute(sa.select(probe.c.name))}
-
-
-def insert(name: str) -> Callable[[sa.Connection], str]:
-    """A unit that can run only once (a second run breaks the primary key)."""
-
-    def unit(conn: sa.Connection) -> str:
-        conn.execute(probe.insert().values(name=name))
-        return name
-
-    return unit
 
 
 class Gate:

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -244,6 +245,21 @@ def test_a_usual_send_takes_the_direct_path_and_an_unusual_one_the_generic_handl
     answers, _ = _run(base, keys, script)
     assert [status for status, _, _ in answers] == [201, 201, 415, 422, 422, 422, 422]
     assert served == [True, False, False, False, False, False, False]
+
+
+def test_the_direct_path_reads_the_body_the_middleware_decoded_instead_of_decoding_it_again(
+    world: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, keys = world
+    served = _count_direct_answers(monkeypatch)
+
+    def no_second_decode(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the send's body was decoded twice")
+
+    monkeypatch.setattr(routes, "json", SimpleNamespace(loads=no_second_decode))
+    answers, _ = _run(base, keys, [_USUAL])
+    assert [status for status, _, _ in answers] == [201]
+    assert served == [True]
 
 
 def test_a_send_says_nosniff_once_on_either_path(

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -153,32 +153,43 @@ class InvalidBodyError(Exception):
         self.detail = detail
 
 
-def json_body_refusal(body: bytes) -> InvalidBodyError | None:
-    """Why a JSON request body is refused here, or None: it is not UTF-8 (UTF-16 or UTF-32,
-    which the decoder would read), or an object names a member twice. Malformed JSON is left
-    to the app, whose answer says where it breaks."""
+UNPARSED: Final = object()
+"""`read_json_body`'s document when it left the body to the app (empty, or not JSON it reads)."""
+JSON_BODY: Final = "json_body"
+"""The key of `scope["state"]` (`request.state.json_body`) holding the body's document once the
+middleware read it, so a route reads it instead of decoding the body a second time."""
+
+
+def read_json_body(body: bytes) -> tuple[Any, InvalidBodyError | None]:
+    """(the body's JSON document, or `UNPARSED`; why it is refused here, or None). Refused: not
+    UTF-8 (UTF-16 or UTF-32, which the decoder would read), or an object names a member twice.
+    Malformed JSON is left to the app (`UNPARSED`, None), whose answer says where it breaks."""
     if not body:
-        return None
+        return UNPARSED, None
     if b"\x00" in body[:4]:  # JSON in UTF-16 or UTF-32 has a NUL among its first four bytes
         encoding = json.detect_encoding(body)
         if encoding not in ("utf-8", "utf-8-sig"):  # else a raw NUL: malformed, the app says
-            return InvalidBodyError(
+            return UNPARSED, InvalidBodyError(
                 "", f"The request body is {encoding.upper()} text; send the JSON as UTF-8."
             )
     try:
-        _UNIQUE_MEMBERS.decode(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+        return _UNIQUE_MEMBERS.decode(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8")), None
     except DuplicateMemberError:
         field = duplicate_member(body)
         name = field.rpartition(".")[2]
-        return InvalidBodyError(
+        return UNPARSED, InvalidBodyError(
             field,
             f"The request body names the member {name!r} more than once"
             + (f" (at {field})" if field != name else "")
             + "; send each member once.",
         )
     except (ValueError, RecursionError):
-        return None
-    return None
+        return UNPARSED, None
+
+
+def json_body_refusal(body: bytes) -> InvalidBodyError | None:
+    """Why a JSON request body is refused here (`read_json_body`), or None."""
+    return read_json_body(body)[1]
 
 
 def _problem_bytes(
@@ -286,9 +297,11 @@ class RequestContextMiddleware:
                         nul_found = True
                         raise NulCharacterError
                     if json_body and not started:
-                        refused = json_body_refusal(body)
+                        document, refused = read_json_body(body)
                         if refused is not None:
                             raise refused
+                        if document is not UNPARSED:
+                            scope["state"][JSON_BODY] = document
             return message
 
         try:

@@ -105,22 +105,35 @@ def refuse_missing_database(settings: Settings) -> None:
         )
 
 
+def revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's migration revision, this version's newest), or `error[database_newer]`
+    for a database a newer talktime migrated (`db upgrade` refuses it too: run that version).
+    A database that does not answer raises OperationalError: each caller decides."""
+    from talktime.store import current_revision, head_revision
+    from talktime.store.migrate import newer_sentence, newer_than_package
+
+    current, head = current_revision(engine), head_revision()
+    if newer_than_package(current):
+        fail("database_newer", newer_sentence(current, head))
+    return current, head
+
+
 def check_schema(settings: Settings) -> None:
     """Before serving: refuse a database a newer talktime migrated (`database_newer`), and warn
-    of one an older talktime left behind (requests answer 503 `database_not_migrated` until
-    `talktime db upgrade`, which the service sees without a restart). A database that cannot
-    be reached now is the service's to report, request by request."""
+    of one an older talktime left behind (a request that needs the newer schema answers 503
+    `database_not_migrated` until `talktime db upgrade`, which the service sees without a
+    restart) or of one that cannot be reached now (the service reports it request by
+    request)."""
     import logging
 
     import sqlalchemy as sa
 
-    from talktime.store import current_revision, head_revision, make_engine
-    from talktime.store.migrate import newer_sentence, newer_than_package
+    from talktime.store import make_engine
 
     log = logging.getLogger("talktime.api")
     engine = make_engine(settings.database_url, settings)
     try:
-        current = current_revision(engine)
+        current, head = revisions(engine)
     except sa.exc.OperationalError as exc:
         log.warning(
             "the database cannot be reached now (%s); requests answer 503 "
@@ -130,9 +143,6 @@ def check_schema(settings: Settings) -> None:
         return
     finally:
         engine.dispose()
-    head = head_revision()
-    if newer_than_package(current):
-        fail("database_newer", newer_sentence(current, head))
     if current != head:
         log.warning(
             "the database is at revision %s; this version needs %s: run `talktime db upgrade` "

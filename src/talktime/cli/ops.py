@@ -23,7 +23,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from talktime.cli.accounts import require_id
-from talktime.cli.app import app, console, err_console, fail, open_engine, print_json
+from talktime.cli.app import app, console, err_console, fail, open_engine, print_json, revisions
 from talktime.config import get_settings
 
 if TYPE_CHECKING:
@@ -134,16 +134,12 @@ def _require_migrated(engine: Engine) -> None:
     database that does not answer yet is left to the worker's retry loop."""
     import sqlalchemy as sa
 
-    from talktime.store import current_revision, head_revision
-    from talktime.store.migrate import NOT_MIGRATED, newer_sentence, newer_than_package
+    from talktime.store.migrate import NOT_MIGRATED
 
     try:
-        current = current_revision(engine)
+        current, head = revisions(engine)  # `database_newer` when a newer talktime migrated it
     except sa.exc.OperationalError:
         return
-    head = head_revision()
-    if newer_than_package(current):  # `db upgrade` would refuse it: say what will work
-        fail("database_newer", newer_sentence(current, head))
     if current != head:
         fail(
             "database_not_migrated",

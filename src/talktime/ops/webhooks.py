@@ -17,7 +17,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -849,35 +849,42 @@ def prune(engine: sa.Engine, retention_us: int, *, now: int | None = None) -> Pr
     return Pruned(_prune_deliveries(engine, cutoff), _prune_events(engine, cutoff))
 
 
-def _prune_deliveries(engine: sa.Engine, cutoff: int) -> int:
-    d = webhook_deliveries.c
+def _in_batches(engine: sa.Engine, delete_batch: Callable[[sa.Connection], int]) -> int:
+    """Run ``delete_batch`` (it deletes at most `PRUNE_BATCH` rows and says how many) in a
+    transaction each, until one deletes fewer or `PRUNE_BATCHES_PER_RUN` ran; the total."""
     total = 0
     for _ in range(PRUNE_BATCHES_PER_RUN):
         with engine.begin() as conn:
-            first_young = conn.execute(
-                sa.select(d.id).where(d.created_at >= cutoff).order_by(d.id).limit(1)
-            ).scalar()
-            query = sa.select(d.id).where(d.created_at < cutoff, d.state.in_(FINISHED_STATES))
-            if first_young is not None:
-                query = query.where(d.id < first_young)
-            # locked (PostgreSQL), so a redelivery making one pending meanwhile keeps it:
-            # its row is skipped or, once that commits, no longer finished
-            old = (
-                conn.execute(
-                    query.order_by(d.id).limit(PRUNE_BATCH).with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
-            )
-            if old:
-                conn.execute(
-                    sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(old))
-                )
-                conn.execute(sa.delete(webhook_deliveries).where(d.id.in_(old)))
-        total += len(old)
-        if len(old) < PRUNE_BATCH:
+            deleted = delete_batch(conn)
+        total += deleted
+        if deleted < PRUNE_BATCH:
             break
     return total
+
+
+def _prune_deliveries(engine: sa.Engine, cutoff: int) -> int:
+    d = webhook_deliveries.c
+
+    def delete_batch(conn: sa.Connection) -> int:
+        first_young = conn.execute(
+            sa.select(d.id).where(d.created_at >= cutoff).order_by(d.id).limit(1)
+        ).scalar()
+        query = sa.select(d.id).where(d.created_at < cutoff, d.state.in_(FINISHED_STATES))
+        if first_young is not None:
+            query = query.where(d.id < first_young)
+        # locked (PostgreSQL), so a redelivery making one pending meanwhile keeps it:
+        # its row is skipped or, once that commits, no longer finished
+        old = (
+            conn.execute(query.order_by(d.id).limit(PRUNE_BATCH).with_for_update(skip_locked=True))
+            .scalars()
+            .all()
+        )
+        if old:
+            conn.execute(sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(old)))
+            conn.execute(sa.delete(webhook_deliveries).where(d.id.in_(old)))
+        return len(old)
+
+    return _in_batches(engine, delete_batch)
 
 
 def _prune_events(engine: sa.Engine, cutoff: int) -> int:
@@ -885,25 +892,23 @@ def _prune_events(engine: sa.Engine, cutoff: int) -> int:
     so one without a delivery now will never have one: nothing can refer to it."""
     e = webhook_events.c
     undelivered = ~sa.exists().where(webhook_deliveries.c.event_id == e.id)
-    total = 0
-    for _ in range(PRUNE_BATCHES_PER_RUN):
-        with engine.begin() as conn:
-            old = (
-                conn.execute(
-                    sa.select(e.id)
-                    .where(e.created_at < cutoff, undelivered)
-                    .order_by(e.created_at)
-                    .limit(PRUNE_BATCH)
-                )
-                .scalars()
-                .all()
+
+    def delete_batch(conn: sa.Connection) -> int:
+        old = (
+            conn.execute(
+                sa.select(e.id)
+                .where(e.created_at < cutoff, undelivered)
+                .order_by(e.created_at)
+                .limit(PRUNE_BATCH)
             )
-            if old:
-                conn.execute(sa.delete(webhook_events).where(e.id.in_(old), undelivered))
-        total += len(old)
-        if len(old) < PRUNE_BATCH:
-            break
-    return total
+            .scalars()
+            .all()
+        )
+        if old:
+            conn.execute(sa.delete(webhook_events).where(e.id.in_(old), undelivered))
+        return len(old)
+
+    return _in_batches(engine, delete_batch)
 
 
 STALE_US = 10 * 60 * SECOND

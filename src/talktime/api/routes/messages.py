@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from talktime.api import auth, deps
 from talktime.api.auth import AccountId, bearer
 from talktime.api.deps import Engine, IdempotencyKey
+from talktime.api.middleware import JSON_BODY, UNPARSED
 from talktime.api.models import (
     E164,
     BalanceSnapshot,
@@ -165,8 +166,9 @@ async def _direct_send(request: Request) -> Response | None:
         # the client hung up mid-body: the generic handler's answer (FastAPI's unreadable
         # body, a 422 nobody reads), not an unexpected error logged as a 500
         return None
+    document = request.scope.get("state", {}).get(JSON_BODY, UNPARSED)  # the middleware's read
     try:
-        body = MessageIn.model_validate(json.loads(raw))
+        body = MessageIn.model_validate(json.loads(raw) if document is UNPARSED else document)
     except (ValueError, ValidationError, RecursionError):
         # malformed JSON (JSONDecodeError, UnicodeDecodeError, nesting deeper than the decoder
         # recurses) or a body MessageIn refuses: the generic handler's answer
