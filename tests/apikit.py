@@ -133,9 +133,9 @@ def set_status(client: httpx.Client, account_id: int, status: str) -> None:
 def import_tiny_card(client: httpx.Client) -> None:
     """Import `tiny`: the shipped default card with plans of no free credit (`trial`) and a
     little (`pocket`, $0.05), so tests can run an account down to its last cent."""
-    from talktime.rating import shipped_cards_dir
+    from talktime.rating import shipped_card_dir
 
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {name: (source / name).read_text() for name in ("sms.csv", "voice.csv", "numbers.csv")}
     header = (source / "card.toml").read_text().replace('name = "default"', 'name = "tiny"')
     start = header.index("[plans]")

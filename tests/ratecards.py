@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
+
+SHIPPED = "2026.12.1"
+"""The shipped cards' version in force (effective 2026-12-01): call legs at the exact rate."""
+FIRST_SHIPPED = "2026.11.1"
+"""The shipped cards' first version (effective 2026-11-01): each call leg rounded up to the cent."""
+
+
+def shipped_on(day: dt.date) -> str:
+    """The shipped version in force on ``day`` by the effective dates (tests that look at
+    yesterday or last month run on any date)."""
+    return SHIPPED if day >= dt.date(2026, 12, 1) else FIRST_SHIPPED
 
 
 def copy_card(
@@ -16,9 +28,10 @@ def copy_card(
     append: dict[str, str] | None = None,
     replace: dict[str, tuple[str, str]] | None = None,
 ) -> Path:
-    """Copy shipped card `name` to `target`; `header` replaces `key = value` lines of card.toml,
-    `append` adds lines to a file, `replace` swaps text in a file."""
-    shutil.copytree(shipped_cards_dir() / name, target)
+    """Copy shipped card `name` (its version in force, `SHIPPED`) to `target`; `header`
+    replaces `key = value` lines of card.toml, `append` adds lines to a file, `replace` swaps
+    text in a file."""
+    shutil.copytree(shipped_card_dir(name), target)
     toml = target / "card.toml"
     text = toml.read_text()
     for key, value in (header or {}).items():

@@ -15,18 +15,18 @@ def test_a_70_second_us_call_bills_two_minutes_and_releases_the_rest(api: Any) -
     assert held.status_code == 201, held.text
     call = held.json()
     assert call["state"] == "authorized"
-    assert call["max_duration_seconds"] == 300  # five minutes held at $0.013: $0.07
-    assert call["held"] == "0.0700"
-    assert call["balance"]["held"] == "0.0700"
+    assert call["max_duration_seconds"] == 300  # five minutes held at $0.013: $0.065
+    assert call["held"] == "0.0650"
+    assert call["balance"]["held"] == "0.0650"
     done = t.post(f"/v1/calls/{call['id']}/complete", {"duration": 70})
     assert done.status_code == 200, done.text
     body = done.json()
     assert body["state"] == "completed"
-    assert body["amount"] == "0.0300"  # 2 x $0.013 = $0.026, rounded up to the cent
+    assert body["amount"] == "0.0260"  # 2 x $0.013: calls round to the minute, not the cent
     assert body["lines"][0]["quantity"] == "2"
     assert body["balance"]["held"] == "0.0000"
-    assert body["balance"]["available"] == "0.9700"
-    assert t.get(f"/v1/calls/{call['id']}").json()["amount"] == "0.0300"
+    assert body["balance"]["available"] == "0.9740"
+    assert t.get(f"/v1/calls/{call['id']}").json()["amount"] == "0.0260"
 
 
 def test_a_forwarded_call_is_billed_as_two_legs(api: Any) -> None:
@@ -36,9 +36,9 @@ def test_a_forwarded_call_is_billed_as_two_legs(api: Any) -> None:
     done = t.post(f"/v1/calls/{call['id']}/complete", body).json()
     kinds = [line["description"].split(" (")[0] for line in done["lines"]]
     assert kinds == ["inbound leg", "outbound leg"]
-    # inbound 2 min x $0.0085 = $0.017 -> $0.02; outbound 1 min x $0.013 -> $0.02
-    assert [line["amount"] for line in done["lines"]] == ["0.0200", "0.0200"]
-    assert done["amount"] == "0.0400"
+    # inbound 2 min x $0.0085 = $0.017; outbound 1 min x $0.013
+    assert [line["amount"] for line in done["lines"]] == ["0.0170", "0.0130"]
+    assert done["amount"] == "0.0300"
 
 
 def test_a_call_transferred_to_users_adds_two_legs_per_transfer(api: Any) -> None:
@@ -86,7 +86,7 @@ def test_the_hold_covers_what_the_credit_allows_and_extend_holds_more(api: Any) 
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="1.03")  # $0.03 after the number
     call = t.authorize().json()
-    assert call["max_duration_seconds"] == 120  # 2 min = $0.026 -> $0.03; 3 min = $0.04
+    assert call["max_duration_seconds"] == 120  # 2 min = $0.026; 3 min = $0.039
     refused = t.post(f"/v1/calls/{call['id']}/extend", {})
     assert (refused.status_code, refused.json()["code"]) == (402, "insufficient_credit")
     apikit.grant(api, t.account_id, "1.00")
@@ -94,7 +94,7 @@ def test_the_hold_covers_what_the_credit_allows_and_extend_holds_more(api: Any) 
     assert extended.status_code == 200, extended.text
     assert extended.json()["max_duration_seconds"] == 420
     done = t.post(f"/v1/calls/{call['id']}/complete", {"duration": 400}).json()
-    assert done["amount"] == "0.1000"  # 7 min x $0.013 = $0.091 -> $0.10
+    assert done["amount"] == "0.0910"  # 7 min x $0.013
     assert t.balance()["held"] == "0.0000"
 
 

@@ -66,7 +66,7 @@ def test_every_seed_rule_end_to_end(db_url: str, tmp_path: Path) -> None:
             {"duration": 70, "forward": {"to": "+14155550122", "duration": 70}},
         ).json()
         assert len(done["lines"]) == 2
-        assert done["amount"] == "0.0500"  # in: 2 x 0.0085 -> 0.02; out: 2 x 0.013 -> 0.03
+        assert done["amount"] == "0.0430"  # in: 2 x 0.0085 = 0.017; out: 2 x 0.013 = 0.026
 
         # a transferred call: original + outbound by the transferrer + answered by the user
         call = t.post(

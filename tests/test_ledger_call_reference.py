@@ -19,7 +19,7 @@ def test_a_calls_reference_finds_its_holds_releases_and_usage(api: Any) -> None:
     kinds = sorted(e["kind"] for e in page["entries"])
     assert kinds == ["hold", "hold", "hold_release", "usage"]
     assert {e["reference"] for e in page["entries"]} == {call["id"]}
-    assert sum(int(e["amount"].replace(".", "")) for e in page["entries"]) == -300  # $0.03
+    assert sum(int(e["amount"].replace(".", "")) for e in page["entries"]) == -260  # $0.026
     everything = t.get("/v1/ledger").json()["entries"]
     holds = [e for e in everything if e["kind"] in ("hold", "hold_release")]
     assert {e["reference"] for e in holds} == {call["id"]}

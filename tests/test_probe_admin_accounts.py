@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from talktime import money
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 from talktime.service import cards
 from talktime.wallet.cycle import run_cycle
 
 import apikit
 from apikit import ADMIN, idem, tenant
+from ratecards import FIRST_SHIPPED, SHIPPED
 
 
 def _import(api: Any, name: str, **changes: str) -> Any:
     """Import the shipped default card as ``name``, with `card.toml` text replaced."""
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {n: (source / n).read_text() for n in ("sms.csv", "voice.csv", "numbers.csv")}
     header = (source / "card.toml").read_text().replace('name = "default"', f'name = "{name}"')
     for old, new in changes.items():
@@ -88,13 +89,13 @@ def test_an_account_created_on_a_card_in_another_currency_is_billed_in_that_curr
 
 
 def test_a_new_version_of_a_card_in_another_currency_is_refused_at_import(api: Any) -> None:
-    later = {"version = ": 'version = "2026.12.1"\n# ', 'currency = "USD"': 'currency = "EUR"'}
+    later = {"version = ": 'version = "2027.1.1"\n# ', 'currency = "USD"': 'currency = "EUR"'}
     refused = _import(api, "default", **later)
     assert refused.status_code == 422, refused.text
     assert refused.json()["code"] == "rate_card_currency_mismatch"
     assert "every version of a card keeps its currency" in refused.json()["detail"]
     listed = api.get("/v1/admin/rate-cards", headers=ADMIN).json()["cards"]
-    assert [c["version"] for c in listed if c["name"] == "default"] == ["2026.11.1"]
+    assert [c["version"] for c in listed if c["name"] == "default"] == [FIRST_SHIPPED, SHIPPED]
 
 
 def test_an_account_patch_key_reused_for_another_change_is_a_conflict_and_changes_nothing(

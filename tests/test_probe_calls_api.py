@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 from talktime.service.common import now_micros
 from talktime.store.wallet_tables import holds
 from talktime.wallet import Wallet
@@ -20,7 +20,7 @@ from ops_helpers import lapse_pending_holds
 
 def _import_free_inbound_card(client: Any) -> None:
     """`freein`: the default card with US local inbound calls free and a `trial` plan ($0)."""
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {name: (source / name).read_text() for name in ("sms.csv", "numbers.csv")}
     voice = (source / "voice.csv").read_text()
     assert "inbound,,US,local,,0.0085" in voice
@@ -52,10 +52,10 @@ def test_a_call_whose_held_leg_is_free_completes_and_records_the_shortfall_uncol
     # Before, the forwarded leg was charged all or nothing: a 402, and the call that happened
     # stayed authorized for ever.
     assert done.status_code == 200, done.text
-    assert (done.json()["amount"], done.json()["uncollected"]) == ("0.0200", "0.0200")
+    assert (done.json()["amount"], done.json()["uncollected"]) == ("0.0130", "0.0130")
     assert t.get(f"/v1/calls/{call['id']}").json()["state"] == "completed"
     uncollected = [e for e in t.ledger() if e["kind"] == "uncollected"]
-    assert [(e["amount"], e["reference"]) for e in uncollected] == [("-0.0200", call["id"])]
+    assert [(e["amount"], e["reference"]) for e in uncollected] == [("-0.0130", call["id"])]
     assert len(wallet.events(t.account_id, "charge.uncollected")) == 1
     again = t.post(f"/v1/calls/{call['id']}/complete", body)
     assert (again.status_code, again.json()["code"]) == (409, "call_not_active")
@@ -72,8 +72,8 @@ def test_a_call_whose_held_leg_is_free_completes_past_the_monthly_limit(
     body = {"duration": 60, "forward": {"to": "+14155550122", "duration": 120}}
     done = t.post(f"/v1/calls/{call['id']}/complete", body)
     assert done.status_code == 200, done.text  # settling never refuses: the call happened
-    assert (done.json()["amount"], done.json()["uncollected"]) == ("0.0300", "0.0000")
-    assert t.balance()["available"] == "0.9700"
+    assert (done.json()["amount"], done.json()["uncollected"]) == ("0.0260", "0.0000")
+    assert t.balance()["available"] == "0.9740"
     assert wallet.verify() == []
 
 
@@ -82,25 +82,25 @@ def test_authorize_holds_only_what_the_monthly_limit_leaves(api: Any, wallet: Wa
     t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")  # $4 paid after the number
     _limit(t, "1.05")  # $0.05 of it left this period
     call = t.authorize()
-    # 3 min = $0.039 -> $0.04 fits; 4 min = $0.06 does not. Before, the whole 5-minute hold
-    # ($0.07) was refused with 402 monthly_limit_reached although credit and limit allow 3.
+    # 3 min = $0.039 fits; 4 min = $0.052 does not. Before, the whole 5-minute hold ($0.065)
+    # was refused with 402 monthly_limit_reached although credit and limit allow 3.
     assert call.status_code == 201, call.text
-    assert (call.json()["max_duration_seconds"], call.json()["held"]) == (180, "0.0400")
+    assert (call.json()["max_duration_seconds"], call.json()["held"]) == (180, "0.0390")
     extended = t.post(f"/v1/calls/{call.json()['id']}/extend", {})
     assert extended.status_code == 402, extended.text
     problem = extended.json()
     assert problem["code"] == "monthly_limit_reached"
-    # 4 min needs $0.02 more, and only $0.01 is left once the $0.04 held counts. Before, each
-    # extend checked only its own step against the limit: it held 6 min ($0.08) here.
+    # 4 min needs $0.013 more, and only $0.011 is left once the $0.039 held counts. Before,
+    # each extend checked only its own step against the limit: it held 6 min here.
     assert (problem["limit"], problem["used"], problem["reserved"], problem["needed"]) == (
         "1.0500",
         "1.0000",
-        "0.0400",
-        "0.0200",
+        "0.0390",
+        "0.0130",
     )
     assert problem["max_duration_seconds"] == 180
     done = t.post(f"/v1/calls/{call.json()['id']}/complete", {"duration": 170})
-    assert done.json()["amount"] == "0.0400"
+    assert done.json()["amount"] == "0.0390"
     assert wallet.verify() == []
 
 
@@ -109,7 +109,7 @@ def test_a_call_refused_for_the_monthly_limit_tells_amounts_as_decimals_and_zero
 ) -> None:
     apikit.import_tiny_card(api)
     t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")
-    _limit(t, "1.01")  # $0.01 left: less than one minute's $0.02
+    _limit(t, "1.01")  # $0.01 left: less than one minute's $0.013
     before = t.balance()
     refused = t.authorize()
     assert refused.status_code == 402, refused.text
@@ -117,7 +117,7 @@ def test_a_call_refused_for_the_monthly_limit_tells_amounts_as_decimals_and_zero
     assert problem["code"] == "monthly_limit_reached"
     # Before: "limit": 1010000, "used": 1000000, "needed": 70000 (micro-units, for the whole
     # 5-minute hold), no max_duration_seconds, and the limit event rolled back.
-    assert (problem["limit"], problem["used"], problem["needed"]) == ("1.0100", "1.0000", "0.0200")
+    assert (problem["limit"], problem["used"], problem["needed"]) == ("1.0100", "1.0000", "0.0130")
     assert (problem["currency"], problem["max_duration_seconds"]) == ("USD", 0)
     assert len(wallet.events(t.account_id, "monthly_limit.reached")) == 1
     assert t.balance() == before
@@ -194,10 +194,10 @@ def test_a_message_cannot_take_the_limit_room_a_call_in_progress_holds(
     t = tenant(api, plan="trial", rate_card="tiny", credit="5.00")
     _limit(t, "1.05")  # $0.05 of paid usage left this period
     call = t.authorize()
-    assert call.json()["held"] == "0.0400"  # 3 minutes of paid credit reserved
-    # A $0.01 message fits in the $0.01 still free of the limit...
+    assert call.json()["held"] == "0.0390"  # 3 minutes of paid credit reserved
+    # A $0.01 message fits in the $0.011 still free of the limit...
     assert t.sms("+14155550111").status_code == 201
-    # ...a second one does not: before, charges ignored the call's $0.04 and the call's settle
+    # ...a second one does not: before, charges ignored the call's hold and the call's settle
     # then took the period's usage past the limit.
     refused = t.sms("+14155550111")
     assert refused.status_code == 402, refused.text
@@ -205,13 +205,13 @@ def test_a_message_cannot_take_the_limit_room_a_call_in_progress_holds(
     assert problem["code"] == "monthly_limit_reached"
     assert (problem["used"], problem["reserved"], problem["needed"]) == (
         "1.0100",
-        "0.0400",
+        "0.0390",
         "0.0100",
     )
-    assert "after the 0.0400 USD held for usage in progress" in problem["detail"]
+    assert "after the 0.0390 USD held for usage in progress" in problem["detail"]
     done = t.post(f"/v1/calls/{call.json()['id']}/complete", {"duration": 170})
-    assert done.json()["amount"] == "0.0400"
-    assert t.balance()["period_usage"] == "1.0500"  # exactly the limit, never past it
+    assert done.json()["amount"] == "0.0390"
+    assert t.balance()["period_usage"] == "1.0490"  # within the limit, never past it
     assert wallet.verify() == []
 
 

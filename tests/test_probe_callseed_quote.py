@@ -41,7 +41,7 @@ def test_an_inbound_call_quote_with_a_caller_that_is_not_e164_is_refused(
 
 def test_an_inbound_call_quote_from_any_e164_caller_is_priced(quotes: TestClient) -> None:
     response = quotes.post("/v1/quotes/calls", json={**CALL, "from": "+33123456789"})
-    assert (response.status_code, response.json()["total"]) == (200, "0.0200")
+    assert (response.status_code, response.json()["total"]) == (200, "0.0170")  # 2 min x $0.0085
 
 
 def test_the_library_refuses_an_inbound_call_from_a_caller_that_is_not_e164() -> None:

@@ -1,7 +1,7 @@
 """The second seed page's call rules driven through the HTTP API and checked to the micro-unit:
-per-minute rounding per leg, forwarded and transferred calls, external caller IDs, the seed's
-rate table both ways and its monthly number prices; every answer's lines are what the ledger
-charged and what a quote says. On SQLite and PostgreSQL."""
+per-minute rounding per leg (to the minute, not the cent), forwarded and transferred calls,
+external caller IDs, the seed's rate table both ways and its monthly number prices; every
+answer's lines are what the ledger charged and what a quote says. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -43,9 +43,10 @@ DOMESTIC = {
 
 
 def leg(per_minute: str, seconds: int) -> int:
-    """What the seed charges for one leg: whole started minutes at the rate, to the cent up."""
+    """What the seed charges for one leg: whole started minutes at the rate ("rounded up to the
+    nearest minute"; only SMS is rounded to the cent)."""
     minutes = -(-seconds // 60)
-    return money.round_up(money.parse(per_minute) * minutes, money.CENT)
+    return money.parse(per_minute) * minutes
 
 
 def _call(t: Tenant, direction: str, from_: str, to: str, what: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def test_a_70_second_call_is_a_2_minute_call(api: Any) -> None:
     t = tenant(api, plan="business")
     call = _call(t, "outbound", US, "+12015550123", {"duration": 70})
     assert (call["lines"][0]["quantity"], call["lines"][0]["unrounded"]) == ("2", "0.0260")
-    assert call["amount"] == "0.0300"
+    assert call["amount"] == "0.0260"  # "charged as a 2-minute call": 2 x $0.013
 
 
 def test_a_forwarded_call_is_two_calls_each_rounded_on_its_own(api: Any) -> None:
@@ -138,7 +139,7 @@ def test_each_transfer_to_a_user_adds_an_outbound_and_an_answered_call(api: Any)
         leg("0.0085", 121),
     ]
     assert [money.parse(line["amount"]) for line in call["lines"]] == expected
-    assert money.parse(call["amount"]) == sum(expected) == 120_000
+    assert money.parse(call["amount"]) == sum(expected) == 99_000  # $0.099
 
 
 def test_a_transfer_to_an_external_number_is_only_two_calls(api: Any) -> None:
@@ -150,7 +151,7 @@ def test_a_transfer_to_an_external_number_is_only_two_calls(api: Any) -> None:
     call = _call(t, "outbound", US, "+12015550123", what)
     assert len(call["lines"]) == 2
     # the transfer leg from the US business number to an AU mobile: 2 min x $0.053 = $0.106
-    assert [line["amount"] for line in call["lines"]] == ["0.0200", "0.1100"]
+    assert [line["amount"] for line in call["lines"]] == ["0.0130", "0.1060"]
 
 
 def test_an_external_us_caller_id_calling_australia_pays_the_us_to_au_rate(api: Any) -> None:
@@ -158,9 +159,9 @@ def test_an_external_us_caller_id_calling_australia_pays_the_us_to_au_rate(api: 
     # the account's own number is Australian; the caller ID set on the call is a US number
     call = _call(t, "outbound", "+12015550177", AU_MOBILE, {"duration": 60})
     assert call["lines"][0]["unit_price"] == "0.0530"  # not AU's domestic $0.075
-    assert call["amount"] == "0.0600"
+    assert call["amount"] == "0.0530"
     mine = _call(t, "outbound", AU_LOCAL, AU_MOBILE, {"duration": 60})
-    assert mine["amount"] == "0.0800"  # AU -> AU mobile, $0.075 up to the cent
+    assert mine["amount"] == "0.0750"  # AU -> AU mobile, the seed's $0.075
 
 
 def test_zero_second_legs_cost_nothing_and_still_show_as_lines(api: Any) -> None:
@@ -184,13 +185,13 @@ def test_legs_past_the_hold_are_charged_from_credit_then_uncollected(
         "/v1/calls", {"direction": "outbound", "from": US, "to": AU_MOBILE, "user": t.user}
     )
     assert spend.status_code == 201, spend.text
-    assert spend.json()["held"] == "0.2700"  # 5 min x $0.053 = $0.265, up to the cent
-    t.post(f"/v1/calls/{spend.json()['id']}/complete", {"duration": 60 * 169})  # $8.957 -> 8.96
-    assert t.balance()["available"] == "0.1400"
+    assert spend.json()["held"] == "0.2650"  # 5 min x $0.053
+    t.post(f"/v1/calls/{spend.json()['id']}/complete", {"duration": 60 * 169})  # $8.957
+    assert t.balance()["available"] == "0.1430"
     what = {"duration": 120, "forward": {"to": AU_MOBILE, "duration": 300}}
     call = _call(t, "inbound", "+12015550123", US, what)
-    # inbound 2 min x $0.0085 -> $0.02; forwarded 5 min x $0.053 -> $0.27: $0.29 for $0.14
-    assert (call["amount"], call["uncollected"]) == ("0.2900", "0.1500")
+    # inbound 2 min x $0.0085 = $0.017; forwarded 5 min x $0.053 = $0.265: $0.282 for $0.143
+    assert (call["amount"], call["uncollected"]) == ("0.2820", "0.1390")
     assert t.balance()["available"] == "0.0000"
     assert wallet.verify() == []
 
@@ -201,13 +202,13 @@ def test_a_call_completed_after_its_hold_expired_is_billed_in_full(
     t = tenant(api, plan="business")
     body = {"direction": "outbound", "from": US, "to": GB_MOBILE, "user": t.user}
     held = t.post("/v1/calls", body).json()
-    assert held["held"] == "0.1800"  # 5 min x $0.035 (US -> GB mobile) = $0.175
+    assert held["held"] == "0.1750"  # 5 min x $0.035 (US -> GB mobile)
     assert lapse_pending_holds(wallet) == 1
     assert t.balance()["held"] == "0.0000"
     done = t.post(f"/v1/calls/{held['id']}/complete", {"duration": 3601})
     assert done.status_code == 200, done.text
-    # 61 minutes x $0.035 = $2.135 -> $2.14, from the credit the released hold gave back
-    assert (done.json()["amount"], done.json()["uncollected"]) == ("2.1400", "0.0000")
+    # 61 minutes x $0.035 = $2.135, from the credit the released hold gave back
+    assert (done.json()["amount"], done.json()["uncollected"]) == ("2.1350", "0.0000")
     _check(t, done.json(), {"direction": "outbound", "from": US, "to": GB_MOBILE, "duration": 3601})
-    assert t.balance()["available"] == "6.8600"
+    assert t.balance()["available"] == "6.8650"
     assert wallet.verify() == []

@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from talktime.cli import app
 from talktime.config import get_settings
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 from talktime.wallet import Wallet
+
+from ratecards import SHIPPED
 
 WIDE = Console(width=1000)
 
@@ -57,7 +59,7 @@ def bracket_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cards = tmp_path / "cards[/]x[bold]y"
     cards.mkdir(parents=True)  # "cards[" / "]x[bold]y": the path reads "[/]"
     source = tmp_path / "probe"
-    shutil.copytree(shipped_cards_dir() / "passthrough", source)
+    shutil.copytree(shipped_card_dir("passthrough"), source)
     toml = source / "card.toml"
     lines = toml.read_text().splitlines()
     lines = [
@@ -80,13 +82,13 @@ def test_rate_card_text_and_directories_are_printed_as_written(
     cards = get_settings().rate_cards_dir
     imported = cli.invoke(app, ["rates", "import", str(bracket_dir)])
     assert imported.exit_code == 0, imported.output
-    assert f"imported: probe@2026.11.1 effective from 2026-11-01 in {cards}/probe" in (
+    assert f"imported: probe@{SHIPPED} effective from 2026-12-01 in {cards}/probe" in (
         imported.stdout
     )
     shown = cli.invoke(app, ["rates", "show", "probe"])
     assert shown.exit_code == 0, shown.output
     assert "Rates [/] for [bold]ops[/bold]" in shown.stdout
-    assert f"imported: {cards}/probe/2026.11.1" in shown.stdout
+    assert f"imported: {cards}/probe/{SHIPPED}" in shown.stdout
     listed = cli.invoke(app, ["rates", "list"])
     assert listed.exit_code == 0, listed.output
     flat = "".join(listed.stdout.split())  # the title wraps to the table's width

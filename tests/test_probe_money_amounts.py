@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from clikit import refused, wide_cli  # noqa: F401  (wide_cli: the `cli` fixture)
 from talktime import money
 from talktime.cli import app
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 
 from apikit import ADMIN, idem, tenant
 
@@ -104,7 +104,7 @@ def test_a_json_number_or_boolean_in_a_money_field_says_amounts_are_decimal_stri
 def test_a_rate_card_price_of_thousands_of_digits_is_refused_at_its_line_not_a_500(
     api: Any,
 ) -> None:
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {n: (source / n).read_text() for n in ("card.toml", "sms.csv", "voice.csv")}
     files["card.toml"] = files["card.toml"].replace('name = "default"', 'name = "longprice"')
     numbers = (source / "numbers.csv").read_text()
@@ -143,7 +143,7 @@ def test_a_credit_with_a_leading_plus_is_a_cli_error_as_in_the_api(cli: CliRunne
 
 
 def test_a_rate_card_price_with_a_leading_plus_is_refused_at_its_line(api: Any) -> None:
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {n: (source / n).read_text() for n in ("card.toml", "sms.csv", "voice.csv")}
     files["card.toml"] = files["card.toml"].replace('name = "default"', 'name = "plusprice"')
     numbers = (source / "numbers.csv").read_text()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from talktime import money
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 from talktime.rating.loader import MAX_CARD_AMOUNT
 from talktime.wallet.book import MAX_WALLET_AMOUNT
 
@@ -15,7 +15,7 @@ from apikit import ADMIN, idem
 
 
 def _card(name: str, startup: str, rental: str = "1.00") -> dict[str, str]:
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {n: (source / n).read_text() for n in ("card.toml", "sms.csv", "voice.csv")}
     header = files["card.toml"].replace('name = "default"', f'name = "{name}"')
     files["card.toml"] = header.replace('startup = "2.00"', f'startup = "{startup}"')

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from talktime.cli import app
 from talktime.config import get_settings
-from talktime.rating import read_card, shipped_cards_dir
+from talktime.rating import read_card, shipped_card_dir
 from talktime.rating.loader import FILES
 
 from apikit import ADMIN, idem, tenant
-from ratecards import copy_card
+from ratecards import FIRST_SHIPPED, SHIPPED, copy_card
 
 BOM = b"\xef\xbb\xbf"
 
@@ -82,9 +82,11 @@ def test_rates_list_shows_a_card_whose_only_version_is_not_in_force_yet(
     assert code == 0, err
     rows = {(c["name"], c["version"]): c["in_force"] for c in json.loads(out)}
     assert rows == {
-        ("default", "2026.11.1"): True,
-        ("launch", "2026.11.1"): False,
-        ("passthrough", "2026.11.1"): True,
+        ("default", FIRST_SHIPPED): False,
+        ("default", SHIPPED): True,
+        ("launch", SHIPPED): False,
+        ("passthrough", FIRST_SHIPPED): False,
+        ("passthrough", SHIPPED): True,
     }
     code, out, err = run("rates", "list")
     assert code == 0, err
@@ -111,7 +113,7 @@ def test_rates_import_into_a_rate_cards_dir_that_is_a_file_is_a_clean_refusal(
 
 
 def _upload(name: str, **changes: str) -> dict[str, str]:
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {f: (source / f).read_text() for f in FILES}
     files["card.toml"] = files["card.toml"].replace('name = "default"', f'name = "{name}"')
     return {**files, **changes}

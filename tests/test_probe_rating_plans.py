@@ -16,23 +16,24 @@ from talktime.cli import app
 from talktime.config import Settings, get_settings
 from talktime.ops import registry, tasks
 from talktime.ops.jobs import Job
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 from talktime.store import make_engine
 from talktime.store.wallet_tables import grants
 from talktime.wallet.periods import to_micros
 
 from apikit import ADMIN, idem, tenant
+from ratecards import SHIPPED
 
 
-def _card(name: str, business: str, version: str = "2026.11.1", effective: str = "") -> dict:
-    source = shipped_cards_dir() / "default"
+def _card(name: str, business: str, version: str = SHIPPED, effective: str = "") -> dict:
+    source = shipped_card_dir("default")
     files = {f: (source / f).read_text() for f in ("sms.csv", "voice.csv", "numbers.csv")}
     header = (source / "card.toml").read_text()
     header = header.replace('name = "default"', f'name = "{name}"')
     header = header.replace('business = "10.00"', f'business = "{business}"')
-    header = header.replace('version = "2026.11.1"', f'version = "{version}"')
+    header = header.replace(f'version = "{SHIPPED}"', f'version = "{version}"')
     if effective:
-        header = header.replace("effective_from = 2026-11-01", f"effective_from = {effective}")
+        header = header.replace("effective_from = 2026-12-01", f"effective_from = {effective}")
     return {**files, "card.toml": header}
 
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from talktime.rating import InvalidRateCardError, read_card
-from talktime.rating.loader import shipped_cards_dir
+from talktime.rating.loader import shipped_card_dir
 
 
 def _card(tmp_path: Path) -> Path:
     path = tmp_path / "card"
-    shutil.copytree(shipped_cards_dir() / "default", path)
+    shutil.copytree(shipped_card_dir("default"), path)
     return path
 
 

@@ -33,7 +33,7 @@ def test_a_call_quote_with_null_forward_and_transfers_prices_the_call_alone(
     assert bare.status_code == 200, bare.text
     assert nulls.status_code == 200, nulls.text
     assert nulls.json() == bare.json() == empty.json()
-    assert bare.json()["total"] == "0.0200"
+    assert bare.json()["total"] == "0.0170"  # inbound, 2 min x $0.0085
 
 
 @pytest.mark.parametrize("path", ["/v1/quotes/sms", "/v1/quotes/calls"])

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from talktime.rating import load_card, price_sms, shipped_cards_dir
+from talktime.rating import load_card, price_sms, shipped_card_dir
 from talktime.rating.errors import DestinationNotPricedError
 
 from apikit import ADMIN, tenant
 
 
 def _import_outbound_only_card(client: Any) -> None:
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {n: (source / n).read_text() for n in ("sms.csv", "voice.csv", "numbers.csv")}
     files["card.toml"] = (
         (source / "card.toml")

@@ -46,7 +46,7 @@ from talktime.rating import (
     price_call,
     price_number_rental,
     price_sms,
-    shipped_cards_dir,
+    shipped_card_dir,
 )
 from talktime.wallet.payments import TestProvider
 from talktime.wallet.recharge import process_recharges
@@ -877,7 +877,7 @@ def import_small_plans(client: Any) -> None:
     plans `trial` (no free credit), `pocket` ($0.05) and `startup` ($2), so that accounts run
     out of credit within a few steps."""
     for source, name in [("default", "tiny"), ("passthrough", "tinypass")]:
-        folder = shipped_cards_dir() / source
+        folder = shipped_card_dir(source)
         files = {n: (folder / n).read_text() for n in ("sms.csv", "voice.csv", "numbers.csv")}
         header = (folder / "card.toml").read_text()
         header = header.replace(f'name = "{source}"', f'name = "{name}"')

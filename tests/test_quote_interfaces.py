@@ -14,7 +14,7 @@ from talktime.api import create_app
 from talktime.cli import app
 from talktime.config import Settings, get_settings
 
-from ratecards import copy_card
+from ratecards import SHIPPED, copy_card
 
 US = "+14155550123"
 US2 = "+12015550123"
@@ -68,7 +68,7 @@ def test_cli_quotes_an_inbound_sms_with_another_card() -> None:
 def test_cli_quotes_a_call_from_flags_and_from_json_on_stdin() -> None:
     code, out, _ = run("quote", "call", "--from", US, "--to", US2, "--duration", "70", "--json")
     assert code == 0
-    assert json.loads(out)["total"] == "0.0300"
+    assert json.loads(out)["total"] == "0.0260"  # 2 min x $0.013
     call = {
         "direction": "inbound",
         "from": AU_MOBILE,
@@ -78,7 +78,7 @@ def test_cli_quotes_a_call_from_flags_and_from_json_on_stdin() -> None:
     }
     code, out, _ = run("quote", "call", "--json", stdin=json.dumps(call))
     assert code == 0
-    assert [ln["amount"] for ln in json.loads(out)["lines"]] == ["0.0200", "0.0700"]
+    assert [ln["amount"] for ln in json.loads(out)["lines"]] == ["0.0170", "0.0700"]
 
 
 def test_cli_quote_call_reads_a_file_and_prints_a_table(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_cli_quote_call_reads_a_file_and_prints_a_table(tmp_path: Path) -> None:
     )
     code, out, _ = run("quote", "call", str(path))
     assert code == 0
-    assert "total 0.1100 USD" in out
+    assert "total 0.1060 USD" in out  # 2 min x $0.053
 
 
 def test_cli_refusal_prints_code_and_sentence_without_traceback() -> None:
@@ -114,7 +114,9 @@ def test_cli_rates_list_show_validate_and_import(tmp_path: Path) -> None:
     code, out, _ = run("rates", "list", "--json")
     assert code == 0
     assert [(c["name"], c["origin"], c["in_force"]) for c in json.loads(out)] == [
+        ("default", "shipped", False),  # 2026.11.1
         ("default", "shipped", True),
+        ("passthrough", "shipped", False),
         ("passthrough", "shipped", True),
     ]
     code, out, _ = run("rates", "show", "passthrough", "--json")
@@ -126,19 +128,19 @@ def test_cli_rates_list_show_validate_and_import(tmp_path: Path) -> None:
 
     new = copy_card(
         tmp_path / "new",
-        header={"version": '"2026.12"', "effective_from": "2026-12-01"},
+        header={"version": '"2027.1"', "effective_from": "2027-01-01"},
         replace={"voice.csv": ("outbound,US,US,local,,0.013,", "outbound,US,US,local,,0.02,")},
     )
     code, out, _ = run("rates", "validate", str(new))
     assert code == 0
-    assert out.startswith("ok: default@2026.12")
+    assert out.startswith("ok: default@2027.1")
     code, out, _ = run("rates", "import", str(new))
-    assert (code, out.startswith("imported: default@2026.12")) == (0, True)
-    assert (tmp_path / "rate_cards" / "default" / "2026.12" / "card.toml").is_file()
+    assert (code, out.startswith("imported: default@2027.1")) == (0, True)
+    assert (tmp_path / "rate_cards" / "default" / "2027.1" / "card.toml").is_file()
     code, out, _ = run("rates", "import", str(new))
     assert "already imported" in out
-    code, out, _ = run("rates", "show", "default", "--at", "2026-12-02", "--json")
-    assert json.loads(out)["version"] == "2026.12"
+    code, out, _ = run("rates", "show", "default", "--at", "2027-01-02", "--json")
+    assert json.loads(out)["version"] == "2027.1"
     code, out, _ = run("rates", "show", "default", "--version", "2026.11.1", "--json")
     assert json.loads(out)["version"] == "2026.11.1"
 
@@ -168,7 +170,7 @@ def test_api_quotes_an_sms(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["total"] == "0.0200"
-    assert body["lines"][0]["rate"].startswith("default@2026.11.1:sms.csv:")
+    assert body["lines"][0]["rate"].startswith(f"default@{SHIPPED}:sms.csv:")
     inbound = client.post(
         "/v1/quotes/sms",
         json={"from": US2, "to": US, "text": "hi", "direction": "inbound", "card": "passthrough"},
@@ -208,8 +210,8 @@ def test_api_quotes_a_call_with_transfers(client: TestClient) -> None:
     response = client.post("/v1/quotes/calls", json=call)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert [ln["amount"] for ln in body["lines"]] == ["0.0300", "0.0200", "0.0100", "0.1100"]
-    assert body["total"] == "0.1700"
+    assert [ln["amount"] for ln in body["lines"]] == ["0.0260", "0.0130", "0.0085", "0.1060"]
+    assert body["total"] == "0.1535"
     assert body["lines"][0]["seconds"] == 100
 
 

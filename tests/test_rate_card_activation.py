@@ -21,17 +21,17 @@ from talktime.rating import (
     import_card,
     list_cards,
     load_card,
+    shipped_card_dir,
     shipped_cards_dir,
 )
 from talktime.rating.loader import FILES, PIN
 
 from apikit import ADMIN, tenant
-from ratecards import copy_card
+from ratecards import FIRST_SHIPPED, SHIPPED, copy_card, shipped_on
 
-SHIPPED = "2026.11.1"
 LATER = "2099.1.1"
 """A version of `default` effective 2099-01-01 that prices an SMS to the US at $0.03."""
-SAME_DAY = "2026.11.2"
+SAME_DAY = "2026.12.2"
 """A version of `default` effective the shipped version's day, so in force by its dates."""
 US_SMS = {"from": "+14155550100", "to": "+14155550111", "text": "hi"}
 
@@ -39,11 +39,11 @@ US_SMS = {"from": "+14155550100", "to": "+14155550111", "text": "hi"}
 def _upload(version: str, effective: str, us_rate: str) -> dict[str, str]:
     """The shipped default card as `version`, effective `effective`, outbound US at `us_rate`
     (plus the $0.01 base fee)."""
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {name: (source / name).read_text() for name in FILES}
     header = files["card.toml"].replace(f'version = "{SHIPPED}"', f'version = "{version}"')
     files["card.toml"] = header.replace(
-        "effective_from = 2026-11-01", f"effective_from = {effective}"
+        "effective_from = 2026-12-01", f"effective_from = {effective}"
     )
     files["sms.csv"] = files["sms.csv"].replace("outbound,US,0,", f"outbound,US,{us_rate},")
     return files
@@ -95,7 +95,11 @@ def _sent_rate(t: Any) -> tuple[str, str]:
 def test_a_version_effective_later_is_not_in_force_until_activated(api: Any) -> None:
     _import(api, LATER, "2099-01-01", "0.02")
     assert _quote(api) == (SHIPPED, "0.0100")
-    assert _listed(api) == {SHIPPED: (True, False), LATER: (False, False)}
+    assert _listed(api) == {
+        FIRST_SHIPPED: (False, False),
+        SHIPPED: (True, False),
+        LATER: (False, False),
+    }
 
 
 def test_activating_a_later_version_puts_it_in_force_now_for_quotes_and_sends(
@@ -116,7 +120,11 @@ def test_activating_a_later_version_puts_it_in_force_now_for_quotes_and_sends(
     amount, rate = _sent_rate(t)
     assert amount == "0.0300"
     assert rate.startswith(f"default@{LATER}:sms.csv:")
-    assert _listed(api) == {SHIPPED: (False, False), LATER: (True, True)}
+    assert _listed(api) == {
+        FIRST_SHIPPED: (False, False),
+        SHIPPED: (False, False),
+        LATER: (True, True),
+    }
 
 
 def test_activating_the_old_version_rolls_back_quotes_and_sends(api: Any) -> None:
@@ -130,12 +138,16 @@ def test_activating_the_old_version_rolls_back_quotes_and_sends(api: Any) -> Non
     assert _quote(api) == (SHIPPED, "0.0100")
     amount, rate = _sent_rate(t)
     assert (amount, rate.split(":")[0]) == ("0.0100", f"default@{SHIPPED}")
-    assert _listed(api) == {SHIPPED: (True, True), LATER: (False, False)}
+    assert _listed(api) == {
+        FIRST_SHIPPED: (False, False),
+        SHIPPED: (True, True),
+        LATER: (False, False),
+    }
 
 
 def test_deactivating_gives_the_choice_back_to_the_effective_dates(api: Any) -> None:
     t = tenant(api, credit="5.00")
-    _import(api, SAME_DAY, "2026-11-01", "0.01")
+    _import(api, SAME_DAY, "2026-12-01", "0.01")
     _import(api, LATER, "2099-01-01", "0.02")
     assert _quote(api) == (SAME_DAY, "0.0200")  # by its dates
     assert _activate(api, SHIPPED).status_code == 200
@@ -145,12 +157,13 @@ def test_deactivating_gives_the_choice_back_to_the_effective_dates(api: Any) -> 
     assert response.json() == {
         "name": "default",
         "version": SAME_DAY,
-        "effective_from": "2026-11-01",
+        "effective_from": "2026-12-01",
         "pinned": False,
     }
     assert _quote(api) == (SAME_DAY, "0.0200")
     assert _sent_rate(t)[1].startswith(f"default@{SAME_DAY}:")
     assert _listed(api) == {
+        FIRST_SHIPPED: (False, False),
         SHIPPED: (False, False),
         SAME_DAY: (True, False),
         LATER: (False, False),
@@ -180,7 +193,7 @@ def test_a_shipped_card_is_pinned_in_the_rate_cards_dir_and_the_pin_is_no_versio
     assert response.json()["pinned"] is True
     assert (tmp_path / "cards" / "passthrough" / PIN).read_text() == f"{SHIPPED}\n{_today()}\n"
     assert not (shipped_cards_dir() / "passthrough" / PIN).exists()
-    assert _listed(api, "passthrough") == {SHIPPED: (True, True)}
+    assert _listed(api, "passthrough") == {FIRST_SHIPPED: (False, False), SHIPPED: (True, True)}
     removed = _deactivate(api, "passthrough")
     assert (removed.status_code, removed.json()["pinned"]) == (200, False)
     assert not (tmp_path / "cards" / "passthrough" / PIN).exists()
@@ -213,7 +226,11 @@ def test_an_account_key_cannot_activate_or_deactivate_and_changes_nothing(api: A
         assert response.status_code == 403, response.text
         assert response.json()["code"] == "admin_required"
     assert _quote(api) == (SHIPPED, "0.0100")
-    assert _listed(api) == {SHIPPED: (True, False), LATER: (False, False)}
+    assert _listed(api) == {
+        FIRST_SHIPPED: (False, False),
+        SHIPPED: (True, False),
+        LATER: (False, False),
+    }
 
 
 # the loader, as every server process uses it
@@ -263,9 +280,13 @@ def test_a_named_version_and_a_past_day_ignore_the_pin(directory: Path) -> None:
     assert load_card(directory=directory).version == LATER
     assert load_card("default", SHIPPED, directory=directory).version == SHIPPED
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    assert load_card(at=yesterday, directory=directory).version == SHIPPED
+    assert load_card(at=yesterday, directory=directory).version == shipped_on(yesterday)
     assert load_card(at=dt.date(2100, 1, 1), directory=directory).version == LATER
-    assert [c.version for c in list_cards(directory) if c.name == "default"] == [SHIPPED, LATER]
+    assert [c.version for c in list_cards(directory) if c.name == "default"] == [
+        FIRST_SHIPPED,
+        SHIPPED,
+        LATER,
+    ]
 
 
 def test_a_pin_holds_from_the_day_it_was_set_so_a_period_that_began_before_midnight_uses_it(
@@ -277,7 +298,8 @@ def test_a_pin_holds_from_the_day_it_was_set_so_a_period_that_began_before_midni
     _pin_as_another_process(directory, LATER, on=today - dt.timedelta(days=10))
     assert load_card(at=today - dt.timedelta(days=1), directory=directory).version == LATER
     assert load_card(at=today - dt.timedelta(days=10), directory=directory).version == LATER
-    assert load_card(at=today - dt.timedelta(days=11), directory=directory).version == SHIPPED
+    before = today - dt.timedelta(days=11)
+    assert load_card(at=before, directory=directory).version == shipped_on(before)
 
 
 def test_a_pin_naming_a_missing_version_is_refused_with_the_way_out(directory: Path) -> None:
@@ -323,11 +345,12 @@ def _cli_listed() -> dict[str, tuple[bool, bool]]:
 def test_rates_activate_pins_a_version_that_rates_list_marks_and_deactivate_removes(
     cards_dir: Path,
 ) -> None:
-    assert _cli_listed() == {SHIPPED: (True, False), LATER: (False, False)}
+    first = {FIRST_SHIPPED: (False, False)}
+    assert _cli_listed() == {**first, SHIPPED: (True, False), LATER: (False, False)}
     code, out, err = _run("activate", "default", LATER)
     assert code == 0, err
     assert f"in force: default@{LATER} (pinned)" in out
-    assert _cli_listed() == {SHIPPED: (False, False), LATER: (True, True)}
+    assert _cli_listed() == {**first, SHIPPED: (False, False), LATER: (True, True)}
     assert load_card(directory=cards_dir).version == LATER
     code, out, err = _run("list")
     assert code == 0, err
@@ -336,8 +359,8 @@ def test_rates_activate_pins_a_version_that_rates_list_marks_and_deactivate_remo
     assert (code, json.loads(out)) == (0, {"name": "default", "version": LATER, "pinned": True})
     code, out, err = _run("deactivate", "default")
     assert code == 0, err
-    assert f"in force: default@{SHIPPED} (effective from 2026-11-01)" in out
-    assert _cli_listed() == {SHIPPED: (True, False), LATER: (False, False)}
+    assert f"in force: default@{SHIPPED} (effective from 2026-12-01)" in out
+    assert _cli_listed() == {**first, SHIPPED: (True, False), LATER: (False, False)}
 
 
 def test_rates_activate_of_an_unknown_version_is_a_clean_refusal(cards_dir: Path) -> None:
@@ -346,3 +369,20 @@ def test_rates_activate_of_an_unknown_version_is_a_clean_refusal(cards_dir: Path
     assert "error[rate_card_not_found]: rate card 'default' has no version '2099.9.9'" in err
     assert "Traceback" not in err
     assert not (cards_dir / "default" / PIN).exists()
+
+
+def test_a_call_authorized_on_the_first_shipped_version_completes_on_it(api: Any) -> None:
+    # 2026.11.1 rounded each call leg up to the cent; 2026.12.1 (in force) bills the exact rate
+    t = tenant(api, credit="5.00")
+    assert _activate(api, FIRST_SHIPPED).status_code == 200
+    body = {"direction": "outbound", "from": t.number, "to": "+14155550111", "user": t.user}
+    old = t.post("/v1/calls", body).json()
+    assert old["rate_card"] == f"default@{FIRST_SHIPPED}"
+    assert _deactivate(api).status_code == 200
+    new = t.post("/v1/calls", body).json()
+    assert new["rate_card"] == f"default@{SHIPPED}"
+    done_old = t.post(f"/v1/calls/{old['id']}/complete", {"duration": 70}).json()
+    done_new = t.post(f"/v1/calls/{new['id']}/complete", {"duration": 70}).json()
+    assert (done_old["amount"], done_old["lines"][0]["rounding"]) == ("0.0300", "up_to_cent")
+    assert (done_new["amount"], done_new["lines"][0]["rounding"]) == ("0.0260", "none")
+    assert done_old["lines"][0]["rate"].startswith(f"default@{FIRST_SHIPPED}:voice.csv:")

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 
 from apikit import ADMIN
 from ratecards import copy_card
@@ -20,14 +20,14 @@ HEADER = "direction,country,per_segment,note"
 
 def upload(**changes: str) -> dict[str, str]:
     """The shipped default card's files as an upload body, with some files replaced."""
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {name: (source / name).read_text() for name in ("sms.csv", "voice.csv", "numbers.csv")}
     files["card.toml"] = (source / "card.toml").read_text().replace("2026.11.1", "2099.1")
     return {**files, **changes}
 
 
 def sms_with_extra_columns() -> str:
-    sms = (shipped_cards_dir() / "default" / "sms.csv").read_text()
+    sms = (shipped_card_dir("default") / "sms.csv").read_text()
     assert HEADER in sms
     return sms.replace(HEADER, HEADER + ",colour,size,weight", 1)
 

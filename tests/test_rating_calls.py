@@ -28,7 +28,7 @@ from talktime.rating import (
     read_card,
 )
 
-from ratecards import copy_card
+from ratecards import FIRST_SHIPPED, SHIPPED, copy_card
 
 US_BIZ = "+14155550123"
 US_OTHER = "+12015550123"
@@ -43,17 +43,31 @@ def cents(amount: str) -> int:
 
 
 @pytest.mark.parametrize("name", ["default", "passthrough"])
-def test_a_70_second_us_call_bills_two_minutes_rounded_up_to_the_cent(name: str) -> None:
+def test_a_70_second_us_call_bills_two_minutes_at_the_rate_not_rounded_to_the_cent(
+    name: str,
+) -> None:
+    # the second seed page: "a 70-second call is charged as a 2-minute call"; only SMS is
+    # "rounded up to the nearest cent"
     quote = price_call(load_card(name), Call("outbound", US_BIZ, US_OTHER, 70))
     (line,) = quote.lines
     assert line.kind == "call_leg"
     assert (line.quantity, line.unit) == (Decimal(2), "minutes")
     assert line.unit_price == cents("0.013")
-    assert line.unrounded == 2 * cents("0.013")  # $0.026
-    assert line.amount == quote.total == cents("0.03")  # rounded up to the cent
-    assert line.rate.card == name
-    assert line.rate.file == "voice.csv"
-    assert quote.to_dict()["total"] == "0.0300"
+    assert line.unrounded == line.amount == quote.total == 2 * cents("0.013")  # $0.026
+    assert line.rounding == "none"
+    assert (line.rate.card, line.rate.version, line.rate.file) == (name, SHIPPED, "voice.csv")
+    assert quote.to_dict()["total"] == "0.0260"
+
+
+@pytest.mark.parametrize("name", ["default", "passthrough"])
+def test_the_first_shipped_version_still_rounds_each_leg_up_to_the_cent(name: str) -> None:
+    # a shipped version never changes: calls authorized on it complete at its prices
+    quote = price_call(load_card(name, FIRST_SHIPPED), Call("outbound", US_BIZ, US_OTHER, 70))
+    assert (quote.version, quote.lines[0].rounding, quote.total) == (
+        FIRST_SHIPPED,
+        "up_to_cent",
+        cents("0.03"),
+    )
 
 
 def test_every_started_minute_is_billed() -> None:
@@ -82,7 +96,7 @@ def test_a_us_caller_id_calling_an_australian_mobile_pays_the_us_to_au_rate() ->
 def test_an_inbound_call_is_priced_by_the_receiving_number() -> None:
     card = load_card("default")
     quote = price_call(card, Call("inbound", AU_MOBILE, US_BIZ, 70))
-    assert [(ln.unit_price, ln.amount) for ln in quote.lines] == [(cents("0.0085"), cents("0.02"))]
+    assert [(ln.unit_price, ln.amount) for ln in quote.lines] == [(cents("0.0085"), cents("0.017"))]
     on_au = price_call(card, Call("inbound", US_BIZ, "+61212345678", 30))
     assert on_au.lines[0].unit_price == cents("0.01")
 
@@ -91,13 +105,13 @@ def test_a_forwarded_call_is_charged_as_two_calls() -> None:
     call = Call("inbound", AU_MOBILE, US_BIZ, 70, forward=Forward(GB_MOBILE, 65))
     quote = price_call(load_card("default"), call)
     inbound, forwarded = quote.lines
-    assert (inbound.unit_price, inbound.amount) == (cents("0.0085"), cents("0.02"))
+    assert (inbound.unit_price, inbound.amount) == (cents("0.0085"), cents("0.017"))
     assert "forwarded" in forwarded.description
     assert (forwarded.unit_price, forwarded.amount) == (
         cents("0.035"),
         cents("0.07"),
     )  # US -> GB mobile
-    assert quote.total == cents("0.09")
+    assert quote.total == cents("0.087")
 
 
 def test_transfers_to_users_repeat_two_legs_each_time() -> None:
@@ -110,13 +124,13 @@ def test_transfers_to_users_repeat_two_legs_each_time() -> None:
     )
     quote = price_call(load_card("default"), call)
     assert [(ln.description.split(" (")[0], ln.seconds, ln.amount) for ln in quote.lines] == [
-        ("outbound leg", 100, cents("0.03")),  # original: 2 min x 0.013 = 0.026 -> 0.03
-        ("outbound leg", 10, cents("0.02")),  # transferring user's call: 0.013 -> 0.02
-        ("inbound leg", 50, cents("0.01")),  # receiving user answers: 0.0085 -> 0.01
-        ("outbound leg", 5, cents("0.02")),
-        ("inbound leg", 125, cents("0.03")),  # 3 min x 0.0085 = 0.0255 -> 0.03
+        ("outbound leg", 100, cents("0.026")),  # original: 2 min x 0.013
+        ("outbound leg", 10, cents("0.013")),  # transferring user's call: 1 min
+        ("inbound leg", 50, cents("0.0085")),  # receiving user answers: 1 min
+        ("outbound leg", 5, cents("0.013")),
+        ("inbound leg", 125, cents("0.0255")),  # 3 min x 0.0085
     ]
-    assert quote.total == cents("0.11")
+    assert quote.total == cents("0.086")
 
 
 def test_an_external_transfer_adds_one_outbound_leg() -> None:
@@ -128,7 +142,7 @@ def test_an_external_transfer_adds_one_outbound_leg() -> None:
     assert (external.unit_price, external.quantity, external.amount) == (
         cents("0.053"),
         Decimal(2),
-        cents("0.11"),  # 2 x 0.053 = 0.106 -> 0.11
+        cents("0.106"),  # 2 x 0.053
     )
 
 
@@ -227,7 +241,6 @@ def test_connect_fee_and_six_second_increments_from_a_card(tmp_path: Path) -> No
     path = copy_card(
         tmp_path / "c",
         header={"first_increment": "30", "next_increment": "6", "connect_fee": '"0.001"'},
-        replace={"card.toml": ('"up_to_cent"\n\n[plans]', '"none"\n\n[plans]')},
     )
     card = read_card(path)
     quote = price_call(card, Call("outbound", US_BIZ, US_OTHER, 31))
@@ -280,7 +293,7 @@ def test_a_longer_call_never_costs_less_on_the_shipped_card(a: int, b: int) -> N
             <= price_call(card, Call("outbound", US_BIZ, to, long)).total
         )
     per_minute = card.voice_rate("outbound", "US", AU_MOBILE).per_minute
-    expected = ceil(Fraction(ceil(long / 60) * per_minute, CENT)) * CENT
+    expected = ceil(long / 60) * per_minute  # started minutes at the rate, no cent rounding
     assert price_call(card, Call("outbound", US_BIZ, AU_MOBILE, long)).total == expected
 
 

@@ -21,7 +21,7 @@ from talktime.rating import (
 )
 from talktime.rating.loader import version_order
 
-from ratecards import copy_card
+from ratecards import FIRST_SHIPPED, SHIPPED, copy_card
 
 CARDS = ["default", "passthrough"]
 
@@ -42,7 +42,7 @@ def test_shipped_cards_load_with_header_and_plans(name: str) -> None:
     card = load_card(name)
     assert card.name == name
     assert card.currency == "USD"
-    assert card.effective_from == dt.date(2026, 11, 1)
+    assert (card.version, card.effective_from) == (SHIPPED, dt.date(2026, 12, 1))
     assert dict(card.plans) == {
         "startup": money.parse("2"),
         "professional": money.parse("5"),
@@ -50,7 +50,10 @@ def test_shipped_cards_load_with_header_and_plans(name: str) -> None:
     }
     assert max(card.plans.values()) == 10 * money.DOLLAR  # "up to $10 free credit every month"
     assert (card.voice_first_increment_s, card.voice_next_increment_s) == (60, 60)
-    assert card.voice_rounding == "up_to_cent"
+    assert card.voice_rounding == "none"  # calls to the minute, only SMS to the cent
+    first = load_card(name, FIRST_SHIPPED)  # kept: calls authorized on it complete on it
+    assert (first.effective_from, first.voice_rounding) == (dt.date(2026, 11, 1), "up_to_cent")
+    assert load_card(name, at=dt.date(2026, 11, 30)).version == FIRST_SHIPPED
 
 
 @pytest.mark.parametrize("name", CARDS)
@@ -76,13 +79,13 @@ def test_the_rate_reference_names_card_version_file_and_line() -> None:
     rate = card.voice_rate("outbound", "US", "+14155550123")
     line = (card_dir("default") / "voice.csv").read_text().splitlines()[rate.ref.line - 1]
     assert line.startswith("outbound,US,US,local,,0.013,")
-    assert str(rate.ref) == f"default@2026.11.1:voice.csv:{rate.ref.line}"
+    assert str(rate.ref) == f"default@{SHIPPED}:voice.csv:{rate.ref.line}"
 
 
 def card_dir(name: str) -> Path:
-    from talktime.rating import shipped_cards_dir
+    from talktime.rating import shipped_card_dir
 
-    return shipped_cards_dir() / name
+    return shipped_card_dir(name)
 
 
 def test_a_plus_one_region_outside_us_ca_is_not_priced_as_us() -> None:
@@ -178,7 +181,7 @@ def test_every_problem_is_collected_before_refusing(tmp_path: Path) -> None:
         ({"header": {"startup": "2.00"}}, 31, "startup"),
         ({"header": {"outbound": '"0.0000001"'}}, 15, "decimals"),
         (
-            {"replace": {"card.toml": ('"up_to_cent"\n\n[plans]', '"nearest"\n\n[plans]')}},
+            {"replace": {"card.toml": ('"none"\n\n[plans]', '"nearest"\n\n[plans]')}},
             27,
             "voice",
         ),
@@ -249,7 +252,13 @@ def test_import_keeps_versions_immutable_and_picks_by_effective_date(tmp_path: P
     (store / "default" / ".2027.2.importing").mkdir()  # an interrupted import is not a version
     (store / "default" / ".2027.2.importing" / "card.toml").write_text("junk")
     names = [(c.name, c.version) for c in list_cards(store)]
-    assert names == [("default", "2026.11.1"), ("default", "2027.1"), ("passthrough", "2026.11.1")]
+    assert names == [
+        ("default", FIRST_SHIPPED),
+        ("default", SHIPPED),
+        ("default", "2027.1"),
+        ("passthrough", FIRST_SHIPPED),
+        ("passthrough", SHIPPED),
+    ]
 
 
 def test_of_two_versions_of_one_date_the_higher_version_by_number_is_in_force(
@@ -269,7 +278,7 @@ def test_of_two_versions_of_one_date_the_higher_version_by_number_is_in_force(
     assert chosen.version == "2027.1.10"
     assert chosen.voice_rate("outbound", "US", "+14155550123").per_minute == money.parse("0.015")
     listed = [c.version for c in list_cards(store) if c.name == "default"]
-    assert listed == ["2026.11.1", "2027.1.2", "2027.1.9", "2027.1.10"]
+    assert listed == [FIRST_SHIPPED, SHIPPED, "2027.1.2", "2027.1.9", "2027.1.10"]
 
 
 @pytest.mark.parametrize(
@@ -291,13 +300,13 @@ def test_the_card_in_force_today_follows_imports_by_this_and_other_processes(
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "cards"
-    assert load_card("default", directory=store).version == "2026.11.1"
-    first = copy_card(tmp_path / "first", header={"version": '"2026.11.2"'})
+    assert load_card("default", directory=store).version == SHIPPED
+    first = copy_card(tmp_path / "first", header={"version": '"2026.12.2"'})
     import_card(first, store)  # this process: the cached choice is dropped
-    assert load_card("default", directory=store).version == "2026.11.2"
+    assert load_card("default", directory=store).version == "2026.12.2"
     # another process's import only shows as a new directory: the stamp changes
-    copy_card(store / "default" / "2026.11.3", header={"version": '"2026.11.3"'})
-    assert load_card("default", directory=store).version == "2026.11.3"
+    copy_card(store / "default" / "2026.12.3", header={"version": '"2026.12.3"'})
+    assert load_card("default", directory=store).version == "2026.12.3"
     assert load_card("default", directory=store) is load_card("default", directory=store)
 
 
@@ -340,3 +349,27 @@ def test_problems_of_dotted_keys_and_inline_tables_name_line_and_column(
         read_card(path)
     [problem] = [p for p in caught.value.extra["errors"] if needle in p["message"]]
     assert (problem["file"], problem["line"], problem["column"]) == ("card.toml", line, column)
+
+
+def test_a_shipped_cards_directory_is_its_newest_version_unless_one_is_named() -> None:
+    from talktime.rating import shipped_card_dir, shipped_cards_dir
+
+    assert shipped_card_dir("default") == shipped_cards_dir() / "default" / SHIPPED
+    first = shipped_card_dir("passthrough", FIRST_SHIPPED)
+    assert first == shipped_cards_dir() / "passthrough" / FIRST_SHIPPED
+    assert read_card(first).version == FIRST_SHIPPED
+    with pytest.raises(RateCardNotFoundError, match="no shipped rate card 'nope'"):
+        shipped_card_dir("nope")
+    with pytest.raises(RateCardNotFoundError, match=r"'default' version '1999\.1'"):
+        shipped_card_dir("default", "1999.1")
+
+
+def test_a_shipped_version_never_changes_its_files() -> None:
+    # the digest of every shipped version as first shipped: a change of rates is a new version
+    digests = {(c.name, c.version): c.digest[:12] for c in list_cards()}  # shipped only
+    assert digests == {
+        ("default", FIRST_SHIPPED): "0140b478bd22",
+        ("default", SHIPPED): "ce54cc2f7d3b",
+        ("passthrough", FIRST_SHIPPED): "9aa1cc94337a",
+        ("passthrough", SHIPPED): "aa885386a964",
+    }

@@ -13,6 +13,8 @@ from talktime import money, sms
 from talktime.numbers import InvalidNumberError
 from talktime.rating import DestinationNotPricedError, InvalidUsageError, load_card, price_sms
 
+from ratecards import SHIPPED
+
 US = "+14155550123"
 US2 = "+12015550123"
 CA = "+16135550123"
@@ -30,7 +32,7 @@ def test_a_local_sms_costs_one_cent_per_segment() -> None:
     (line,) = quote.lines
     assert (line.kind, line.quantity, line.unit) == ("sms", Decimal(1), "segments")
     assert line.unit_price == quote.total == money.parse("0.01")
-    assert str(line.rate).startswith("default@2026.11.1:sms.csv:")
+    assert str(line.rate).startswith(f"default@{SHIPPED}:sms.csv:")
     assert price("default", US, CA, "a" * 161) == money.parse("0.02")  # 2 x 153 septets
     assert price("default", CA, US, "a" * 160) == money.parse("0.01")
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from talktime import money
-from talktime.rating import shipped_cards_dir
+from talktime.rating import shipped_card_dir
 from test_web_browser import TIMEOUT_MS, _sign_in, _unavailable
 
 import apikit
@@ -253,7 +253,7 @@ def test_buy_credits_works_on_plain_http_at_a_host_other_than_localhost(
 
 def _import_euro_card(client: httpx.Client) -> None:
     """`euro`: the shipped default card with its currency EUR."""
-    source = shipped_cards_dir() / "default"
+    source = shipped_card_dir("default")
     files = {name: (source / name).read_text() for name in ("sms.csv", "voice.csv", "numbers.csv")}
     header = (source / "card.toml").read_text()
     assert 'name = "default"' in header

@@ -41,7 +41,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _origin(card: RateCard) -> str:
-    return "shipped" if Path(card.source).parent == shipped_cards_dir() else "imported"
+    return "shipped" if Path(card.source).parent.parent == shipped_cards_dir() else "imported"
 
 
 @rates_app.command("list")

@@ -40,6 +40,7 @@ from talktime.rating.loader import (
     load_card,
     pinned_version,
     read_card,
+    shipped_card_dir,
     shipped_cards_dir,
 )
 from talktime.rating.messages import price_sms
@@ -82,5 +83,6 @@ __all__ = [
     "price_number_rental",
     "price_sms",
     "read_card",
+    "shipped_card_dir",
     "shipped_cards_dir",
 ]

@@ -123,8 +123,30 @@ class _Problems:
 
 
 def shipped_cards_dir() -> Path:
-    """The directory of the cards shipped inside the package (`default`, `passthrough`)."""
+    """The directory of the cards shipped inside the package (`default`, `passthrough`), laid
+    out as an imported one: `<name>/<version>/`. A shipped version, like an imported one,
+    never changes: a new one is added beside it."""
     return Path(str(resources.files("talktime.rating") / "cards"))
+
+
+def _shipped_versions(name: str) -> list[Path]:
+    base = shipped_cards_dir() / name
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and (p / HEADER).is_file())
+
+
+def shipped_card_dir(name: str, version: str | None = None) -> Path:
+    """The directory of a shipped card's ``version`` (default: its newest, by effective date
+    then version); `RateCardNotFoundError` when there is none."""
+    found = [_read_cached(str(path)) for path in _shipped_versions(name)]
+    if version is not None:
+        found = [card for card in found if card.version == version]
+    if not found:
+        what = f"{name!r}" if version is None else f"{name!r} version {version!r}"
+        raise RateCardNotFoundError(f"no shipped rate card {what}", card=name)
+    newest = max(found, key=lambda c: (c.effective_from, version_order(c.version)))
+    return Path(newest.source)
 
 
 def read_card(path: Path | str) -> RateCard:
@@ -630,12 +652,9 @@ def _read_cached(path: str) -> RateCard:
 
 
 def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
-    """Every version directory of card `name`: the shipped one, then `directory/name/*/` (not
+    """Every version directory of card `name`: the shipped ones, then `directory/name/*/` (not
     the pin file `ACTIVE` nor a directory being imported)."""
-    found: list[Path] = []
-    shipped = shipped_cards_dir() / name
-    if (shipped / HEADER).is_file():
-        found.append(shipped)
+    found: list[Path] = _shipped_versions(name)
     if directory is not None:
         base = Path(directory) / name
         if base.is_dir():
