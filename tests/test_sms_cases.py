@@ -20,6 +20,9 @@ CASES = [
     pytest.param("a" * 152 + "€" + "b" * 10, "GSM-7", 2, 164, [152, 11], id="escape-at-153"),
     pytest.param("a" * 151 + "€" + "b" * 10, "GSM-7", 2, 163, [152, 10], id="escape-ends-153"),
     pytest.param("😀" * 35, "UCS-2", 1, 70, [35], id="35-emoji-fill-70-units"),
+    # the second seed page: a unit "can contain as little as 33 characters" (emoji, 2 units each)
+    pytest.param("😀" * 66, "UCS-2", 2, 132, [33, 33], id="66-emoji-are-two-parts-of-33"),
+    pytest.param("😀" * 67, "UCS-2", 3, 134, [33, 33, 1], id="67-emoji-need-three"),
     pytest.param("a" * 69 + "😀", "UCS-2", 2, 71, [67, 3], id="emoji-over-70"),
     pytest.param("a" * 68 + "😀", "UCS-2", 1, 70, [69], id="emoji-ends-at-70"),
     # the emoji's high surrogate would be unit 67: the pair moves to part 2
