@@ -373,3 +373,21 @@ def test_a_shipped_version_never_changes_its_files() -> None:
         ("passthrough", FIRST_SHIPPED): "9aa1cc94337a",
         ("passthrough", SHIPPED): "aa885386a964",
     }
+
+
+def test_an_import_made_before_a_version_of_the_same_name_shipped_keeps_its_rates(
+    tmp_path: Path,
+) -> None:
+    # an operator imported their own default@2026.12.1 before talktime shipped one
+    store = tmp_path / "cards"
+    copy_card(
+        store / "default" / SHIPPED,
+        replace={"voice.csv": ("outbound,US,US,local,,0.013,", "outbound,US,US,local,,0.011,")},
+    )
+    card = load_card("default", directory=store)
+    assert (card.version, Path(card.source).parent) == (SHIPPED, store / "default")
+    assert card.voice_rate("outbound", "US", "+14155550123").per_minute == money.parse("0.011")
+    assert load_card("default", SHIPPED, directory=store).source == card.source
+    versions = [(c.version, c.source) for c in list_cards(store) if c.name == "default"]
+    assert [v for v, _ in versions] == [FIRST_SHIPPED, SHIPPED]
+    assert versions[1][1] == card.source

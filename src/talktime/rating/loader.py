@@ -653,21 +653,22 @@ def _read_cached(path: str) -> RateCard:
 
 def card_dirs(name: str, directory: Path | str | None = None) -> list[Path]:
     """Every version directory of card `name`: the shipped ones, then `directory/name/*/` (not
-    the pin file `ACTIVE` nor a directory being imported)."""
-    found: list[Path] = _shipped_versions(name)
+    the pin file `ACTIVE` nor a directory being imported). An imported version of the same name
+    as a shipped one (imported before that version shipped) replaces it: an operator's rates
+    are never swapped for the example ones by an upgrade."""
+    imported: list[Path] = []
     if directory is not None:
         base = Path(directory) / name
         if base.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in base.iterdir()
-                    if not p.name.startswith(".")  # not a staging dir nor a pin being written
-                    and p.is_dir()
-                    and (p / HEADER).is_file()
-                )
+            imported = sorted(
+                p
+                for p in base.iterdir()
+                if not p.name.startswith(".")  # not a staging dir nor a pin being written
+                and p.is_dir()
+                and (p / HEADER).is_file()
             )
-    return found
+    taken = {p.name for p in imported}
+    return [p for p in _shipped_versions(name) if p.name not in taken] + imported
 
 
 _Stamp = tuple[int | None, tuple[int, int] | None]
