@@ -59,6 +59,8 @@ IO_MODULES = {
     "time",
     "urllib",
 }
+CLOCK_CALLS = {"now", "utcnow", "today", "fromtimestamp", "utcfromtimestamp"}
+"""Reading the clock (`datetime.now()`, `date.today()`): pure code is given the time."""
 MONEY_TABLES = {"grants", "ledger", "holds", "hold_allocations", "usage_periods"}
 WRITE_SQL = re.compile(
     r"\b(insert\s+into|update|delete\s+from)\s+(" + "|".join(sorted(MONEY_TABLES)) + r")\b",
@@ -83,11 +85,27 @@ def _sources() -> list[Path]:
     return sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.relative_to(SRC).parts)
 
 
-def _talktime_imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
-    """(line, top-level package) of every import of talktime code in ``tree``."""
+def _absolute(node: ast.ImportFrom, path: Path | None) -> str | None:
+    """The absolute module an ImportFrom names (``from ..service import x`` in
+    ``talktime/wallet/charges.py`` is ``talktime.service``); None when it cannot be told."""
+    if node.level == 0:
+        return node.module
+    if path is None:
+        return None
+    package = ["talktime", *path.relative_to(SRC).parent.parts]
+    if node.level > len(package):
+        return None
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def _talktime_imports(tree: ast.AST, path: Path | None = None) -> Iterator[tuple[int, str]]:
+    """(line, top-level package) of every import of talktime code in ``tree`` (the source file
+    at ``path``, which resolves relative imports)."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            parts = node.module.split(".")
+        module = _absolute(node, path) if isinstance(node, ast.ImportFrom) else None
+        if isinstance(node, ast.ImportFrom) and module:
+            parts = module.split(".")
             if parts[0] != "talktime":
                 continue
             if len(parts) > 1:
@@ -110,7 +128,7 @@ def _breaches_of_layering(path: Path, tree: ast.AST) -> list[str]:
     me = _package(path)
     mine = _layer(me)
     out = []
-    for line, target in _talktime_imports(tree):
+    for line, target in _talktime_imports(tree, path):
         if target == me:
             continue
         if _layer(target) <= mine:
@@ -129,12 +147,16 @@ def test_the_layer_check_sees_an_import_upwards_and_one_sideways() -> None:
     wallet_file = SRC / "wallet" / "charges.py"
     upwards = ast.parse("from talktime.service import messages\n")
     sideways = ast.parse("from talktime import rating\n")
+    relative = ast.parse("from ..service import messages\nfrom . import book\n")
     downwards = ast.parse("from talktime.store import wallet_tables\nimport talktime\n")
     assert _breaches_of_layering(wallet_file, upwards) == [
         "wallet/charges.py:1: wallet imports service"
     ]
     assert _breaches_of_layering(wallet_file, sideways) == [
         "wallet/charges.py:1: wallet imports rating"
+    ]
+    assert _breaches_of_layering(wallet_file, relative) == [
+        "wallet/charges.py:1: wallet imports service"
     ]
     assert _breaches_of_layering(wallet_file, downwards) == []
 
@@ -154,6 +176,12 @@ def _io_uses(tree: ast.AST) -> Iterator[tuple[int, str]]:
             and node.func.id in ("open", "print", "input")
         ):
             yield node.lineno, f"{node.func.id}()"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in CLOCK_CALLS
+        ):
+            yield node.lineno, f".{node.func.attr}()"
 
 
 def _pure_sources() -> list[Path]:
@@ -170,30 +198,71 @@ def test_the_pure_packages_do_no_io() -> None:
 
 
 def test_the_io_check_sees_a_database_a_file_and_the_clock() -> None:
-    tree = ast.parse("import sqlite3\nfrom pathlib import Path\nimport time\nopen('x')\n")
+    tree = ast.parse(
+        "import sqlite3\nfrom pathlib import Path\nimport time\nopen('x')\n"
+        "dt.datetime.now(dt.UTC)\ndate.today()\n"
+    )
     assert list(_io_uses(tree)) == [
         (1, "import sqlite3"),
         (2, "from pathlib import ..."),
         (3, "import time"),
         (4, "open()"),
+        (5, ".now()"),
+        (6, ".today()"),
     ]
     # what pure code may use
     assert list(_io_uses(ast.parse("import re\nfrom decimal import Decimal\n"))) == []
 
 
-def _money_table_names(tree: ast.AST) -> set[str]:
-    """Local names bound to the money tables by `from talktime.store.wallet_tables import ...`."""
-    names = set()
+def _money_table_names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """The local names bound to the money tables (`from talktime.store.wallet_tables import
+    grants as g`, and plain aliases `G = g`), and those bound to the module itself."""
+    names: set[str] = set()
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "talktime.store.wallet_tables":
             for alias in node.names:
                 if alias.name in MONEY_TABLES:
                     names.add(alias.asname or alias.name)
-    return names
+        elif isinstance(node, ast.ImportFrom) and node.module == "talktime.store":
+            for alias in node.names:
+                if alias.name == "wallet_tables":
+                    modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "talktime.store.wallet_tables" and alias.asname:
+                    modules.add(alias.asname)
+    grew = True
+    while grew:  # G = grants; H = G
+        grew = False
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Assign)
+                and _is_money_table(node.value, names, modules)
+                and all(isinstance(t, ast.Name) for t in node.targets)
+            ):
+                for target in node.targets:
+                    assert isinstance(target, ast.Name)
+                    if target.id not in names:
+                        names.add(target.id)
+                        grew = True
+    return names, modules
+
+
+def _is_money_table(node: ast.AST, names: set[str], modules: set[str]) -> bool:
+    """`grants` (a bound name) or `wallet_tables.grants` (through the module)."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr in MONEY_TABLES
+        and isinstance(node.value, ast.Name)
+        and node.value.id in modules
+    )
 
 
 def _money_writes(tree: ast.AST) -> Iterator[tuple[int, str]]:
-    tables = _money_table_names(tree)
+    tables, modules = _money_table_names(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             match = WRITE_SQL.search(node.value)
@@ -204,16 +273,12 @@ def _money_writes(tree: ast.AST) -> Iterator[tuple[int, str]]:
             verb = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             if verb not in ("insert", "update", "delete"):
                 continue
-            # grants.update() / ledger.insert()
-            if (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id in tables
-            ):
-                yield node.lineno, f"{func.value.id}.{verb}()"
-            # sa.update(grants) / insert(ledger)
-            elif node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in tables:
-                yield node.lineno, f"{verb}({node.args[0].id})"
+            # grants.update() / wallet_tables.ledger.insert()
+            if isinstance(func, ast.Attribute) and _is_money_table(func.value, tables, modules):
+                yield node.lineno, f"{ast.unparse(func.value)}.{verb}()"
+            # sa.update(grants) / insert(wallet_tables.ledger)
+            elif node.args and _is_money_table(node.args[0], tables, modules):
+                yield node.lineno, f"{verb}({ast.unparse(node.args[0])})"
 
 
 def test_only_the_wallet_writes_the_money_tables() -> None:
@@ -233,6 +298,9 @@ def test_only_the_wallet_writes_the_money_tables() -> None:
         "from talktime.store.wallet_tables import ledger as entries\nentries.insert()\n",
         "x = 'INSERT INTO ledger (amount) VALUES (1)'\n",
         "x = 'update grants set remaining = 0'\n",
+        "from talktime.store import wallet_tables as wt\nwt.grants.update()\n",
+        "from talktime.store import wallet_tables\nsa.delete(wallet_tables.ledger)\n",
+        "from talktime.store.wallet_tables import grants\nG = grants\nG.update()\n",
     ],
 )
 def test_the_money_write_check_sees_core_and_sql_writes(source: str) -> None:

@@ -122,6 +122,12 @@ def test_cli_rates_list_show_validate_and_import(tmp_path: Path) -> None:
     code, out, _ = run("rates", "show", "passthrough", "--json")
     shown = json.loads(out)
     assert shown["plans"]["business"] == "10.00"
+    assert shown["rules"]["voice"]["rounding"] == "none"  # calls to the minute, not the cent
+    assert shown["rules"]["sms"]["rounding"] == "up_to_cent"  # passthrough SMS to the cent
+    code, out, _ = run("rates", "show", "default", "--version", "2026.11.1")
+    assert "voice: billed in 60 s, then every 60 s; connect fee 0.0000 a leg; each leg " in out
+    assert "each leg rounded: up_to_cent" in out
+    assert "sms: base fee per segment outbound 0.0100, inbound 0.0000" in out
     assert {"direction": "outbound", "country": "US", "per_segment": "0.0083"}.items() <= shown[
         "sms"
     ][0].items()

@@ -391,3 +391,29 @@ def test_an_import_made_before_a_version_of_the_same_name_shipped_keeps_its_rate
     versions = [(c.version, c.source) for c in list_cards(store) if c.name == "default"]
     assert [v for v, _ in versions] == [FIRST_SHIPPED, SHIPPED]
     assert versions[1][1] == card.source
+
+
+def test_an_operators_own_version_stays_in_force_over_a_later_shipped_one(
+    tmp_path: Path,
+) -> None:
+    # imported default@2026.11.2, effective 2026-11-15: before 2026.12.1 shipped it was in
+    # force; a shipped version dated later must not displace it on upgrade
+    store = tmp_path / "cards"
+    import_card(
+        copy_card(
+            tmp_path / "own",
+            header={"version": '"2026.11.2"', "effective_from": "2026-11-15"},
+            replace={"voice.csv": ("outbound,US,US,local,,0.013,", "outbound,US,US,local,,0.02,")},
+        ),
+        store,
+    )
+    for day in (dt.date(2026, 11, 15), dt.date(2026, 12, 1), dt.date(2027, 6, 1)):
+        assert load_card("default", at=day, directory=store).version == "2026.11.2"
+    # days no imported version covers keep the shipped one of that day
+    assert load_card("default", at=dt.date(2026, 11, 14), directory=store).version == (
+        FIRST_SHIPPED
+    )
+    # the shipped versions stay loadable by name (a call authorized on one completes on it)
+    assert load_card("default", SHIPPED, directory=store).version == SHIPPED
+    # and another card's shipped versions are unaffected
+    assert load_card("passthrough", at=dt.date(2026, 12, 1), directory=store).version == SHIPPED

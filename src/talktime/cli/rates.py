@@ -24,10 +24,10 @@ from talktime.rating import (
     InvalidRateCardError,
     RateCard,
     import_card,
+    is_shipped,
     list_cards,
     load_card,
     read_card,
-    shipped_cards_dir,
 )
 from talktime.service import cards as card_service
 
@@ -41,7 +41,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _origin(card: RateCard) -> str:
-    return "shipped" if Path(card.source).parent.parent == shipped_cards_dir() else "imported"
+    return "shipped" if is_shipped(card) else "imported"
 
 
 @rates_app.command("list")
@@ -154,7 +154,10 @@ def rates_show(
         card = load_card(name, version, at=when, directory=settings.rate_cards_dir)
     except TalktimeError as exc:
         fail(exc.code, exc.detail)
-    data = {**card.summary(), **card_rows(card)}
+    summary = card.summary()
+    # the pricing rules (increments, fees, rounding) under `rules`: `sms` and `voice` are rows
+    rules = {"sms": summary.pop("sms"), "voice": summary.pop("voice")}
+    data = {**summary, "rules": rules, **card_rows(card)}
     if as_json:
         print_json(data)
         return
@@ -166,6 +169,17 @@ def rates_show(
     console.print(card.description, highlight=False, markup=False)
     plans = ", ".join(f"{p} {money.format(c, 2)}" for p, c in card.plans.items())
     console.print(f"plans (monthly free credit): {plans}", highlight=False)
+    fees = ", ".join(f"{d} {money.format(v)}" for d, v in card.sms_base_fee.items())
+    console.print(
+        f"sms: base fee per segment {fees or 'none'}; each message rounded: {card.sms_rounding}",
+        highlight=False,
+    )
+    console.print(
+        f"voice: billed in {card.voice_first_increment_s} s, then every "
+        f"{card.voice_next_increment_s} s; connect fee {money.format(card.voice_connect_fee)} "
+        f"a leg; each leg rounded: {card.voice_rounding}",
+        highlight=False,
+    )
     for table_name, rows in card_rows(card).items():
         table = Table(title=table_name)
         if not rows:

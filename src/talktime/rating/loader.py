@@ -791,7 +791,16 @@ def _load_card(
         raise RateCardNotFoundError(
             f"no version of rate card {name!r} is in force on {when.isoformat()}", card=name
         )
-    return max(in_force, key=lambda c: (c.effective_from, version_order(c.version)))
+    # The operator's own versions of a card take over from the shipped example ones: by date,
+    # a shipped version is in force only on days no imported version covers (a shipped version
+    # dated later never displaces an operator's rates; `activate` adopts it).
+    imported = [c for c in in_force if not is_shipped(c)]
+    return max(imported or in_force, key=lambda c: (c.effective_from, version_order(c.version)))
+
+
+def is_shipped(card: RateCard) -> bool:
+    """Whether ``card`` is a version shipped inside the package (not an imported one)."""
+    return Path(card.source).parent.parent == shipped_cards_dir()
 
 
 _RUNS: Final = re.compile(r"\d+|\D+")
