@@ -145,8 +145,7 @@ def shipped_card_dir(name: str, version: str | None = None) -> Path:
     if not found:
         what = f"{name!r}" if version is None else f"{name!r} version {version!r}"
         raise RateCardNotFoundError(f"no shipped rate card {what}", card=name)
-    newest = max(found, key=lambda c: (c.effective_from, version_order(c.version)))
-    return Path(newest.source)
+    return Path(max(found, key=_by_date).source)
 
 
 def read_card(path: Path | str) -> RateCard:
@@ -795,12 +794,18 @@ def _load_card(
     # a shipped version is in force only on days no imported version covers (a shipped version
     # dated later never displaces an operator's rates; `activate` adopts it).
     imported = [c for c in in_force if not is_shipped(c)]
-    return max(imported or in_force, key=lambda c: (c.effective_from, version_order(c.version)))
+    return max(imported or in_force, key=_by_date)
 
 
 def is_shipped(card: RateCard) -> bool:
     """Whether ``card`` is a version shipped inside the package (not an imported one)."""
     return Path(card.source).parent.parent == shipped_cards_dir()
+
+
+def _by_date(card: RateCard) -> tuple[dt.date, tuple[tuple[tuple[int, int, str], ...], str]]:
+    """The order of a card's versions: by effective date, then by version (`version_order`);
+    the last one in force is the one that applies."""
+    return card.effective_from, version_order(card.version)
 
 
 _RUNS: Final = re.compile(r"\d+|\D+")
@@ -899,7 +904,7 @@ def list_cards(directory: Path | str | None = None) -> list[RateCard]:
     cards = [
         _read_cached(str(path)) for name in sorted(names) for path in card_dirs(name, directory)
     ]
-    return sorted(cards, key=lambda c: (c.name, c.effective_from, version_order(c.version)))
+    return sorted(cards, key=lambda c: (c.name, *_by_date(c)))
 
 
 def import_card(source: Path | str, directory: Path | str) -> tuple[RateCard, bool]:
