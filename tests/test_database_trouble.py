@@ -181,3 +181,59 @@ def test_serving_a_database_that_cannot_be_reached_warns_at_start(
     [warning] = [r.getMessage() for r in caplog.records if r.name == "talktime.api"]
     assert "the database cannot be reached now" in warning
     assert "503 database_unavailable" in warning
+
+
+def test_a_send_waiting_past_the_lock_timeout_for_a_held_account_is_a_503_that_charges_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    # another session (an operator's psql, a stuck job) holds the account's row: the send
+    # waited for it for ever
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's lock_timeout (SQLite's writer waits sqlite_busy_timeout_ms)")
+    app, client = _app_client(db_url, tmp_path, pg_lock_timeout_ms=300)
+    with client:
+        t = apikit.tenant(client, credit="1.00")
+        before = t.balance()
+        holder = make_engine(db_url)
+        try:
+            with holder.begin() as conn:
+                conn.execute(
+                    sa.text("SELECT id FROM accounts WHERE id = :a FOR UPDATE"),
+                    {"a": t.account_id},
+                )
+                refused = t.sms("+14155550111", key="held-1")
+        finally:
+            holder.dispose()
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "database_unavailable"
+        assert "locked" in refused.json()["detail"]
+        assert t.balance() == before  # nothing charged
+        again = t.sms("+14155550111", key="held-1")  # the same key once the lock is gone
+        assert again.status_code == 201, again.text
+    app.state.engine.dispose()
+
+
+def test_the_lock_timeout_joins_the_options_of_the_url_and_one_written_there_wins(
+    db_url: str,
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL session setting")
+
+    def shown(url: str, **settings: Any) -> tuple[str, str]:
+        engine = make_engine(url, Settings(database_url=url, **settings))
+        try:
+            with engine.connect() as conn:
+                lock = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+                statement = conn.exec_driver_sql("SHOW statement_timeout").scalar()
+                return str(lock), str(statement)
+        finally:
+            engine.dispose()
+
+    assert shown(db_url) == ("5s", "0")  # the default, 5000 ms
+    assert shown(db_url, pg_lock_timeout_ms=1234) == ("1234ms", "0")
+    assert shown(db_url, pg_lock_timeout_ms=0) == ("0", "0")  # waits for ever
+    sep = "&" if "?" in db_url else "?"
+    with_options = f"{db_url}{sep}options=-c%20statement_timeout%3D7000"
+    assert shown(with_options, pg_lock_timeout_ms=1234) == ("1234ms", "7s")
+    own = f"{db_url}{sep}options=-c%20lock_timeout%3D900"
+    assert shown(own, pg_lock_timeout_ms=1234) == ("900ms", "0")

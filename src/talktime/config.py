@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         le=3600,
         description="how long opening a PostgreSQL connection may take (libpq connect_timeout)",
     )
+    pg_lock_timeout_ms: int = Field(
+        5000,
+        ge=0,
+        le=2147483647,
+        description="how long a PostgreSQL statement waits for a lock held by another session "
+        "(an account another transaction holds) before it fails and the request is answered "
+        "503; 0 waits for ever (lock_timeout)",
+    )
     host: str = Field("127.0.0.1", description="address `talktime serve` listens on")
     port: int = Field(8000, ge=0, le=65535, description="port `talktime serve` listens on")
     workers: int = Field(1, ge=1, description="HTTP worker processes for `talktime serve`")

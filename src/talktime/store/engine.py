@@ -108,6 +108,7 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
         if "connect_timeout" not in url.query:
             timeout = str(settings.pg_connect_timeout_seconds)
             url = url.update_query_dict({"connect_timeout": timeout})
+        url = _with_lock_timeout(url, settings.pg_lock_timeout_ms)
         engine = sa.create_engine(
             url,
             hide_parameters=True,
@@ -120,6 +121,19 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
         sa.event.listen(engine, "after_cursor_execute", _sync_open_pipeline)
         return engine
     raise ValueError(f"unsupported database {backend!r}: use a sqlite:// or postgresql:// URL")
+
+
+def _with_lock_timeout(url: URL, milliseconds: int) -> URL:
+    """``url`` with the session setting ``lock_timeout`` in its libpq ``options`` (added to
+    options already there; a ``lock_timeout`` written in them wins): a statement waiting for a
+    lock another session holds fails after that long instead of holding its request for ever."""
+    options = url.query.get("options", "")
+    if isinstance(options, tuple):  # the option given twice: libpq reads the last one
+        options = options[-1]
+    if "lock_timeout" in options:
+        return url
+    extra = f"-c lock_timeout={milliseconds}"
+    return url.update_query_dict({"options": f"{options} {extra}".strip()})
 
 
 def _sync_open_pipeline(
