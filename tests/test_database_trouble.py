@@ -237,3 +237,28 @@ def test_the_lock_timeout_joins_the_options_of_the_url_and_one_written_there_win
     assert shown(with_options, pg_lock_timeout_ms=1234) == ("1234ms", "7s")
     own = f"{db_url}{sep}options=-c%20lock_timeout%3D900"
     assert shown(own, pg_lock_timeout_ms=1234) == ("900ms", "0")
+
+
+def test_a_command_waiting_past_the_lock_timeout_says_another_session_holds_the_lock(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it said "did not answer ...; check that it is running"
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's lock_timeout")
+    holder = make_engine(db_url)
+    try:
+        with holder.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")  # a migration
+            done = talktime_main(
+                monkeypatch,
+                "accounts",
+                TALKTIME_CONFIG="",
+                TALKTIME_DATABASE_URL=db_url,
+                TALKTIME_PG_LOCK_TIMEOUT_MS="300",
+            )
+    finally:
+        holder.dispose()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error[database_unavailable]: the database "), done.stderr
+    assert "for longer than pg_lock_timeout_ms (300 ms): another session holds" in done.stderr

@@ -34,6 +34,10 @@ def main() -> None:
             raise SystemExit(stop.exit_code) from None
 
 
+LOCK_NOT_AVAILABLE = "55P03"
+"""PostgreSQL's lock_not_available: a statement waited `pg_lock_timeout_ms` for a lock."""
+
+
 def _refusal(exc: Exception) -> tuple[str, str]:
     """(code, sentence) for an error the operator can fix, or ("", "") for a real bug."""
     import sqlalchemy as sa
@@ -46,6 +50,15 @@ def _refusal(exc: Exception) -> tuple[str, str]:
         return exc.code, exc.detail
     if missing_table(exc) or (missing_column(exc) and _schema_behind()):
         return "database_not_migrated", NOT_MIGRATED
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        settings = get_settings()
+        return (
+            "database_unavailable",
+            f"the database {hide_password(settings.database_url)} kept a lock this command "
+            f"needs for longer than pg_lock_timeout_ms ({settings.pg_lock_timeout_ms} ms): "
+            "another session holds those rows or tables (a long transaction, a migration); "
+            "try again when it is done, or raise TALKTIME_PG_LOCK_TIMEOUT_MS",
+        )
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]
         url = hide_password(get_settings().database_url)
