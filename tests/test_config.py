@@ -74,15 +74,21 @@ def test_a_settings_file_named_but_missing_is_refused_and_an_empty_name_reads_no
     assert json.loads(none.stdout)["port"] == 8000
 
 
+def _config_refused(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    """`talktime config` run with ``env``: refused as invalid settings; its stderr."""
+    done = talktime_main(monkeypatch, "config", **env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
+    return done.stderr
+
+
 def test_a_settings_file_that_is_not_utf8_is_refused_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """It was a UnicodeDecodeError traceback."""
     (tmp_path / "latin1.toml").write_bytes('admin_key = "clé"\n'.encode("latin-1"))
-    done = talktime_main(monkeypatch, "config", TALKTIME_CONFIG=str(tmp_path / "latin1.toml"))
-    assert done.returncode == 1
-    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
-    assert "is not UTF-8 text (byte 15)" in done.stderr
+    err = _config_refused(monkeypatch, TALKTIME_CONFIG=str(tmp_path / "latin1.toml"))
+    assert "is not UTF-8 text (byte 15)" in err
 
 
 def test_a_settings_path_naming_a_directory_is_refused(
@@ -90,26 +96,18 @@ def test_a_settings_path_naming_a_directory_is_refused(
 ) -> None:
     """It was read as no file: every setting at its default, without a word."""
     (tmp_path / "talktime.toml").write_text("port = 9000\n")
-    done = talktime_main(monkeypatch, "config", TALKTIME_CONFIG=str(tmp_path))
-    assert done.returncode == 1
-    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
-    assert "which is a directory" in done.stderr
+    assert "which is a directory" in _config_refused(monkeypatch, TALKTIME_CONFIG=str(tmp_path))
 
 
 def test_a_misspelt_setting_in_the_environment_is_refused_naming_the_right_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`TALKTIME_DATABASE_ULR` was ignored: the database fell back to ./talktime.db."""
-    done = talktime_main(
-        monkeypatch,
-        "config",
-        TALKTIME_CONFIG="",
-        TALKTIME_DATABASE_ULR=f"sqlite:///{tmp_path / 'meant.db'}",
+    err = _config_refused(
+        monkeypatch, TALKTIME_CONFIG="", TALKTIME_DATABASE_ULR=f"sqlite:///{tmp_path / 'meant.db'}"
     )
-    assert done.returncode == 1
-    assert done.stderr.startswith("error[invalid_settings]: "), done.stderr
-    assert "TALKTIME_DATABASE_ULR" in done.stderr
-    assert "did you mean TALKTIME_DATABASE_URL?" in done.stderr
+    assert "TALKTIME_DATABASE_ULR" in err
+    assert "did you mean TALKTIME_DATABASE_URL?" in err
     other = talktime_main(monkeypatch, "config", TALKTIME_CONFIG="", TALKTIME_SOMETHING_ELSE="1")
     assert other.returncode == 0, other.stderr  # a name close to no setting stays another's
 
