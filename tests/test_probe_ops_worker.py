@@ -181,3 +181,41 @@ def test_periodic_work_goes_on_after_the_clock_is_set_back(engine: sa.Engine) ->
     finally:
         registry.PERIODIC.pop("test.tick")
         registry.HANDLERS.pop("test.tick")
+
+
+def test_a_database_outage_is_logged_when_it_starts_once_a_minute_and_when_it_ends(
+    engine: sa.Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the worker logged a three-line warning (the SQL and SQLAlchemy's background link) on
+    # every poll of an outage, once a second, and nothing when the database answered again
+    unreachable = make_engine(f"sqlite:///{tmp_path}/no-such-dir/talktime.db")
+    readings = iter(range(0, 10_000, 20))  # the worker's clock moves 20 s a reading
+    worker = Worker(
+        unreachable,
+        Settings(database_url=str(engine.url)),
+        name="w",
+        poll_us=1,
+        monotonic=lambda: float(next(readings)),
+    )
+    polls = 0
+    run_once = worker.run_once
+
+    def poll() -> int:
+        nonlocal polls
+        polls += 1
+        if polls == 8:  # the database is back; stop after this poll
+            worker.engine = engine
+            worker.stop.set()
+        return run_once()
+
+    worker.run_once = poll  # type: ignore[method-assign]
+    with caplog.at_level("INFO", logger="talktime.worker"):
+        worker.run()
+    said = [r.getMessage() for r in caplog.records if "database" in r.getMessage()]
+    assert said == [
+        "database unavailable, retrying every 1e-06 s: unable to open database file",
+        "database still unavailable after 60 s, retrying: unable to open database file",
+        "database still unavailable after 120 s, retrying: unable to open database file",
+        "database available again after 140 s",
+    ]
+    unreachable.dispose()

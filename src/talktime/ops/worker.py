@@ -10,7 +10,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -21,6 +23,15 @@ from talktime.ops.clock import SECOND, now_us
 from talktime.store.ops_tables import jobs as jobs_table
 
 log = logging.getLogger("talktime.worker")
+
+OUTAGE_REPORT_EVERY_S = 60.0
+"""While the database stays unavailable, the worker says so again this often (seconds)."""
+
+
+def _reason(exc: sa.exc.OperationalError) -> str:
+    """The driver's message on one line, without SQLAlchemy's SQL and background link."""
+    text = " ".join(str(exc.orig if exc.orig is not None else exc).split())
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def default_name() -> str:
@@ -39,6 +50,9 @@ class Worker:
     poll_us: int = 1 * SECOND
     stop: threading.Event = field(default_factory=threading.Event)
     ran: int = 0
+    monotonic: Callable[[], float] = time.monotonic
+    _down_since: float | None = field(default=None, init=False, repr=False)
+    _down_reported: float = field(default=0.0, init=False, repr=False)
 
     def schedule_periodic(self, now: int | None = None) -> int:
         """Queue each periodic task's job for the current slot; returns how many were new.
@@ -154,10 +168,37 @@ class Worker:
             try:
                 ran = self.run_once()
             except sa.exc.OperationalError as exc:
-                log.warning("database unavailable, retrying: %s", exc)
+                self._database_down(exc)
                 ran = 0
+            else:
+                self._database_up()
             if exit_when_idle and ran == 0:
                 break
             if ran == 0:
                 self.stop.wait(self.poll_us / SECOND)
         log.info("worker %s stopped after %d jobs", self.name, self.ran)
+
+    def _database_down(self, exc: sa.exc.OperationalError) -> None:
+        """Say once that the database stopped answering, then again every
+        `OUTAGE_REPORT_EVERY_S` while it stays down (not on every poll)."""
+        now = self.monotonic()
+        if self._down_since is None:
+            self._down_since = self._down_reported = now
+            log.warning(
+                "database unavailable, retrying every %g s: %s", self.poll_us / SECOND, _reason(exc)
+            )
+        elif now - self._down_reported >= OUTAGE_REPORT_EVERY_S:
+            self._down_reported = now
+            log.warning(
+                "database still unavailable after %.0f s, retrying: %s",
+                now - self._down_since,
+                _reason(exc),
+            )
+
+    def _database_up(self) -> None:
+        """Say that the database answers again after an outage."""
+        if self._down_since is not None:
+            log.warning(
+                "database available again after %.0f s", self.monotonic() - self._down_since
+            )
+            self._down_since = None
