@@ -18,7 +18,7 @@ from talktime.wallet import InvalidRequestError, Wallet
 from talktime.wallet import cycle as cycle_module
 from talktime.wallet.cycle import CycleBehind, CycleRun, run_cycle
 from talktime.wallet.periods import add_months, to_micros
-from wallet_helpers import FREE, PLAN, make_wallet, rent, utc
+from wallet_helpers import FREE, PLAN, make_wallet, number_status, rent, utc
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -202,3 +202,46 @@ def test_cycle_run_accepts_a_now_a_year_after_the_latest_period_end(
     assert out.exit_code == 0, out.output
     assert "13 period(s) opened" in out.stdout
     assert wallet.account(account).period_start == utc(2027, 4, 1)
+
+
+def _after_downtime(engine: sa.Engine, jobs: str) -> tuple[list[tuple[str, int]], str]:
+    """$5 of promotional credit lapsing 20 Feb, a $1-a-month number, no job from 15 Jan to
+    15 Mar, then the two jobs in the order ``jobs`` names: the ledger (day, amount) and the
+    number's status."""
+    wallet = make_wallet(engine)
+    wallet.upsert_plan("zero", 0)
+    account = wallet.create_account("a", "zero", "a", now=utc(2027, 1, 10)).account.id
+    wallet.grant(
+        account, "promotional", 5 * D, "promo", expires_at=utc(2027, 2, 20), now=utc(2027, 1, 10)
+    )
+    number = rent(engine, account, "+14155550123", 1 * D, at=utc(2027, 1, 10))
+    back = utc(2027, 3, 15)
+    for job in jobs.split(","):
+        if job == "cycle":
+            wallet.run_cycle(now=back)
+        else:
+            wallet.expire_grants(now=back)
+    assert wallet.verify(now=back) == []
+    with engine.connect() as conn:
+        entries = conn.execute(
+            sa.select(ledger.c.amount)
+            .where(ledger.c.account_id == account, ledger.c.kind != "grant")
+            .order_by(ledger.c.id)
+        ).scalars()
+        amounts = list(entries)
+    return amounts, number_status(engine, account, number)
+
+
+def test_after_downtime_the_expiry_job_before_the_cycle_charges_what_the_cycle_first_would(
+    engine: sa.Engine,
+) -> None:
+    # the expiry job ran first after a restart (same slot, lower id): it wrote off all $5 as
+    # of 15 Mar, then the cycle, closing February as of its end, found nothing to pay its rent
+    # and suspended the number a month early
+    assert _after_downtime(engine, "grants,cycle") == ([-1 * D, -4 * D], "suspended")
+
+
+def test_after_downtime_the_cycle_before_the_expiry_job_pays_februarys_rent_from_the_promo(
+    engine: sa.Engine,
+) -> None:
+    assert _after_downtime(engine, "cycle,grants") == ([-1 * D, -4 * D], "suspended")

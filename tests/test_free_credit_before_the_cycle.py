@@ -240,3 +240,31 @@ def test_a_monthly_limit_or_threshold_put_over_http_after_the_boundary_opens_the
         assert run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings)) == []
         assert m.wallet.events(m.account, "monthly_limit.reached") == []
         assert m.wallet.verify() == []
+
+
+def test_the_balance_read_over_http_in_the_gap_shows_this_months_free_credit(
+    db_url: str, tmp_path: Path
+) -> None:
+    # GET /v1/balance showed free 0.0000 and available 0.0000 (last month's period, its credit
+    # gone) while the next send would have been paid from this month's $2
+    with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
+        t = _last_months_tenant(m)
+        shown = t.get("/v1/balance").json()
+        assert (shown["free"], shown["available"]) == ("2.0000", "2.0000")
+        assert shown["period_start"] == m.this_month.isoformat()
+        assert shown["free_expires_at"] == shown["period_end"]
+        assert t.get("/v1/balance").json() == shown  # opened once
+        assert run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings)) == []
+        assert m.wallet.verify() == []
+
+
+def test_the_embedded_balance_in_the_gap_shows_the_new_periods_free_credit(
+    engine: sa.Engine,
+) -> None:
+    wallet = make_wallet(engine)
+    account = _account(wallet)
+    assert wallet.balance(account, now=JAN).free == 0  # January's used up
+    shown = wallet.balance(account, now=GAP)
+    assert (shown.free, shown.available, shown.period_start) == (FREE, FREE, FEB_1)
+    assert wallet.run_cycle(now=GAP) == []
+    assert wallet.verify(now=GAP) == []

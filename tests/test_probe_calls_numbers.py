@@ -60,8 +60,9 @@ def test_adding_ones_suspended_number_says_to_release_it_and_add_it_again(
     refused = t.post("/v1/numbers", {"e164": t.number})
     assert (refused.status_code, refused.json()["code"]) == (409, "number_in_use")
     assert refused.json()["detail"] == (
-        f"{t.number} is already this account's number {t.number_id}, suspended because a "
-        "monthly rental was not covered; release it and add it again to pay for it and use it."
+        f"{t.number} is already this account's number {t.number_id}, suspended (a monthly "
+        "rental was not covered, or the subscription was canceled when a period began); "
+        "release it and add it again to pay for it and use it."
     )
     assert t.balance() == before
     released = t.client.delete(f"/v1/numbers/{t.number_id}", headers=t.auth)

@@ -122,3 +122,23 @@ def test_changing_plan_mid_period_changes_the_free_credit_from_the_next_period_o
     assert response.json()["balance"]["free"] == "2.0000"
     _run_cycle_job(db_url, tmp_path / "cards", _period_end(api, account.account_id))
     assert _free_grants(db_url, account.account_id) == [2_000_000, 10_000_000]
+
+
+def test_the_expiry_job_after_a_period_ended_opens_the_next_with_the_accounts_card_credit(
+    api: Any, db_url: str, tmp_path: Path
+) -> None:
+    # the expiry job now opens ended periods before expiring (so the order of the jobs after a
+    # restart changes nothing); it must open them as the cycle does, with the account's card's
+    # plan credit, not the plans table's (synced last from another card)
+    _import(api, _card("premium", "20.00"))
+    on_premium = tenant(api, plan="business", number=None, rate_card="premium")
+    tenant(api, plan="business", number=None)  # the plans table says $10 again
+    at = _period_end(api, on_premium.account_id) + timedelta(seconds=1)
+    settings = Settings(database_url=db_url, rate_cards_dir=str(tmp_path / "cards"))
+    engine = make_engine(db_url, settings)
+    try:
+        context = registry.JobContext(engine, settings, "probe", lambda: to_micros(at))
+        tasks.expire(context, Job(1, "wallet.expire", {}, 1, 3, 0, "probe", 0))
+    finally:
+        engine.dispose()
+    assert _free_grants(db_url, on_premium.account_id) == [20_000_000, 20_000_000]

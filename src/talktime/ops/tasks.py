@@ -126,8 +126,11 @@ registry.tick("webhooks.dispatch", dispatch_outbox, "copy new outbox events to w
 
 @registry.handler("wallet.expire")
 def expire(ctx: registry.JobContext, _job: jobs.Job) -> None:
-    """Release expired holds and write expiry entries for lapsed grants."""
+    """Release expired holds and write expiry entries for lapsed grants, after the monthly
+    cycle has closed the periods that ended (with each account's card's free credit): a
+    period is closed as of its end, with the credit it held then, whichever job runs first."""
     now = to_datetime(ctx.now())
+    run_cycle(ctx.engine, now, plan_credit=cards.plan_credit(ctx.settings))
     with Wallet(ctx.engine) as wallet:  # gives its connections back to the pool when done
         wallet.expire_holds(now)
         wallet.expire_grants(now)

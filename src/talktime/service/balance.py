@@ -14,10 +14,10 @@ from talktime.service import cards
 from talktime.service.common import fmt
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
-from talktime.wallet import accounts
+from talktime.wallet import accounts, cycle
 from talktime.wallet import ledger as wallet_ledger
 from talktime.wallet.model import LedgerEntry
-from talktime.wallet.periods import to_micros, utcnow
+from talktime.wallet.periods import from_micros, to_micros, utcnow
 
 
 def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
@@ -39,19 +39,32 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
     }
 
 
-def balance(engine: sa.Engine, account_id: int) -> dict[str, Any]:
+def balance(engine: sa.Engine, account_id: int, settings: Settings | None = None) -> dict[str, Any]:
     """Free credit left this period and when it expires, paid, held, available, the monthly
     limit with this period's paid usage, the low-balance threshold, and the auto-recharge
-    state."""
+    state.
+
+    An account whose period ended before the monthly cycle opened the next gets it opened
+    first, as its next charge would (`cards.catch_up` of ``settings``; without them, the
+    plans table's credit, as the embedded wallet's): the balance shows the credit that charge
+    would use, not the old period's."""
+    now = to_micros(utcnow())
     # one read transaction: the account, its balances and auto-recharge from one snapshot
     with read_snapshot(engine) as conn, conn.begin():
-        return balance_in(conn, account_id)
+        if accounts.get_account(conn, account_id).period_end > from_micros(now):
+            return balance_in(conn, account_id, now)
+    with engine.begin() as conn:
+        (cycle.catch_up_hook() if settings is None else cards.catch_up(settings))(
+            conn, account_id, now
+        )
+        return balance_in(conn, account_id, now)
 
 
-def balance_in(conn: sa.Connection, account_id: int) -> dict[str, Any]:
-    """`balance` read on ``conn`` (inside the caller's transaction: it sees its writes)."""
+def balance_in(conn: sa.Connection, account_id: int, now: int | None = None) -> dict[str, Any]:
+    """`balance` read on ``conn`` (inside the caller's transaction: it sees its writes) at
+    ``now`` (default: the clock)."""
     account = accounts.get_account(conn, account_id)
-    b = accounts.read_balance(conn, account_id, to_micros(utcnow()))
+    b = accounts.read_balance(conn, account_id, to_micros(utcnow()) if now is None else now)
     auto = _auto_recharge(conn, account_id)
     return {
         "currency": account.currency,

@@ -217,6 +217,7 @@ def set_auto_recharge(
     enabled: bool,
     threshold: int | None,
     amount: int | None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """When paid credit falls under ``threshold``, buy ``amount`` more (one at a time).
 
@@ -244,4 +245,4 @@ def set_auto_recharge(
             amount=amount,
             now=now_micros(),
         )
-    return balance(engine, account_id)
+    return balance(engine, account_id, settings)

@@ -107,8 +107,9 @@ def require_free(conn: sa.Connection, account_id: int, e164: str) -> None:
         )
     if row.status == "suspended":
         raise NumberInUseError(
-            f"{e164} is already this account's number {row.id}, suspended because a monthly "
-            "rental was not covered; release it and add it again to pay for it and use it.",
+            f"{e164} is already this account's number {row.id}, suspended (a monthly rental "
+            "was not covered, or the subscription was canceled when a period began); release "
+            "it and add it again to pay for it and use it.",
             e164=e164,
             number_id=row.id,
         )

@@ -94,10 +94,10 @@ class LowBalanceIn(BaseModel):
 
 
 @router.get("/v1/balance", response_model=BalanceOut, responses=problems(403))
-def get_balance(account_id: AccountId, engine: Engine) -> dict[str, Any]:
+def get_balance(account_id: AccountId, engine: Engine, request: Request) -> dict[str, Any]:
     """Free credit left and when it expires, paid, held, available, the monthly limit and the
     usage against it, the low-balance threshold, and auto-recharge."""
-    return service.balance(engine, account_id)
+    return service.balance(engine, account_id, request.app.state.settings)
 
 
 def _plus_kept(request: Request, name: str, decoded: str) -> str:

@@ -126,7 +126,7 @@ def purchase(
 
 @router.put("/v1/settings/auto-recharge", response_model=BalanceOut, responses=problems(403, 422))
 def put_auto_recharge(
-    body: AutoRechargeIn, account_id: AccountId, engine: Engine
+    body: AutoRechargeIn, account_id: AccountId, engine: Engine, request: Request
 ) -> dict[str, Any]:
     """Turn auto-recharge on or off and set its threshold and amount (both required to turn
     it on; left out when turning it off, the stored ones are kept)."""
@@ -140,4 +140,5 @@ def put_auto_recharge(
         threshold=None if body.threshold is None else money.parse(body.threshold),
         # off, an amount of 0 is no amount (the wallet stores none): the stored one is kept
         amount=(money.parse(body.amount) or None) if body.amount is not None else None,
+        settings=request.app.state.settings,
     )
