@@ -154,8 +154,26 @@ def check_schema(settings: Settings) -> None:
 
 
 def open_engine(settings: Settings) -> Engine:
-    """The configured database's engine for a command that uses an existing database."""
+    """The configured database's engine for a command that uses an existing database; a
+    database a newer talktime migrated is refused (`database_newer`), as by `serve`: this
+    version's code must not write (or judge) a schema it does not know."""
     from talktime.store import make_engine
 
     refuse_missing_database(settings)
-    return make_engine(settings.database_url, settings)
+    engine = make_engine(settings.database_url, settings)
+    refuse_newer_database(engine)
+    return engine
+
+
+def refuse_newer_database(engine: Engine) -> None:
+    """`error[database_newer]` (the engine disposed) for a database a newer talktime
+    migrated; one that does not answer now is left to the command, which reports it."""
+    import sqlalchemy as sa
+
+    try:
+        revisions(engine)
+    except sa.exc.OperationalError:
+        return
+    except typer.Exit:
+        engine.dispose()
+        raise

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from talktime.cli.app import app, console, err_console, print_json, refuse_missing_database
+from talktime.cli.app import (
+    app,
+    console,
+    err_console,
+    print_json,
+    refuse_missing_database,
+    refuse_newer_database,
+)
 from talktime.config import get_settings
 
 
@@ -21,6 +28,7 @@ def verify(
     settings = get_settings()
     refuse_missing_database(settings)
     wallet = Wallet.open(settings.database_url, settings=settings)
+    refuse_newer_database(wallet.engine)
     try:
         breaches = wallet.verify()
     finally:
