@@ -145,3 +145,71 @@ def db_current() -> None:
         state = "needs `talktime db upgrade`"
     console.print(f"current: {current}  head: {head}  ({state})", highlight=False)
     engine.dispose()
+
+
+def _sqlite_file(settings_url: str, command: str) -> str:
+    """The path of the SQLite file the database URL names, or a refusal naming what to use."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings_url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite":
+        fail(
+            "invalid_settings",
+            f"`talktime db {command}` is for a SQLite database; back up PostgreSQL with its "
+            "own tools (pg_dump / pg_restore, or a base backup)",
+        )
+    if database in ("", ":memory:") or database.startswith("file:"):
+        fail(
+            "invalid_settings",
+            f"`talktime db {command}` needs TALKTIME_DATABASE_URL to name a SQLite file "
+            "(sqlite:///./talktime.db)",
+        )
+    return database
+
+
+@db_app.command("backup")
+def db_backup(
+    target: Annotated[str, typer.Argument(help="The new file to write the copy to.")],
+) -> None:
+    """Copy the SQLite database to TARGET while talktime runs (a consistent snapshot)."""
+    from talktime.store.backup import BackupError, backup
+
+    settings = get_settings()
+    database = _sqlite_file(settings.database_url, "backup")
+    refuse_missing_database(settings)
+    try:
+        revision = backup(database, target)
+    except BackupError as exc:
+        fail(exc.code, exc.detail)
+    console.print(
+        f"backed up {escape(database)} to {escape(target)} (revision {revision})", highlight=False
+    )
+
+
+@db_app.command("restore")
+def db_restore(
+    source: Annotated[str, typer.Argument(help="A backup made with `talktime db backup`.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Replace the database's contents with the backup's.")
+    ] = False,
+) -> None:
+    """Replace the SQLite database's contents with a backup (stop every talktime first)."""
+    from talktime.store.backup import BackupError, restore
+
+    settings = get_settings()
+    database = _sqlite_file(settings.database_url, "restore")
+    if not yes:
+        fail(
+            "confirmation_required",
+            f"this replaces everything in {database} with {source} (what was written since "
+            "that backup is lost): stop every talktime process on it, then run again with --yes",
+        )
+    try:
+        revision = restore(source, database)
+    except BackupError as exc:
+        fail(exc.code, exc.detail)
+    console.print(
+        f"restored {escape(source)} into {escape(database)} (revision {revision})",
+        highlight=False,
+    )
