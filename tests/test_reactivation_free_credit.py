@@ -85,3 +85,26 @@ def test_an_api_reactivation_grants_the_plans_credit_from_the_accounts_own_card(
         apikit.set_status(client, account, "active")
         assert wallet.balance(account).free == money.parse("10.00")
         assert wallet.verify() == []
+
+
+def test_a_reactivation_grants_the_plan_it_has_then_even_one_changed_while_canceled(
+    engine: sa.Engine,
+) -> None:
+    # a decision (README, Payments...: "A reactivation is the exception"): the period that
+    # began while canceled had no credit issued, so it comes from the plan of the comeback
+    wallet = Wallet(engine)
+    wallet.upsert_plan(PLAN, FREE, now=MARCH)
+    wallet.upsert_plan("big", 25 * 10**6, now=MARCH)
+    account = wallet.create_account("Acme", PLAN, "acct", now=MARCH).account.id
+    wallet.set_status(account, "canceled", "leave", now=MARCH + timedelta(days=20))
+    run_cycle(engine, APRIL + timedelta(minutes=5))
+    wallet.set_plan(account, "big", "upgrade", now=APRIL + timedelta(days=5))
+    back = wallet.set_status(account, "active", "back", now=APRIL + timedelta(days=10))
+    assert back.balance.free == 25 * 10**6
+    run_cycle(engine, datetime(2026, 5, 1, 0, 5, tzinfo=UTC))
+    assert _free_grants(wallet, account, datetime(2026, 5, 2, tzinfo=UTC)) == [
+        25 * 10**6,  # May
+        25 * 10**6,  # April, at the reactivation
+        FREE,  # March, at creation
+    ]
+    assert wallet.verify(now=datetime(2026, 5, 2, tzinfo=UTC)) == []
