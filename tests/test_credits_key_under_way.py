@@ -52,6 +52,13 @@ def test_a_send_under_the_key_of_an_unfinished_purchase_is_refused_and_the_retry
     assert first.status_code == 503, first.text
     assert first.json()["code"] == "payment_unavailable"
     assert provider.paid == 10_000_000  # taken, though the answer was lost
+    # it said "no credit was added" and nothing of the card: an operator then granted the
+    # credit by hand, and the client's retry under the key granted it again
+    assert "the card may have been charged; retry with the same idempotency key" in (
+        first.json()["detail"]
+    )
+    assert first.json()["account_id"] == t.account_id  # in the operator's log line too
+    assert first.json()["payment_key"].startswith("purchase:")
     sent = t.sms("+14155550111", "hi", key="K")
     assert sent.status_code == 409, sent.text
     assert sent.json()["code"] == "idempotency_conflict"

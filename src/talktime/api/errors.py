@@ -115,6 +115,9 @@ def install(app: FastAPI) -> None:
                     "code": exc.code,
                     "status": exc.status,
                     "path": request.url.path,
+                    # the refusal's facts (an account, a provider's payment key): what an
+                    # operator needs to find the request's traces
+                    "facts": exc.extra,
                 },
             )
         return problem(exc.status, exc.code, exc.title, exc.detail, **_with_errors(exc))

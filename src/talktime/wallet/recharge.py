@@ -894,10 +894,16 @@ def purchase(
             payment_reference=result.reference,
         )
     if result.outcome != "succeeded":
+        # the provider may have taken the money before the answer was lost: say so, and that
+        # only a retry under this key settles it (an operator's grant by hand would not end
+        # the purchase, and the retry would then credit it a second time)
         raise PaymentUnavailableError(
-            f"the payment could not be completed ({result.reason}); no credit was added: retry "
-            "with the same idempotency key, which never charges twice",
+            f"the payment's outcome is unknown ({result.reason}): no credit has been added, "
+            "but the card may have been charged; retry with the same idempotency key, which "
+            "never charges twice and adds the credit if the payment went through",
             reason=result.reason,
+            account_id=account_id,
+            payment_key=paid_under,
         )
     with engine.begin() as conn:
         book = Book(conn, at)
