@@ -1,9 +1,17 @@
 """`GET /v1/admin/keys?account_id=` of an unknown account is a 404, as every admin route that
-names an account answers (it was 200 with an empty list, like an account without keys)."""
+names an account answers (it was 200 with an empty list, like an account without keys); an
+`admin_key` setting short enough to guess is warned of at start-up."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from talktime.api.app import warn_of_a_short_admin_key
+from talktime.config import Settings
 
 import apikit
 from apikit import ADMIN
@@ -30,3 +38,20 @@ def test_an_account_without_keys_lists_none_and_a_known_one_lists_its_own(api: A
     t = apikit.tenant(api, number=None)
     listed = api.get("/v1/admin/keys", params={"account_id": t.account_id}, headers=ADMIN).json()
     assert [k["account_id"] for k in listed["keys"]] == [t.account_id]
+
+
+@pytest.mark.parametrize(("length", "warned"), [(0, False), (11, True), (31, True), (32, False)])
+def test_an_admin_key_setting_short_enough_to_guess_is_warned_of_at_start(
+    caplog: pytest.LogCaptureFixture, length: int, warned: bool
+) -> None:
+    # TALKTIME_ADMIN_KEY=x gave full admin rights without a word
+    settings = Settings(
+        database_url="sqlite://", admin_key=SecretStr("k" * length) if length else None
+    )
+    with caplog.at_level(logging.WARNING, logger="talktime.api"):
+        warn_of_a_short_admin_key(settings)
+    said = [r.getMessage() for r in caplog.records if "admin_key" in r.getMessage()]
+    assert bool(said) == warned
+    if warned:
+        assert f"is {length} characters" in said[0]
+        assert "k" * length not in said[0]  # never the key itself

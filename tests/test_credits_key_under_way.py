@@ -54,8 +54,9 @@ def test_a_send_under_the_key_of_an_unfinished_purchase_is_refused_and_the_retry
     assert provider.paid == 10_000_000  # taken, though the answer was lost
     # it said "no credit was added" and nothing of the card: an operator then granted the
     # credit by hand, and the client's retry under the key granted it again
-    assert "the card may have been charged; retry with the same idempotency key" in (
-        first.json()["detail"]
+    assert (
+        "the card may have been charged; retry with the same idempotency key"
+        in (first.json()["detail"])
     )
     assert first.json()["account_id"] == t.account_id  # in the operator's log line too
     assert first.json()["payment_key"].startswith("purchase:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,10 +38,31 @@ from talktime.service import groupcommit
 from talktime.store import make_engine
 from talktime.web import install as install_web_pages
 
+ADMIN_KEY_MIN_LENGTH = 32
+"""An `admin_key` setting shorter than this is warned of at start-up: it opens every account."""
+
+
+def warn_of_a_short_admin_key(settings: Settings) -> None:
+    """Log a warning when the `admin_key` setting is short enough to be guessed (keys made by
+    `talktime keys create --admin` carry 256-bit secrets; this setting is whatever was typed)."""
+    if settings.admin_key is None:
+        return
+    length = len(settings.admin_key.get_secret_value())
+    if length < ADMIN_KEY_MIN_LENGTH:
+        logging.getLogger("talktime.api").warning(
+            "the admin_key setting (TALKTIME_ADMIN_KEY) is %d characters: a key that can be "
+            "guessed opens every account's data and money; use %d or more random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or an admin key "
+            "from `talktime keys create --admin`, which can also be revoked",
+            length,
+            ADMIN_KEY_MIN_LENGTH,
+        )
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: the process settings)."""
     settings = settings or get_settings()
+    warn_of_a_short_admin_key(settings)
     engine = make_engine(settings.database_url, settings)
     key_reader = key_reader_for(engine)
     async_key_reader = async_key_reader_for(engine)
