@@ -98,3 +98,17 @@ def test_rate_card_text_and_directories_are_printed_as_written(
     config = cli.invoke(app, ["config"])
     assert config.exit_code == 0, config.output
     assert f"rate_cards_dir = {cards!r}" in config.stdout
+
+
+def test_an_import_into_a_relative_rate_cards_dir_prints_the_whole_path_it_stored_it_under(
+    cli: CliRunner, bracket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it printed `in rate_cards/probe/...`: relative to wherever the command ran, which a
+    # server started from another directory never reads
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TALKTIME_RATE_CARDS_DIR", "relative-cards")
+    get_settings.cache_clear()
+    imported = cli.invoke(app, ["rates", "import", str(bracket_dir)])
+    assert imported.exit_code == 0, imported.output
+    whole = tmp_path.resolve() / "relative-cards" / "probe" / SHIPPED
+    assert f" in {whole}" in "".join(imported.stdout.splitlines())

@@ -251,7 +251,12 @@ def rates_import(
         )
     state = "imported" if created else "already imported (same content)"
     console.print(
-        Text(f"{state}: {card.ref} effective from {card.effective_from} in {card.source}"),
+        # the whole path: a relative rate_cards_dir is relative to where the command ran, which
+        # is not where a server started elsewhere looks
+        Text(
+            f"{state}: {card.ref} effective from {card.effective_from} in "
+            f"{Path(card.source).resolve()}"
+        ),
         highlight=False,
     )
 
