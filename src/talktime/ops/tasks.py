@@ -21,18 +21,32 @@ from talktime.wallet.cycle import run_cycle
 from talktime.wallet.payments import provider_from_settings
 from talktime.wallet.recharge import process_recharges
 
-OUTBOX_BATCH = 500
+OUTBOX_BATCH = 100
+OUTBOX_PER_TICK = 500
 KEEP_DONE_JOBS_US = 24 * HOUR
 
 
 def dispatch_outbox(engine: sa.Engine, worker: str, now: int | None = None) -> int:
-    """Turn undelivered wallet outbox events into webhook events and deliveries, once each.
+    """Turn undelivered wallet outbox events into webhook events and deliveries, once each:
+    at most `OUTBOX_PER_TICK` a call, in transactions of at most `OUTBOX_BATCH` (on SQLite
+    each holds the write lock, which sends wait for: 500 events in one took 0.3-0.8 s).
 
     Rows are claimed with SKIP LOCKED (PostgreSQL) or under the write lock (SQLite) and marked
     delivered in the same transaction, so two workers never dispatch the same event; the event id
     (`evt_<outbox id>`) makes a replay harmless anyway. Money in the payload (micro-units) goes
     out as decimal strings with the account's currency (`webhooks.event_data`)."""
     now = now_us() if now is None else now
+    done = 0
+    while done < OUTBOX_PER_TICK:
+        batch = _dispatch_batch(engine, worker, now)
+        done += batch
+        if batch < OUTBOX_BATCH:
+            break
+    return done
+
+
+def _dispatch_batch(engine: sa.Engine, worker: str, now: int) -> int:
+    """One transaction of `dispatch_outbox`; how many events it dispatched."""
     with engine.begin() as conn:
         rows = conn.execute(
             sa.select(outbox.c.id, outbox.c.account_id, outbox.c.type, outbox.c.payload)
