@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from talktime.config import Settings
@@ -47,3 +48,46 @@ def test_purge_forgets_keys_older_than_thirty_days_and_keeps_the_rest(engine: sa
         kept_requests = set(conn.execute(sa.select(api_requests.c.key)).scalars())
     assert {"old", "recent"} & kept == {"recent"}
     assert kept_requests == {"recent-request"}
+
+
+def test_a_backlog_is_purged_in_transactions_of_five_thousand_oldest_first(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a backlog went in one DELETE: SQLite's write lock, and every send, waited for all of it
+    monkeypatch.setattr(tasks, "PURGE_BATCH", 7)
+    wallet = Wallet(engine)
+    wallet.upsert_plan("startup", 0, now=NOW - timedelta(days=60))
+    account = wallet.create_account("Acme", "startup", "a", now=NOW - timedelta(days=60))
+    old = to_micros(NOW - timedelta(days=31))
+    rows = [
+        {
+            "account_id": account.account.id,
+            "key": f"k{i:02}",
+            "operation": "message.send",
+            "fingerprint": "f" * 64,
+            "status": 201,
+            "response": "{}",
+            "created_at": old + i,
+        }
+        for i in range(20)
+    ]
+    rows[-1]["created_at"] = to_micros(NOW)  # a fresh one stays
+    with engine.begin() as conn:
+        conn.execute(api_requests.insert(), rows)
+    commits: list[int] = []
+
+    def count(_conn: sa.Connection) -> None:
+        commits.append(1)
+
+    sa.event.listen(engine, "commit", count)
+    try:
+        ctx = registry.JobContext(engine, Settings(), "test-worker", lambda: to_micros(NOW))
+        tasks.purge_keys(ctx, None)  # type: ignore[arg-type]
+    finally:
+        sa.event.remove(engine, "commit", count)
+    with engine.connect() as conn:
+        kept = list(conn.execute(sa.select(api_requests.c.key)).scalars())
+    assert kept == ["k19"]
+    # the wallet's account-creation record, then 7 + 7 + 5 stored answers (the last batch
+    # short: done)
+    assert len(commits) == 1 + 3

@@ -34,6 +34,7 @@ from talktime.store.rawsql import (
     start_text,
 )
 from talktime.store.reuse import lost_race
+from talktime.store.tables import purge_older
 from talktime.wallet.idempotency import RETENTION_MICROS
 
 
@@ -525,8 +526,14 @@ def _canonical(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def purge(conn: sa.Connection, now: int, retention: int = RETENTION_MICROS) -> int:
-    """Delete stored responses older than ``retention`` (never less than 30 days); how many."""
-    retention = max(retention, RETENTION_MICROS)
-    done = conn.execute(sa.delete(api_requests).where(api_requests.c.created_at < now - retention))
-    return done.rowcount
+def purge(
+    conn: sa.Connection,
+    now: int,
+    retention: int = RETENTION_MICROS,
+    *,
+    limit: int | None = None,
+) -> int:
+    """Delete stored responses older than ``retention`` (never less than 30 days), the oldest
+    ``limit`` of them when given (a caller purging a backlog commits between batches); how
+    many."""
+    return purge_older(conn, api_requests, now - max(retention, RETENTION_MICROS), limit)

@@ -35,6 +35,18 @@ def constant(value: str | int) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"'{value}'")
 
 
+def purge_older(conn: sa.Connection, table: sa.Table, cutoff: int, limit: int | None = None) -> int:
+    """Delete the rows of ``table`` created (`created_at`) before ``cutoff``, only the oldest
+    ``limit`` of them when given (picked by the primary key, through the `created_at`
+    index); returns how many."""
+    older = table.c.created_at < cutoff
+    if limit is None:
+        return int(conn.execute(sa.delete(table).where(older)).rowcount)
+    key = list(table.primary_key.columns)
+    oldest = sa.select(*key).where(older).order_by(table.c.created_at).limit(limit)
+    return int(conn.execute(sa.delete(table).where(sa.tuple_(*key).in_(oldest))).rowcount)
+
+
 from talktime.store import (  # noqa: E402 - registers the feature tables
     api_tables,  # noqa: F401
     ops_tables,  # noqa: F401

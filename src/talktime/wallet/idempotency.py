@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime.store.rawsql import RawStatement
+from talktime.store.tables import purge_older
 from talktime.store.wallet_tables import idempotency
 from talktime.wallet.errors import IdempotencyConflictError, InvalidRequestError
 from talktime.wallet.inputs import encodes_as_utf8
@@ -192,8 +193,13 @@ def replay(
     return response
 
 
-def purge(conn: sa.Connection, now: int, retention: int = RETENTION_MICROS) -> int:
-    """Delete records older than ``retention`` (never less than 30 days); returns how many."""
-    retention = max(retention, RETENTION_MICROS)
-    done = conn.execute(sa.delete(idempotency).where(idempotency.c.created_at < now - retention))
-    return done.rowcount
+def purge(
+    conn: sa.Connection,
+    now: int,
+    retention: int = RETENTION_MICROS,
+    *,
+    limit: int | None = None,
+) -> int:
+    """Delete records older than ``retention`` (never less than 30 days), the oldest ``limit``
+    of them when given (a caller purging a backlog commits between batches); how many."""
+    return purge_older(conn, idempotency, now - max(retention, RETENTION_MICROS), limit)
