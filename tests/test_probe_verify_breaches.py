@@ -279,6 +279,12 @@ def usage_counter_off_by_one(conn: sa.Connection, used: Used) -> None:
     )
 
 
+def usage_counter_lost(conn: sa.Connection, used: Used) -> None:
+    """The counters gone while the ledger still shows paid usage (April's $1 of paid credit):
+    found among the ledger's sums no counter row took away."""
+    _run(conn, "DELETE FROM usage_periods WHERE account_id = :a", a=used.acme)
+
+
 def one_key_charged_twice(conn: sa.Connection, used: Used) -> None:
     """The second charge's entries filed under the first charge's key: one key, two charges."""
     _run(
@@ -325,6 +331,7 @@ CORRUPTIONS = {
     hold_entry_without_its_hold: "hold_entry_without_hold",
     refund_of_free_credit: "refund_of_unbought_credit",
     usage_counter_off_by_one: "usage_counter_mismatch",
+    usage_counter_lost: "usage_counter_mismatch",
     one_key_charged_twice: "key_charged_twice",
     priced_line_without_its_rate: "line_without_rate",
     free_credit_without_a_period: "free_credit_without_period",
