@@ -50,10 +50,15 @@ def list_entries(
         raise InvalidRequestError("`until` must be after `since`")
     # a hold's entries carry its id, not its reference: they show (and are found by) the
     # reference of their hold, so a call's holds are listed with its other entries
+    # The account as a range, the page ordered by (account, id): only the account's index
+    # gives that order. With `account_id = ?` and `ORDER BY id` PostgreSQL, whenever a filter
+    # made the account's entries look rare, walked the primary key backward over the whole
+    # ledger (170 ms at 1.2 million entries, growing with the table; 55 ms this way, bounded
+    # by the account's own entries). SQLite uses the account's index either way.
     query = (
         sa.select(ledger, holds.c.reference.label("hold_reference"))
         .select_from(ledger.outerjoin(holds, holds.c.id == ledger.c.hold_id))
-        .where(ledger.c.account_id == account_id)
+        .where(ledger.c.account_id >= account_id, ledger.c.account_id <= account_id)
     )
     if cursor is not None:
         # ASCII digits only (str.isdigit also takes '²'), and no more than an id can hold
@@ -70,7 +75,8 @@ def list_entries(
         query = query.where(ledger.c.created_at >= to_micros(since))
     if until is not None:
         query = query.where(ledger.c.created_at < to_micros(until))
-    rows = list(conn.execute(query.order_by(ledger.c.id.desc()).limit(limit + 1)))
+    ordered = query.order_by(ledger.c.account_id.desc(), ledger.c.id.desc())
+    rows = list(conn.execute(ordered.limit(limit + 1)))
     entries = tuple(
         LedgerEntry(
             id=r.id,
