@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from talktime.cli import app
+from talktime.config import Settings
+from talktime.ops import registry, tasks
+from talktime.ops.jobs import Job
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import ledger
 from talktime.wallet import InvalidRequestError, Wallet
@@ -204,10 +207,10 @@ def test_cycle_run_accepts_a_now_a_year_after_the_latest_period_end(
     assert wallet.account(account).period_start == utc(2027, 4, 1)
 
 
-def _after_downtime(engine: sa.Engine, jobs: str) -> tuple[list[tuple[str, int]], str]:
+def _after_downtime(engine: sa.Engine, first: str) -> tuple[list[int], str]:
     """$5 of promotional credit lapsing 20 Feb, a $1-a-month number, no job from 15 Jan to
-    15 Mar, then the two jobs in the order ``jobs`` names: the ledger (day, amount) and the
-    number's status."""
+    15 Mar, then the worker's two jobs, ``first`` first: the ledger (amounts but grants) and
+    the number's status."""
     wallet = make_wallet(engine)
     wallet.upsert_plan("zero", 0)
     account = wallet.create_account("a", "zero", "a", now=utc(2027, 1, 10)).account.id
@@ -216,11 +219,12 @@ def _after_downtime(engine: sa.Engine, jobs: str) -> tuple[list[tuple[str, int]]
     )
     number = rent(engine, account, "+14155550123", 1 * D, at=utc(2027, 1, 10))
     back = utc(2027, 3, 15)
-    for job in jobs.split(","):
-        if job == "cycle":
-            wallet.run_cycle(now=back)
-        else:
-            wallet.expire_grants(now=back)
+    ctx = registry.JobContext(
+        engine, Settings(database_url=str(engine.url)), "w", lambda: to_micros(back)
+    )
+    handlers = {"wallet.expire": tasks.expire, "wallet.run_cycle": tasks.cycle}
+    for kind in (first, *(k for k in handlers if k != first)):
+        handlers[kind](ctx, Job(1, kind, {}, 1, 3, 0, "w", 0))
     assert wallet.verify(now=back) == []
     with engine.connect() as conn:
         entries = conn.execute(
@@ -232,16 +236,16 @@ def _after_downtime(engine: sa.Engine, jobs: str) -> tuple[list[tuple[str, int]]
     return amounts, number_status(engine, account, number)
 
 
-def test_after_downtime_the_expiry_job_before_the_cycle_charges_what_the_cycle_first_would(
+def test_after_downtime_the_expiry_job_first_charges_what_the_cycle_first_would(
     engine: sa.Engine,
 ) -> None:
     # the expiry job ran first after a restart (same slot, lower id): it wrote off all $5 as
     # of 15 Mar, then the cycle, closing February as of its end, found nothing to pay its rent
-    # and suspended the number a month early
-    assert _after_downtime(engine, "grants,cycle") == ([-1 * D, -4 * D], "suspended")
+    # and suspended the number a month early; the job now runs the cycle first
+    assert _after_downtime(engine, "wallet.expire") == ([-1 * D, -4 * D], "suspended")
 
 
-def test_after_downtime_the_cycle_before_the_expiry_job_pays_februarys_rent_from_the_promo(
+def test_after_downtime_the_cycle_first_pays_februarys_rent_from_the_promo(
     engine: sa.Engine,
 ) -> None:
-    assert _after_downtime(engine, "cycle,grants") == ([-1 * D, -4 * D], "suspended")
+    assert _after_downtime(engine, "wallet.run_cycle") == ([-1 * D, -4 * D], "suspended")

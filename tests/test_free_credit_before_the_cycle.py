@@ -256,15 +256,3 @@ def test_the_balance_read_over_http_in_the_gap_shows_this_months_free_credit(
         assert t.get("/v1/balance").json() == shown  # opened once
         assert run_cycle(m.engine, m.now, plan_credit=cards.plan_credit(m.settings)) == []
         assert m.wallet.verify() == []
-
-
-def test_the_embedded_balance_in_the_gap_shows_the_new_periods_free_credit(
-    engine: sa.Engine,
-) -> None:
-    wallet = make_wallet(engine)
-    account = _account(wallet)
-    assert wallet.balance(account, now=JAN).free == 0  # January's used up
-    shown = wallet.balance(account, now=GAP)
-    assert (shown.free, shown.available, shown.period_start) == (FREE, FREE, FEB_1)
-    assert wallet.run_cycle(now=GAP) == []
-    assert wallet.verify(now=GAP) == []

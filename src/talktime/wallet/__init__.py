@@ -175,9 +175,8 @@ class Wallet:
     ) -> T:
         """Run ``work`` in a transaction of its own (retried after a lost race). A write that
         ``opens_periods`` (a charge, batch, hold, settle, or a monthly limit or low-balance
-        threshold changed, which apply from now, and the expiry of holds and grants) opens the
-        account's periods begun and not yet opened by the cycle first (`Book.catch_up`);
-        grants, purchases and refunds do not."""
+        threshold changed, which apply from now) opens the account's periods begun
+        and not yet opened by the cycle first (`Book.catch_up`); the jobs and grants do not."""
         catch_up = _catch_up if opens_periods else None
         for attempt in range(_RETRIES):
             try:
@@ -466,16 +465,14 @@ class Wallet:
             with self._read() as conn:
                 due = holds.due_holds(conn, at)
             for hold_id in due:
-                count += self._write(
-                    functools.partial(_expire_hold, hold_id), from_micros(at), opens_periods=True
-                )
+                count += self._write(functools.partial(_expire_hold, hold_id), from_micros(at))
             if len(due) < 1000:
                 return count
 
     def expire_grants(self, now: datetime | None = None) -> int:
         """Write `expiry` entries for the credit left on expired grants; returns the amount.
-        An account whose period ended is moved on first (as a charge would), so the cycle
-        closes the period with the credit it held at its end, whichever runs first."""
+        Run `run_cycle` first, as the worker's `wallet.expire` job does: a period the cycle
+        has yet to close is closed with the credit left when it runs."""
         at = self._micros(now)
         with self._read() as conn:
             due = (
@@ -493,9 +490,7 @@ class Wallet:
             )
         total = 0
         for account_id in sorted(due):
-            total += self._write(
-                functools.partial(_expire_grants, account_id), from_micros(at), opens_periods=True
-            )
+            total += self._write(functools.partial(_expire_grants, account_id), from_micros(at))
         return total
 
     def run_cycle(self, now: datetime | None = None) -> list[CycleRun]:
@@ -593,17 +588,12 @@ class Wallet:
     # ---- reads -----------------------------------------------------------------------------
 
     def balance(self, account_id: int, now: datetime | None = None) -> Balance:
-        """Free credit left and when it expires, paid, held, available, limit and usage.
-        An account whose period ended has the next opened first, as its next charge would,
-        so the balance shows the credit that charge would use."""
+        """Free credit left and when it expires, paid, held, available, limit and usage, as
+        the account stands (a read: a period that ended shows until `run_cycle` or a charge
+        opens the next; `GET /v1/balance` opens it first)."""
         check_id(account_id, "account id")
-        at = self._micros(now)
         with self._read() as conn:
-            if accounts.get_account(conn, account_id).period_end > from_micros(at):
-                return accounts.read_balance(conn, account_id, at)
-        return self._write(
-            functools.partial(_opened_balance, account_id), from_micros(at), opens_periods=True
-        )
+            return accounts.read_balance(conn, account_id, self._micros(now))
 
     def grants(self, account_id: int) -> list[Grant]:
         """Every grant of the account, in consumption order."""
@@ -683,11 +673,6 @@ class Wallet:
 
 def _expire_hold(hold_id: int, book: Book) -> int:
     return int(holds.expire_hold(book, hold_id))
-
-
-def _opened_balance(account_id: int, book: Book) -> Balance:
-    book.account(account_id)  # opens the periods begun (`Book.catch_up`)
-    return accounts.read_balance(book.conn, account_id, book.now)
 
 
 def _expire_grants(account_id: int, book: Book) -> int:
