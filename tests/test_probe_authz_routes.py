@@ -84,6 +84,8 @@ ADMIN_OPS: dict[tuple[str, str], Any] = {
     ("GET", "/v1/admin/accounts/{account_id}"): None,
     ("PATCH", "/v1/admin/accounts/{account_id}"): {"status": "canceled"},
     ("POST", "/v1/admin/accounts/{account_id}/grants"): {"kind": "purchased", "amount": "100"},
+    ("GET", "/v1/admin/accounts/{account_id}/grants"): None,
+    ("POST", "/v1/admin/accounts/{account_id}/refunds"): {"grant_id": 1, "amount": "1.00"},
     ("POST", "/v1/admin/accounts/{account_id}/users"): {"name": "Mallory", "role": "owner"},
     ("GET", "/v1/admin/accounts/{account_id}/users"): None,
     ("PATCH", "/v1/admin/accounts/{account_id}/users/{user_id}"): {"role": "viewer"},

@@ -95,7 +95,7 @@ def test_a_missing_idempotency_key_is_refused_where_the_header_is_documented_as_
         for parameter in operation.get("parameters", ())
         if parameter["name"] == "Idempotency-Key"
     ]
-    assert len(reading) == 10
+    assert len(reading) == 11
     for method, path, parameter in reading:
         assert parameter["required"] is True, f"{method} {path}"
         assert parameter["schema"]["type"] == "string", f"{method} {path}"

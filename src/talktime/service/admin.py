@@ -13,10 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime.config import Settings
+from talktime.errors import TalktimeError
 from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service import idempotency as idem
-from talktime.service.common import balance_dict, fmt, iso, now_micros
+from talktime.service.common import balance_dict, fmt, iso, now_micros, with_money_facts
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
 from talktime.wallet import Wallet, accounts, cycle, grants
@@ -521,3 +522,91 @@ def _grant_body(result: GrantResult, currency: str) -> dict[str, Any]:
 
 def _text(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+REFUND_CREDIT = "admin.refund"
+"""The operation name of `POST /v1/admin/accounts/{id}/refunds` among the stored answers."""
+
+
+def refund_key(key: str) -> str:
+    """The wallet key of an admin refund made under the caller's ``key``."""
+    return f"admin-refund:{key}"
+
+
+def list_grants(engine: sa.Engine, account_id: int) -> dict[str, Any]:
+    """The account's grants in consumption order, each with what a refund could take back
+    now (unspent, unexpired, unreserved purchased credit; 0 for every other kind)."""
+    wallet = Wallet(engine)
+    try:
+        now = datetime.now(UTC)
+        currency = wallet.account(account_id).currency
+        return {
+            "currency": currency,
+            "grants": [
+                {
+                    "id": g.id,
+                    "kind": g.kind,
+                    "amount": fmt(g.original),
+                    "remaining": fmt(g.remaining),
+                    "held": fmt(g.held),
+                    "effective_at": g.effective_at.isoformat(),
+                    "expires_at": None if g.expires_at is None else g.expires_at.isoformat(),
+                    "source": g.source,
+                    "refundable": fmt(_refundable(g, now)),
+                }
+                for g in wallet.grants(account_id)
+            ],
+        }
+    finally:
+        wallet.close()
+
+
+def _refundable(g: Any, now: datetime) -> int:
+    """What `grants.refund` would take back from ``g`` at ``now``."""
+    if g.kind != "purchased" or (g.expires_at is not None and g.expires_at <= now):
+        return 0
+    return int(g.remaining - g.held)
+
+
+def refund_credit(
+    engine: sa.Engine, account_id: int, grant_id: int, amount: int, key: str
+) -> StoredResponse:
+    """Take back ``amount`` of a grant's unspent purchased credit (the operator pays the money
+    back through the payment provider), in one transaction with its answer stored under
+    `answer_key(key)`: a replay answers the original, marked replayed; the same key for another
+    request is refused (409). A refusal (`grant_not_found`, `refund_not_allowed`) stores
+    nothing."""
+    digest = fingerprint(REFUND_CREDIT, {"grant_id": grant_id, "amount": amount})
+    return _admin_request(
+        key, lambda: _refund_credit(engine, account_id, key, digest, grant_id, amount)
+    )
+
+
+def _refund_credit(
+    engine: sa.Engine, account_id: int, key: str, digest: str, grant_id: int, amount: int
+) -> StoredResponse:
+    wallet_key = refund_key(key)
+    with engine.begin() as conn:
+        now = now_micros()
+        book = Book(conn, now)
+        book.account(account_id, wallet_key)  # locked: a request with this key waits for this
+        stored = idem.replay(conn, account_id, answer_key(key), REFUND_CREDIT, digest)
+        if stored is not None:
+            return stored
+        currency = accounts.currency_of(conn, account_id)
+        assert currency is not None  # the account is locked in this transaction
+        try:
+            result = grants.refund(book, account_id, grant_id, amount, wallet_key)
+        except TalktimeError as refusal:  # `needed` and `refundable` as decimal strings
+            raise with_money_facts(refusal, currency) from None
+        book.flush()
+        body = {
+            "transaction_id": result.transaction_id,
+            "grant_id": result.grant_id,
+            "amount": fmt(result.amount),
+            "balance": balance_dict(result.balance, currency),
+            "created_at": iso(now),
+        }
+        response = StoredResponse(201, _text(body), replayed=result.replayed)
+        idem.remember(conn, account_id, answer_key(key), REFUND_CREDIT, digest, response)
+        return response

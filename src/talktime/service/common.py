@@ -26,6 +26,7 @@ MONEY_FACTS = (
     "amount",
     "monthly_limit",
     "period_usage",
+    "refundable",
 )
 """Refusal facts that are amounts of money: shown to clients as decimal strings."""
 

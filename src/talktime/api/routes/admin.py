@@ -105,6 +105,41 @@ class GrantOut(BaseModel):
     created_at: str
 
 
+class GrantRow(BaseModel):
+    id: int
+    kind: Literal["free_monthly", "purchased", "promotional", "refund"]
+    amount: str = Field(description="What the grant gave.")
+    remaining: str = Field(description="What is left of it (held included).")
+    held: str = Field(description="What pending holds reserve of it.")
+    effective_at: str
+    expires_at: str | None
+    source: str | None
+    refundable: str = Field(
+        description="What `POST /v1/admin/accounts/{id}/refunds` can take back from it now: "
+        "unspent, unexpired, unreserved purchased credit; 0.0000 for every other kind."
+    )
+
+
+class GrantList(BaseModel):
+    currency: str
+    grants: list[GrantRow] = Field(description="In consumption order.")
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grant_id: RowId
+    amount: PositiveAmount
+
+
+class RefundOut(BaseModel):
+    transaction_id: str
+    grant_id: int
+    amount: str
+    balance: BalanceSnapshot
+    created_at: str
+
+
 class CardOut(BaseModel):
     name: str
     version: str
@@ -255,6 +290,37 @@ def grant_credit(
         expires_at=body.expires_at,  # a Time: UTC when sent without a zone
         source=body.source,
     )
+    return stored(result.status, result.body, replayed=result.replayed)
+
+
+@router.get(
+    "/v1/admin/accounts/{account_id}/grants",
+    response_model=GrantList,
+    responses=problems(403, 404),
+)
+def list_grants(account_id: RowId, _admin: Admin, engine: Engine) -> dict[str, Any]:
+    """The account's grants (lots of credit), with what a refund could take back from each."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        require_account(conn, account_id)
+    return service.list_grants(engine, account_id)
+
+
+@router.post(
+    "/v1/admin/accounts/{account_id}/refunds",
+    status_code=201,
+    response_model=RefundOut,
+    responses=problems(403, 404, 409),
+)
+def refund_credit(
+    account_id: RowId, body: RefundIn, _admin: Admin, engine: Engine, key: IdempotencyKey
+) -> Response:
+    """Take back unspent purchased credit from a grant, as when an account closes: a `refund`
+    ledger entry; pay the money back through the payment provider yourself. 409
+    `refund_not_allowed` for credit that is not purchased, spent, expired, held or less than
+    asked (saying how much can be); 404 `grant_not_found` for a grant of no such account."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        require_account(conn, account_id)
+    result = service.refund_credit(engine, account_id, body.grant_id, money.parse(body.amount), key)
     return stored(result.status, result.body, replayed=result.replayed)
 
 
