@@ -40,13 +40,15 @@ def test_an_account_without_keys_lists_none_and_a_known_one_lists_its_own(api: A
     assert [k["account_id"] for k in listed["keys"]] == [t.account_id]
 
 
-@pytest.mark.parametrize(("length", "warned"), [(0, False), (11, True), (31, True), (32, False)])
+@pytest.mark.parametrize(
+    ("length", "warned"), [(None, False), (0, False), (11, True), (31, True), (32, False)]
+)
 def test_an_admin_key_setting_short_enough_to_guess_is_warned_of_at_start(
-    caplog: pytest.LogCaptureFixture, length: int, warned: bool
+    caplog: pytest.LogCaptureFixture, length: int | None, warned: bool
 ) -> None:
-    # TALKTIME_ADMIN_KEY=x gave full admin rights without a word
+    # TALKTIME_ADMIN_KEY=x gave full admin rights without a word; an empty one is no admin key
     settings = Settings(
-        database_url="sqlite://", admin_key=SecretStr("k" * length) if length else None
+        database_url="sqlite://", admin_key=None if length is None else SecretStr("k" * length)
     )
     with caplog.at_level(logging.WARNING, logger="talktime.api"):
         warn_of_a_short_admin_key(settings)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from talktime.config import Settings
 from talktime.service import credits
 from talktime.service.errors import InvalidRequestError
 from talktime.wallet import recharge as rc
@@ -151,10 +152,24 @@ def test_the_service_refuses_turning_auto_recharge_on_without_an_amount_naming_i
     wallet = make_wallet(engine)
     account = wallet.create_account("acme", "free", "create").account.id
     with pytest.raises(InvalidRequestError) as refused:
-        credits.set_auto_recharge(engine, account, enabled=True, threshold=0, amount=None)
+        credits.set_auto_recharge(
+            engine,
+            account,
+            enabled=True,
+            threshold=0,
+            amount=None,
+            settings=Settings(database_url=str(engine.url)),
+        )
     assert refused.value.extra["field"] == "amount"
     # off with a threshold and no amount, none stored: nothing to keep, nothing written
-    off = credits.set_auto_recharge(engine, account, enabled=False, threshold=1, amount=None)
+    off = credits.set_auto_recharge(
+        engine,
+        account,
+        enabled=False,
+        threshold=1,
+        amount=None,
+        settings=Settings(database_url=str(engine.url)),
+    )
     assert off["auto_recharge"]["enabled"] is False
     with engine.connect() as conn:
         assert rc.get_settings_of(conn, account) is None

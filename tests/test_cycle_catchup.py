@@ -5,7 +5,7 @@ on in order, a caught-up database is left alone, and `talktime cycle run` refuse
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from talktime.wallet import InvalidRequestError, Wallet
 from talktime.wallet import cycle as cycle_module
 from talktime.wallet.cycle import CycleBehind, CycleRun, run_cycle
 from talktime.wallet.periods import add_months, to_micros
-from wallet_helpers import FREE, PLAN, make_wallet, number_status, rent, utc
+from wallet_helpers import FREE, PLAN, T0, make_wallet, number_status, rent, utc
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -249,3 +249,45 @@ def test_after_downtime_the_cycle_first_pays_februarys_rent_from_the_promo(
     engine: sa.Engine,
 ) -> None:
     assert _after_downtime(engine, "wallet.run_cycle") == ([-1 * D, -4 * D], "suspended")
+
+
+def test_the_expiry_job_releases_holds_when_the_cycle_fails_and_leaves_refusals_to_the_cycle(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # since the expiry job runs the cycle first, a cycle that raised stopped every hold's
+    # release (the credit stayed held), and an account it refused was logged every minute
+    wallet = make_wallet(engine)
+    account = wallet.create_account("a", PLAN, "a").account.id
+    hold = wallet.authorize(account, 1 * D, "call", timedelta(minutes=2))
+    later = T0 + timedelta(minutes=10)
+    ctx = registry.JobContext(
+        engine, Settings(database_url=str(engine.url)), "w", lambda: to_micros(later)
+    )
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the cycle broke")
+
+    monkeypatch.setattr(tasks, "run_cycle", broken)
+    with caplog.at_level("ERROR", logger="talktime.worker"):
+        tasks.expire(ctx, Job(1, "wallet.expire", {}, 1, 3, 0, "w", 0))
+    assert "the monthly cycle failed" in caplog.text
+    assert wallet.balance(account, now=later).held == 0
+    [released] = wallet.ledger(account, kind="hold_release").entries
+    assert released.hold_id == hold.hold.id
+    monkeypatch.undo()
+
+    caplog.clear()
+    monkeypatch.setattr(
+        cycle_module, "advance", lambda *_: (_ for _ in ()).throw(InvalidRequestError("no plan"))
+    )
+    at_next = add_months(T0, 1)
+    ctx = registry.JobContext(
+        engine, Settings(database_url=str(engine.url)), "w", lambda: to_micros(at_next)
+    )
+    with caplog.at_level("WARNING", logger="talktime.wallet"):
+        tasks.expire(ctx, Job(2, "wallet.expire", {}, 1, 3, 0, "w", 0))
+        refused = [r.getMessage() for r in caplog.records if "not advanced" in r.getMessage()]
+        assert refused == []  # left to the cycle's own job
+        tasks.cycle(ctx, Job(3, "wallet.run_cycle", {}, 1, 3, 0, "w", 0))
+        refused = [r.getMessage() for r in caplog.records if "not advanced" in r.getMessage()]
+    assert refused == [f"cycle: account {account} not advanced: no plan"]

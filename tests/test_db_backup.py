@@ -149,3 +149,25 @@ def test_backup_and_restore_point_postgresql_to_its_own_tools(
         assert refused.returncode == 1
         assert refused.stderr.startswith("error[invalid_settings]: "), refused.stderr
         assert "pg_dump" in refused.stderr
+
+
+def test_a_restore_into_a_missing_directory_is_refused_and_into_a_new_file_creates_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the missing directory was a traceback ("unable to open database file")
+    _, url = _database(tmp_path)
+    copy = str(tmp_path / "backup.db")
+    made = talktime_main(monkeypatch, "db", "backup", copy, TALKTIME_DATABASE_URL=url)
+    assert made.returncode == 0, made.stderr
+    nowhere = f"sqlite:///{tmp_path}/no-such-dir/talktime.db"
+    refused = talktime_main(
+        monkeypatch, "db", "restore", copy, "--yes", TALKTIME_DATABASE_URL=nowhere
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error[backup_refused]: there is no directory for ")
+    fresh = tmp_path / "new-machine.db"
+    done = talktime_main(
+        monkeypatch, "db", "restore", copy, "--yes", TALKTIME_DATABASE_URL=f"sqlite:///{fresh}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert _plans(str(fresh)) == ["before"]

@@ -249,6 +249,12 @@ def test_the_balance_read_over_http_in_the_gap_shows_this_months_free_credit(
     # gone) while the next send would have been paid from this month's $2
     with apikit.account_from_last_month(db_url, tmp_path / "cards", "startup", "2.00") as m:
         t = _last_months_tenant(m)
+        # the admin's view, read first, agrees (it showed last month's period and no credit)
+        admin = m.client.get(f"/v1/admin/accounts/{m.account}", headers=apikit.ADMIN).json()
+        assert (admin["balance"]["free"], admin["period_start"]) == (
+            "2.0000",
+            m.this_month.isoformat(),
+        )
         shown = t.get("/v1/balance").json()
         assert (shown["free"], shown["available"]) == ("2.0000", "2.0000")
         assert shown["period_start"] == m.this_month.isoformat()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from talktime.config import Settings
 from talktime.ops import registry, tasks
+from talktime.service import idempotency as request_keys
 from talktime.store.api_tables import api_requests
 from talktime.store.wallet_tables import idempotency
 from talktime.wallet import Wallet
@@ -73,7 +74,12 @@ def test_a_backlog_is_purged_in_transactions_of_five_thousand_oldest_first(
     ]
     rows[-1]["created_at"] = to_micros(NOW)  # a fresh one stays
     with engine.begin() as conn:
-        conn.execute(api_requests.insert(), rows)
+        conn.execute(api_requests.insert(), list(reversed(rows)))  # not stored in age order
+    with engine.begin() as conn:  # one batch alone takes the seven oldest
+        assert request_keys.purge(conn, to_micros(NOW), limit=7) == 7
+    with engine.connect() as conn:
+        left = sorted(conn.execute(sa.select(api_requests.c.key)).scalars())
+    assert left == [f"k{i:02}" for i in range(7, 20)]
     commits: list[int] = []
 
     def count(_conn: sa.Connection) -> None:
@@ -88,6 +94,6 @@ def test_a_backlog_is_purged_in_transactions_of_five_thousand_oldest_first(
     with engine.connect() as conn:
         kept = list(conn.execute(sa.select(api_requests.c.key)).scalars())
     assert kept == ["k19"]
-    # the wallet's account-creation record, then 7 + 7 + 5 stored answers (the last batch
-    # short: done)
-    assert len(commits) == 1 + 3
+    # the wallet's account-creation record, then 7 + 5 stored answers (the last batch short:
+    # done)
+    assert len(commits) == 1 + 2

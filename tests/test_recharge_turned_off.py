@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from talktime.config import Settings
 from talktime.service import credits
 from talktime.wallet import InvalidAmountError, InvalidRequestError, Wallet
 from talktime.wallet import recharge as rc
@@ -97,7 +98,14 @@ def test_the_service_turns_it_off_keeping_the_stored_values(
     wallet: Wallet, engine: sa.Engine
 ) -> None:
     account = account_with_auto_recharge(wallet)
-    off = credits.set_auto_recharge(engine, account, enabled=False, threshold=None, amount=None)
+    off = credits.set_auto_recharge(
+        engine,
+        account,
+        enabled=False,
+        threshold=None,
+        amount=None,
+        settings=Settings(database_url=str(engine.url)),
+    )
     assert off["auto_recharge"] == {
         "enabled": False,
         "threshold": "5.0000",

@@ -45,8 +45,8 @@ ADMIN_KEY_MIN_LENGTH = 32
 def warn_of_a_short_admin_key(settings: Settings) -> None:
     """Log a warning when the `admin_key` setting is short enough to be guessed (keys made by
     `talktime keys create --admin` carry 256-bit secrets; this setting is whatever was typed)."""
-    if settings.admin_key is None:
-        return
+    if settings.admin_key is None or not settings.admin_key.get_secret_value():
+        return  # none (an empty one is none too: `api.auth` ignores it)
     length = len(settings.admin_key.get_secret_value())
     if length < ADMIN_KEY_MIN_LENGTH:
         logging.getLogger("talktime.api").warning(

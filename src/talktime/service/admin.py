@@ -17,6 +17,7 @@ from talktime.errors import TalktimeError
 from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service import idempotency as idem
+from talktime.service.balance import open_ended_period
 from talktime.service.common import balance_dict, fmt, iso, now_micros, with_money_facts
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
@@ -224,7 +225,9 @@ def _is_answer(record: tuple[str, str, str] | None) -> bool:
 
 
 def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[str, Any]:
-    """An account with its balances now."""
+    """An account with its balances now (its ended period opened first, as `GET /v1/balance`
+    does: the admin's view and the tenant's agree)."""
+    open_ended_period(engine, account_id, settings, now_micros())
     wallet = Wallet(engine)
     account = wallet.account(account_id)
     b = wallet.balance(account_id)

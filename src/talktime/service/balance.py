@@ -14,7 +14,7 @@ from talktime.service import cards
 from talktime.service.common import fmt
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
-from talktime.wallet import accounts, cycle
+from talktime.wallet import accounts
 from talktime.wallet import ledger as wallet_ledger
 from talktime.wallet.model import LedgerEntry
 from talktime.wallet.periods import from_micros, to_micros, utcnow
@@ -39,25 +39,38 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
     }
 
 
-def balance(engine: sa.Engine, account_id: int, settings: Settings | None = None) -> dict[str, Any]:
+def balance(engine: sa.Engine, account_id: int, settings: Settings) -> dict[str, Any]:
     """Free credit left this period and when it expires, paid, held, available, the monthly
     limit with this period's paid usage, the low-balance threshold, and the auto-recharge
     state.
 
     An account whose period ended before the monthly cycle opened the next gets it opened
-    first, as its next charge would (`cards.catch_up` of ``settings``; without them, the
-    plans table's credit, as the embedded wallet's): the balance shows the credit that charge
-    would use, not the old period's."""
+    first, as its next charge would (`open_ended_period`): the balance shows the credit that
+    charge would use, not the old period's."""
     now = to_micros(utcnow())
     # one read transaction: the account, its balances and auto-recharge from one snapshot
     with read_snapshot(engine) as conn, conn.begin():
-        if accounts.get_account(conn, account_id).period_end > from_micros(now):
+        if not _ended(conn, account_id, now):
             return balance_in(conn, account_id, now)
     with engine.begin() as conn:
-        (cycle.catch_up_hook() if settings is None else cards.catch_up(settings))(
-            conn, account_id, now
-        )
+        cards.catch_up(settings)(conn, account_id, now)
         return balance_in(conn, account_id, now)
+
+
+def open_ended_period(engine: sa.Engine, account_id: int, settings: Settings, now: int) -> None:
+    """Open the account's periods begun by ``now`` that the monthly cycle has not opened yet,
+    with its own card's free credit, as its next charge would (`cards.catch_up`), so a read
+    after it shows what that charge would use; nothing is written when its period has not
+    ended."""
+    with read_snapshot(engine) as conn, conn.begin():
+        if not _ended(conn, account_id, now):
+            return
+    with engine.begin() as conn:
+        cards.catch_up(settings)(conn, account_id, now)
+
+
+def _ended(conn: sa.Connection, account_id: int, now: int) -> bool:
+    return accounts.get_account(conn, account_id).period_end <= from_micros(now)
 
 
 def balance_in(conn: sa.Connection, account_id: int, now: int | None = None) -> dict[str, Any]:
@@ -137,7 +150,7 @@ def set_monthly_limit(
     _change_setting(
         engine, settings, account_id, "set_monthly_limit", {"monthly_limit": limit}, "monthly-limit"
     )
-    return balance(engine, account_id)
+    return balance(engine, account_id, settings)
 
 
 def set_low_balance_threshold(
@@ -153,7 +166,7 @@ def set_low_balance_threshold(
         {"low_balance_threshold": threshold},
         "low-balance",
     )
-    return balance(engine, account_id)
+    return balance(engine, account_id, settings)
 
 
 def _change_setting(

@@ -217,7 +217,7 @@ def set_auto_recharge(
     enabled: bool,
     threshold: int | None,
     amount: int | None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> dict[str, Any]:
     """When paid credit falls under ``threshold``, buy ``amount`` more (one at a time).
 

@@ -42,7 +42,10 @@ def backup(database: str, target: str) -> str | None:
 def restore(copy: str, database: str) -> str | None:
     """Replace the contents of the SQLite ``database`` with the backup ``copy`` (checked
     first: a whole SQLite file of talktime's, at a revision this version knows); returns the
-    restored revision."""
+    restored revision. A ``database`` file that does not exist yet is created (a restore on a
+    new machine); its directory must exist."""
+    if not os.path.isdir(os.path.dirname(os.path.abspath(database))):
+        raise BackupError(f"there is no directory for {database}; create it first")
     with closing(_open_existing(copy, read_only=True)) as source:
         problems = [row[0] for row in source.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:

@@ -262,6 +262,7 @@ def run_cycle(
     behind: list[CycleBehind] | None = None,
     max_periods: int | None = None,
     plan_credit: PlanCredit | None = None,
+    report: bool = True,
 ) -> list[CycleRun]:
     """Advance every account whose period ended by ``now`` (default: the current time), one
     period at a time and in order, until each is in the period holding ``now`` or has opened
@@ -271,7 +272,9 @@ def run_cycle(
     the next run continues it. An account that is refused (a `TalktimeError`, such as an unknown
     plan) is left as it is, logged and appended to ``failures``. The other accounts are still
     advanced either way. ``plan_credit`` says each account's free credit for a period (default:
-    the plans table). A database never migrated is refused with `DatabaseNotMigratedError`.
+    the plans table). With ``report`` False the refused and lagging accounts are only appended,
+    not logged (a caller that runs the cycle more often than its own job, and leaves the
+    logging to that job). A database never migrated is refused with `DatabaseNotMigratedError`.
     """
     check_moment(now, "now")
     if max_periods is not None and (
@@ -301,7 +304,8 @@ def run_cycle(
                     count += 1
                     last = run
             except TalktimeError as refusal:
-                log.error("cycle: account %s not advanced: %s", account_id, refusal.detail)
+                if report:
+                    log.error("cycle: account %s not advanced: %s", account_id, refusal.detail)
                 done.add(account_id)
                 if failures is not None:
                     failures.append(CycleFailure(account_id, refusal.code, refusal.detail))
@@ -310,7 +314,7 @@ def run_cycle(
                 done.add(account_id)
                 if last is not None and to_micros(last.period_end) <= at:
                     lagging.append(CycleBehind(account_id, last.period_start, last.period_end))
-    if lagging:
+    if lagging and report:
         log.warning(
             "cycle: %d account(s) still behind after %d periods each in this run (first: account"
             " %s, in the period ending %s); the next run goes on",
