@@ -133,3 +133,30 @@ def test_credit_a_hold_reserves_is_not_refundable_until_it_is_released(
     finally:
         engine.dispose()
     assert _purchased(api, t)["refundable"] == "1.0000"
+
+
+def test_an_admin_reads_any_accounts_ledger_with_the_tenants_filters(api: Any) -> None:
+    # support looked up a disputed charge only by minting a key in the customer's account
+    t = tenant(api, credit="5.00")
+    sent = t.sms("+14155550111", "hello")
+    assert sent.status_code == 201, sent.text
+    message = sent.json()["id"]
+    theirs = t.get("/v1/ledger", reference=message).json()
+    ours = api.get(
+        f"/v1/admin/accounts/{t.account_id}/ledger",
+        params={"reference": message},
+        headers=ADMIN,
+    )
+    assert ours.status_code == 200, ours.text
+    assert ours.json() == theirs
+    assert [e["kind"] for e in ours.json()["entries"]] == ["usage"]
+    everything = api.get(f"/v1/admin/accounts/{t.account_id}/ledger", headers=ADMIN).json()
+    assert everything == t.get("/v1/ledger").json()
+    unknown = api.get("/v1/admin/accounts/999999/ledger", headers=ADMIN)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    bad = api.get(
+        f"/v1/admin/accounts/{t.account_id}/ledger", params={"kind": "nope"}, headers=ADMIN
+    )
+    assert bad.status_code == 422
+    tenant_key = t.get(f"/v1/admin/accounts/{t.account_id}/ledger")
+    assert tenant_key.status_code == 403

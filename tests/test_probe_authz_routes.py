@@ -85,6 +85,7 @@ ADMIN_OPS: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/admin/accounts/{account_id}"): {"status": "canceled"},
     ("POST", "/v1/admin/accounts/{account_id}/grants"): {"kind": "purchased", "amount": "100"},
     ("GET", "/v1/admin/accounts/{account_id}/grants"): None,
+    ("GET", "/v1/admin/accounts/{account_id}/ledger"): None,
     ("POST", "/v1/admin/accounts/{account_id}/refunds"): {"grant_id": 1, "amount": "1.00"},
     ("POST", "/v1/admin/accounts/{account_id}/users"): {"name": "Mallory", "role": "owner"},
     ("GET", "/v1/admin/accounts/{account_id}/users"): None,
