@@ -9,6 +9,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from talktime import money
+from talktime.config import Settings
 from talktime.service import balance as balance_service
 from talktime.wallet import Wallet
 
@@ -70,7 +71,8 @@ def test_balance_read_during_live_charges_shows_each_charge_whole(engine: sa.Eng
     thread = threading.Thread(target=traffic)
     thread.start()
     try:
-        api_reads = [balance_service.balance(engine, account) for _ in range(60)]
+        settings = Settings(database_url=str(engine.url))
+        api_reads = [balance_service.balance(engine, account, settings) for _ in range(60)]
         wallet_reads = [wallet.balance(account) for _ in range(60)]
     finally:
         stop.set()
