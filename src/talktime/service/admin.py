@@ -565,10 +565,9 @@ def list_grants(engine: sa.Engine, account_id: int) -> dict[str, Any]:
 
 
 def _refundable(g: Any, now: datetime) -> int:
-    """What `grants.refund` would take back from ``g`` at ``now``."""
-    if g.kind != "purchased" or (g.expires_at is not None and g.expires_at <= now):
-        return 0
-    return int(g.remaining - g.held)
+    """What `grants.refund` would take back from ``g`` (a `Grant`) at ``now``."""
+    expires_at = None if g.expires_at is None else to_micros(g.expires_at)
+    return grants.refundable(g.kind, g.remaining, g.held, expires_at, to_micros(now))
 
 
 def refund_credit(

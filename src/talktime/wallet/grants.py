@@ -415,8 +415,12 @@ def expire_grant(book: Book, state: AccountState, g: LiveGrant) -> int:
     return amount
 
 
-def _expired(g: LiveGrant, now: int) -> bool:
-    return g.expires_at is not None and g.expires_at <= now
+def refundable(kind: str, remaining: int, held: int, expires_at: int | None, now: int) -> int:
+    """What `refund` can take back from a grant at ``now``: its credit no hold reserves when
+    it is purchased and not expired, else nothing."""
+    if kind != "purchased" or (expires_at is not None and expires_at <= now):
+        return 0
+    return remaining - held
 
 
 def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) -> RefundResult:
@@ -439,7 +443,7 @@ def refund(book: Book, account_id: int, grant_id: int, amount: int, key: str) ->
             f"grant {grant_id} is {g.kind} credit; only purchased credit can be refunded",
             grant_id=grant_id,
         )
-    unspent = 0 if _expired(g, book.now) else g.available
+    unspent = refundable(g.kind, g.remaining, g.held, g.expires_at, book.now)
     if amount > unspent:
         raise RefundNotAllowedError(
             f"grant {grant_id} has {state.shown(unspent)} of unspent credit that can be "
