@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from talktime.wallet import PlanNotFoundError, Wallet
 from talktime.wallet.cycle import CycleFailure, run_cycle
-from wallet_helpers import PLAN, T0, make_wallet
+from wallet_helpers import PLAN, T0, make_wallet, rent
 
 D = 1_000_000
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -257,3 +257,30 @@ def test_a_late_cycle_judges_a_promotion_that_lapsed_after_the_period_end_with_t
     assert wallet.expire_grants(APR1 + timedelta(days=2)) == 0
     assert low_and_depleted(wallet, account_id) == ([10 * D], 0)
     assert wallet.verify(APR1 + timedelta(days=2)) == []
+
+
+@pytest.mark.parametrize(
+    ("spent", "low"),
+    [
+        (10 * D, []),  # $0 before the boundary, $5 after: under the threshold both times
+        (0, [5 * D]),  # $10 before (last month's, unspent), $5 after the five rents
+    ],
+)
+def test_the_rents_of_a_period_opening_are_judged_as_one_debit_with_the_final_figure(
+    engine: sa.Engine, spent: int, low: list[int]
+) -> None:
+    # judged rent by rent, the cycle sent `balance.low` with the credit between two rents
+    # (a month-end audit: `available` 7.001 for an account a read then showed at 0.027)
+    wallet = make_wallet(engine)
+    account = wallet.create_account("acme", PLAN, "create", low_balance_threshold=8 * D)
+    account_id = account.account.id
+    if spent:
+        wallet.charge(account_id, spent, "use-all")
+    before = wallet.events(account_id, "balance.low")
+    for i in range(5):
+        rent(engine, account_id, f"+1415555{i:04d}", 1 * D)
+    run_cycle(engine, APR1 + timedelta(seconds=1))
+    after = [e["payload"]["available"] for e in wallet.events(account_id, "balance.low")]
+    assert after[len(before) :] == low
+    assert wallet.balance(account_id, APR1 + timedelta(seconds=2)).available == 5 * D
+    assert wallet.verify(APR1 + timedelta(seconds=2)) == []

@@ -37,11 +37,15 @@ def charge(
     key: str,
     reference: str | None = None,
     lines: Any = None,
+    *,
+    judge: bool = True,
 ) -> ChargeResult:
     """Debit ``amount`` from the account inside ``book``; refuse the whole of it if the
     available credit or the monthly limit does not allow it (nothing changes then).
 
     A key already used for the same request returns the stored result (`replayed=True`).
+    With ``judge`` False the caller judges `balance.low` / `credit.depleted` itself, once for
+    several debits (the monthly cycle's rents, judged with the period's opening).
     """
     check_id(account_id, "account id")
     check_amount(amount)
@@ -81,7 +85,8 @@ def charge(
     book.add_usage(state, paid)
     book.debited(state)
     # Every take came out of available credit, so it fell by exactly the amount.
-    book.debit_events(state, available, available - amount)
+    if judge:
+        book.debit_events(state, available, available - amount)
     result = ChargeResult(
         transaction_id=transaction_id,
         account_id=state.id,
