@@ -284,3 +284,18 @@ def test_the_rents_of_a_period_opening_are_judged_as_one_debit_with_the_final_fi
     assert after[len(before) :] == low
     assert wallet.balance(account_id, APR1 + timedelta(seconds=2)).available == 5 * D
     assert wallet.verify(APR1 + timedelta(seconds=2)) == []
+
+
+def test_free_credit_a_call_still_holds_after_it_lapsed_shows_its_past_expiry(
+    engine: sa.Engine,
+) -> None:
+    # `free` counted last month's credit a call in progress still reserves, while
+    # `free_expires_at` left that grant out: null, "none of it expires" (a month-end audit)
+    wallet = make_wallet(engine)
+    account_id = wallet.create_account("acme", PLAN, "create").account.id
+    wallet.authorize(account_id, D // 2, "call", timedelta(days=40))
+    run_cycle(engine, APR1 + timedelta(seconds=1))
+    shown = wallet.balance(account_id, APR1 + timedelta(seconds=2))
+    assert (shown.free, shown.held) == (10 * D + D // 2, D // 2)
+    assert shown.free_expires_at == APR1  # March's, past: written off when the call ends
+    assert wallet.verify(APR1 + timedelta(seconds=2)) == []

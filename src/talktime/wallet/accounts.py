@@ -247,11 +247,13 @@ def read_balance(conn: sa.Connection, account_id: int, now: int) -> Balance:
             usage_periods.c.account_id == account_id, usage_periods.c.period_start == period
         )
     ).scalar()
-    # every free grant `free` counts (free monthly and promotional): the first to lapse
+    # every free grant `free` counts (free monthly and promotional): the first to lapse. A
+    # grant that lapsed while a hold reserves part of it still counts that part (`balances`),
+    # so its expiry, already past, is the one shown (it was null: "never expires")
     free_expiry = [
         g.expires_at
         for g in state.grants.values()
-        if not g.paid and g.usable(now) and g.expires_at is not None
+        if not g.paid and (g.usable(now) or g.held > 0) and g.expires_at is not None
     ]
     b = state.balances(now)
     start, end = (

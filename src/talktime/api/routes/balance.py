@@ -35,7 +35,8 @@ class BalanceOut(BaseModel):
     free: str = Field(description="Free monthly credit left this period.")
     free_expires_at: str | None = Field(
         description="When the free credit left (monthly or promotional) first expires; null "
-        "when none of it expires."
+        "when none of it expires; already past when part of it lapsed while a call in "
+        "progress reserves it (written off when the call ends)."
     )
     paid: str
     held: str = Field(description="Reserved by calls in progress.")
