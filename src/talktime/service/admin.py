@@ -148,7 +148,7 @@ def _create_account(
     engine: sa.Engine, settings: Settings, key: str, request: dict[str, Any]
 ) -> StoredResponse:
     digest = fingerprint(CREATE_ACCOUNT, request)
-    with idem.writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         book = Book(conn, now_micros())
         stored, wallet_key = _creation_records(book, key, digest)
         if stored is not None:
@@ -377,7 +377,7 @@ def _update_account(
     digest: str,
 ) -> StoredResponse:
     plan, status, rate_card = request["plan"], request["status"], request["rate_card"]
-    with idem.writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         card = None
         if plan is not None:  # the plans rows before the account's, as on creation
             name = rate_card or cards.card_name(conn, account_id, settings)
@@ -476,7 +476,7 @@ def _grant_credit(
     source: str | None,
 ) -> StoredResponse:
     wallet_key = grant_key(key)
-    with idem.writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         book = Book(conn, now_micros())
         book.account(account_id, wallet_key)  # locked: a request with this key waits for this
         stored = idem.replay(conn, account_id, answer_key(key), GRANT_CREDIT, digest)
@@ -588,7 +588,7 @@ def _refund_credit(
     engine: sa.Engine, account_id: int, key: str, digest: str, grant_id: int, amount: int
 ) -> StoredResponse:
     wallet_key = refund_key(key)
-    with idem.writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         now = now_micros()
         book = Book(conn, now)
         book.account(account_id, wallet_key)  # locked: a request with this key waits for this

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from talktime.config import Settings
 from talktime.service import cards
 from talktime.service.common import fmt
-from talktime.service.idempotency import writer_turn
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
 from talktime.wallet import accounts
@@ -53,7 +52,7 @@ def balance(engine: sa.Engine, account_id: int, settings: Settings) -> dict[str,
     with read_snapshot(engine) as conn, conn.begin():
         if not _ended(conn, account_id, now):
             return balance_in(conn, account_id, now)
-    with writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         cards.catch_up(settings)(conn, account_id, now)
         return balance_in(conn, account_id, now)
 
@@ -66,7 +65,7 @@ def open_ended_period(engine: sa.Engine, account_id: int, settings: Settings, no
     with read_snapshot(engine) as conn, conn.begin():
         if not _ended(conn, account_id, now):
             return
-    with writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         cards.catch_up(settings)(conn, account_id, now)
 
 
@@ -181,7 +180,7 @@ def _change_setting(
     """Change one account setting in a transaction that first opens the periods begun since
     the cycle last ran, with the free credit of the account's own card (as a charge does):
     a change applies from now, never to a period that ended before it."""
-    with writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         book = cards.charging_book(conn, settings)
         accounts.update(book, account_id, operation, changes, f"{key_prefix}:{uuid.uuid4().hex}")
         book.flush()

@@ -236,7 +236,7 @@ def set_auto_recharge(
                 )
     # `configure` keeps the stored values left out, under the account's lock, and refuses an
     # amount a card cannot take
-    with writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         recharge.configure(
             conn,
             account_id,

@@ -13,7 +13,7 @@ from talktime.errors import naming
 from talktime.rating import price_number_rental
 from talktime.service import cards
 from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
-from talktime.service.idempotency import StoredResponse, run_once, writer_turn
+from talktime.service.idempotency import StoredResponse, run_once
 from talktime.wallet import rentals
 
 SMS_TYPES = policy.SMS_NUMBER_TYPES
@@ -96,7 +96,7 @@ def release_number(
     engine: sa.Engine, settings: Settings, account_id: int, number_id: int
 ) -> dict[str, Any]:
     """Give a number up (no rental from the next period on); 404 for another account's."""
-    with writer_turn(engine), engine.begin() as conn:
+    with engine.begin() as conn:
         number = rentals.release_number(conn, account_id, number_id, now=now_micros())
         currency = cards.card_for(conn, account_id, settings).currency
         return number_dict(number, currency)
