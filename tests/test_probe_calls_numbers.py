@@ -82,3 +82,20 @@ def test_a_number_spelled_with_its_trunk_prefix_cannot_rent_a_held_line_twice(ap
     assert other.balance() == before
     assert other.get("/v1/numbers").json()["numbers"] == []
     assert len(owner.get("/v1/numbers").json()["numbers"]) == 1
+
+
+def test_a_numbers_first_month_ledger_line_names_the_number_and_says_first_month(
+    api: Any,
+) -> None:
+    # the API's line had neither, while the embedded rent_number's and the renewals' name the
+    # number (a month-end audit)
+    t = tenant(api, credit="5.00", number="+14155550100")
+    [entry] = t.ledger(reference="number:+14155550100")
+    [line] = entry["lines"]
+    assert (line["kind"], line["number"], line["first_month"]) == (
+        "number_rental",
+        "+14155550100",
+        True,
+    )
+    added = t.get("/v1/numbers").json()["numbers"]
+    assert [n["e164"] for n in added] == ["+14155550100"]

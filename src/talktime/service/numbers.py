@@ -55,7 +55,12 @@ def add_number(
             info = card.classify(e164)
             quote = price_number_rental(card, e164)
         rentals.require_free(conn, account_id, info.e164)  # before the charge can refuse for credit
-        lines = [line.to_dict() for line in quote.lines]  # ledger and response
+        # ledger and response; a rental line names its number and that it is the first
+        # month, as the embedded `rent_number`'s and the cycle's renewals' do
+        lines = [
+            {**d, "number": info.e164, "first_month": True} if d["kind"] == "number_rental" else d
+            for d in (line.to_dict() for line in quote.lines)
+        ]
         balance = state.balances(now)
         if quote.total > 0:
             # Charge before adding: a monthly-limit refusal commits its event (KeepWritesError),
