@@ -89,7 +89,11 @@ def test_a_numbers_first_month_ledger_line_names_the_number_and_says_first_month
 ) -> None:
     # the API's line had neither, while the embedded rent_number's and the renewals' name the
     # number (a month-end audit)
-    t = tenant(api, credit="5.00", number="+14155550100")
+    t = tenant(api, credit="5.00", number=None)
+    added = t.post("/v1/numbers", {"e164": "+14155550100"})
+    assert added.status_code == 201, added.text
+    [answered] = added.json()["lines"]
+    assert (answered["number"], answered["first_month"]) == ("+14155550100", True)
     [entry] = t.ledger(reference="number:+14155550100")
     [line] = entry["lines"]
     assert (line["kind"], line["number"], line["first_month"]) == (
@@ -97,5 +101,4 @@ def test_a_numbers_first_month_ledger_line_names_the_number_and_says_first_month
         "+14155550100",
         True,
     )
-    added = t.get("/v1/numbers").json()["numbers"]
-    assert [n["e164"] for n in added] == ["+14155550100"]
+    assert line == answered  # the ledger's line is the one answered

@@ -262,8 +262,10 @@ def test_a_late_cycle_judges_a_promotion_that_lapsed_after_the_period_end_with_t
 @pytest.mark.parametrize(
     ("spent", "low"),
     [
-        (10 * D, []),  # $0 before the boundary, $5 after: under the threshold both times
-        (0, [5 * D]),  # $10 before (last month's, unspent), $5 after the five rents
+        # $0 before the boundary, $10 once April's credit is in, $5 after the rents: one
+        # event for the rents, with the figure after all of them
+        (10 * D, [5 * D]),
+        (0, [5 * D]),  # $10 before (last month's, unspent), $10 after, $5 after the rents
     ],
 )
 def test_the_rents_of_a_period_opening_are_judged_as_one_debit_with_the_final_figure(
@@ -299,3 +301,24 @@ def test_free_credit_a_call_still_holds_after_it_lapsed_shows_its_past_expiry(
     assert (shown.free, shown.held) == (10 * D + D // 2, D // 2)
     assert shown.free_expires_at == APR1  # March's, past: written off when the call ends
     assert wallet.verify(APR1 + timedelta(seconds=2)) == []
+
+
+def test_the_rents_are_judged_on_the_credit_grants_and_refunds_since_the_end_left(
+    engine: sa.Engine,
+) -> None:
+    # judged from the ledger as it stood at the period end, a $10 grant made after it went
+    # unseen (`credit.depleted` at $10 available) and a refund after it too (no event when the
+    # rent took the last $2)
+    wallet = make_wallet(engine)
+    topped = wallet.create_account("topped", "free", "t", low_balance_threshold=5 * D)
+    wallet.grant(topped.account.id, "purchased", 2 * D, "bought")
+    rent(engine, topped.account.id, "+14155550100", 2 * D)
+    wallet.grant(topped.account.id, "purchased", 10 * D, "topup", now=APR1 + timedelta(1))
+    refunded = wallet.create_account("refunded", "free", "r")
+    bought = wallet.grant(refunded.account.id, "purchased", 10 * D, "bought").grant.id
+    rent(engine, refunded.account.id, "+14155550101", 2 * D)
+    wallet.refund(refunded.account.id, bought, 8 * D, "back", now=APR1 + timedelta(1))
+    run_cycle(engine, APR1 + timedelta(days=2))
+    assert low_and_depleted(wallet, topped.account.id) == ([], 0)  # 12 -> 10
+    assert low_and_depleted(wallet, refunded.account.id) == ([], 1)  # 2 -> 0
+    assert wallet.verify(APR1 + timedelta(days=2)) == []

@@ -45,7 +45,7 @@ def charge(
 
     A key already used for the same request returns the stored result (`replayed=True`).
     With ``judge`` False the caller judges `balance.low` / `credit.depleted` itself, once for
-    several debits (the monthly cycle's rents, judged with the period's opening).
+    several debits (the monthly cycle's rents, judged as one debit).
     """
     check_id(account_id, "account id")
     check_amount(amount)

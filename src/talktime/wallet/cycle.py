@@ -4,9 +4,9 @@ Per account and period, in one transaction: expire what is left of the free mont
 rollover), issue the new period's free credit (then judge `balance.low` / `credit.depleted` on
 the credit at the period end against the credit after it, the new included), charge the
 rental of each number held when the period began (suspending a number the credit does not
-cover) and move the account to the new period. Idempotent per account and period; after
-downtime it catches up period by period, in order, at most `MAX_PERIODS_PER_RUN` periods per
-account in one run (the next run goes on).
+cover; the rents judged as one debit) and move the account to the new period. Idempotent per
+account and period; after downtime it catches up period by period, in order, at most
+`MAX_PERIODS_PER_RUN` periods per account in one run (the next run goes on).
 """
 
 from __future__ import annotations
@@ -165,13 +165,13 @@ def advance_in(
         else:
             free = grants.issue_free_credit(book, state, start, end, amount)
         granted = free.original if free is not None else 0
-    late = sorted(m for m in lapses if m > boundary)  # a late cycle: lapsed since the end
-    if late:  # in time's order: the opening, what lapsed since, then the rents (below)
-        book.debit_events(state, kept, at_end + granted)  # with the new free credit in
-        for moment in late:
-            lapse = grants.available_around(conn, state, moment, keep_period_free=False)
-            book.debit_events(state, lapse[0] + granted, lapse[1] + granted)
-    before_rents = state.available(book.now)
+    # in time's order: the opening (with the new free credit in), what lapsed since the end
+    # (a late cycle), then the rents (below)
+    book.debit_events(state, kept, at_end + granted)
+    for moment in sorted(m for m in lapses if m > boundary):
+        lapse = grants.available_around(conn, state, moment, keep_period_free=False)
+        book.debit_events(state, lapse[0] + granted, lapse[1] + granted)
+    before_rents = state.available(book.now)  # what grants and refunds since the end left
     charged = 0
     suspended: list[str] = []
     for number in rentals.rentals_due(conn, account_id, start):
@@ -189,7 +189,7 @@ def advance_in(
                     rental_key(number.id, start),
                     reference=f"number:{number.e164}",
                     lines=[rentals.renewal_line(number, start)],
-                    judge=False,  # with the opening, below: no figure of half the rents
+                    judge=False,  # all the rents as one debit, below
                 )
                 charged += number.monthly_price
             except TalktimeError as refusal:
@@ -202,15 +202,10 @@ def advance_in(
             continue
         suspended.append(number.e164)
         book.event(account_id, rentals.NUMBER_SUSPENDED, _suspension(number, reason, start))
-    # The rents are judged as one debit, never rent by rent: an account under its threshold
-    # before the boundary and after it sent `balance.low` with a figure between two rents
-    # that no read ever showed. Nothing lapsed since the end: the opening and its rents are
-    # one step, from the credit at the end of the last period to the credit with the new
-    # free credit in and every rent paid.
-    if late:
-        book.debit_events(state, before_rents)
-    else:
-        book.debit_events(state, kept, at_end + granted - charged)
+    # The rents are judged as one debit, from the live credit before them to the live credit
+    # after them: judged rent by rent, `balance.low` carried a figure between two rents that
+    # no read ever showed.
+    book.debit_events(state, before_rents)
     conn.execute(
         sa.update(accounts)
         .where(accounts.c.id == account_id)
