@@ -26,7 +26,7 @@ from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
 from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint, lookup
-from talktime.wallet.model import Account, Balances, GrantResult
+from talktime.wallet.model import Account, Balances, Grant, GrantResult
 from talktime.wallet.periods import to_micros
 
 
@@ -564,8 +564,8 @@ def list_grants(engine: sa.Engine, account_id: int) -> dict[str, Any]:
         wallet.close()
 
 
-def _refundable(g: Any, now: datetime) -> int:
-    """What `grants.refund` would take back from ``g`` (a `Grant`) at ``now``."""
+def _refundable(g: Grant, now: datetime) -> int:
+    """What `grants.refund` would take back from ``g`` at ``now``."""
     expires_at = None if g.expires_at is None else to_micros(g.expires_at)
     return grants.refundable(g.kind, g.remaining, g.held, expires_at, to_micros(now))
 
