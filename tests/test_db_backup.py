@@ -53,6 +53,13 @@ def _plans(path: str) -> list[str]:
         return [r[0] for r in conn.execute("SELECT name FROM plans ORDER BY name")]
 
 
+def _backup(monkeypatch: pytest.MonkeyPatch, url: str, copy: str) -> str:
+    """`talktime db backup COPY` of the database at ``url``, which must succeed; its output."""
+    made = talktime_main(monkeypatch, "db", "backup", copy, TALKTIME_DATABASE_URL=url)
+    assert made.returncode == 0, made.stderr
+    return made.stdout
+
+
 def _crash_after_writes(path: str, writes: int) -> None:
     done = subprocess.run([sys.executable, "-c", _CRASH_AFTER_WRITES, path, str(writes)])
     assert done.returncode == -9
@@ -64,9 +71,7 @@ def test_a_restore_after_a_crash_gives_back_exactly_the_backup(
 ) -> None:
     path, url = _database(tmp_path)
     copy = str(tmp_path / "backup.db")
-    made = talktime_main(monkeypatch, "db", "backup", copy, TALKTIME_DATABASE_URL=url)
-    assert made.returncode == 0, made.stderr
-    assert f"(revision {head_revision()})" in made.stdout
+    assert f"(revision {head_revision()})" in _backup(monkeypatch, url, copy)
     _crash_after_writes(path, 300)  # enough pages for a copied-over file to be damaged
     assert "after-299" in _plans(path)
 
@@ -91,8 +96,7 @@ def test_a_backup_taken_while_a_writer_holds_commits_in_the_wal_has_them(
     path, url = _database(tmp_path)
     _crash_after_writes(path, 3)
     copy = str(tmp_path / "backup.db")
-    made = talktime_main(monkeypatch, "db", "backup", copy, TALKTIME_DATABASE_URL=url)
-    assert made.returncode == 0, made.stderr
+    _backup(monkeypatch, url, copy)
     assert _plans(copy) == ["after-0", "after-1", "after-2", "before"]
 
 
@@ -157,8 +161,7 @@ def test_a_restore_into_a_missing_directory_is_refused_and_into_a_new_file_creat
     # the missing directory was a traceback ("unable to open database file")
     _, url = _database(tmp_path)
     copy = str(tmp_path / "backup.db")
-    made = talktime_main(monkeypatch, "db", "backup", copy, TALKTIME_DATABASE_URL=url)
-    assert made.returncode == 0, made.stderr
+    _backup(monkeypatch, url, copy)
     nowhere = f"sqlite:///{tmp_path}/no-such-dir/talktime.db"
     refused = talktime_main(
         monkeypatch, "db", "restore", copy, "--yes", TALKTIME_DATABASE_URL=nowhere

@@ -61,12 +61,14 @@ def _free_grants(db_url: str, account_id: int) -> list[int]:
         engine.dispose()
 
 
-def _run_cycle_job(db_url: str, cards_dir: Path, at: datetime) -> None:
+def _run_job(db_url: str, cards_dir: Path, at: datetime, kind: str = "wallet.run_cycle") -> None:
+    """The worker's handler of ``kind`` (the cycle, or the expiry job) run once at ``at``."""
+    handler = {"wallet.run_cycle": tasks.cycle, "wallet.expire": tasks.expire}[kind]
     settings = Settings(database_url=db_url, rate_cards_dir=str(cards_dir))
     engine = make_engine(db_url, settings)
     try:
         context = registry.JobContext(engine, settings, "probe", lambda: to_micros(at))
-        tasks.cycle(context, Job(1, "wallet.run_cycle", {}, 1, 3, 0, "probe", 0))
+        handler(context, Job(1, kind, {}, 1, 3, 0, "probe", 0))
     finally:
         engine.dispose()
 
@@ -104,7 +106,7 @@ def test_the_worker_grants_the_plan_credit_of_the_card_version_in_force_at_the_p
     end = max(_period_end(api, account.account_id), _period_end(api, other.account_id))
     # default's next version raises business to $12 from the day the next period starts
     _import(api, _card("default", "12.00", version="2099.1", effective=end.date().isoformat()))
-    _run_cycle_job(db_url, tmp_path / "cards", end + timedelta(seconds=1))
+    _run_job(db_url, tmp_path / "cards", end + timedelta(seconds=1))
     assert _free_grants(db_url, account.account_id) == [10_000_000, 12_000_000]
     assert _free_grants(db_url, other.account_id) == [10_000_000, 10_000_000]
 
@@ -120,7 +122,7 @@ def test_changing_plan_mid_period_changes_the_free_credit_from_the_next_period_o
     )
     assert response.status_code == 200, response.text
     assert response.json()["balance"]["free"] == "2.0000"
-    _run_cycle_job(db_url, tmp_path / "cards", _period_end(api, account.account_id))
+    _run_job(db_url, tmp_path / "cards", _period_end(api, account.account_id))
     assert _free_grants(db_url, account.account_id) == [2_000_000, 10_000_000]
 
 
@@ -134,11 +136,5 @@ def test_the_expiry_job_after_a_period_ended_opens_the_next_with_the_accounts_ca
     on_premium = tenant(api, plan="business", number=None, rate_card="premium")
     tenant(api, plan="business", number=None)  # the plans table says $10 again
     at = _period_end(api, on_premium.account_id) + timedelta(seconds=1)
-    settings = Settings(database_url=db_url, rate_cards_dir=str(tmp_path / "cards"))
-    engine = make_engine(db_url, settings)
-    try:
-        context = registry.JobContext(engine, settings, "probe", lambda: to_micros(at))
-        tasks.expire(context, Job(1, "wallet.expire", {}, 1, 3, 0, "probe", 0))
-    finally:
-        engine.dispose()
+    _run_job(db_url, tmp_path / "cards", at, "wallet.expire")
     assert _free_grants(db_url, on_premium.account_id) == [20_000_000, 20_000_000]

@@ -33,6 +33,13 @@ def require_account(conn: sa.Connection, account_id: int) -> AccountState:
     return AccountState(id=int(row.id), status=row.status, currency=row.currency, plan=row.plan)
 
 
+def require_existing(engine: sa.Engine, account_id: int) -> None:
+    """404 unless the account exists: `require_account` in a read of its own (an admin route
+    checks the account it names before its work)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        require_account(conn, account_id)
+
+
 def require_active(engine: sa.Engine, account_id: int) -> None:
     """Refuse (403 `subscription_inactive`) a change an account's key asks for unless its
     subscription is active: new users and keys, user changes, the monthly limit, turning

@@ -25,7 +25,7 @@ from talktime.api.models import (
 from talktime.rating import InvalidRateCardError, import_card, list_cards
 from talktime.service import admin as service
 from talktime.service import cards
-from talktime.service.accounts import require_account
+from talktime.service.accounts import require_existing
 
 router = APIRouter(tags=["admin"])
 
@@ -223,8 +223,7 @@ def get_account(
     account_id: RowId, request: Request, _admin: Admin, engine: Engine
 ) -> dict[str, Any]:
     """An account with its balances."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        require_account(conn, account_id)
+    require_existing(engine, account_id)
     return service.get_account(engine, request.app.state.settings, account_id)
 
 
@@ -245,8 +244,7 @@ def update_account(
     card, or the low-balance threshold (null turns `balance.low` off). A replay of the key
     answers the original response; the same key with another change is 409
     `idempotency_conflict`."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        require_account(conn, account_id)
+    require_existing(engine, account_id)
     result = service.update_account(
         engine,
         request.app.state.settings,
@@ -279,8 +277,7 @@ def grant_credit(
     account_id: RowId, body: GrantIn, _admin: Admin, engine: Engine, key: IdempotencyKey
 ) -> Response:
     """Grant credit by hand (promotional, purchased or refund)."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        require_account(conn, account_id)
+    require_existing(engine, account_id)
     result = service.grant_credit(
         engine,
         account_id,
@@ -300,8 +297,7 @@ def grant_credit(
 )
 def list_grants(account_id: RowId, _admin: Admin, engine: Engine) -> dict[str, Any]:
     """The account's grants (lots of credit), with what a refund could take back from each."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        require_account(conn, account_id)
+    require_existing(engine, account_id)
     return service.list_grants(engine, account_id)
 
 
@@ -318,8 +314,7 @@ def refund_credit(
     ledger entry; pay the money back through the payment provider yourself. 409
     `refund_not_allowed` for credit that is not purchased, spent, expired, held or less than
     asked (saying how much can be); 404 `grant_not_found` for a grant of no such account."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        require_account(conn, account_id)
+    require_existing(engine, account_id)
     result = service.refund_credit(engine, account_id, body.grant_id, money.parse(body.amount), key)
     return stored(result.status, result.body, replayed=result.replayed)
 

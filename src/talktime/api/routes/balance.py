@@ -17,7 +17,7 @@ from talktime.api.deps import Engine
 from talktime.api.models import Amount, RowId, TimeInRange, problems
 from talktime.service import accounts, users
 from talktime.service import balance as service
-from talktime.service.accounts import require_account
+from talktime.service.accounts import require_existing
 from talktime.service.errors import InvalidRequestError
 
 router = APIRouter(tags=["credit"])
@@ -174,8 +174,7 @@ def admin_get_ledger(
 ) -> dict[str, Any]:
     """Admin: any account's ledger, as `GET /v1/ledger` answers its own (support looks up a
     disputed charge without a key of the customer's)."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        require_account(conn, account_id)
+    require_existing(engine, account_id)
     return _ledger_page(request, engine, account_id, cursor, limit, kind, reference, since, until)
 
 
