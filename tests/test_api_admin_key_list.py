@@ -34,7 +34,7 @@ def test_an_account_without_keys_lists_none_and_a_known_one_lists_its_own(api: A
     assert created.status_code == 201, created.text
     bare = api.get("/v1/admin/keys", params={"account_id": created.json()["id"]}, headers=ADMIN)
     assert bare.status_code == 200
-    assert bare.json() == {"keys": []}
+    assert bare.json() == {"keys": [], "next_cursor": None}
     t = apikit.tenant(api, number=None)
     listed = api.get("/v1/admin/keys", params={"account_id": t.account_id}, headers=ADMIN).json()
     assert [k["account_id"] for k in listed["keys"]] == [t.account_id]

@@ -195,11 +195,41 @@ _COLUMNS = (
 )
 
 
-def list_keys(conn: sa.Connection, account_id: int | None = None) -> list[ApiKey]:
-    """Keys (never their secrets), of one account or all, oldest first."""
+class UnknownCursorError(TalktimeError):
+    code = "invalid_request"
+    status = 422
+    title = "Invalid request"
+
+
+def list_keys(
+    conn: sa.Connection,
+    account_id: int | None = None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[ApiKey]:
+    """Keys (never their secrets), of one account or all, oldest first; ``after`` (a key id
+    from the same list) and ``limit`` give one page: the keys listed after that one."""
     query = sa.select(*_COLUMNS).order_by(api_keys.c.created_at, api_keys.c.id)
     if account_id is not None:
         query = query.where(api_keys.c.account_id == account_id)
+    if after is not None:
+        last = sa.select(api_keys.c.created_at).where(api_keys.c.id == after)
+        if account_id is not None:
+            last = last.where(api_keys.c.account_id == account_id)
+        created_at = conn.execute(last).scalar()
+        if created_at is None:
+            raise UnknownCursorError(
+                f"the cursor {after!r} is not a key of this list; pass the `next_cursor` of "
+                "the previous page, or no cursor for the first page",
+                field="cursor",
+            )
+        # keys are never deleted (only revoked), so the cursor's place stays where it was
+        query = query.where(
+            sa.tuple_(api_keys.c.created_at, api_keys.c.id) > sa.tuple_(created_at, after)
+        )
+    if limit is not None:
+        query = query.limit(limit)
     return [_key(row) for row in conn.execute(query)]
 
 

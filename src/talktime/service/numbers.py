@@ -107,8 +107,23 @@ def release_number(
         return number_dict(number, currency)
 
 
-def list_numbers(engine: sa.Engine, settings: Settings, account_id: int) -> list[dict[str, Any]]:
-    """The account's numbers, oldest first."""
+def list_numbers(
+    engine: sa.Engine,
+    settings: Settings,
+    account_id: int,
+    *,
+    status: rentals.NumberStatus | None = None,
+    cursor: int | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """One page of the account's numbers, oldest first: ``numbers`` and ``next_cursor`` (the
+    last id of a full page, to pass as ``cursor``; None on the last page)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         currency = cards.card_for(conn, account_id, settings).currency
-        return [number_dict(n, currency) for n in rentals.list_numbers(conn, account_id)]
+        # one more than asked says whether another page follows
+        found = rentals.list_numbers(conn, account_id, status, after=cursor, limit=limit + 1)
+    page = found[:limit]
+    return {
+        "numbers": [number_dict(n, currency) for n in page],
+        "next_cursor": str(page[-1].id) if len(found) > limit else None,
+    }

@@ -38,6 +38,7 @@ api_keys = sa.Table(
     sa.Column("created_at", TIME, nullable=False),
     sa.Column("revoked_at", TIME, nullable=True),
     sa.CheckConstraint("admin OR account_id IS NOT NULL", name="owner"),
+    sa.Index("ix_api_keys_created_at_id", "created_at", "id"),  # 0010: key lists by page
 )
 
 messages = sa.Table(

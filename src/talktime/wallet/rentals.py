@@ -320,13 +320,24 @@ def get_number(conn: sa.Connection, account_id: int, number_id: int) -> PhoneNum
 
 
 def list_numbers(
-    conn: sa.Connection, account_id: int, status: NumberStatus | None = None
+    conn: sa.Connection,
+    account_id: int,
+    status: NumberStatus | None = None,
+    *,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> list[PhoneNumber]:
-    """The account's numbers (optionally only those in ``status``), oldest first."""
+    """The account's numbers (optionally only those in ``status``), oldest first; ``after``
+    and ``limit`` give one page (ids above ``after``, at most ``limit`` of them)."""
     query = sa.select(phone_numbers).where(phone_numbers.c.account_id == account_id)
     if status is not None:
         query = query.where(phone_numbers.c.status == status)
-    return [_number(r) for r in conn.execute(query.order_by(phone_numbers.c.id))]
+    if after is not None:
+        query = query.where(phone_numbers.c.id > after)
+    query = query.order_by(phone_numbers.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_number(r) for r in conn.execute(query)]
 
 
 def release_number(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,7 @@ from talktime.api.models import RowId, problems
 from talktime.ids import MAX_ID
 from talktime.service import accounts
 from talktime.service.accounts import require_account
+from talktime.service.common import iso
 
 router = APIRouter(tags=["keys"])
 
@@ -30,8 +32,8 @@ class KeyOut(BaseModel):
     account_id: int | None
     admin: bool
     name: str
-    created_at: int = Field(description="Epoch microseconds (UTC).")
-    revoked_at: int | None
+    created_at: str = Field(description="When the key was created (ISO 8601, UTC).")
+    revoked_at: str | None = Field(description="When it was revoked (ISO 8601, UTC), or null.")
 
 
 class NewKeyOut(KeyOut):
@@ -40,6 +42,19 @@ class NewKeyOut(KeyOut):
 
 class KeyList(BaseModel):
     keys: list[KeyOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+KeyCursor = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="The `next_cursor` of the previous page (the keys created after it).",
+    ),
+]
+KeyLimit = Annotated[int, Query(ge=1, le=500, description="At most this many keys.")]
 
 
 def _out(key: keys.ApiKey) -> KeyOut:
@@ -49,8 +64,17 @@ def _out(key: keys.ApiKey) -> KeyOut:
         account_id=key.account_id,
         admin=key.admin,
         name=key.name,
-        created_at=key.created_at,
-        revoked_at=key.revoked_at,
+        created_at=iso(key.created_at),
+        revoked_at=None if key.revoked_at is None else iso(key.revoked_at),
+    )
+
+
+def _page(conn: sa.Connection, account_id: int | None, cursor: str | None, limit: int) -> KeyList:
+    """One page of keys, oldest first (one more read than asked says whether more follow)."""
+    found = keys.list_keys(conn, account_id, after=cursor, limit=limit + 1)
+    page = found[:limit]
+    return KeyList(
+        keys=[_out(k) for k in page], next_cursor=page[-1].id if len(found) > limit else None
     )
 
 
@@ -69,11 +93,16 @@ def create_key(body: KeyIn, account_id: AccountId, engine: Engine) -> NewKeyOut:
         return _new(keys.create_key(conn, account_id, name=body.name))
 
 
-@router.get("/v1/keys", response_model=KeyList, responses=problems(403))
-def list_keys(account_id: AccountId, engine: Engine) -> KeyList:
-    """The account's keys (prefixes only, never secrets)."""
+@router.get("/v1/keys", response_model=KeyList, responses=problems(403, 422))
+def list_keys(
+    account_id: AccountId,
+    engine: Engine,
+    cursor: KeyCursor = None,
+    limit: KeyLimit = 100,
+) -> KeyList:
+    """The account's keys (prefixes only, never secrets), oldest first, a page at a time."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-        return KeyList(keys=[_out(k) for k in keys.list_keys(conn, account_id)])
+        return _page(conn, account_id, cursor, limit)
 
 
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut, responses=problems(403, 404))
@@ -110,18 +139,22 @@ def admin_create_admin_key(body: KeyIn, _admin: Admin, engine: Engine) -> NewKey
         return _new(keys.create_key(conn, None, admin=True, name=body.name))
 
 
-@router.get("/v1/admin/keys", response_model=KeyList, responses=problems(403, 404), tags=["admin"])
+@router.get(
+    "/v1/admin/keys", response_model=KeyList, responses=problems(403, 404, 422), tags=["admin"]
+)
 def admin_list_keys(
     _admin: Admin,
     engine: Engine,
     account_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    cursor: KeyCursor = None,
+    limit: KeyLimit = 100,
 ) -> KeyList:
-    """Every key, or one account's keys (404 `not_found` for an unknown account, as
-    `/v1/admin/accounts/{account_id}/users` answers)."""
+    """Every key, or one account's keys, oldest first, a page at a time (404 `not_found` for
+    an unknown account, as `/v1/admin/accounts/{account_id}/users` answers)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         if account_id is not None:
             require_account(conn, account_id)
-        return KeyList(keys=[_out(k) for k in keys.list_keys(conn, account_id)])
+        return _page(conn, account_id, cursor, limit)
 
 
 @router.delete(

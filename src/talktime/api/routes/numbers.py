@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,23 @@ class NumberAdded(NumberOut):
 
 class NumberList(BaseModel):
     numbers: list[NumberOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+NumberCursor = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9]{1,18}$",
+        description="The `next_cursor` of the previous page (numbers after it, by id).",
+    ),
+]
+NumberLimit = Annotated[int, Query(ge=1, le=500, description="At most this many numbers.")]
+NumberStatusFilter = Annotated[
+    Literal["active", "suspended", "released"] | None,
+    Query(description="Only numbers in this state."),
+]
 
 
 @router.post(
@@ -60,9 +77,23 @@ def add_number(
 
 
 @router.get("/v1/numbers", response_model=NumberList, responses=problems(403))
-def list_numbers(request: Request, account_id: AccountId, engine: Engine) -> dict[str, Any]:
-    """The account's numbers."""
-    return {"numbers": numbers.list_numbers(engine, request.app.state.settings, account_id)}
+def list_numbers(
+    request: Request,
+    account_id: AccountId,
+    engine: Engine,
+    cursor: NumberCursor = None,
+    limit: NumberLimit = 100,
+    status: NumberStatusFilter = None,
+) -> dict[str, Any]:
+    """The account's numbers, oldest first, a page at a time (optionally only one state)."""
+    return numbers.list_numbers(
+        engine,
+        request.app.state.settings,
+        account_id,
+        status=status,
+        cursor=None if cursor is None else int(cursor),
+        limit=limit,
+    )
 
 
 @router.delete("/v1/numbers/{number_id}", response_model=NumberOut, responses=problems(403, 404))
