@@ -55,7 +55,7 @@ def test_ids_out_of_range_are_refused_before_the_database(
 
 def test_the_largest_id_reaches_the_database(cli: CliRunner, engine: sa.Engine) -> None:
     refused(cli.invoke(app, ["statement", str(MAX_ID), "2026-11"]), "account_not_found")
-    refused(cli.invoke(app, ["keys", "create", str(MAX_ID)]), "not_found")
+    refused(cli.invoke(app, ["keys", "create", str(MAX_ID)]), "account_not_found")
     retry = cli.invoke(app, ["jobs", "--retry", str(MAX_ID)])
     assert "has not failed" in refused(retry, "job_not_failed")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -160,8 +161,8 @@ def install(app: FastAPI) -> None:
             {
                 "field": _field_of(err.get("loc", ())),
                 # our validators' own sentences, without pydantic's "Value error, " label
-                "message": str(err.get("msg", "invalid")).removeprefix("Value error, ")
-                + _plus_hint(err),
+                "message": _extra_field_message(request, err)
+                or str(err.get("msg", "invalid")).removeprefix("Value error, ") + _plus_hint(err),
             }
             for err in raw
         ]
@@ -177,6 +178,46 @@ def install(app: FastAPI) -> None:
         # the first input at fault as `field` too, as a refusal raised past validation has it
         named = {"field": first["field"]} if first["field"] else {}
         return problem(422, "invalid_request", "Invalid request", detail, **named, errors=errors)
+
+
+def _extra_field_message(request: Request, error: Any) -> str | None:
+    """For a body member the request does not take: a sentence naming the members it does
+    take (pydantic only says "Extra inputs are not permitted"). None for any other error, or
+    when the body's model cannot be followed to that member."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") != "extra_forbidden" or len(loc) < 2 or loc[0] != "body":
+        return None
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    model = _model_at(
+        getattr(getattr(body_field, "field_info", None), "annotation", None), loc[1:-1]
+    )
+    if model is None:
+        return None
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    return f"not a member of this object, which takes {', '.join(names)}"
+
+
+def _model_at(annotation: Any, path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model found by following ``path`` (member names and list indexes) from
+    ``annotation`` (a model, a list of them, or an optional one)."""
+    for step in (*path, None):
+        while not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if isinstance(step, int) and get_origin(annotation) is list and args:
+                annotation, step = args[0], -1  # the index is taken: go on with the item
+                continue
+            if len(args) != 1:  # not a model, or a union of several: give up
+                return None
+            annotation = args[0]
+        if step is None:
+            return annotation
+        if step == -1:
+            continue
+        field = next((f for n, f in annotation.model_fields.items() if step in (n, f.alias)), None)
+        if field is None:
+            return None
+        annotation = field.annotation
+    return None
 
 
 _SPACED_OFFSET = re.compile(r"\d ([0-9]{2}:?[0-9]{2})\Z")

@@ -203,6 +203,7 @@ def create_key(
     """Create an API key and print it once (it is stored only as a hash)."""
     from talktime import keys
     from talktime.service.accounts import require_account
+    from talktime.service.errors import NotFoundError
 
     if admin_key == (account is not None):
         fail("invalid_request", "give an ACCOUNT id, or --admin for an admin key (not both)")
@@ -219,7 +220,12 @@ def create_key(
     try:
         with engine.begin() as conn:
             if account is not None:
-                require_account(conn, account)
+                try:
+                    require_account(conn, account)
+                except NotFoundError:
+                    # the code every other command gives an unknown account (`usage`,
+                    # `statement`...); the API's admin routes answer 404 `not_found`
+                    fail("account_not_found", f"no account {account}")
             new = keys.create_key(conn, account, admin=admin_key, name=name)
     except TalktimeError as exc:
         fail(exc.code, exc.detail)
