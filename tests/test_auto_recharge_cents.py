@@ -70,6 +70,8 @@ def test_turning_auto_recharge_off_needs_no_threshold_nor_amount_and_keeps_the_s
         "threshold": None,
         "amount": None,
         "disabled_reason": None,
+        "customer": None,
+        "payment_method": None,
     }
     on = {"enabled": True, "threshold": "5.00", "amount": "20.00"}
     assert api.put(PATH, json=on, headers=t.auth).status_code == 200

@@ -75,6 +75,7 @@ BODY_IDS = {
     ("PUT", "/v1/settings/auto-recharge"),
     ("PUT", "/v1/settings/monthly-limit"),
     ("PUT", "/v1/settings/low-balance"),
+    ("PUT", "/v1/settings/payment-method"),
     ("POST", "/v1/numbers"),
 }
 """Tenant operations that name another account's number or user in the body."""
@@ -264,6 +265,9 @@ def test_another_accounts_number_or_user_in_a_body_is_refused_and_changes_nothin
         ],
         ("PUT", "/v1/settings/monthly-limit"): [{"monthly_limit": "1", "user": owner.user}],
         ("PUT", "/v1/settings/low-balance"): [{"low_balance_threshold": "1", "user": owner.user}],
+        ("PUT", "/v1/settings/payment-method"): [
+            {"customer": "cus_x", "payment_method": "pm_x", "user": owner.user}
+        ],
         ("POST", "/v1/numbers"): [{"e164": owner.number}],
     }
     assert set(attempts) == BODY_IDS

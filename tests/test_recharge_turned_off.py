@@ -111,4 +111,6 @@ def test_the_service_turns_it_off_keeping_the_stored_values(
         "threshold": "5.0000",
         "amount": "20.0000",
         "disabled_reason": None,
+        "customer": None,
+        "payment_method": None,
     }

@@ -14,7 +14,7 @@ from talktime.service import cards
 from talktime.service.common import fmt
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
-from talktime.wallet import accounts
+from talktime.wallet import accounts, recharge
 from talktime.wallet import ledger as wallet_ledger
 from talktime.wallet.model import LedgerEntry
 from talktime.wallet.periods import from_micros, to_micros, utcnow
@@ -27,15 +27,28 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
             recharge_settings.c.threshold,
             recharge_settings.c.amount,
             recharge_settings.c.disabled_reason,
+            recharge_settings.c.customer,
+            recharge_settings.c.payment_method,
         ).where(recharge_settings.c.account_id == account_id)
     ).first()
     if row is None:
-        return {"enabled": False, "threshold": None, "amount": None, "disabled_reason": None}
+        return {
+            "enabled": False,
+            "threshold": None,
+            "amount": None,
+            "disabled_reason": None,
+            "customer": None,
+            "payment_method": None,
+        }
+    # a row saved only for the payment method: auto-recharge was never set up
+    unset = not row.enabled and row.threshold == 0 and row.amount == recharge.UNSET_AMOUNT
     return {
         "enabled": bool(row.enabled),
-        "threshold": fmt(row.threshold),
-        "amount": fmt(row.amount),
+        "threshold": None if unset else fmt(row.threshold),
+        "amount": None if unset else fmt(row.amount),
         "disabled_reason": row.disabled_reason,
+        "customer": row.customer,
+        "payment_method": row.payment_method,
     }
 
 

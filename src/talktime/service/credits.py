@@ -246,3 +246,22 @@ def set_auto_recharge(
             now=now_micros(),
         )
     return balance(engine, account_id, settings)
+
+
+def set_payment_method(
+    engine: sa.Engine,
+    account_id: int,
+    *,
+    customer: str | None,
+    payment_method: str | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Save the payment provider's customer and payment method (None clears one) that every
+    purchase and recharge of the account charges; answers the balance, whose `auto_recharge`
+    shows them."""
+    Wallet(engine).account(account_id)
+    with engine.begin() as conn:
+        recharge.set_payment_method(
+            conn, account_id, customer=customer, payment_method=payment_method, now=now_micros()
+        )
+    return balance(engine, account_id, settings)

@@ -213,7 +213,8 @@ class StripeProvider:
         if not request.customer or not request.payment_method:
             raise PaymentSetupError(
                 f"account {request.account_id} has no saved Stripe customer and payment method; "
-                "save them (set_payment_method) before charging",
+                "save them (PUT /v1/settings/payment-method, or the wallet's "
+                "set_payment_method) before charging",
                 account_id=request.account_id,
             )
         params: Any = {

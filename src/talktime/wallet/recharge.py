@@ -255,12 +255,22 @@ def _lock_account(conn: sa.Connection, account_id: int) -> None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
 
 
+UNSET_AMOUNT = 1
+"""The amount a settings row holds until auto-recharge is configured (the column requires
+more than zero): a row saved only for the payment method has it. Read as "not set"."""
+
+
 def _write_settings(
     conn: sa.Connection, account_id: int, values: dict[str, Any], *, stored: bool
 ) -> None:
     """Update the account's settings row, or insert it when none is ``stored``."""
     if not stored:
-        base = {"enabled": False, "threshold": 0, "amount": 1, "consecutive_declines": 0}
+        base = {
+            "enabled": False,
+            "threshold": 0,
+            "amount": UNSET_AMOUNT,
+            "consecutive_declines": 0,
+        }
         conn.execute(
             sa.insert(recharge_settings).values({**base, **values, "account_id": account_id})
         )

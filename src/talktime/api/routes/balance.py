@@ -25,9 +25,17 @@ router = APIRouter(tags=["credit"])
 
 class AutoRecharge(BaseModel):
     enabled: bool
-    threshold: str | None
-    amount: str | None
+    threshold: str | None = Field(description="Null until auto-recharge is set up.")
+    amount: str | None = Field(description="Null until auto-recharge is set up.")
     disabled_reason: str | None
+    customer: str | None = Field(
+        None,
+        description="The payment provider's customer that purchases and recharges charge "
+        "(Stripe `cus_...`; `PUT /v1/settings/payment-method`), or null.",
+    )
+    payment_method: str | None = Field(
+        None, description="The customer's saved payment method (Stripe `pm_...`), or null."
+    )
 
 
 class BalanceOut(BaseModel):

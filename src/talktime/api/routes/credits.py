@@ -1,8 +1,9 @@
-"""`POST /v1/credits` (buy credit) and `PUT /v1/settings/auto-recharge`."""
+"""`POST /v1/credits` (buy credit), `PUT /v1/settings/auto-recharge` and
+`PUT /v1/settings/payment-method`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
@@ -140,5 +141,50 @@ def put_auto_recharge(
         threshold=None if body.threshold is None else money.parse(body.threshold),
         # off, an amount of 0 is no amount (the wallet stores none): the stored one is kept
         amount=(money.parse(body.amount) or None) if body.amount is not None else None,
+        settings=request.app.state.settings,
+    )
+
+
+ProviderReference = Annotated[
+    str | None,
+    Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$"),
+]
+
+
+class PaymentMethodIn(BaseModel):
+    """Both members are required: null clears one (a left-out member is a 422, never a silent
+    clear)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer: ProviderReference = Field(
+        description="The payment provider's customer (Stripe `cus_...`), or null.",
+        examples=["cus_Q2x9"],
+    )
+    payment_method: ProviderReference = Field(
+        description="The customer's saved payment method that purchases and recharges charge "
+        "off-session (Stripe `pm_...`), or null.",
+        examples=["pm_1Q2x9"],
+    )
+    user: str | None = Field(
+        None,
+        description="The user this request is made for; when given, that user needs "
+        "`billing.manage`.",
+    )
+
+
+@router.put("/v1/settings/payment-method", response_model=BalanceOut, responses=problems(403, 422))
+def put_payment_method(
+    body: PaymentMethodIn, account_id: AccountId, engine: Engine, request: Request
+) -> dict[str, Any]:
+    """Save the card purchases and auto-recharges charge (the provider's customer and payment
+    method); null clears one. Allowed whatever the subscription's state: a new card is how a
+    past-due account pays again."""
+    users.require_permission_of(engine, account_id, body.user, "billing.manage")
+    return credits.set_payment_method(
+        engine,
+        account_id,
+        customer=body.customer,
+        payment_method=body.payment_method,
         settings=request.app.state.settings,
     )
