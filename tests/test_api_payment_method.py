@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-import apikit
-from apikit import tenant
 from conftest import _client
 from fakestripe import fake_stripe
+
+import apikit
+from apikit import tenant
 
 CARD = {"customer": "cus_Q2x9", "payment_method": "pm_card_visa"}
 

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from gcprobe import insert, names, probe, probe_table
 from talktime.errors import TalktimeError
 from talktime.service.groupcommit import GroupCommitter, committer_for
-from talktime.service.idempotency import KeepWritesError, writer_turn
+from talktime.service.idempotency import KeepWritesError
 from talktime.store.rawsql import RawStatement
+from talktime.store.writer import writer_turn
 
 from ops_helpers import make_account
 

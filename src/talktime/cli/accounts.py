@@ -14,6 +14,7 @@ from talktime.cli.app import app, cli_text, console, fail, open_engine, print_js
 from talktime.config import get_settings
 from talktime.errors import TalktimeError
 from talktime.ids import MAX_ID
+from talktime.store.writer import writing
 
 accounts_app = typer.Typer(
     help="Accounts: list them (the default), or create one on a plan.",
@@ -218,7 +219,7 @@ def create_key(
     settings = get_settings()
     engine = open_engine(settings)
     try:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             if account is not None:
                 try:
                     require_account(conn, account)

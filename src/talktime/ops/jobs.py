@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from talktime.ops.clock import SECOND, now_us
 from talktime.store.ops_tables import jobs
+from talktime.store.writer import writing
 
 STATES = ("pending", "running", "done", "failed")
 DEFAULT_LEASE_US = 60 * SECOND
@@ -100,7 +101,7 @@ def claim(
     if kinds is not None:
         pick = pick.where(jobs.c.kind.in_(kinds))
     pick = pick.order_by(jobs.c.run_at, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _fail_abandoned(conn, lapsed, kinds, now)
         ids = [row[0] for row in conn.execute(pick)]
         if not ids:
@@ -183,7 +184,7 @@ def _fence(job: Job) -> sa.ColumnElement[bool]:
 def heartbeat(engine: sa.Engine, job: Job, lease_us: int = DEFAULT_LEASE_US) -> bool:
     """Extend the lease of a job still being worked on; False if the lease was lost."""
     now = now_us()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         result = conn.execute(
             jobs.update().where(_fence(job)).values(locked_until=now + lease_us, updated_at=now)
         )
@@ -212,7 +213,7 @@ def fail(engine: sa.Engine, job: Job, error: str, *, now: int | None = None) -> 
     Returns the job's new state (or `lost` when another worker owns it now)."""
     now = now_us() if now is None else now
     state = "failed" if job.attempts >= job.max_attempts else "pending"
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         result = conn.execute(
             jobs.update()
             .where(_fence(job))
@@ -232,7 +233,7 @@ def fail(engine: sa.Engine, job: Job, error: str, *, now: int | None = None) -> 
 def retry(engine: sa.Engine, job_id: int, *, now: int | None = None) -> bool:
     """Put a failed job back in the queue now (an operator's manual retry)."""
     now = now_us() if now is None else now
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         result = conn.execute(
             jobs.update()
             .where(jobs.c.id == job_id, jobs.c.state == "failed")

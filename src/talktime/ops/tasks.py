@@ -17,6 +17,7 @@ from talktime.service import cards
 from talktime.service import idempotency as request_keys
 from talktime.store.ops_tables import jobs as jobs_table
 from talktime.store.wallet_tables import accounts, outbox
+from talktime.store.writer import writing
 from talktime.wallet import Wallet
 from talktime.wallet import idempotency as wallet_keys
 from talktime.wallet.cycle import run_cycle
@@ -52,7 +53,7 @@ def dispatch_outbox(engine: sa.Engine, worker: str, now: int | None = None) -> i
 
 def _dispatch_batch(engine: sa.Engine, worker: str, now: int) -> int:
     """One transaction of `dispatch_outbox`; how many events it dispatched."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         rows = conn.execute(
             sa.select(outbox.c.id, outbox.c.account_id, outbox.c.type, outbox.c.payload)
             .add_columns(outbox.c.created_at)
@@ -107,7 +108,7 @@ def deliver_webhook(ctx: registry.JobContext, job: jobs.Job) -> None:
 def prune_jobs(ctx: registry.JobContext, _job: jobs.Job) -> None:
     """Delete finished jobs older than a day (failed ones stay until retried or deleted)."""
     cutoff = ctx.now() - KEEP_DONE_JOBS_US
-    with ctx.engine.begin() as conn:
+    with writing(ctx.engine) as conn:
         conn.execute(
             jobs_table.delete().where(
                 jobs_table.c.state == "done", jobs_table.c.finished_at < cutoff
@@ -183,7 +184,7 @@ def purge_keys(ctx: registry.JobContext, _job: jobs.Job) -> None:
     now = ctx.now()
     for purge in (wallet_keys.purge, request_keys.purge):
         while True:
-            with ctx.engine.begin() as conn:
+            with writing(ctx.engine) as conn:
                 if purge(conn, now, limit=PURGE_BATCH) < PURGE_BATCH:
                     break
 

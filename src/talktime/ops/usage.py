@@ -225,7 +225,7 @@ def usage(
 
 def account_currency(engine: sa.Engine, account_id: int) -> str:
     """The currency of the account's amounts (`account_not_found` for an unknown account)."""
-    with engine.connect() as conn:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         found = currency_of(conn, account_id)
     if found is None:
         raise StatementAccountNotFoundError(f"no account {account_id}")

@@ -40,6 +40,7 @@ from talktime.store.ops_tables import (
     webhook_events,
 )
 from talktime.store.wallet_tables import accounts
+from talktime.store.writer import writing
 from talktime.wallet import outbox
 
 DELIVER = "webhooks.deliver"
@@ -167,7 +168,7 @@ def create_endpoint(
         check_url(url, allow_private=settings.webhooks_allow_private)
     now = now_us() if now is None else now
     endpoint_id = "we_" + secrets.token_hex(12)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
         count = conn.execute(
             sa.select(sa.func.count()).where(webhook_endpoints.c.account_id == account_id)
@@ -248,7 +249,7 @@ def update_endpoint(
             values.update(failure_count=0, disabled_reason=None)
         else:
             values["disabled_reason"] = "disabled by the account"
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(
             webhook_endpoints.update()
             .where(
@@ -263,7 +264,7 @@ def update_endpoint(
 def rotate_secret(engine: sa.Engine, account_id: int, endpoint_id: str) -> Endpoint:
     """Give the endpoint a new secret (shown once in the answer)."""
     get_endpoint(engine, account_id, endpoint_id)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(
             webhook_endpoints.update()
             .where(webhook_endpoints.c.id == endpoint_id)
@@ -280,7 +281,7 @@ def delete_endpoint(engine: sa.Engine, account_id: int, endpoint_id: str) -> Non
     for deletion, or finds the endpoint gone (they lock it too), so neither breaks the foreign
     keys half way.
     """
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         found = conn.execute(
             sa.select(webhook_endpoints.c.id)
             .where(
@@ -596,7 +597,7 @@ def deliver(
     if row.next_attempt_at is not None and now < row.next_attempt_at:
         return "pending"  # a stale job: the attempt it was queued for was made or superseded
     if not row.enabled:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             conn.execute(
                 webhook_deliveries.update()
                 .where(
@@ -608,7 +609,7 @@ def deliver(
     payload = body(row.event_id, row.type, row.event_created_at, row.payload)
     head = signing.headers(row.secret, row.event_id, now // SECOND, payload)
     result = _post(row.url, payload, head, settings)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         # The endpoint first (FOR NO KEY UPDATE, as _settle updates it): a deletion under way is
         # waited for and then found, instead of deleting the delivery under a new attempt row.
         if (
@@ -739,7 +740,7 @@ def redeliver(
     nothing.
     """
     now = now_us() if now is None else now
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         row = conn.execute(
             sa.select(webhook_deliveries.c.attempts, webhook_endpoints.c.enabled)
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
@@ -797,7 +798,7 @@ def redeliver_missed(
         )
     now = now_us() if now is None else now
     d = webhook_deliveries.c
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         endpoint = conn.execute(
             sa.select(webhook_endpoints.c.enabled)
             .where(
@@ -854,7 +855,7 @@ def _in_batches(engine: sa.Engine, delete_batch: Callable[[sa.Connection], int])
     transaction each, until one deletes fewer or `PRUNE_BATCHES_PER_RUN` ran; the total."""
     total = 0
     for _ in range(PRUNE_BATCHES_PER_RUN):
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             deleted = delete_batch(conn)
         total += deleted
         if deleted < PRUNE_BATCH:
@@ -938,7 +939,7 @@ def sweep(engine: sa.Engine, *, now: int | None = None) -> int:
         )
         .exists()
     )
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         # from the endpoints, through the (endpoint_id, state) index: pending rows only
         rows = conn.execute(
             sa.select(d.id, d.window_start)

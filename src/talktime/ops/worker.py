@@ -21,6 +21,7 @@ from talktime.config import Settings
 from talktime.ops import jobs, registry
 from talktime.ops.clock import SECOND, now_us
 from talktime.store.ops_tables import jobs as jobs_table
+from talktime.store.writer import writing
 
 log = logging.getLogger("talktime.worker")
 
@@ -63,7 +64,7 @@ class Worker:
         the cycle do not stop until the clock catches up again."""
         now = now_us() if now is None else now
         new = 0
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             taken: dict[str, tuple[registry.Periodic, int]] = {}
             for task in registry.PERIODIC.values():
                 if task.kind not in registry.HANDLERS:
@@ -118,7 +119,7 @@ class Worker:
         finally:
             beating.set()
             beat.join()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if jobs.finish(conn, job):
                 return "done"
         log.warning("job %s (%s): lease lost before it finished", job.id, job.kind)

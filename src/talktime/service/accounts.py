@@ -45,6 +45,6 @@ def require_active(engine: sa.Engine, account_id: int) -> None:
     subscription is active: new users and keys, user changes, the monthly limit, turning
     auto-recharge on. Reads, quotes, revoking a key, releasing a number and turning
     auto-recharge off stay open, so a lapsed customer can see and stop what costs money."""
-    with engine.connect() as conn:
-        state = require_account(conn, account_id)
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        state = require_account(conn, account_id)  # a read: never queue for the write lock
     policy.require_active_subscription(state.status)

@@ -21,6 +21,7 @@ from talktime.service.balance import open_ended_period
 from talktime.service.common import balance_dict, fmt, iso, now_micros, with_money_facts
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
+from talktime.store.writer import writing
 from talktime.wallet import Wallet, accounts, cycle, grants
 from talktime.wallet.book import Book
 from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
@@ -148,7 +149,7 @@ def _create_account(
     engine: sa.Engine, settings: Settings, key: str, request: dict[str, Any]
 ) -> StoredResponse:
     digest = fingerprint(CREATE_ACCOUNT, request)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         book = Book(conn, now_micros())
         stored, wallet_key = _creation_records(book, key, digest)
         if stored is not None:
@@ -377,7 +378,7 @@ def _update_account(
     digest: str,
 ) -> StoredResponse:
     plan, status, rate_card = request["plan"], request["status"], request["rate_card"]
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         card = None
         if plan is not None:  # the plans rows before the account's, as on creation
             name = rate_card or cards.card_name(conn, account_id, settings)
@@ -476,7 +477,7 @@ def _grant_credit(
     source: str | None,
 ) -> StoredResponse:
     wallet_key = grant_key(key)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         book = Book(conn, now_micros())
         book.account(account_id, wallet_key)  # locked: a request with this key waits for this
         stored = idem.replay(conn, account_id, answer_key(key), GRANT_CREDIT, digest)
@@ -588,7 +589,7 @@ def _refund_credit(
     engine: sa.Engine, account_id: int, key: str, digest: str, grant_id: int, amount: int
 ) -> StoredResponse:
     wallet_key = refund_key(key)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         now = now_micros()
         book = Book(conn, now)
         book.account(account_id, wallet_key)  # locked: a request with this key waits for this

@@ -14,6 +14,7 @@ from talktime.service import cards
 from talktime.service.common import fmt
 from talktime.store.engine import read_snapshot
 from talktime.store.recharge_tables import recharge_settings
+from talktime.store.writer import writing
 from talktime.wallet import accounts, recharge
 from talktime.wallet import ledger as wallet_ledger
 from talktime.wallet.model import LedgerEntry
@@ -65,7 +66,7 @@ def balance(engine: sa.Engine, account_id: int, settings: Settings) -> dict[str,
     with read_snapshot(engine) as conn, conn.begin():
         if not _ended(conn, account_id, now):
             return balance_in(conn, account_id, now)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         cards.catch_up(settings)(conn, account_id, now)
         return balance_in(conn, account_id, now)
 
@@ -78,7 +79,7 @@ def open_ended_period(engine: sa.Engine, account_id: int, settings: Settings, no
     with read_snapshot(engine) as conn, conn.begin():
         if not _ended(conn, account_id, now):
             return
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         cards.catch_up(settings)(conn, account_id, now)
 
 
@@ -193,7 +194,7 @@ def _change_setting(
     """Change one account setting in a transaction that first opens the periods begun since
     the cycle last ran, with the free credit of the account's own card (as a charge does):
     a change applies from now, never to a period that ended before it."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         book = cards.charging_book(conn, settings)
         accounts.update(book, account_id, operation, changes, f"{key_prefix}:{uuid.uuid4().hex}")
         book.flush()

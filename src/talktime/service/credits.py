@@ -20,9 +20,9 @@ from talktime.service.idempotency import (
     hold_key,
     release_key,
     replay,
-    writer_turn,
 )
 from talktime.store.wallet_tables import idempotency as key_records
+from talktime.store.writer import writer_turn
 from talktime.wallet import Wallet, recharge
 from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
@@ -236,7 +236,7 @@ def set_auto_recharge(
                 )
     # `configure` keeps the stored values left out, under the account's lock, and refuses an
     # amount a card cannot take
-    with engine.begin() as conn:
+    with writer_turn(engine), engine.begin() as conn:
         recharge.configure(
             conn,
             account_id,
@@ -260,7 +260,7 @@ def set_payment_method(
     purchase and recharge of the account charges; answers the balance, whose `auto_recharge`
     shows them."""
     Wallet(engine).account(account_id)
-    with engine.begin() as conn:
+    with writer_turn(engine), engine.begin() as conn:
         recharge.set_payment_method(
             conn, account_id, customer=customer, payment_method=payment_method, now=now_micros()
         )

@@ -6,15 +6,10 @@ byte; the same key with another request is refused; a refused request leaves no 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import threading
 import time
-import weakref
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -25,7 +20,6 @@ from talktime.errors import TalktimeError
 from talktime.service.errors import RequestConflictError
 from talktime.service.groupcommit import GroupCommitter, Outcome
 from talktime.store.api_tables import api_requests
-from talktime.store.engine import is_sqlite_file
 from talktime.store.rawsql import (
     PendingRows,
     RawStatement,
@@ -35,6 +29,7 @@ from talktime.store.rawsql import (
 )
 from talktime.store.reuse import lost_race
 from talktime.store.tables import purge_older
+from talktime.store.writer import writer_turn
 from talktime.wallet.idempotency import RETENTION_MICROS
 
 
@@ -469,57 +464,6 @@ async def run_grouped_async(committer: GroupCommitter, unit: GroupedUnit) -> Sto
             raise
         return _answer(outcome)
     raise AssertionError("unreachable")
-
-
-class _SqliteWriterTurn:
-    """One SQLite writer at a time: a thread lock for this process, then an exclusive
-    ``flock`` on ``<database>-writer.lock`` shared with the other processes (file databases
-    only). Writers wait in the kernel's queue, not in SQLite's busy handler."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._thread_lock = threading.Lock()
-        database = engine.url.database
-        self._path = f"{database}-writer.lock" if is_sqlite_file(engine) else None
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        self._thread_lock.acquire()
-        if self._path is None:
-            return
-        try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._thread_lock.release()
-
-
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, _SqliteWriterTurn] = (
-    weakref.WeakKeyDictionary()
-)
-_GUARD = threading.Lock()
-
-
-def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
-    """On SQLite, one writing transaction at a time: threads of this process queue on a lock
-    and the processes on one database queue on a file lock, instead of all polling SQLite's
-    busy handler, whose sleeps make the latency tail long. PostgreSQL locks rows itself: no
-    turn needed."""
-    if engine.dialect.name != "sqlite":
-        return nullcontext()
-    with _GUARD:
-        turn = _SQLITE_WRITERS.get(engine)
-        if turn is None:
-            turn = _SQLITE_WRITERS[engine] = _SqliteWriterTurn(engine)
-    return turn
 
 
 def _canonical(body: Any) -> str:

@@ -38,7 +38,6 @@ from talktime.service.idempotency import (
     run_once,
     run_once_async,
     run_together,
-    writer_turn,
 )
 from talktime.sms import smart
 from talktime.store.api_tables import account_cards, messages, users
@@ -46,6 +45,7 @@ from talktime.store.rawsql import PendingRows, RawStatement
 from talktime.store.recharge_tables import phone_numbers
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
+from talktime.store.writer import writer_turn
 from talktime.wallet.book import Book
 from talktime.wallet.model import ChargeResult
 

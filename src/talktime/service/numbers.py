@@ -14,6 +14,7 @@ from talktime.rating import price_number_rental
 from talktime.service import cards
 from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
 from talktime.service.idempotency import StoredResponse, run_once
+from talktime.store.writer import writing
 from talktime.wallet import rentals
 
 SMS_TYPES = policy.SMS_NUMBER_TYPES
@@ -101,7 +102,7 @@ def release_number(
     engine: sa.Engine, settings: Settings, account_id: int, number_id: int
 ) -> dict[str, Any]:
     """Give a number up (no rental from the next period on); 404 for another account's."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         number = rentals.release_number(conn, account_id, number_id, now=now_micros())
         currency = cards.card_for(conn, account_id, settings).currency
         return number_dict(number, currency)

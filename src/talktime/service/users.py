@@ -191,5 +191,5 @@ def require_permission_of(
     """
     if user_id is None:
         return
-    with engine.connect() as conn:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:  # a read
         policy.require_permission(actor(conn, account_id, user_id), permission)

@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from talktime.config import Settings, get_settings
 from talktime.errors import TalktimeError
 from talktime.store import make_engine, upgrade
-from talktime.store.engine import memory_lock, read_snapshot
+from talktime.store.engine import is_sqlite_file, memory_lock, read_snapshot
 from talktime.store.migrate import DatabaseNotMigratedError, refuse_unmigrated
 from talktime.store.reuse import ConnectionStack, is_disconnect, lost_race
 from talktime.store.wallet_tables import GRANT_LIVE
 from talktime.store.wallet_tables import grants as grants_table
+from talktime.store.writer import writer_turn
 from talktime.wallet import accounts, charges, grants, holds, idempotency, ledger, outbox
 from talktime.wallet.book import AccountState, Book, LiveGrant, new_transaction_id
 from talktime.wallet.charges import ChargeItem
@@ -107,6 +108,13 @@ class Wallet:
         self._connections = ConnectionStack(engine)
         self._owns_engine = owns_engine
         self._serial = memory_lock(engine)  # shared by every wallet on the engine
+        self._file = is_sqlite_file(engine)
+
+    def _writer_turn(self) -> AbstractContextManager[object]:
+        """Around every write on a SQLite file: the writer turn (`store.writer`), shared with
+        the service's writers, so a wallet write queues in the kernel instead of SQLite's busy
+        handler. In memory `_one_at_a_time` already serialises everything."""
+        return writer_turn(self.engine) if self._file else nullcontext()
 
     def _one_at_a_time(self) -> AbstractContextManager[object]:
         """Held around every use of the engine: on in-memory SQLite a lock, since two threads'
@@ -164,7 +172,12 @@ class Wallet:
         """A `Book` on a new transaction, flushed and committed when the block ends (rolled
         back if it raises). Use it to compose several operations atomically; like a charge,
         it opens the periods of an account begun and not yet opened by the cycle first."""
-        with self._one_at_a_time(), refuse_unmigrated(), self._connections.begin() as conn:
+        with (
+            self._one_at_a_time(),
+            refuse_unmigrated(),
+            self._writer_turn(),
+            self._connections.begin() as conn,
+        ):
             book = Book(conn, self._micros(now), catch_up=_catch_up, clock=self._clock_of(now))
             yield book
             book.flush(commit=True)
@@ -181,7 +194,11 @@ class Wallet:
         for attempt in range(_RETRIES):
             try:
                 refusal: MonthlyLimitReachedError | None = None
-                with self._one_at_a_time(), self._connections.begin() as conn:
+                with (
+                    self._one_at_a_time(),
+                    self._writer_turn(),
+                    self._connections.begin() as conn,
+                ):
                     book = Book(
                         conn, self._micros(now), catch_up=catch_up, clock=self._clock_of(now)
                     )
@@ -211,7 +228,12 @@ class Wallet:
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
         """A connection in a new transaction of the engine (committed unless the block raises)."""
-        with self._one_at_a_time(), refuse_unmigrated(), self.engine.begin() as conn:
+        with (
+            self._one_at_a_time(),
+            refuse_unmigrated(),
+            self._writer_turn(),
+            self.engine.begin() as conn,
+        ):
             yield conn
 
     # ---- plans and accounts ------------------------------------------------------------------

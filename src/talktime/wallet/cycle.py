@@ -23,6 +23,7 @@ from talktime.errors import TalktimeError
 from talktime.store.migrate import refuse_unmigrated
 from talktime.store.recharge_tables import cycle_runs
 from talktime.store.wallet_tables import accounts
+from talktime.store.writer import writing
 from talktime.wallet import charges, grants, rentals
 from talktime.wallet.book import Book, CatchUp
 from talktime.wallet.errors import InvalidRequestError
@@ -95,7 +96,7 @@ def advance(
     ``now`` is opened as of ``now``. Returns None when the account's period has not ended (or
     another worker advanced it first).
     """
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         return advance_in(conn, account_id, now, plan_credit)
 
 

@@ -28,6 +28,7 @@ from talktime.store.recharge_tables import recharge_settings, recharges
 from talktime.store.reuse import lost_race
 from talktime.store.tables import constant
 from talktime.store.wallet_tables import accounts
+from talktime.store.writer import writing
 from talktime.wallet import grants, idempotency, outbox
 from talktime.wallet.accounts import currency_of
 from talktime.wallet.book import AccountState, Book, check_amount, check_text
@@ -556,7 +557,7 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
     """
     claimed: list[Recharge] = []
     settled: list[RechargeOutcome] = []
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         query = (
             sa.select(recharges)
             .where(
@@ -632,7 +633,7 @@ def _claim(engine: sa.Engine, now: int, batch: int) -> tuple[list[Recharge], lis
 def _pay(engine: sa.Engine, provider: PaymentProvider, item: Recharge) -> PaymentResult:
     """Count the attempt (from now on the recharge may have been paid: it is never canceled
     and keeps its amount), then ask the provider under the recharge's key."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(
             sa.update(recharges)
             .where(recharges.c.id == item.id)
@@ -670,7 +671,7 @@ def _record(
 ) -> RechargeOutcome:
     """Write the payment's outcome: grant on success, back off or give up on a decline."""
     error = _clip(result.reason, LAST_ERROR_LENGTH)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         book = Book(conn, now)
         state = book.account(item.account_id)  # lock the account first, then the recharge
         row = conn.execute(sa.select(recharges).where(recharges.c.id == item.id)).first()
@@ -872,7 +873,7 @@ def purchase(
     base = payment_key or purchase_payment_key(account_id, key)
     at = to_micros(now or utcnow())
     fp = idempotency.fingerprint(PURCHASE, {"amount": amount})
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         book = Book(conn, at)
         state = book.account(account_id)
         replayed = _purchase_replay(book, state.id, key, fp)
@@ -894,7 +895,7 @@ def purchase(
     )
     result = provider.charge(request)
     if result.outcome == "declined":
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             _count_decline(conn, account_id, key, declines, at)
             _free_key(conn, account_id, key)
         raise PaymentDeclinedError(
@@ -915,7 +916,7 @@ def purchase(
             account_id=account_id,
             payment_key=paid_under,
         )
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         book = Book(conn, at)
         book.account(account_id)
         replayed = _purchase_replay(book, account_id, key, fp)  # a concurrent twin won

@@ -16,6 +16,7 @@ from talktime.ids import MAX_ID
 from talktime.service import accounts
 from talktime.service.accounts import require_account
 from talktime.service.common import iso
+from talktime.store.writer import writing
 
 router = APIRouter(tags=["keys"])
 
@@ -89,7 +90,7 @@ KeyId = Annotated[str, Path(max_length=40)]
 def create_key(body: KeyIn, account_id: AccountId, engine: Engine) -> NewKeyOut:
     """Create another API key for the key's account (shown once)."""
     accounts.require_active(engine, account_id)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         return _new(keys.create_key(conn, account_id, name=body.name))
 
 
@@ -108,7 +109,7 @@ def list_keys(
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut, responses=problems(403, 404))
 def revoke_key(key_id: KeyId, account_id: AccountId, engine: Engine) -> KeyOut:
     """Revoke one of the account's keys; it stops working at once."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         return _out(keys.revoke_key(conn, key_id, account_id=account_id))
 
 
@@ -121,7 +122,7 @@ def revoke_key(key_id: KeyId, account_id: AccountId, engine: Engine) -> KeyOut:
 )
 def admin_create_key(account_id: RowId, body: KeyIn, _admin: Admin, engine: Engine) -> NewKeyOut:
     """Create an API key for any account (shown once)."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         require_account(conn, account_id)
         return _new(keys.create_key(conn, account_id, name=body.name))
 
@@ -135,7 +136,7 @@ def admin_create_key(account_id: RowId, body: KeyIn, _admin: Admin, engine: Engi
 )
 def admin_create_admin_key(body: KeyIn, _admin: Admin, engine: Engine) -> NewKeyOut:
     """Create another admin key (shown once)."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         return _new(keys.create_key(conn, None, admin=True, name=body.name))
 
 
@@ -162,5 +163,5 @@ def admin_list_keys(
 )
 def admin_revoke_key(key_id: KeyId, _admin: Admin, engine: Engine) -> KeyOut:
     """Revoke any key."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         return _out(keys.revoke_key(conn, key_id))

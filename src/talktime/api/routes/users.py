@@ -15,6 +15,7 @@ from talktime.api.models import RowId, problems
 from talktime.service import accounts
 from talktime.service import users as service
 from talktime.service.accounts import require_account
+from talktime.store.writer import writing
 
 router = APIRouter(tags=["users"])
 
@@ -81,7 +82,7 @@ def _require_admin(conn: sa.Connection, account_id: int, acting_user: str | None
 
 
 def _create(engine: sa.Engine, account_id: int, body: UserIn) -> UserOut:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         require_account(conn, account_id)
         _require_admin(conn, account_id, body.acting_user)
         return _out(service.create_user(conn, account_id, body.name, body.role, body.restrictions))
@@ -94,7 +95,7 @@ def _list(engine: sa.Engine, account_id: int) -> UserList:
 
 
 def _patch(engine: sa.Engine, account_id: int, user_id: str, body: UserPatch) -> UserOut:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         require_account(conn, account_id)  # an unknown account is 404 account_not_found
         _require_admin(conn, account_id, body.acting_user)
         user = service.update_user(
