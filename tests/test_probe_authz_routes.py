@@ -82,6 +82,7 @@ BODY_IDS = {
 
 ADMIN_OPS: dict[tuple[str, str], Any] = {
     ("POST", "/v1/admin/accounts"): {"name": "stolen", "plan": "startup"},
+    ("GET", "/v1/admin/accounts"): None,
     ("GET", "/v1/admin/accounts/{account_id}"): None,
     ("PATCH", "/v1/admin/accounts/{account_id}"): {"status": "canceled"},
     ("POST", "/v1/admin/accounts/{account_id}/grants"): {"kind": "purchased", "amount": "100"},

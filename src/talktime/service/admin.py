@@ -7,6 +7,7 @@ import enum
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from talktime.service.balance import open_ended_period
 from talktime.service.common import balance_dict, fmt, iso, now_micros, with_money_facts
 from talktime.service.errors import InvalidRequestError, RequestConflictError
 from talktime.service.idempotency import StoredResponse
+from talktime.store.api_tables import account_cards
+from talktime.store.wallet_tables import accounts as wallet_accounts
 from talktime.store.writer import writing
 from talktime.wallet import Wallet, accounts, cycle, grants
 from talktime.wallet.book import Book
@@ -28,7 +31,7 @@ from talktime.wallet.errors import IdempotencyConflictError, PlanNotFoundError
 from talktime.wallet.errors import InvalidRequestError as WalletInvalidRequestError
 from talktime.wallet.idempotency import NO_ACCOUNT, fingerprint, lookup
 from talktime.wallet.model import Account, Balances, Grant, GrantResult
-from talktime.wallet.periods import to_micros
+from talktime.wallet.periods import from_micros, period_bounds_micros, to_micros
 
 
 def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> RateCard:
@@ -42,17 +45,15 @@ def sync_plans(conn: sa.Connection, card_name: str, settings: Settings) -> RateC
     return card
 
 
-def account_dict(
-    conn: sa.Connection, account: Account, balance: Balances, settings: Settings
-) -> dict[str, Any]:
-    """An account as API data."""
+def _account_fields(account: Account, rate_card: str) -> dict[str, Any]:
+    """An account's own fields as API data (no balance)."""
     return {
         "id": account.id,
         "name": account.name,
         "plan": account.plan,
         "status": account.status,
         "currency": account.currency,
-        "rate_card": cards.card_name(conn, account.id, settings),
+        "rate_card": rate_card,
         "monthly_limit": None if account.monthly_limit is None else fmt(account.monthly_limit),
         "low_balance_threshold": (
             None if account.low_balance_threshold is None else fmt(account.low_balance_threshold)
@@ -60,6 +61,15 @@ def account_dict(
         "period_start": account.period_start.isoformat(),
         "period_end": account.period_end.isoformat(),
         "created_at": account.created_at.isoformat(),
+    }
+
+
+def account_dict(
+    conn: sa.Connection, account: Account, balance: Balances, settings: Settings
+) -> dict[str, Any]:
+    """An account as API data."""
+    return {
+        **_account_fields(account, cards.card_name(conn, account.id, settings)),
         "balance": {
             "currency": account.currency,
             "free": fmt(balance.free),
@@ -234,6 +244,50 @@ def get_account(engine: sa.Engine, settings: Settings, account_id: int) -> dict[
     b = wallet.balance(account_id)
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         return account_dict(conn, account, Balances(b.free, b.paid, b.held, b.available), settings)
+
+
+def list_accounts(
+    engine: sa.Engine,
+    settings: Settings,
+    *,
+    status: str | None = None,
+    plan: str | None = None,
+    cursor: int | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """One page of the accounts, oldest first (ids above ``cursor``), optionally of one status
+    or plan, without balances (`get_account` reads one's). An account whose period ended
+    before the cycle opened the next shows the period holding now, as `get_account` would."""
+    now = now_micros()
+    query = (
+        sa.select(wallet_accounts, account_cards.c.card)
+        .select_from(
+            wallet_accounts.outerjoin(
+                account_cards, account_cards.c.account_id == wallet_accounts.c.id
+            )
+        )
+        .order_by(wallet_accounts.c.id)
+        .limit(limit + 1)  # one more than asked says whether another page follows
+    )
+    if status is not None:
+        query = query.where(wallet_accounts.c.status == status)
+    if plan is not None:
+        query = query.where(wallet_accounts.c.plan == plan)
+    if cursor is not None:
+        query = query.where(wallet_accounts.c.id > cursor)
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        rows = conn.execute(query).all()
+    page = []
+    for row in rows[:limit]:
+        account = accounts.as_account(row)
+        if row.period_end <= now:
+            start, end = period_bounds_micros(row.anchor_at, now)
+            account = replace(account, period_start=from_micros(start), period_end=from_micros(end))
+        page.append(_account_fields(account, row.card or settings.rate_card))
+    return {
+        "accounts": page,
+        "next_cursor": str(page[-1]["id"]) if len(rows) > limit else None,
+    }
 
 
 UPDATE_ACCOUNT = "admin.update_account"

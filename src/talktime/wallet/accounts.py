@@ -70,10 +70,11 @@ def get_account(conn: sa.Connection, account_id: int) -> Account:
     row = conn.execute(_ACCOUNT, {"account_id": account_id}).first()
     if row is None:
         raise AccountNotFoundError(f"there is no account {account_id}", account_id=account_id)
-    return _as_account(row)
+    return as_account(row)
 
 
-def _as_account(row: Any) -> Account:
+def as_account(row: Any) -> Account:
+    """An `accounts` row (with at least its columns) as an `Account`."""
     return Account(
         id=row.id,
         name=row.name,

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import money
@@ -62,7 +62,7 @@ class AccountPatch(BaseModel):
     )
 
 
-class AccountOut(BaseModel):
+class AccountSummary(BaseModel):
     id: int
     name: str
     plan: str
@@ -78,7 +78,19 @@ class AccountOut(BaseModel):
     period_start: str
     period_end: str
     created_at: str
+
+
+class AccountOut(AccountSummary):
     balance: BalanceSnapshot
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountSummary] = Field(
+        description="Oldest first, without balances (`GET /v1/admin/accounts/{id}` has them)."
+    )
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 class GrantIn(BaseModel):
@@ -214,6 +226,38 @@ def create_account(
         low_balance_threshold=_micros(body.low_balance_threshold),
     )
     return stored(result.status, result.body, replayed=result.replayed)
+
+
+@router.get("/v1/admin/accounts", response_model=AccountList, responses=problems(403, 422))
+def list_accounts(
+    request: Request,
+    _admin: Admin,
+    engine: Engine,
+    status: Annotated[
+        Literal["active", "past_due", "canceled"] | None,
+        Query(description="Only accounts in this subscription state."),
+    ] = None,
+    plan: Annotated[
+        str | None, Query(max_length=64, description="Only accounts on this plan.")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{1,18}$",
+            description="The `next_cursor` of the previous page (accounts after it, by id).",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many accounts.")] = 100,
+) -> dict[str, Any]:
+    """The accounts, oldest first, a page at a time (optionally of one status or plan)."""
+    return service.list_accounts(
+        engine,
+        request.app.state.settings,
+        status=status,
+        plan=plan,
+        cursor=None if cursor is None else int(cursor),
+        limit=limit,
+    )
 
 
 @router.get(
