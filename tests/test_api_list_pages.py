@@ -149,3 +149,26 @@ def test_a_key_cursor_of_another_list_is_refused_not_answered_with_a_page(api: A
         assert "next_cursor" in body["detail"]
     # the admin's list of every key has that key in it: its cursor is good there
     assert api.get("/v1/admin/keys", headers=ADMIN, params={"cursor": foreign}).status_code == 200
+
+
+def test_an_accounts_users_come_a_page_at_a_time_for_it_and_for_the_admin(api: Any) -> None:
+    t = tenant(api, number=None)  # `Ada`, made by the tenant helper
+    for name in ("Bo", "Cy", "Di"):
+        assert api.post("/v1/users", json={"name": name}, headers=t.auth).status_code == 201
+    paged, pages = _all_pages(t.get, "/v1/users", "users", 3)
+    assert ([u["name"] for u in paged], pages) == (["Ada", "Bo", "Cy", "Di"], 2)
+
+    def admin_get(path: str, **params: Any) -> httpx.Response:
+        response: httpx.Response = api.get(path, headers=ADMIN, params=params)
+        return response
+
+    path = f"/v1/admin/accounts/{t.account_id}/users"
+    assert _all_pages(admin_get, path, "users", 1) == (paged, 4)
+
+
+def test_a_user_cursor_of_another_account_is_refused_naming_it(api: Any) -> None:
+    first, second = tenant(api, number=None), tenant(api, number=None)
+    refused = first.get("/v1/users", cursor=second.user)
+    assert refused.status_code == 422, refused.text
+    assert (refused.json()["code"], refused.json()["field"]) == ("invalid_request", "cursor")
+    assert first.get("/v1/users", cursor=first.user).json() == {"users": [], "next_cursor": None}

@@ -144,14 +144,39 @@ def _unknown_user(user_id: str, field: str) -> UnknownUserError:
     return UnknownUserError(detail, user=user_id, field=field)
 
 
-def list_users(conn: sa.Connection, account_id: int) -> list[User]:
-    """The account's users, oldest first."""
-    rows = conn.execute(
+def list_users(
+    conn: sa.Connection,
+    account_id: int,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[User]:
+    """The account's users, oldest first; ``after`` (a user id of the account) and ``limit``
+    give one page: the users listed after that one."""
+    query = (
         sa.select(users)
         .where(users.c.account_id == account_id)
         .order_by(users.c.created_at, users.c.id)
     )
-    return [_user(row) for row in rows]
+    if after is not None:
+        created_at = conn.execute(
+            sa.select(users.c.created_at).where(
+                users.c.account_id == account_id, users.c.id == after
+            )
+        ).scalar()
+        if created_at is None:
+            raise InvalidRequestError(
+                f"the cursor {after!r} is not a user of this account; pass the `next_cursor` "
+                "of the previous page, or no cursor for the first page",
+                field="cursor",
+            )
+        # users are never deleted, so the cursor's place stays where it was
+        query = query.where(
+            sa.tuple_(users.c.created_at, users.c.id) > sa.tuple_(created_at, after)
+        )
+    if limit is not None:
+        query = query.limit(limit)
+    return [_user(row) for row in conn.execute(query)]
 
 
 def update_user(

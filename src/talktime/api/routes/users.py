@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import policy
@@ -61,6 +61,19 @@ class UserOut(BaseModel):
 
 class UserList(BaseModel):
     users: list[UserOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+UserCursor = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="The `next_cursor` of the previous page (the users created after it).",
+    ),
+]
+UserLimit = Annotated[int, Query(ge=1, le=500, description="At most this many users.")]
 
 
 def _out(user: service.User) -> UserOut:
@@ -88,10 +101,15 @@ def _create(engine: sa.Engine, account_id: int, body: UserIn) -> UserOut:
         return _out(service.create_user(conn, account_id, body.name, body.role, body.restrictions))
 
 
-def _list(engine: sa.Engine, account_id: int) -> UserList:
+def _list(engine: sa.Engine, account_id: int, cursor: str | None, limit: int) -> UserList:
+    """One page of the account's users (one more read than asked says whether more follow)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
-        return UserList(users=[_out(u) for u in service.list_users(conn, account_id)])
+        found = service.list_users(conn, account_id, after=cursor, limit=limit + 1)
+    page = found[:limit]
+    return UserList(
+        users=[_out(u) for u in page], next_cursor=page[-1].id if len(found) > limit else None
+    )
 
 
 def _patch(engine: sa.Engine, account_id: int, user_id: str, body: UserPatch) -> UserOut:
@@ -120,10 +138,12 @@ def create_user(body: UserIn, account_id: AccountId, engine: Engine) -> UserOut:
     return _create(engine, account_id, body)
 
 
-@router.get("/v1/users", response_model=UserList, responses=problems(403))
-def list_users(account_id: AccountId, engine: Engine) -> UserList:
-    """The users of the key's account."""
-    return _list(engine, account_id)
+@router.get("/v1/users", response_model=UserList, responses=problems(403, 422))
+def list_users(
+    account_id: AccountId, engine: Engine, cursor: UserCursor = None, limit: UserLimit = 100
+) -> UserList:
+    """The users of the key's account, oldest first, a page at a time."""
+    return _list(engine, account_id, cursor, limit)
 
 
 @router.get("/v1/users/{user_id}", response_model=UserOut, responses=problems(403, 404))
@@ -156,12 +176,18 @@ def admin_create_user(account_id: RowId, body: UserIn, _admin: Admin, engine: En
 @router.get(
     "/v1/admin/accounts/{account_id}/users",
     response_model=UserList,
-    responses=problems(403, 404),
+    responses=problems(403, 404, 422),
     tags=["admin"],
 )
-def admin_list_users(account_id: RowId, _admin: Admin, engine: Engine) -> UserList:
-    """The users of any account (admin key)."""
-    return _list(engine, account_id)
+def admin_list_users(
+    account_id: RowId,
+    _admin: Admin,
+    engine: Engine,
+    cursor: UserCursor = None,
+    limit: UserLimit = 100,
+) -> UserList:
+    """The users of any account (admin key), oldest first, a page at a time."""
+    return _list(engine, account_id, cursor, limit)
 
 
 @router.patch(
