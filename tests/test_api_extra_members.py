@@ -55,3 +55,11 @@ def test_an_unknown_member_inside_a_list_item_names_that_items_members(api: Any)
     assert field == "transfers.0.cost"
     assert detail.startswith("transfers.0.cost: not a member of this object, which takes ")
     assert detail.endswith("which takes kind, to, outbound_duration, inbound_duration, caller_id")
+
+
+def test_a_member_sent_to_an_object_that_takes_none_says_so(api: Any) -> None:
+    t = tenant(api, credit="5.00")
+    call = t.authorize()
+    assert call.status_code == 201, call.text
+    field, detail = _refusal(t.post(f"/v1/calls/{call.json()['id']}/extend", {"minutes": 5}))
+    assert (field, detail) == ("minutes", "minutes: not a member of this object, which takes none")

@@ -127,3 +127,13 @@ def test_a_purchase_over_http_charges_the_card_saved_over_http(
         "cus_Q2x9",
         "pm_card_visa",
     )
+
+
+def test_a_threshold_stored_while_off_shows_without_the_placeholder_amount(api: Any) -> None:
+    t = tenant(api, number=None)
+    assert _put(t, CARD).status_code == 200
+    off = {"enabled": False, "threshold": "5.00"}
+    answer = t.client.put("/v1/settings/auto-recharge", json=off, headers=t.auth)
+    assert answer.status_code == 200, answer.text
+    auto = answer.json()["auto_recharge"]
+    assert (auto["enabled"], auto["threshold"], auto["amount"]) == (False, "5.0000", None)

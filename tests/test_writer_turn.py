@@ -148,3 +148,57 @@ def test_the_cycle_the_jobs_and_the_embedded_wallet_wait_for_the_turn(sqlite_url
         assert granted.grant.original == 1_000_000
     finally:
         wallet.close()
+
+
+def test_two_engines_on_one_file_share_one_turn_and_one_descriptor(sqlite_url: str) -> None:
+    # the turn was per engine: a write through a second engine inside a write of the first
+    # waited on its own flock for ever, and every engine kept a descriptor open (a loop of
+    # Wallet.open/close ran out of them)
+    before = len(os.listdir("/proc/self/fd"))
+    wallets = [Wallet.open(sqlite_url) for _ in range(20)]
+    try:
+        wallets[0].upsert_plan("turn", 0)
+        for w in wallets:
+            w.upsert_plan("turn", 0)  # each engine writes once, taking the file's turn
+        assert writer_turn(wallets[0].engine) is writer_turn(wallets[-1].engine)
+    finally:
+        for w in wallets:
+            w.close()
+    assert len(os.listdir("/proc/self/fd")) <= before + 1  # the file's one lock descriptor
+    first, second = Wallet.open(sqlite_url), Wallet.open(sqlite_url)
+    outcome: list[str] = []
+
+    def nested() -> None:
+        try:
+            with first.book():  # the first engine's write transaction, in the turn
+                second.upsert_plan("nested", 0)  # the second engine: same turn, reentered
+            outcome.append("committed")
+        except sa.exc.OperationalError as exc:
+            outcome.append(str(exc.orig))  # SQLite's own lock, after its busy timeout
+
+    try:
+        thread = threading.Thread(target=nested, daemon=True)
+        thread.start()
+        thread.join(60)
+        assert not thread.is_alive(), "a write through a second engine waited on itself"
+        assert outcome == ["database is locked"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_lock_file_may_be_opened_by_another_user(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        with writing(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        engine.dispose()
+    mode = os.stat(f"{sa.make_url(sqlite_url).database}-writer.lock").st_mode & 0o777
+    assert mode & 0o044 == 0o044 & ~_umask()  # readable by others unless the umask says no
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

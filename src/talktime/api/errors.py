@@ -194,6 +194,8 @@ def _extra_field_message(request: Request, error: Any) -> str | None:
     if model is None:
         return None
     names = [field.alias or name for name, field in model.model_fields.items()]
+    if not names:
+        return "not a member of this object, which takes none"
     return f"not a member of this object, which takes {', '.join(names)}"
 
 

@@ -41,12 +41,14 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
             "customer": None,
             "payment_method": None,
         }
-    # a row saved only for the payment method: auto-recharge was never set up
-    unset = not row.enabled and row.threshold == 0 and row.amount == recharge.UNSET_AMOUNT
+    # a row saved for the payment method holds a placeholder amount until an amount is set
+    # (a threshold may be stored on its own, turning auto-recharge off)
+    no_amount = not row.enabled and row.amount == recharge.UNSET_AMOUNT
+    no_threshold = no_amount and row.threshold == 0
     return {
         "enabled": bool(row.enabled),
-        "threshold": None if unset else fmt(row.threshold),
-        "amount": None if unset else fmt(row.amount),
+        "threshold": None if no_threshold else fmt(row.threshold),
+        "amount": None if no_amount else fmt(row.amount),
         "disabled_reason": row.disabled_reason,
         "customer": row.customer,
         "payment_method": row.payment_method,
