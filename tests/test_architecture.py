@@ -29,12 +29,13 @@ LAYERS: list[set[str]] = [
     {"policy", "rating", "wallet", "keys"},
     {"store", "money", "sms", "numbers"},
     {"config", "logs"},
-    {"errors", "ids", "talktime"},
+    {"errors", "ids", "paging", "talktime"},
 ]
 """Top to bottom, as in DESIGN.md (`api`/`cli` -> `service` -> `policy`, `rating`, `wallet` ->
 `store`, `money`, `sms`, `numbers`), with the packages the document does not draw placed where
 they sit: `web` and `ops` (the pages, the worker's jobs) over `service`; `keys` (API keys) over
-`store`; settings and logs, then errors and ids, at the bottom. `talktime` is the root package (its
+`store`; settings and logs, then errors, ids and paging (how a list splits into pages), at
+the bottom. `talktime` is the root package (its
 version)."""
 
 PURE = ("money", "sms", "numbers", "policy", "rating")

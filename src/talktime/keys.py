@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from talktime.errors import TalktimeError
 from talktime.store.api_tables import api_keys
 from talktime.store.rawsql import RawStatement
+from talktime.store.tables import after_row
 
 KEY_SCHEME = "tt"
 
@@ -214,20 +215,16 @@ def list_keys(
     if account_id is not None:
         query = query.where(api_keys.c.account_id == account_id)
     if after is not None:
-        last = sa.select(api_keys.c.created_at).where(api_keys.c.id == after)
-        if account_id is not None:
-            last = last.where(api_keys.c.account_id == account_id)
-        created_at = conn.execute(last).scalar()
-        if created_at is None:
+        # keys are never deleted (only revoked), so the cursor's place stays where it was
+        scope = () if account_id is None else (api_keys.c.account_id == account_id,)
+        later = after_row(conn, api_keys, after, *scope)
+        if later is None:
             raise UnknownCursorError(
                 f"the cursor {after!r} is not a key of this list; pass the `next_cursor` of "
                 "the previous page, or no cursor for the first page",
                 field="cursor",
             )
-        # keys are never deleted (only revoked), so the cursor's place stays where it was
-        query = query.where(
-            sa.tuple_(api_keys.c.created_at, api_keys.c.id) > sa.tuple_(created_at, after)
-        )
+        query = query.where(later)
     if limit is not None:
         query = query.limit(limit)
     return [_key(row) for row in conn.execute(query)]

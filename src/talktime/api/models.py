@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -24,6 +24,17 @@ for every refused key, missing or wrong alike, as the problem's sentence is (RFC
 add `error="invalid_token"` for a wrong one: a hint this API does not give)."""
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id (1 to 2^62).")]
+
+IdCursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,18}$", description="The `next_cursor` of the previous page."),
+]
+"""A list's cursor where rows are listed by numeric id (numbers, accounts, ledger entries)."""
+RowCursor = Annotated[
+    str | None, Query(max_length=40, description="The `next_cursor` of the previous page.")
+]
+"""A list's cursor that is the id of the previous page's last row (keys, users)."""
+PageLimit = Annotated[int, Query(ge=1, le=500, description="At most this many on a page.")]
 """A numeric id in a path: bounded, so an id the database cannot hold is a 422, not a 500."""
 AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]{1,6})?$"
 """What a money field takes, as documented in the OpenAPI schema; `money.parse` enforces it and

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from talktime.config import Settings
 from talktime.errors import TalktimeError
+from talktime.paging import split_page
 from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service import idempotency as idem
@@ -277,17 +278,15 @@ def list_accounts(
         query = query.where(wallet_accounts.c.id > cursor)
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         rows = conn.execute(query).all()
-    page = []
-    for row in rows[:limit]:
+    page, next_cursor = split_page(rows, limit, lambda row: row.id)
+    listed = []
+    for row in page:
         account = accounts.as_account(row)
         if row.period_end <= now:
             start, end = period_bounds_micros(row.anchor_at, now)
             account = replace(account, period_start=from_micros(start), period_end=from_micros(end))
-        page.append(_account_fields(account, row.card or settings.rate_card))
-    return {
-        "accounts": page,
-        "next_cursor": str(page[-1]["id"]) if len(rows) > limit else None,
-    }
+        listed.append(_account_fields(account, row.card or settings.rate_card))
+    return {"accounts": listed, "next_cursor": next_cursor}
 
 
 UPDATE_ACCOUNT = "admin.update_account"

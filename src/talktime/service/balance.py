@@ -13,7 +13,6 @@ from talktime.config import Settings
 from talktime.service import cards
 from talktime.service.common import fmt
 from talktime.store.engine import read_snapshot
-from talktime.store.recharge_tables import recharge_settings
 from talktime.store.writer import writing
 from talktime.wallet import accounts, recharge
 from talktime.wallet import ledger as wallet_ledger
@@ -22,17 +21,8 @@ from talktime.wallet.periods import from_micros, to_micros, utcnow
 
 
 def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        sa.select(
-            recharge_settings.c.enabled,
-            recharge_settings.c.threshold,
-            recharge_settings.c.amount,
-            recharge_settings.c.disabled_reason,
-            recharge_settings.c.customer,
-            recharge_settings.c.payment_method,
-        ).where(recharge_settings.c.account_id == account_id)
-    ).first()
-    if row is None:
+    cfg = recharge.get_settings_of(conn, account_id)
+    if cfg is None:
         return {
             "enabled": False,
             "threshold": None,
@@ -41,17 +31,15 @@ def _auto_recharge(conn: sa.Connection, account_id: int) -> dict[str, Any]:
             "customer": None,
             "payment_method": None,
         }
-    # a row saved for the payment method holds a placeholder amount until an amount is set
-    # (a threshold may be stored on its own, turning auto-recharge off)
-    no_amount = not row.enabled and row.amount == recharge.UNSET_AMOUNT
-    no_threshold = no_amount and row.threshold == 0
+    # a row saved for the payment method has no amount yet; a threshold may be stored on
+    # its own (turning auto-recharge off)
     return {
-        "enabled": bool(row.enabled),
-        "threshold": None if no_threshold else fmt(row.threshold),
-        "amount": None if no_amount else fmt(row.amount),
-        "disabled_reason": row.disabled_reason,
-        "customer": row.customer,
-        "payment_method": row.payment_method,
+        "enabled": cfg.enabled,
+        "threshold": None if not cfg.amount_set and cfg.threshold == 0 else fmt(cfg.threshold),
+        "amount": fmt(cfg.amount) if cfg.amount_set else None,
+        "disabled_reason": cfg.disabled_reason,
+        "customer": cfg.customer,
+        "payment_method": cfg.payment_method,
     }
 
 

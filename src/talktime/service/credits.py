@@ -22,7 +22,7 @@ from talktime.service.idempotency import (
     replay,
 )
 from talktime.store.wallet_tables import idempotency as key_records
-from talktime.store.writer import writer_turn
+from talktime.store.writer import writing
 from talktime.wallet import Wallet, recharge
 from talktime.wallet import idempotency as wallet_idempotency
 from talktime.wallet.book import Book
@@ -94,7 +94,7 @@ def _start(engine: sa.Engine, account_id: int, key: str, digest: str) -> StoredR
 
 
 def _mark_started(engine: sa.Engine, account_id: int, key: str, digest: str) -> None:
-    with writer_turn(engine), engine.begin() as conn:
+    with writing(engine) as conn:
         wallet_idempotency.mark(
             conn, account_id, started_key(key), PURCHASE_STARTED, digest, now_micros()
         )
@@ -109,7 +109,7 @@ def _forget_start(engine: sa.Engine, account_id: int, key: str) -> None:
     """Drop the start record of the purchase under ``key`` after the provider declined it: no
     money was taken, so the next attempt is a new payment and is checked again (subscription,
     permission) like any new request."""
-    with writer_turn(engine), engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(
             sa.delete(key_records).where(
                 key_records.c.account_id == account_id,
@@ -200,7 +200,7 @@ def purchase(
     if known is not None:
         return known
     try:
-        with writer_turn(engine), engine.begin() as conn:
+        with writing(engine) as conn:
             answer = _answer(conn, result)
             answer_held_key(conn, account_id, key, PURCHASE, digest, answer)
     except sa.exc.IntegrityError:
@@ -236,7 +236,7 @@ def set_auto_recharge(
                 )
     # `configure` keeps the stored values left out, under the account's lock, and refuses an
     # amount a card cannot take
-    with writer_turn(engine), engine.begin() as conn:
+    with writing(engine) as conn:
         recharge.configure(
             conn,
             account_id,
@@ -260,7 +260,7 @@ def set_payment_method(
     purchase and recharge of the account charges; answers the balance, whose `auto_recharge`
     shows them."""
     Wallet(engine).account(account_id)
-    with writer_turn(engine), engine.begin() as conn:
+    with writing(engine) as conn:
         recharge.set_payment_method(
             conn, account_id, customer=customer, payment_method=payment_method, now=now_micros()
         )

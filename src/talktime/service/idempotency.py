@@ -29,7 +29,7 @@ from talktime.store.rawsql import (
 )
 from talktime.store.reuse import lost_race
 from talktime.store.tables import purge_older
-from talktime.store.writer import writer_turn
+from talktime.store.writer import writing
 from talktime.wallet.idempotency import RETENTION_MICROS
 
 
@@ -241,7 +241,7 @@ def _run_in_transaction(
     for attempt in range(2):
         kept: KeepWritesError | None = None
         try:
-            with writer_turn(engine), engine.begin() as conn:
+            with writing(engine) as conn:
                 stored = replay(conn, account_id, key, operation, digest)
                 if stored is not None:
                     return stored

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from talktime import policy
 from talktime.config import Settings
 from talktime.errors import naming
+from talktime.paging import split_page
 from talktime.rating import price_number_rental
 from talktime.service import cards
 from talktime.service.common import balance_dict, charge_or_refuse, fmt, now_micros
@@ -123,8 +124,5 @@ def list_numbers(
         currency = cards.card_for(conn, account_id, settings).currency
         # one more than asked says whether another page follows
         found = rentals.list_numbers(conn, account_id, status, after=cursor, limit=limit + 1)
-    page = found[:limit]
-    return {
-        "numbers": [number_dict(n, currency) for n in page],
-        "next_cursor": str(page[-1].id) if len(found) > limit else None,
-    }
+    page, next_cursor = split_page(found, limit, lambda n: n.id)
+    return {"numbers": [number_dict(n, currency) for n in page], "next_cursor": next_cursor}

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from talktime import policy
 from talktime.service.errors import InvalidRequestError, NotFoundError, UnknownUserError
 from talktime.store.api_tables import users
+from talktime.store.tables import after_row
 
 
 @dataclass(frozen=True)
@@ -159,21 +160,15 @@ def list_users(
         .order_by(users.c.created_at, users.c.id)
     )
     if after is not None:
-        created_at = conn.execute(
-            sa.select(users.c.created_at).where(
-                users.c.account_id == account_id, users.c.id == after
-            )
-        ).scalar()
-        if created_at is None:
+        # users are never deleted, so the cursor's place stays where it was
+        later = after_row(conn, users, after, users.c.account_id == account_id)
+        if later is None:
             raise InvalidRequestError(
                 f"the cursor {after!r} is not a user of this account; pass the `next_cursor` "
                 "of the previous page, or no cursor for the first page",
                 field="cursor",
             )
-        # users are never deleted, so the cursor's place stays where it was
-        query = query.where(
-            sa.tuple_(users.c.created_at, users.c.id) > sa.tuple_(created_at, after)
-        )
+        query = query.where(later)
     if limit is not None:
         query = query.limit(limit)
     return [_user(row) for row in conn.execute(query)]

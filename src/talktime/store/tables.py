@@ -35,6 +35,20 @@ def constant(value: str | int) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"'{value}'")
 
 
+def after_row(
+    conn: sa.Connection, table: sa.Table, row_id: str, *scope: sa.ColumnElement[bool]
+) -> sa.ColumnElement[bool] | None:
+    """The rows of ``table`` listed after row ``row_id`` in (created_at, id) order, as a
+    condition; None when there is no such row within ``scope``. For tables whose rows are
+    never deleted, so a row's place in the list never moves."""
+    created_at = conn.execute(
+        sa.select(table.c.created_at).where(table.c.id == row_id, *scope)
+    ).scalar()
+    if created_at is None:
+        return None
+    return sa.tuple_(table.c.created_at, table.c.id) > sa.tuple_(created_at, row_id)
+
+
 def purge_older(conn: sa.Connection, table: sa.Table, cutoff: int, limit: int | None = None) -> int:
     """Delete the rows of ``table`` created (`created_at`) before ``cutoff``, only the oldest
     ``limit`` of them when given (picked by the primary key, through the `created_at`

@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from talktime.ids import MAX_ID
+from talktime.paging import split_page
 from talktime.store.wallet_tables import holds, ledger
 from talktime.wallet.book import check_text
 from talktime.wallet.errors import InvalidRequestError
@@ -77,6 +78,7 @@ def list_entries(
         query = query.where(ledger.c.created_at < to_micros(until))
     ordered = query.order_by(ledger.c.account_id.desc(), ledger.c.id.desc())
     rows = list(conn.execute(ordered.limit(limit + 1)))
+    page, next_cursor = split_page(rows, limit, lambda r: r.id)
     entries = tuple(
         LedgerEntry(
             id=r.id,
@@ -91,7 +93,6 @@ def list_entries(
             lines=r.lines,
             created_at=from_micros(r.created_at),
         )
-        for r in rows[:limit]
+        for r in page
     )
-    next_cursor = str(entries[-1].id) if len(rows) > limit else None
     return LedgerPage(entries=entries, next_cursor=next_cursor)

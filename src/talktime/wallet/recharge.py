@@ -90,6 +90,12 @@ class RechargeSettings:
     consecutive_declines: int
     disabled_reason: str | None
 
+    @property
+    def amount_set(self) -> bool:
+        """False while the amount is the placeholder of a row saved only for the payment
+        method (`UNSET_AMOUNT`): auto-recharge was never given an amount."""
+        return self.enabled or self.amount != UNSET_AMOUNT
+
 
 @dataclass(frozen=True)
 class Recharge:

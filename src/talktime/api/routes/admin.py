@@ -16,6 +16,8 @@ from talktime.api.deps import Engine, IdempotencyKey
 from talktime.api.models import (
     Amount,
     BalanceSnapshot,
+    IdCursor,
+    PageLimit,
     PositiveAmount,
     RowId,
     TimeInRange,
@@ -240,14 +242,8 @@ def list_accounts(
     plan: Annotated[
         str | None, Query(max_length=64, description="Only accounts on this plan.")
     ] = None,
-    cursor: Annotated[
-        str | None,
-        Query(
-            pattern=r"^[0-9]{1,18}$",
-            description="The `next_cursor` of the previous page (accounts after it, by id).",
-        ),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="At most this many accounts.")] = 100,
+    cursor: IdCursor = None,
+    limit: PageLimit = 100,
 ) -> dict[str, Any]:
     """The accounts, oldest first, a page at a time (optionally of one status or plan)."""
     return service.list_accounts(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime import money
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
-from talktime.api.models import Amount, RowId, TimeInRange, problems
+from talktime.api.models import Amount, IdCursor, PageLimit, RowId, TimeInRange, problems
 from talktime.service import accounts, users
 from talktime.service import balance as service
 from talktime.service.accounts import require_existing
@@ -133,8 +133,6 @@ LedgerKind = Annotated[
 ]
 
 
-LedgerCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")]
-LedgerLimit = Annotated[int, Query(ge=1, le=500)]
 LedgerReference = Annotated[
     str | None,
     Query(
@@ -150,8 +148,8 @@ def get_ledger(
     request: Request,
     account_id: AccountId,
     engine: Engine,
-    cursor: LedgerCursor = None,
-    limit: LedgerLimit = 50,
+    cursor: IdCursor = None,
+    limit: PageLimit = 50,
     kind: LedgerKind = None,
     reference: LedgerReference = None,
     since: TimeInRange | None = None,
@@ -173,8 +171,8 @@ def admin_get_ledger(
     account_id: RowId,
     _admin: Admin,
     engine: Engine,
-    cursor: LedgerCursor = None,
-    limit: LedgerLimit = 50,
+    cursor: IdCursor = None,
+    limit: PageLimit = 50,
     kind: LedgerKind = None,
     reference: LedgerReference = None,
     since: TimeInRange | None = None,

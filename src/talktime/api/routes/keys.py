@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from talktime import keys
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
-from talktime.api.models import RowId, problems
+from talktime.api.models import PageLimit, RowCursor, RowId, problems
 from talktime.ids import MAX_ID
+from talktime.paging import split_page
 from talktime.service import accounts
 from talktime.service.accounts import require_account
 from talktime.service.common import iso
@@ -48,16 +49,6 @@ class KeyList(BaseModel):
     )
 
 
-KeyCursor = Annotated[
-    str | None,
-    Query(
-        max_length=40,
-        description="The `next_cursor` of the previous page (the keys created after it).",
-    ),
-]
-KeyLimit = Annotated[int, Query(ge=1, le=500, description="At most this many keys.")]
-
-
 def _out(key: keys.ApiKey) -> KeyOut:
     return KeyOut(
         id=key.id,
@@ -73,10 +64,8 @@ def _out(key: keys.ApiKey) -> KeyOut:
 def _page(conn: sa.Connection, account_id: int | None, cursor: str | None, limit: int) -> KeyList:
     """One page of keys, oldest first (one more read than asked says whether more follow)."""
     found = keys.list_keys(conn, account_id, after=cursor, limit=limit + 1)
-    page = found[:limit]
-    return KeyList(
-        keys=[_out(k) for k in page], next_cursor=page[-1].id if len(found) > limit else None
-    )
+    page, next_cursor = split_page(found, limit, lambda k: k.id)
+    return KeyList(keys=[_out(k) for k in page], next_cursor=next_cursor)
 
 
 def _new(new: keys.NewKey) -> NewKeyOut:
@@ -98,8 +87,8 @@ def create_key(body: KeyIn, account_id: AccountId, engine: Engine) -> NewKeyOut:
 def list_keys(
     account_id: AccountId,
     engine: Engine,
-    cursor: KeyCursor = None,
-    limit: KeyLimit = 100,
+    cursor: RowCursor = None,
+    limit: PageLimit = 100,
 ) -> KeyList:
     """The account's keys (prefixes only, never secrets), oldest first, a page at a time."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
@@ -147,8 +136,8 @@ def admin_list_keys(
     _admin: Admin,
     engine: Engine,
     account_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    cursor: KeyCursor = None,
-    limit: KeyLimit = 100,
+    cursor: RowCursor = None,
+    limit: PageLimit = 100,
 ) -> KeyList:
     """Every key, or one account's keys, oldest first, a page at a time (404 `not_found` for
     an unknown account, as `/v1/admin/accounts/{account_id}/users` answers)."""

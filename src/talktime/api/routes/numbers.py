@@ -10,7 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from talktime.api.auth import AccountId
 from talktime.api.deps import Engine, IdempotencyKey
-from talktime.api.models import E164, BalanceSnapshot, Line, RowId, problems, stored
+from talktime.api.models import (
+    E164,
+    BalanceSnapshot,
+    IdCursor,
+    Line,
+    PageLimit,
+    RowId,
+    problems,
+    stored,
+)
 from talktime.service import numbers
 
 router = APIRouter(tags=["numbers"])
@@ -50,14 +59,6 @@ class NumberList(BaseModel):
     )
 
 
-NumberCursor = Annotated[
-    str | None,
-    Query(
-        pattern=r"^[0-9]{1,18}$",
-        description="The `next_cursor` of the previous page (numbers after it, by id).",
-    ),
-]
-NumberLimit = Annotated[int, Query(ge=1, le=500, description="At most this many numbers.")]
 NumberStatusFilter = Annotated[
     Literal["active", "suspended", "released"] | None,
     Query(description="Only numbers in this state."),
@@ -81,8 +82,8 @@ def list_numbers(
     request: Request,
     account_id: AccountId,
     engine: Engine,
-    cursor: NumberCursor = None,
-    limit: NumberLimit = 100,
+    cursor: IdCursor = None,
+    limit: PageLimit = 100,
     status: NumberStatusFilter = None,
 ) -> dict[str, Any]:
     """The account's numbers, oldest first, a page at a time (optionally only one state)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from talktime import policy
 from talktime.api.auth import AccountId, Admin
 from talktime.api.deps import Engine
-from talktime.api.models import RowId, problems
+from talktime.api.models import PageLimit, RowCursor, RowId, problems
+from talktime.paging import split_page
 from talktime.service import accounts
 from talktime.service import users as service
 from talktime.service.accounts import require_account
@@ -66,16 +67,6 @@ class UserList(BaseModel):
     )
 
 
-UserCursor = Annotated[
-    str | None,
-    Query(
-        max_length=40,
-        description="The `next_cursor` of the previous page (the users created after it).",
-    ),
-]
-UserLimit = Annotated[int, Query(ge=1, le=500, description="At most this many users.")]
-
-
 def _out(user: service.User) -> UserOut:
     return UserOut(
         id=user.id,
@@ -106,10 +97,8 @@ def _list(engine: sa.Engine, account_id: int, cursor: str | None, limit: int) ->
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         require_account(conn, account_id)
         found = service.list_users(conn, account_id, after=cursor, limit=limit + 1)
-    page = found[:limit]
-    return UserList(
-        users=[_out(u) for u in page], next_cursor=page[-1].id if len(found) > limit else None
-    )
+    page, next_cursor = split_page(found, limit, lambda u: u.id)
+    return UserList(users=[_out(u) for u in page], next_cursor=next_cursor)
 
 
 def _patch(engine: sa.Engine, account_id: int, user_id: str, body: UserPatch) -> UserOut:
@@ -140,7 +129,7 @@ def create_user(body: UserIn, account_id: AccountId, engine: Engine) -> UserOut:
 
 @router.get("/v1/users", response_model=UserList, responses=problems(403, 422))
 def list_users(
-    account_id: AccountId, engine: Engine, cursor: UserCursor = None, limit: UserLimit = 100
+    account_id: AccountId, engine: Engine, cursor: RowCursor = None, limit: PageLimit = 100
 ) -> UserList:
     """The users of the key's account, oldest first, a page at a time."""
     return _list(engine, account_id, cursor, limit)
@@ -183,8 +172,8 @@ def admin_list_users(
     account_id: RowId,
     _admin: Admin,
     engine: Engine,
-    cursor: UserCursor = None,
-    limit: UserLimit = 100,
+    cursor: RowCursor = None,
+    limit: PageLimit = 100,
 ) -> UserList:
     """The users of any account (admin key), oldest first, a page at a time."""
     return _list(engine, account_id, cursor, limit)
