@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from gcprobe import insert, names, probe_table
 from talktime.service.groupcommit import GroupCommitter, WriterBusyError
-from talktime.service.idempotency import writer_turn
 from talktime.service.room import Room
+from talktime.store.writer import writer_turn
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from talktime.service.groupcommit import GroupCommitter
-from talktime.service.idempotency import writer_turn
 from talktime.store import make_engine
+from talktime.store.writer import writer_turn
 
 import apikit
 from apikit import tenant

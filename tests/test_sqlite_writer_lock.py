@@ -12,8 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from talktime.config import Settings
-from talktime.service.idempotency import writer_turn
 from talktime.store import make_engine
+from talktime.store.writer import writer_turn
 
 WRITER = textwrap.dedent(
     """
@@ -21,7 +21,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     import sqlalchemy as sa
     from talktime.config import Settings
-    from talktime.service.idempotency import writer_turn
+    from talktime.store.writer import writer_turn
     from talktime.store import make_engine
 
     url, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
