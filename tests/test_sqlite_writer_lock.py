@@ -25,8 +25,14 @@ WRITER = textwrap.dedent(
     from talktime.store import make_engine
 
     url, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
-    # no busy handler at all: a writer that found the database locked would fail at once
-    engine = make_engine(url, Settings(database_url=url, sqlite_busy_timeout_ms=0))
+    # the turn waits up to the busy timeout, but SQLite itself has no busy handler at all:
+    # a writer that found the database locked would fail at once
+    engine = make_engine(url, Settings(database_url=url, sqlite_busy_timeout_ms=60000))
+
+    @sa.event.listens_for(engine, "connect")
+    def no_busy_handler(dbapi_conn, _record):
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
     while not go.exists():
         time.sleep(0.005)
     for i in range(count):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,8 +22,10 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import _client
+from talktime.config import Settings
 from talktime.ops import jobs
 from talktime.store import make_engine
+from talktime.store.engine import is_sqlite_busy
 from talktime.store.writer import writer_turn, writing
 from talktime.wallet import Wallet
 from talktime.wallet.cycle import run_cycle
@@ -160,7 +163,10 @@ def test_two_engines_on_one_file_share_one_turn_and_one_descriptor(sqlite_url: s
         wallets[0].upsert_plan("turn", 0)
         for w in wallets:
             w.upsert_plan("turn", 0)  # each engine writes once, taking the file's turn
-        assert writer_turn(wallets[0].engine) is writer_turn(wallets[-1].engine)
+        # one turn: held through the first engine, the last one's reenters it at once (two
+        # turns would wait on each other's flock until the busy timeout)
+        with writer_turn(wallets[0].engine), writer_turn(wallets[-1].engine):
+            pass
     finally:
         for w in wallets:
             w.close()
@@ -202,3 +208,121 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+# ---- waiting for the turn is bounded by the busy timeout ----------------------------------
+
+
+def _busy_engine(url: str, busy_ms: int) -> sa.Engine:
+    return make_engine(url, Settings(database_url=url, sqlite_busy_timeout_ms=busy_ms))
+
+
+def _lock_comes_free(url: str, seconds: float = 10.0) -> bool:
+    """True once another open file (another process, to the turn) can take the file lock."""
+    fd = os.open(f"{sa.make_url(url).database}-writer.lock", os.O_RDWR)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_turn_held_by_another_process_past_the_busy_timeout_fails_as_database_is_locked(
+    sqlite_url: str,
+) -> None:
+    # a holder that hangs (a stopped process) used to queue every writer behind it for ever
+    engine = _busy_engine(sqlite_url, 300)
+    try:
+        with turn_held_elsewhere(sqlite_url):
+            with pytest.raises(sa.exc.OperationalError) as refused, writing(engine) as conn:
+                conn.execute(sa.text("SELECT 1"))
+            assert is_sqlite_busy(refused.value)  # what SQLite's own lock gives: a 503
+            assert "database is locked" in str(refused.value.orig)
+        # the abandoned wait gives the lock back at once when it gets it
+        assert _lock_comes_free(sqlite_url)
+        with writing(engine) as conn:  # and the next writer gets the turn
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+def test_a_waiter_that_gave_up_hands_its_wait_to_the_next_writer(sqlite_url: str) -> None:
+    engine = _busy_engine(sqlite_url, 200)
+    try:
+        with turn_held_elsewhere(sqlite_url):
+            for _ in range(3):  # each gives up; the waiter thread stays one
+                with pytest.raises(sa.exc.OperationalError), writer_turn(engine):
+                    pass
+            lock = os.path.realpath(f"{sa.make_url(sqlite_url).database}-writer.lock")
+            waiters = [t for t in threading.enumerate() if t.name.endswith(lock)]
+            assert len(waiters) == 1
+        got: list[str] = []
+
+        def writer() -> None:
+            with writer_turn(_busy_engine(sqlite_url, 30000)):
+                got.append("turn")
+
+        with turn_held_elsewhere(sqlite_url):
+            thread = threading.Thread(target=writer, daemon=True)
+            thread.start()
+            thread.join(0.3)
+            assert not got  # still waiting, on the same waiter
+        thread.join(30)
+        assert got == ["turn"]
+        assert _lock_comes_free(sqlite_url)  # given up after the block
+    finally:
+        engine.dispose()
+
+
+def test_a_turn_held_by_another_thread_past_the_busy_timeout_fails_as_database_is_locked(
+    sqlite_url: str,
+) -> None:
+    engine = _busy_engine(sqlite_url, 200)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with writer_turn(engine):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(sa.exc.OperationalError) as refused, writer_turn(engine):
+            pass
+        assert is_sqlite_busy(refused.value)
+    finally:
+        release.set()
+        thread.join(10)
+    with writing(engine) as conn:
+        conn.execute(sa.text("SELECT 1"))
+    engine.dispose()
+
+
+def test_a_send_and_a_settings_write_answer_503_when_the_turn_does_not_come_then_succeed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    for api in _client(sqlite_url, tmp_path, sqlite_busy_timeout_ms=300):
+        t = apikit.tenant(api, credit="5.00")
+        before = t.balance()["available"]
+        with turn_held_elsewhere(sqlite_url):
+            sent = t.sms("+14155550111", key="turn-send")
+            limit = api.put(
+                "/v1/settings/monthly-limit", json={"monthly_limit": "50.00"}, headers=t.auth
+            )
+        for response in (sent, limit):
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "database_unavailable"
+        assert t.balance()["available"] == before  # nothing was charged
+        again = t.sms("+14155550111", key="turn-send")  # the same key, once the turn is back
+        assert again.status_code == 201, again.text
+        assert t.balance()["available"] != before

@@ -79,7 +79,24 @@ def is_sqlite_busy(exc: BaseException) -> bool:
     """True for SQLite's "database is locked" (SQLITE_BUSY and its extended codes)."""
     orig = getattr(exc, "orig", exc)
     code = getattr(orig, "sqlite_errorcode", None)
-    return isinstance(orig, sqlite3.OperationalError) and code is not None and code & 0xFF == 5
+    return (
+        isinstance(orig, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF == SQLITE_BUSY
+    )
+
+
+_SQLITE_BUSY_MS: weakref.WeakKeyDictionary[sa.Engine, int] = weakref.WeakKeyDictionary()
+"""The busy timeout each SQLite engine of `make_engine` sets on its connections."""
+
+
+def sqlite_busy_timeout(engine: sa.Engine) -> float:
+    """Seconds a writer on this SQLite engine waits for the database (its `PRAGMA
+    busy_timeout`; the setting's default for an engine not made by `make_engine`)."""
+    busy = _SQLITE_BUSY_MS.get(engine)
+    if busy is None:
+        busy = Settings.model_fields["sqlite_busy_timeout_ms"].default
+    return busy / 1000
 
 
 def make_engine(url: str | URL | None = None, settings: Settings | None = None) -> sa.Engine:
@@ -168,6 +185,7 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
     _drop_read_only_connections(engine)
     synchronous = settings.sqlite_synchronous
     busy = settings.sqlite_busy_timeout_ms
+    _SQLITE_BUSY_MS[engine] = busy
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -209,6 +227,7 @@ def _sqlite_engine(url: URL, settings: Settings) -> sa.Engine:
     return engine
 
 
+SQLITE_BUSY = 5
 SQLITE_READONLY = 8
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
