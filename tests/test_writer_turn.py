@@ -326,3 +326,23 @@ def test_a_send_and_a_settings_write_answer_503_when_the_turn_does_not_come_then
         again = t.sms("+14155550111", key="turn-send")  # the same key, once the turn is back
         assert again.status_code == 201, again.text
         assert t.balance()["available"] != before
+
+
+def test_a_forked_child_takes_its_own_turn_not_its_parents(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        with writer_turn(engine):  # the parent holds the turn while it forks
+            pid = os.fork()
+            if pid == 0:  # the child: the parent's turn is not its own
+                code = 1
+                try:
+                    with writer_turn(_busy_engine(sqlite_url, 200)):
+                        code = 2  # it got a turn its parent holds
+                except sa.exc.OperationalError as exc:
+                    code = 0 if is_sqlite_busy(exc) else 3
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        engine.dispose()

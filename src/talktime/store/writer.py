@@ -216,6 +216,19 @@ only."""
 _GUARD = threading.Lock()
 
 
+def _forget_turns_in_child() -> None:
+    """A forked child starts with no turns: the parent's descriptors share its locks (a child
+    flocking one would think it held a turn its parent holds), its thread locks may be held by
+    threads the child does not have, and its waiter threads are not in the child."""
+    global _GUARD
+    _GUARD = threading.Lock()
+    _FILE_TURNS.clear()
+    _MEMORY_TURNS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_turns_in_child)
+
+
 def writer_turn(engine: sa.Engine) -> AbstractContextManager[object]:
     """On SQLite, one writing transaction at a time, waited for at most the engine's busy
     timeout (see the module docstring); nothing on PostgreSQL."""
