@@ -590,32 +590,56 @@ def refund_key(key: str) -> str:
     return f"admin-refund:{key}"
 
 
-def list_grants(engine: sa.Engine, account_id: int) -> dict[str, Any]:
-    """The account's grants in consumption order, each with what a refund could take back
-    now (unspent, unexpired, unreserved purchased credit; 0 for every other kind)."""
+def list_grants(
+    engine: sa.Engine,
+    account_id: int,
+    *,
+    live: bool = False,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """A page of the account's grants in consumption order, each with what a refund could
+    take back now (unspent, unexpired, unreserved purchased credit; 0 for every other kind).
+    ``live`` keeps the grants with credit left; ``cursor`` is the id of the previous page's
+    last grant, whose place in the order never moves (a grant's order key is never changed),
+    so a grant drained since still marks where the next page starts."""
     wallet = Wallet(engine)
     try:
         now = datetime.now(UTC)
         currency = wallet.account(account_id).currency
-        return {
-            "currency": currency,
-            "grants": [
-                {
-                    "id": g.id,
-                    "kind": g.kind,
-                    "amount": fmt(g.original),
-                    "remaining": fmt(g.remaining),
-                    "held": fmt(g.held),
-                    "effective_at": g.effective_at.isoformat(),
-                    "expires_at": None if g.expires_at is None else g.expires_at.isoformat(),
-                    "source": g.source,
-                    "refundable": fmt(_refundable(g, now)),
-                }
-                for g in wallet.grants(account_id)
-            ],
-        }
+        every = wallet.grants(account_id)
     finally:
         wallet.close()
+    listed = [g for g in every if g.remaining > 0] if live else every
+    if cursor is not None:
+        place = next((i for i, g in enumerate(every) if str(g.id) == cursor), None)
+        if place is None:
+            raise InvalidRequestError(
+                f"the cursor {cursor!r} is not a grant of this account; pass the `next_cursor` "
+                "of the previous page, or no cursor for the first page",
+                field="cursor",
+            )
+        after = {g.id for g in every[place + 1 :]}
+        listed = [g for g in listed if g.id in after]
+    page, next_cursor = split_page(listed, limit, lambda g: g.id)
+    return {
+        "currency": currency,
+        "grants": [
+            {
+                "id": g.id,
+                "kind": g.kind,
+                "amount": fmt(g.original),
+                "remaining": fmt(g.remaining),
+                "held": fmt(g.held),
+                "effective_at": g.effective_at.isoformat(),
+                "expires_at": None if g.expires_at is None else g.expires_at.isoformat(),
+                "source": g.source,
+                "refundable": fmt(_refundable(g, now)),
+            }
+            for g in page
+        ],
+        "next_cursor": next_cursor,
+    }
 
 
 def _refundable(g: Grant, now: datetime) -> int:

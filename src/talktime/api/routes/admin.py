@@ -137,6 +137,9 @@ class GrantRow(BaseModel):
 class GrantList(BaseModel):
     currency: str
     grants: list[GrantRow] = Field(description="In consumption order.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 class RefundIn(BaseModel):
@@ -333,12 +336,23 @@ def grant_credit(
 @router.get(
     "/v1/admin/accounts/{account_id}/grants",
     response_model=GrantList,
-    responses=problems(403, 404),
+    responses=problems(403, 404, 422),
 )
-def list_grants(account_id: RowId, _admin: Admin, engine: Engine) -> dict[str, Any]:
-    """The account's grants (lots of credit), with what a refund could take back from each."""
+def list_grants(
+    account_id: RowId,
+    _admin: Admin,
+    engine: Engine,
+    live: Annotated[
+        bool, Query(description="Only the grants with credit left (remaining above 0).")
+    ] = False,
+    cursor: IdCursor = None,
+    limit: PageLimit = 100,
+) -> dict[str, Any]:
+    """The account's grants (lots of credit) in consumption order, a page at a time, with
+    what a refund could take back from each. The cursor is the previous page's last grant id;
+    one that is not a grant of the account is a 422 naming `cursor`."""
     require_existing(engine, account_id)
-    return service.list_grants(engine, account_id)
+    return service.list_grants(engine, account_id, live=live, cursor=cursor, limit=limit)
 
 
 @router.post(
