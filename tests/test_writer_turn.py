@@ -8,8 +8,10 @@ and check that each kind of writer waits for it and then goes through."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+import clikit
 from conftest import _client
 from talktime.config import Settings
 from talktime.ops import jobs
@@ -31,6 +35,7 @@ from talktime.wallet import Wallet
 from talktime.wallet.cycle import run_cycle
 
 import apikit
+import live
 
 
 @pytest.fixture
@@ -346,3 +351,173 @@ def test_a_forked_child_takes_its_own_turn_not_its_parents(sqlite_url: str) -> N
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         engine.dispose()
+
+
+def _locked_elsewhere(url: str) -> bool:
+    """True while some open file of the lock (another process's turn) holds it."""
+    fd = os.open(f"{sa.make_url(url).database}-writer.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing our only descriptor gives back a lock it took
+    return False
+
+
+def test_a_child_forked_inside_a_turn_leaves_its_parents_lock_held(sqlite_url: str) -> None:
+    # the child ran the parent's leave and unlocked the open file they share
+    engine = make_engine(sqlite_url)
+    pid = -1
+    try:
+        with writer_turn(engine):
+            pid = os.fork()
+            if pid > 0:
+                os.waitpid(pid, 0)  # the child has left the block, and exited
+                assert _locked_elsewhere(sqlite_url)
+    finally:
+        if pid == 0:
+            os._exit(0)
+        engine.dispose()
+
+
+def test_a_forked_child_keeps_no_copy_of_the_lock_descriptors(sqlite_url: str) -> None:
+    # a copy kept the lock of a parent killed in its turn for as long as the child lived
+    engine = make_engine(sqlite_url)
+    lock = os.path.realpath(f"{sa.make_url(sqlite_url).database}-writer.lock")
+    try:
+        # refused once, so that the waiter's descriptor is open too
+        with (
+            turn_held_elsewhere(sqlite_url),
+            pytest.raises(sa.exc.OperationalError),
+            writer_turn(_busy_engine(sqlite_url, 100)),
+        ):
+            pass
+        with writer_turn(engine):
+            pid = os.fork()
+            if pid == 0:
+                copies = 1
+                try:
+                    fds = os.listdir("/proc/self/fd")
+                    copies = sum(os.path.realpath(f"/proc/self/fd/{fd}") == lock for fd in fds)
+                finally:
+                    os._exit(copies)
+            _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        engine.dispose()
+
+
+class _InterruptedError(Exception):
+    pass
+
+
+def test_a_wait_interrupted_by_a_signal_leaves_the_lock_to_the_other_processes(
+    sqlite_url: str,
+) -> None:
+    # interrupted, the waiter kept the lock it got later, with nobody in the turn
+    engine = make_engine(sqlite_url)
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise _InterruptedError
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with turn_held_elsewhere(sqlite_url):
+            timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+            timer.start()
+            with pytest.raises(_InterruptedError), writer_turn(engine):
+                pass
+            timer.join()
+        # the other process gave it up: the lock comes free and stays free
+        assert _lock_comes_free(sqlite_url)
+        time.sleep(0.2)
+        assert not _locked_elsewhere(sqlite_url)
+        with writer_turn(engine):  # and the turn is still usable here
+            assert _locked_elsewhere(sqlite_url)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        engine.dispose()
+
+
+def test_a_file_system_without_locks_lets_writes_go_on_without_the_file_lock_and_says_so(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an error of flock itself (ENOLCK on a network file system) reached the caller as a 500
+    from talktime.store import writer
+
+    def no_locks(_fd: int, _op: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    engine = make_engine(sqlite_url)
+    monkeypatch.setattr(writer.fcntl, "flock", no_locks)
+    try:
+        with writing(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+        with writing(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        monkeypatch.undo()
+        engine.dispose()
+    warned = [r for r in caplog.records if "cannot use the SQLite writer lock" in r.message]
+    assert len(warned) == 1  # once per file
+
+
+def test_sends_queued_behind_a_refused_turn_are_refused_with_it_not_one_timeout_each(
+    sqlite_url: str,
+) -> None:
+    # the group-commit writer failed only the batch's first send per busy timeout: the k-th
+    # queued send waited about k timeouts (a full queue: minutes)
+    with (
+        live.serve(
+            sqlite_url, TALKTIME_SQLITE_BUSY_TIMEOUT_MS="300", TALKTIME_ADMIN_KEY=apikit.ADMIN_KEY
+        ) as server,
+        httpx.Client(base_url=server.base_url, timeout=60) as client,
+    ):
+        t = apikit.tenant(client, credit="5.00")
+        before = t.balance()["available"]
+        statuses: list[int] = []
+        start = threading.Barrier(12)
+
+        def send() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=60) as own:
+                mine = apikit.Tenant(own, t.account_id, t.key, t.user, t.number)
+                start.wait()
+                statuses.append(mine.sms("+14155550111").status_code)
+
+        senders = [threading.Thread(target=send) for _ in range(12)]
+        with turn_held_elsewhere(sqlite_url):  # 2 s: a hung holder, for 6 busy timeouts
+            for sender in senders:
+                sender.start()
+            time.sleep(2.0)
+        for sender in senders:
+            sender.join(60)
+        # each was refused within about two timeouts of arriving, while the turn was held
+        assert statuses == [503] * 12
+        assert t.balance()["available"] == before
+
+
+def test_a_command_refused_the_turn_says_the_database_is_locked_by_another_writer(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it said the database "did not answer" and to check the URL
+    wallet = Wallet.open(sqlite_url)
+    try:
+        wallet.upsert_plan("turn", 0)
+        account = wallet.create_account("turn", "turn", "turn-cli").account.id
+    finally:
+        wallet.close()
+    with turn_held_elsewhere(sqlite_url):
+        ran = clikit.talktime_main(
+            monkeypatch,
+            "keys",
+            "create",
+            str(account),
+            TALKTIME_DATABASE_URL=sqlite_url,
+            TALKTIME_SQLITE_BUSY_TIMEOUT_MS="200",
+        )
+    assert ran.returncode == 1
+    assert "error[database_unavailable]" in ran.stderr
+    assert "locked by another writer" in ran.stderr
+    assert "sqlite_busy_timeout_ms (200 ms)" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -43,7 +43,7 @@ def _refusal(exc: Exception) -> tuple[str, str]:
     import sqlalchemy as sa
 
     from talktime.config import SettingsError, get_settings, hide_password
-    from talktime.store.engine import damaged_database
+    from talktime.store.engine import damaged_database, is_sqlite_busy
     from talktime.store.migrate import NOT_MIGRATED, missing_column, missing_table
 
     if isinstance(exc, SettingsError):
@@ -58,6 +58,15 @@ def _refusal(exc: Exception) -> tuple[str, str]:
             f"needs for longer than pg_lock_timeout_ms ({settings.pg_lock_timeout_ms} ms): "
             "another session holds those rows or tables (a long transaction, a migration); "
             "try again when it is done, or raise TALKTIME_PG_LOCK_TIMEOUT_MS",
+        )
+    if is_sqlite_busy(exc):
+        settings = get_settings()
+        return (
+            "database_unavailable",
+            f"the database {hide_password(settings.database_url)} stayed locked by another "
+            f"writer for longer than sqlite_busy_timeout_ms ({settings.sqlite_busy_timeout_ms} "
+            "ms): another process is writing to it (a long transaction, a backup, a stopped "
+            "process); try again when it is done, or raise TALKTIME_SQLITE_BUSY_TIMEOUT_MS",
         )
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         reason = (str(exc.orig).strip().splitlines() or [str(exc)])[0]

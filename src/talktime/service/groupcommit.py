@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
 from talktime.service.room import Room
+from talktime.store.engine import is_sqlite_busy
 from talktime.store.rawsql import begin_in_pipeline, driver_errors, pipeline
 from talktime.store.reuse import ConnectionStack, is_disconnect
 
@@ -253,6 +254,17 @@ class GroupCommitter:
         self._room.give_back()
         return first
 
+    def _take_queued(self, batch: list[_Pending]) -> None:
+        """Add every unit queued now to ``batch``."""
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except Empty:
+                return
+            if pending is not _WAKE:
+                self._room.give_back()
+                batch.append(pending)
+
     def _fill(self, batch: list[_Pending], deadline: float) -> None:
         """Add what is queued, and what arrives until ``deadline``, up to ``max_batch``."""
         while len(batch) < self._max_batch:
@@ -275,11 +287,13 @@ class GroupCommitter:
         awaited join it), run it in one transaction and answer every unit after the commit."""
         deadline = time.monotonic() + self._window
         batch = [first]
+        in_turn = False
         try:
             if connections is None:
                 raise RuntimeError("the database engine is gone")
             turn = self._turn(connections.engine) if self._turn else nullcontext()
             with turn:
+                in_turn = True
                 held_from = time.perf_counter()
                 self._fill(batch, deadline)
                 # Units lock their accounts as they run: in account order, so two processes'
@@ -290,6 +304,11 @@ class GroupCommitter:
                 outcomes, committing, together = _run_batch(connections, batch)
                 held = time.perf_counter() - held_from
         except BaseException as exc:  # the commit (or BEGIN) failed: nobody is acknowledged
+            if not in_turn and is_sqlite_busy(exc):
+                # The turn did not come within the busy timeout: every unit queued meanwhile
+                # has waited for it as long, and would otherwise wait that long again for
+                # each unit in front of it.
+                self._take_queued(batch)
             for pending in batch:
                 pending.resolve(False, exc)
             if not isinstance(exc, Exception):

@@ -96,7 +96,14 @@ class _FlockWaiter:
             self._error = None
             self._wanted = True
             self._state.notify_all()
-            self._state.wait_for(lambda: self._got or self._error is not None, timeout)
+            try:
+                self._state.wait_for(lambda: self._got or self._error is not None, timeout)
+            except BaseException:  # interrupted (KeyboardInterrupt): nobody will hold it
+                self._wanted = False
+                if self._got:
+                    self._got = False
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                raise
             if self._got:
                 self._got = False
                 return self._fd
@@ -104,6 +111,11 @@ class _FlockWaiter:
             if self._error is not None:
                 raise self._error
             return None
+
+    def forget_in_child(self) -> None:
+        """In a forked child (where its thread is not): close the copied descriptor, which
+        leaves the parent's lock as it is."""
+        os.close(self._fd)
 
 
 class _SqliteWriterTurn:
@@ -147,13 +159,17 @@ class _SqliteWriterTurn:
             return self._fd
         except BlockingIOError:
             pass
-        if self._waiter is None:
-            assert self._path is not None
-            try:
+        except OSError as exc:  # no locks on this file system (ENOLCK): go on without
+            self._cannot_lock(exc)
+            return None
+        try:
+            if self._waiter is None:
+                assert self._path is not None
                 self._waiter = _FlockWaiter(self._path)
-            except OSError:  # the directory went away since: as when it cannot be opened
-                return None
-        held = self._waiter.take(left)
+            held = self._waiter.take(left)
+        except OSError as exc:  # the directory went away since, or the lock failed
+            self._cannot_lock(exc)
+            return None
         if held is None:
             raise turn_refused(timeout)
         return held
@@ -168,16 +184,31 @@ class _SqliteWriterTurn:
         try:
             return os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as exc:
-            # no directory: no database either, and the callers report that outage
-            if exc.errno != errno.ENOENT and not self._warned:
-                self._warned = True
-                log.warning(
-                    "cannot open the SQLite writer lock %s (%s): writers of other processes "
-                    "may wait in SQLite's busy handler",
-                    self._path,
-                    exc.strerror,
-                )
+            self._cannot_lock(exc)
             return None
+
+    def _cannot_lock(self, exc: OSError) -> None:
+        """Warned of once: the lock file cannot be opened or locked, and the writes go on
+        without it. Not when the directory is missing: no database either, and the callers
+        report that outage."""
+        if exc.errno != errno.ENOENT and not self._warned:
+            self._warned = True
+            log.warning(
+                "cannot use the SQLite writer lock %s (%s): writers of other processes "
+                "may wait in SQLite's busy handler",
+                self._path,
+                exc.strerror,
+            )
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close the copied descriptors (the parent's lock stays as it
+        is, as closing a copy leaves it) and hold nothing, so that a turn the child was in
+        when it forked gives nothing up when it leaves."""
+        if self._fd is not None:
+            os.close(self._fd)
+        if self._waiter is not None:
+            self._waiter.forget_in_child()  # the held descriptor is one of these two
+        self._fd = self._held = self._waiter = None
 
     def leave(self) -> None:
         try:
@@ -222,6 +253,8 @@ def _forget_turns_in_child() -> None:
     threads the child does not have, and its waiter threads are not in the child."""
     global _GUARD
     _GUARD = threading.Lock()
+    for turn in _FILE_TURNS.values():
+        turn.forget_in_child()
     _FILE_TURNS.clear()
     _MEMORY_TURNS.clear()
 
