@@ -28,15 +28,15 @@ LAYERS: list[set[str]] = [
     {"service"},
     {"policy", "rating", "wallet", "keys"},
     {"store", "money", "sms", "numbers"},
-    {"config", "logs"},
-    {"errors", "ids", "paging", "talktime"},
+    {"config", "logs", "paging"},
+    {"errors", "ids", "talktime"},
 ]
 """Top to bottom, as in DESIGN.md (`api`/`cli` -> `service` -> `policy`, `rating`, `wallet` ->
 `store`, `money`, `sms`, `numbers`), with the packages the document does not draw placed where
 they sit: `web` and `ops` (the pages, the worker's jobs) over `service`; `keys` (API keys) over
-`store`; settings and logs, then errors, ids and paging (how a list splits into pages), at
-the bottom. `talktime` is the root package (its
-version)."""
+`store`; settings, logs and paging (how a list splits into pages, and the refusal of a
+cursor that names no row of it), then errors and ids at the bottom. `talktime` is the root
+package (its version)."""
 
 PURE = ("money", "sms", "numbers", "policy", "rating")
 IO_ALLOWED = {Path("rating/loader.py")}

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime.errors import TalktimeError
+from talktime.paging import unknown_cursor
 from talktime.store.api_tables import api_keys
 from talktime.store.rawsql import RawStatement
 from talktime.store.tables import after_row
@@ -196,12 +197,6 @@ _COLUMNS = (
 )
 
 
-class UnknownCursorError(TalktimeError):
-    code = "invalid_request"
-    status = 422
-    title = "Invalid request"
-
-
 def list_keys(
     conn: sa.Connection,
     account_id: int | None = None,
@@ -219,11 +214,7 @@ def list_keys(
         scope = () if account_id is None else (api_keys.c.account_id == account_id,)
         later = after_row(conn, api_keys, after, *scope)
         if later is None:
-            raise UnknownCursorError(
-                f"the cursor {after!r} is not a key of this list; pass the `next_cursor` of "
-                "the previous page, or no cursor for the first page",
-                field="cursor",
-            )
+            raise unknown_cursor(after, "a key of this list")
         query = query.where(later)
     if limit is not None:
         query = query.limit(limit)

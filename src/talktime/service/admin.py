@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from talktime.config import Settings
 from talktime.errors import TalktimeError
-from talktime.paging import split_page
+from talktime.paging import split_page, unknown_cursor
 from talktime.rating import RateCard, load_card
 from talktime.service import cards
 from talktime.service import idempotency as idem
@@ -614,11 +614,7 @@ def list_grants(
     if cursor is not None:
         place = next((i for i, g in enumerate(every) if str(g.id) == cursor), None)
         if place is None:
-            raise InvalidRequestError(
-                f"the cursor {cursor!r} is not a grant of this account; pass the `next_cursor` "
-                "of the previous page, or no cursor for the first page",
-                field="cursor",
-            )
+            raise unknown_cursor(cursor, "a grant of this account")
         after = {g.id for g in every[place + 1 :]}
         listed = [g for g in listed if g.id in after]
     page, next_cursor = split_page(listed, limit, lambda g: g.id)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from talktime import policy
+from talktime.paging import unknown_cursor
 from talktime.service.errors import InvalidRequestError, NotFoundError, UnknownUserError
 from talktime.store.api_tables import users
 from talktime.store.tables import after_row
@@ -163,11 +164,7 @@ def list_users(
         # users are never deleted, so the cursor's place stays where it was
         later = after_row(conn, users, after, users.c.account_id == account_id)
         if later is None:
-            raise InvalidRequestError(
-                f"the cursor {after!r} is not a user of this account; pass the `next_cursor` "
-                "of the previous page, or no cursor for the first page",
-                field="cursor",
-            )
+            raise unknown_cursor(after, "a user of this account")
         query = query.where(later)
     if limit is not None:
         query = query.limit(limit)

@@ -52,6 +52,12 @@ def turn_refused(waited: float) -> sa.exc.OperationalError:
     return sa.exc.OperationalError("BEGIN (the SQLite writer turn)", None, orig)
 
 
+def open_lock_file(path: str) -> int:
+    """A descriptor of the lock file, created if missing: read-only is enough for `flock`,
+    and 0o666 lets the umask decide who else may open it."""
+    return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+
 class _FlockWaiter:
     """Waits for another process's turn in a thread, on a descriptor of its own, so that the
     caller can stop waiting (`flock` has no timeout). One per file and process, started on
@@ -60,7 +66,7 @@ class _FlockWaiter:
     gets later is given back at once, unless a later caller asked for it meanwhile."""
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        self._fd = open_lock_file(path)
         self._state = threading.Condition(threading.Lock())
         self._wanted = False
         self._got = False
@@ -175,14 +181,13 @@ class _SqliteWriterTurn:
         return held
 
     def _open(self) -> int | None:
-        """The lock file, created if missing: read-only is enough for `flock`, and 0o666 lets
-        the umask decide who else may open it (a CLI run as root must not lock the server's
-        user out). None when it cannot be opened (the database's directory is gone or not
+        """The lock file (`open_lock_file`; a CLI run as root must not lock the server's user
+        out of it). None when it cannot be opened (the database's directory is gone or not
         ours): the write goes on without the file lock, and SQLite says what is wrong with the
         database itself ("unable to open database file", an outage the callers handle)."""
         assert self._path is not None
         try:
-            return os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            return open_lock_file(self._path)
         except OSError as exc:
             self._cannot_lock(exc)
             return None
